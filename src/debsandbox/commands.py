@@ -1,0 +1,194 @@
+"""Run a command, stream its output to a log file (and an optional callback), honour cancellation.
+
+Every long-running external tool in the project goes through :func:`run`, so that logs, timeouts,
+cancellation and "no leftover processes" behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+LineCallback = Callable[[str], None]
+
+
+class CommandError(RuntimeError):
+    """A command exited non-zero (or could not start). Carries the tail of its output."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, tail: str, log: Path | None = None) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.tail = tail
+        self.log = log
+        where = f" (full log: {log})" if log else ""
+        super().__init__(f"{shlex.join(self.argv)} exited with {returncode}{where}\n{tail}".rstrip())
+
+
+class CommandCancelled(RuntimeError):
+    """The cancellation event was set while the command ran; the process group was killed."""
+
+
+class CommandTimeout(RuntimeError):
+    """The command ran longer than its timeout; the process group was killed."""
+
+
+@dataclass
+class Completed:
+    argv: list[str]
+    returncode: int
+    output: str
+    seconds: float
+    tail_lines: list[str] = field(default_factory=list)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Terminate the whole process group of ``proc``, then kill it if it lingers."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # the leader is gone; make sure no member of the group survives it
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    log: Path | IO[str] | None = None,
+    on_line: LineCallback | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    stdin: bytes | None = None,
+    check: bool = True,
+    capture: bool = False,
+    timeout: float | None = None,
+    cancel: threading.Event | None = None,
+    tail: int = 40,
+) -> Completed:
+    """Run ``argv``; stdout and stderr are merged, line by line, into ``log`` and ``on_line``.
+
+    ``capture`` keeps the whole output in the result (use it for small outputs only). The command
+    runs in its own process group so that a timeout, a cancellation or an exception here kills it
+    and all of its children.
+    """
+    args = [os.fspath(a) for a in argv]
+    full_env = dict(os.environ if env is None else env)
+    if extra_env:
+        full_env.update(extra_env)
+    logfile: IO[str] | None
+    own_log = False
+    if isinstance(log, Path):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logfile = open(log, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        own_log = True
+    else:
+        logfile = log
+    log_path = log if isinstance(log, Path) else None
+    start = time.monotonic()
+    if logfile is not None:
+        logfile.write(f"+ {shlex.join(args)}\n")
+        logfile.flush()
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        if logfile is not None and own_log:
+            logfile.close()
+        raise CommandError(args, 127, str(exc), log_path) from exc
+
+    last: deque[str] = deque(maxlen=tail)
+    captured: list[str] = []
+    reason: str | None = None
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            last.append(line.rstrip("\n"))
+            if capture:
+                captured.append(line)
+            if logfile is not None:
+                logfile.write(line)
+                logfile.flush()
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        if stdin is not None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        deadline = None if timeout is None else start + timeout
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                _kill_group(proc)
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                reason = "timeout"
+                _kill_group(proc)
+                break
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        reader.join(timeout=10)
+        if logfile is not None:
+            logfile.write(f"# exit {proc.returncode} after {time.monotonic() - start:.1f}s\n")
+            logfile.flush()
+            if own_log:
+                logfile.close()
+    seconds = time.monotonic() - start
+    if reason == "cancelled":
+        raise CommandCancelled(f"{shlex.join(args)} was cancelled")
+    if reason == "timeout":
+        raise CommandTimeout(f"{shlex.join(args)} timed out after {timeout:.0f}s")
+    result = Completed(args, proc.returncode, "".join(captured), seconds, list(last))
+    if check and proc.returncode != 0:
+        raise CommandError(args, proc.returncode, "\n".join(last), log_path)
+    return result
+
+
+def output(argv: Sequence[str | os.PathLike[str]], **kwargs: object) -> str:
+    """Run a short command and return its stdout+stderr (raises :class:`CommandError` on failure)."""
+    return run(argv, capture=True, **kwargs).output  # type: ignore[arg-type]
