@@ -1,0 +1,28 @@
+"""Fixtures shared by every tool's tests.
+
+Expensive things (root caches, built packages, composes) live under a cache directory that survives
+between CI runs (``~/.cache/deb-bootc-tests`` or ``$DEB_TEST_CACHE``); every test must also pass
+when it starts empty.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+MIRROR = os.environ.get("DEB_TEST_MIRROR", "http://deb.debian.org/debian")
+HELLO_DSC = f"{MIRROR}/pool/main/h/hello/hello_2.10-3.dsc"
+
+
+@pytest.fixture(scope="session")
+def test_cache() -> Path:
+    root = Path(os.environ.get("DEB_TEST_CACHE", Path.home() / ".cache" / "deb-bootc-tests"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mirror() -> str:
+    return MIRROR
