@@ -131,7 +131,7 @@ def parse_dsc(path: Path) -> SourcePackage:
 
 
 def _all_sums(path: Path) -> dict[str, str]:
-    hs = {"sha256": hashlib.sha256(), "sha1": hashlib.sha1(), "md5sum": hashlib.md5()}  # noqa: S324
+    hs = {"sha256": hashlib.sha256(), "sha1": hashlib.sha1(), "md5sum": hashlib.md5()}
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             for h in hs.values():
