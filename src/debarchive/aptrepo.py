@@ -1,0 +1,651 @@
+"""Write signed apt repositories, atomically and fast enough to republish after every build.
+
+Layout written by :func:`publish` under ``root``::
+
+    pool/...                                  .deb and source files, put in place by the caller
+                                              (see :func:`add_to_pool` and :func:`pool_path`)
+    dists/<suite> -> .generations/<suite>/<id>   symlink, swapped atomically on every publish
+    dists/.generations/<suite>/<id>/
+        Release InRelease Release.gpg
+        <component>/binary-<arch>/Packages{,.xz}
+        <component>/binary-<arch>/by-hash/{MD5Sum,SHA256}/<hash>
+        <component>/source/Sources{,.xz} (+ by-hash)
+
+A reader resolves ``dists/<suite>`` once per request, so it sees one complete generation or the next,
+never a mix; with ``Acquire-By-Hash: yes`` apt fetches indices by their hash, and every generation also
+carries the by-hash files of the generations kept before it, so a client that read an older InRelease
+still gets the matching index after a swap. Older generations are deleted once ``keep`` newer ones exist.
+
+Callers keep the :class:`PackageEntry` / :class:`SourceEntry` objects (or their ``stanza`` text, see
+:meth:`PackageEntry.from_stanza`), so republishing never re-reads a .deb.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import lzma
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+from debian.deb822 import Deb822, Dsc
+
+from debarchive.signing import SigningKey
+from debsandbox.commands import CommandError, output
+
+_PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*$")
+_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_PATH_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+GENERATIONS_DIR = ".generations"
+# Fields apt-ftparchive/dak put after a package's control fields, in this order.
+_INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
+# Order of the first fields of a Packages stanza (the rest keep the control file's order).
+_CONTROL_FIRST = ("Package", "Source", "Version")
+
+
+class RepoError(ValueError):
+    """Bad input for a repository (unsafe name, unreadable package, conflicting entries). Says what and where."""
+
+
+# --------------------------------------------------------------------------- names and paths
+
+
+def check_relative_path(filename: str, what: str = "file name") -> str:
+    """Return ``filename`` if it is a safe relative path (no '..', not absolute, plain characters only)."""
+    if not filename or filename.startswith("/") or "\\" in filename:
+        raise RepoError(f"unsafe {what} {filename!r}: give a relative path like 'pool/main/h/hello/hello_1.0_all.deb'")
+    for part in filename.split("/"):
+        if part in ("", ".", ".."):
+            raise RepoError(f"unsafe {what} {filename!r}: empty, '.' or '..' path components are not allowed")
+        if not _PATH_PART_RE.match(part):
+            raise RepoError(
+                f"unsafe {what} {filename!r}: component {part!r} may only use letters, digits and . + ~ _ - "
+                "and must start with a letter or digit"
+            )
+    return filename
+
+
+def _check_word(value: str, what: str) -> str:
+    if not _WORD_RE.match(value or ""):
+        raise RepoError(f"invalid {what} {value!r}: use letters, digits and . _ + - (no '/' or spaces)")
+    return value
+
+
+def pool_path(source: str, filename: str, component: str = "main") -> str:
+    """Debian's pool location of ``filename`` built from ``source``: ``pool/main/h/hello/<file>``,
+    ``pool/main/libf/libfoo/<file>`` for sources starting with ``lib``."""
+    if not _PKG_RE.match(source or ""):
+        raise RepoError(f"invalid source package name {source!r}: Debian names use a-z 0-9 + - . (2+ characters)")
+    _check_word(component, "component")
+    if "/" in filename:
+        raise RepoError(f"pool_path() takes a bare file name, not a path: {filename!r}")
+    check_relative_path(filename)
+    prefix = source[:4] if source.startswith("lib") and len(source) > 3 else source[0]
+    return f"pool/{component}/{prefix}/{source}/{filename}"
+
+
+def add_to_pool(root: Path, src: Path, filename: str) -> Path:
+    """Put ``src`` at ``root/filename`` atomically: hard link if possible, copy otherwise.
+
+    Refuses unsafe paths. If the destination exists with the same content nothing changes; a different
+    file under the same name is refused (pool files are immutable: clients cache them by name).
+    """
+    check_relative_path(filename)
+    src = Path(src)
+    if not src.is_file():
+        raise RepoError(f"cannot add {src} to the pool: it is not a readable file")
+    dest = Path(root) / filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        if dest.samefile(src) or _sha256_file(dest) == _sha256_file(src):
+            return dest
+        raise RepoError(
+            f"{filename} already exists in the pool of {root} with different content; pool files are immutable "
+            "(bump the version to publish a different file)"
+        )
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hashes_file(path: Path) -> tuple[int, str, str]:
+    md5 = hashlib.md5()
+    sha256 = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+            size += len(chunk)
+    return size, md5.hexdigest(), sha256.hexdigest()
+
+
+# --------------------------------------------------------------------------- binary packages
+
+
+def _format_stanza(fields: Iterable[tuple[str, str]]) -> str:
+    """Render deb822 fields (multi-line values already carry their continuation lines)."""
+    lines = []
+    for name, value in fields:
+        value = value.rstrip("\n")
+        if not value.strip():
+            continue
+        sep = "" if value.startswith("\n") else " "
+        lines.append(f"{name}:{sep}{value}")
+    return "\n".join(lines) + "\n"
+
+
+def _parse_source_field(value: str, version: str) -> tuple[str, str]:
+    m = re.match(r"^\s*(\S+)(?:\s*\(\s*(\S+)\s*\))?\s*$", value)
+    if not m:
+        raise RepoError(f"invalid Source field {value!r}")
+    return m.group(1), m.group(2) or version
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    """One binary package of a repository, with its complete Packages stanza."""
+
+    name: str
+    version: str
+    arch: str
+    source: str
+    source_version: str
+    filename: str
+    size: int
+    sha256: str
+    stanza: str
+
+    @classmethod
+    def from_stanza(cls, stanza: str) -> PackageEntry:
+        """Rebuild an entry from a stanza this module wrote (e.g. kept in a database)."""
+        fields = Deb822(stanza)
+        try:
+            name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+            filename, size, sha256 = fields["Filename"], int(fields["Size"]), fields["SHA256"]
+        except (KeyError, ValueError) as exc:
+            raise RepoError(f"Packages stanza lacks a valid {exc} field:\n{stanza[:300]}") from exc
+        source, source_version = _parse_source_field(fields.get("Source", name), version)
+        entry = cls(name, version, arch, source, source_version, filename, size, sha256,
+                    stanza if stanza.endswith("\n") else stanza + "\n")
+        entry.validate()
+        return entry
+
+    def validate(self) -> None:
+        where = f"package {self.name} {self.version} ({self.filename})"
+        if not _PKG_RE.match(self.name):
+            raise RepoError(f"{where}: invalid package name {self.name!r}")
+        if not _PKG_RE.match(self.source):
+            raise RepoError(f"{where}: invalid source name {self.source!r}")
+        for v in (self.version, self.source_version):
+            if not _VERSION_RE.match(v):
+                raise RepoError(f"{where}: invalid version {v!r}")
+        if not _ARCH_RE.match(self.arch):
+            raise RepoError(f"{where}: invalid architecture {self.arch!r}")
+        check_relative_path(self.filename, "Filename")
+        if not _HEX64.match(self.sha256) or self.size < 0:
+            raise RepoError(f"{where}: invalid SHA256/Size")
+        if "\n\n" in self.stanza.strip("\n") or not self.stanza.startswith("Package: "):
+            raise RepoError(f"{where}: a stanza must start with 'Package:' and hold no blank line")
+
+
+def scan_deb(path: Path, filename: str) -> PackageEntry:
+    """Read a .deb once and return its entry; ``filename`` is its pool-relative path (the ``Filename:``)."""
+    path = Path(path)
+    check_relative_path(filename, "Filename")
+    if not path.is_file():
+        raise RepoError(f"cannot scan {path}: no such file")
+    try:
+        control_text = output(["dpkg-deb", "--field", str(path)], extra_env={"LC_ALL": "C.UTF-8"}, timeout=120)
+    except CommandError as exc:
+        raise RepoError(f"{path} is not a readable .deb: {exc.tail.strip()}") from exc
+    control = Deb822(control_text)
+    for required in ("Package", "Version", "Architecture"):
+        if required not in control:
+            raise RepoError(f"{path}: control file has no {required} field; not a valid binary package")
+    size, md5, sha256 = _hashes_file(path)
+    ordered: list[tuple[str, str]] = [(k, control[k]) for k in _CONTROL_FIRST if k in control]
+    ordered += [(k, v) for k, v in control.items() if k not in _CONTROL_FIRST and k not in _INDEX_FIELDS]
+    ordered += [("Filename", filename), ("Size", str(size)), ("MD5sum", md5), ("SHA256", sha256)]
+    name, version = control["Package"], control["Version"]
+    source, source_version = _parse_source_field(control.get("Source", name), version)
+    entry = PackageEntry(name, version, control["Architecture"], source, source_version, filename, size, sha256,
+                         _format_stanza(ordered))
+    entry.validate()
+    return entry
+
+
+# --------------------------------------------------------------------------- source packages
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One source package of a repository, with its complete Sources stanza."""
+
+    name: str
+    version: str
+    directory: str
+    files: tuple[str, ...]
+    stanza: str
+
+    @classmethod
+    def from_stanza(cls, stanza: str) -> SourceEntry:
+        fields = Deb822(stanza)
+        try:
+            name, version, directory = fields["Package"], fields["Version"], fields["Directory"]
+        except KeyError as exc:
+            raise RepoError(f"Sources stanza lacks a {exc} field:\n{stanza[:300]}") from exc
+        files = tuple(line.split()[2] for line in fields.get("Checksums-Sha256", "").strip().splitlines() if line)
+        return cls(name, version, directory, files, stanza if stanza.endswith("\n") else stanza + "\n")
+
+
+_SOURCE_FIRST = ("Package", "Binary", "Version", "Maintainer", "Uploaders", "Build-Depends", "Build-Depends-Indep",
+                 "Build-Depends-Arch", "Architecture", "Standards-Version", "Format")
+_SOURCE_DROP = ("Source", "Files", "Checksums-Sha1", "Checksums-Sha256", "Checksums-Sha512", "Directory")
+
+
+def scan_dsc(dsc: Path, directory: str) -> SourceEntry:
+    """Read a .dsc (signed or not) and return its Sources entry; ``directory`` is the pool directory
+    holding it and its files (e.g. ``pool/main/h/hello``). The .dsc's own hashes are computed here."""
+    dsc = Path(dsc)
+    directory = check_relative_path(directory.rstrip("/"), "Directory")
+    try:
+        with open(dsc, "rb") as fh:
+            fields = Dsc(fh)
+    except OSError as exc:
+        raise RepoError(f"cannot read {dsc}: {exc}") from exc
+    for required in ("Source", "Version", "Checksums-Sha256", "Files"):
+        if required not in fields:
+            raise RepoError(f"{dsc}: no {required} field; not a valid .dsc")
+    name, version = fields["Source"], fields["Version"]
+    if not _PKG_RE.match(name) or not _VERSION_RE.match(version):
+        raise RepoError(f"{dsc}: invalid Source {name!r} or Version {version!r}")
+    size, md5, sha256 = _hashes_file(dsc)
+    sha_lines = [f" {f['sha256']} {f['size']} {f['name']}" for f in fields["Checksums-Sha256"]]
+    md5_lines = [f" {f['md5sum']} {f['size']} {f['name']}" for f in fields["Files"]]
+    for n in [f["name"] for f in fields["Checksums-Sha256"]]:
+        check_relative_path(n, f"file name in {dsc.name}")
+    files = (dsc.name, *(f["name"] for f in fields["Checksums-Sha256"]))
+    ordered: list[tuple[str, str]] = [("Package", name)]
+    ordered += [(k, fields.get_as_string(k)) for k in _SOURCE_FIRST[1:] if k in fields]
+    ordered += [(k, fields.get_as_string(k)) for k in fields if k not in _SOURCE_FIRST and k not in _SOURCE_DROP]
+    ordered += [
+        ("Directory", directory),
+        ("Files", "\n" + "\n".join([f" {md5} {size} {dsc.name}", *md5_lines])),
+        ("Checksums-Sha256", "\n" + "\n".join([f" {sha256} {size} {dsc.name}", *sha_lines])),
+    ]
+    return SourceEntry(name, version, directory, files, _format_stanza(ordered))
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+@dataclass(frozen=True)
+class PublishedRepo:
+    """What :func:`publish` made: where it is and how clients point apt at it."""
+
+    root: Path
+    suite: str
+    fingerprint: str | None
+    components: tuple[str, ...] = ("main",)
+    arches: tuple[str, ...] = ("amd64",)
+    generation: str = ""
+    packages: int = 0
+    sources: int = 0
+    seconds: float = 0.0
+    index_files: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def dists(self) -> Path:
+        return self.root / "dists" / self.suite
+
+    def sources_line(self, url: str, key_path: Path | str | None = None, *, source: bool = False) -> str:
+        """``deb [signed-by=KEY] URL SUITE main`` (``[trusted=yes]`` when unsigned and no key is given)."""
+        opts = f"[signed-by={key_path}] " if key_path else ("" if self.fingerprint else "[trusted=yes] ")
+        kind = "deb-src" if source else "deb"
+        return f"{kind} {opts}{url.rstrip('/')} {self.suite} {' '.join(self.components)}"
+
+    def deb822(self, url: str, key_path: Path | str | None = None, *, source: bool = False) -> str:
+        """The same as a deb822 ``.sources`` stanza."""
+        lines = [
+            f"Types: deb{' deb-src' if source else ''}",
+            f"URIs: {url.rstrip('/')}",
+            f"Suites: {self.suite}",
+            f"Components: {' '.join(self.components)}",
+        ]
+        if key_path:
+            lines.append(f"Signed-By: {key_path}")
+        elif not self.fingerprint:
+            lines.append("Trusted: yes")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Index:
+    path: str  # relative to dists/<suite>, e.g. main/binary-amd64/Packages.xz
+    size: int
+    md5: str
+    sha256: str
+
+
+@contextmanager
+def _suite_lock(gen_root: Path) -> Iterator[None]:
+    gen_root.mkdir(parents=True, exist_ok=True)
+    with open(gen_root / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _xz(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=1)
+
+
+def _write_index(
+    gen: Path, rel: str, data: bytes, previous: Path | None, indices: list[_Index]
+) -> None:
+    """Write ``rel`` (uncompressed) and ``rel.xz`` into generation ``gen``; reuse the previous
+    generation's .xz when the content is unchanged (compression is the slow part)."""
+    target = gen / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    raw_sha = hashlib.sha256(data).hexdigest()
+    indices.append(_Index(rel, len(data), hashlib.md5(data).hexdigest(), raw_sha))
+    xz_target = gen / f"{rel}.xz"
+    reused = False
+    if previous is not None:
+        old_raw, old_xz = previous / rel, previous / f"{rel}.xz"
+        if old_raw.is_file() and old_xz.is_file() and old_raw.stat().st_size == len(data) \
+                and _sha256_file(old_raw) == raw_sha:
+            os.link(old_xz, xz_target)
+            reused = True
+    if not reused:
+        xz_target.write_bytes(_xz(data))
+    size, md5, sha = _hashes_file(xz_target)
+    indices.append(_Index(f"{rel}.xz", size, md5, sha))
+
+
+def _release_text(
+    suite: str, components: Sequence[str], arches: Sequence[str], indices: Sequence[_Index], *, origin: str,
+    label: str, description: str | None, date: datetime, valid_for: timedelta | None,
+) -> str:
+    fields = [
+        ("Origin", origin),
+        ("Label", label),
+        ("Suite", suite),
+        ("Codename", suite),
+        ("Date", format_datetime(date.astimezone(UTC), usegmt=True)),
+    ]
+    if valid_for is not None:
+        fields.append(("Valid-Until", format_datetime((date + valid_for).astimezone(UTC), usegmt=True)))
+    fields += [
+        ("Acquire-By-Hash", "yes"),
+        ("Architectures", " ".join(arches)),
+        ("Components", " ".join(components)),
+    ]
+    if description:
+        fields.append(("Description", description))
+    width = max(len(str(i.size)) for i in indices) if indices else 1
+    md5 = "".join(f"\n {i.md5} {i.size:>{width}} {i.path}" for i in indices)
+    sha = "".join(f"\n {i.sha256} {i.size:>{width}} {i.path}" for i in indices)
+    for name, value in fields:
+        if "\n" in value or not value.strip():
+            raise RepoError(f"Release field {name} must be one non-empty line, got {value!r}")
+    return "".join(f"{k}: {v}\n" for k, v in fields) + f"MD5Sum:{md5}\nSHA256:{sha}\n"
+
+
+def _parse_release_hashes(release: Path) -> dict[str, tuple[str, str]]:
+    """path -> (md5, sha256) from an existing Release file."""
+    result: dict[str, list[str]] = {}
+    section = None
+    for line in release.read_text(encoding="utf-8").splitlines():
+        if not line.startswith(" "):
+            section = line.split(":", 1)[0]
+            continue
+        parts = line.split()
+        if len(parts) == 3 and section in ("MD5Sum", "SHA256"):
+            result.setdefault(parts[2], ["", ""])[0 if section == "MD5Sum" else 1] = parts[0]
+    return {k: (v[0], v[1]) for k, v in result.items()}
+
+
+def _carry_by_hash(gen: Path, retained: Iterable[Path]) -> None:
+    """Hard-link into ``gen`` the by-hash files named by the Release of each retained older generation,
+    so a client that read that InRelease still gets its indices after ``dists/<suite>`` moves on."""
+    for old in retained:
+        release = old / "Release"
+        if not release.is_file():
+            continue
+        for rel, digests in _parse_release_hashes(release).items():
+            for algo, digest in zip(("MD5Sum", "SHA256"), digests, strict=True):
+                if not digest:
+                    continue
+                by_hash = Path(rel).parent / "by-hash" / algo / digest
+                src, dest = old / by_hash, gen / by_hash
+                if dest.exists() or not src.is_file():
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.link(src, dest)
+
+
+def _write_by_hash(gen: Path, indices: Sequence[_Index]) -> None:
+    for idx in indices:
+        src = gen / idx.path
+        base = src.parent / "by-hash"
+        for algo, digest in (("MD5Sum", idx.md5), ("SHA256", idx.sha256)):
+            dest = base / algo / digest
+            if dest.exists():  # carried over from an older generation: same hash, same content
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dest)
+
+
+def _generations(gen_root: Path) -> list[Path]:
+    """Complete generations, oldest first (names sort by creation time)."""
+    return sorted(p for p in gen_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _new_generation_name(gen_root: Path) -> str:
+    """``g<serial>-<UTC time>``: names sort in creation order, whatever the clock does."""
+    serials = [int(m.group(1)) for p in gen_root.iterdir() if (m := re.match(r"^(?:\.tmp-)?g(\d+)-", p.name))]
+    return f"g{max(serials, default=0) + 1:08d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+def _swap_symlink(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` atomically (rename of a new symlink over the old one)."""
+    tmp = link.with_name(f".{link.name}.swap-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+def publish(
+    root: Path,
+    suite: str,
+    *,
+    packages: Iterable[PackageEntry],
+    sources: Iterable[SourceEntry] = (),
+    component: str = "main",
+    arches: Sequence[str] = ("amd64",),
+    key: SigningKey | None = None,
+    origin: str = "deb-bootc",
+    label: str | None = None,
+    description: str | None = None,
+    date: datetime | None = None,
+    valid_for: timedelta | None = None,
+    keep: int = 3,
+) -> PublishedRepo:
+    """Write a complete new index generation for ``suite`` and switch ``root/dists/<suite>`` to it atomically.
+
+    Architecture-independent packages (``Architecture: all``) appear in every architecture's Packages.
+    Packages of architectures not in ``arches`` are refused. The same name/version/arch listed twice
+    with different files is refused; identical duplicates are merged. ``valid_for`` adds a
+    ``Valid-Until`` (default: none, since the repository only changes when republished). ``keep``
+    generations stay on disk (at least 2) and their by-hash files stay reachable.
+    """
+    started = time.monotonic()
+    root = Path(root).absolute()
+    _check_word(suite, "suite name")
+    _check_word(component, "component")
+    if not arches:
+        raise RepoError("publish() needs at least one architecture")
+    for a in arches:
+        if not _ARCH_RE.match(a) or a == "all":
+            raise RepoError(f"invalid architecture {a!r} for Architectures: use Debian names like amd64 (not 'all')")
+    keep = max(2, keep)
+    date = date or datetime.now(UTC)
+    if date.tzinfo is None:
+        raise RepoError("publish(date=...) needs a timezone-aware datetime")
+
+    by_arch: dict[str, list[str]] = {a: [] for a in arches}
+    seen: dict[tuple[str, str, str], PackageEntry] = {}
+    for entry in packages:
+        ident = (entry.name, entry.version, entry.arch)
+        if ident in seen:
+            if seen[ident].sha256 != entry.sha256 or seen[ident].filename != entry.filename:
+                raise RepoError(
+                    f"{entry.name} {entry.version} {entry.arch} is listed twice with different files "
+                    f"({seen[ident].filename} and {entry.filename}); keep one"
+                )
+            continue
+        if entry.arch != "all" and entry.arch not in by_arch:
+            raise RepoError(
+                f"{entry.filename} is for architecture {entry.arch}, but the repository only has {', '.join(arches)}"
+            )
+        seen[ident] = entry
+    ordered = sorted(seen.values(), key=lambda e: (e.name, e.arch, e.version, e.filename))
+    for entry in ordered:
+        text = entry.stanza if entry.stanza.endswith("\n") else entry.stanza + "\n"
+        for a in [entry.arch] if entry.arch != "all" else arches:
+            by_arch[a].append(text)
+    src_seen: dict[tuple[str, str], SourceEntry] = {}
+    for s in sources:
+        src_seen.setdefault((s.name, s.version), s)
+    src_stanzas = [s.stanza if s.stanza.endswith("\n") else s.stanza + "\n"
+                   for _, s in sorted(src_seen.items())]
+
+    dists = root / "dists"
+    gen_root = dists / GENERATIONS_DIR / suite
+    link = dists / suite
+    with _suite_lock(gen_root):
+        for stale in gen_root.glob(".tmp-*"):  # an interrupted publish
+            shutil.rmtree(stale, ignore_errors=True)
+        if link.exists() and not link.is_symlink():
+            # a plain directory from another tool: adopt it as the oldest generation
+            os.replace(link, gen_root / "g00000000-adopted")
+        olds = _generations(gen_root)
+        current = link.resolve() if link.is_symlink() and link.exists() else None
+        name = _new_generation_name(gen_root)
+        tmp = gen_root / f".tmp-{name}"
+        tmp.mkdir()
+        try:
+            indices: list[_Index] = []
+            for a in arches:
+                _write_index(tmp, f"{component}/binary-{a}/Packages", "\n".join(by_arch[a]).encode(), current,
+                             indices)
+            _write_index(tmp, f"{component}/source/Sources", "\n".join(src_stanzas).encode(), current, indices)
+            _carry_by_hash(tmp, olds[-(keep - 1):])
+            _write_by_hash(tmp, indices)
+            release = _release_text(
+                suite, [component], arches, indices, origin=origin, label=label or origin,
+                description=description, date=date, valid_for=valid_for,
+            ).encode()
+            (tmp / "Release").write_bytes(release)
+            if key is not None:
+                (tmp / "InRelease").write_bytes(key.clearsign(release))
+                (tmp / "Release.gpg").write_bytes(key.detach_sign(release))
+            for path in (tmp, *tmp.rglob("*")):
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            final = gen_root / name
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _swap_symlink(link, f"{GENERATIONS_DIR}/{suite}/{name}")
+        for old in _generations(gen_root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return PublishedRepo(
+        root=root,
+        suite=suite,
+        fingerprint=key.fingerprint if key else None,
+        components=(component,),
+        arches=tuple(arches),
+        generation=name,
+        packages=len(ordered),
+        sources=len(src_stanzas),
+        seconds=time.monotonic() - started,
+        index_files=tuple(i.path for i in indices),
+    )
+
+
+def read_packages(root: Path, suite: str, component: str = "main", arch: str = "amd64") -> list[PackageEntry]:
+    """The entries of a published repository's Packages index (to resume incremental publishing)."""
+    path = Path(root) / "dists" / suite / component / f"binary-{arch}" / "Packages"
+    if not path.is_file():
+        raise RepoError(f"{path} does not exist: nothing published for {suite}/{component}/{arch} under {root}")
+    text = path.read_text(encoding="utf-8")
+    return [PackageEntry.from_stanza(s + "\n") for s in text.strip("\n").split("\n\n") if s.strip()]
+
+
+def read_sources(root: Path, suite: str, component: str = "main") -> list[SourceEntry]:
+    """The entries of a published repository's Sources index."""
+    path = Path(root) / "dists" / suite / component / "source" / "Sources"
+    if not path.is_file():
+        raise RepoError(f"{path} does not exist: nothing published for {suite}/{component} under {root}")
+    text = path.read_text(encoding="utf-8")
+    return [SourceEntry.from_stanza(s + "\n") for s in text.strip("\n").split("\n\n") if s.strip()]
+
+
+__all__ = [
+    "PackageEntry",
+    "PublishedRepo",
+    "RepoError",
+    "SourceEntry",
+    "add_to_pool",
+    "check_relative_path",
+    "pool_path",
+    "publish",
+    "read_packages",
+    "read_sources",
+    "scan_deb",
+    "scan_dsc",
+]

@@ -1,0 +1,88 @@
+"""Helpers for the debarchive tests: tiny real .deb files, a real source package, gpgv verification."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+from debarchive.signing import SigningKey
+
+
+def gpgv(key: SigningKey, tmp: Path, *files: Path) -> subprocess.CompletedProcess[str]:
+    """Verify with bookworm's gpgv against the exported (armored, then dearmored) public key."""
+    asc = key.export_public(tmp / "key.asc")
+    keyring = tmp / "key.gpg"
+    keyring.unlink(missing_ok=True)
+    subprocess.run(["gpg", "--batch", "--yes", "--output", str(keyring), "--dearmor", str(asc)], check=True,
+                   capture_output=True)
+    return subprocess.run(["gpgv", "--keyring", str(keyring), *map(str, files)], capture_output=True, text=True)
+
+
+def build_deb(
+    out_dir: Path,
+    name: str,
+    version: str,
+    arch: str = "all",
+    *,
+    depends: str | None = None,
+    source: str | None = None,
+    payload: str = "hello\n",
+) -> Path:
+    """``dpkg-deb --build`` a made-up package that installs /usr/share/<name>/README."""
+    tree = out_dir / f"tree-{name}-{version}-{arch}"
+    (tree / "DEBIAN").mkdir(parents=True)
+    share = tree / "usr" / "share" / name
+    share.mkdir(parents=True)
+    (share / "README").write_text(payload)
+    control = [
+        f"Package: {name}",
+        f"Version: {version}",
+        f"Architecture: {arch}",
+        "Maintainer: Test <tests@localhost>",
+        "Section: misc",
+        "Priority: optional",
+    ]
+    if source:
+        control.append(f"Source: {source}")
+    if depends:
+        control.append(f"Depends: {depends}")
+    control.append(f"Description: made-up package {name}\n A package built by the debarchive tests.\n .\n Second par.")
+    (tree / "DEBIAN" / "control").write_text("\n".join(control) + "\n")
+    deb = out_dir / f"{name}_{version.split(':')[-1]}_{arch}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree), str(deb)], check=True,
+                   capture_output=True)
+    return deb
+
+
+def build_source(out_dir: Path, name: str = "dak-hello", version: str = "1.0") -> Path:
+    """A real native (3.0) source package made with ``dpkg-source -b``; returns its .dsc."""
+    tree = out_dir / f"{name}-{version}"
+    (tree / "debian" / "source").mkdir(parents=True)
+    (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
+    (tree / "debian" / "control").write_text(textwrap.dedent(f"""\
+        Source: {name}
+        Section: misc
+        Priority: optional
+        Maintainer: Test <tests@localhost>
+        Build-Depends: debhelper-compat (= 13)
+        Standards-Version: 4.6.2
+
+        Package: {name}
+        Architecture: all
+        Depends: ${{misc:Depends}}
+        Description: made-up source package
+         Built by the debarchive tests.
+        """))
+    (tree / "debian" / "changelog").write_text(textwrap.dedent(f"""\
+        {name} ({version}) unstable; urgency=medium
+
+          * Made up.
+
+         -- Test <tests@localhost>  Sun, 22 Nov 2026 00:00:00 +0000
+        """))
+    (tree / "README").write_text("source\n")
+    subprocess.run(["dpkg-source", "-b", tree.name], cwd=out_dir, check=True, capture_output=True)
+    dsc = out_dir / f"{name}_{version}.dsc"
+    assert dsc.is_file()
+    return dsc
