@@ -1,0 +1,1 @@
+"""Building: dependency resolution, the build itself, results."""

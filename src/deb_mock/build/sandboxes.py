@@ -1,0 +1,119 @@
+"""The sandboxes a build uses: apt work as ns-root with network, the build as the build user without."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deb_mock.config import MockConfig
+from deb_mock.request import AptSource
+from debsandbox.sandbox import Bind, OverlayRoot, Sandbox
+
+EXTRA_LIST = "deb-mock-extra.list"
+
+
+@dataclass
+class ExtraSources:
+    """Extra apt sources made ready for a sandbox: a sources list, keys, and binds for file:// repos."""
+
+    dir: Path
+    binds: list[Bind] = field(default_factory=list)
+    present: bool = False
+
+    @classmethod
+    def prepare(cls, sources: list[AptSource], workdir: Path) -> ExtraSources:
+        d = workdir / "extra"
+        (d / "keys").mkdir(parents=True, exist_ok=True)
+        out = cls(d)
+        lines = []
+        for i, src in enumerate(sources):
+            key_path = None
+            if src.key:
+                key_file = d / "keys" / f"deb-mock-{i}.asc"
+                kp = Path(src.key)
+                if "\n" not in src.key and kp.is_file():
+                    key_file.write_bytes(kp.read_bytes())
+                    if not src.key.endswith(".asc"):
+                        key_file = key_file.rename(key_file.with_suffix(".gpg"))
+                else:
+                    key_file.write_text(src.key)
+                key_path = f"/etc/apt/keyrings/{key_file.name}"
+            url = src.url
+            if url.startswith("file:"):
+                host_dir = Path(url.removeprefix("file://").removeprefix("file:"))
+                inner = f"/deb-mock/repos/{i}"
+                out.binds.append(Bind(host_dir, inner, ro=True))
+                url = f"file:{inner}"
+            lines.append(AptSource(url, src.suite, src.components, None, src.trusted).one_line(key_path))
+        if lines:
+            (d / EXTRA_LIST).write_text("\n".join(lines) + "\n")
+            out.present = True
+        for p in [d, d / "keys", *d.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        return out
+
+
+def apt_script(*, full_update: bool, extra: bool, body: str) -> str:
+    """A shell script for ns-root: install extra sources, refresh apt lists as needed, then ``body``."""
+    lines = [
+        "set -e",
+        "export DEBIAN_FRONTEND=noninteractive",
+        "mkdir -p /etc/apt/keyrings",
+    ]
+    if extra:
+        lines += [
+            f"cp /deb-mock/extra/{EXTRA_LIST} /etc/apt/sources.list.d/",
+            'for k in /deb-mock/extra/keys/*; do [ -e "$k" ] && cp "$k" /etc/apt/keyrings/; done',
+        ]
+    update = ""
+    if full_update:
+        update = "apt-get update --error-on=any"
+    elif extra:
+        update = (
+            f"apt-get update --error-on=any -o Dir::Etc::SourceList=/etc/apt/sources.list.d/{EXTRA_LIST} "
+            "-o Dir::Etc::SourceParts=/dev/null -o APT::Get::List-Cleanup=0"
+        )
+    if update:
+        lines.append(f"{update} || {{ echo 'deb-mock: apt-get update failed' >&2; exit 42; }}")
+    lines.append(body)
+    return "\n".join(lines) + "\n"
+
+
+def root_sandbox(lower: tuple[Path, ...], builddir: Path, name: str, binds: list[Bind], network: bool) -> Sandbox:
+    all_binds = list(binds)
+    if network:
+        for f in ("/etc/resolv.conf", "/etc/hosts"):
+            if Path(f).exists():
+                all_binds.append(Bind(Path(f).resolve(), f, ro=True))
+    return Sandbox(
+        root=OverlayRoot(lower, builddir / name, builddir / f"{name}.work", builddir / "merged"),
+        binds=all_binds,
+        network=network,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def build_sandbox(
+    config: MockConfig, lower: tuple[Path, ...], builddir: Path, binds: list[Bind], network: bool
+) -> Sandbox:
+    env = {
+        "HOME": "/build",
+        "USER": config.build_user,
+        "LOGNAME": config.build_user,
+        "DEB_BUILD_OPTIONS": f"parallel={config.jobs}",
+    }
+    env.update(config.environment)
+    return Sandbox(
+        root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work", builddir / "merged"),
+        binds=binds,
+        network=network,
+        uid=config.build_uid,
+        gid=config.build_uid,
+        cwd="/build",
+        env=env,
+    )
+
+
+def quote(s: str) -> str:
+    return shlex.quote(s)

@@ -1,0 +1,324 @@
+"""One build, start to finish: source → root cache → build-dependencies (cached) → build → results.
+
+Every outcome becomes a :class:`BuildResult` with the documented exit code; ``result.json`` is always
+written. The throw-away root is removed after a successful build and kept (for ``--shell``) after a
+failed one, until the next build of the config or ``--clean``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from deb_mock import config as configmod
+from deb_mock.build import relations
+from deb_mock.build.logs import StateLog
+from deb_mock.build.sandboxes import ExtraSources, apt_script, build_sandbox, quote, root_sandbox
+from deb_mock.build.source import BuildSource, from_dsc, from_tree
+from deb_mock.chroot import depcache, rootcache
+from deb_mock.chroot.paths import CachePaths, default_cache_dir
+from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
+from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
+from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout
+from debsandbox.idmap import IdMapError
+from debsandbox.sandbox import Bind, remove_tree
+
+RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
+BUILDROOT_LIST = "/var/lib/deb-mock/buildroot.tsv"
+_FLAGS = {"binary": ("-b", ""), "arch": ("-B", "--arch-only"), "indep": ("-A", "--indep-only")}
+
+
+@dataclass
+class Build:
+    request: BuildRequest
+    config: configmod.MockConfig
+    paths: CachePaths
+    state: StateLog
+    builddir: Path
+    source: BuildSource | None = None
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def fetch_source(self) -> BuildSource:
+        src = self.request.source
+        srcdir = self.builddir / "src"
+        if not isinstance(src, Path) and not str(src).startswith(("http://", "https://")):
+            src = Path(src)
+        if isinstance(src, Path) and src.is_dir():
+            return from_tree(src)
+        srcdir.mkdir(parents=True, exist_ok=True)
+        pkg = from_dsc(src, srcdir)
+        for p in [srcdir, *srcdir.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        return pkg
+
+    def source_bind(self) -> Bind:
+        assert self.source is not None
+        return Bind(self.source.path if self.source.is_tree else self.source.path.parent, "/deb-mock/src", ro=True)
+
+    def _apt_binds(self, extra: ExtraSources) -> list[Bind]:
+        binds = [self.source_bind(), *extra.binds]
+        if extra.present:
+            binds.append(Bind(extra.dir, "/deb-mock/extra", ro=True))
+        return binds
+
+    def _lists_stale(self, cache: rootcache.RootCache) -> bool:
+        lists = cache.root / "var" / "lib" / "apt" / "lists"
+        newest = max((p.stat().st_mtime for p in lists.glob("*Packages*")), default=0.0)
+        return time.time() - newest > self.config.apt_lists_max_age_hours * 3600
+
+    def resolve(self, cache: rootcache.RootCache, extra: ExtraSources) -> tuple[list[str], bool]:
+        """Simulate the build-dependency install; return (resolved set, whether lists were refreshed)."""
+        assert self.source is not None
+        full_update = self._lists_stale(cache)
+        opt = _FLAGS[self.request.build_what][1]
+        body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {quote(self.source.sandbox_path)}"
+        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        res = sb.run(
+            ["sh", "-c", apt_script(full_update=full_update, extra=extra.present, body=body)],
+            log=self.state.root_log,
+            capture=True,
+            check=False,
+            cancel=self.request.cancel,
+        )
+        if res.returncode == 42:
+            raise InfraError(
+                f"apt-get update failed (mirror or extra repository unreachable?); see {self.state.root_log}"
+            )
+        if res.returncode != 0:
+            self.explain_dep_wait(cache, extra, "\n".join(res.tail_lines))
+        return relations.parse_simulation(res.output.split("@@@ simulate", 1)[-1]), full_update
+
+    def applicable_relations(self) -> list[relations.Relation]:
+        assert self.source is not None
+        fields = [self.source.build_depends]
+        if self.request.build_what in ("binary", "arch"):
+            fields.append(self.source.build_depends_arch)
+        if self.request.build_what in ("binary", "indep"):
+            fields.append(self.source.build_depends_indep)
+        return [r for f in fields if f for r in relations.applicable(f, self.config.arch)]
+
+    def explain_dep_wait(self, cache: rootcache.RootCache, extra: ExtraSources, apt_tail: str) -> None:
+        """Find which relations cannot be satisfied (each checked on its own) and raise DepWait."""
+        rels = self.applicable_relations()
+        checks = "\n".join(
+            f"apt-get satisfy -s {quote(r.text)} >/dev/null 2>&1 || echo '@@@ missing {i}'" for i, r in enumerate(rels)
+        )
+        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        res = sb.run(
+            ["sh", "-c", apt_script(full_update=False, extra=False, body=checks or "true")],
+            log=self.state.root_log,
+            capture=True,
+            check=False,
+            cancel=self.request.cancel,
+        )
+        missing = [rels[int(line.split()[-1])] for line in res.output.splitlines() if line.startswith("@@@ missing ")]
+        if missing:
+            names = "; ".join(r.text for r in missing)
+            raise DepWait(f"unsatisfiable build-dependencies: {names}", [(r.text, list(r.packages)) for r in missing])
+        raise DepWait(
+            f"build-dependencies cannot be installed together (each one alone can): {apt_tail[-400:]}",
+            [],
+        )
+
+    def install_deps(self, cache: rootcache.RootCache, extra: ExtraSources, full_update: bool) -> None:
+        assert self.source is not None
+        opt = _FLAGS[self.request.build_what][1]
+        body = "\n".join(
+            [
+                f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {quote(self.source.sandbox_path)}",
+                "apt-get clean",
+                f"rm -f /etc/apt/sources.list.d/{quote('deb-mock-extra.list')} /etc/apt/keyrings/deb-mock-*",
+                "rm -rf /var/lib/apt/lists/*" if full_update else "true",
+                f"mkdir -p {os.path.dirname(BUILDROOT_LIST)}",
+                "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' > " + BUILDROOT_LIST,
+            ]
+        )
+        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        try:
+            sb.run(
+                ["sh", "-c", apt_script(full_update=False, extra=extra.present, body=body)],
+                log=self.state.root_log,
+                cancel=self.request.cancel,
+            )
+        except CommandError as exc:
+            if "No space left on device" in exc.tail:
+                raise InfraError(f"disk full while installing build-dependencies in {self.builddir}") from None
+            raise InfraError(f"installing build-dependencies failed (see root.log): {exc.tail[-400:]}") from None
+
+    def deps_layer(self, cache: rootcache.RootCache) -> depcache.DepsEntry:
+        extra = ExtraSources.prepare(self.request.extra_sources, self.builddir)
+        resolved, full_update = self.resolve(cache, extra)
+        key = depcache.key_for(cache.ident + self.request.build_what, resolved)
+        self.state.note(f"build-dependency set: {len(resolved)} packages to install, key {key}")
+        hit = depcache.lookup(self.paths, key)
+        if hit:
+            self.state.note("build-dependency cache: hit")
+            return hit
+        from deb_mock.chroot.locking import flock
+
+        with flock(self.paths.lock(f"deps-{key}")):
+            hit = depcache.lookup(self.paths, key)  # made by a concurrent build while we waited
+            if hit:
+                self.state.note("build-dependency cache: hit (made by a concurrent build)")
+                return hit
+            self.state.note("build-dependency cache: miss, installing")
+            self.install_deps(cache, extra, full_update)
+            entry = depcache.store(self.paths, key, self.builddir / "deps", resolved, cache.ident)
+        remove_tree(self.builddir / "deps.work")
+        evicted = depcache.evict(self.paths, self.config.deps_cache_max_mb * 1024 * 1024, keep=key)
+        if evicted:
+            self.state.note(f"build-dependency cache: evicted {', '.join(evicted)}")
+        return entry
+
+    def run_build(self, cache: rootcache.RootCache, deps: depcache.DepsEntry) -> None:
+        assert self.source is not None
+        flag = _FLAGS[self.request.build_what][0]
+        workdir = f"/build/reproducible-path/{self.source.upstream_dir}"
+        if self.source.is_tree:
+            unpack = f"cp -a /deb-mock/src/. {quote(workdir)}/"
+        else:
+            unpack = f"dpkg-source --no-check --no-copy -x {quote(self.source.sandbox_path)} {quote(workdir)}"
+        script = "\n".join(
+            [
+                "set -e",
+                "mkdir -p /build/reproducible-path",
+                f"mkdir -p {quote(workdir)}" if self.source.is_tree else "true",
+                unpack,
+                f"cd {quote(workdir)}",
+                f"dpkg-buildpackage -us -uc {flag}",
+            ]
+        )
+        timeout = self.request.timeout or self.config.build_timeout or None
+        lower = (deps.layer, cache.root)
+        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network)
+        try:
+            sb.run(
+                ["sh", "-c", script],
+                log=self.state.build_log,
+                on_line=self.request.on_log_line,
+                cancel=self.request.cancel,
+                timeout=timeout,
+            )
+        except CommandTimeout:
+            raise BuildFailed(f"the build ran longer than {timeout:.0f}s and was stopped; see build.log") from None
+        except CommandError as exc:
+            last = next((t for t in reversed(exc.tail.splitlines()) if t.strip()), "")
+            raise BuildFailed(f"dpkg-buildpackage failed: {last[:300]} (see build.log)") from None
+
+    def collect(self, result: BuildResult, deps: depcache.DepsEntry) -> None:
+        out = self.builddir / "upper" / "build" / "reproducible-path"
+        files = sorted(p for p in out.iterdir() if p.is_file() and p.name.endswith(RESULT_SUFFIXES))
+        if not any(p.name.endswith((".deb", ".udeb")) for p in files):
+            raise BuildFailed("the build succeeded but produced no .deb (nothing to build for this architecture?)")
+        for p in files:
+            dest = self.request.resultdir / p.name
+            shutil.copyfile(p, dest)
+            digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+            result.files.append(ResultFile(p.name, digest, dest.stat().st_size))
+        tsv = deps.layer / BUILDROOT_LIST.lstrip("/")
+        if tsv.is_file():
+            for line in tsv.read_text().splitlines():
+                name, version, arch = [*line.split("\t"), "", "", ""][:3]
+                result.buildroot.append(BuildrootPackage(name, version, arch))
+
+    def keep_failed_root(self, cache: rootcache.RootCache, deps: depcache.DepsEntry | None) -> None:
+        failed = self.paths.failed(self.config.name)
+        remove_tree(failed)
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        lower = [str(p) for p in ((deps.layer,) if deps else ()) + (cache.root,)]
+        upper = "upper" if (self.builddir / "upper").is_dir() else "deps"
+        (self.builddir / "meta.json").write_text(json.dumps({"lower": lower, "upper": upper, "time": time.time()}))
+        self.builddir.rename(failed)
+
+
+def _resolve_config(request: BuildRequest) -> configmod.MockConfig:
+    try:
+        if request.config:
+            cfg = configmod.load_config(request.config, request.config_dirs)
+        elif request.suite:
+            cfg = configmod.config_for_suite(request.suite, request.arch, request.mirror)
+        else:
+            raise BadInput("the build request names neither a config nor a suite")
+    except configmod.ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    if request.mirror and request.config:
+        cfg = cfg.model_copy(update={"mirror": request.mirror})
+    if request.extra_packages:
+        cfg = cfg.model_copy(update={"packages": sorted({*cfg.packages, *request.extra_packages})})
+    return cfg
+
+
+def run_build(request: BuildRequest) -> BuildResult:
+    resultdir = request.resultdir
+    resultdir.mkdir(parents=True, exist_ok=True)
+    for old in resultdir.iterdir():
+        if old.is_file() and (old.name.endswith(RESULT_SUFFIXES) or old.name == "result.json"):
+            old.unlink()
+    state = StateLog(resultdir, request.on_phase)
+    result = BuildResult(state="error", exit_code=int(ExitCode.INFRA_ERROR), source={}, arch=request.arch)
+    build: Build | None = None
+    cache: rootcache.RootCache | None = None
+    deps: depcache.DepsEntry | None = None
+    keep = False
+    try:
+        config = _resolve_config(request)
+        result.arch = config.arch
+        paths = CachePaths(request.cache_dir or default_cache_dir())
+        paths.root.mkdir(parents=True, exist_ok=True)
+        builddir = paths.builds(config.name) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        builddir.mkdir(parents=True)
+        build = Build(request, config, paths, state, builddir)
+        with state.phase("source"):
+            build.source = build.fetch_source()
+        result.source = {"name": build.source.name, "version": build.source.version}
+        state.note(f"building {build.source.name} {build.source.version} for {config.arch} in {config.name}")
+        with state.phase("root-cache"):
+            cache = rootcache.ensure(config, paths, log=state.root_log, on_phase=request.on_phase)
+        with rootcache.using(cache, paths):
+            remove_tree(paths.failed(config.name))
+            with state.phase("deps"):
+                deps = build.deps_layer(cache)
+            with depcache.using(deps, paths):
+                with state.phase("build", f"{build.source.name} {build.source.version}"):
+                    try:
+                        build.run_build(cache, deps)
+                    except BuildFailed:
+                        keep = request.keep_failed_root
+                        raise
+                with state.phase("results"):
+                    build.collect(result, deps)
+        result.state, result.exit_code = "success", int(ExitCode.SUCCESS)
+    except DepWait as exc:
+        result.state, result.exit_code, result.error = "dep-wait", int(exc.exit_code), str(exc)
+        result.missing = [MissingDependency(rel, pkgs) for rel, pkgs in exc.missing]
+    except DebMockError as exc:
+        result.state, result.exit_code, result.error = exc.state, int(exc.exit_code), str(exc)  # type: ignore[assignment]
+    except (CommandCancelled, KeyboardInterrupt):
+        result.state, result.exit_code, result.error = "error", int(Interrupted.exit_code), "interrupted"
+    except IdMapError as exc:
+        result.state, result.exit_code, result.error = "error", int(ExitCode.INFRA_ERROR), str(exc)
+    except OSError as exc:
+        msg = f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
+        if exc.errno == 28:
+            msg = f"disk full: {msg}"
+        result.state, result.exit_code, result.error = "error", int(ExitCode.INFRA_ERROR), msg
+    finally:
+        result.phases = dict(state.phases)
+        if build is not None:
+            with contextlib.suppress(OSError):
+                if keep and cache is not None:
+                    build.keep_failed_root(cache, deps)
+                else:
+                    remove_tree(build.builddir)
+        result.resultdir = resultdir
+        result.write(resultdir)
+        state.note(f"result: {result.state} (exit {result.exit_code}){': ' + result.error if result.error else ''}")
+    return result

@@ -1,0 +1,1 @@
+"""Built-in deb-mock configurations (TOML)."""

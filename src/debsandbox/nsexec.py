@@ -1,0 +1,286 @@
+"""The sandbox launcher: ``python -m debsandbox.nsexec SPEC.json``.
+
+Creates user, mount, pid, ipc, uts (and optionally network) namespaces, maps ids as
+:mod:`debsandbox.idmap` says, assembles the root (an overlay of read-only layers under a writable upper
+directory, or a plain directory), mounts /proc, a minimal /dev and the requested bind mounts, chroots,
+drops to the requested user and runs the command. Python stays as PID 1 of the new PID namespace to reap
+zombies and forward signals; when it exits, the kernel kills everything left in the namespace, and every
+mount disappears with the mount namespace. Nothing here runs as real root on the host.
+
+Kept free of imports that could be needed lazily after ``chroot``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+class SandboxSetupError(RuntimeError):
+    pass
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise SandboxSetupError(f"{what}: {os.strerror(err)} (errno {errno.errorcode.get(err, err)})")
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def _mount(src: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    ret = _libc.mount(
+        src.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode() if data else None
+    )
+    _check(ret, f"mount {fstype or 'bind'} {src} on {target}")
+
+
+def _pdeathsig() -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _lo_up() -> None:
+    """Bring the loopback interface of a fresh network namespace up (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"\0" * 14)
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s, 0x8913, ifreq))[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b"\0" * 14))
+    finally:
+        s.close()
+
+
+def _write_maps(pid: int, spec: dict[str, Any]) -> None:
+    uids = spec["idmap"]["uids"]
+    gids = spec["idmap"]["gids"]
+    if os.geteuid() == 0:
+        with open(f"/proc/{pid}/uid_map", "w") as fh:
+            fh.write("".join(f"{i} {o} {c}\n" for i, o, c in uids))
+        with open(f"/proc/{pid}/gid_map", "w") as fh:
+            fh.write("".join(f"{i} {o} {c}\n" for i, o, c in gids))
+        return
+    for tool, ranges in (("newuidmap", uids), ("newgidmap", gids)):
+        args = [tool, str(pid)] + [str(x) for r in ranges for x in r]
+        res = subprocess.run(args, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SandboxSetupError(f"{' '.join(args)} failed: {res.stderr.strip()} (is the uidmap package installed?)")
+
+
+def _mkdirs(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+
+
+def _touch(path: str) -> None:
+    if not os.path.exists(path):
+        with open(path, "w"):
+            pass
+
+
+def _setup_dev(root: str) -> None:
+    dev = root + "/dev"
+    _mkdirs(dev)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=0755,size=16m")
+    for name in ("null", "zero", "full", "random", "urandom", "tty"):
+        _touch(f"{dev}/{name}")
+        _mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+    _mkdirs(dev + "/pts")
+    _mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", dev + "/ptmx")
+    _mkdirs(dev + "/shm")
+    _mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"{dev}/{name}")
+
+
+def _bind(src: str, dst: str, ro: bool) -> None:
+    if os.path.isdir(src):
+        _mkdirs(dst)
+    else:
+        _mkdirs(os.path.dirname(dst))
+        _touch(dst)
+    _mount(src, dst, None, MS_BIND | MS_REC)
+    if ro:
+        _mount("none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+
+def _assemble(spec: dict[str, Any]) -> str | None:
+    """Mount the sandbox's filesystem; return the directory to chroot into (None: stay on the host fs)."""
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    root = spec.get("root")
+    if root is None:
+        for b in spec.get("binds", []):
+            _bind(b["src"], b["dst"], b.get("ro", False))
+        return None
+    merged: str = root["merged"]
+    if root.get("lower"):
+        opts = f"lowerdir={':'.join(root['lower'])},upperdir={root['upper']},workdir={root['work']},userxattr"
+        _mount("overlay", merged, "overlay", 0, opts)
+    else:
+        _mount(root["dir"], merged, None, MS_BIND | MS_REC)
+    if spec.get("proc", True):
+        _mkdirs(merged + "/proc")
+        _mount("proc", merged + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if spec.get("dev", True):
+        _setup_dev(merged)
+    for b in spec.get("binds", []):
+        _bind(b["src"], merged + b["dst"], b.get("ro", False))
+    for t in spec.get("tmpfs", []):
+        _mkdirs(merged + t)
+        _mount("tmpfs", merged + t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    return merged
+
+
+def _run_init(spec: dict[str, Any]) -> int:
+    """PID 1: set up the filesystem, start the command as the requested user, reap until it ends."""
+    newroot = _assemble(spec)
+    if not spec.get("network", False):
+        _lo_up()
+    if spec.get("hostname"):
+        socket.sethostname(spec["hostname"])
+    if newroot is not None:
+        os.chroot(newroot)
+    os.chdir(spec.get("cwd", "/"))
+    env = spec.get("env") or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    uid, gid = int(spec.get("uid", 0)), int(spec.get("gid", 0))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.setgroups([int(g) for g in spec.get("groups", [])])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            if spec.get("umask") is not None:
+                os.umask(int(spec["umask"]))
+            os.execvpe(spec["argv"][0], spec["argv"], env)
+        except OSError as exc:
+            sys.stderr.write(f"deb-sandbox: cannot run {spec['argv'][0]}: {exc.strerror}\n")
+            os._exit(127)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(pid, signal.SIGKILL if s == signal.SIGTERM else s))
+    code = 1
+    while True:
+        try:
+            wpid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if wpid == pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    return code
+
+
+def main() -> int:
+    with open(sys.argv[1]) as fh:
+        spec = json.load(fh)
+    r1, w1 = os.pipe()  # child -> parent: "user namespace exists"
+    r2, w2 = os.pipe()  # parent -> child: "ids are mapped"
+    child = os.fork()
+    if child == 0:
+        os.close(r1)
+        os.close(w2)
+        _pdeathsig()
+        try:
+            _unshare(CLONE_NEWUSER)
+        except SandboxSetupError as exc:
+            sys.stderr.write(f"deb-sandbox: cannot create a user namespace: {exc}\n")
+            os._exit(4)
+        os.write(w1, b"1")
+        os.close(w1)
+        if os.read(r2, 1) != b"1":
+            os._exit(4)
+        try:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+            if not spec.get("network", False):
+                flags |= CLONE_NEWNET
+            _unshare(flags)
+        except (SandboxSetupError, OSError) as exc:
+            sys.stderr.write(f"deb-sandbox: cannot create namespaces: {exc}\n")
+            os._exit(4)
+        init = os.fork()
+        if init == 0:
+            _pdeathsig()
+            try:
+                os._exit(_run_init(spec))
+            except SandboxSetupError as exc:
+                sys.stderr.write(f"deb-sandbox: {exc}\n")
+                os._exit(4)
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))
+        signal.signal(signal.SIGINT, lambda *_: os.kill(init, signal.SIGKILL))
+        _, status = os.waitpid(init, 0)
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)
+    os.close(w1)
+    os.close(r2)
+    if os.read(r1, 1) != b"1":
+        _, status = os.waitpid(child, 0)
+        return os.waitstatus_to_exitcode(status) or 4
+    try:
+        _write_maps(child, spec)
+    except (SandboxSetupError, OSError) as exc:
+        sys.stderr.write(f"deb-sandbox: cannot map ids: {exc}\n")
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        return 4
+    os.write(w2, b"1")
+    os.close(w2)
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Run commands in a sandbox: an overlay (or plain) root, namespaces, no network by default.
+
+The heavy lifting is in :mod:`debsandbox.nsexec`, a separate process so that forking and unsharing never
+happens in the caller (which may have threads). This module builds its specification and runs it through
+:func:`debsandbox.commands.run`, so logs, timeouts and cancellation work as for any other command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from debsandbox import idmap
+from debsandbox.commands import Completed, run
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Bind:
+    src: Path
+    dst: str
+    ro: bool = True
+
+
+@dataclass(frozen=True)
+class OverlayRoot:
+    """``lower`` layers (top first) under a writable ``upper``; mounted at ``merged``."""
+
+    lower: tuple[Path, ...]
+    upper: Path
+    work: Path
+    merged: Path
+
+
+@dataclass(frozen=True)
+class DirRoot:
+    """A plain directory used as the root, read-write."""
+
+    dir: Path
+    merged: Path
+
+
+@dataclass
+class Sandbox:
+    root: OverlayRoot | DirRoot | None = None
+    binds: list[Bind] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    network: bool = False
+    uid: int = 0
+    gid: int = 0
+    groups: list[int] = field(default_factory=list)
+    cwd: str = "/"
+    env: dict[str, str] = field(default_factory=dict)
+    hostname: str = "deb-mock"
+    umask: int | None = 0o022
+
+    def spec(self, argv: Sequence[str], ids: idmap.IdMap) -> dict[str, Any]:
+        root: dict[str, Any] | None
+        if isinstance(self.root, OverlayRoot):
+            root = {
+                "lower": [str(p) for p in self.root.lower],
+                "upper": str(self.root.upper),
+                "work": str(self.root.work),
+                "merged": str(self.root.merged),
+            }
+        elif isinstance(self.root, DirRoot):
+            root = {"dir": str(self.root.dir), "merged": str(self.root.merged)}
+        else:
+            root = None
+        env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+        env.update(self.env)
+        return {
+            "idmap": {
+                "uids": [[r.inner, r.outer, r.count] for r in ids.uids],
+                "gids": [[r.inner, r.outer, r.count] for r in ids.gids],
+            },
+            "root": root,
+            "binds": [{"src": str(b.src), "dst": b.dst, "ro": b.ro} for b in self.binds],
+            "tmpfs": list(self.tmpfs),
+            "network": self.network,
+            "uid": self.uid,
+            "gid": self.gid,
+            "groups": self.groups,
+            "cwd": self.cwd,
+            "env": env,
+            "hostname": self.hostname,
+            "umask": self.umask,
+            "argv": list(argv),
+        }
+
+    def run(self, argv: Sequence[str], *, ids: idmap.IdMap | None = None, **kwargs: Any) -> Completed:
+        """Run ``argv`` inside the sandbox; keyword arguments go to :func:`debsandbox.commands.run`."""
+        ids = ids or idmap.current()
+        if isinstance(self.root, (OverlayRoot, DirRoot)):
+            self.root.merged.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.root, OverlayRoot):
+            for d in (self.root.upper, self.root.work):
+                owned_dir(d, ids)
+        with tempfile.NamedTemporaryFile("w", prefix="sandbox-", suffix=".json", delete=False) as fh:
+            json.dump(self.spec(argv, ids), fh)
+            spec_path = fh.name
+        try:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")] if p
+            )
+            return run([sys.executable, "-m", "debsandbox.nsexec", spec_path], env=env, **kwargs)
+        finally:
+            os.unlink(spec_path)
+
+
+def owned_dir(path: Path, ids: idmap.IdMap | None = None, mode: int = 0o755) -> Path:
+    """Create ``path`` (and parents) so that ns-root can write in it."""
+    ids = ids or idmap.current()
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        st = path.stat()
+        if st.st_uid != ids.root_uid or st.st_gid != ids.root_gid:
+            os.chown(path, ids.root_uid, ids.root_gid)
+        path.chmod(mode)
+    return path
+
+
+def remove_tree(path: Path, ids: idmap.IdMap | None = None) -> None:
+    """Remove a tree that sandboxed processes wrote (owned by mapped ids). Missing paths are fine."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if os.geteuid() == 0:
+        _make_writable_rmtree(path)
+        return
+    # a normal user cannot remove files owned by its subordinate ids: do it inside the namespace
+    parent = path.parent.resolve()
+    Sandbox(root=None, binds=[]).run(["rm", "-rf", "--one-file-system", str(parent / path.name)], ids=ids)
+
+
+def _make_writable_rmtree(path: Path) -> None:
+    def onerror(func: Any, p: str, _exc: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(p), 0o755)
+            os.chmod(p, 0o755)
+        except OSError:
+            pass
+        func(p)
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, onerror=onerror)
+    else:
+        path.unlink()
+
+
+def env_for(user_env: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(user_env or {})
