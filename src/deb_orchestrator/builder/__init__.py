@@ -1,0 +1,1 @@
+"""The builder daemon: claims tasks from a hub and builds them with deb-mock's Python API."""

@@ -1,0 +1,266 @@
+"""The builder: long-polls the hub for tasks, builds each with deb-mock's Python API, reports back.
+
+One thread per running build (``--capacity``); each has a heartbeat thread that renews the lease and
+streams new log lines. If the hub says the attempt is stale (lease lost) or canceled, the build is
+cancelled. On SIGTERM/SIGINT the builder stops claiming, cancels running builds and hands their tasks
+back so another builder takes them at once, then exits 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
+from deb_orchestrator.client import HubClient, HubError
+
+log = logging.getLogger("deb_orchestrator.builder")
+
+BuildFn = Callable[[BuildRequest], BuildResult]
+
+
+def _default_build(request: BuildRequest) -> BuildResult:
+    from deb_mock.api import build
+
+    return build(request)
+
+
+@dataclass
+class BuilderConfig:
+    hub: str
+    token: str
+    capacity: int = 1
+    arches: list[str] = field(default_factory=list)
+    cache_dir: Path | None = None
+    work_dir: Path | None = None
+    once: bool = False
+    idle_exit: float | None = None
+    claim_wait: float = 20.0
+    build_fn: BuildFn = _default_build
+    keep_work: bool = False
+
+
+class Lost(Exception):
+    """The hub no longer considers this attempt ours."""
+
+
+class Job:
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.task_id = int(payload["task_id"])
+        self.fence = int(payload["fence"])
+        self.cancel = threading.Event()
+        self.lost = False
+        self.handed_back = False
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+
+    def add_line(self, line: str) -> None:
+        with self.lock:
+            self.lines.append(line)
+            if len(self.lines) > 5000:
+                del self.lines[:-2000]
+
+    def take_lines(self) -> list[str]:
+        with self.lock:
+            out, self.lines = self.lines[-1000:], []
+        return out
+
+
+class Builder:
+    def __init__(self, cfg: BuilderConfig) -> None:
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.jobs: dict[int, tuple[Job, threading.Thread]] = {}
+        self.done = 0
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> int:
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._loop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        log.info("signal %d: handing back running tasks and stopping", signum)
+        self.stopping.set()
+        for job, _ in list(self.jobs.values()):
+            job.handed_back = True
+            job.cancel.set()
+
+    def _loop(self) -> int:
+        work_root = self.cfg.work_dir or Path(tempfile.mkdtemp(prefix="deb-orchestrator-builder-"))
+        work_root.mkdir(parents=True, exist_ok=True)
+        idle_since = time.monotonic()
+        with HubClient(self.cfg.hub, self.cfg.token) as hub:
+            who = hub.whoami()
+            if who.get("host_id") is None:
+                log.error("this token (user %s) belongs to no host; use the token add-host printed", who["user"])
+                return 2
+            log.info("builder for %s started (capacity %d)", who["user"], self.cfg.capacity)
+            while not self.stopping.is_set():
+                self._reap()
+                if self.cfg.once and self.done >= 1 and not self.jobs:
+                    break
+                if len(self.jobs) >= self.cfg.capacity or (self.cfg.once and (self.jobs or self.done)):
+                    self.stopping.wait(0.2)
+                    continue
+                try:
+                    payload = hub.claim(self.cfg.arches, self.cfg.capacity, wait=self.cfg.claim_wait)
+                except HubError as exc:
+                    if exc.status in (401, 403):
+                        log.error("the hub refused this builder: %s", exc.detail)
+                        return 2
+                    log.warning("claim failed: %s; retrying", exc)
+                    self.stopping.wait(2.0)
+                    continue
+                if payload is None:
+                    if self.cfg.idle_exit is not None and not self.jobs and \
+                            time.monotonic() - idle_since > self.cfg.idle_exit:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                job = Job(payload)
+                thread = threading.Thread(target=self._run_job, args=(job, work_root), name=f"task-{job.task_id}")
+                self.jobs[job.task_id] = (job, thread)
+                thread.start()
+        for _job, thread in list(self.jobs.values()):
+            thread.join()
+        if self.cfg.work_dir is None and not self.cfg.keep_work:
+            shutil.rmtree(work_root, ignore_errors=True)
+        return 0
+
+    def _reap(self) -> None:
+        for tid, (_, thread) in list(self.jobs.items()):
+            if not thread.is_alive():
+                thread.join()
+                del self.jobs[tid]
+                self.done += 1
+
+    # ------------------------------------------------------------------ one task
+    def _run_job(self, job: Job, work_root: Path) -> None:
+        p = job.payload
+        log.info("task %d: building %s for %s (attempt %d)", job.task_id, p["build"], p["arch"], p["attempt"])
+        hub = HubClient(self.cfg.hub, self.cfg.token)
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(hub, job, beat_stop), daemon=True)
+        beat.start()
+        workdir = work_root / f"task-{job.task_id}-{job.fence}"
+        try:
+            result = self._build(hub, job, workdir)
+            beat_stop.set()
+            beat.join()
+            if job.handed_back:
+                hub.release(job.task_id, job.fence, "builder stopping (SIGTERM)")
+                log.info("task %d handed back", job.task_id)
+                return
+            if job.lost:
+                log.warning("task %d: attempt lost (lease expired or canceled); dropping the result", job.task_id)
+                return
+            self._report(hub, job, result)
+        except HubError as exc:
+            level = logging.WARNING if exc.status == 409 else logging.ERROR
+            log.log(level, "task %d: %s", job.task_id, exc)
+        except Exception:
+            log.exception("task %d: builder error", job.task_id)
+        finally:
+            beat_stop.set()
+            hub.close()
+            if not self.cfg.keep_work:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _heartbeat(self, hub: HubClient, job: Job, stop: threading.Event) -> None:
+        interval = float(job.payload.get("heartbeat_seconds", 10))
+        while not stop.wait(interval):
+            try:
+                answer = hub.heartbeat(job.task_id, job.fence, job.take_lines())
+            except HubError as exc:
+                if exc.status in (404, 409):
+                    job.lost = True
+                    job.cancel.set()
+                    return
+                log.warning("task %d: heartbeat failed: %s", job.task_id, exc)
+                continue
+            if answer.get("cancel"):
+                log.info("task %d was canceled on the hub", job.task_id)
+                job.lost = True
+                job.cancel.set()
+                return
+
+    def _build(self, hub: HubClient, job: Job, workdir: Path) -> BuildResult:
+        p = job.payload
+        src_dir = workdir / "source"
+        resultdir = workdir / "result"
+        src_dir.mkdir(parents=True, exist_ok=True)
+        resultdir.mkdir(parents=True, exist_ok=True)
+
+        def infra(message: str, code: int = ExitCode.INFRA_ERROR) -> BuildResult:
+            return BuildResult(state="error", exit_code=code, source={"name": p["source"], "version": p["version"]},
+                               arch=p["arch"], error=message, resultdir=resultdir)
+
+        try:
+            for f in p["files"]:
+                dest = hub.download(f["url"].removeprefix("/api/v1"), src_dir / f["name"])
+                if _sha256(dest) != f["sha256"]:
+                    return infra(f"downloaded {f['name']} does not match its sha256 {f['sha256']}")
+            key_text = hub.request("GET", p["tag_repo"]["key_path"]).text
+        except HubError as exc:
+            return infra(f"cannot fetch the inputs from the hub: {exc}")
+        externals = p["external_repos"]
+        if not externals:
+            return infra(f"build tag {p['build_tag']} inherits no external repo (e.g. the Debian mirror); "
+                         "add one with add-tag --external-repo", ExitCode.BAD_INPUT)
+        base, extra = externals[0], externals[1:]
+        sources = [AptSource(url=f"{hub.url}{p['tag_repo']['path']}", suite=p["tag_repo"]["suite"],
+                             components=tuple(p["tag_repo"]["components"]), key=key_text)]
+        sources += [AptSource(url=e["url"], suite=e["suite"], components=tuple(e["components"]), key=e.get("key"))
+                    for e in extra]
+        request = BuildRequest(
+            source=src_dir / p["dsc"], resultdir=resultdir, suite=base["suite"], arch=p["arch"],
+            mirror=base["url"], extra_sources=sources, build_what=p["build_what"], cache_dir=self.cfg.cache_dir,
+            on_log_line=job.add_line, cancel=job.cancel,
+        )
+        try:
+            result = self.cfg.build_fn(request)
+        except Exception as exc:  # deb-mock promises not to raise; never lose the task if it does
+            log.exception("task %d: deb-mock raised", job.task_id)
+            return infra(f"deb-mock raised {type(exc).__name__}: {exc}")
+        result.resultdir = resultdir
+        return result
+
+    def _report(self, hub: HubClient, job: Job, result: BuildResult) -> None:
+        resultdir = result.resultdir
+        data = result.to_json()
+        if resultdir is not None:
+            names = [f.name for f in result.files] + [n for n in result.logs.values()]
+            for extra in sorted(resultdir.glob("*")):
+                if extra.suffix in (".buildinfo", ".changes") and extra.name not in names:
+                    names.append(extra.name)
+            result.write(resultdir)
+            names.append("result.json")
+            for name in dict.fromkeys(names):
+                path = resultdir / name
+                if path.is_file() and path.resolve().is_relative_to(resultdir.resolve()):
+                    hub.upload(job.task_id, job.fence, path, name)
+        out = hub.complete(job.task_id, job.fence, data)
+        log.info("task %d: %s (exit %d)%s", job.task_id, out["state"], result.exit_code,
+                 f": {result.error}" if result.error else "")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,187 @@
+"""Build and task commands: build, watch-task, list-tasks, taskinfo, cancel, resubmit, download-logs…"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from deb_orchestrator.cli.common import add_connection_args, client, emit, say, when
+from deb_orchestrator.client import HubClient
+
+TASK_COLUMNS = [("id", "ID"), ("parent_id", "Parent"), ("method", "Method"), ("arch", "Arch"), ("state", "State"),
+                ("host", "Host"), ("attempts", "Attempts"), ("created", "Created"), ("error", "Error")]
+BUILD_COLUMNS = [("id", "ID"), ("ident", "Build"), ("state", "State"), ("target", "Target"), ("owner", "Owner"),
+                 ("task_id", "Task"), ("created", "Created")]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("build", help="submit a .dsc (URL or local file) to a target")
+    p.add_argument("target")
+    p.add_argument("source", help="http(s) URL of a .dsc, or a local .dsc (uploaded with its files)")
+    p.add_argument("--wait", action="store_true", help="follow the task until it finishes")
+    p.add_argument("--arch", action="append", dest="arches", help="build only these arches (repeat)")
+    p.add_argument("--priority", type=int, default=20, help="lower runs first (default 20)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("watch-task", help="follow a task until it finishes")
+    p.add_argument("task", type=int)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("list-tasks", help="list tasks, newest first")
+    p.add_argument("--state", help="free, open, closed, failed, canceled, dep-wait")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_list_tasks)
+
+    p = sub.add_parser("taskinfo", help="show a task, its subtasks, result and log tail")
+    p.add_argument("task", type=int)
+    p.set_defaults(func=cmd_taskinfo)
+
+    p = sub.add_parser("list-builds", help="list builds, newest first")
+    p.add_argument("--state", help="building, complete, failed, canceled, dep-wait")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_list_builds)
+
+    p = sub.add_parser("buildinfo", help="show a build (SOURCE_VERSION or ID)")
+    p.add_argument("build")
+    p.set_defaults(func=cmd_buildinfo)
+
+    p = sub.add_parser("cancel", help="cancel a task (ID) or a build (SOURCE_VERSION)")
+    p.add_argument("ref")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("resubmit", help="build a failed, canceled or dep-waiting build again")
+    p.add_argument("build", help="SOURCE_VERSION or build ID")
+    p.add_argument("--wait", action="store_true")
+    p.set_defaults(func=cmd_resubmit)
+
+    p = sub.add_parser("download-logs", help="download the logs (and result.json) of a build's tasks")
+    p.add_argument("build", help="SOURCE_VERSION or build ID")
+    p.add_argument("--dir", type=Path, default=Path("."), help="where to put them (default: .)")
+    p.set_defaults(func=cmd_download_logs)
+
+    for name in ("build", "watch-task", "list-tasks", "taskinfo", "list-builds", "buildinfo", "cancel", "resubmit",
+                 "download-logs"):
+        add_connection_args(sub.choices[name])
+
+
+def _watch(hub: HubClient, task_id: int, args: argparse.Namespace) -> int:
+    def changed(task: dict[str, Any]) -> None:
+        if args.json:
+            return
+        kids = ", ".join(f"{c['method']} {c['arch']} {c['id']}: {c['state']}" for c in task.get("children", []))
+        say(f"{time.strftime('%H:%M:%S')} task {task['id']} {task['state']}" + (f" ({kids})" if kids else ""))
+
+    task = hub.wait_task(task_id, on_change=changed)
+    build = hub.build(task["build_id"]) if task.get("build_id") else None
+    if args.json:
+        emit(args, {"task": task, "build": build})
+    else:
+        say(f"task {task_id} {task['state']}" + (f"; build {build['ident']} {build['state']}" if build else ""))
+        for c in task.get("children", []):
+            if c.get("error"):
+                say(f"  {c['method']} {c['arch']} (task {c['id']}): {c['error']}")
+    return 0 if task["state"] == "closed" else 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.submit(args.target, args.source, arches=args.arches, priority=args.priority)
+        if not args.json or not args.wait:
+            if args.json:
+                emit(args, out)
+            else:
+                say(out["message"])
+                print(f"build {out['build']['ident']} id {out['build']['id']} task {out['task']['id']}")
+        if args.wait:
+            return _watch(hub, out["task"]["id"], args)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        return _watch(hub, args.task, args)
+
+
+def cmd_list_tasks(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        emit(args, hub.tasks(state=args.state, limit=args.limit), TASK_COLUMNS)
+    return 0
+
+
+def cmd_taskinfo(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        task = hub.task(args.task)
+        if args.json:
+            emit(args, task)
+            return 0
+        fields = {k: task.get(k) for k in ("id", "method", "arch", "state", "host", "attempts", "owner", "error")}
+        fields.update(created=when(task["created"]), started=when(task["started"]),
+                      completed=when(task["completed"]), build=task.get("build_id"))
+        if task.get("missing"):
+            fields["missing"] = "; ".join(m["relation"] for m in task["missing"])
+        emit(args, fields)
+        if task.get("children"):
+            emit(args, task["children"], TASK_COLUMNS, title="subtasks")
+        if task.get("files"):
+            emit(args, task["files"], [("name", "File"), ("kind", "Kind"), ("size", "Size"), ("sha256", "SHA-256")])
+        if task.get("log_tail"):
+            print("--- log tail ---")
+            print("\n".join(task["log_tail"].splitlines()[-30:]))
+    return 0
+
+
+def cmd_list_builds(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        emit(args, hub.builds(state=args.state, limit=args.limit), BUILD_COLUMNS)
+    return 0
+
+
+def cmd_buildinfo(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        b = hub.build(args.build)
+        if args.json:
+            emit(args, b)
+            return 0
+        emit(args, {k: b.get(k) for k in ("id", "ident", "state", "target", "owner", "requested_by", "task_id",
+                                          "created", "completed")})
+        emit(args, b["tasks"], TASK_COLUMNS, title="tasks")
+        if b["packages"]:
+            emit(args, b["packages"], [("name", "Package"), ("version", "Version"), ("arch", "Arch")],
+                 title="packages")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.cancel_task(int(args.ref)) if args.ref.isdigit() else hub.cancel_build(args.ref)
+        emit(args, out) if args.json else say(f"canceled tasks {out['canceled_tasks']}")
+    return 0
+
+
+def cmd_resubmit(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.resubmit(args.build)
+        if not args.wait or args.json:
+            emit(args, out) if args.json else print(f"build {out['build']['ident']} task {out['task']['id']}")
+        if args.wait:
+            return _watch(hub, out["task"]["id"], args)
+    return 0
+
+
+def cmd_download_logs(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        b = hub.build(args.build)
+        got = []
+        for f in b["files"]:
+            if f["kind"] not in ("log", "result", "buildinfo", "changes") or f["task_id"] is None:
+                continue
+            dest_dir = args.dir / f"task-{f['task_id']}"
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            got.append(str(hub.download(f"/tasks/{f['task_id']}/files/{f['name']}", dest_dir / f["name"])))
+        if not got:
+            say(f"build {b['ident']} has no logs yet (state {b['state']})")
+            return 1
+        emit(args, got) if args.json else print("\n".join(got))
+    return 0

@@ -1,0 +1,115 @@
+"""What every client command shares: finding the hub and token, printing tables or JSON, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from deb_orchestrator.client import HubClient
+
+DEFAULT_HUB = "http://127.0.0.1:8080"
+
+
+class UsageError(Exception):
+    """Bad command line or configuration (exit 2)."""
+
+
+def config_path() -> Path:
+    env = os.environ.get("DEB_ORCHESTRATOR_CONFIG")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "deb-orchestrator" / "config.toml"
+
+
+def load_config() -> dict[str, Any]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read the config file {path}: {exc}") from None
+
+
+def hub_and_token(args: argparse.Namespace) -> tuple[str, str | None]:
+    """--hub/--token, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file."""
+    cfg = load_config()
+    hub = args.hub or os.environ.get("DEB_ORCHESTRATOR_HUB") or cfg.get("hub") or DEFAULT_HUB
+    token = args.token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
+    token_file = getattr(args, "token_file", None) or cfg.get("token_file")
+    if not token and token_file:
+        try:
+            token = Path(token_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the token file {token_file}: {exc.strerror}") from None
+    return str(hub), token
+
+
+def client(args: argparse.Namespace) -> HubClient:
+    url, token = hub_and_token(args)
+    return HubClient(url, token)
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hub", help=f"hub URL (env DEB_ORCHESTRATOR_HUB, config file; default {DEFAULT_HUB})")
+    p.add_argument("--token", help="API token (env DEB_ORCHESTRATOR_TOKEN, config file)")
+    p.add_argument("--token-file", help="read the API token from this file")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def emit(args: argparse.Namespace, data: Any, columns: Sequence[tuple[str, str]] | None = None,
+         title: str | None = None) -> None:
+    """Print ``data`` as JSON (--json) or as a table of ``columns`` ((key, header) pairs)."""
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    if columns is None:
+        if isinstance(data, dict):
+            rows = [(k, _cell(v)) for k, v in data.items()]
+            table = Table(show_header=False, box=None, title=title)
+            for k, v in rows:
+                table.add_row(f"[bold]{k}[/bold]", v)
+            Console(soft_wrap=True).print(table)
+        else:
+            print(data)
+        return
+    items = data if isinstance(data, list) else [data]
+    table = Table(title=title)
+    for _, header in columns:
+        table.add_column(header, overflow="fold")
+    for item in items:
+        table.add_row(*[_cell(item.get(key)) for key, _ in columns])
+    Console(width=max(100, Console().width), soft_wrap=False).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value > 1e9:
+        return when(value)
+    if isinstance(value, list):
+        return ", ".join(_cell(v) if not isinstance(v, dict) else json.dumps(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)

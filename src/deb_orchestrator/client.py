@@ -1,0 +1,298 @@
+"""A small, typed client for the hub's REST API (httpx). The CLI, the builder and deb-bootc-compose use it.
+
+Typical use (compose)::
+
+    from deb_orchestrator.client import HubClient
+
+    with HubClient("http://hub:8080", token="dob_…") as hub:
+        build = hub.find_build("hello_2.10-3")          # None when the hub never built it
+        if build is None:
+            sub = hub.submit("trixie-build", "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc")
+            task = hub.wait_task(sub["task"]["id"])      # follows the task tree until it finishes
+        repo = hub.wait_repo("trixie-dest", build="hello_2.10-3")   # published and signed
+        line = hub.sources_line("trixie-dest", key_path="/etc/apt/keyrings/hub.asc")
+
+Every method raises :class:`HubError` (with the HTTP status and the hub's message) on an error answer,
+and :class:`HubUnreachable` when the hub cannot be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from debarchive.dsc import is_url, parse_dsc
+
+API = "/api/v1"
+FINAL_TASK_STATES = ("closed", "failed", "canceled")
+FINAL_BUILD_STATES = ("complete", "failed", "canceled")
+
+
+class HubError(RuntimeError):
+    """The hub answered with an error; ``status`` is the HTTP status, ``detail`` its message."""
+
+    def __init__(self, status: int, detail: str, method: str = "", url: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {url}: {status} {detail}".strip())
+
+
+class HubUnreachable(HubError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, f"cannot reach the hub at {url}: {reason}")
+
+
+class HubClient:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
+                                 transport=transport)
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        url = path if path.startswith("/repos") or path.startswith("http") else API + path
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=10.0)
+        try:
+            resp = self.http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise HubUnreachable(self.url, str(exc) or type(exc).__name__) from exc
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise HubError(resp.status_code, str(detail), method, url)
+        return resp
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        resp = self.request("POST", path, json=body, **kwargs)
+        return resp.json() if resp.status_code != 204 and resp.content else None
+
+    # ------------------------------------------------------------------ builds
+    def submit(self, target: str, source: str | Path, *, arches: list[str] | None = None,
+               priority: int = 20) -> dict[str, Any]:
+        """Submit a .dsc (http(s) URL: the hub downloads it; local path: it and its files are uploaded).
+
+        Returns ``{"existing": bool, "message": str, "build": {...}, "task": {...}}``; ``existing`` is true
+        when this source version was submitted before (the answer then names that build and its task).
+        """
+        if isinstance(source, str) and is_url(source):
+            return dict(self.post("/builds", {"target": target, "source_url": source, "arches": arches,
+                                              "priority": priority}, timeout=600))
+        dsc_path = Path(source)
+        pkg = parse_dsc(dsc_path)
+        paths = [dsc_path, *(dsc_path.parent / f.name for f in pkg.files)]
+        with ExitStack() as stack:
+            files = [("files", (p.name, stack.enter_context(p.open("rb")), "application/octet-stream"))
+                     for p in paths]
+            data = {"target": target, "arches": " ".join(arches or []), "priority": str(priority)}
+            resp = self.request("POST", "/builds/upload", data=data, files=files, timeout=600)
+        return dict(resp.json())
+
+    def build(self, ref: str | int) -> dict[str, Any]:
+        """A build by ``SOURCE_VERSION`` or ID, with its tasks, files, packages and buildroots."""
+        return dict(self.get(f"/builds/{ref}"))
+
+    def find_build(self, ident: str) -> dict[str, Any] | None:
+        """The build of ``SOURCE_VERSION`` (e.g. ``hello_2.10-3``), or None if the hub has none."""
+        try:
+            return self.build(ident)
+        except HubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def builds(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.get("/builds", state=state, limit=limit))
+
+    def cancel_build(self, ref: str | int) -> dict[str, Any]:
+        return dict(self.post(f"/builds/{ref}/cancel"))
+
+    def resubmit(self, ref: str | int) -> dict[str, Any]:
+        return dict(self.post(f"/builds/{ref}/resubmit"))
+
+    def download(self, path: str, dest: Path) -> Path:
+        """Stream ``path`` (e.g. ``/builds/hello_2.10-3/files/build.log``) to ``dest``."""
+        url = path if path.startswith("/repos") else API + path
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with self.http.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise HubError(resp.status_code, resp.json().get("detail", resp.text), "GET", url)
+                with tmp.open("wb") as f:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        f.write(chunk)
+        except httpx.TransportError as exc:
+            raise HubUnreachable(self.url, str(exc)) from exc
+        tmp.replace(dest)
+        return dest
+
+    # ------------------------------------------------------------------ tasks
+    def task(self, task_id: int) -> dict[str, Any]:
+        return dict(self.get(f"/tasks/{task_id}"))
+
+    def tasks(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.get("/tasks", state=state, limit=limit))
+
+    def cancel_task(self, task_id: int) -> dict[str, Any]:
+        return dict(self.post(f"/tasks/{task_id}/cancel"))
+
+    def wait_task(self, task_id: int, *, timeout: float | None = None, poll: float = 1.0,
+                  on_change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Follow a task (and its subtasks) until it is closed, failed or canceled; returns it.
+
+        A build task waiting for build-dependencies (a ``dep-wait`` subtask) is not finished: it continues
+        when the repository changes. ``on_change`` gets the task whenever a state in its tree changes.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: tuple[Any, ...] | None = None
+        while True:
+            task = self.task(task_id)
+            snapshot = (task["state"], tuple((c["id"], c["state"]) for c in task.get("children", [])))
+            if snapshot != last and on_change is not None:
+                on_change(task)
+            last = snapshot
+            if task["state"] in FINAL_TASK_STATES:
+                return task
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} is still {task['state']} after {timeout} s")
+            time.sleep(poll)
+
+    # ------------------------------------------------------------------ tags, targets, repos
+    def add_tag(self, name: str, *, parents: list[str] | None = None, arches: list[str] | None = None,
+                external_repos: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "parents": parents or [], "external_repos": external_repos or []}
+        if arches:
+            body["arches"] = arches
+        return dict(self.post("/tags", body))
+
+    def add_target(self, name: str, build_tag: str, dest_tag: str) -> dict[str, Any]:
+        return dict(self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag}))
+
+    def tag_build(self, tag: str, build: str | int) -> dict[str, Any]:
+        return dict(self.post(f"/tags/{tag}/builds", {"build": str(build)}))
+
+    def untag_build(self, tag: str, build: str | int) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/tags/{tag}/builds/{build}").json())
+
+    def list_tagged(self, tag: str, *, inherit: bool = True) -> list[dict[str, Any]]:
+        return list(self.get(f"/tags/{tag}/builds", inherit=str(inherit).lower()))
+
+    def latest_build(self, tag: str, package: str) -> dict[str, Any]:
+        return dict(self.get(f"/tags/{tag}/latest/{package}"))
+
+    def repo(self, tag: str) -> dict[str, Any]:
+        """``{"tag", "generation", "state", "dirty", "builds", "packages", "published", …}``."""
+        return dict(self.get(f"/repos/{tag}"))
+
+    def regen_repo(self, tag: str) -> dict[str, Any]:
+        return dict(self.post(f"/repos/{tag}/regen"))
+
+    def wait_repo(self, tag: str, *, build: str | int | None = None, after: int = 0,
+                  timeout: float = 600.0) -> dict[str, Any]:
+        """Wait until the tag's repo is published (and holds ``build`` if given); returns its state.
+
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            info = dict(self.request(
+                "GET", f"/repos/{tag}/wait",
+                params={k: v for k, v in {"build": build, "after": after, "timeout": min(max(remaining, 0), 30)}
+                        .items() if v is not None},
+                timeout=60,
+            ).json())
+            if info.get("done"):
+                return info
+            if info.get("state") == "failed":
+                raise HubError(500, f"publishing the repo of {tag} failed: {info.get('error')}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"repo {tag} did not get {build or 'published'} within {timeout} s "
+                                   f"(generation {info.get('generation')}, state {info.get('state')})")
+
+    def repo_url(self, tag: str) -> str:
+        return f"{self.url}/repos/{tag}"
+
+    def repo_key(self, tag: str) -> str:
+        """The ASCII-armoured public key that signs the tag's repo."""
+        return self.request("GET", f"/repos/{tag}/key.asc").text
+
+    def sources_line(self, tag: str, key_path: str | Path) -> str:
+        """``deb [signed-by=KEY] <hub>/repos/<tag> <tag> main``."""
+        return f"deb [signed-by={key_path}] {self.repo_url(tag)} {tag} main"
+
+    # ------------------------------------------------------------------ hosts, tokens
+    def add_host(self, name: str, arches: list[str], capacity: int = 1) -> dict[str, Any]:
+        return dict(self.post("/hosts", {"name": name, "arches": arches, "capacity": capacity}))
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return list(self.get("/hosts"))
+
+    def create_token(self, user: str, scopes: list[str], name: str = "") -> dict[str, Any]:
+        return dict(self.post("/tokens", {"user": user, "scopes": scopes, "name": name}))
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self.get("/whoami"))
+
+    def events(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        return list(self.get("/events", after=after, limit=limit))
+
+    # ------------------------------------------------------------------ builder protocol
+    def claim(self, arches: list[str], capacity: int | None = None, wait: float = 30.0) -> dict[str, Any] | None:
+        """Long-poll for a task; None when none came within ``wait`` seconds."""
+        resp = self.request("POST", "/tasks/claim", json={"arches": arches, "capacity": capacity, "wait": wait},
+                            timeout=wait + 30)
+        return None if resp.status_code == 204 else dict(resp.json())
+
+    def heartbeat(self, task_id: int, fence: int, log: list[str] | None = None) -> dict[str, Any]:
+        return dict(self.post(f"/tasks/{task_id}/heartbeat", {"fence": fence, "log": log or []}))
+
+    def upload(self, task_id: int, fence: int, path: Path, name: str | None = None) -> dict[str, Any]:
+        sha = _sha256(path)
+
+        def body() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    yield block
+
+        resp = self.request("PUT", f"/tasks/{task_id}/files/{name or path.name}",
+                            params={"fence": fence, "sha256": sha}, content=body(), timeout=600)
+        return dict(resp.json())
+
+    def complete(self, task_id: int, fence: int, result: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/tasks/{task_id}/complete", {"fence": fence, "result": result}))
+
+    def release(self, task_id: int, fence: int, reason: str) -> dict[str, Any]:
+        return dict(self.post(f"/tasks/{task_id}/release", {"fence": fence, "reason": reason}))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

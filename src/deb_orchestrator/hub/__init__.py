@@ -1,0 +1,1 @@
+"""The hub: REST API, database, scheduler, tag repositories, artifact store and read-only web pages."""

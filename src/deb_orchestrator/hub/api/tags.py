@@ -1,0 +1,133 @@
+"""Tags: ordered inheritance, external repos, tagging builds, listing what a tag holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from deb_orchestrator.hub import builds, events, inheritance
+from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
+from deb_orchestrator.hub.auth import Principal, require
+from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
+from deb_orchestrator.hub.models import ExternalRepo, Repo, Tag, TagParent
+from deb_orchestrator.hub.schemas import ExternalRepoIn, TagBuildIn, TagIn, TagUpdate
+
+router = APIRouter(prefix="/tags", tags=["tags"])
+
+
+def _set_parents(s: Session, tag: Tag, parents: list[str]) -> None:
+    s.execute(delete(TagParent).where(TagParent.tag_id == tag.id))
+    for i, name in enumerate(parents):
+        parent = builds.get_tag(s, name)
+        if parent.id == tag.id or inheritance.would_cycle(s, tag.id, parent.id):
+            raise HubError(f"tag {name} cannot be a parent of {tag.name}: inheritance would loop")
+        if name in parents[:i]:
+            raise HubError(f"parent {name} is listed twice")
+        s.add(TagParent(tag_id=tag.id, parent_id=parent.id, priority=i))
+        s.flush()
+
+
+def _set_externals(s: Session, tag: Tag, repos: list[ExternalRepoIn]) -> None:
+    s.execute(delete(ExternalRepo).where(ExternalRepo.tag_id == tag.id))
+    for i, e in enumerate(repos):
+        s.add(ExternalRepo(tag_id=tag.id, url=e.url.rstrip("/"), suite=e.suite, components=" ".join(e.components),
+                           key=e.key, priority=i))
+
+
+@router.get("", summary="List tags")
+def list_tags(request: Request) -> list[dict[str, Any]]:
+    with hub_of(request).db.session() as s:
+        return [tag_json(s, t) for t in s.scalars(select(Tag).order_by(Tag.name))]
+
+
+@router.post("", status_code=201, summary="Create a tag (scope admin)")
+def add_tag(body: TagIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        if s.scalar(select(Tag).where(Tag.name == body.name)) is not None:
+            raise Conflict(f"tag {body.name} exists already")
+        tag = Tag(name=body.name, arches=" ".join(body.arches))
+        s.add(tag)
+        s.flush()
+        _set_parents(s, tag, body.parents)
+        _set_externals(s, tag, body.external_repos)
+        s.add(Repo(tag_id=tag.id, dirty=True))
+        events.record(s, "tag.created", "tag", tag.id, who.user, parents=body.parents)
+        s.flush()
+        out = tag_json(s, tag)
+    hub.repos_dirty()
+    return out
+
+
+@router.get("/{name}", summary="Show a tag")
+def get_tag(name: str, request: Request) -> dict[str, Any]:
+    with hub_of(request).db.session() as s:
+        return tag_json(s, builds.get_tag(s, name))
+
+
+@router.patch("/{name}", summary="Change a tag's parents, external repos or arches (scope admin)")
+def edit_tag(
+    name: str, body: TagUpdate, request: Request, who: Principal = Depends(require("admin"))
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        tag = builds.get_tag(s, name)
+        if body.parents is not None:
+            _set_parents(s, tag, body.parents)
+        if body.external_repos is not None:
+            _set_externals(s, tag, body.external_repos)
+        if body.arches is not None:
+            tag.arches = " ".join(body.arches)
+        events.record(s, "tag.edited", "tag", tag.id, who.user)
+        builds.mark_dirty(s, tag.id)
+        s.flush()
+        out = tag_json(s, tag)
+    hub.repos_dirty()
+    return out
+
+
+@router.get("/{name}/builds", summary="Builds in a tag (list-tagged); inherit=true follows inheritance")
+def list_tagged(name: str, request: Request, inherit: bool = True) -> list[dict[str, Any]]:
+    with hub_of(request).db.session() as s:
+        tag = builds.get_tag(s, name)
+        visible = builds.tagged_builds(s, tag.id, inherit=inherit)
+        return [{**build_json(s, b), "tag": tag_name} for b, tag_name in visible]
+
+
+@router.get("/{name}/latest/{package}", summary="The build of a source package a tag sees (latest-build)")
+def latest_build(name: str, package: str, request: Request) -> dict[str, Any]:
+    with hub_of(request).db.session() as s:
+        tag = builds.get_tag(s, name)
+        for b, tag_name in builds.tagged_builds(s, tag.id, inherit=True):
+            if b.source == package:
+                return {**build_json(s, b), "tag": tag_name}
+        raise NotFound(f"tag {name} (with inheritance) has no build of {package}")
+
+
+@router.post("/{name}/builds", status_code=201, summary="Tag a build (scope tag)")
+def tag_build(
+    name: str, body: TagBuildIn, request: Request, who: Principal = Depends(require("tag"))
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        tag = builds.get_tag(s, name)
+        build = builds.get_build(s, body.build)
+        builds.tag_build(s, tag, build, who.user)
+        out = {"tag": tag.name, "build": build.ident}
+    hub.repos_dirty()
+    return out
+
+
+@router.delete("/{name}/builds/{build}", summary="Untag a build (scope tag)")
+def untag_build(name: str, build: str, request: Request, who: Principal = Depends(require("tag"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        tag = builds.get_tag(s, name)
+        b = builds.get_build(s, build)
+        builds.untag_build(s, tag, b, who.user)
+        out = {"tag": tag.name, "build": b.ident}
+    hub.repos_dirty()
+    return out

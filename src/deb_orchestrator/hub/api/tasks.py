@@ -1,0 +1,178 @@
+"""Tasks: browsing, cancel, and the builder protocol (claim, heartbeat, upload, complete, release)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+
+from deb_orchestrator.hub import builds, scheduler
+from deb_orchestrator.hub.api.common import hub_of, task_json
+from deb_orchestrator.hub.auth import Principal, require
+from deb_orchestrator.hub.errors import HubError, NotFound
+from deb_orchestrator.hub.models import Artifact, Host, Task
+from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, ReleaseIn
+from deb_orchestrator.hub.service import Hub
+from deb_orchestrator.hub.store import ChecksumMismatch
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+def _host_id(who: Principal) -> int:
+    if who.host_id is None:
+        raise HubError("this token belongs to no host; builders use the token printed by add-host", 403)
+    return who.host_id
+
+
+@router.get("", summary="List tasks (newest first)")
+def list_tasks(request: Request, state: str | None = None, method: str | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+    with hub_of(request).db.session() as s:
+        q = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 1000)))
+        if state:
+            q = q.where(Task.state == state)
+        if method:
+            q = q.where(Task.method == method)
+        return [task_json(t) for t in s.scalars(q)]
+
+
+@router.get("/{task_id}", summary="Show a task with its subtasks, result and buildroot")
+def get_task(task_id: int, request: Request) -> dict[str, Any]:
+    with hub_of(request).db.session() as s:
+        t = builds.get_task(s, task_id)
+        files = s.scalars(select(Artifact).where(Artifact.task_id == t.id).order_by(Artifact.id))
+        return {**task_json(t, full=True), "children": [task_json(c) for c in builds.children(s, t.id)],
+                "files": [{"name": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size} for f in files]}
+
+
+@router.get("/{task_id}/log", response_class=PlainTextResponse, summary="The live log tail of a running task")
+def log_tail(task_id: int, request: Request) -> str:
+    with hub_of(request).db.session() as s:
+        return builds.get_task(s, task_id).log_tail
+
+
+@router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build)")
+def cancel(task_id: int, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+    with hub_of(request).db.session() as s:
+        return {"canceled_tasks": builds.cancel_task(s, builds.get_task(s, task_id), who.user)}
+
+
+def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> dict[str, Any] | None:
+    with hub.db.session() as s:
+        host = s.get(Host, host_id)
+        if host is None:
+            raise NotFound("the host of this token was deleted")
+        if body.capacity is not None:
+            host.capacity = body.capacity
+        task = scheduler.claim(s, host, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite)
+        if task is None:
+            return None
+        return scheduler.claim_payload(s, task, hub.timing)
+
+
+@router.post("/claim", summary="Long-poll for a task (scope builder); 204 when none came within `wait`",
+             responses={204: {"description": "no task"}})
+async def claim(body: ClaimIn, request: Request, who: Principal = Depends(require("builder"))) -> Any:
+    hub = hub_of(request)
+    host_id = _host_id(who)
+    deadline = time.monotonic() + body.wait
+    while True:
+        seen = hub.work.generation
+        payload = await run_in_threadpool(_try_claim, hub, host_id, body)
+        if payload is not None:
+            return payload
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or await request.is_disconnected():
+            return Response(status_code=204)
+        # woken at once by a submission in this process; re-checked every second for other hub processes
+        await hub.work.wait(seen, min(remaining, 1.0))
+        await asyncio.sleep(0)
+
+
+@router.post("/{task_id}/heartbeat", summary="Renew the lease and send new log lines (scope builder)")
+def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
+              who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        return scheduler.heartbeat(s, task_id, body.fence, _host_id(who), body.log, hub.timing)
+
+
+@router.put("/{task_id}/files/{name}", status_code=201,
+            summary="Upload a result file (raw body; scope builder). Query: fence, sha256")
+async def upload(task_id: int, name: str, fence: int, sha256: str, request: Request,
+                 who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    host_id = _host_id(who)
+    scheduler.check_upload_name(name)
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
+        raise HubError(f"sha256 must be 64 hex digits, got {sha256!r}")
+
+    def check() -> None:
+        with hub.db.session() as s:
+            scheduler._attempt(s, task_id, fence, host_id)
+
+    await run_in_threadpool(check)
+    fd, tmp_name = tempfile.mkstemp(dir=hub.store.root / "tmp", prefix="upload-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        digest, size = await run_in_threadpool(hub.store.put_file, tmp, sha256.lower())
+    except ChecksumMismatch as exc:
+        raise HubError(f"{name}: {exc}", 400) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    def record() -> dict[str, Any]:
+        with hub.db.session() as s:
+            task = scheduler._attempt(s, task_id, fence, host_id)
+            scheduler.add_artifact(s, task, name, digest, size)
+        return {"name": name, "sha256": digest, "size": size}
+
+    return await run_in_threadpool(record)
+
+
+@router.get("/{task_id}/files/{name}", summary="Download a file uploaded by a task (e.g. build.log)")
+def download(task_id: int, name: str, request: Request) -> Any:
+    from fastapi.responses import FileResponse
+
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        art = s.scalar(select(Artifact).where(Artifact.task_id == task_id, Artifact.name == name))
+        if art is None:
+            raise NotFound(f"task {task_id} has no file {name!r}")
+        sha = art.sha256
+    return FileResponse(hub.store.path(sha), filename=name, media_type="application/octet-stream")
+
+
+@router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)")
+def complete(task_id: int, body: CompleteIn, request: Request,
+             who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        out = scheduler.complete(s, hub.store, task_id, body.fence, _host_id(who), dict(body.result),
+                                 hub.settings.max_attempts)
+    if out["requeued"]:
+        hub.work.notify()
+    if out["build_state"] == "complete":
+        hub.repos_dirty()
+    return out
+
+
+@router.post("/{task_id}/release", summary="Hand a task back to the queue (builder stopping; scope builder)")
+def release(task_id: int, body: ReleaseIn, request: Request,
+            who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        scheduler.release(s, task_id, body.fence, _host_id(who), body.reason)
+    hub.work.notify()
+    return {"task": task_id, "state": "free"}

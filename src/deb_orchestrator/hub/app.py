@@ -1,0 +1,106 @@
+"""The FastAPI application: REST API under /api/v1, tag repos under /repos, web pages under /."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.staticfiles import StaticFiles
+
+from deb_orchestrator.hub.api import builds, events, hosts, repos, tags, targets, tasks, tokens
+from deb_orchestrator.hub.config import HubSettings
+from deb_orchestrator.hub.errors import HubError, NotFound
+from deb_orchestrator.hub.service import Hub
+from deb_orchestrator.hub.web import pages
+
+log = logging.getLogger("deb_orchestrator.hub")
+API = "/api/v1"
+DESCRIPTION = """deb-orchestrator's hub: Koji for Debian.
+
+Reads (GET) are open; changes need a token (`Authorization: Bearer TOKEN`) with a scope:
+`admin` (everything), `build` (submit, cancel, resubmit), `tag` (tag, untag, regen-repo),
+`builder` (claim and report tasks; tokens made by `add-host`). Errors answer `{"detail": "…"}`.
+Tag repositories are served at `/repos/<tag>/` (signed; key at `/repos/<tag>/key.asc`).
+"""
+
+
+def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
+    """Build the app. The hub (database, threads) starts with the app's lifespan."""
+    the_hub = hub or Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        the_hub.work.bind(loop)
+        the_hub.repos_changed.bind(loop)
+        the_hub.start()
+        try:
+            yield
+        finally:
+            the_hub.stop()
+
+    app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+    app.state.hub = the_hub
+    for module in (tags, targets, builds, tasks, hosts, tokens, repos, events):
+        app.include_router(module.router, prefix=API)
+
+    @app.exception_handler(HubError)
+    async def hub_error(_: Request, exc: HubError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(DataError)
+    async def data_error(_: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": f"value refused by the database: {exc.orig}"}, status_code=400)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
+        return JSONResponse({"detail": "conflicts with existing data; look it up and try again"}, status_code=409)
+
+    @app.exception_handler(OverflowError)
+    async def overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        return JSONResponse({"detail": f"number out of range: {exc}"}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return JSONResponse({"detail": f"{where}: {first['msg']}", "errors": errors}, status_code=422)
+
+    @app.get(f"{API}/health", tags=["hub"], summary="Liveness and versions")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "database": "sqlite" if the_hub.db.is_sqlite else "postgresql",
+                "key": the_hub.key.fingerprint if the_hub.key else None}
+
+    @app.get("/repos/{tag}/key.asc", include_in_schema=False)
+    def key_asc(tag: str) -> Any:
+        path = settings.repos_dir / tag / "key.asc"
+        if "/" in tag or tag.startswith(".") or not path.is_file():
+            raise NotFound(f"no repository for tag {tag!r} (yet)")
+        return FileResponse(path, media_type="application/pgp-keys")
+
+    @app.get("/key.asc", include_in_schema=False)
+    def hub_key() -> PlainTextResponse:
+        if the_hub.key is None:
+            raise NotFound("this hub does not sign repositories")
+        return PlainTextResponse(the_hub.key.public_armored(), media_type="application/pgp-keys")
+
+    settings.repos_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/repos", StaticFiles(directory=Path(settings.repos_dir), follow_symlink=True), name="repos")
+    app.include_router(pages.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/tasks")
+
+    return app

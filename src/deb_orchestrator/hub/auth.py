@@ -1,0 +1,105 @@
+"""API tokens: random secrets shown once, stored as SHA-256; scopes admin, build, tag, builder.
+
+``admin`` may do everything. ``build`` submits, cancels and resubmits builds. ``tag`` tags and untags
+builds and regenerates repos. ``builder`` claims tasks and reports their results (host tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from deb_orchestrator.hub.models import Token, User
+
+SCOPES = ("admin", "build", "tag", "builder")
+TOKEN_PREFIX = "dob_"
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer dob_…`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    user_id: int
+    scopes: frozenset[str]
+    host_id: int | None
+    token_id: int
+
+    def has(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_scopes(text: str | list[str]) -> list[str]:
+    items = text.split(",") if isinstance(text, str) else text
+    scopes = sorted({s.strip() for s in items if s.strip()})
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad or not scopes:
+        raise ValueError(f"unknown scope(s) {', '.join(bad) or '(none given)'}; choose from {', '.join(SCOPES)}")
+    return scopes
+
+
+def issue_token(
+    session: Session, user_name: str, scopes: list[str], *, name: str = "", host_id: int | None = None
+) -> tuple[str, Token]:
+    """Create a token (and the user if new); returns the secret, which is not stored anywhere."""
+    user = session.scalar(select(User).where(User.name == user_name))
+    if user is None:
+        user = User(name=user_name)
+        session.add(user)
+        session.flush()
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    tok = Token(
+        user_id=user.id,
+        host_id=host_id,
+        name=name,
+        token_hash=hash_token(secret),
+        prefix=secret[:10],
+        scopes=",".join(parse_scopes(scopes)),
+    )
+    session.add(tok)
+    session.flush()
+    return secret, tok
+
+
+def lookup(session: Session, secret: str) -> Principal | None:
+    tok = session.scalar(select(Token).where(Token.token_hash == hash_token(secret), Token.revoked.is_(False)))
+    if tok is None:
+        return None
+    return Principal(tok.user.name, tok.user_id, frozenset(tok.scopes.split(",")), tok.host_id, tok.id)
+
+
+def current_principal(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    if creds is None or not creds.credentials:
+        raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    with request.app.state.hub.db.session() as s:
+        principal = lookup(s, creds.credentials)
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(scope: str):  # type: ignore[no-untyped-def]
+    """A FastAPI dependency: the caller's token must carry ``scope`` (or admin)."""
+
+    def dep(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.has(scope):
+            raise HTTPException(
+                403, f"this token ({principal.user}, scopes {','.join(sorted(principal.scopes))}) "
+                f"lacks the '{scope}' scope"
+            )
+        return principal
+
+    return dep

@@ -1,0 +1,320 @@
+"""Builds: submission (build identity), the task tree, completion, cancel, resubmit and tagging."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from deb_orchestrator.hub import events, inheritance
+from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
+from deb_orchestrator.hub.models import Artifact, Build, Repo, Tag, TagListing, Target, Task
+from deb_orchestrator.hub.store import Store
+from debarchive import aptrepo
+from debarchive.dsc import SourcePackage
+
+BUILD_ACTIVE = ("building", "dep-wait")
+TASK_ACTIVE = ("free", "open", "dep-wait")
+
+
+@dataclass
+class Submitted:
+    build: Build
+    task: Task
+    existing: bool
+
+
+def get_target(session: Session, name: str) -> Target:
+    target = session.scalar(select(Target).where(Target.name == name))
+    if target is None:
+        known = ", ".join(session.scalars(select(Target.name).order_by(Target.name))) or "none yet"
+        raise NotFound(f"unknown target {name!r} (known targets: {known}; create one with add-target)")
+    return target
+
+
+def get_tag(session: Session, name: str) -> Tag:
+    tag = session.scalar(select(Tag).where(Tag.name == name))
+    if tag is None:
+        raise NotFound(f"unknown tag {name!r}; list tags with list-tags, create one with add-tag")
+    return tag
+
+
+def get_build(session: Session, ref: str | int) -> Build:
+    """A build by numeric ID or by ``SOURCE_VERSION``."""
+    text = str(ref)
+    if text.isdigit():
+        build = session.get(Build, int(text)) if int(text) < 2**31 else None
+    else:
+        build = session.scalar(select(Build).where(Build.ident == text))
+    if build is None:
+        raise NotFound(f"no build {text!r} on this hub (builds are named SOURCE_VERSION, e.g. hello_2.10-3, or by ID)")
+    return build
+
+
+def get_task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    return task
+
+
+def _arch_matches(token: str, arch: str) -> bool:
+    return token in ("any", "linux-any", arch, f"linux-{arch}", f"any-{arch}")
+
+
+def plan_arches(
+    source_arches: tuple[str, ...], tag_arches: list[str], wanted: list[str] | None
+) -> list[tuple[str, str]]:
+    """(arch, build_what) per buildArch task; arch:all packages are built once, with the first arch."""
+    arches = [a for a in tag_arches if not wanted or a in wanted]
+    if wanted:
+        unknown = [a for a in wanted if a not in tag_arches]
+        if unknown:
+            raise HubError(
+                f"arch(es) {', '.join(unknown)} not built by the build tag (it builds {' '.join(tag_arches)})"
+            )
+    specific = [a for a in arches if any(_arch_matches(t, a) for t in source_arches if t != "all")]
+    has_all = "all" in source_arches
+    if not specific:
+        if has_all and arches:
+            return [(arches[0], "binary")]
+        raise HubError(
+            f"the source builds for '{' '.join(source_arches)}' "
+            f"but the build tag builds {' '.join(arches) or 'nothing'}"
+        )
+    plan = [(specific[0], "binary" if has_all else "arch")]
+    plan += [(a, "arch") for a in specific[1:]]
+    return plan
+
+
+def submit(
+    session: Session,
+    store: Store,
+    pkg: SourcePackage,
+    target_name: str,
+    owner: str,
+    *,
+    requested_by: str = "",
+    arches: list[str] | None = None,
+    priority: int = 20,
+    max_attempts: int = 3,
+) -> Submitted:
+    """Create the build and its task tree, or return the existing build of the same source version."""
+    target = get_target(session, target_name)
+    existing = session.scalar(select(Build).where(Build.ident == pkg.ident))
+    if existing is not None:
+        task = session.get(Task, existing.task_id) if existing.task_id else None
+        if task is None:
+            raise Conflict(f"build {pkg.ident} exists without a task")
+        return Submitted(existing, task, True)
+    tag_arches = target.build_tag.arches.split()
+    plan = plan_arches(pkg.architectures, tag_arches, arches)
+    build = Build(
+        ident=pkg.ident,
+        source=pkg.source,
+        version=pkg.version,
+        state="building",
+        owner=owner,
+        requested_by=requested_by,
+        target_id=target.id,
+        architectures=" ".join(pkg.architectures),
+        source_stanza=_source_stanza(pkg),
+    )
+    session.add(build)
+    try:
+        session.flush()
+    except IntegrityError:  # submitted concurrently: the other one won
+        raise Conflict(f"build {pkg.ident} was submitted at the same moment; ask again to get it") from None
+    for path in [pkg.dsc_path, *(pkg.directory / f.name for f in pkg.files)]:
+        sha, size = store.put_file(path)
+        session.add(Artifact(build_id=build.id, name=path.name, kind="source", sha256=sha, size=size))
+    parent = _task_tree(session, build, plan, owner, priority, max_attempts)
+    events.record(session, "build.submitted", "build", build.id, owner, ident=build.ident, target=target.name,
+                  task=parent.id)
+    return Submitted(build, parent, False)
+
+
+def _task_tree(session: Session, build: Build, plan: list[tuple[str, str]], owner: str, priority: int,
+               max_attempts: int) -> Task:
+    parent = Task(build_id=build.id, method="build", state="open", owner=owner, priority=priority,
+                  started=time.time())
+    session.add(parent)
+    session.flush()
+    build.task_id = parent.id
+    for arch, what in plan:
+        child = Task(parent_id=parent.id, build_id=build.id, method="buildArch", arch=arch, build_what=what,
+                     state="free", owner=owner, priority=priority, max_attempts=max_attempts)
+        session.add(child)
+    session.flush()
+    return parent
+
+
+def _source_stanza(pkg: SourcePackage) -> str:
+    """The Sources paragraph fields taken from the .dsc (apt needs Package, not Source)."""
+    directory = aptrepo.pool_path(pkg.source, pkg.dsc_path.name).rsplit("/", 1)[0]
+    return aptrepo.scan_dsc(pkg.dsc_path, directory).stanza
+
+
+def children(session: Session, task_id: int) -> list[Task]:
+    return list(session.scalars(select(Task).where(Task.parent_id == task_id).order_by(Task.id)))
+
+
+def cancel_task(session: Session, task: Task, actor: str) -> list[int]:
+    """Cancel a task, its subtasks and (for a build task) the build. Returns the canceled task IDs."""
+    root = task
+    while root.parent_id is not None:
+        root = get_task(session, root.parent_id)
+    if root.state not in TASK_ACTIVE:
+        raise Conflict(f"task {root.id} is {root.state}; only waiting or running tasks can be canceled")
+    done = []
+    for t in [root, *children(session, root.id)]:
+        if t.state in TASK_ACTIVE:
+            t.state = "canceled"
+            t.completed = time.time()
+            t.lease_expires = None
+            done.append(t.id)
+            events.record(session, "task.canceled", "task", t.id, actor)
+    if root.build_id is not None:
+        build = session.get(Build, root.build_id)
+        if build is not None and build.state in BUILD_ACTIVE:
+            build.state = "canceled"
+            build.completed = time.time()
+            events.record(session, "build.canceled", "build", build.id, actor)
+    return done
+
+
+def resubmit(session: Session, build: Build, actor: str, max_attempts: int) -> Task:
+    """Build a failed, canceled or dep-waiting build again (same identity, new task tree)."""
+    if build.state == "complete":
+        raise Conflict(f"build {build.ident} is complete; a source version is built once per hub")
+    if build.state == "building":
+        raise Conflict(f"build {build.ident} is still building (task {build.task_id}); cancel it first")
+    old = session.get(Task, build.task_id) if build.task_id else None
+    if old is not None and old.state in TASK_ACTIVE:
+        cancel_task(session, old, actor)
+    prior = children(session, old.id) if old else []
+    plan = [(t.arch, t.build_what) for t in prior if t.method == "buildArch"]
+    if not plan:
+        raise Conflict(f"build {build.ident} has no earlier tasks to repeat")
+    build.state = "building"
+    build.completed = None
+    parent = _task_tree(session, build, plan, actor, old.priority if old else 20, max_attempts)
+    events.record(session, "build.resubmitted", "build", build.id, actor, task=parent.id)
+    return parent
+
+
+def finish_parent(session: Session, store: Store, parent: Task) -> str | None:
+    """Called when a child changed state: close the build when every buildArch child succeeded.
+
+    Returns the build's new state when it changed.
+    """
+    kids = [t for t in children(session, parent.id) if t.method == "buildArch"]
+    build = session.get(Build, parent.build_id) if parent.build_id else None
+    if build is None:
+        return None
+    if any(t.state == "failed" for t in kids):
+        for t in kids:
+            if t.state in TASK_ACTIVE:
+                t.state = "canceled"
+                t.completed = time.time()
+        parent.state = "failed"
+        parent.completed = time.time()
+        build.state = "failed"
+        build.completed = time.time()
+        events.record(session, "build.failed", "build", build.id, "hub")
+        return "failed"
+    if all(t.state == "closed" for t in kids):
+        from deb_orchestrator.hub import packages
+
+        try:
+            packages.register_binaries(session, store, build)
+        except HubError as exc:
+            parent.state = "failed"
+            parent.error = exc.message
+            parent.completed = build.completed = time.time()
+            build.state = "failed"
+            events.record(session, "build.failed", "build", build.id, "hub", error=exc.message)
+            return "failed"
+        parent.state = "closed"
+        parent.completed = time.time()
+        build.state = "complete"
+        build.completed = time.time()
+        events.record(session, "build.complete", "build", build.id, "hub")
+        if build.target is not None:
+            tag_task = Task(parent_id=parent.id, build_id=build.id, method="tag", state="closed",
+                            owner=parent.owner, started=time.time(), completed=time.time(),
+                            result={"tag": build.target.dest_tag.name})
+            session.add(tag_task)
+            tag_build(session, build.target.dest_tag, build, "hub")
+        return "complete"
+    if any(t.state == "dep-wait" for t in kids) and build.state != "dep-wait":
+        build.state = "dep-wait"
+        events.record(session, "build.dep-wait", "build", build.id, "hub")
+        return "dep-wait"
+    if build.state == "dep-wait" and not any(t.state == "dep-wait" for t in kids):
+        build.state = "building"
+        return "building"
+    return None
+
+
+def tag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
+    if build.state != "complete":
+        raise Conflict(f"build {build.ident} is {build.state}; only complete builds can be tagged")
+    if session.scalar(select(TagListing).where(TagListing.tag_id == tag.id, TagListing.build_id == build.id)):
+        raise Conflict(f"build {build.ident} is already tagged in {tag.name}")
+    session.add(TagListing(tag_id=tag.id, build_id=build.id, by=actor))
+    events.record(session, "tag.build-added", "tag", tag.id, actor, build=build.ident)
+    mark_dirty(session, tag.id)
+
+
+def untag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
+    row = session.scalar(select(TagListing).where(TagListing.tag_id == tag.id, TagListing.build_id == build.id))
+    if row is None:
+        raise NotFound(f"build {build.ident} is not tagged in {tag.name}")
+    session.delete(row)
+    events.record(session, "tag.build-removed", "tag", tag.id, actor, build=build.ident)
+    mark_dirty(session, tag.id)
+
+
+def mark_dirty(session: Session, tag_id: int) -> None:
+    """The tag changed: its repo and the repos of every tag inheriting from it must be published again."""
+    for tid in inheritance.descendants(session, tag_id):
+        repo = session.scalar(select(Repo).where(Repo.tag_id == tid))
+        if repo is None:
+            session.add(Repo(tag_id=tid, dirty=True, state="pending"))
+        else:
+            repo.dirty = True
+
+
+def tagged_builds(session: Session, tag_id: int, *, inherit: bool) -> list[tuple[Build, str]]:
+    """Builds visible in a tag: the latest tagging of each source wins within a tag, the first tag wins
+    across inheritance (Koji). Returns (build, tag name it comes from), sorted by source name."""
+    tag_ids = inheritance.order(session, tag_id) if inherit else [tag_id]
+    tag_names = dict(zip(tag_ids, inheritance.names(session, tag_ids), strict=True))
+    chosen: dict[str, tuple[Build, str]] = {}
+    for tid in tag_ids:
+        rows = session.execute(
+            select(Build, TagListing.id)
+            .join(TagListing, TagListing.build_id == Build.id)
+            .where(TagListing.tag_id == tid)
+            .order_by(TagListing.id.desc())
+        ).all()
+        seen_here: set[str] = set()
+        for build, _ in rows:
+            if build.source in chosen or build.source in seen_here:
+                continue
+            seen_here.add(build.source)
+            chosen[build.source] = (build, tag_names[tid])
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def count_builds(session: Session) -> int:
+    return int(session.scalar(select(func.count(Build.id))) or 0)
+
+
+def artifact_path(store: Store, art: Artifact) -> Path:
+    return store.path(art.sha256)

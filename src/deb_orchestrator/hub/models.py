@@ -1,0 +1,215 @@
+"""Database models (SQLAlchemy 2, typed). Timestamps are seconds since the epoch (float) everywhere."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Token(Base):
+    """An API token. Only its SHA-256 is stored; ``prefix`` (first characters) helps people recognise it."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(200))  # comma separated: admin,build,tag,builder
+    created: Mapped[float] = mapped_column(Float, default=now)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[User] = relationship()
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    arches: Mapped[str] = mapped_column(String(200))  # space separated Debian arch names
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_heartbeat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    arches: Mapped[str] = mapped_column(String(200), default="amd64")
+    created: Mapped[float] = mapped_column(Float, default=now)
+
+
+class TagParent(Base):
+    """Ordered inheritance: ``priority`` 0 is looked at first."""
+
+    __tablename__ = "tag_parents"
+    __table_args__ = (UniqueConstraint("tag_id", "parent_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExternalRepo(Base):
+    """An apt repository outside the hub (e.g. the Debian mirror) a tag's buildroots use; never published."""
+
+    __tablename__ = "external_repos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    suite: Mapped[str] = mapped_column(String(100))
+    components: Mapped[str] = mapped_column(String(200), default="main")
+    key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Target(Base):
+    __tablename__ = "targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    build_tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
+    dest_tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
+    build_tag: Mapped[Tag] = relationship(foreign_keys=[build_tag_id])
+    dest_tag: Mapped[Tag] = relationship(foreign_keys=[dest_tag_id])
+
+
+class Build(Base):
+    """One source version, built once per hub. ``ident`` is ``SOURCE_VERSION`` (epoch dropped)."""
+
+    __tablename__ = "builds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ident: Mapped[str] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), index=True)  # building complete failed canceled dep-wait
+    owner: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(300), default="")
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    architectures: Mapped[str] = mapped_column(String(300), default="")
+    source_stanza: Mapped[str] = mapped_column(Text, default="")  # Sources paragraph (without Directory)
+    created: Mapped[float] = mapped_column(Float, default=now)
+    completed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target: Mapped[Target | None] = relationship()
+
+
+class Artifact(Base):
+    """A file belonging to a build: source files, .debs, .buildinfo, .changes, logs, result.json."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("build_id", "task_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))  # source deb log buildinfo changes result other
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class BinaryPackage(Base):
+    """A .deb of a completed build with its Packages stanza, so repos are written without re-reading .debs."""
+
+    __tablename__ = "binary_packages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(200))
+    arch: Mapped[str] = mapped_column(String(50))
+    filename: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    stanza: Mapped[str] = mapped_column(Text)
+
+
+class TagListing(Base):
+    __tablename__ = "tag_listings"
+    __table_args__ = (UniqueConstraint("tag_id", "build_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    created: Mapped[float] = mapped_column(Float, default=now)
+    by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Task(Base):
+    """A unit of work. ``build`` tasks are the hub's own; ``buildArch`` tasks are claimed by builders.
+
+    ``fence`` grows on every claim; a builder must present the value it got, so a late answer from an
+    attempt whose lease expired is refused.
+    """
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
+    build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"), nullable=True, index=True)
+    method: Mapped[str] = mapped_column(String(20))  # build buildArch tag
+    arch: Mapped[str] = mapped_column(String(50), default="")
+    build_what: Mapped[str] = mapped_column(String(10), default="binary")
+    state: Mapped[str] = mapped_column(String(20), index=True)  # free open closed failed canceled dep-wait
+    priority: Mapped[int] = mapped_column(Integer, default=20)  # lower runs first
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True)
+    fence: Mapped[int] = mapped_column(Integer, default=0)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    excluded_hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    missing: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    buildroot: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[float] = mapped_column(Float, default=now, index=True)
+    started: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    host: Mapped[Host | None] = relationship()
+
+
+class Repo(Base):
+    """The published apt repository of a tag: ``generation`` grows on every publication."""
+
+    __tablename__ = "repos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), unique=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending ready failed
+    dirty: Mapped[bool] = mapped_column(Boolean, default=True)
+    build_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    package_count: Mapped[int] = mapped_column(Integer, default=0)
+    published: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Event(Base):
+    """Every state change, in order."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[float] = mapped_column(Float, default=now)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    object_type: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

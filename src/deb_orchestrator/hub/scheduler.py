@@ -1,0 +1,252 @@
+"""Task scheduling: claims (atomic), leases renewed by heartbeats, fencing tokens, requeue and retries.
+
+A claim hands a free ``buildArch`` task to a host and bumps the task's ``fence``. Every later call
+for that attempt (heartbeat, upload, complete) carries the fence; once the lease expired and the task
+was requeued (or claimed by another host) the old fence is refused with 409, so a late result from a
+builder presumed dead can never overwrite the new attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from deb_orchestrator.hub import builds, events, inheritance
+from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
+from deb_orchestrator.hub.models import Artifact, Build, Host, Task
+from deb_orchestrator.hub.store import Store
+from debarchive.dsc import safe_name
+
+LOG_TAIL_LINES = 400
+
+
+@dataclass
+class Timing:
+    lease_seconds: float
+    heartbeat_seconds: float
+
+
+def _host_alive(host: Host, now: float, lease: float) -> bool:
+    return host.enabled and host.last_heartbeat is not None and now - host.last_heartbeat < lease
+
+
+def claim(session: Session, host: Host, arches: list[str], timing: Timing, *, skip_locked: bool) -> Task | None:
+    """Atomically hand the best free task this host can run to it, or return None."""
+    now = time.time()
+    host.last_heartbeat = now
+    if not host.enabled:
+        return None
+    running = session.scalar(select(func.count(Task.id)).where(Task.host_id == host.id, Task.state == "open")) or 0
+    if running >= host.capacity:
+        return None
+    usable = [a for a in arches if a in host.arches.split()] if arches else host.arches.split()
+    query = (
+        select(Task)
+        .where(Task.state == "free", Task.method == "buildArch", Task.arch.in_(usable))
+        .order_by(Task.priority, Task.id)
+        .limit(20)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    for task in session.scalars(query):
+        if host.id in (task.excluded_hosts or []) and _others_can_run(session, task, host, now, timing):
+            continue
+        task.state = "open"
+        task.host_id = host.id
+        task.fence += 1
+        task.attempts += 1
+        task.started = now
+        task.lease_expires = now + timing.lease_seconds
+        task.log_tail = ""
+        events.record(session, "task.claimed", "task", task.id, host.name, fence=task.fence, attempt=task.attempts)
+        return task
+    return None
+
+
+def _others_can_run(session: Session, task: Task, host: Host, now: float, timing: Timing) -> bool:
+    for other in session.scalars(select(Host).where(Host.id != host.id, Host.enabled.is_(True))):
+        if (task.arch in other.arches.split() and other.id not in (task.excluded_hosts or [])
+                and _host_alive(other, now, timing.lease_seconds)):
+            return True
+    return False
+
+
+def _attempt(session: Session, task_id: int, fence: int, host_id: int | None) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    if task.fence != fence or task.host_id != host_id or task.state != "open":
+        raise Stale(
+            f"task {task_id}: attempt {fence} is no longer current (task is {task.state}, attempt {task.fence}); "
+            "its lease expired or it was canceled — drop this work"
+        )
+    return task
+
+
+def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, lines: list[str],
+              timing: Timing) -> dict[str, Any]:
+    task = session.get(Task, task_id)
+    if task is not None and task.state == "canceled" and task.fence == fence and task.host_id == host_id:
+        return {"cancel": True, "lease_expires": None}
+    task = _attempt(session, task_id, fence, host_id)
+    now = time.time()
+    task.lease_expires = now + timing.lease_seconds
+    if task.host is not None:
+        task.host.last_heartbeat = now
+    if lines:
+        tail = (task.log_tail.splitlines() if task.log_tail else []) + [line.rstrip("\n") for line in lines]
+        task.log_tail = "\n".join(tail[-LOG_TAIL_LINES:])
+    return {"cancel": False, "lease_expires": task.lease_expires}
+
+
+def kind_of(name: str) -> str:
+    if name.endswith((".deb", ".udeb")):
+        return "deb"
+    if name.endswith(".log"):
+        return "log"
+    if name.endswith(".buildinfo"):
+        return "buildinfo"
+    if name.endswith(".changes"):
+        return "changes"
+    if name == "result.json":
+        return "result"
+    return "other"
+
+
+def check_upload_name(name: str) -> str:
+    try:
+        return safe_name(name, "upload file name")
+    except ValueError as exc:
+        raise HubError(f"{exc}; path components and '..' are refused", 400) from None
+
+
+def add_artifact(session: Session, task: Task, name: str, sha256: str, size: int) -> Artifact:
+    if task.build_id is None:
+        raise HubError(f"task {task.id} belongs to no build")
+    art = session.scalar(select(Artifact).where(
+        Artifact.build_id == task.build_id, Artifact.task_id == task.id, Artifact.name == name))
+    if art is None:
+        art = Artifact(build_id=task.build_id, task_id=task.id, name=name, kind=kind_of(name), sha256=sha256,
+                       size=size)
+        session.add(art)
+    else:
+        art.sha256, art.size = sha256, size
+    return art
+
+
+def complete(session: Session, store: Store, task_id: int, fence: int, host_id: int | None,
+             result: dict[str, Any], max_attempts: int) -> dict[str, Any]:
+    """Record a deb-mock result (result.json) for an attempt; returns what became of task and build."""
+    task = _attempt(session, task_id, fence, host_id)
+    code = int(result.get("exit_code", 4))
+    now = time.time()
+    task.result = result
+    task.buildroot = result.get("buildroot") or []
+    task.lease_expires = None
+    host_name = task.host.name if task.host else "?"
+    requeued = False
+    if code == 0:
+        uploaded = {a.name: a for a in session.scalars(select(Artifact).where(Artifact.task_id == task.id))}
+        for f in result.get("files", []):
+            art = uploaded.get(f.get("name", ""))
+            if art is None or art.sha256 != f.get("sha256"):
+                raise Conflict(f"task {task_id}: result names {f.get('name')} ({f.get('sha256')}) but it was not "
+                               "uploaded with that checksum; upload every file before completing")
+        if not any(a.kind == "deb" for a in uploaded.values()):
+            raise Conflict(f"task {task_id}: a successful build must upload at least one .deb")
+        task.state = "closed"
+        task.error = None
+    elif code == 3:
+        task.state = "dep-wait"
+        task.missing = result.get("missing") or []
+        task.error = result.get("error") or "build-dependencies cannot be satisfied"
+    elif code in (4, 130):
+        excluded = list(task.excluded_hosts or [])
+        if task.host_id is not None and task.host_id not in excluded:
+            excluded.append(task.host_id)
+        task.excluded_hosts = excluded
+        task.error = result.get("error") or f"infrastructure error (exit {code})"
+        if task.attempts < max(task.max_attempts, 1):
+            task.state = "free"
+            requeued = True
+        else:
+            task.state = "failed"
+    else:
+        task.state = "failed"
+        task.error = result.get("error") or f"build failed (exit {code})"
+    if task.state != "free":
+        task.completed = now
+    task.host_id = None if requeued else task.host_id
+    events.record(session, f"task.{'requeued' if requeued else task.state}", "task", task.id, host_name,
+                  exit_code=code, error=task.error, attempt=task.attempts)
+    build_state = None
+    if task.parent_id is not None and (parent := session.get(Task, task.parent_id)) is not None:
+        build_state = builds.finish_parent(session, store, parent)
+    return {"task": task.id, "state": task.state, "requeued": requeued, "build_state": build_state}
+
+
+def release(session: Session, task_id: int, fence: int, host_id: int | None, reason: str) -> None:
+    """A builder hands a task back (e.g. on SIGTERM): it is requeued at once, not counted as an attempt."""
+    task = _attempt(session, task_id, fence, host_id)
+    task.state = "free"
+    task.host_id = None
+    task.lease_expires = None
+    task.attempts = max(task.attempts - 1, 0)
+    events.record(session, "task.released", "task", task.id, "builder", reason=reason)
+
+
+def reap(session: Session) -> list[int]:
+    """Requeue open tasks whose lease expired (their builder stopped heartbeating)."""
+    now = time.time()
+    expired = list(session.scalars(
+        select(Task).where(Task.state == "open", Task.method == "buildArch", Task.lease_expires < now)
+    ))
+    for task in expired:
+        host = task.host.name if task.host else "?"
+        task.state = "free"
+        task.host_id = None
+        task.lease_expires = None
+        task.error = f"lease expired: builder {host} stopped heartbeating"
+        events.record(session, "task.requeued", "task", task.id, "hub", reason=task.error)
+    return [t.id for t in expired]
+
+
+def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any]:
+    """Everything a builder needs: the source files, the buildroot's apt sources, the attempt's fence."""
+    build = session.get(Build, task.build_id)
+    if build is None or build.target is None:
+        raise HubError(f"task {task.id} has no build or target")
+    build_tag = build.target.build_tag
+    externals = inheritance.external_repos(session, build_tag.id)
+    files = [
+        {"name": a.name, "sha256": a.sha256, "size": a.size, "url": f"/api/v1/builds/{build.id}/files/{a.name}"}
+        for a in session.scalars(select(Artifact).where(Artifact.build_id == build.id, Artifact.kind == "source"))
+    ]
+    dsc = next((str(f["name"]) for f in files if str(f["name"]).endswith(".dsc")), None)
+    return {
+        "task_id": task.id,
+        "fence": task.fence,
+        "attempt": task.attempts,
+        "build_id": build.id,
+        "build": build.ident,
+        "source": build.source,
+        "version": build.version,
+        "arch": task.arch,
+        "build_what": task.build_what,
+        "dsc": dsc,
+        "files": files,
+        "build_tag": build_tag.name,
+        "tag_repo": {"path": f"/repos/{build_tag.name}", "suite": build_tag.name, "components": ["main"],
+                     "key_path": f"/repos/{build_tag.name}/key.asc"},
+        "external_repos": [
+            {"url": e.url, "suite": e.suite, "components": e.components.split(), "key": e.key} for e in externals
+        ],
+        "lease_seconds": timing.lease_seconds,
+        "heartbeat_seconds": timing.heartbeat_seconds,
+    }
+
+

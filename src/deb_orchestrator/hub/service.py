@@ -1,0 +1,84 @@
+"""The running hub: database, store, signing key, signals, publisher and lease reaper, set up once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from deb_orchestrator.hub import auth, scheduler
+from deb_orchestrator.hub.config import HubSettings
+from deb_orchestrator.hub.db import Database
+from deb_orchestrator.hub.models import Repo, Tag, Token
+from deb_orchestrator.hub.notify import Signal
+from deb_orchestrator.hub.repos import RepoPublisher
+from deb_orchestrator.hub.store import Store
+from debarchive.signing import SigningKey
+
+log = logging.getLogger("deb_orchestrator.hub")
+
+
+class Hub:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        settings.data.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.database_url)
+        self.db.migrate()
+        self.store = Store(settings.store_dir)
+        self.key = SigningKey.ensure(settings.gnupg_dir) if settings.publish_repos else None
+        self.work = Signal()  # free tasks appeared
+        self.repos_changed = Signal()  # a repo was published
+        self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
+        self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
+                                       self.work, self.repos_changed)
+        self.admin_token_path: Path | None = self._first_admin_token()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    def _first_admin_token(self) -> Path | None:
+        """On first start, create an admin token and write it to DATA/admin.token (mode 0600)."""
+        path = self.settings.data / "admin.token"
+        with self.db.session() as s:
+            if s.scalar(select(Token.id).limit(1)) is not None:
+                return path if path.exists() else None
+            secret, _ = auth.issue_token(s, "admin", ["admin"], name="first admin token")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secret + "\n")
+            os.chmod(path, 0o600)
+        return path
+
+    def start(self) -> None:
+        # repos that never got published (e.g. the hub stopped in between) are published now
+        with self.db.session() as s:
+            for tag in s.scalars(select(Tag)):
+                if s.scalar(select(Repo).where(Repo.tag_id == tag.id)) is None:
+                    s.add(Repo(tag_id=tag.id, dirty=True))
+        if self.settings.publish_repos:
+            self.publisher.start()
+        self._reaper = threading.Thread(target=self._reap_loop, name="lease-reaper", daemon=True)
+        self._reaper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.publisher.stop()
+        if self._reaper is not None:
+            self._reaper.join(timeout=10)
+        self.db.dispose()
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(self.settings.reap_interval):
+            try:
+                with self.db.session() as s:
+                    requeued = scheduler.reap(s)
+                if requeued:
+                    log.info("requeued tasks with expired leases: %s", requeued)
+                    self.work.notify()
+            except Exception:
+                log.exception("lease reaper failed")
+
+    def repos_dirty(self) -> None:
+        self.publisher.wakeup.notify()

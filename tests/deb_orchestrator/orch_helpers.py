@@ -1,0 +1,114 @@
+"""Small real inputs for hub tests: native source packages made with dpkg-source, .debs made with dpkg-deb,
+and a builder that talks to the hub's REST API like the real one but "builds" with dpkg-deb."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from deb_orchestrator.client import HubClient
+
+CHANGELOG = """{name} ({version}) unstable; urgency=medium
+
+  * Test package.
+
+ -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000
+"""
+
+
+def make_source(root: Path, name: str, version: str, *, arch: str = "all", build_depends: str = "",
+                binaries: list[str] | None = None) -> Path:
+    """A native 3.0 source package; returns the .dsc path."""
+    binaries = binaries or [name]
+    tree = root / f"{name}-{version}"
+    (tree / "debian" / "source").mkdir(parents=True, exist_ok=True)
+    bd = f"\nBuild-Depends: {build_depends}" if build_depends else ""
+    control = f"Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.org>{bd}\n" \
+              "Standards-Version: 4.6.2\nRules-Requires-Root: no\n"
+    for b in binaries:
+        control += f"\nPackage: {b}\nArchitecture: {arch}\nDescription: test package {b}\n test\n"
+    (tree / "debian" / "control").write_text(control)
+    (tree / "debian" / "changelog").write_text(CHANGELOG.format(name=name, version=version))
+    (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
+    rules = tree / "debian" / "rules"
+    rules.write_text("#!/usr/bin/make -f\n%:\n\tdh $@\n")
+    rules.chmod(0o755)
+    subprocess.run(["dpkg-source", "-b", tree.name], cwd=root, check=True, capture_output=True)
+    return root / f"{name}_{version}.dsc"
+
+
+def make_deb(root: Path, name: str, version: str, arch: str = "all", source: str | None = None,
+             depends: str = "", provides: str = "") -> Path:
+    tree = root / f"deb-{name}-{version}-{arch}"
+    (tree / "DEBIAN").mkdir(parents=True, exist_ok=True)
+    (tree / "usr" / "share" / "doc" / name).mkdir(parents=True, exist_ok=True)
+    (tree / "usr" / "share" / "doc" / name / "README").write_text(f"{name} {version}\n")
+    control = textwrap.dedent(f"""\
+        Package: {name}
+        Version: {version}
+        Architecture: {arch}
+        Maintainer: Test <test@example.org>
+        Description: test package {name}
+        """)
+    if source and source != name:
+        control += f"Source: {source}\n"
+    if depends:
+        control += f"Depends: {depends}\n"
+    if provides:
+        control += f"Provides: {provides}\n"
+    (tree / "DEBIAN" / "control").write_text(control)
+    out = root / f"{name}_{version}_{arch}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class FakeBuilder:
+    """Speaks the builder protocol over real HTTP; its "build" is dpkg-deb (no chroot), so hub logic is
+    tested fast. Each call to :meth:`step` claims one task and answers with ``exit_code``."""
+
+    def __init__(self, client: HubClient, workdir: Path, arches: list[str] | None = None) -> None:
+        self.client = client
+        self.workdir = workdir
+        self.arches = arches or ["amd64"]
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def claim(self, wait: float = 5.0) -> dict[str, Any] | None:
+        return self.client.claim(self.arches, wait=wait)
+
+    def finish(self, payload: dict[str, Any], exit_code: int = 0, *, missing: list[dict[str, Any]] | None = None,
+               provides: str = "", error: str | None = None) -> dict[str, Any]:
+        tid, fence = payload["task_id"], payload["fence"]
+        out = self.workdir / f"t{tid}-{fence}"
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        if exit_code == 0:
+            arch = "all" if payload["build_what"] == "binary" else payload["arch"]
+            deb = make_deb(out, payload["source"], payload["version"], arch, provides=provides)
+            files.append({"name": deb.name, "sha256": sha256(deb), "size": deb.stat().st_size})
+            self.client.upload(tid, fence, deb)
+        log = out / "build.log"
+        log.write_text(f"fake build of {payload['build']} exit {exit_code}\n")
+        self.client.upload(tid, fence, log)
+        result = {"state": {0: "success", 1: "failed", 3: "dep-wait"}.get(exit_code, "error"),
+                  "exit_code": exit_code, "source": {"name": payload["source"], "version": payload["version"]},
+                  "arch": payload["arch"], "files": files, "missing": missing or [],
+                  "buildroot": [{"package": "dpkg", "version": "1.22", "arch": "amd64"}], "phases": {},
+                  "logs": {"build": "build.log"}}
+        if error or exit_code:
+            result["error"] = error or f"exit {exit_code}"
+        (out / "result.json").write_text(json.dumps(result))
+        return self.client.complete(tid, fence, result)
+
+    def step(self, exit_code: int = 0, **kwargs: Any) -> dict[str, Any]:
+        payload = self.claim()
+        assert payload is not None, "no task to claim"
+        return self.finish(payload, exit_code, **kwargs)

@@ -1,0 +1,107 @@
+"""Running a real hub for tests: uvicorn in a thread, real HTTP, SQLite or a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from deb_orchestrator.client import HubClient
+from deb_orchestrator.hub.app import create_app
+from deb_orchestrator.hub.config import HubSettings
+from deb_orchestrator.hub.service import Hub
+
+POSTGRES_URL = os.environ.get("DEB_TEST_POSTGRES_URL")
+DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped afterwards."""
+    assert POSTGRES_URL
+    name = f"orch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def database_url(kind: str, data: Path) -> Iterator[str]:
+    if kind == "postgresql":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{data / 'hub.db'}"
+
+
+@dataclass
+class RunningHub:
+    url: str
+    settings: HubSettings
+    hub: Hub
+    admin_token: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    clients: list[HubClient] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> HubClient:
+        c = HubClient(self.url, token)
+        self.clients.append(c)
+        return c
+
+    @property
+    def admin(self) -> HubClient:
+        return self.client(self.admin_token)
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_hub(settings: HubSettings, signing: Path | None) -> RunningHub:
+    if signing is not None and not (settings.gnupg_dir / "pubring.kbx").exists():
+        settings.data.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(signing, settings.gnupg_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+    hub = Hub(settings)
+    app = create_app(settings, hub)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the hub did not start")
+        time.sleep(0.02)
+    token = (settings.data / "admin.token").read_text().strip()
+    return RunningHub(f"http://127.0.0.1:{port}", settings, hub, token, server, thread)
+
+
+HubFactory = Callable[..., RunningHub]
