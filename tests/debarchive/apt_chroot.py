@@ -1,0 +1,69 @@
+"""Clean Debian chroots (mmdebstrap, variant apt) for testing repositories with the real apt.
+
+The tarball is cached under the test cache directory, keyed by suite, and unpacked once per test
+session. Commands run inside with bubblewrap (``bwrap``): nothing is mounted on the host, so nothing
+can be left behind; the host network is shared so apt reaches a server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from debsandbox.commands import run
+
+
+def chroot_tarball(cache: Path, suite: str, mirror: str) -> Path:
+    """A cached ``mmdebstrap --variant=apt`` tarball of ``suite`` (made once, then reused)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball = cache / f"debarchive-{suite}-apt.tar"
+    with open(cache / f".debarchive-{suite}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tarball.exists():
+            partial = tarball.with_suffix(".partial.tar")
+            partial.unlink(missing_ok=True)
+            run(["mmdebstrap", "--variant=apt", "--mode=root", "--format=tar",
+                 suite, str(partial), mirror], log=cache / f"debarchive-{suite}-mmdebstrap.log", timeout=1200)
+            os.replace(partial, tarball)
+    return tarball
+
+
+@dataclass
+class AptChroot:
+    suite: str
+    root: Path
+
+    def reset_sources(self) -> None:
+        """Only the repositories the test writes afterwards; forget the indices of earlier tests."""
+        etc = self.root / "etc" / "apt"
+        (etc / "sources.list").write_text("")
+        for d in (etc / "sources.list.d", self.root / "var" / "lib" / "apt" / "lists"):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+        (self.root / "var" / "lib" / "apt" / "lists" / "partial").mkdir()
+
+    def run(self, *argv: str, check: bool = False, binds: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside; ``binds`` maps host paths to paths inside (read-only)."""
+        extra = [a for host, inside in (binds or {}).items() for a in ("--ro-bind", host, inside)]
+        cmd = [
+            "bwrap", "--bind", str(self.root), "/", *extra, "--dev", "/dev", "--proc", "/proc",
+            "--perms", "1777", "--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--cap-add", "ALL",
+            "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "DEBIAN_FRONTEND", "noninteractive",
+            "--setenv", "LC_ALL", "C.UTF-8", *argv,
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def unpack_chroot(tarball: Path, dest: Path, suite: str) -> AptChroot:
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
+    return AptChroot(suite, dest)
