@@ -448,6 +448,17 @@ def _parse_release_hashes(release: Path) -> dict[str, tuple[str, str]]:
     return {k: (v[0], v[1]) for k, v in result.items()}
 
 
+def _check_identity(release: Path, wanted: dict[str, str]) -> None:
+    old = Deb822(release.read_text(encoding="utf-8"))
+    changed = [f"{k} {old[k]!r} -> {v!r}" for k, v in wanted.items() if k in old and old[k] != v]
+    if changed:
+        raise RepoError(
+            f"refusing to change {', '.join(changed)} of the repository published at {release.parent.parent}: "
+            "apt clients would refuse to update until every user runs 'apt-get update "
+            "--allow-releaseinfo-change'; keep the old values or pass allow_identity_change=True"
+        )
+
+
 def _carry_by_hash(gen: Path, retained: Iterable[Path]) -> None:
     """Hard-link into ``gen`` the by-hash files named by the Release of each retained older generation,
     so a client that read that InRelease still gets its indices after ``dists/<suite>`` moves on."""
@@ -513,6 +524,7 @@ def publish(
     date: datetime | None = None,
     valid_for: timedelta | None = None,
     keep: int = 3,
+    allow_identity_change: bool = False,
 ) -> PublishedRepo:
     """Write a complete new index generation for ``suite`` and switch ``root/dists/<suite>`` to it atomically.
 
@@ -521,6 +533,11 @@ def publish(
     with different files is refused; identical duplicates are merged. ``valid_for`` adds a
     ``Valid-Until`` (default: none, since the repository only changes when republished). ``keep``
     generations stay on disk (at least 2) and their by-hash files stay reachable.
+
+    ``origin`` and ``label`` must stay the same from one publish to the next: apt refuses to update from
+    a repository whose Origin or Label changed (until each user confirms it with
+    ``apt-get update --allow-releaseinfo-change``), so a change is refused unless
+    ``allow_identity_change`` is set.
     """
     started = time.monotonic()
     root = Path(root).absolute()
@@ -574,6 +591,9 @@ def publish(
             os.replace(link, gen_root / "g00000000-adopted")
         olds = _generations(gen_root)
         current = link.resolve() if link.is_symlink() and link.exists() else None
+        label = label or origin
+        if current is not None and (current / "Release").is_file() and not allow_identity_change:
+            _check_identity(current / "Release", {"Origin": origin, "Label": label})
         name = _new_generation_name(gen_root)
         tmp = gen_root / f".tmp-{name}"
         tmp.mkdir()
@@ -586,7 +606,7 @@ def publish(
             _carry_by_hash(tmp, olds[-(keep - 1):])
             _write_by_hash(tmp, indices)
             release = _release_text(
-                suite, [component], arches, indices, origin=origin, label=label or origin,
+                suite, [component], arches, indices, origin=origin, label=label,
                 description=description, date=date, valid_for=valid_for,
             ).encode()
             (tmp / "Release").write_bytes(release)

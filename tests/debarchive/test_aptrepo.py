@@ -422,3 +422,16 @@ def test_dpkg_scanpackages_agrees(tmp_path: Path, make_deb: DebMaker) -> None:
     theirs.pop("SHA1", None)
     theirs.pop("SHA512", None)
     assert dict(ours) == dict(theirs)
+
+
+def test_origin_and_label_changes_refused(tmp_path: Path) -> None:
+    publish(tmp_path, "s", packages=[], origin="hub", label="Tag s")
+    before = (tmp_path / "dists/s/Release").read_text()
+    with pytest.raises(RepoError, match=r"refusing to change Label 'Tag s' -> 'hub'.*allow-releaseinfo-change"):
+        publish(tmp_path, "s", packages=[], origin="hub")
+    with pytest.raises(RepoError, match="Origin 'hub' -> 'other'"):
+        publish(tmp_path, "s", packages=[], origin="other", label="Tag s")
+    assert (tmp_path / "dists/s/Release").read_text() == before
+    publish(tmp_path, "s", packages=[], origin="hub", label="Tag s")
+    publish(tmp_path, "s", packages=[], origin="new", allow_identity_change=True)
+    assert release_of(tmp_path, "s")["Label"] == "new"
