@@ -67,8 +67,10 @@ class HubClient:
         self.http.close()
 
     # ------------------------------------------------------------------ plumbing
-    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
-        url = path if path.startswith("/repos") or path.startswith("http") else API + path
+    def request(self, method: str, path: str, *, timeout: float | None = None, api: bool = True,
+                **kwargs: Any) -> httpx.Response:
+        """One call; ``path`` is under /api/v1 unless ``api`` is false (e.g. ``/repos/<tag>/key.asc``)."""
+        url = API + path if api else path
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=10.0)
         try:
@@ -133,9 +135,9 @@ class HubClient:
     def resubmit(self, ref: str | int) -> dict[str, Any]:
         return dict(self.post(f"/builds/{ref}/resubmit"))
 
-    def download(self, path: str, dest: Path) -> Path:
+    def download(self, path: str, dest: Path, *, api: bool = True) -> Path:
         """Stream ``path`` (e.g. ``/builds/hello_2.10-3/files/build.log``) to ``dest``."""
-        url = path if path.startswith("/repos") else API + path
+        url = API + path if api else path
         tmp = dest.with_name(dest.name + ".part")
         try:
             with self.http.stream("GET", url) as resp:
@@ -239,7 +241,7 @@ class HubClient:
 
     def repo_key(self, tag: str) -> str:
         """The ASCII-armoured public key that signs the tag's repo."""
-        return self.request("GET", f"/repos/{tag}/key.asc").text
+        return self.request("GET", f"/repos/{tag}/key.asc", api=False).text
 
     def sources_line(self, tag: str, key_path: str | Path) -> str:
         """``deb [signed-by=KEY] <hub>/repos/<tag> <tag> main``."""

@@ -214,7 +214,7 @@ class Builder:
                 dest = hub.download(f["url"].removeprefix("/api/v1"), src_dir / f["name"])
                 if _sha256(dest) != f["sha256"]:
                     return infra(f"downloaded {f['name']} does not match its sha256 {f['sha256']}")
-            key_text = hub.request("GET", p["tag_repo"]["key_path"]).text
+            key_text = hub.request("GET", p["tag_repo"]["key_path"], api=False).text
         except HubError as exc:
             return infra(f"cannot fetch the inputs from the hub: {exc}")
         externals = p["external_repos"]

@@ -156,7 +156,7 @@ def _provided_names(stanzas: list[str]) -> set[str]:
     for text in stanzas:
         para = Deb822(text)
         names.add(para.get("Package", ""))
-        for group in PkgRelation.parse_relations(para.get("Provides", "")):
+        for group in PkgRelation.parse_relations(para.get("Provides", "")) if para.get("Provides") else []:
             for alt in group:
                 names.add(alt["name"])
     return names
