@@ -157,7 +157,7 @@ def test_build_failure_logs_kept_and_resubmit(hub: RunningHub, tmp_path: Path) -
     assert out["state"] == "failed" and out["build_state"] == "failed"
     b = admin.build("orch-a_1.0")
     assert b["state"] == "failed"
-    failed_task = [t for t in b["tasks"] if t["method"] == "buildArch"][0]
+    failed_task = next(t for t in b["tasks"] if t["method"] == "buildArch")
     assert failed_task["error"] == "dh_auto_build failed"
     log = admin.download(f"/tasks/{failed_task['id']}/files/build.log", tmp_path / "build.log")
     assert "exit 1" in log.read_text()
@@ -199,7 +199,7 @@ def test_dep_wait_released_when_repo_gains_the_package(hub: RunningHub, tmp_path
     assert out["state"] == "dep-wait" and out["build_state"] == "dep-wait"
     b = admin.build("orch-app_1.0")
     assert b["state"] == "dep-wait"
-    waiting = [t for t in b["tasks"] if t["method"] == "buildArch"][0]
+    waiting = next(t for t in b["tasks"] if t["method"] == "buildArch")
     assert waiting["missing"] == missing
     # an unrelated package reaching the repo does not wake it
     admin.submit("t", make_source(tmp_path, "orch-other", "1.0"))
