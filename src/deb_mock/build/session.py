@@ -70,14 +70,33 @@ class Build:
         return binds
 
     def _lists_stale(self, cache: rootcache.RootCache) -> bool:
-        lists = cache.root / "var" / "lib" / "apt" / "lists"
-        newest = max((p.stat().st_mtime for p in lists.glob("*Packages*")), default=0.0)
-        return time.time() - newest > self.config.apt_lists_max_age_hours * 3600
+        # the lists were fetched when the root cache was made (their mtimes are the server's, not ours)
+        return time.time() - cache.created > self.config.apt_lists_max_age_hours * 3600
+
+    def _memo_path(self, cache: rootcache.RootCache) -> Path:
+        assert self.source is not None
+        s = self.source
+        fields = [
+            cache.ident,
+            self.request.build_what,
+            self.config.arch,
+            s.build_depends,
+            s.build_depends_arch,
+            s.build_depends_indep,
+        ]
+        digest = hashlib.sha256("\0".join(fields).encode()).hexdigest()[:24]
+        return self.paths.deps_cache / ".resolved" / f"{digest}.json"
 
     def resolve(self, cache: rootcache.RootCache, extra: ExtraSources) -> tuple[list[str], bool]:
         """Simulate the build-dependency install; return (resolved set, whether lists were refreshed)."""
         assert self.source is not None
         full_update = self._lists_stale(cache)
+        # Without extra sources and with the root cache's own lists, the resolution is a pure function of
+        # the root cache and the build-dependency fields: remember it (saves an apt run per warm build).
+        memo = None if (extra.present or full_update) else self._memo_path(cache)
+        if memo is not None and memo.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                return list(json.loads(memo.read_text())), False
         opt = _FLAGS[self.request.build_what][1]
         body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {quote(self.source.sandbox_path)}"
         sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
@@ -94,7 +113,13 @@ class Build:
             )
         if res.returncode != 0:
             self.explain_dep_wait(cache, extra, "\n".join(res.tail_lines))
-        return relations.parse_simulation(res.output.split("@@@ simulate", 1)[-1]), full_update
+        resolved = relations.parse_simulation(res.output.split("@@@ simulate", 1)[-1])
+        if memo is not None:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(resolved))
+            tmp.replace(memo)
+        return resolved, full_update
 
     def applicable_relations(self) -> list[relations.Relation]:
         assert self.source is not None

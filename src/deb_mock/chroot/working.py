@@ -1,0 +1,128 @@
+"""The persistent working chroot of a config (``--init``, ``--install``, ``--shell``) and cleaning up.
+
+It is an overlay upper directory over the config's current root cache, kept until ``--clean``. If the
+root cache is refreshed, the working chroot is made again (its changes sat on the old root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from deb_mock.chroot import rootcache
+from deb_mock.chroot.paths import CachePaths
+from deb_mock.config import MockConfig
+from deb_mock.errors import BadInput
+from debsandbox import idmap
+from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, owned_dir, remove_tree
+
+
+@dataclass(frozen=True)
+class WorkingRoot:
+    """A root to run commands in: lower layers plus an upper directory."""
+
+    lower: tuple[Path, ...]
+    upper: Path
+    label: str
+
+    def sandbox(self, *, network: bool, binds: list[Bind] | None = None) -> Sandbox:
+        base = self.upper.parent
+        extra = list(binds or [])
+        if network:
+            extra += [Bind(Path(f).resolve(), f) for f in ("/etc/resolv.conf", "/etc/hosts") if Path(f).exists()]
+        return Sandbox(
+            root=OverlayRoot(self.lower, self.upper, base / f"{self.upper.name}.work", base / "merged"),
+            binds=extra,
+            network=network,
+            env={"DEBIAN_FRONTEND": "noninteractive", "TERM": os.environ.get("TERM", "xterm")},
+        )
+
+
+def init(config: MockConfig, paths: CachePaths, cache: rootcache.RootCache) -> tuple[WorkingRoot, bool]:
+    """Return the working chroot, making it if needed; the flag says whether it was (re)made."""
+    base = paths.chroot(config.name)
+    meta_path = base / "meta.json"
+    made = False
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("root") != str(cache.root):
+            remove_tree(base)
+    if not meta_path.is_file():
+        owned_dir(base)
+        owned_dir(base / "upper")
+        meta_path.write_text(json.dumps({"root": str(cache.root), "ident": cache.ident}))
+        made = True
+    return WorkingRoot((cache.root,), base / "upper", f"working chroot {base}"), made
+
+
+def failed_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
+    """The kept root of the config's last failed build, if its layers still exist."""
+    base = paths.failed(config.name)
+    try:
+        meta = json.loads((base / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    lower = tuple(Path(p) for p in meta["lower"])
+    if not all(p.is_dir() for p in lower):
+        return None
+    return WorkingRoot(lower, base / meta.get("upper", "upper"), f"root of the last failed build ({base})")
+
+
+def interactive(sandbox: Sandbox, argv: list[str]) -> int:
+    """Run ``argv`` in the sandbox attached to this terminal (for ``--shell``); return its exit code."""
+    ids = idmap.current()
+    if isinstance(sandbox.root, OverlayRoot):
+        sandbox.root.merged.mkdir(parents=True, exist_ok=True)
+        for d in (sandbox.root.upper, sandbox.root.work):
+            owned_dir(d, ids)
+    with tempfile.NamedTemporaryFile("w", prefix="sandbox-", suffix=".json", delete=False) as fh:
+        json.dump(sandbox.spec(argv, ids), fh)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    try:
+        return subprocess.call([sys.executable, "-m", "debsandbox.nsexec", fh.name], env=env)
+    finally:
+        os.unlink(fh.name)
+
+
+def clean(config: MockConfig, paths: CachePaths) -> list[Path]:
+    """Remove the working chroot, the kept failed root and stale build roots of ``config``."""
+    removed = []
+    for p in (paths.chroot(config.name), paths.failed(config.name), paths.builds(config.name)):
+        if p.exists():
+            remove_tree(p)
+            removed.append(p)
+    return removed
+
+
+SCRUB_CHOICES = ("all", "chroot", "cache", "root-cache", "deps-cache")
+
+
+def scrub(config: MockConfig, paths: CachePaths, what: str) -> list[Path]:
+    """mock's ``--scrub``: chroot, root-cache, deps-cache, cache (= every cache), all (= everything)."""
+    if what not in SCRUB_CHOICES:
+        raise BadInput(f"unknown --scrub value {what!r}; choose from {', '.join(SCRUB_CHOICES)}")
+    removed: list[Path] = []
+    if what in ("chroot", "all"):
+        removed += clean(config, paths)
+    if what in ("root-cache", "cache", "all"):
+        rc = paths.root_cache(config.name, config.root_cache_key())
+        if rc.exists():
+            remove_tree(rc)
+            removed.append(rc)
+    if what in ("deps-cache", "cache", "all") and paths.deps_cache.exists():
+        key = config.root_cache_key()
+        for entry in paths.deps_cache.iterdir():
+            try:
+                root = json.loads((entry / "meta.json").read_text()).get("root", "")
+            except (OSError, ValueError):
+                root = key if entry.name.startswith(".") else ""
+            if str(root).startswith(key) or entry.name == ".resolved":
+                remove_tree(entry)
+                removed.append(entry)
+    return removed

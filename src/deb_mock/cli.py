@@ -1,0 +1,243 @@
+"""deb-mock's command line (mock's flags, Debian's words). A thin layer over :func:`deb_mock.api.build`.
+
+Exit codes (DESIGN.md): 0 success · 1 build failed · 2 usage or bad input · 3 dep-wait · 4 infrastructure
+error · 5 ``--chain`` partly failed · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from deb_mock import __version__
+from deb_mock import config as configmod
+from deb_mock.chain import run_chain
+from deb_mock.chroot import rootcache, working
+from deb_mock.chroot.paths import CachePaths, default_cache_dir
+from deb_mock.errors import BadInput, DebMockError
+from deb_mock.progress import Progress
+from deb_mock.request import BuildRequest, BuildResult, ExitCode
+from debsandbox.commands import CommandError
+from debsandbox.idmap import IdMapError
+from debsandbox.sandbox import Bind
+
+EPILOG = """exit codes: 0 success, 1 build failed, 2 usage or bad input, 3 dep-wait (build-dependencies
+unsatisfiable), 4 infrastructure error (mirror unreachable, disk full, sandbox failure), 5 --chain partly
+failed, 130 interrupted"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deb-mock",
+        description="Clean, isolated, cached chroot builds of Debian source packages.",
+        epilog=EPILOG,
+    )
+    p.add_argument(
+        "-r",
+        "--root",
+        dest="config",
+        default="debian-trixie-amd64",
+        help="config name or path to a .toml file (default: %(default)s)",
+    )
+    p.add_argument("--resultdir", type=Path, help="where results go (default: ./deb-mock-result/CONFIG)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="cache directory (default: /var/cache/deb-mock as root, "
+        "~/.cache/deb-mock otherwise; or $DEB_MOCK_CACHE_DIR)",
+    )
+    p.add_argument(
+        "--configdir",
+        type=Path,
+        action="append",
+        help="look for configs here instead of the user and system directories (repeatable)",
+    )
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--rebuild", nargs="+", metavar="DSC", help="build .dsc files (paths or http(s) URLs)")
+    modes.add_argument("--buildsrc", metavar="DIR", type=Path, help="build an unpacked source tree (with debian/)")
+    modes.add_argument(
+        "--chain", nargs="+", metavar="DSC", help="build in order; each may build-depend on the ones before"
+    )
+    modes.add_argument("--init", action="store_true", help="make the root cache and the working chroot")
+    modes.add_argument("--update", action="store_true", help="bootstrap a fresh root cache now")
+    modes.add_argument(
+        "--shell",
+        nargs="*",
+        metavar="CMD",
+        help="a shell (or CMD) in the last failed build's root, else in the working chroot",
+    )
+    modes.add_argument(
+        "--install", nargs="+", metavar="PKG", help="install packages (names or .deb paths) into the working chroot"
+    )
+    modes.add_argument("--clean", action="store_true", help="remove the working chroot and kept failed root")
+    modes.add_argument("--scrub", choices=working.SCRUB_CHOICES, help="remove chroots and/or caches")
+    modes.add_argument("--list-configs", action="store_true", help="list the configs and where they come from")
+    p.add_argument("--recurse", action="store_true", help="with --chain: retry failed builds after the others")
+    p.add_argument("--enable-network", action="store_true", help="allow network access during the build")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--arch-only", "-B", action="store_true", help="architecture-dependent packages only (-B)")
+    what.add_argument("--indep-only", "-A", action="store_true", help="architecture-independent packages only (-A)")
+    p.add_argument("--timeout", type=float, help="stop the build after this many seconds")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="stream the build log")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
+    p.add_argument("--version", action="version", version=f"deb-mock {__version__}")
+    return p
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _summary(progress: Progress, result: BuildResult) -> None:
+    name = f"{result.source.get('name', '?')} {result.source.get('version', '')}".strip()
+    where = f" → {result.resultdir}" if result.resultdir else ""
+    if result.state == "success":
+        debs = [f.name for f in result.files if f.name.endswith((".deb", ".udeb"))]
+        progress.info(f"deb-mock: {name}: success ({len(debs)} packages){where}")
+    else:
+        progress.info(f"deb-mock: {name}: {result.state} (exit {result.exit_code}): {result.error}{where}")
+        for m in result.missing:
+            progress.info(f"  missing: {m.relation}")
+
+
+def _request(args: argparse.Namespace, source: str | Path, resultdir: Path, progress: Progress) -> BuildRequest:
+    return BuildRequest(
+        source=source,
+        resultdir=resultdir,
+        config=args.config,
+        build_what="arch" if args.arch_only else "indep" if args.indep_only else "binary",
+        cache_dir=args.cache_dir,
+        network=args.enable_network,
+        on_log_line=progress.log_line,
+        on_phase=progress.phase,
+        config_dirs=args.configdir,
+        timeout=args.timeout,
+    )
+
+
+def _builds(args: argparse.Namespace, cfg: configmod.MockConfig, progress: Progress) -> int:
+    resultdir = args.resultdir or Path("deb-mock-result") / cfg.name
+    if args.chain:
+        code, results = run_chain(
+            _request(args, "", resultdir, progress),
+            list(args.chain),
+            recurse=args.recurse,
+            on_result=lambda r: _summary(progress, r),
+        )
+        progress.info(
+            f"deb-mock: chain: {sum(r.state == 'success' for r in results)}/{len(args.chain)} built "
+            f"(summary: {resultdir / 'result.json'})"
+        )
+        return code
+    sources: list[str | Path] = [args.buildsrc] if args.buildsrc else list(args.rebuild)
+    worst = 0
+    for src in sources:
+        rd = resultdir if len(sources) == 1 else resultdir / Path(str(src)).name.removesuffix(".dsc")
+        from deb_mock.api import build
+
+        result = build(_request(args, src, rd, progress))
+        _summary(progress, result)
+        if result.exit_code == ExitCode.INTERRUPTED:
+            return result.exit_code
+        worst = worst or result.exit_code
+    return worst
+
+
+def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: Progress) -> int:
+    paths = CachePaths(args.cache_dir or default_cache_dir())
+    log = paths.root / "logs" / f"{cfg.name}-root.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if args.clean or args.scrub:
+        removed = working.clean(cfg, paths) if args.clean else working.scrub(cfg, paths, args.scrub)
+        progress.info(f"deb-mock: removed {len(removed)} item(s)" + "".join(f"\n  {p}" for p in removed))
+        return 0
+    cache = rootcache.ensure(cfg, paths, update=args.update, log=log, on_phase=progress.phase)
+    if args.update:
+        progress.info(f"deb-mock: root cache refreshed: {cache.root}")
+        return 0
+    with rootcache.using(cache, paths):
+        if args.shell is not None:
+            root = working.failed_root(cfg, paths)
+            if root is None:
+                root, _ = working.init(cfg, paths, cache)
+            progress.info(f"deb-mock: entering the {root.label}")
+            argv = ["/bin/bash", "-l"] if not args.shell else ["/bin/sh", "-c", " ".join(args.shell)]
+            return working.interactive(root.sandbox(network=args.enable_network), argv)
+        root, made = working.init(cfg, paths, cache)
+        if args.init:
+            progress.info(f"deb-mock: {'made' if made else 'kept'} the {root.label}")
+            return 0
+        binds: list[Bind] = []
+        pkgs: list[str] = []
+        for i, pkg in enumerate(args.install):
+            if pkg.endswith(".deb") and Path(pkg).is_file():
+                binds.append(Bind(Path(pkg).resolve(), f"/deb-mock/install/{i}.deb"))
+                pkgs.append(f"/deb-mock/install/{i}.deb")
+            elif pkg.endswith(".deb"):
+                raise BadInput(f"{pkg}: no such file")
+            else:
+                pkgs.append(pkg)
+        try:
+            root.sandbox(network=True, binds=binds).run(
+                ["apt-get", "install", "-y", "--no-install-recommends", *pkgs], log=log, on_line=progress.log_line
+            )
+        except CommandError as exc:
+            progress.info(f"deb-mock: apt-get install failed (log: {log}):\n{exc.tail}")
+            return int(ExitCode.BUILD_FAILED)
+        progress.info(f"deb-mock: installed {len(pkgs)} package(s) into the {root.label}")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    progress = Progress(-1 if args.quiet else args.verbose)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.list_configs:
+            for name, path in configmod.list_configs(args.configdir).items():
+                try:
+                    cfg = configmod.load_config(name, args.configdir)
+                    print(f"{name:32} {cfg.suite:10} {cfg.arch:8} {path}")
+                except configmod.ConfigError as exc:
+                    print(f"{name:32} (invalid: {exc})")
+            return 0
+        if not any(
+            [
+                args.rebuild,
+                args.buildsrc,
+                args.chain,
+                args.init,
+                args.update,
+                args.shell is not None,
+                args.install,
+                args.clean,
+                args.scrub,
+            ]
+        ):
+            parser().print_usage(sys.stderr)
+            print("deb-mock: say what to do: --rebuild, --buildsrc, --chain, --init, --shell, ...", file=sys.stderr)
+            return int(ExitCode.BAD_INPUT)
+        try:
+            cfg = configmod.load_config(args.config, args.configdir)
+        except configmod.ConfigError as exc:
+            raise BadInput(str(exc)) from None
+        with progress:
+            if args.rebuild or args.buildsrc or args.chain:
+                return _builds(args, cfg, progress)
+            return _chroot_ops(args, cfg, progress)
+    except DebMockError as exc:
+        print(f"deb-mock: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except IdMapError as exc:
+        print(f"deb-mock: error: {exc}", file=sys.stderr)
+        return int(ExitCode.INFRA_ERROR)
+    except KeyboardInterrupt:
+        print("deb-mock: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
