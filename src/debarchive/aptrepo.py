@@ -40,6 +40,7 @@ from pathlib import Path
 
 from debian.deb822 import Deb822, Dsc
 
+from debarchive.dsc import SourcePackageError, parse_dsc, verify
 from debarchive.signing import SigningKey
 from debsandbox.commands import CommandError, output
 
@@ -227,29 +228,42 @@ class PackageEntry:
             raise RepoError(f"{where}: a stanza must start with 'Package:' and hold no blank line")
 
 
-def scan_deb(path: Path, filename: str) -> PackageEntry:
-    """Read a .deb once and return its entry; ``filename`` is its pool-relative path (the ``Filename:``)."""
+def scan_deb(path: Path, filename: str | None = None, component: str = "main") -> PackageEntry:
+    """Read a .deb once and return its entry; ``filename`` is its pool-relative path (the ``Filename:``),
+    by default Debian's pool location from its source name (:func:`pool_path`)."""
     path = Path(path)
-    check_relative_path(filename, "Filename")
+    if filename is not None:
+        check_relative_path(filename, "Filename")
     if not path.is_file():
         raise RepoError(f"cannot scan {path}: no such file")
     try:
         control_text = output(["dpkg-deb", "--field", str(path)], extra_env={"LC_ALL": "C.UTF-8"}, timeout=120)
     except CommandError as exc:
         raise RepoError(f"{path} is not a readable .deb: {exc.tail.strip()}") from exc
-    control = Deb822(control_text)
+    # stdout and stderr arrive merged: drop dpkg-deb's own warnings, keep the control file
+    control = Deb822("".join(line for line in control_text.splitlines(keepends=True)
+                             if not line.startswith("dpkg-deb: ")))
     for required in ("Package", "Version", "Architecture"):
         if required not in control:
             raise RepoError(f"{path}: control file has no {required} field; not a valid binary package")
+    name, version = control["Package"], control["Version"]
+    source, source_version = _parse_source_field(control.get("Source", name), version)
+    if filename is None:
+        filename = pool_path(source, path.name, component)
     size, md5, sha256 = _hashes_file(path)
     ordered: list[tuple[str, str]] = [(k, control[k]) for k in _CONTROL_FIRST if k in control]
     ordered += [(k, v) for k, v in control.items() if k not in _CONTROL_FIRST and k not in _INDEX_FIELDS]
     ordered += [("Filename", filename), ("Size", str(size)), ("MD5sum", md5), ("SHA256", sha256)]
-    name, version = control["Package"], control["Version"]
-    source, source_version = _parse_source_field(control.get("Source", name), version)
     entry = PackageEntry(name, version, control["Architecture"], source, source_version, filename, size, sha256,
                          _format_stanza(ordered))
     entry.validate()
+    return entry
+
+
+def import_deb(root: Path, deb: Path, component: str = "main") -> PackageEntry:
+    """Scan ``deb``, put it at its pool location under ``root`` and return its entry (one read of the file)."""
+    entry = scan_deb(deb, None, component)
+    add_to_pool(root, deb, entry.filename)
     return entry
 
 
@@ -313,6 +327,21 @@ def scan_dsc(dsc: Path, directory: str) -> SourceEntry:
         ("Checksums-Sha256", "\n" + "\n".join([f" {sha256} {size} {dsc.name}", *sha_lines])),
     ]
     return SourceEntry(name, version, directory, files, _format_stanza(ordered))
+
+
+def import_dsc(root: Path, dsc: Path, component: str = "main") -> SourceEntry:
+    """Verify a source package (every file against the .dsc's checksums), put the .dsc and its files in
+    the pool under ``root`` and return its Sources entry."""
+    try:
+        pkg = parse_dsc(Path(dsc))
+        verify(pkg)
+    except SourcePackageError as exc:
+        raise RepoError(str(exc)) from exc
+    directory = pool_path(pkg.source, pkg.dsc_path.name, component).rsplit("/", 1)[0]
+    for f in pkg.files:
+        add_to_pool(root, pkg.directory / f.name, f"{directory}/{f.name}")
+    add_to_pool(root, pkg.dsc_path, f"{directory}/{pkg.dsc_path.name}")
+    return scan_dsc(Path(root) / directory / pkg.dsc_path.name, directory)
 
 
 # --------------------------------------------------------------------------- publishing
@@ -662,6 +691,8 @@ __all__ = [
     "SourceEntry",
     "add_to_pool",
     "check_relative_path",
+    "import_deb",
+    "import_dsc",
     "pool_path",
     "publish",
     "read_packages",

@@ -435,3 +435,32 @@ def test_origin_and_label_changes_refused(tmp_path: Path) -> None:
     publish(tmp_path, "s", packages=[], origin="hub", label="Tag s")
     publish(tmp_path, "s", packages=[], origin="new", allow_identity_change=True)
     assert release_of(tmp_path, "s")["Label"] == "new"
+
+
+def test_import_deb_and_dsc_into_pool(tmp_path: Path, make_deb: DebMaker) -> None:
+    root = tmp_path / "repo"
+    deb = make_deb("libdak1", "1.0-1", "amd64", source="libdak")
+    entry = aptrepo.import_deb(root, deb)
+    assert entry.filename == "pool/main/libd/libdak/libdak1_1.0-1_amd64.deb"
+    assert (root / entry.filename).read_bytes() == deb.read_bytes()
+    assert entry == scan_deb(root / entry.filename, entry.filename)
+    assert aptrepo.import_deb(root, deb, component="contrib").filename.startswith("pool/contrib/libd/libdak/")
+
+    (tmp_path / "src").mkdir()
+    dsc = build_source(tmp_path / "src", "dak", "1.0")
+    src = aptrepo.import_dsc(root, dsc)
+    assert src.directory == "pool/main/d/dak" and src.files == ("dak_1.0.dsc", "dak_1.0.tar.xz")
+    for name in src.files:
+        assert (root / src.directory / name).read_bytes() == (dsc.parent / name).read_bytes()
+
+    # a corrupt source package is refused before anything reaches the pool
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    bad = build_source(bad_dir, "dak-bad", "1.0")
+    tarball = bad_dir / "dak-bad_1.0.tar.xz"
+    tarball.write_bytes(tarball.read_bytes() + b"x")
+    with pytest.raises(RepoError, match=r"dak-bad_1\.0\.tar\.xz has size"):
+        aptrepo.import_dsc(root, bad)
+    assert not (root / "pool/main/d/dak-bad").exists()
+    with pytest.raises(RepoError, match="no such file"):
+        aptrepo.import_dsc(root, tmp_path / "missing.dsc")
