@@ -1,0 +1,5 @@
+import sys
+
+from debarchive.cli import main
+
+sys.exit(main())
