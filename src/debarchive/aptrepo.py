@@ -477,14 +477,15 @@ def _parse_release_hashes(release: Path) -> dict[str, tuple[str, str]]:
     return {k: (v[0], v[1]) for k, v in result.items()}
 
 
-def _check_identity(release: Path, wanted: dict[str, str]) -> None:
+def _check_identity(release: Path, wanted: dict[str, str], where: Path) -> None:
     old = Deb822(release.read_text(encoding="utf-8"))
     changed = [f"{k} {old[k]!r} -> {v!r}" for k, v in wanted.items() if k in old and old[k] != v]
     if changed:
         raise RepoError(
-            f"refusing to change {', '.join(changed)} of the repository published at {release.parent.parent}: "
+            f"refusing to change {', '.join(changed)} of the repository published at {where}: "
             "apt clients would refuse to update until every user runs 'apt-get update "
-            "--allow-releaseinfo-change'; keep the old values or pass allow_identity_change=True"
+            "--allow-releaseinfo-change'; keep the old values, or pass allow_identity_change=True "
+            "(--allow-identity-change on the command line)"
         )
 
 
@@ -622,7 +623,7 @@ def publish(
         current = link.resolve() if link.is_symlink() and link.exists() else None
         label = label or origin
         if current is not None and (current / "Release").is_file() and not allow_identity_change:
-            _check_identity(current / "Release", {"Origin": origin, "Label": label})
+            _check_identity(current / "Release", {"Origin": origin, "Label": label}, link)
         name = _new_generation_name(gen_root)
         tmp = gen_root / f".tmp-{name}"
         tmp.mkdir()

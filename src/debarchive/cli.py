@@ -83,6 +83,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         origin=args.origin or identity.get("Origin", "deb-bootc"), label=args.label or identity.get("Label"),
         description=args.description or identity.get("Description"),
         valid_for=timedelta(days=args.valid_days) if args.valid_days else None,
+        allow_identity_change=args.allow_identity_change,
     )
     print(f"published {repo.packages} binary and {repo.sources} source packages to {repo.dists} "
           f"(generation {repo.generation}, {repo.seconds:.2f} s)", file=sys.stderr)
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--origin")
     pub.add_argument("--label")
     pub.add_argument("--description")
+    pub.add_argument("--allow-identity-change", action="store_true",
+                     help="allow a new Origin/Label (every client must then run apt-get update "
+                          "--allow-releaseinfo-change)")
     pub.add_argument("--valid-days", type=float, help="add Valid-Until this many days after Date")
     pub.add_argument("--url", help="URL clients will use, for the printed sources.list line")
     pub.set_defaults(func=cmd_publish)

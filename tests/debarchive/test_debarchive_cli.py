@@ -41,6 +41,11 @@ def test_publish_add_remove_list(tmp_path: Path, make_deb: DebMaker) -> None:
         "dak\t1.0\tsource\tpool/main/d/dak",
     ]
     assert "Label: Hand made" in (root / "dists/dak/Release").read_text()  # kept from the first publish
+    r = cli("publish", str(root), "dak", "--label", "Renamed", "--key-home", str(keys))
+    assert r.returncode == 2 and f"Label 'Hand made' -> 'Renamed' of the repository published at {root}/dists/dak" \
+        in r.stderr, r.stderr
+    r = cli("publish", str(root), "dak", "--label", "Renamed", "--allow-identity-change", "--key-home", str(keys))
+    assert r.returncode == 0, r.stderr
 
     r = cli("publish", str(root), "dak", "--remove", "dak-tool=1.0-1", "--remove", "dak", "--key-home", str(keys))
     assert r.returncode == 0, r.stderr
