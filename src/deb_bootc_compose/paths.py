@@ -33,6 +33,28 @@ class TargetPaths:
         """Cross-compose state: input hashes, previous layer plans, locks."""
         return self.target / ".state"
 
+    def pool_deb(self, sha256: str) -> Path:
+        """Where the pool keeps the .deb whose SHA-256 is ``sha256``."""
+        return self.pool / "by-sha256" / sha256[:2] / f"{sha256}.deb"
+
+    def apt_root(self, key: str) -> Path:
+        """A private apt configuration (sources, keyrings, lists, empty dpkg status), cached across composes."""
+        return self.state / "apt" / key
+
+    @property
+    def bare_repo(self) -> Path:
+        """The bare OSTree repo commits are made in first (fast), then pulled into :attr:`ostree_repo`."""
+        return self.state / "ostree-bare"
+
+    def input_record(self, input_hash: str) -> Path:
+        """What a FINISHED compose with these inputs produced, for no-op recomposes."""
+        return self.state / "inputs" / f"{input_hash}.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) while a compose runs in this target directory."""
+        return self.state / "compose.lock"
+
     def latest_link(self, short: str, version: str) -> Path:
         return self.target / f"latest-{short}-{version}"
 
@@ -86,6 +108,13 @@ class ComposePaths:
 
     def checksum_file(self, variant: str, arch: str) -> Path:
         return self.variant_dir(variant, arch) / "CHECKSUM"
+
+    def log_global(self) -> Path:
+        return self.logs / "global.log"
+
+    def local_repo(self, variant: str, arch: str) -> Path:
+        """The locked .debs of one variant/arch as a local apt repository mmdebstrap installs from."""
+        return self.work / variant / arch / "repo"
 
     def tree(self, variant: str, arch: str) -> Path:
         """The prepared root filesystem (container form: /etc at the top level)."""

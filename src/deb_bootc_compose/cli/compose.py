@@ -1,0 +1,97 @@
+"""The compose verb (the default): ``deb-bootc-compose --config M --target-dir D``.
+
+Progress goes to stderr (rich, live on a terminal); the compose directory is the LAST line of stdout.
+Exit codes: 0 FINISHED · 1 the compose failed (DOOMED) · 2 bad input (manifest, lockfile, options) ·
+3 FINISHED_INCOMPLETE · 130 interrupted (DOOMED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from deb_bootc_compose import status
+from deb_bootc_compose.compose import Compose
+from deb_bootc_compose.lockfile import LockfileError
+from deb_bootc_compose.manifest import ManifestError
+from deb_bootc_compose.phases.base import ComposeError
+
+HELP = "compose a manifest into an OSTree commit, a bootc OCI image and disk images (the default verb)"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deb-bootc-compose", description=HELP)
+    p.add_argument("--config", "-c", required=True, type=Path, help="the manifest (YAML)")
+    p.add_argument("--target-dir", "-t", required=True, type=Path,
+                   help="where composes, the shared OSTree repo and the package pool live")
+    p.add_argument("--compose-type", choices=["production", "nightly", "test"], default="production",
+                   help="the compose ID suffix: production (none), nightly (.n), test (.t)")
+    p.add_argument("--lockfile", type=Path, help="compose exactly the packages of this lockfile (nothing resolved)")
+    p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
+    return p
+
+
+class Progress:
+    """Phase messages to stderr: a live status line on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
+        self.status = self.console.status("starting") if self.live else None
+        self.start = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        if self.status is not None:
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(None, None, None)
+
+    def __call__(self, phase: str, message: str) -> None:
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.start
+        line = f"[{elapsed:6.1f}s] {phase}: {message}"
+        if self.status is not None:
+            self.status.update(f"[bold]{phase}[/bold]: {message}")
+            self.console.print(line, markup=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
+                    keep_work=args.keep_work, progress=None)
+    except ComposeError as exc:
+        err.print(f"deb-bootc-compose: {exc}", markup=False)
+        return EXIT_USAGE
+    try:
+        with Progress(args.quiet) as progress:
+            c.progress_cb = progress
+            result = c.run()
+    except ManifestError as exc:
+        err.print(f"deb-bootc-compose: {exc}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("deb-bootc-compose: interrupted; the compose is DOOMED", markup=False)
+        return EXIT_INTERRUPTED
+    except (ComposeError, LockfileError) as exc:
+        err.print(f"deb-bootc-compose: compose failed: {exc}", markup=False)
+        return EXIT_FAILED
+    if result.reused_from:
+        err.print(f"inputs unchanged: reused {result.reused_from}", markup=False)
+    err.print(f"{result.paths.compose_id}: {result.status} in {result.seconds:.1f}s", markup=False)
+    print(result.paths.topdir)
+    return EXIT_INCOMPLETE if result.status == status.FINISHED_INCOMPLETE else EXIT_OK

@@ -1,0 +1,110 @@
+"""``metadata/lockfile.yaml``: the exact package set of every variant/arch, where each .deb came from, and
+the SOURCE_DATE_EPOCH derived from those packages. ``--lockfile FILE`` composes exactly this."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deb_bootc_compose import yamlmarks
+
+LOCKFILE_VERSION = 1
+
+
+class LockfileError(ValueError):
+    pass
+
+
+class LockedPackage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    version: str
+    arch: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int
+    url: str  # where it was downloaded from
+    repo: str = ""  # the apt source (sources.list URL) that provided it
+    source: str = ""  # source package name
+    source_version: str = ""
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
+
+
+class AddedPackage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    reason: str
+
+
+class LockedVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requested: list[str]
+    added: list[AddedPackage] = Field(default_factory=list)
+    packages: list[LockedPackage]
+
+
+class Lockfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lockfile_version: int = LOCKFILE_VERSION
+    name: str
+    version: str
+    suite: str
+    source_date_epoch: int
+    sources: list[dict[str, Any]]
+    # variants[variant][arch]
+    variants: dict[str, dict[str, LockedVariant]]
+
+    def variant(self, variant: str, arch: str) -> LockedVariant:
+        try:
+            return self.variants[variant][arch]
+        except KeyError:
+            have = ", ".join(f"{v}/{a}" for v, arches in self.variants.items() for a in arches)
+            raise LockfileError(
+                f"the lockfile has no package set for variant {variant!r} arch {arch!r} (it has: {have}); "
+                "was it written for another manifest?"
+            ) from None
+
+    def canonical(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        header = (
+            "# deb-bootc-compose lockfile: the exact packages of this compose.\n"
+            "# Compose exactly these again with: deb-bootc-compose --config MANIFEST --lockfile THIS-FILE ...\n"
+        )
+        tmp.write_text(header + yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=200))
+        tmp.replace(path)
+
+
+def load(path: Path) -> Lockfile:
+    try:
+        doc = yamlmarks.load(path)
+    except yamlmarks.YamlLocationError as exc:
+        raise LockfileError(str(exc)) from None
+    if not isinstance(doc.data, dict):
+        raise LockfileError(f"{path}:1: not a deb-bootc-compose lockfile (expected a YAML mapping)")
+    if doc.data.get("lockfile_version") != LOCKFILE_VERSION:
+        raise LockfileError(
+            f"{doc.where(('lockfile_version',))}: lockfile_version {doc.data.get('lockfile_version')!r} "
+            f"is not supported (this tool reads version {LOCKFILE_VERSION})"
+        )
+    try:
+        return Lockfile.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(f"{doc.where(loc)}: {err['msg']}")
+        raise LockfileError("invalid lockfile:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,360 @@
+"""The compose manifest: a YAML file validated by a pydantic schema; errors name file:line:key.
+
+The minimal manifest::
+
+    name: debian-bootc
+    version: "13"
+    suite: trixie
+    sources:
+      - url: http://deb.debian.org/debian
+        components: [main]
+    packages: [systemd, systemd-sysv, linux-image-amd64, openssh-server, hello]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deb_bootc_compose import yamlmarks
+
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
+ARCHES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
+REF_FIELDS = {"name", "suite", "arch", "variant", "version"}
+DEFAULT_ORCHESTRATOR_PRIORITY = 990
+DEFAULT_MIRROR_PRIORITY = 500
+
+
+OutputName = Literal["oci", "raw", "qcow2"]
+
+
+class ManifestError(ValueError):
+    """The manifest is malformed; every problem is one line ``file:line:key: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid manifest:\n  " + "\n  ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class OrchestratorRef(_Model):
+    url: str
+    tag: str
+    key: str | None = None  # keyring file (path or URL); default: the hub's published key for the tag
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://", v):
+            raise ValueError("must be an http:// or https:// URL of the hub")
+        return v.rstrip("/")
+
+
+class Source(_Model):
+    """One apt source: a plain apt repository (``url``) or an orchestrator tag (``orchestrator``)."""
+
+    url: str | None = None
+    suite: str | None = None  # default: the manifest's suite
+    components: list[str] = Field(default_factory=lambda: ["main"])
+    key: str | None = None  # keyring (path relative to the manifest, or URL); default Debian's archive keyring
+    trusted: bool = False  # accept an unsigned repository (local testing only)
+    priority: int | None = None  # apt pin priority; orchestrator tags default to 990, others 500
+    orchestrator: OrchestratorRef | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.url is None) == (self.orchestrator is None):
+            raise ValueError("each source needs exactly one of 'url' or 'orchestrator: {url, tag}'")
+        if self.url is not None and not re.match(r"^(https?|file)://", self.url):
+            raise ValueError(f"url {self.url!r} must start with http://, https:// or file://")
+        if self.url is not None:
+            self.url = self.url.rstrip("/")
+        if not self.components:
+            raise ValueError("components must not be empty")
+        return self
+
+    @property
+    def is_orchestrator(self) -> bool:
+        return self.orchestrator is not None
+
+    def repo_url(self) -> str:
+        if self.orchestrator is not None:
+            return f"{self.orchestrator.url}/repos/{self.orchestrator.tag}"
+        assert self.url is not None
+        return self.url
+
+    def repo_suite(self, default: str) -> str:
+        if self.orchestrator is not None:
+            return self.suite or self.orchestrator.tag
+        return self.suite or default
+
+    def pin_priority(self) -> int:
+        if self.priority is not None:
+            return self.priority
+        return DEFAULT_ORCHESTRATOR_PRIORITY if self.is_orchestrator else DEFAULT_MIRROR_PRIORITY
+
+
+class VariantSpec(_Model):
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class GroupSpec(_Model):
+    name: str
+    gid: int | None = None
+
+
+class UserSpec(_Model):
+    name: str
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[str] = Field(default_factory=list)
+    shell: str = "/bin/bash"
+    gecos: str = ""
+    password_hash: str | None = None  # a crypt(3) hash; a fixed hash keeps the image reproducible
+    ssh_authorized_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_-]*\$?$", v) or len(v) > 32:
+            raise ValueError(f"{v!r} is not a valid user name (lower case letters, digits, '_' and '-')")
+        return v
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("$") or v in ("!", "*", "!*")):
+            raise ValueError("must be a crypt(3) hash (e.g. from 'openssl passwd -6'), never a clear-text password")
+        return v
+
+
+class FileSpec(_Model):
+    path: str
+    content: str | None = None
+    source: str | None = None  # a file relative to the manifest
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+
+    @model_validator(mode="after")
+    def _check(self) -> FileSpec:
+        if (self.content is None) == (self.source is None):
+            raise ValueError("each file needs exactly one of 'content' or 'source'")
+        if not self.path.startswith("/") or ".." in Path(self.path).parts:
+            raise ValueError(f"path {self.path!r} must be absolute and must not contain '..'")
+        if self.path == "/var" or self.path.startswith("/var/"):
+            raise ValueError(
+                f"path {self.path!r} is under /var, which an OSTree image does not ship; "
+                "put the file under /usr or /etc, or create it at boot with a tmpfiles.d entry"
+            )
+        if not re.match(r"^0?[0-7]{3,4}$", self.mode):
+            raise ValueError(f"mode {self.mode!r} must be octal, e.g. '0644'")
+        return self
+
+
+class ScriptSpec(_Model):
+    name: str | None = None
+    script: str | None = None
+    file: str | None = None  # relative to the manifest
+
+    @model_validator(mode="after")
+    def _check(self) -> ScriptSpec:
+        if (self.script is None) == (self.file is None):
+            raise ValueError("each postprocess entry needs exactly one of 'script' or 'file'")
+        return self
+
+
+class OciSpec(_Model):
+    name: str | None = None  # default: the manifest name
+    tag: str | None = None  # default: the manifest version
+    labels: dict[str, str] = Field(default_factory=dict)
+    max_layers: int = Field(default=64, ge=1, le=127)
+
+
+class BootTestSpec(_Model):
+    enabled: bool = False
+    commands: list[str] = Field(default_factory=list)
+    timeout: int = Field(default=900, gt=0)
+
+
+class BuildSpec(_Model):
+    target: str
+    sources: list[str] = Field(default_factory=list)
+
+
+class DiskSpec(_Model):
+    free_space: str = "1GiB"  # free space left in the root filesystem
+    size: str | None = None  # a fixed total size instead
+
+
+class Manifest(_Model):
+    name: str
+    short: str | None = None  # Pungi's release short name, for latest-<short>-<version>; default: name
+    version: str
+    suite: str
+    sources: list[Source] = Field(min_length=1)
+    packages: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    variants: dict[str, VariantSpec] = Field(default_factory=lambda: {"base": VariantSpec()})
+    arches: list[str] = Field(default_factory=lambda: ["amd64"])
+    kernel_args: list[str] = Field(default_factory=list)
+    locale: str = "C.UTF-8"
+    users: list[UserSpec] = Field(default_factory=list)
+    groups: list[GroupSpec] = Field(default_factory=list)
+    files: list[FileSpec] = Field(default_factory=list)
+    postprocess: list[ScriptSpec] = Field(default_factory=list)
+    ref: str = "{name}/{suite}/{arch}/{variant}"
+    oci: OciSpec = Field(default_factory=OciSpec)
+    outputs: list[OutputName] = Field(default_factory=lambda: list[OutputName](["oci"]))
+    boot_test: BootTestSpec = Field(default_factory=BootTestSpec)
+    build: BuildSpec | None = None
+    disk: DiskSpec = Field(default_factory=DiskSpec)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: Any) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} may hold only letters, digits, '.', '_', '+' and '-'")
+        return str(v)
+
+    @field_validator("name", "short")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and (not NAME.match(v) or "/" in v):
+            raise ValueError(f"{v!r} may hold only letters, digits, '.', '_', '+' and '-'")
+        return v
+
+    @field_validator("suite")
+    @classmethod
+    def _suite(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} is not a suite name (e.g. trixie, sid, bookworm)")
+        return v
+
+    @field_validator("packages", "exclude")
+    @classmethod
+    def _packages(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if not PACKAGE_NAME.match(p)]
+        if bad:
+            raise ValueError(f"not Debian package names: {', '.join(map(repr, bad))}")
+        return v
+
+    @field_validator("arches")
+    @classmethod
+    def _arches(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ARCHES]
+        if bad:
+            raise ValueError(f"unknown architecture(s) {', '.join(bad)}; Debian names are: {', '.join(ARCHES)}")
+        if not v:
+            raise ValueError("at least one architecture is needed")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+        if not v:
+            raise ValueError("at least one variant is needed (omit 'variants' for the single variant 'base')")
+        for name in v:
+            if not NAME.match(name):
+                raise ValueError(f"variant name {name!r} may hold only letters, digits, '.', '_', '+' and '-'")
+        return v
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        unknown = fields - REF_FIELDS
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)} in ref template; known: {sorted(REF_FIELDS)}")
+        return v
+
+    @field_validator("postprocess", mode="before")
+    @classmethod
+    def _scripts(cls, v: Any) -> Any:
+        # a plain string is an inline script
+        if isinstance(v, list):
+            return [{"script": item} if isinstance(item, str) else item for item in v]
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> Manifest:
+        if len(self.variants) > 1 and "{variant}" not in self.ref:
+            raise ValueError("with several variants the 'ref' template must contain {variant}")
+        if len(self.arches) > 1 and "{arch}" not in self.ref:
+            raise ValueError("with several arches the 'ref' template must contain {arch}")
+        if "oci" not in self.outputs:
+            raise ValueError("outputs must contain 'oci' (the bootc image every other output derives from)")
+        return self
+
+    # ---- derived values ----
+    @property
+    def short_name(self) -> str:
+        return self.short or self.name
+
+    def variant_packages(self, variant: str) -> list[str]:
+        """The requested package names of one variant: packages + add − remove − exclude, order kept."""
+        spec = self.variants[variant]
+        wanted = [*self.packages, *spec.add]
+        drop = set(spec.remove) | set(self.exclude)
+        seen: set[str] = set()
+        out: list[str] = []
+        for p in wanted:
+            if p not in drop and p not in seen:
+                seen.add(p)
+                out.append(p)
+        return out
+
+    def ref_for(self, variant: str, arch: str) -> str:
+        return self.ref.format(name=self.name, suite=self.suite, arch=arch, variant=variant, version=self.version)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
+    loc: tuple[str | int, ...] = tuple(err.get("loc", ()))
+    # pydantic inserts model/union names into loc for some errors; keep the ones that are real keys
+    msg = str(err.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        where = doc.where(loc[:-1])
+        return f"{where.rsplit(':', 1)[0]}:{'.'.join(map(str, loc))}: required key is missing"
+    if err.get("type") == "extra_forbidden":
+        return f"{doc.where(loc)}: unknown key (check the spelling; see docs/compose.md for the schema)"
+    return f"{doc.where(loc)}: {msg}"
+
+
+def parse(doc: yamlmarks.LocatedDocument) -> Manifest:
+    if not isinstance(doc.data, dict):
+        raise ManifestError([f"{doc.path}:1: the manifest must be a YAML mapping (name:, version:, suite:, ...)"])
+    data = dict(doc.data)
+    # YAML reads 13 as an int; versions are strings
+    if isinstance(data.get("version"), int | float):
+        data["version"] = str(data["version"])
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError([_format_error(doc, dict(e)) for e in exc.errors()]) from None
+
+
+def load(path: Path) -> Manifest:
+    """Load and validate a manifest file; raises :class:`ManifestError` naming file:line:key."""
+    try:
+        doc = yamlmarks.load(path)
+    except yamlmarks.YamlLocationError as exc:
+        raise ManifestError([str(exc)]) from None
+    return parse(doc)

@@ -1,0 +1,136 @@
+"""gather: resolve the full package set with a private apt, keep the .debs in the pool, write the lockfile.
+
+With ``--lockfile FILE`` nothing is resolved: exactly the locked versions are used, from the pool (or
+downloaded from their recorded URL when the pool lacks them).
+"""
+
+from __future__ import annotations
+
+from deb_bootc_compose import pool
+from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt
+from deb_bootc_compose.lockfile import AddedPackage, LockedPackage, LockedVariant, Lockfile, LockfileError
+from deb_bootc_compose.lockfile import load as load_lockfile
+from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+
+KERNEL_FLAVOUR = {"amd64": "amd64", "arm64": "arm64", "i386": "686", "ppc64el": "powerpc64le", "s390x": "s390x",
+                  "riscv64": "riscv64", "armhf": "armmp"}
+GRUB_EFI = {"amd64": "grub-efi-amd64-bin", "arm64": "grub-efi-arm64-bin", "i386": "grub-efi-ia32-bin",
+            "riscv64": "grub-efi-riscv64-bin", "armhf": "grub-efi-arm-bin"}
+
+
+def bootable_additions(requested: list[str], arch: str) -> list[AddedPackage]:
+    """What every bootable OSTree image needs, whether or not a disk image is asked for."""
+    have = set(requested)
+    out = [
+        AddedPackage(name="ostree", reason="ostree admin and the OSTree deployment tools"),
+        AddedPackage(name="ostree-boot", reason="ostree-prepare-root, the dracut module and 15_ostree"),
+        AddedPackage(name="dracut", reason="the initramfs (only dracut carries the ostree module)"),
+        AddedPackage(name="grub2-common", reason="/etc/default/grub and grub-mkconfig for ostree's grub2 backend"),
+    ]
+    if arch in GRUB_EFI:
+        out.append(AddedPackage(name=GRUB_EFI[arch], reason="GRUB's EFI modules for the disk image's bootloader"))
+    if not any(p.startswith("linux-image-") for p in requested):
+        flavour = KERNEL_FLAVOUR.get(arch, arch)
+        out.append(AddedPackage(name=f"linux-image-{flavour}", reason="a kernel (the manifest names none)"))
+    return [a for a in out if a.name not in have]
+
+
+class GatherPhase(Phase):
+    name = "gather"
+
+    def run(self) -> None:
+        given = self.ctx.extra.get("lockfile_in")
+        lock = self._from_lockfile(given) if given else self._resolve()
+        all_pkgs = [p for per_arch in lock.variants.values() for lv in per_arch.values() for p in lv.packages]
+        n, size = pool.ensure(self.ctx.target, all_pkgs, cancel=self.ctx.cancel, progress=self.progress)
+        self.progress(f"pool: {n} packages downloaded ({size / 1e6:.1f} MB), {len(all_pkgs)} in use")
+        if not given:
+            lock.source_date_epoch = max(pool.deb_timestamp(self.ctx.target.pool_deb(p.sha256)) for p in all_pkgs)
+        lock.write(self.ctx.paths.lockfile)
+        self.ctx.source_date_epoch = lock.source_date_epoch
+        self.ctx.extra["lockfile"] = lock
+        for vs in self.ctx.variants:
+            lv = lock.variant(vs.variant, vs.arch)
+            vs.lock = lv
+            vs.added_packages = [a.name for a in lv.added]
+        self.progress(f"lockfile {self.ctx.paths.lockfile} (SOURCE_DATE_EPOCH={lock.source_date_epoch})")
+
+    def _from_lockfile(self, path: object) -> Lockfile:
+        from pathlib import Path
+
+        assert isinstance(path, Path)
+        try:
+            lock = load_lockfile(path)
+        except LockfileError as exc:
+            raise ComposeError(str(exc)) from None
+        m = self.ctx.manifest
+        if lock.suite != m.suite:
+            raise ComposeError(f"{path}: the lockfile is for suite {lock.suite!r} but the manifest says {m.suite!r}")
+        for vs in self.ctx.variants:
+            try:
+                lock.variant(vs.variant, vs.arch)
+            except LockfileError as exc:
+                raise ComposeError(f"{path}: {exc}") from None
+        # the lockfile belongs to this compose's identity now (same content, new compose ID)
+        lock.name, lock.version = m.name, m.version
+        self.progress(f"using lockfile {path}: nothing resolved")
+        return lock
+
+    def _resolve(self) -> Lockfile:
+        m = self.ctx.manifest
+        variants: dict[str, dict[str, LockedVariant]] = {}
+        by_arch: dict[str, list[VariantState]] = {}
+        for vs in self.ctx.variants:
+            by_arch.setdefault(vs.arch, []).append(vs)
+        for arch, states in by_arch.items():
+            self.check_cancelled()
+            apt = PrivateApt(
+                self.ctx.target.apt_root(PrivateApt.key_for(m, arch)), m, arch, self.ctx.manifest_path.parent
+            )
+            apt.setup()
+            self.progress(f"{arch}: apt-get update ({len(m.sources)} sources, private configuration)")
+            apt.update(self.log_path, cancel=self.ctx.cancel)
+            idx = apt.index()
+            base = sorted(idx.essential | idx.required | {"apt"})
+            for vs in states:
+                self.check_cancelled()
+                requested = m.variant_packages(vs.variant)
+                self._check_names(requested, idx, arch)
+                added = bootable_additions(requested, arch)
+                self.progress(
+                    f"{vs.variant}/{arch}: resolving {len(requested)} requested + {len(added)} added packages "
+                    f"+ the essential/required base"
+                )
+                resolved = apt.resolve(
+                    [*base, *requested, *(a.name for a in added)], m.exclude, self.log_path, cancel=self.ctx.cancel
+                )
+                locked = []
+                for r in resolved:
+                    src, srcver = idx.source_of.get((r.name, r.version, r.arch), (r.name, r.version))
+                    locked.append(
+                        LockedPackage(name=r.name, version=r.version, arch=r.arch, sha256=r.sha256, size=r.size,
+                                      url=r.url, repo=r.repo, source=src, source_version=srcver)
+                    )
+                variants.setdefault(vs.variant, {})[arch] = LockedVariant(
+                    requested=requested, added=added, packages=locked
+                )
+                mb = sum(p.size for p in locked) / 1e6
+                self.progress(f"{vs.variant}/{arch}: {len(locked)} packages, {mb:.1f} MB")
+        return Lockfile(
+            name=m.name,
+            version=m.version,
+            suite=m.suite,
+            source_date_epoch=0,
+            sources=[s.model_dump(mode="json", exclude_none=True) for s in m.sources],
+            variants=variants,
+        )
+
+    def _check_names(self, requested: list[str], idx: PackageIndex, arch: str) -> None:
+        m = self.ctx.manifest
+        unknown = [p for p in requested if p not in idx.names and p not in idx.provides]
+        if unknown:
+            suites = "; ".join(f"{s.repo_url()} {s.repo_suite(m.suite)} {' '.join(s.components)}" for s in m.sources)
+            raise ComposeError(
+                f"package(s) {', '.join(unknown)} not found in suite {m.suite} for {arch} (sources: {suites}); "
+                "check the spelling, or add the source that has them to 'sources:'"
+            )

@@ -1,0 +1,30 @@
+"""init: create the compose directory (already named by the compose ID), write STATUS STARTED, set up
+the variant states."""
+
+from __future__ import annotations
+
+import shutil
+
+from deb_bootc_compose import status
+from deb_bootc_compose.phases.base import Phase, VariantState
+
+
+class InitPhase(Phase):
+    name = "init"
+
+    def run(self) -> None:
+        p = self.ctx.paths
+        for d in (p.metadata, p.logs, p.work):
+            d.mkdir(parents=True, exist_ok=True)
+        status.write(p, status.STARTED)
+        shutil.copyfile(self.ctx.manifest_path, p.metadata / "manifest.yaml")
+        m = self.ctx.manifest
+        self.ctx.variants = [
+            VariantState(variant=v, arch=a, packages=m.variant_packages(v), ref=m.ref_for(v, a))
+            for v in m.variants
+            for a in m.arches
+        ]
+        self.progress(
+            f"compose {self.ctx.compose_id} ({self.ctx.compose_type}): "
+            + ", ".join(f"{v.variant}/{v.arch} -> {v.ref}" for v in self.ctx.variants)
+        )

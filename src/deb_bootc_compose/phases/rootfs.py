@@ -1,0 +1,95 @@
+"""rootfs: mmdebstrap installs exactly the locked .debs, served from the pool as a local apt repository.
+
+mmdebstrap runs in its own private mount namespace (``unshare --mount``), so nothing it mounts into the
+tree survives it, whatever happens to it. SOURCE_DATE_EPOCH comes from the lockfile: the tree is
+bit-reproducible from run to run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from deb_bootc_compose import pool, treeops
+from deb_bootc_compose.lockfile import LockedVariant
+from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from debsandbox.commands import CommandError, run
+
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "ppc64le": "ppc64el", "s390x": "s390x",
+             "riscv64": "riscv64", "armv7l": "armhf"}
+
+
+def write_local_repo(repo: Path, log: Path) -> None:
+    """Index the .debs in ``repo`` as a flat apt repository (Packages + Release)."""
+    packages = run(["apt-ftparchive", "packages", "."], cwd=repo, capture=True, log=None).output
+    (repo / "Packages").write_text(packages)
+    release = run(
+        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=deb-bootc-compose", "release", "."],
+        cwd=repo, capture=True, log=None,
+    ).output
+    (repo / "Release").write_text(release)
+    with open(log, "a") as fh:
+        fh.write(f"local repository {repo}: {packages.count('Package: ')} packages\n")
+
+
+class RootfsPhase(Phase):
+    name = "rootfs"
+
+    def run(self) -> None:
+        for vs in self.ctx.variants:
+            self.check_cancelled()
+            self.build(vs)
+
+    def build(self, vs: VariantState) -> None:
+        lv: LockedVariant = vs.lock
+        paths = self.ctx.paths
+        repo = paths.local_repo(vs.variant, vs.arch)
+        tree = paths.tree(vs.variant, vs.arch)
+        host = HOST_ARCH.get(platform.machine(), platform.machine())
+        if vs.arch != host and not Path(f"/proc/sys/fs/binfmt_misc/qemu-{_qemu_name(vs.arch)}").exists():
+            raise ComposeError(
+                f"{vs.variant}/{vs.arch}: composing a foreign architecture on {host} needs qemu-user binfmt "
+                "support (apt-get install qemu-user-static binfmt-support)"
+            )
+        treeops.remove_tree(repo)
+        treeops.remove_tree(tree)
+        pool.link_into(self.ctx.target, lv.packages, repo)
+        write_local_repo(repo, self.log_path)
+        includes = ",".join(f"{p.name}={p.version}" for p in lv.packages)
+        self.progress(f"{vs.variant}/{vs.arch}: mmdebstrap of {len(lv.packages)} locked packages")
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "unshare", "--mount", "--propagation", "private", "--",
+            "mmdebstrap", "--mode=root", "--format=directory", "--variant=custom", f"--architectures={vs.arch}",
+            f"--include={includes}",
+            "--aptopt=Acquire::Languages \"none\"",
+            "--dpkgopt=force-unsafe-io", "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
+            # the image must not keep the unsafe-io setting
+            "--customize-hook=rm -f \"$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap\"",
+            "", str(tree), f"deb [trusted=yes] file://{repo} ./",
+        ]
+        # INITRD=No: the kernel postinst must not build a host-only initramfs; ostree-prepare builds the real one
+        env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch), "LC_ALL": "C.UTF-8", "INITRD": "No",
+               "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        try:
+            run(argv, log=self.log_path, extra_env=env, cancel=self.ctx.cancel, timeout=3600, tail=30)
+        except CommandError as exc:
+            raise ComposeError(
+                f"{vs.variant}/{vs.arch}: mmdebstrap failed (log: {self.log_path}):\n{exc.tail}"
+            ) from exc
+        installed = treeops.dpkg_installed(tree / "var" / "lib" / "dpkg" / "status")
+        locked = {(p.name, p.version) for p in lv.packages}
+        if installed != locked:
+            extra = sorted(installed - locked)
+            missing = sorted(locked - installed)
+            raise ComposeError(
+                f"{vs.variant}/{vs.arch}: the tree does not hold exactly the locked packages "
+                f"(extra: {extra[:10]}, missing: {missing[:10]})"
+            )
+        vs.tree = tree
+        self.progress(f"{vs.variant}/{vs.arch}: rootfs ready, {len(installed)} packages")
+
+
+def _qemu_name(arch: str) -> str:
+    return {"arm64": "aarch64", "armhf": "arm", "ppc64el": "ppc64le", "i386": "i386"}.get(arch, arch)
