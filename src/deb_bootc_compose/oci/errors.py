@@ -1,0 +1,7 @@
+"""Errors of the OCI writer: each message says what is wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class OciError(RuntimeError):
+    """The image cannot be written."""

@@ -1,0 +1,306 @@
+"""``write_oci_image``: a bootc OCI image from a prepared tree, layers split by dpkg package ownership."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deb_bootc_compose.oci.dpkg_owners import read_ownership
+from deb_bootc_compose.oci.errors import OciError
+from deb_bootc_compose.oci.layout import image_config as make_config
+from deb_bootc_compose.oci.layout import rfc3339, write_archive, write_layout
+from deb_bootc_compose.oci.plan import LayerPlan, make_plan
+from deb_bootc_compose.oci.tarlayer import DEFAULT_LEVEL, LayerBlob, write_layer
+from deb_bootc_compose.oci.tree import TreeEntry, parents, scan_tree
+
+# The grammar of org.opencontainers.image.ref.name (OCI image-spec, annotations).
+_REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+REF_NAME_RE = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*")
+KERNEL = "kernel"
+UNOWNED = "unowned"
+OSTREE_COMMIT_LABEL = "org.debian.bootc.ostree-commit"
+KERNEL_LABEL = "ostree.linux"
+FORBIDDEN_LABELS = {"ostree.commit": "it tells bootc to expect an encapsulated OSTree commit, which this image is not"}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    digest: str
+    diff_id: str
+    size: int  # compressed
+    packages: list[str]
+    id: str = ""  # plan id ("p0003"), "kernel" or "unowned"
+    tar_size: int = 0
+    entries: int = 0
+
+
+@dataclass(frozen=True)
+class OciResult:
+    layout_dir: Path
+    archive_path: Path
+    manifest_digest: str
+    config_digest: str
+    layers: list[LayerInfo]
+    plan_path: Path
+    ref_name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    def transport(self) -> str:
+        """``oci:LAYOUT:TAG``, the containers-transports name of the layout."""
+        return f"oci:{self.layout_dir}:{self.ref_name}"
+
+
+@dataclass
+class _LayerJob:
+    id: str
+    packages: list[str]
+    assigned: set[str]
+    members: list[TreeEntry] = field(default_factory=list)
+    tar_estimate: int = 0
+
+
+def _history_line(job: _LayerJob) -> str:
+    if job.id == KERNEL:
+        what = "kernel, initramfs and modules"
+    elif job.id == UNOWNED:
+        what = "files no package owns"
+    else:
+        what = f"packages layer {job.id}"
+    if job.packages:
+        names = ", ".join(job.packages[:12]) + (f" and {len(job.packages) - 12} more" if len(job.packages) > 12 else "")
+        what += f": {names}"
+    return f"deb-bootc-compose {what}"
+
+
+def _assign(
+    tree: Path, entries: dict[str, TreeEntry], kernel_version: str | None
+) -> tuple[dict[str, str], dict[str, str], set[str], dict[str, int]]:
+    """Return (path → unit, hardlink follower → leader, kernel packages, package → bytes).
+
+    A unit is a package name, KERNEL or UNOWNED.
+    """
+    ownership = read_ownership(tree, entries)
+    kernel_prefix = f"usr/lib/modules/{kernel_version}" if kernel_version else None
+    if kernel_prefix is not None:
+        top = entries.get(kernel_prefix)
+        if top is None or not top.is_dir:
+            raise OciError(
+                f"kernel version {kernel_version} was given but {tree / kernel_prefix} is not a directory: "
+                "the tree must carry its kernel, initramfs and modules there (see ostree-prepare)"
+            )
+
+    def in_kernel(path: str) -> bool:
+        return kernel_prefix is not None and (path == kernel_prefix or path.startswith(kernel_prefix + "/"))
+
+    kernel_packages: set[str] = set()
+    for path in entries:
+        if in_kernel(path):
+            kernel_packages.update(ownership.owners.get(path, ()))
+    units: dict[str, str] = {}
+    for path in entries:
+        if in_kernel(path):
+            units[path] = KERNEL
+            continue
+        owner = ownership.owner(path)
+        if owner is None:
+            units[path] = UNOWNED
+        elif owner in kernel_packages:
+            units[path] = KERNEL
+        else:
+            units[path] = owner
+    # Hardlink groups stay together, with the unit of their first path in tree order.
+    leaders: dict[tuple[int, int], str] = {}
+    hardlinks: dict[str, str] = {}
+    for path, entry in entries.items():
+        if entry.is_dir or entry.st.st_nlink < 2:
+            continue
+        key = (entry.st.st_dev, entry.st.st_ino)
+        leader = leaders.get(key)
+        if leader is None:
+            leaders[key] = path
+        else:
+            hardlinks[path] = leader
+            units[path] = units[leader]
+    sizes: dict[str, int] = {pkg: 0 for pkg in ownership.packages if pkg not in kernel_packages}
+    for path, entry in entries.items():
+        unit = units[path]
+        if unit in (KERNEL, UNOWNED) or not entry.is_reg or path in hardlinks:
+            continue
+        sizes[unit] = sizes.get(unit, 0) + entry.st.st_size
+    return units, hardlinks, kernel_packages, sizes
+
+
+def write_oci_image(
+    tree: Path,
+    out_dir: Path,
+    *,
+    ref_name: str,
+    labels: dict[str, str],
+    max_layers: int = 64,
+    source_date_epoch: int,
+    kernel_version: str | None,
+    ostree_commit: str | None,
+    previous_plan: Path | None,
+    plan_out: Path,
+    arch: str = "amd64",
+    archive_name: str = "image.oci-archive",
+    layout_name: str = "layout",
+    jobs: int | None = None,
+    compression_level: int = DEFAULT_LEVEL,
+    progress: Callable[[str], None] | None = None,
+) -> OciResult:
+    """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
+
+    Layers: package layers following the plan (``previous_plan`` keeps assignments stable; the plan used
+    is written to ``plan_out``), then the kernel layer (``usr/lib/modules/<kernel_version>`` and every
+    package owning files there), then the files no package owns. Same inputs, same manifest digest.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _msg: None)
+    for key, why in FORBIDDEN_LABELS.items():
+        if key in labels:
+            raise OciError(f"label {key!r} must not be set on this image: {why}; remove it from the oci labels")
+    if not REF_NAME_RE.fullmatch(ref_name):
+        raise OciError(
+            f"invalid OCI reference name (tag) {ref_name!r}: use letters, digits and . _ - : @ + between them "
+            '(for example "13" or "latest")'
+        )
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    entries = scan_tree(tree)
+    say(f"scanned {len(entries)} entries of {tree}")
+    units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)
+    has_kernel = KERNEL in units.values()
+    has_unowned = UNOWNED in units.values()
+    budget = max_layers - int(has_kernel) - int(has_unowned)
+    if sizes and budget < 1:
+        need = 1 + int(has_kernel) + int(has_unowned)
+        raise OciError(
+            f"max_layers is {max_layers} but this tree needs at least {need} layers "
+            "(one for packages, one for the kernel, one for files no package owns); raise oci.max_layers"
+        )
+    previous = LayerPlan.load(previous_plan) if previous_plan is not None and previous_plan.exists() else None
+    plan = make_plan(sizes, budget, previous) if sizes else LayerPlan(layers=[], budget=max(budget, 0))
+
+    jobs_list: list[_LayerJob] = []
+    by_unit: dict[str, _LayerJob] = {}
+    for planned in plan.layers:
+        job = _LayerJob(planned.id, list(planned.packages), set())
+        jobs_list.append(job)
+        for pkg in planned.packages:
+            by_unit[pkg] = job
+    if has_kernel:
+        by_unit[KERNEL] = _LayerJob(KERNEL, sorted(kernel_packages, key=os.fsencode), set())
+        jobs_list.append(by_unit[KERNEL])
+    if has_unowned:
+        by_unit[UNOWNED] = _LayerJob(UNOWNED, [], set())
+        jobs_list.append(by_unit[UNOWNED])
+    for path, unit in units.items():
+        by_unit[unit].assigned.add(path)
+    order = {path: i for i, path in enumerate(entries)}
+    for job in jobs_list:
+        wanted = set(job.assigned)
+        for path in job.assigned:
+            wanted.update(parents(path))
+        job.members = [entries[p] for p in sorted(wanted, key=order.__getitem__)]
+        job.tar_estimate = sum(e.st.st_size for e in job.members if e.is_reg and e.path not in hardlinks)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layout_dir = out_dir / layout_name
+    staging = out_dir / f".{layout_name}.tmp-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    blobs = staging / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    try:
+        blobs_by_job: dict[str, LayerBlob] = {}
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="oci-layer") as pool:
+            futures = {
+                job.id: pool.submit(
+                    write_layer, tree, job.members, hardlinks, source_date_epoch, blobs, level=compression_level
+                )
+                for job in sorted(jobs_list, key=lambda j: -j.tar_estimate)
+            }
+            for job_id, future in futures.items():
+                blobs_by_job[job_id] = future.result()
+        say(f"wrote {len(jobs_list)} layers with {jobs} threads")
+        layer_blobs = [blobs_by_job[job.id] for job in jobs_list]
+        created = rfc3339(source_date_epoch)
+        all_labels = dict(labels)
+        all_labels.update(
+            {"containers.bootc": "1", "ostree.bootable": "1", "org.opencontainers.image.created": created}
+        )
+        if kernel_version:
+            all_labels[KERNEL_LABEL] = kernel_version
+        if ostree_commit:
+            all_labels[OSTREE_COMMIT_LABEL] = ostree_commit
+        cmd = ["/sbin/init"] if any(os.path.lexists(tree / p) for p in ("sbin/init", "usr/sbin/init")) else None
+        config = make_config(
+            arch=arch,
+            layers=layer_blobs,
+            history=[_history_line(job) for job in jobs_list],
+            labels=all_labels,
+            created=created,
+            cmd=cmd,
+        )
+        annotations = {
+            k: v
+            for k, v in all_labels.items()
+            if k.startswith("org.opencontainers.image.") and k != "org.opencontainers.image.ref.name"
+        }
+        manifest_digest, config_digest, _size = write_layout(
+            staging,
+            config=config,
+            layers=layer_blobs,
+            layer_annotations=[{"org.debian.bootc.layer": job.id} for job in jobs_list],
+            ref_name=ref_name,
+            annotations=annotations,
+        )
+        if layout_dir.exists() or layout_dir.is_symlink():
+            old = out_dir / f".{layout_name}.old-{os.getpid()}"
+            os.replace(layout_dir, old)
+            os.replace(staging, layout_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, layout_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    archive_path = out_dir / archive_name
+    write_archive(layout_dir, archive_path, source_date_epoch)
+    plan.save(plan_out)
+    layers = [
+        LayerInfo(
+            digest=blob.digest,
+            diff_id=blob.diff_id,
+            size=blob.size,
+            packages=job.packages,
+            id=job.id,
+            tar_size=blob.tar_size,
+            entries=len(job.members),
+        )
+        for job, blob in zip(jobs_list, layer_blobs, strict=True)
+    ]
+    seconds = time.monotonic() - started
+    say(f"image {manifest_digest}: {len(layers)} layers, {sum(x.size for x in layers)} bytes in {seconds:.1f} s")
+    return OciResult(
+        layout_dir=layout_dir,
+        archive_path=archive_path,
+        manifest_digest=manifest_digest,
+        config_digest=config_digest,
+        layers=layers,
+        plan_path=plan_out,
+        ref_name=ref_name,
+        labels=all_labels,
+        seconds=seconds,
+    )
