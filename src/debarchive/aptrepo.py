@@ -39,6 +39,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from debian.deb822 import Deb822, Dsc
+from debian.debfile import DebFile
 
 from debarchive.dsc import SourcePackageError, parse_dsc, verify
 from debarchive.signing import SigningKey
@@ -228,6 +229,24 @@ class PackageEntry:
             raise RepoError(f"{where}: a stanza must start with 'Package:' and hold no blank line")
 
 
+def _read_control(path: Path) -> str:
+    """The control file of a .deb: in-process with python-debian (fast), or with ``dpkg-deb`` for what
+    python-debian cannot read (it has the authoritative error message for broken files)."""
+    try:
+        with DebFile(filename=str(path)) as deb:
+            raw = deb.control.get_content("control")
+        if raw:
+            return raw.decode("utf-8")
+    except Exception:  # any failure: let dpkg-deb decide and explain
+        pass
+    try:
+        text = output(["dpkg-deb", "--field", str(path)], extra_env={"LC_ALL": "C.UTF-8"}, timeout=120)
+    except CommandError as exc:
+        raise RepoError(f"{path} is not a readable .deb: {exc.tail.strip()}") from exc
+    # stdout and stderr arrive merged: drop dpkg-deb's own warnings, keep the control file
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("dpkg-deb: "))
+
+
 def scan_deb(path: Path, filename: str | None = None, component: str = "main") -> PackageEntry:
     """Read a .deb once and return its entry; ``filename`` is its pool-relative path (the ``Filename:``),
     by default Debian's pool location from its source name (:func:`pool_path`)."""
@@ -236,13 +255,7 @@ def scan_deb(path: Path, filename: str | None = None, component: str = "main") -
         check_relative_path(filename, "Filename")
     if not path.is_file():
         raise RepoError(f"cannot scan {path}: no such file")
-    try:
-        control_text = output(["dpkg-deb", "--field", str(path)], extra_env={"LC_ALL": "C.UTF-8"}, timeout=120)
-    except CommandError as exc:
-        raise RepoError(f"{path} is not a readable .deb: {exc.tail.strip()}") from exc
-    # stdout and stderr arrive merged: drop dpkg-deb's own warnings, keep the control file
-    control = Deb822("".join(line for line in control_text.splitlines(keepends=True)
-                             if not line.startswith("dpkg-deb: ")))
+    control = Deb822(_read_control(path))
     for required in ("Package", "Version", "Architecture"):
         if required not in control:
             raise RepoError(f"{path}: control file has no {required} field; not a valid binary package")

@@ -28,6 +28,7 @@ def build_deb(
     depends: str | None = None,
     source: str | None = None,
     payload: str = "hello\n",
+    compression: str = "xz",
 ) -> Path:
     """``dpkg-deb --build`` a made-up package that installs /usr/share/<name>/README."""
     tree = out_dir / f"tree-{name}-{version}-{arch}"
@@ -50,7 +51,7 @@ def build_deb(
     control.append(f"Description: made-up package {name}\n A package built by the debarchive tests.\n .\n Second par.")
     (tree / "DEBIAN" / "control").write_text("\n".join(control) + "\n")
     deb = out_dir / f"{name}_{version.split(':')[-1]}_{arch}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree), str(deb)], check=True,
+    subprocess.run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(tree), str(deb)], check=True,
                    capture_output=True)
     return deb
 

@@ -412,10 +412,12 @@ def test_publish_is_reproducible(tmp_path: Path, make_deb: DebMaker) -> None:
     assert one == two
 
 
-def test_dpkg_scanpackages_agrees(tmp_path: Path, make_deb: DebMaker) -> None:
-    """Our stanza carries the same fields and values as dpkg-scanpackages' (the reference implementation)."""
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
+def test_dpkg_scanpackages_agrees(tmp_path: Path, make_deb: DebMaker, compression: str) -> None:
+    """Our stanza carries the same fields and values as dpkg-scanpackages' (the reference implementation),
+    whatever the .deb's compression (zstd is what Ubuntu and some tools use)."""
     root = tmp_path / "repo"
-    entry = add_deb(root, make_deb("dak-ref", "2.0-1", "amd64", depends="libc6"))
+    entry = add_deb(root, make_deb("dak-ref", "2.0-1", "amd64", depends="libc6", compression=compression))
     ref = subprocess.run(["dpkg-scanpackages", "-m", "pool"], cwd=root, capture_output=True, text=True, check=True)
     theirs = Deb822(ref.stdout)
     ours = Deb822(entry.stanza)

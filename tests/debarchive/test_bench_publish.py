@@ -17,6 +17,7 @@ def test_publish_benchmark_runs_and_meets_target(capsys: pytest.CaptureFixture[s
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     # target: republishing 1,000 packages from kept stanzas in under a second (unsigned)
-    assert module.main(["--sizes", "1000", "--max-seconds", "1.0"]) == 0
+    assert module.main(["--sizes", "1000", "--max-seconds", "1.0", "--compare", "100"]) == 0
     out = capsys.readouterr().out
     assert "1000 packages" in out and "republish, one package added, signed" in out
+    assert "ratio apt-ftparchive / ours" in out
