@@ -14,7 +14,8 @@ Layout written by :func:`publish` under ``root``::
 A reader resolves ``dists/<suite>`` once per request, so it sees one complete generation or the next,
 never a mix; with ``Acquire-By-Hash: yes`` apt fetches indices by their hash, and every generation also
 carries the by-hash files of the generations kept before it, so a client that read an older InRelease
-still gets the matching index after a swap. Older generations are deleted once ``keep`` newer ones exist.
+still gets the matching index after a swap. A generation is deleted once ``keep`` newer ones exist and it
+is older than ``keep_seconds`` (so a busy repository keeps every index a client may still be fetching).
 
 Callers keep the :class:`PackageEntry` / :class:`SourceEntry` objects (or their ``stanza`` text, see
 :meth:`PackageEntry.from_stanza`), so republishing never re-reads a .deb.
@@ -538,6 +539,20 @@ def _generations(gen_root: Path) -> list[Path]:
     return sorted(p for p in gen_root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _retained(generations: Sequence[Path], keep: int, keep_seconds: float) -> list[Path]:
+    """The last ``keep`` generations plus those published less than ``keep_seconds`` ago."""
+    now = time.time()
+    result = []
+    for i, gen in enumerate(generations):
+        try:
+            age = now - (gen / "Release").stat().st_mtime
+        except FileNotFoundError:
+            age = float("inf")
+        if i >= len(generations) - keep or age < keep_seconds:
+            result.append(gen)
+    return result
+
+
 def _new_generation_name(gen_root: Path) -> str:
     """``g<serial>-<UTC time>``: names sort in creation order, whatever the clock does."""
     serials = [int(m.group(1)) for p in gen_root.iterdir() if (m := re.match(r"^(?:\.tmp-)?g(\d+)-", p.name))]
@@ -567,6 +582,7 @@ def publish(
     date: datetime | None = None,
     valid_for: timedelta | None = None,
     keep: int = 3,
+    keep_seconds: float = 600.0,
     allow_identity_change: bool = False,
 ) -> PublishedRepo:
     """Write a complete new index generation for ``suite`` and switch ``root/dists/<suite>`` to it atomically.
@@ -574,8 +590,9 @@ def publish(
     Architecture-independent packages (``Architecture: all``) appear in every architecture's Packages.
     Packages of architectures not in ``arches`` are refused. The same name/version/arch listed twice
     with different files is refused; identical duplicates are merged. ``valid_for`` adds a
-    ``Valid-Until`` (default: none, since the repository only changes when republished). ``keep``
-    generations stay on disk (at least 2) and their by-hash files stay reachable.
+    ``Valid-Until`` (default: none, since the repository only changes when republished). The last
+    ``keep`` generations (at least 2) and every generation younger than ``keep_seconds`` stay on disk,
+    and their by-hash files stay reachable from the current one.
 
     ``origin`` and ``label`` must stay the same from one publish to the next: apt refuses to update from
     a repository whose Origin or Label changed (until each user confirms it with
@@ -646,7 +663,7 @@ def publish(
                 _write_index(tmp, f"{component}/binary-{a}/Packages", "\n".join(by_arch[a]).encode(), current,
                              indices)
             _write_index(tmp, f"{component}/source/Sources", "\n".join(src_stanzas).encode(), current, indices)
-            _carry_by_hash(tmp, olds[-(keep - 1):])
+            _carry_by_hash(tmp, _retained(olds, keep - 1, keep_seconds))
             _write_by_hash(tmp, indices)
             release = _release_text(
                 suite, [component], arches, indices, origin=origin, label=label,
@@ -664,8 +681,11 @@ def publish(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _swap_symlink(link, f"{GENERATIONS_DIR}/{suite}/{name}")
-        for old in _generations(gen_root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        gens = _generations(gen_root)
+        survivors = set(_retained(gens, keep, keep_seconds))
+        for old in gens:
+            if old not in survivors:
+                shutil.rmtree(old, ignore_errors=True)
     return PublishedRepo(
         root=root,
         suite=suite,

@@ -32,7 +32,14 @@ class SigningError(RuntimeError):
 
 @contextmanager
 def _locked(home: Path) -> Iterator[None]:
-    with open(home / _LOCK_NAME, "a+") as fh:
+    try:
+        fh = open(home / _LOCK_NAME, "a+")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise SigningError(
+            f"cannot use GnuPG home {home}: {exc.strerror} (it must be a writable directory: GnuPG keeps its "
+            "agent socket and random seed there)"
+        ) from exc
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -332,7 +332,7 @@ def test_old_by_hash_files_stay_reachable_and_generations_are_pruned(tmp_path: P
     dists = root / "dists" / "s"
     releases = []
     for i in range(5):
-        publish(root, "s", packages=debs[: i + 1], keep=3)
+        publish(root, "s", packages=debs[: i + 1], keep=3, keep_seconds=0)
         releases.append(release_of(root, "s"))
         assert len(generation_dirs(root, "s")) == min(i + 1, 3)
     by_hash = dists / "main/binary-amd64/by-hash/SHA256"
@@ -344,6 +344,18 @@ def test_old_by_hash_files_stay_reachable_and_generations_are_pruned(tmp_path: P
     oldest = next(f["sha256"] for f in releases[0]["SHA256"] if f["name"] == "main/binary-amd64/Packages")
     assert not (by_hash / oldest).exists()  # pruned: by-hash does not grow without bound
     assert len(list(by_hash.iterdir())) == 6  # Packages + Packages.xz of 3 generations
+
+
+def test_recent_generations_are_kept_whatever_their_number(tmp_path: Path) -> None:
+    for _ in range(5):
+        publish(tmp_path, "s", packages=[], keep=2)  # default keep_seconds: 10 minutes
+    gens = generation_dirs(tmp_path, "s")
+    assert len(gens) == 5
+    for gen in gens[:3]:  # make three of them old
+        release = tmp_path / "dists" / ".generations" / "s" / gen / "Release"
+        os.utime(release, (release.stat().st_atime, release.stat().st_mtime - 3600))
+    newest = publish(tmp_path, "s", packages=[], keep=2).generation
+    assert generation_dirs(tmp_path, "s") == [*gens[3:], newest]
 
 
 def test_unchanged_index_reuses_compressed_file(tmp_path: Path, make_deb: DebMaker) -> None:

@@ -126,3 +126,12 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         broken.clearsign(b"x")
     assert os.listdir(tmp_path / "b")  # the real key is still there
     assert SigningKey.load(tmp_path / "b").fingerprint == key.fingerprint
+
+
+def test_unwritable_home_gives_clear_error(tmp_path: Path) -> None:
+    key = SigningKey.ensure(tmp_path / "home")
+    lock = tmp_path / "home" / ".debarchive.lock"
+    lock.unlink()
+    lock.mkdir()  # stands for any reason the home cannot be written (read-only mount, wrong owner)
+    with pytest.raises(SigningError, match=r"cannot use GnuPG home .*/home: Is a directory \(it must be a writable"):
+        key.clearsign(b"x")
