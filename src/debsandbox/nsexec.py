@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -138,15 +139,66 @@ def _bind(src: str, dst: str, ro: bool) -> None:
         _mount("none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
 
 
+MERGED = "/tmp/root"
+
+
+def _stage_host_paths(spec: dict[str, Any]) -> None:
+    """Run by real root before entering the user namespace: make every host path the sandbox needs
+    reachable for ns-root.
+
+    ns-root cannot traverse directories it does not own (``/root`` when the cache lives in root's home,
+    pytest's 0700 temporary directories). So each path is bind-mounted, in a private mount namespace, onto
+    a fresh tmpfs at ``/tmp`` that anyone can traverse; the user namespace's mount namespace inherits them.
+    """
+    _unshare(CLONE_NEWNS)
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    fds = {name: os.open(path, os.O_PATH) for name, path in spec.get("paths", {}).items()}
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    for i, (name, fd) in enumerate(fds.items()):
+        target = f"/tmp/{i}"
+        if stat.S_ISDIR(os.stat(f"/proc/self/fd/{fd}").st_mode):
+            os.mkdir(target)
+        else:
+            _touch(target)
+        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+        os.close(fd)
+        spec["paths"][name] = target
+
+
+def _open_paths(spec: dict[str, Any]) -> None:
+    """Open the sandbox's host paths in the current mount namespace; ``@name@`` in the spec becomes
+    ``/proc/self/fd/N``, which stays valid when ``/tmp`` is covered and needs no traversal."""
+    links: dict[str, str] = {}
+    for name, path in spec.get("paths", {}).items():
+        links[f"@{name}@"] = f"/proc/self/fd/{os.open(path, os.O_PATH)}"
+
+    def sub(value: Any) -> Any:
+        if isinstance(value, str):
+            for token, link in links.items():
+                value = value.replace(token, link)
+            return value
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        return value
+
+    spec.update(sub({k: v for k, v in spec.items() if k != "paths"}))
+
+
 def _assemble(spec: dict[str, Any]) -> str | None:
     """Mount the sandbox's filesystem; return the directory to chroot into (None: stay on the host fs)."""
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    _open_paths(spec)
     root = spec.get("root")
     if root is None:
         for b in spec.get("binds", []):
             _bind(b["src"], b["dst"], b.get("ro", False))
         return None
-    merged: str = root["merged"]
+    # the new root is assembled on a private tmpfs, at a path ns-root can always reach
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    merged = MERGED
+    os.mkdir(merged)
     if root.get("lower"):
         opts = f"lowerdir={':'.join(root['lower'])},upperdir={root['upper']},workdir={root['work']},userxattr"
         _mount("overlay", merged, "overlay", 0, opts)
@@ -217,6 +269,12 @@ def main() -> int:
         os.close(r1)
         os.close(w2)
         _pdeathsig()
+        if os.geteuid() == 0:
+            try:
+                _stage_host_paths(spec)
+            except (OSError, SandboxSetupError) as exc:
+                sys.stderr.write(f"deb-sandbox: cannot prepare host paths: {exc}\n")
+                os._exit(4)
         try:
             _unshare(CLONE_NEWUSER)
         except SandboxSetupError as exc:
@@ -241,7 +299,7 @@ def main() -> int:
             _pdeathsig()
             try:
                 os._exit(_run_init(spec))
-            except SandboxSetupError as exc:
+            except (SandboxSetupError, OSError) as exc:
                 sys.stderr.write(f"deb-sandbox: {exc}\n")
                 os._exit(4)
         signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))

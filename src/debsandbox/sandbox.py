@@ -32,12 +32,11 @@ class Bind:
 
 @dataclass(frozen=True)
 class OverlayRoot:
-    """``lower`` layers (top first) under a writable ``upper``; mounted at ``merged``."""
+    """``lower`` layers (top first) under a writable ``upper`` (with overlayfs's ``work`` dir)."""
 
     lower: tuple[Path, ...]
     upper: Path
     work: Path
-    merged: Path
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,6 @@ class DirRoot:
     """A plain directory used as the root, read-write."""
 
     dir: Path
-    merged: Path
 
 
 @dataclass
@@ -62,19 +60,29 @@ class Sandbox:
     hostname: str = "deb-mock"
     umask: int | None = 0o022
 
-    def spec(self, argv: Sequence[str], ids: idmap.IdMap) -> dict[str, Any]:
+    def spec(self, argv: Sequence[str], ids: idmap.IdMap, paths: Mapping[str, Path] | None = None) -> dict[str, Any]:
+        """The launcher's specification. Host paths are passed as ``@name@`` tokens (see nsexec)."""
+        opened: dict[str, str] = {k: str(v) for k, v in (paths or {}).items()}
+
+        def token(name: str, path: Path) -> str:
+            opened[name] = str(path)
+            return f"@{name}@"
+
         root: dict[str, Any] | None
         if isinstance(self.root, OverlayRoot):
+            if self.root.upper.parent != self.root.work.parent:
+                raise ValueError("overlay upper and work directories must be siblings (one mount)")
+            parent = token("overlay", self.root.upper.parent)
             root = {
-                "lower": [str(p) for p in self.root.lower],
-                "upper": str(self.root.upper),
-                "work": str(self.root.work),
-                "merged": str(self.root.merged),
+                "lower": [token(f"lower{i}", p) for i, p in enumerate(self.root.lower)],
+                "upper": f"{parent}/{self.root.upper.name}",
+                "work": f"{parent}/{self.root.work.name}",
             }
         elif isinstance(self.root, DirRoot):
-            root = {"dir": str(self.root.dir), "merged": str(self.root.merged)}
+            root = {"dir": token("rootdir", self.root.dir)}
         else:
             root = None
+        binds = [{"src": token(f"bind{i}", b.src), "dst": b.dst, "ro": b.ro} for i, b in enumerate(self.binds)]
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
         env.update(self.env)
         return {
@@ -83,7 +91,8 @@ class Sandbox:
                 "gids": [[r.inner, r.outer, r.count] for r in ids.gids],
             },
             "root": root,
-            "binds": [{"src": str(b.src), "dst": b.dst, "ro": b.ro} for b in self.binds],
+            "paths": opened,
+            "binds": binds,
             "tmpfs": list(self.tmpfs),
             "network": self.network,
             "uid": self.uid,
@@ -96,17 +105,29 @@ class Sandbox:
             "argv": list(argv),
         }
 
-    def run(self, argv: Sequence[str], *, ids: idmap.IdMap | None = None, **kwargs: Any) -> Completed:
-        """Run ``argv`` inside the sandbox; keyword arguments go to :func:`debsandbox.commands.run`."""
-        ids = ids or idmap.current()
-        if isinstance(self.root, (OverlayRoot, DirRoot)):
-            self.root.merged.mkdir(parents=True, exist_ok=True)
+    def write_spec(self, argv: Sequence[str], ids: idmap.IdMap, paths: Mapping[str, Path] | None = None) -> str:
         if isinstance(self.root, OverlayRoot):
             for d in (self.root.upper, self.root.work):
                 owned_dir(d, ids)
         with tempfile.NamedTemporaryFile("w", prefix="sandbox-", suffix=".json", delete=False) as fh:
-            json.dump(self.spec(argv, ids), fh)
-            spec_path = fh.name
+            json.dump(self.spec(argv, ids, paths), fh)
+            return fh.name
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        ids: idmap.IdMap | None = None,
+        paths: Mapping[str, Path] | None = None,
+        **kwargs: Any,
+    ) -> Completed:
+        """Run ``argv`` inside the sandbox; keyword arguments go to :func:`debsandbox.commands.run`.
+
+        ``paths`` names host paths the command needs (``@name@`` in ``argv`` becomes a path that works
+        inside the namespace even where ns-root could not traverse the real path).
+        """
+        ids = ids or idmap.current()
+        spec_path = self.write_spec(argv, ids, paths)
         try:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(
@@ -137,8 +158,7 @@ def remove_tree(path: Path, ids: idmap.IdMap | None = None) -> None:
         _make_writable_rmtree(path)
         return
     # a normal user cannot remove files owned by its subordinate ids: do it inside the namespace
-    parent = path.parent.resolve()
-    Sandbox(root=None, binds=[]).run(["rm", "-rf", "--one-file-system", str(parent / path.name)], ids=ids)
+    Sandbox().run(["rm", "-rf", "--one-file-system", f"@parent@/{path.name}"], ids=ids, paths={"parent": path.parent})
 
 
 def _make_writable_rmtree(path: Path) -> None:
@@ -154,7 +174,3 @@ def _make_writable_rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
     else:
         path.unlink()
-
-
-def env_for(user_env: Mapping[str, str] | None) -> dict[str, str]:
-    return dict(user_env or {})

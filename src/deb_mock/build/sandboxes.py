@@ -87,7 +87,7 @@ def root_sandbox(lower: tuple[Path, ...], builddir: Path, name: str, binds: list
             if Path(f).exists():
                 all_binds.append(Bind(Path(f).resolve(), f, ro=True))
     return Sandbox(
-        root=OverlayRoot(lower, builddir / name, builddir / f"{name}.work", builddir / "merged"),
+        root=OverlayRoot(lower, builddir / name, builddir / f"{name}.work"),
         binds=all_binds,
         network=network,
         env={"DEBIAN_FRONTEND": "noninteractive"},
@@ -105,7 +105,7 @@ def build_sandbox(
     }
     env.update(config.environment)
     return Sandbox(
-        root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work", builddir / "merged"),
+        root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
         binds=binds,
         network=network,
         uid=config.build_uid,

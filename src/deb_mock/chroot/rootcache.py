@@ -144,7 +144,9 @@ def _bootstrap(config: MockConfig, base: Path, log: Path, on_phase: Callable[[st
             on_phase("unpacking root cache")
         try:
             Sandbox().run(
-                ["tar", "-C", str(root), "--numeric-owner", "--exclude=./dev/*", "-xpf", str(tarball)], log=log
+                ["tar", "-C", "@root@", "--numeric-owner", "--exclude=./dev/*", "-xpf", "@tarball@"],
+                log=log,
+                paths={"root": root, "tarball": tarball},
             )
         except CommandError as exc:
             if _is_disk_full(exc):

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ class WorkingRoot:
         if network:
             extra += [Bind(Path(f).resolve(), f) for f in ("/etc/resolv.conf", "/etc/hosts") if Path(f).exists()]
         return Sandbox(
-            root=OverlayRoot(self.lower, self.upper, base / f"{self.upper.name}.work", base / "merged"),
+            root=OverlayRoot(self.lower, self.upper, base / f"{self.upper.name}.work"),
             binds=extra,
             network=network,
             env={"DEBIAN_FRONTEND": "noninteractive", "TERM": os.environ.get("TERM", "xterm")},
@@ -75,19 +74,13 @@ def failed_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
 
 def interactive(sandbox: Sandbox, argv: list[str]) -> int:
     """Run ``argv`` in the sandbox attached to this terminal (for ``--shell``); return its exit code."""
-    ids = idmap.current()
-    if isinstance(sandbox.root, OverlayRoot):
-        sandbox.root.merged.mkdir(parents=True, exist_ok=True)
-        for d in (sandbox.root.upper, sandbox.root.work):
-            owned_dir(d, ids)
-    with tempfile.NamedTemporaryFile("w", prefix="sandbox-", suffix=".json", delete=False) as fh:
-        json.dump(sandbox.spec(argv, ids), fh)
+    spec = sandbox.write_spec(argv, idmap.current())
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     try:
-        return subprocess.call([sys.executable, "-m", "debsandbox.nsexec", fh.name], env=env)
+        return subprocess.call([sys.executable, "-m", "debsandbox.nsexec", spec], env=env)
     finally:
-        os.unlink(fh.name)
+        os.unlink(spec)
 
 
 def clean(config: MockConfig, paths: CachePaths) -> list[Path]:

@@ -1,0 +1,124 @@
+"""The sandbox: namespaces, id mapping (never real root), network off by default, cleanup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from debsandbox import idmap
+from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout, run
+from debsandbox.sandbox import Bind, DirRoot, OverlayRoot, Sandbox, owned_dir, remove_tree
+
+
+def test_run_logs_and_raises_with_the_tail(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    lines: list[str] = []
+    res = run(["sh", "-c", "echo one; echo two >&2"], log=log, on_line=lines.append, capture=True)
+    assert lines == ["one", "two"] and res.output == "one\ntwo\n"
+    assert "+ sh -c" in log.read_text() and "# exit 0" in log.read_text()
+    with pytest.raises(CommandError) as exc:
+        run(["sh", "-c", "echo boom; exit 3"], log=log)
+    assert exc.value.returncode == 3 and "boom" in str(exc.value)
+
+
+def test_timeout_and_cancel_kill_the_whole_group(tmp_path: Path) -> None:
+    import threading
+
+    marker = tmp_path / "child.pid"
+    with pytest.raises(CommandTimeout):
+        run(["sh", "-c", f"sleep 300 & echo $! > {marker}; wait"], timeout=1)
+    pid = int(marker.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    ev = threading.Event()
+    threading.Timer(0.5, ev.set).start()
+    with pytest.raises(CommandCancelled):
+        run(["sleep", "300"], cancel=ev)
+
+
+def _minimal_root(root: Path) -> Path:
+    """A tiny root with a static busybox-free shell: copy the host's /bin/sh and its libraries."""
+    for d in ("bin", "lib", "lib64", "usr/bin", "etc", "proc", "dev", "tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for tool in ("sh", "cat", "id", "ls", "touch", "sleep"):
+        src = shutil.which(tool)
+        assert src
+        shutil.copy2(src, root / "bin" / tool)
+        out = subprocess.run(["ldd", src], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = [p for p in line.split() if p.startswith("/")]
+            for lib in parts:
+                dest = root / lib.lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if not dest.exists():
+                    shutil.copy2(lib, dest)
+    return root
+
+
+@pytest.fixture()
+def lower(tmp_path: Path) -> Path:
+    return _minimal_root(tmp_path / "lower")
+
+
+def test_overlay_root_is_isolated_and_mapped(tmp_path: Path, lower: Path) -> None:
+    ids = idmap.current()
+    up = tmp_path / "b"
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"))
+    res = sb.run(["sh", "-c", "id -u; cat /proc/self/uid_map; cat /proc/net/dev; touch /made-here"], capture=True)
+    lines = res.output.split()
+    assert lines[0] == "0"  # ns-root inside...
+    assert str(ids.root_uid) in res.output  # ...which is the mapped id outside
+    if os.geteuid() == 0:
+        assert ids.root_uid != 0, "ns-root must never be real root"
+    assert "eth" not in res.output and "lo:" in res.output  # only loopback: no network
+    made = up / "upper" / "made-here"
+    assert made.exists() and made.stat().st_uid == ids.root_uid
+    assert not (lower / "made-here").exists()  # the lower layer is never written
+
+
+def test_build_user_and_binds(tmp_path: Path, lower: Path) -> None:
+    ids = idmap.current()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("hello\n")
+    up = tmp_path / "b"
+    sb = Sandbox(
+        root=OverlayRoot((lower,), up / "upper", up / "work"),
+        binds=[Bind(data, "/data", ro=True)],
+        uid=1000,
+        gid=1000,
+        cwd="/tmp",
+    )
+    res = sb.run(["sh", "-c", "id -u; cat /data/in.txt; touch /data/nope 2>/dev/null || echo readonly"], capture=True)
+    assert res.output.split() == ["1000", "hello", "readonly"]
+    assert ids.host_uid(1000) != 1000 or os.geteuid() != 0
+
+
+def test_network_can_be_enabled(tmp_path: Path) -> None:
+    res = Sandbox(network=True).run(["cat", "/proc/net/dev"], capture=True)
+    assert len([x for x in res.output.splitlines() if ":" in x]) >= 1
+    closed = Sandbox(network=False).run(["cat", "/proc/net/dev"], capture=True)
+    assert [x.split(":")[0].strip() for x in closed.output.splitlines() if ":" in x] == ["lo"]
+
+
+def test_dir_root_and_remove_tree(tmp_path: Path, lower: Path) -> None:
+    root = tmp_path / "plain"
+    shutil.copytree(lower, root, symlinks=True)
+    owned_dir(root)
+    owned_dir(root / "tmp", mode=0o1777)
+    Sandbox(root=DirRoot(root)).run(["sh", "-c", "touch /tmp/x"])
+    assert (root / "tmp" / "x").exists()
+    remove_tree(root)
+    assert not root.exists()
+
+
+def test_killed_sandbox_leaves_no_process(tmp_path: Path, lower: Path) -> None:
+    up = tmp_path / "b"
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"))
+    with pytest.raises(CommandTimeout):
+        sb.run(["sh", "-c", "sleep 301 & sleep 302"], timeout=2)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 301" not in ps and "sleep 302" not in ps
