@@ -51,6 +51,7 @@ _VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*$")
 _ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _PATH_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
+_SAFE_PATH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*(?:/[A-Za-z0-9][A-Za-z0-9.+~_-]*)*\Z")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 GENERATIONS_DIR = ".generations"
@@ -69,6 +70,8 @@ class RepoError(ValueError):
 
 def check_relative_path(filename: str, what: str = "file name") -> str:
     """Return ``filename`` if it is a safe relative path (no '..', not absolute, plain characters only)."""
+    if _SAFE_PATH_RE.match(filename):  # fast path; the checks below explain what is wrong
+        return filename
     if not filename or filename.startswith("/") or "\\" in filename:
         raise RepoError(f"unsafe {what} {filename!r}: give a relative path like 'pool/main/h/hello/hello_1.0_all.deb'")
     for part in filename.split("/"):
@@ -207,8 +210,7 @@ class PackageEntry:
         except (KeyError, ValueError) as exc:
             raise RepoError(f"Packages stanza lacks a valid {exc} field:\n{stanza[:300]}") from exc
         source, source_version = _parse_source_field(fields.get("Source", name), version)
-        entry = cls(name, version, arch, source, source_version, filename, size, sha256,
-                    stanza if stanza.endswith("\n") else stanza + "\n")
+        entry = cls(name, version, arch, source, source_version, filename, size, sha256, stanza.strip("\n") + "\n")
         entry.validate()
         return entry
 
@@ -302,7 +304,7 @@ class SourceEntry:
         except KeyError as exc:
             raise RepoError(f"Sources stanza lacks a {exc} field:\n{stanza[:300]}") from exc
         files = tuple(line.split()[2] for line in fields.get("Checksums-Sha256", "").strip().splitlines() if line)
-        return cls(name, version, directory, files, stanza if stanza.endswith("\n") else stanza + "\n")
+        return cls(name, version, directory, files, stanza.strip("\n") + "\n")
 
 
 _SOURCE_FIRST = ("Package", "Binary", "Version", "Maintainer", "Uploaders", "Build-Depends", "Build-Depends-Indep",
@@ -616,6 +618,7 @@ def publish(
     by_arch: dict[str, list[str]] = {a: [] for a in arches}
     seen: dict[tuple[str, str, str], PackageEntry] = {}
     for entry in packages:
+        entry.validate()  # cheap, and a stanza with a blank line would corrupt the whole index
         ident = (entry.name, entry.version, entry.arch)
         if ident in seen:
             if seen[ident].sha256 != entry.sha256 or seen[ident].filename != entry.filename:
@@ -636,6 +639,8 @@ def publish(
             by_arch[a].append(text)
     src_seen: dict[tuple[str, str], SourceEntry] = {}
     for s in sources:
+        if "\n\n" in s.stanza.strip("\n") or not s.stanza.startswith("Package: "):
+            raise RepoError(f"source {s.name} {s.version}: a stanza must start with 'Package:' and hold no blank line")
         src_seen.setdefault((s.name, s.version), s)
     src_stanzas = [s.stanza if s.stanza.endswith("\n") else s.stanza + "\n"
                    for _, s in sorted(src_seen.items())]

@@ -269,6 +269,15 @@ def test_publish_refuses_bad_input(tmp_path: Path, make_deb: DebMaker) -> None:
                         a.size, a.sha256, a.stanza)
     with pytest.raises(RepoError, match="listed twice with different files"):
         publish(root, "s", packages=[a, twin])
+    evil = PackageEntry(a.name, a.version, a.arch, a.source, a.source_version, a.filename, a.size, a.sha256,
+                        a.stanza + "\nPackage: injected\nVersion: 1\n")
+    with pytest.raises(RepoError, match="no blank line"):
+        publish(root, "s", packages=[evil])
+    with pytest.raises(RepoError, match="invalid package name"):
+        publish(root, "s", packages=[PackageEntry("Bad Name", "1", "amd64", "x", "1", a.filename, 1, a.sha256,
+                                                  "Package: Bad Name\n")])
+    with pytest.raises(RepoError, match="no blank line"):
+        publish(root, "s", packages=[], sources=[SourceEntry("x", "1", "pool/x", (), "Package: x\n\nPackage: y\n")])
     with pytest.raises(RepoError, match="timezone-aware"):
         publish(root, "s", packages=[a], date=datetime(2026, 1, 1))
     with pytest.raises(RepoError, match="must be one non-empty line"):
