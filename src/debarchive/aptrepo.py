@@ -676,8 +676,9 @@ def publish(
             ).encode()
             (tmp / "Release").write_bytes(release)
             if key is not None:
-                (tmp / "InRelease").write_bytes(key.clearsign(release))
-                (tmp / "Release.gpg").write_bytes(key.detach_sign(release))
+                inline, detached = key.sign_release(release)
+                (tmp / "InRelease").write_bytes(inline)
+                (tmp / "Release.gpg").write_bytes(detached)
             for path in (tmp, *tmp.rglob("*")):
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
             final = gen_root / name

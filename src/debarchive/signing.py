@@ -164,27 +164,38 @@ class SigningKey:
             raise SigningError(f"no secret signing key in {home}; create one with SigningKey.ensure()")
         return cls(home=home, fingerprint=found[0])
 
-    def _sign(self, mode: str, data: bytes) -> bytes:
+    def _sign(self, modes: Sequence[str], data: bytes) -> list[bytes]:
+        """One signature of ``data`` per mode, all with one GnuPG agent start."""
+        results = []
         with _gpg(self.home) as gpg, tempfile.TemporaryDirectory(prefix="dak-sig-") as tmp:
-            out = Path(tmp) / "out"
-            gpg(
-                ["--local-user", f"{self.fingerprint}!", "--digest-algo", "SHA512", "--armor", mode,
-                 "--output", str(out), "-"],
-                stdin=data,
-                what=f"signing with key {self.fingerprint}",
-            )
-            try:
-                return out.read_bytes()
-            except OSError as exc:
-                raise SigningError(f"gpg produced no signature with key {self.fingerprint} in {self.home}") from exc
+            for i, mode in enumerate(modes):
+                out = Path(tmp) / f"out{i}"
+                gpg(
+                    ["--local-user", f"{self.fingerprint}!", "--digest-algo", "SHA512", "--armor", mode,
+                     "--output", str(out), "-"],
+                    stdin=data,
+                    what=f"signing with key {self.fingerprint}",
+                )
+                try:
+                    results.append(out.read_bytes())
+                except OSError as exc:
+                    raise SigningError(
+                        f"gpg produced no signature with key {self.fingerprint} in {self.home}"
+                    ) from exc
+        return results
+
+    def sign_release(self, release: bytes) -> tuple[bytes, bytes]:
+        """``(InRelease, Release.gpg)`` for a Release file, in one go."""
+        inline, detached = self._sign(("--clearsign", "--detach-sign"), release)
+        return inline, detached
 
     def clearsign(self, data: bytes) -> bytes:
         """An inline-signed copy of ``data`` (the InRelease file for a Release file)."""
-        return self._sign("--clearsign", data)
+        return self._sign(("--clearsign",), data)[0]
 
     def detach_sign(self, data: bytes) -> bytes:
         """An armored detached signature of ``data`` (Release.gpg)."""
-        return self._sign("--detach-sign", data)
+        return self._sign(("--detach-sign",), data)[0]
 
     def public_armored(self) -> str:
         """The public key, ASCII-armored (minimal: no third-party signatures)."""

@@ -317,7 +317,7 @@ def test_crash_before_swap_keeps_old_index(tmp_path: Path, make_deb: DebMaker, m
     def sign_crash(data: bytes) -> bytes:
         raise RuntimeError("agent died")
 
-    monkeypatch.setattr(signing_key.__class__, "clearsign", lambda self, data: sign_crash(data))
+    monkeypatch.setattr(signing_key.__class__, "sign_release", lambda self, data: sign_crash(data))
     with pytest.raises(RuntimeError, match="agent died"):
         publish(root, "s", packages=[a, b], key=signing_key)
     monkeypatch.undo()

@@ -60,6 +60,12 @@ def test_clearsign_and_detached_verify_with_gpgv(signing_key: SigningKey, tmp_pa
     assert sig.read_bytes().startswith(b"-----BEGIN PGP SIGNATURE-----")
     assert gpgv(signing_key, tmp_path, sig, release).returncode == 0
 
+    inline, detached = signing_key.sign_release(data)
+    (tmp_path / "InRelease2").write_bytes(inline)
+    sig.write_bytes(detached)
+    assert gpgv(signing_key, tmp_path, tmp_path / "InRelease2").returncode == 0
+    assert gpgv(signing_key, tmp_path, sig, release).returncode == 0
+
     release.write_bytes(data + b"Tampered: yes\n")
     bad = gpgv(signing_key, tmp_path, sig, release)
     assert bad.returncode != 0 and "BAD signature" in bad.stderr
