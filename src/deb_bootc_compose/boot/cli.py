@@ -1,0 +1,93 @@
+"""``deb-bootc-compose boot-test COMPOSE_DIR_OR_IMAGE``; call :func:`main` with the arguments after the verb."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deb_bootc_compose.disk import source as disk_source
+
+from .firmware import BootTestError
+from .runner import DEFAULT_TIMEOUT, BootTestSpec, boot_test, find_disk_image, packages_from_metadata
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deb-bootc-compose boot-test",
+        description="Boot a compose's disk image (or any image file) in QEMU on a throw-away overlay and check "
+        "it: multi-user.target, no failed units, read-only /usr, writable /etc and /var, the booted OSTree "
+        "commit, the installed packages, and the manifest's boot_test.commands.",
+    )
+    p.add_argument("target", type=Path, help="a compose directory or a .raw/.qcow2 disk image")
+    p.add_argument("--variant", default="base")
+    p.add_argument("--arch", default="amd64")
+    p.add_argument("--command", action="append", default=None, dest="commands",
+                   help="a command line that must exit 0 in the guest (repeatable; default: the manifest's "
+                   "boot_test.commands when the compose keeps its manifest)")
+    p.add_argument("--expect-commit", help="the OSTree commit that must be booted (default: the compose's)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"seconds allowed to reach a shell (default: manifest boot_test.timeout or {DEFAULT_TIMEOUT})")
+    p.add_argument("--log-dir", type=Path, help="where the serial log and report go (default: the compose's logs/ "
+                   "or the image's directory)")
+    return p
+
+
+def _manifest_boot_test(compose: Path) -> tuple[list[str], float | None]:
+    for candidate in sorted(compose.glob("metadata/*.yaml")) + sorted(compose.glob("logs/*.yaml")):
+        if candidate.name == "lockfile.yaml":
+            continue
+        try:
+            from deb_bootc_compose import manifest
+
+            m = manifest.load(candidate)
+        except Exception:
+            continue
+        return list(m.boot_test.commands), float(m.boot_test.timeout)
+    return [], None
+
+
+def spec_for(args: argparse.Namespace) -> BootTestSpec:
+    target: Path = args.target
+    if not target.exists():
+        raise BootTestError(f"{target} does not exist (expected a compose directory or a disk image)")
+    if target.is_dir():
+        if not disk_source.is_compose_dir(target):
+            raise BootTestError(f"{target} is a directory but not a compose (no STATUS and compose/)")
+        images = target / "compose" / args.variant / args.arch / "images"
+        image = find_disk_image(images)
+        commit = args.expect_commit
+        if commit is None:
+            try:
+                commit = disk_source.from_compose(target, None).commit
+            except disk_source.SourceError:
+                commit = None
+        commands, timeout = _manifest_boot_test(target)
+        return BootTestSpec(image=image, log_dir=args.log_dir or target / "logs", expected_commit=commit,
+                            expected_packages=packages_from_metadata(target, args.variant, args.arch),
+                            commands=args.commands if args.commands is not None else commands,
+                            timeout=args.timeout or timeout or DEFAULT_TIMEOUT)
+    return BootTestSpec(image=target, log_dir=args.log_dir or target.parent, expected_commit=args.expect_commit,
+                        commands=args.commands or [], timeout=args.timeout or DEFAULT_TIMEOUT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        spec = spec_for(args)
+    except BootTestError as exc:
+        print(f"boot-test: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"boot-test: booting {spec.image} (serial log: {spec.log_dir / (spec.name + '-serial.log')})", flush=True)
+    report = boot_test(spec)
+    print(report.summary())
+    if report.boot_seconds is not None:
+        print(f"boot to shell: {report.boot_seconds:.0f}s under {report.accel}; {report.userspace_seconds or ''}")
+    print(f"report: {spec.log_dir / (spec.name + '.json')}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

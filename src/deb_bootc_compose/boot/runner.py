@@ -1,0 +1,112 @@
+"""Boot a disk image once and run the checks: the engine behind ``boot-test`` and the boot-test phase."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checks import BootReport, run_checks
+from .firmware import BootTestError
+from .vm import VirtualMachine, VMConfig
+
+DEFAULT_TIMEOUT = 900
+
+
+@dataclass
+class BootTestSpec:
+    image: Path
+    log_dir: Path  # gets boot-test-serial.log, boot-test.json (and the shell transcript)
+    expected_commit: str | None = None
+    expected_packages: dict[str, str] | None = None
+    commands: list[str] = field(default_factory=list)
+    timeout: float = DEFAULT_TIMEOUT  # for reaching the shell; each check has its own limit
+    name: str = "boot-test"
+
+
+@contextmanager
+def session(image: Path, log_dir: Path, name: str = "boot-test", extra_disks: list[Path] | None = None,
+            workdir: Path | None = None) -> Iterator[VirtualMachine]:
+    """A VM on a throw-away overlay of ``image``; the console log goes to ``log_dir/<name>-serial.log``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    own = workdir is None
+    work = workdir or Path(tempfile.mkdtemp(prefix=f".{name}-", dir=log_dir))
+    vm = VirtualMachine(VMConfig(image=image, workdir=work, serial_log=log_dir / f"{name}-serial.log",
+                                 extra_disks=list(extra_disks or [])))
+    try:
+        yield vm
+    finally:
+        vm.close()
+        for keep in (vm.transcript, vm.qemu_log):
+            if keep.exists():
+                shutil.copyfile(keep, log_dir / f"{name}-{keep.name}")
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def boot_test(spec: BootTestSpec) -> BootReport:
+    """Boot ``spec.image``, run every check, power off; never raises for a failing guest (see report.error)."""
+    report = BootReport(image=str(spec.image), accel="", serial_log=str(spec.log_dir / f"{spec.name}-serial.log"))
+    started = time.monotonic()
+    try:
+        with session(spec.image, spec.log_dir, spec.name) as vm:
+            report.accel = vm.accel
+            report.boot_seconds = round(vm.boot(spec.timeout), 1)
+            run_checks(vm, report, spec.expected_commit, spec.expected_packages, spec.commands)
+            vm.poweroff()
+    except BootTestError as exc:
+        report.error = str(exc)
+    report_path = spec.log_dir / f"{spec.name}.json"
+    data = report.to_json()
+    data["seconds"] = round(time.monotonic() - started, 1)
+    report_path.write_text(json.dumps(data, indent=2) + "\n")
+    return report
+
+
+def find_disk_image(images_dir: Path) -> Path:
+    for pattern in ("*.qcow2", "*.raw"):
+        found = sorted(images_dir.glob(pattern))
+        if found:
+            return found[0]
+    raise BootTestError(f"no disk image (*.qcow2 or *.raw) in {images_dir}: build one with outputs: [oci, qcow2]")
+
+
+def packages_from_metadata(compose: Path, variant: str, arch: str) -> dict[str, str] | None:
+    """name -> version from ``metadata/packages.json`` (entries under this variant/arch when keyed so)."""
+    path = compose / "metadata" / "packages.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return None
+    payload = data.get("payload", data) if isinstance(data, dict) else data
+    if isinstance(payload, dict):
+        for key in ("packages", "images"):
+            if key in payload:
+                payload = payload[key]
+                break
+    if isinstance(payload, dict) and variant in payload:
+        payload = payload[variant]
+        if isinstance(payload, dict) and arch in payload:
+            payload = payload[arch]
+    found: dict[str, str] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("name"), str) and isinstance(node.get("version"), str):
+                found[node["name"]] = node["version"]
+                return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(payload)
+    return found or None

@@ -1,0 +1,279 @@
+"""A QEMU virtual machine for tests: q35 + OVMF, no network, serial console to a log file, and a root
+shell on a second serial port that needs no password and leaves the shipped image untouched.
+
+How the shell gets in: QEMU hands systemd two credentials through SMBIOS type 11 —
+``systemd.extra-unit.deb-bootc-test-shell.service`` (a unit running bash on ``/dev/ttyS1``) and
+``systemd.unit-dropin.multi-user.target`` (``Wants=`` it). systemd-debug-generator (systemd >= 256)
+turns them into a transient unit and drop-in under ``/run``. Nothing is written to the disk image: the
+VM runs on a throw-away qcow2 overlay and a per-VM copy of the OVMF variables, so several boots of one
+session share state (an update, a reboot, a rollback) while the shipped image never changes.
+
+The console log is a QEMU ``file`` chardev (append mode), so the guest never blocks on a full console,
+even during shutdown while ostree finalizes a staged deployment.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debsandbox.commands import run
+
+from .firmware import BootTestError, find_firmware
+from .kvm import choose_accel
+
+SHELL_UNIT = "deb-bootc-test-shell.service"
+SHELL_SERVICE = """\
+[Unit]
+Description=Root shell on ttyS1 for the deb-bootc boot test (handed in as a credential)
+ConditionPathExists=!/etc/initrd-release
+After=systemd-udev-settle.service dev-ttyS1.device
+
+[Service]
+Type=simple
+Environment=HOME=/root TERM=dumb
+ExecStart=/bin/sh -c 'stty -F /dev/ttyS1 raw -echo 115200; exec /bin/bash --norc --noprofile \
+</dev/ttyS1 >/dev/ttyS1 2>/dev/null'
+Restart=always
+RestartSec=1
+"""
+SHELL_DROPIN = f"[Unit]\nWants={SHELL_UNIT}\n"
+
+
+def smbios_credentials(creds: dict[str, str]) -> list[str]:
+    args: list[str] = []
+    for name, value in creds.items():
+        b64 = base64.b64encode(value.encode()).decode()
+        args += ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={b64}"]
+    return args
+
+
+def shell_credentials() -> dict[str, str]:
+    return {
+        f"systemd.extra-unit.{SHELL_UNIT}": SHELL_SERVICE,
+        "systemd.unit-dropin.multi-user.target": SHELL_DROPIN,
+    }
+
+
+@dataclass
+class CommandResult:
+    command: str
+    returncode: int
+    output: str
+
+
+@dataclass
+class VMConfig:
+    image: Path  # raw or qcow2; opened read-only through the overlay
+    workdir: Path  # overlay, firmware variables, sockets (kept for the whole session)
+    serial_log: Path  # the full console log of every boot, appended
+    memory_mb: int = 2048
+    cpus: int = 2
+    extra_disks: list[Path] = field(default_factory=list)  # attached read-only, as /dev/vdb, /dev/vdc...
+    accel: str | None = None  # None: probe
+
+
+def image_format(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return "qcow2" if fh.read(4) == b"QFI\xfb" else "raw"
+
+
+class VirtualMachine:
+    """One VM session: :meth:`boot` / :meth:`shell` / :meth:`poweroff`, repeatable on the same overlay."""
+
+    def __init__(self, cfg: VMConfig) -> None:
+        self.cfg = cfg
+        self.fw = find_firmware()
+        self.accel, self.accel_reason = (cfg.accel, "requested") if cfg.accel else choose_accel()
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        self.overlay = cfg.workdir / "overlay.qcow2"
+        self.vars = cfg.workdir / "OVMF_VARS.fd"
+        self.sock_path = cfg.workdir / "shell.sock"
+        self.qemu_log = cfg.workdir / "qemu.log"
+        self.transcript = cfg.workdir / "shell-transcript.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self._buf = b""
+        self._seq = 0
+        self._drain: threading.Thread | None = None
+        self.boots = 0
+        self.boot_seconds: list[float] = []
+        if not cfg.image.is_file():
+            raise BootTestError(f"disk image {cfg.image} does not exist")
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", image_format(cfg.image), "-b",
+             str(cfg.image.resolve()), str(self.overlay)])
+        shutil.copyfile(self.fw.vars, self.vars)
+
+    # ---- process ----
+    def argv(self) -> list[str]:
+        cpu = "host" if self.accel == "kvm" else "max"
+        argv = [
+            "qemu-system-x86_64", "-machine", f"q35,accel={self.accel}", "-cpu", cpu,
+            "-m", str(self.cfg.memory_mb), "-smp", str(self.cfg.cpus), "-nodefaults", "-no-user-config",
+            "-display", "none", "-nic", "none", "-no-reboot",
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.fw.code}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={self.vars}",
+            "-drive", f"if=virtio,format=qcow2,file={self.overlay},cache=unsafe",
+            "-device", "virtio-rng-pci",
+            "-chardev", f"file,id=console,path={self.cfg.serial_log},append=on",
+            "-serial", "chardev:console",
+            "-chardev", f"socket,id=shell,path={self.sock_path},server=on,wait=off",
+            "-serial", "chardev:shell",
+        ]
+        for disk in self.cfg.extra_disks:
+            argv += ["-drive", f"if=virtio,format={image_format(disk)},file={disk},readonly=on"]
+        return argv + smbios_credentials(shell_credentials())
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            raise BootTestError("the VM is already running")
+        self.sock_path.unlink(missing_ok=True)
+        self.cfg.serial_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.cfg.serial_log, "a") as fh:
+            fh.write(f"\n===== deb-bootc: boot {self.boots + 1} ({self.accel}: {self.accel_reason}) =====\n")
+        with open(self.qemu_log, "ab") as qlog:
+            qlog.write(f"+ {' '.join(self.argv())}\n".encode())
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                                         start_new_session=True)
+        self.boots += 1
+        self._started = time.monotonic()
+        deadline = time.monotonic() + 30
+        while not self.sock_path.exists():
+            if not self.running or time.monotonic() > deadline:
+                raise BootTestError(f"QEMU did not start; see {self.qemu_log}: {self._qemu_tail()}")
+            time.sleep(0.1)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self.sock_path))
+        self._buf = b""
+
+    def _qemu_tail(self) -> str:
+        try:
+            return self.qemu_log.read_text(errors="replace")[-600:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
+    def close(self) -> None:
+        self.kill()
+
+    # ---- shell channel ----
+    def _read(self, timeout: float) -> bytes:
+        assert self.sock is not None
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return b""
+        data = self.sock.recv(65536)
+        if not data:
+            raise BootTestError("the shell connection closed (the VM stopped)")
+        with open(self.transcript, "ab") as fh:
+            fh.write(data)
+        return data
+
+    def _send(self, text: str) -> None:
+        assert self.sock is not None
+        self.sock.sendall(text.encode())
+
+    def wait_for_shell(self, timeout: float) -> float:
+        """Wait until the guest's shell answers; returns seconds since QEMU started."""
+        deadline = self._started + timeout
+        self._seq += 1
+        token = f"__DBC_READY_{self._seq}__"
+        next_ping = 0.0
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                raise BootTestError(
+                    f"the VM did not reach a shell within {timeout:.0f}s (boot {self.boots}); "
+                    f"serial log: {self.cfg.serial_log}"
+                )
+            if not self.running:
+                raise BootTestError(f"QEMU exited during boot {self.boots}; serial log: {self.cfg.serial_log}; "
+                                    f"QEMU said: {self._qemu_tail()}")
+            if now >= next_ping:
+                self._send(f"\necho {token[:8]}''{token[8:]}\n")
+                next_ping = now + 5
+            self._buf += self._read(1.0)
+            if token.encode() in self._buf:
+                self._buf = self._buf.split(token.encode(), 1)[1]
+                seconds = time.monotonic() - self._started
+                self.boot_seconds.append(seconds)
+                return seconds
+
+    def shell(self, command: str, timeout: float = 300) -> CommandResult:
+        """Run ``command`` with bash in the guest; stdout and stderr merged."""
+        if self.sock is None:
+            raise BootTestError("no shell: the VM is not booted")
+        self._seq += 1
+        tag = f"__DBC_RC_{self._seq}"
+        self._buf = b""
+        self._send(f"{{ {command}\n}} </dev/null 2>&1; echo \"{tag[:6]}\"'{tag[6:]}':$?:\n")
+        pattern = re.compile(re.escape(tag.encode()) + rb":(\d+):")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = pattern.search(self._buf)
+            if m:
+                out = self._buf[: m.start()].decode(errors="replace").replace("\r\n", "\n")
+                self._buf = self._buf[m.end():]
+                return CommandResult(command, int(m.group(1)), out)
+            if time.monotonic() > deadline:
+                raise BootTestError(f"command {command!r} did not finish within {timeout:.0f}s in the VM")
+            if not self.running:
+                raise BootTestError(f"the VM stopped while running {command!r}; serial log: {self.cfg.serial_log}")
+            self._buf += self._read(1.0)
+
+    def check(self, command: str, timeout: float = 300) -> str:
+        res = self.shell(command, timeout)
+        if res.returncode != 0:
+            raise BootTestError(f"in the VM, {command!r} exited {res.returncode}:\n{res.output.strip()[-2000:]}")
+        return res.output
+
+    def boot(self, timeout: float) -> float:
+        self.start()
+        try:
+            return self.wait_for_shell(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def poweroff(self, timeout: float = 300) -> None:
+        """Clean shutdown (staged deployments are finalized here); keeps reading so nothing blocks."""
+        if not self.running:
+            return
+        assert self.sock is not None
+        self._send("systemctl poweroff\n")
+        deadline = time.monotonic() + timeout
+        try:
+            while self.running and time.monotonic() < deadline:
+                try:
+                    self._read(0.5)
+                except BootTestError:
+                    time.sleep(0.5)
+        finally:
+            stopped = not self.running
+            self.kill()
+        if not stopped:
+            raise BootTestError(f"the VM did not power off within {timeout:.0f}s; serial log: {self.cfg.serial_log}")

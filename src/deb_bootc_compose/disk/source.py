@@ -1,0 +1,202 @@
+"""What ``install-to-disk`` installs from: a compose directory, an OSTree repo+ref, or an OCI image.
+
+* compose directory: its variant/arch ref in the target's shared repo (``TARGET/ostree/repo``), the
+  commit recorded in the compose's metadata when there is one, the ref's head otherwise;
+* ``ostree:REPO[:REF]`` or a repository directory (``--ref`` when it holds more than one ref);
+* ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``: the image's layers are unpacked with umoci (whiteouts,
+  owners and xattrs kept), ``/etc`` moves to ``/usr/etc``, and the tree is committed into a temporary
+  repository; from there the installation is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from debsandbox.commands import CommandError, run
+
+from .errors import SourceError
+from .sysroot import InstallSource
+
+OCI_DEFAULT_REF = "deb-bootc/oci"
+NO_REMOTE_URL = "file:///var/lib/deb-bootc/updates/repo"
+
+
+def list_refs(repo: Path) -> list[str]:
+    out = run(["ostree", f"--repo={repo}", "refs"], capture=True).output
+    return sorted(line.strip() for line in out.splitlines() if line.strip() and ":" not in line)
+
+
+def rev_parse(repo: Path, ref: str) -> str:
+    try:
+        return run(["ostree", f"--repo={repo}", "rev-parse", ref], capture=True).output.strip()
+    except CommandError as exc:
+        raise SourceError(f"{repo} has no ref or commit {ref!r} (its refs: {', '.join(list_refs(repo)) or 'none'})"
+                          ) from exc
+
+
+def is_ostree_repo(path: Path) -> bool:
+    return (path / "config").is_file() and (path / "objects").is_dir()
+
+
+def _pick_ref(repo: Path, ref: str | None, where: str) -> str:
+    if ref:
+        return ref
+    refs = list_refs(repo)
+    if len(refs) == 1:
+        return refs[0]
+    if not refs:
+        raise SourceError(f"{where}: the repository {repo} has no refs")
+    raise SourceError(f"{where}: {repo} holds several refs ({', '.join(refs)}); choose one with --ref")
+
+
+def from_repo(repo: Path, ref: str | None, remote_url: str | None = None) -> InstallSource:
+    repo = repo.resolve()
+    if not is_ostree_repo(repo):
+        raise SourceError(f"{repo} is not an OSTree repository (no config file and objects/ directory)")
+    ref = _pick_ref(repo, ref, str(repo))
+    commit = rev_parse(repo, ref)
+    return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
+
+
+def compose_commit(compose: Path, ref: str) -> str | None:
+    """The commit a compose recorded for ``ref`` (any metadata JSON with a matching ref/commit pair)."""
+    for name in ("ostree.json", "composeinfo.json", "images.json"):
+        path = compose / "metadata" / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        found = _find_commit(data, ref)
+        if found:
+            return found
+    return None
+
+
+def _find_commit(node: object, ref: str) -> str | None:
+    if isinstance(node, dict):
+        if node.get("ref") == ref and isinstance(node.get("commit"), str):
+            return node["commit"]
+        for value in node.values():
+            hit = _find_commit(value, ref)
+            if hit:
+                return hit
+    elif isinstance(node, list):
+        for value in node:
+            hit = _find_commit(value, ref)
+            if hit:
+                return hit
+    return None
+
+
+def from_compose(compose: Path, ref: str | None, remote_url: str | None = None) -> InstallSource:
+    compose = compose.resolve()
+    repo = compose.parent / "ostree" / "repo"
+    if not is_ostree_repo(repo):
+        raise SourceError(f"{compose} looks like a compose directory but {repo} (its OSTree repository) is missing")
+    ref = _pick_ref(repo, ref, str(compose))
+    commit = compose_commit(compose, ref) or rev_parse(repo, ref)
+    return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
+
+
+def is_compose_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "STATUS").is_file() and (path / "compose").is_dir()
+
+
+def _split_tag(spec: str) -> tuple[str, str | None]:
+    # oci:/path/dir:tag — the tag is what follows the last colon, if the remainder exists as a path
+    if ":" in spec:
+        head, tail = spec.rsplit(":", 1)
+        if "/" not in tail and Path(head).exists():
+            return head, tail
+    return spec, None
+
+
+def _oci_tag(layout: Path, tag: str | None, where: str) -> str:
+    index_path = layout / "index.json"
+    if not index_path.is_file():
+        raise SourceError(f"{where}: {layout} is not an OCI image layout (no index.json)")
+    index = json.loads(index_path.read_text())
+    tags = [m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in index.get("manifests", [])]
+    tags = [t for t in tags if t]
+    if tag:
+        if tag not in tags:
+            raise SourceError(f"{where}: no tag {tag!r} in {layout} (tags: {', '.join(tags) or 'none'})")
+        return tag
+    if len(tags) == 1:
+        return tags[0]
+    raise SourceError(f"{where}: {layout} has tags {', '.join(tags) or 'none'}; name one as oci:DIR:TAG")
+
+
+@contextmanager
+def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None
+             ) -> Iterator[InstallSource]:
+    """Unpack an OCI image into a tree, commit it into a temporary bare repo, yield the install source."""
+    transport, _, rest = spec.partition(":")
+    path_s, tag = _split_tag(rest)
+    path = Path(path_s)
+    if not path.exists():
+        raise SourceError(f"{spec}: {path} does not exist")
+    scratch.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".oci-import-", dir=scratch))
+    try:
+        if transport == "oci-archive":
+            layout = work / "layout"
+            layout.mkdir()
+            try:
+                with tarfile.open(path) as tar:
+                    tar.extractall(layout, filter="tar")
+            except (tarfile.TarError, OSError) as exc:
+                raise SourceError(f"{spec}: {path} is not a readable OCI archive ({exc})") from exc
+        else:
+            layout = path
+        tag = _oci_tag(layout, tag, spec)
+        rootfs = work / "rootfs"
+        try:
+            run(["umoci", "raw", "unpack", "--image", f"{layout}:{tag}", str(rootfs)], log=log)
+        except CommandError as exc:
+            raise SourceError(f"{spec}: umoci could not unpack the image ({exc.tail.splitlines()[-1:]})") from exc
+        if (rootfs / "etc").is_dir() and not (rootfs / "usr/etc").exists():
+            (rootfs / "etc").rename(rootfs / "usr/etc")
+        if not any((rootfs / "usr/lib/modules").glob("*/vmlinuz")):
+            raise SourceError(f"{spec} is not a bootable image: no kernel at /usr/lib/modules/<version>/vmlinuz")
+        repo = work / "repo"
+        run(["ostree", "init", f"--repo={repo}", "--mode=bare"], log=log)
+        ref = ref or OCI_DEFAULT_REF
+        run(["ostree", "commit", f"--repo={repo}", f"--branch={ref}", f"--tree=dir={rootfs}", "--no-bindings",
+             f"--subject=imported from {spec}"], log=log)
+        shutil.rmtree(rootfs)
+        yield InstallSource(repo, ref, rev_parse(repo, ref), remote_url or NO_REMOTE_URL)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None
+            ) -> Iterator[InstallSource]:
+    """Any SOURCE form the CLI accepts, as an :class:`InstallSource` valid inside the ``with`` block."""
+    if spec.startswith(("oci:", "oci-archive:")):
+        with from_oci(spec, scratch, log, ref, remote_url) as src:
+            yield src
+        return
+    if spec.startswith("ostree:"):
+        repo_s, tag = _split_tag(spec[len("ostree:"):])
+        yield from_repo(Path(repo_s), ref or tag, remote_url)
+        return
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"{spec} does not exist (expected a compose directory, ostree:REPO[:REF], "
+                          "oci:DIR[:TAG] or oci-archive:FILE)")
+    if is_compose_dir(path):
+        yield from_compose(path, ref, remote_url)
+    elif is_ostree_repo(path):
+        yield from_repo(path, ref, remote_url)
+    else:
+        raise SourceError(f"{spec} is neither a compose directory (STATUS, compose/) nor an OSTree repository")

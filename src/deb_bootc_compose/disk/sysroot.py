@@ -1,0 +1,114 @@
+"""Stage an OSTree sysroot in a plain directory: repo, stateroot, deployment, bootloader files, fstab.
+
+Host ostree prepares the repository (init, pull-local, the remote, the remote ref); the image's own
+ostree (:class:`ImageTools`) runs ``admin init-fs``, ``os-init`` and ``deploy REMOTE:REF`` so that
+``/var`` is seeded the way the image's ostree does it and ``ostree admin upgrade`` has a ref to follow.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from debsandbox.commands import run
+
+from . import grub
+from .errors import DiskError
+from .imagetools import ImageTools
+from .layout import BOOT_LABEL, ESP_LABEL, ROOT_LABEL
+
+DEFAULT_CONSOLE_ARGS = ("console=tty0", "console=ttyS0,115200n8")
+
+
+def kernel_args(extra: tuple[str, ...] | list[str], serial_console: bool = True) -> list[str]:
+    """``root=`` by label, ``rw`` (ostree-prepare-root makes /sysroot read-only itself), consoles, extras."""
+    args = [f"root=LABEL={ROOT_LABEL}", "rw"]
+    if serial_console and not any(a.startswith("console=") for a in extra):
+        args += DEFAULT_CONSOLE_ARGS
+    for a in extra:
+        if a not in args:
+            args.append(a)
+    return args
+
+
+FSTAB = (
+    "# written by deb-bootc-compose at install time (the root filesystem is mounted by ostree-prepare-root)\n"
+    f"LABEL={BOOT_LABEL} /boot ext4 defaults 1 2\n"
+    f"LABEL={ESP_LABEL} /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
+)
+
+
+@dataclass
+class Deployment:
+    sysroot: Path
+    osname: str
+    commit: str
+    path: Path  # the deployment checkout inside the sysroot
+    tools: ImageTools
+
+
+@dataclass(frozen=True)
+class InstallSource:
+    """A commit in a local repository, and how the installed system follows updates."""
+
+    repo: Path
+    ref: str
+    commit: str
+    remote_url: str
+
+
+def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log: Path,
+          cancel: threading.Event | None = None) -> Deployment:
+    sysroot = staging / "sysroot"
+    repo = sysroot / "ostree" / "repo"
+    repo.parent.mkdir(parents=True)
+    run(["ostree", "init", f"--repo={repo}", "--mode=bare"], log=log)
+    run(["ostree", "remote", "add", f"--repo={repo}", "--no-gpg-verify", osname, src.remote_url, src.ref], log=log)
+    run(["ostree", "pull-local", f"--repo={repo}", str(src.repo), src.commit], log=log, cancel=cancel)
+    run(["ostree", "refs", f"--repo={repo}", f"--create={osname}:{src.ref}", src.commit], log=log)
+    # the image's tools: a hard-linked checkout of the commit (costs no space, removed before mkfs)
+    toolroot = staging / "image-tools"
+    run(["ostree", "checkout", f"--repo={repo}", "--require-hardlinks", src.commit, str(toolroot)], log=log,
+        cancel=cancel)
+    tools = ImageTools(toolroot, log, cancel)
+    if not tools.has("usr/bin/ostree"):
+        raise DiskError(f"commit {src.commit} has no /usr/bin/ostree: add ostree and ostree-boot to the image")
+    if not any((toolroot / "usr/lib/modules").glob("*/vmlinuz")):
+        raise DiskError(f"commit {src.commit} has no kernel at /usr/lib/modules/<version>/vmlinuz")
+    binds = {"/target": sysroot}
+    tools.run(["ostree", "admin", "init-fs", "/target"], binds)
+    tools.run(["ostree", "admin", "os-init", "--sysroot=/target", osname], binds)
+    deploy = ["ostree", "admin", "deploy", "--sysroot=/target", f"--os={osname}"]
+    deploy += [f"--karg-append={a}" for a in kargs]
+    tools.run([*deploy, f"{osname}:{src.ref}"], binds)
+    path = sysroot / "ostree" / "deploy" / osname / "deploy" / f"{src.commit}.0"
+    if not path.is_dir():
+        raise DiskError(f"ostree admin deploy did not create {path}; see {log}")
+    return Deployment(sysroot, osname, src.commit, path, tools)
+
+
+def configure(dep: Deployment, workdir: Path, log: Path) -> Path:
+    """fstab, /var check, bootloader files; returns the GRUB EFI binary to put on the ESP."""
+    etc = dep.path / "etc"
+    (etc / "fstab").write_text(FSTAB)
+    stateroot_var = dep.sysroot / "ostree" / "deploy" / dep.osname / "var"
+    if not stateroot_var.is_dir():
+        raise DiskError(f"the stateroot has no /var ({stateroot_var})")
+    boot = dep.sysroot / "boot"
+    entries = grub.read_entries(boot / "loader" / "entries")
+    (boot / "loader" / "grub.cfg").write_text(grub.grub_cfg(entries))
+    grubdir = boot / "grub"
+    grubdir.mkdir(exist_ok=True)
+    (grubdir / "grub.cfg").unlink(missing_ok=True)
+    (grubdir / "grub.cfg").symlink_to("../loader/grub.cfg")
+    shutil.copytree(dep.tools.root / grub.GRUB_MODULES_DIR, grubdir / grub.GRUB_PLATFORM, dirs_exist_ok=True)
+    (boot / "efi").mkdir(exist_ok=True)
+    # from now on every deployment regenerates loader/grub.cfg with grub-mkconfig + 15_ostree
+    run(["ostree", "config", f"--repo={dep.sysroot / 'ostree' / 'repo'}", "set", "sysroot.bootloader", "grub2"],
+        log=log)
+    if not (etc / "default" / "grub").exists():
+        (etc / "default").mkdir(exist_ok=True)
+        (etc / "default" / "grub").write_text('GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=""\n')
+    return grub.build_efi_image(dep.tools, workdir / "grub")

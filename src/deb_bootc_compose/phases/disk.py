@@ -1,0 +1,98 @@
+"""Phase ``disk``: raw and/or qcow2 images from each variant's OSTree commit (``outputs: [oci, raw, qcow2]``).
+
+Reads ``VariantState.ref``/``.commit`` (set by ``ostree_commit``), the manifest's ``kernel_args`` and
+``disk: {free_space, size}``; writes ``compose/<variant>/<arch>/images/<compose_id>-<variant>-<arch>.{raw,qcow2}``
+and appends one :class:`ImageRecord` per file (type and format ``raw``/``qcow2``, size, sha256). A
+failed or interrupted build lists nothing and leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from deb_bootc_compose.disk import errors as disk_errors
+from deb_bootc_compose.disk.builder import build_disk
+from deb_bootc_compose.disk.install import parse_size
+from deb_bootc_compose.disk.layout import DiskOptions, MiB
+from deb_bootc_compose.disk.sysroot import InstallSource
+from deb_bootc_compose.phases.base import ComposeError, ImageRecord, Phase
+
+DISK_FORMATS = ("raw", "qcow2")
+
+
+def _field(obj: Any, name: str, default: Any) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def disk_options(manifest: Any) -> tuple[DiskOptions, int | None]:
+    """DiskOptions from the manifest, and the fixed total size when ``disk.size`` asks for one."""
+    disk = getattr(manifest, "disk", None)
+    free = parse_size(_field(disk, "free_space", "1GiB") or "1GiB", "disk.free_space")
+    total = _field(disk, "size", None)
+    return (DiskOptions(free_space=free, kernel_args=tuple(getattr(manifest, "kernel_args", []) or [])),
+            parse_size(total, "disk.size") if total else None)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(4 * MiB), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DiskPhase(Phase):
+    name = "disk"
+
+    def formats(self) -> list[str]:
+        outputs = list(getattr(self.ctx.manifest, "outputs", []) or [])
+        return [f for f in DISK_FORMATS if f in outputs]
+
+    def skip_reason(self) -> str | None:
+        if not self.formats():
+            return "the manifest's outputs ask for no disk image (add raw and/or qcow2)"
+        return None
+
+    def run(self) -> None:
+        options, total = disk_options(self.ctx.manifest)
+        osname = str(getattr(self.ctx.manifest, "name", "debian"))
+        repo = self.ctx.target.ostree_repo
+        figures = self.ctx.extra.setdefault("disk", {})
+        for v in self.ctx.variants:
+            self.check_cancelled()
+            if not v.ref or not v.commit:
+                raise ComposeError(f"disk: variant {v.variant}/{v.arch} has no OSTree commit (did ostree_commit run?)")
+            images = self.ctx.paths.images_dir(v.variant, v.arch)
+            outputs = {fmt: images / f"{self.ctx.compose_id}-{v.variant}-{v.arch}.{fmt}" for fmt in self.formats()}
+            src = InstallSource(repo=repo, ref=v.ref, commit=v.commit, remote_url=f"file://{repo.resolve()}")
+            self.progress(f"{v.variant}/{v.arch}: installing {v.commit[:12]} into {', '.join(outputs)}")
+            try:
+                result = build_disk(src, outputs, self.ctx.paths.work / v.variant / v.arch, self.log_path, options,
+                                    osname, self.ctx.cancel, self.ctx.source_date_epoch)
+            except disk_errors.DiskError as exc:
+                raise ComposeError(f"disk: {v.variant}/{v.arch}: {exc}") from exc
+            if total is not None and result.virtual_size > total:
+                for path in result.images.values():
+                    path.unlink(missing_ok=True)
+                raise ComposeError(
+                    f"disk: {v.variant}/{v.arch} needs {result.virtual_size // MiB} MiB but disk.size is "
+                    f"{total // MiB} MiB; raise disk.size or lower disk.free_space"
+                )
+            for fmt, path in result.images.items():
+                v.images.append(ImageRecord(
+                    variant=v.variant, arch=v.arch, path=path, type=fmt, format=fmt, size=path.stat().st_size,
+                    checksums={"sha256": sha256_file(path)},
+                    extra={"virtual_size": result.virtual_size, "allocated": result.sizes[fmt],
+                           "kernel_args": result.kernel_args, "ostree_commit": v.commit, "ostree_ref": v.ref},
+                ))
+            figures[f"{v.variant}/{v.arch}"] = {
+                "seconds": round(result.seconds, 1), "virtual_size": result.virtual_size,
+                "allocated": result.sizes, "partitions": result.partitions,
+            }
+            self.progress(f"{v.variant}/{v.arch}: {result.virtual_size // MiB} MiB disk in {result.seconds:.0f}s")

@@ -1,0 +1,206 @@
+"""Real OSTree commits of a bootable trixie tree, built for the disk and boot tests.
+
+Until the compose pipeline produces commits of its own, these tests make their input themselves:
+mmdebstrap trixie (systemd, kernel, dracut, ostree-boot, GRUB modules, hello), made OSTree-ready the
+way ``/work/shared/notes/bootc-on-debian.md`` describes, committed into an archive-mode repository.
+Two versions exist for the update test: v1 carries bookworm's ``hello 2.10-3``; v2 upgrades it to
+trixie's and adds ``tree``. Results are cached under the ``test_cache`` directory keyed by a hash of
+everything that goes into them; every step runs for real on a cold cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from debsandbox.commands import run
+
+FIXTURE_VERSION = "3"  # bump to invalidate caches when the recipe below changes
+SUITE = "trixie"
+REF = "debian/trixie/amd64/base"
+OSNAME = "debian"
+EPOCH_V1 = 1767225600  # 2026-01-01
+EPOCH_V2 = 1767312000  # 2026-01-02
+BASE_PACKAGES = [
+    "systemd", "systemd-sysv", "udev", "dbus", "linux-image-amd64", "ostree", "ostree-boot", "dracut",
+    "grub-efi-amd64-bin", "grub2-common", "e2fsprogs", "dosfstools", "kmod", "passwd", "login",
+]
+V1_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's; trixie has a newer one
+V2_EXTRA = ["hello", "tree"]
+
+PREPARE_ROOT_CONF = "[composefs]\nenabled = no\n[sysroot]\nreadonly = true\n"
+DEFAULT_GRUB = 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_DISTRIBUTOR="Debian"\nGRUB_CMDLINE_LINUX=""\n'
+TOPLEVEL_LINKS = {
+    "home": "var/home", "root": "var/roothome", "opt": "var/opt", "srv": "var/srv", "mnt": "var/mnt",
+    "media": "run/media", "ostree": "sysroot/ostree",
+}
+
+
+@dataclass(frozen=True)
+class FixtureCommit:
+    repo: Path  # archive-mode repository holding REF
+    ref: str
+    commit: str
+    version: str
+    kernel_version: str
+    packages: dict[str, str]  # name -> version, as dpkg lists them in the tree
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _download(url: str, dest: Path) -> Path:
+    if not dest.exists():
+        with httpx.stream("GET", url, follow_redirects=True, timeout=120) as resp:
+            resp.raise_for_status()
+            tmp = dest.with_suffix(".part")
+            with open(tmp, "wb") as fh:
+                for chunk in resp.iter_bytes():
+                    fh.write(chunk)
+            tmp.rename(dest)
+    return dest
+
+
+def _tmpfiles_for_var(tree: Path) -> list[str]:
+    """Every directory and symlink under /var as a tmpfiles.d line (rpm-ostree's autovar), sorted."""
+    lines = []
+    var = tree / "var"
+    for dirpath, dirnames, filenames in os.walk(var):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            rel = "/" + str(p.relative_to(tree))
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                lines.append(f"L {rel} - - - - {os.readlink(p)}")
+            elif stat.S_ISDIR(st.st_mode):
+                lines.append(f"d {rel} {stat.S_IMODE(st.st_mode):04o} {st.st_uid} {st.st_gid} - -")
+    return sorted(lines)
+
+
+def make_ostree_ready(tree: Path) -> str:
+    """Turn an mmdebstrap tree into a committable OSTree tree (in place). Returns the kernel version."""
+    modules = sorted((tree / "usr/lib/modules").iterdir())
+    if len(modules) != 1:
+        raise RuntimeError(f"expected one kernel in {tree}/usr/lib/modules, found {modules}")
+    kver = modules[0].name
+    shutil.copy2(tree / "boot" / f"vmlinuz-{kver}", modules[0] / "vmlinuz")
+    for entry in (tree / "boot").iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for name in ("vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"):
+        (tree / name).unlink(missing_ok=True)
+    (tree / "etc/machine-id").write_text("")
+    if not (tree / "etc/default/grub").exists():
+        (tree / "etc/default/grub").write_text(DEFAULT_GRUB)
+    (tree / "etc/locale.conf").write_text("LANG=C.UTF-8\n")
+    (tree / "etc/hostname").write_text("debian-bootc\n")
+    # dpkg and debconf databases live in /usr (the image), /var only links to them
+    sysimage = tree / "usr/lib/sysimage"
+    sysimage.mkdir(parents=True, exist_ok=True)
+    (tree / "var/lib/dpkg").rename(sysimage / "dpkg")
+    (tree / "var/cache/debconf").rename(sysimage / "debconf")
+    tmpfiles = _tmpfiles_for_var(tree)
+    tmpfiles += [
+        "L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg",
+        "L+ /var/cache/debconf - - - - ../../usr/lib/sysimage/debconf",
+        "d /var/home 0755 0 0 - -", "d /var/roothome 0700 0 0 - -", "d /var/opt 0755 0 0 - -",
+        "d /var/srv 0755 0 0 - -", "d /var/mnt 0755 0 0 - -", "d /var/usrlocal 0755 0 0 - -",
+    ]
+    (tree / "usr/lib/tmpfiles.d/debian-bootc-var.conf").write_text("\n".join(tmpfiles) + "\n")
+    shutil.rmtree(tree / "var")
+    (tree / "var/lib").mkdir(parents=True)
+    (tree / "var/cache").mkdir(parents=True)
+    (tree / "var/lib/dpkg").symlink_to("../../usr/lib/sysimage/dpkg")
+    (tree / "var/cache/debconf").symlink_to("../../usr/lib/sysimage/debconf")
+    for name, target in TOPLEVEL_LINKS.items():
+        p = tree / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        p.symlink_to(target)
+    if (tree / "usr/local").exists():
+        shutil.rmtree(tree / "usr/local")
+    (tree / "usr/local").symlink_to("../var/usrlocal")
+    (tree / "sysroot").mkdir(exist_ok=True)
+    for name in ("dev", "proc", "sys", "run", "tmp"):
+        shutil.rmtree(tree / name)
+        (tree / name).mkdir(mode=0o1777 if name == "tmp" else 0o755)
+    (tree / "etc").rename(tree / "usr/etc")
+    return kver
+
+
+def _dpkg_packages(tree: Path) -> dict[str, str]:
+    out = run(["dpkg-query", f"--admindir={tree}/usr/lib/sysimage/dpkg", "-W", "-f", "${Package} ${Version}\\n"],
+              capture=True).output
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
+def build_commit(cache: Path, mirror: str, version: str) -> FixtureCommit:
+    """Build (or load from the cache) fixture commit ``version`` ("1" or "2") in its own archive repo."""
+    packages = list(BASE_PACKAGES)
+    epoch = EPOCH_V1 if version == "1" else EPOCH_V2
+    debs = cache / "disk-fixture" / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    local_debs: list[Path] = []
+    if version == "1":
+        local_debs.append(_download(f"{mirror}/{V1_HELLO}", debs / Path(V1_HELLO).name))
+    else:
+        packages += V2_EXTRA
+    key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, version, BASE_PACKAGES, V2_EXTRA,
+                                     Path(__file__).read_text()]).encode()).hexdigest()[:16]
+    base = cache / "disk-fixture" / f"v{version}-{key}"
+    done = base / "fixture.json"
+    with _locked(cache / "disk-fixture" / f".v{version}.lock"):
+        if done.exists():
+            data = json.loads(done.read_text())
+            return FixtureCommit(repo=Path(data["repo"]), ref=data["ref"], commit=data["commit"],
+                                 version=data["version"], kernel_version=data["kernel_version"],
+                                 packages=data["packages"])
+        if base.exists():
+            shutil.rmtree(base)
+        base.mkdir(parents=True)
+        log = base / "build.log"
+        tree = base / "tree"
+        install_local = "".join(f'cp {d} "$1/tmp/"; chroot "$1" dpkg -i /tmp/{d.name}; rm "$1/tmp/{d.name}"; '
+                                for d in local_debs)
+        dracut = install_local + (
+            'kver=$(ls "$1/usr/lib/modules"); '
+            f'printf "%s" "{PREPARE_ROOT_CONF}" > "$1/usr/lib/ostree/prepare-root.conf"; '
+            'chroot "$1" dracut --force --no-hostonly --reproducible --add ostree '
+            '"/usr/lib/modules/$kver/initramfs.img" "$kver"'
+        )
+        run(["mmdebstrap", "--mode=root", "--variant=minbase", f"--include={','.join(packages)}",
+             "--components=main", "--dpkgopt=path-exclude=/usr/share/doc/*",
+             "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
+             f"--customize-hook={dracut}", SUITE, str(tree), mirror],
+            log=log, extra_env={"SOURCE_DATE_EPOCH": str(epoch)})
+        kver = make_ostree_ready(tree)
+        pkgs = _dpkg_packages(tree)
+        repo = base / "repo"
+        run(["ostree", "init", f"--repo={repo}", "--mode=archive"], log=log)
+        run(["ostree", "commit", f"--repo={repo}", f"--branch={REF}", f"--tree=dir={tree}", "--no-bindings",
+             f"--timestamp=@{epoch}", f"--subject=fixture v{version}", f"--add-metadata-string=version={version}",
+             f"--add-metadata-string=ostree.linux={kver}"], log=log)
+        commit = run(["ostree", f"--repo={repo}", "rev-parse", REF], capture=True).output.strip()
+        shutil.rmtree(tree)
+        data = {"repo": str(repo), "ref": REF, "commit": commit, "version": version, "kernel_version": kver,
+                "packages": pkgs}
+        done.write_text(json.dumps(data, indent=1))
+        return FixtureCommit(repo=repo, ref=REF, commit=commit, version=version, kernel_version=kver,
+                             packages=pkgs)
