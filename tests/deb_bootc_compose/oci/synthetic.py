@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 KVER = "6.1.0-1-amd64"
 SDE = 1700000000
+
+
+def noise(seed: str, size: int) -> bytes:
+    """Incompressible but reproducible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
 
 
 def add_package(tree: Path, name: str, files: dict[str, bytes], *, db: str = "usr/lib/sysimage/dpkg") -> None:
@@ -39,7 +50,7 @@ def make_tree(root: Path, *, db: str = "usr/lib/sysimage/dpkg", xattrs: bool = T
     add_package(
         tree,
         "libc6:amd64",
-        {"usr/lib/x86_64-linux-gnu/libc.so.6": os.urandom(20000), "usr/lib64/ld-linux-x86-64.so.2": b"ld" * 100},
+        {"usr/lib/x86_64-linux-gnu/libc.so.6": noise("libc", 20000), "usr/lib64/ld-linux-x86-64.so.2": b"ld" * 100},
         db=db,
     )
     add_package(tree, "hello", {"usr/bin/hello": b"hello world\n"}, db=db)

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from synthetic import KVER, SDE, add_package, make_tree
+from synthetic import KVER, SDE, add_package, make_tree, noise
 
 from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciError, OciResult, write_oci_image
 from deb_bootc_compose.oci.plan import PlanError
@@ -176,7 +176,7 @@ def test_new_package_does_not_touch_existing_layers(tree: Path, tmp_path: Path) 
 def test_max_layers_respected(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "tree")
     for i in range(60):
-        add_package(tree, f"pkg{i:02d}", {f"usr/share/pkg{i:02d}/f": os.urandom(100 + 37 * i)})
+        add_package(tree, f"pkg{i:02d}", {f"usr/share/pkg{i:02d}/f": noise(str(i), 100 + 37 * i)})
     result = write(tree, tmp_path / "out", max_layers=8)
     assert len(result.layers) == 8
     packed = [x for x in result.layers if x.id.startswith("p")]

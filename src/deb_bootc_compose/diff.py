@@ -1,0 +1,173 @@
+"""Packages added, removed and changed between two composes.
+
+Each side is a compose directory (or a ``latest-*`` symlink to one), read from its
+``metadata/packages.json``; a compose without one (interrupted before metadata) is read from its
+``metadata/lockfile.yaml``. A packages.json or lockfile.yaml path works too. Packages are compared per
+variant/arch, keyed by (name, arch); versions are ordered the way dpkg orders them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from debian.debian_support import Version
+
+from deb_bootc_compose.metadata import MetadataError, PackageMeta, load_packages
+
+
+class DiffError(ValueError):
+    """A side cannot be read; the message names it and says what to give instead."""
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    arch: str
+    old: str
+    new: str
+
+    @property
+    def direction(self) -> str:
+        return "upgrade" if Version(self.new) > Version(self.old) else "downgrade"
+
+
+@dataclass
+class VariantDiff:
+    added: list[PackageMeta] = field(default_factory=list)
+    removed: list[PackageMeta] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+@dataclass
+class ComposeSide:
+    label: str  # compose ID or file name
+    packages: dict[str, dict[str, list[PackageMeta]]]  # variant → arch → packages
+    source: Path
+
+
+@dataclass
+class ComposeDiff:
+    old: ComposeSide
+    new: ComposeSide
+    variants: dict[str, VariantDiff]  # "variant/arch" → diff
+
+    @property
+    def empty(self) -> bool:
+        return all(v.empty for v in self.variants.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old": {"compose": self.old.label, "source": str(self.old.source)},
+            "new": {"compose": self.new.label, "source": str(self.new.source)},
+            "variants": {
+                key: {
+                    "added": [{"name": p.name, "arch": p.arch, "version": p.version} for p in d.added],
+                    "removed": [{"name": p.name, "arch": p.arch, "version": p.version} for p in d.removed],
+                    "changed": [
+                        {"name": c.name, "arch": c.arch, "old": c.old, "new": c.new, "direction": c.direction}
+                        for c in d.changed
+                    ],
+                }
+                for key, d in self.variants.items()
+            },
+        }
+
+    def human(self) -> str:
+        lines = [f"old: {self.old.label}", f"new: {self.new.label}"]
+        for key, d in self.variants.items():
+            lines.append("")
+            lines.append(f"{key}: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed")
+            lines += [f"  + {p.name}:{p.arch} {p.version}" for p in d.added]
+            lines += [f"  - {p.name}:{p.arch} {p.version}" for p in d.removed]
+            lines += [f"  ~ {c.name}:{c.arch} {c.old} -> {c.new} ({c.direction})" for c in d.changed]
+        if self.empty:
+            lines.append("")
+            lines.append("no package differences")
+        return "\n".join(lines)
+
+
+def _from_lockfile(path: Path) -> dict[str, dict[str, list[PackageMeta]]]:
+    from deb_bootc_compose.lockfile import LockfileError
+    from deb_bootc_compose.lockfile import load as load_lockfile
+
+    try:
+        lock = load_lockfile(path)
+    except LockfileError as exc:
+        raise DiffError(str(exc)) from None
+    result: dict[str, dict[str, list[PackageMeta]]] = {}
+    for variant, arches in lock.variants.items():
+        for arch, locked in arches.items():
+            result.setdefault(variant, {})[arch] = [
+                PackageMeta(
+                    name=p.name,
+                    version=p.version,
+                    arch=p.arch,
+                    source=p.source or p.name,
+                    source_version=p.source_version or p.version,
+                    sha256=p.sha256,
+                    size=p.size,
+                    filename=p.filename,
+                    url=p.url,
+                    apt_source=p.repo,
+                )
+                for p in locked.packages
+            ]
+    return result
+
+
+def load_side(path: Path) -> ComposeSide:
+    """A compose directory, a packages.json or a lockfile.yaml → its packages."""
+    if not path.exists():
+        raise DiffError(f"{path} does not exist (give a compose directory, its packages.json or its lockfile.yaml)")
+    resolved = path.resolve()
+    try:
+        if resolved.is_dir():
+            packages_json = resolved / "metadata" / "packages.json"
+            lockfile = resolved / "metadata" / "lockfile.yaml"
+            if packages_json.is_file():
+                return ComposeSide(resolved.name, load_packages(packages_json), packages_json)
+            if lockfile.is_file():
+                return ComposeSide(resolved.name, _from_lockfile(lockfile), lockfile)
+            raise DiffError(
+                f"{path} has neither metadata/packages.json nor metadata/lockfile.yaml: "
+                "is it a compose directory (TARGET/<COMPOSE_ID>, not the target directory itself)?"
+            )
+        if resolved.suffix in (".yaml", ".yml"):
+            return ComposeSide(resolved.name, _from_lockfile(resolved), resolved)
+        return ComposeSide(resolved.parent.parent.name, load_packages(resolved), resolved)
+    except MetadataError as exc:
+        raise DiffError(str(exc)) from None
+
+
+def diff_packages(old: list[PackageMeta], new: list[PackageMeta]) -> VariantDiff:
+    before = {(p.name, p.arch): p for p in old}
+    after = {(p.name, p.arch): p for p in new}
+    result = VariantDiff()
+    for key in sorted(after.keys() - before.keys()):
+        result.added.append(after[key])
+    for key in sorted(before.keys() - after.keys()):
+        result.removed.append(before[key])
+    for key in sorted(before.keys() & after.keys()):
+        if before[key].version != after[key].version:
+            result.changed.append(Change(key[0], key[1], before[key].version, after[key].version))
+    return result
+
+
+def diff_composes(old_path: Path, new_path: Path) -> ComposeDiff:
+    old = load_side(old_path)
+    new = load_side(new_path)
+    keys = sorted(
+        {(v, a) for v, arches in old.packages.items() for a in arches}
+        | {(v, a) for v, arches in new.packages.items() for a in arches}
+    )
+    variants = {
+        f"{v}/{a}": diff_packages(old.packages.get(v, {}).get(a, []), new.packages.get(v, {}).get(a, []))
+        for v, a in keys
+    }
+    return ComposeDiff(old, new, variants)

@@ -1,0 +1,105 @@
+"""metadata: ``metadata/composeinfo.json``, ``images.json`` and ``packages.json`` of the compose.
+
+Runs after checksums (images.json carries every deliverable's SHA256) and also when a no-op recompose
+reuses the previous deliverables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from deb_bootc_compose import metadata as md
+from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+
+
+def _field(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+
+def package_rows(lock: Any) -> list[md.PackageMeta]:
+    """PackageMeta rows from a lockfile variant (``LockedVariant``) or a list of its package entries."""
+    items = lock if isinstance(lock, list) else getattr(lock, "packages", None)
+    if items is None:
+        raise ComposeError("no package list for this variant (did gather run?)")
+    rows = []
+    for p in items:
+        name = str(_field(p, "name") or "")
+        version = str(_field(p, "version") or "")
+        rows.append(
+            md.PackageMeta(
+                name=name,
+                version=version,
+                arch=str(_field(p, "arch") or ""),
+                source=str(_field(p, "source") or name),
+                source_version=str(_field(p, "source_version") or version),
+                sha256=str(_field(p, "sha256") or ""),
+                size=int(_field(p, "size") or 0),
+                filename=str(_field(p, "filename") or ""),
+                url=str(_field(p, "url") or ""),
+                apt_source=str(_field(p, "repo") or ""),
+            )
+        )
+    return rows
+
+
+class MetadataPhase(Phase):
+    name = "metadata"
+
+    def compose_meta(self) -> md.ComposeMeta:
+        m = self.ctx.manifest
+        return md.ComposeMeta(
+            compose_id=self.ctx.compose_id,
+            release_name=str(m.name),
+            release_short=str(getattr(m, "short_name", None) or m.name),
+            release_version=str(m.version),
+        )
+
+    def _lock_for(self, vs: VariantState) -> Any:
+        if vs.lock is not None:
+            return vs.lock
+        lock = self.ctx.extra.get("lockfile")
+        if lock is None and self.ctx.paths.lockfile.is_file():
+            from deb_bootc_compose.lockfile import load
+
+            lock = load(self.ctx.paths.lockfile)
+        if lock is None:
+            raise ComposeError(f"{vs.variant}/{vs.arch}: no lockfile to list packages from ({self.ctx.paths.lockfile})")
+        return lock.variant(vs.variant, vs.arch)
+
+    def run(self) -> None:
+        paths = self.ctx.paths
+        meta = self.compose_meta()
+        variants: dict[str, md.VariantMeta] = {}
+        images: list[md.ImageMeta] = []
+        packages: dict[str, dict[str, list[md.PackageMeta]]] = {}
+        for vs in self.ctx.variants:
+            vm = variants.setdefault(vs.variant, md.VariantMeta(vs.variant))
+            vm.arches.append(vs.arch)
+            if any(img.format in ("qcow2", "raw") for img in vs.images):
+                vm.images_dir[vs.arch] = os.path.relpath(paths.images_dir(vs.variant, vs.arch), paths.topdir)
+            for img in vs.images:
+                if not img.checksums.get("sha256"):
+                    raise ComposeError(f"{img.path}: no SHA256 recorded; the checksums phase must run before metadata")
+                images.append(
+                    md.ImageMeta(
+                        variant=vs.variant,
+                        arch=vs.arch,
+                        path=os.path.relpath(img.path, paths.topdir),
+                        type=img.type,
+                        format=img.format,
+                        size=img.size or img.path.stat().st_size,
+                        sha256=img.checksums["sha256"],
+                        mtime=int(img.path.stat().st_mtime),
+                        subvariant=vs.variant,
+                    )
+                )
+            packages.setdefault(vs.variant, {})[vs.arch] = package_rows(self._lock_for(vs))
+        try:
+            md.dump(md.compose_info(meta, variants.values()), paths.metadata / "composeinfo.json")
+            md.dump(md.images_manifest(meta, images), paths.metadata / "images.json")
+        except (md.MetadataError, ValueError, TypeError) as exc:
+            raise ComposeError(f"metadata: {exc}") from exc
+        md.write_json(paths.metadata / "packages.json", md.packages_manifest(meta, packages))
+        count = sum(len(rows) for per_arch in packages.values() for rows in per_arch.values())
+        self.progress(f"wrote composeinfo.json, images.json ({len(images)} images), packages.json ({count} packages)")
