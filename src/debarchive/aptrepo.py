@@ -541,13 +541,30 @@ def _generations(gen_root: Path) -> list[Path]:
     return sorted(p for p in gen_root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _stamp_after(previous: Path | None, gen: Path, index_paths: Sequence[str]) -> None:
+    """Give the new generation's files a modification time in a later whole second than the previous
+    generation's. HTTP's Last-Modified/If-Modified-Since have one-second resolution: a republish within the
+    same second would otherwise be answered "304 Not Modified" and clients would keep the old InRelease."""
+    stamp = int(time.time())
+    if previous is not None:
+        for name in ("InRelease", "Release"):
+            try:
+                stamp = max(stamp, int((previous / name).stat().st_mtime) + 1)
+            except FileNotFoundError:
+                continue
+    for name in ("Release", "InRelease", "Release.gpg", *index_paths):
+        path = gen / name
+        if path.exists():
+            os.utime(path, (stamp, stamp))
+
+
 def _retained(generations: Sequence[Path], keep: int, keep_seconds: float) -> list[Path]:
     """The last ``keep`` generations plus those published less than ``keep_seconds`` ago."""
     now = time.time()
     result = []
     for i, gen in enumerate(generations):
-        try:
-            age = now - (gen / "Release").stat().st_mtime
+        try:  # the directory's own time: file times may be a little ahead (see _stamp_after)
+            age = now - gen.stat().st_mtime
         except FileNotFoundError:
             age = float("inf")
         if i >= len(generations) - keep or age < keep_seconds:
@@ -681,6 +698,7 @@ def publish(
                 (tmp / "Release.gpg").write_bytes(detached)
             for path in (tmp, *tmp.rglob("*")):
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            _stamp_after(current, tmp, [i.path for i in indices])
             final = gen_root / name
             os.rename(tmp, final)
         except BaseException:

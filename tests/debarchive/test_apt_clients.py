@@ -12,8 +12,8 @@ import http.server
 import lzma
 import shutil
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -37,26 +37,43 @@ pytestmark = pytest.mark.integration
 SUITES = ("trixie", "bookworm")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files quietly, records request paths, and runs a hook once after serving a given path."""
+
+    requests: list[str]
+    hooks: dict[str, Callable[[], None]]
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+        self.wfile.flush()
+        hook = self.hooks.pop(self.path, None)
+        if hook is not None:
+            hook()
 
 
 @dataclass
 class Served:
     root: Path  # served directory; each repository is a subdirectory
     url: str
+    requests: list[str] = field(default_factory=list)
+    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
 def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("served")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    requests: list[str] = []
+    hooks: dict[str, Callable[[], None]] = {}
+    handler_class = type("Handler", (_Handler,), {"requests": requests, "hooks": hooks})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_class, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Served(root, f"http://127.0.0.1:{server.server_address[1]}")
+        yield Served(root, f"http://127.0.0.1:{server.server_address[1]}", requests, hooks)
     finally:
         server.shutdown()
         server.server_close()
@@ -186,6 +203,39 @@ def test_upgrade_after_republish(chroot: AptChroot, signing_key: SigningKey, htt
     status = chroot.run("dpkg-query", "-W", "-f", "${Package} ${Version}\n", "dak-tool", "dak-data", check=True)
     assert status.stdout.splitlines() == ["dak-data 2.0-1", "dak-tool 2.0-1"]
     chroot.run("apt-get", "purge", "-y", "dak-tool", "dak-data", check=True)
+
+
+def test_republish_between_inrelease_and_indices(chroot: AptChroot, signing_key: SigningKey, http_root: Served,
+                                                 tmp_path: Path) -> None:
+    """The race by-hash exists for: apt has read InRelease, then the repository is republished before apt
+    fetches the indices that InRelease names. apt must still get exactly those (by hash) and succeed."""
+    root = http_root.root / f"race-{chroot.suite}"
+    fx = _make_repo(tmp_path / "v1", root, signing_key, f"{http_root.url}/{root.name}", "1.0")
+    fx2 = _make_repo(tmp_path / "v2", root, signing_key, fx.url, "2.0")
+    publish(root, "dak-test", packages=fx.packages, sources=fx.sources, key=signing_key, label="debarchive tests")
+    old_generation = (root / "dists" / "dak-test").resolve()
+    swapped = []
+
+    def republish() -> None:
+        publish(root, "dak-test", packages=fx2.packages, sources=fx2.sources, key=signing_key,
+                label="debarchive tests")
+        swapped.append((root / "dists" / "dak-test").resolve())
+
+    http_root.hooks[f"/{root.name}/dists/dak-test/InRelease"] = republish
+    add_repo(chroot, fx)
+    del http_root.requests[:]
+    code, out = apt_update(chroot)
+    assert swapped and swapped[0] != old_generation, "the hook did not republish"
+    assert code == 0 and "W:" not in out, out
+    fetched = [r for r in http_root.requests if r.startswith(f"/{root.name}/") and "InRelease" not in r]
+    assert fetched and all("/by-hash/SHA256/" in r for r in fetched), http_root.requests
+    # apt holds the index of the generation whose InRelease it read: version 1.0
+    policy = chroot.run("apt-cache", "policy", "dak-tool", check=True).stdout
+    assert "Candidate: 1.0-1" in policy, policy
+    code, out = apt_update(chroot)
+    assert code == 0, out
+    policy = chroot.run("apt-cache", "policy", "dak-tool", check=True).stdout
+    assert "Candidate: 2.0-1" in policy, policy
 
 
 def _copy_repo(fx: RepoFixture, dest: Path) -> Path:

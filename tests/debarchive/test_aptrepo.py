@@ -361,8 +361,8 @@ def test_recent_generations_are_kept_whatever_their_number(tmp_path: Path) -> No
     gens = generation_dirs(tmp_path, "s")
     assert len(gens) == 5
     for gen in gens[:3]:  # make three of them old
-        release = tmp_path / "dists" / ".generations" / "s" / gen / "Release"
-        os.utime(release, (release.stat().st_atime, release.stat().st_mtime - 3600))
+        directory = tmp_path / "dists" / ".generations" / "s" / gen
+        os.utime(directory, (directory.stat().st_atime, directory.stat().st_mtime - 3600))
     newest = publish(tmp_path, "s", packages=[], keep=2).generation
     assert generation_dirs(tmp_path, "s") == [*gens[3:], newest]
 
@@ -487,3 +487,13 @@ def test_import_deb_and_dsc_into_pool(tmp_path: Path, make_deb: DebMaker) -> Non
     assert not (root / "pool/main/d/dak-bad").exists()
     with pytest.raises(RepoError, match="no such file"):
         aptrepo.import_dsc(root, tmp_path / "missing.dsc")
+
+
+def test_republish_in_the_same_second_gets_a_later_mtime(tmp_path: Path) -> None:
+    """HTTP caches compare Last-Modified in whole seconds: each generation must be newer by at least one."""
+    stamps = []
+    for i in range(3):
+        publish(tmp_path, "s", packages=[], description=f"publish {i}")
+        stamps.append({name: int((tmp_path / "dists/s" / name).stat().st_mtime)
+                       for name in ("Release", "main/binary-amd64/Packages.xz")})
+    assert stamps[0]["Release"] < stamps[1]["Release"] < stamps[2]["Release"]
