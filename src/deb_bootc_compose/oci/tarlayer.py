@@ -36,7 +36,7 @@ class LayerBlob:
 
 
 class _DigestingGzipSink:
-    """A write-only file object: tar bytes in, gzip out to ``fh``, both sha256 digests kept."""
+    """Tar bytes in, gzip out to ``fh``; the sha256 of both kept. Small writes are gathered into chunks."""
 
     def __init__(self, fh: BinaryIO, level: int) -> None:
         self.fh = fh
@@ -48,31 +48,35 @@ class _DigestingGzipSink:
         self.tar_size = 0
         self.size = 0
 
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= CHUNK:
-            self._flush_buf()
-        return len(data)
-
     def tell(self) -> int:
         return self.tar_size + len(self.buf)
 
-    def _emit(self, out: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
+        if len(data) >= CHUNK and not self.buf:
+            self._consume(data)
+            return
+        self.buf += data
+        if len(self.buf) >= CHUNK:
+            self._consume(self.buf)
+            self.buf = bytearray()
+
+    def _consume(self, data: bytes | bytearray | memoryview) -> None:
+        self.diff.update(data)
+        self.tar_size += len(data)
+        out = self.comp.compress(data)
         if out:
             self.fh.write(out)
             self.digest.update(out)
             self.size += len(out)
 
-    def _flush_buf(self) -> None:
-        data = bytes(self.buf)
-        self.buf.clear()
-        self.diff.update(data)
-        self.tar_size += len(data)
-        self._emit(self.comp.compress(data))
-
     def finish(self) -> None:
-        self._flush_buf()
-        self._emit(self.comp.flush())
+        if self.buf:
+            self._consume(self.buf)
+            self.buf = bytearray()
+        out = self.comp.flush()
+        self.fh.write(out)
+        self.digest.update(out)
+        self.size += len(out)
 
 
 def read_xattrs(path: str) -> dict[str, str]:
@@ -130,6 +134,26 @@ def tarinfo_for(
     return info
 
 
+def _copy_file(abs_path: str, size: int, sink: _DigestingGzipSink) -> None:
+    try:
+        fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise TreeError(f"cannot read {abs_path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb", buffering=0) as src:
+        left = size
+        while left:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                raise TreeError(f"{abs_path} shrank while the image was written")
+            sink.write(chunk)
+            left -= len(chunk)
+        if src.read(1):
+            raise TreeError(f"{abs_path} grew while the image was written")
+    pad = -size % tarfile.BLOCKSIZE
+    if pad:
+        sink.write(bytes(pad))
+
+
 def write_layer(
     tree: Path,
     members: list[TreeEntry],
@@ -145,33 +169,20 @@ def write_layer(
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir / f".layer-{os.getpid()}-{id(members):x}.tmp"
+    tree_str = os.fspath(tree)
     try:
         with open(tmp, "wb") as fh:
             sink = _DigestingGzipSink(fh, level)
-            with tarfile.TarFile(
-                fileobj=sink,  # type: ignore[arg-type]
-                mode="w",
-                format=tarfile.PAX_FORMAT,
-                encoding="utf-8",
-                errors="surrogateescape",
-                copybufsize=CHUNK,
-            ) as tar:
-                for entry in members:
-                    info = tarinfo_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
-                    if info is None:
-                        continue
-                    if info.type == tarfile.REGTYPE:
-                        abs_path = os.path.join(os.fspath(tree), entry.path)
-                        try:
-                            fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW)
-                        except OSError as exc:
-                            raise TreeError(f"cannot read {abs_path}: {exc.strerror}") from exc
-                        with os.fdopen(fd, "rb") as src:
-                            if os.fstat(src.fileno()).st_size != info.size:
-                                raise TreeError(f"{abs_path} changed size while the image was written")
-                            tar.addfile(info, src)
-                    else:
-                        tar.addfile(info)
+            for entry in members:
+                info = tarinfo_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
+                if info is None:
+                    continue
+                sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+                if info.type == tarfile.REGTYPE and info.size:
+                    _copy_file(os.path.join(tree_str, entry.path), info.size, sink)
+            # end of archive: two zero blocks, then zeros up to a whole record (as tarfile writes it)
+            sink.write(bytes(2 * tarfile.BLOCKSIZE))
+            sink.write(bytes(-sink.tell() % tarfile.RECORDSIZE))
             sink.finish()
         hex_digest = sink.digest.hexdigest()
         final = dest_dir / hex_digest
