@@ -23,14 +23,12 @@ Callers keep the :class:`PackageEntry` / :class:`SourceEntry` objects (or their 
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import lzma
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,328 +37,22 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-from debian.deb822 import Deb822, Dsc
-from debian.debfile import DebFile
+from debian.deb822 import Deb822
 
-from debarchive.dsc import SourcePackageError, parse_dsc, verify
+from debarchive.pool import (
+    ARCH_RE,
+    RepoError,
+    add_to_pool,
+    check_relative_path,
+    check_word,
+    hashes_file,
+    pool_path,
+    sha256_file,
+)
 from debarchive.signing import SigningKey
-from debsandbox.commands import CommandError, output
-
-_PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*$")
-_ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_PATH_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
-_SAFE_PATH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*(?:/[A-Za-z0-9][A-Za-z0-9.+~_-]*)*\Z")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+from debarchive.stanzas import PackageEntry, SourceEntry, import_deb, import_dsc, scan_deb, scan_dsc
 
 GENERATIONS_DIR = ".generations"
-# Fields apt-ftparchive/dak put after a package's control fields, in this order.
-_INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
-# Order of the first fields of a Packages stanza (the rest keep the control file's order).
-_CONTROL_FIRST = ("Package", "Source", "Version")
-
-
-class RepoError(ValueError):
-    """Bad input for a repository (unsafe name, unreadable package, conflicting entries). Says what and where."""
-
-
-# --------------------------------------------------------------------------- names and paths
-
-
-def check_relative_path(filename: str, what: str = "file name") -> str:
-    """Return ``filename`` if it is a safe relative path (no '..', not absolute, plain characters only)."""
-    if _SAFE_PATH_RE.match(filename):  # fast path; the checks below explain what is wrong
-        return filename
-    if not filename or filename.startswith("/") or "\\" in filename:
-        raise RepoError(f"unsafe {what} {filename!r}: give a relative path like 'pool/main/h/hello/hello_1.0_all.deb'")
-    for part in filename.split("/"):
-        if part in ("", ".", ".."):
-            raise RepoError(f"unsafe {what} {filename!r}: empty, '.' or '..' path components are not allowed")
-        if not _PATH_PART_RE.match(part):
-            raise RepoError(
-                f"unsafe {what} {filename!r}: component {part!r} may only use letters, digits and . + ~ _ - "
-                "and must start with a letter or digit"
-            )
-    return filename
-
-
-def _check_word(value: str, what: str) -> str:
-    if not _WORD_RE.match(value or ""):
-        raise RepoError(f"invalid {what} {value!r}: use letters, digits and . _ + - (no '/' or spaces)")
-    return value
-
-
-def pool_path(source: str, filename: str, component: str = "main") -> str:
-    """Debian's pool location of ``filename`` built from ``source``: ``pool/main/h/hello/<file>``,
-    ``pool/main/libf/libfoo/<file>`` for sources starting with ``lib``."""
-    if not _PKG_RE.match(source or ""):
-        raise RepoError(f"invalid source package name {source!r}: Debian names use a-z 0-9 + - . (2+ characters)")
-    _check_word(component, "component")
-    if "/" in filename:
-        raise RepoError(f"pool_path() takes a bare file name, not a path: {filename!r}")
-    check_relative_path(filename)
-    prefix = source[:4] if source.startswith("lib") and len(source) > 3 else source[0]
-    return f"pool/{component}/{prefix}/{source}/{filename}"
-
-
-def add_to_pool(root: Path, src: Path, filename: str) -> Path:
-    """Put ``src`` at ``root/filename`` atomically: hard link if possible, copy otherwise.
-
-    Refuses unsafe paths. If the destination exists with the same content nothing changes; a different
-    file under the same name is refused (pool files are immutable: clients cache them by name).
-    """
-    check_relative_path(filename)
-    src = Path(src)
-    if not src.is_file():
-        raise RepoError(f"cannot add {src} to the pool: it is not a readable file")
-    dest = Path(root) / filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        if dest.samefile(src) or _sha256_file(dest) == _sha256_file(src):
-            return dest
-        raise RepoError(
-            f"{filename} already exists in the pool of {root} with different content; pool files are immutable "
-            "(bump the version to publish a different file)"
-        )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _hashes_file(path: Path) -> tuple[int, str, str]:
-    md5 = hashlib.md5()
-    sha256 = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            md5.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    return size, md5.hexdigest(), sha256.hexdigest()
-
-
-# --------------------------------------------------------------------------- binary packages
-
-
-def _format_stanza(fields: Iterable[tuple[str, str]]) -> str:
-    """Render deb822 fields (multi-line values already carry their continuation lines)."""
-    lines = []
-    for name, value in fields:
-        value = value.rstrip("\n")
-        if not value.strip():
-            continue
-        sep = "" if value.startswith("\n") else " "
-        lines.append(f"{name}:{sep}{value}")
-    return "\n".join(lines) + "\n"
-
-
-def _parse_source_field(value: str, version: str) -> tuple[str, str]:
-    m = re.match(r"^\s*(\S+)(?:\s*\(\s*(\S+)\s*\))?\s*$", value)
-    if not m:
-        raise RepoError(f"invalid Source field {value!r}")
-    return m.group(1), m.group(2) or version
-
-
-@dataclass(frozen=True)
-class PackageEntry:
-    """One binary package of a repository, with its complete Packages stanza."""
-
-    name: str
-    version: str
-    arch: str
-    source: str
-    source_version: str
-    filename: str
-    size: int
-    sha256: str
-    stanza: str
-
-    @classmethod
-    def from_stanza(cls, stanza: str) -> PackageEntry:
-        """Rebuild an entry from a stanza this module wrote (e.g. kept in a database)."""
-        fields = Deb822(stanza)
-        try:
-            name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
-            filename, size, sha256 = fields["Filename"], int(fields["Size"]), fields["SHA256"]
-        except (KeyError, ValueError) as exc:
-            raise RepoError(f"Packages stanza lacks a valid {exc} field:\n{stanza[:300]}") from exc
-        source, source_version = _parse_source_field(fields.get("Source", name), version)
-        entry = cls(name, version, arch, source, source_version, filename, size, sha256, stanza.strip("\n") + "\n")
-        entry.validate()
-        return entry
-
-    def validate(self) -> None:
-        where = f"package {self.name} {self.version} ({self.filename})"
-        if not _PKG_RE.match(self.name):
-            raise RepoError(f"{where}: invalid package name {self.name!r}")
-        if not _PKG_RE.match(self.source):
-            raise RepoError(f"{where}: invalid source name {self.source!r}")
-        for v in (self.version, self.source_version):
-            if not _VERSION_RE.match(v):
-                raise RepoError(f"{where}: invalid version {v!r}")
-        if not _ARCH_RE.match(self.arch):
-            raise RepoError(f"{where}: invalid architecture {self.arch!r}")
-        check_relative_path(self.filename, "Filename")
-        if not _HEX64.match(self.sha256) or self.size < 0:
-            raise RepoError(f"{where}: invalid SHA256/Size")
-        if "\n\n" in self.stanza.strip("\n") or not self.stanza.startswith("Package: "):
-            raise RepoError(f"{where}: a stanza must start with 'Package:' and hold no blank line")
-
-
-def _read_control(path: Path) -> str:
-    """The control file of a .deb: in-process with python-debian (fast), or with ``dpkg-deb`` for what
-    python-debian cannot read (it has the authoritative error message for broken files)."""
-    try:
-        with DebFile(filename=str(path)) as deb:
-            raw = deb.control.get_content("control")
-        if raw:
-            return raw.decode("utf-8")
-    except Exception:  # any failure: let dpkg-deb decide and explain
-        pass
-    try:
-        text = output(["dpkg-deb", "--field", str(path)], extra_env={"LC_ALL": "C.UTF-8"}, timeout=120)
-    except CommandError as exc:
-        raise RepoError(f"{path} is not a readable .deb: {exc.tail.strip()}") from exc
-    # stdout and stderr arrive merged: drop dpkg-deb's own warnings, keep the control file
-    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("dpkg-deb: "))
-
-
-def scan_deb(path: Path, filename: str | None = None, component: str = "main") -> PackageEntry:
-    """Read a .deb once and return its entry; ``filename`` is its pool-relative path (the ``Filename:``),
-    by default Debian's pool location from its source name (:func:`pool_path`)."""
-    path = Path(path)
-    if filename is not None:
-        check_relative_path(filename, "Filename")
-    if not path.is_file():
-        raise RepoError(f"cannot scan {path}: no such file")
-    control = Deb822(_read_control(path))
-    for required in ("Package", "Version", "Architecture"):
-        if required not in control:
-            raise RepoError(f"{path}: control file has no {required} field; not a valid binary package")
-    name, version = control["Package"], control["Version"]
-    source, source_version = _parse_source_field(control.get("Source", name), version)
-    if filename is None:
-        filename = pool_path(source, path.name, component)
-    size, md5, sha256 = _hashes_file(path)
-    ordered: list[tuple[str, str]] = [(k, control[k]) for k in _CONTROL_FIRST if k in control]
-    ordered += [(k, v) for k, v in control.items() if k not in _CONTROL_FIRST and k not in _INDEX_FIELDS]
-    ordered += [("Filename", filename), ("Size", str(size)), ("MD5sum", md5), ("SHA256", sha256)]
-    entry = PackageEntry(name, version, control["Architecture"], source, source_version, filename, size, sha256,
-                         _format_stanza(ordered))
-    entry.validate()
-    return entry
-
-
-def import_deb(root: Path, deb: Path, component: str = "main") -> PackageEntry:
-    """Scan ``deb``, put it at its pool location under ``root`` and return its entry (one read of the file)."""
-    entry = scan_deb(deb, None, component)
-    add_to_pool(root, deb, entry.filename)
-    return entry
-
-
-# --------------------------------------------------------------------------- source packages
-
-
-@dataclass(frozen=True)
-class SourceEntry:
-    """One source package of a repository, with its complete Sources stanza."""
-
-    name: str
-    version: str
-    directory: str
-    files: tuple[str, ...]
-    stanza: str
-
-    @classmethod
-    def from_stanza(cls, stanza: str) -> SourceEntry:
-        fields = Deb822(stanza)
-        try:
-            name, version, directory = fields["Package"], fields["Version"], fields["Directory"]
-        except KeyError as exc:
-            raise RepoError(f"Sources stanza lacks a {exc} field:\n{stanza[:300]}") from exc
-        files = tuple(line.split()[2] for line in fields.get("Checksums-Sha256", "").strip().splitlines() if line)
-        return cls(name, version, directory, files, stanza.strip("\n") + "\n")
-
-
-_SOURCE_FIRST = ("Package", "Binary", "Version", "Maintainer", "Uploaders", "Build-Depends", "Build-Depends-Indep",
-                 "Build-Depends-Arch", "Architecture", "Standards-Version", "Format")
-_SOURCE_DROP = ("Source", "Files", "Checksums-Sha1", "Checksums-Sha256", "Checksums-Sha512", "Directory")
-
-
-def scan_dsc(dsc: Path, directory: str) -> SourceEntry:
-    """Read a .dsc (signed or not) and return its Sources entry; ``directory`` is the pool directory
-    holding it and its files (e.g. ``pool/main/h/hello``). The .dsc's own hashes are computed here."""
-    dsc = Path(dsc)
-    directory = check_relative_path(directory.rstrip("/"), "Directory")
-    try:
-        with open(dsc, "rb") as fh:
-            fields = Dsc(fh)
-    except OSError as exc:
-        raise RepoError(f"cannot read {dsc}: {exc}") from exc
-    for required in ("Source", "Version", "Checksums-Sha256", "Files"):
-        if required not in fields:
-            raise RepoError(f"{dsc}: no {required} field; not a valid .dsc")
-    name, version = fields["Source"], fields["Version"]
-    if not _PKG_RE.match(name) or not _VERSION_RE.match(version):
-        raise RepoError(f"{dsc}: invalid Source {name!r} or Version {version!r}")
-    size, md5, sha256 = _hashes_file(dsc)
-    sha_lines = [f" {f['sha256']} {f['size']} {f['name']}" for f in fields["Checksums-Sha256"]]
-    md5_lines = [f" {f['md5sum']} {f['size']} {f['name']}" for f in fields["Files"]]
-    for n in [f["name"] for f in fields["Checksums-Sha256"]]:
-        check_relative_path(n, f"file name in {dsc.name}")
-    files = (dsc.name, *(f["name"] for f in fields["Checksums-Sha256"]))
-    ordered: list[tuple[str, str]] = [("Package", name)]
-    ordered += [(k, fields.get_as_string(k)) for k in _SOURCE_FIRST[1:] if k in fields]
-    ordered += [(k, fields.get_as_string(k)) for k in fields if k not in _SOURCE_FIRST and k not in _SOURCE_DROP]
-    ordered += [
-        ("Directory", directory),
-        ("Files", "\n" + "\n".join([f" {md5} {size} {dsc.name}", *md5_lines])),
-        ("Checksums-Sha256", "\n" + "\n".join([f" {sha256} {size} {dsc.name}", *sha_lines])),
-    ]
-    return SourceEntry(name, version, directory, files, _format_stanza(ordered))
-
-
-def import_dsc(root: Path, dsc: Path, component: str = "main") -> SourceEntry:
-    """Verify a source package (every file against the .dsc's checksums), put the .dsc and its files in
-    the pool under ``root`` and return its Sources entry."""
-    try:
-        pkg = parse_dsc(Path(dsc))
-        verify(pkg)
-    except SourcePackageError as exc:
-        raise RepoError(str(exc)) from exc
-    directory = pool_path(pkg.source, pkg.dsc_path.name, component).rsplit("/", 1)[0]
-    for f in pkg.files:
-        add_to_pool(root, pkg.directory / f.name, f"{directory}/{f.name}")
-    add_to_pool(root, pkg.dsc_path, f"{directory}/{pkg.dsc_path.name}")
-    return scan_dsc(Path(root) / directory / pkg.dsc_path.name, directory)
-
-
-# --------------------------------------------------------------------------- publishing
 
 
 @dataclass(frozen=True)
@@ -441,12 +133,12 @@ def _write_index(
     if previous is not None:
         old_raw, old_xz = previous / rel, previous / f"{rel}.xz"
         if old_raw.is_file() and old_xz.is_file() and old_raw.stat().st_size == len(data) \
-                and _sha256_file(old_raw) == raw_sha:
+                and sha256_file(old_raw) == raw_sha:
             os.link(old_xz, xz_target)
             reused = True
     if not reused:
         xz_target.write_bytes(_xz(data))
-    size, md5, sha = _hashes_file(xz_target)
+    size, md5, sha = hashes_file(xz_target)
     indices.append(_Index(f"{rel}.xz", size, md5, sha))
 
 
@@ -620,12 +312,12 @@ def publish(
     """
     started = time.monotonic()
     root = Path(root).absolute()
-    _check_word(suite, "suite name")
-    _check_word(component, "component")
+    check_word(suite, "suite name")
+    check_word(component, "component")
     if not arches:
         raise RepoError("publish() needs at least one architecture")
     for a in arches:
-        if not _ARCH_RE.match(a) or a == "all":
+        if not ARCH_RE.match(a) or a == "all":
             raise RepoError(f"invalid architecture {a!r} for Architectures: use Debian names like amd64 (not 'all')")
     keep = max(2, keep)
     date = date or datetime.now(UTC)

@@ -13,7 +13,7 @@ from debarchive_helpers import build_source, gpgv
 from debian.deb822 import Deb822, Release
 
 from conftest import DebMaker
-from debarchive import aptrepo
+from debarchive import aptrepo, pool
 from debarchive.aptrepo import (
     PackageEntry,
     RepoError,
@@ -101,7 +101,7 @@ def test_add_to_pool_copies_across_filesystems(tmp_path: Path, monkeypatch: pyte
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(aptrepo.os, "link", no_link)
+    monkeypatch.setattr(pool.os, "link", no_link)
     src = tmp_path / "a.deb"
     src.write_bytes(b"content")
     dest = add_to_pool(tmp_path / "repo", src, "pool/main/a/a/a.deb")
