@@ -21,7 +21,7 @@ from debian.deb822 import Release
 
 from debarchive import aptrepo
 from debarchive.aptrepo import PackageEntry, RepoError, SourceEntry
-from debarchive.signing import DEFAULT_UID, SigningError, SigningKey
+from debarchive.signing import ALGORITHMS, DEFAULT_UID, SigningError, SigningKey
 
 
 def _existing(root: Path, suite: str) -> tuple[list[str], list[PackageEntry], list[SourceEntry], dict[str, str]]:
@@ -52,7 +52,7 @@ def _removed(entry_name: str, entry_version: str, removals: list[str]) -> bool:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    key = SigningKey.ensure(Path(args.home), uid=args.uid)
+    key = SigningKey.ensure(Path(args.home), uid=args.uid, algorithm=args.algorithm)
     print(key.fingerprint)
     if args.export:
         print(f"public key written to {key.export_public(Path(args.export))}", file=sys.stderr)
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="create (or show) a signing key in a private GnuPG home")
     key.add_argument("--home", required=True, help="the key's own GnuPG home (created with mode 0700)")
     key.add_argument("--uid", default=DEFAULT_UID)
+    key.add_argument("--algorithm", default="ed25519", choices=ALGORITHMS, help="for a new key (default: ed25519)")
     key.add_argument("--export", metavar="FILE.asc", help="also write the armored public key here")
     key.set_defaults(func=cmd_key)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from debsandbox.commands import CommandError, run
 
 DEFAULT_UID = "deb-orchestrator repository signing key <repo@localhost>"
+ALGORITHMS = ("ed25519", "rsa3072", "rsa4096")
 _LOCK_NAME = ".debarchive.lock"
 
 
@@ -129,18 +130,22 @@ class SigningKey:
     fingerprint: str
 
     @classmethod
-    def ensure(cls, home: Path, uid: str = DEFAULT_UID) -> SigningKey:
-        """Load the key in ``home``, creating an ed25519 key (no passphrase, no expiry) if there is none.
+    def ensure(cls, home: Path, uid: str = DEFAULT_UID, algorithm: str = "ed25519") -> SigningKey:
+        """Load the key in ``home``, creating one (no passphrase, no expiry) if there is none.
 
-        Safe to call from several processes at once: exactly one key gets created.
+        ``algorithm`` (for a new key): ``ed25519`` (default; small and fast), or ``rsa3072``/``rsa4096`` for
+        very old clients whose gpgv predates ed25519. Safe to call from several processes at once: exactly
+        one key gets created.
         """
         home = _prepare_home(Path(home).absolute())
         if not uid.strip() or "\n" in uid:
             raise SigningError(f"invalid user ID {uid!r} for a new key in {home}: give one line like 'Name <mail>'")
+        if algorithm not in ALGORITHMS:
+            raise SigningError(f"unsupported key algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
         with _gpg(home) as gpg:
             found = _secret_fingerprints(gpg)
             if not found:
-                gpg(["--quick-gen-key", uid, "ed25519", "sign", "never"], what=f"creating a key for {uid!r}")
+                gpg(["--quick-gen-key", uid, algorithm, "sign", "never"], what=f"creating a key for {uid!r}")
                 found = _secret_fingerprints(gpg)
             if not found:
                 raise SigningError(f"GnuPG home {home} holds no usable signing key even after creating one")

@@ -145,7 +145,7 @@ def apt_update(chroot: AptChroot, binds: dict[str, str] | None = None) -> tuple[
     return result.returncode, result.stdout + result.stderr
 
 
-def test_install_from_signed_repo(chroot: AptChroot, signed_repo: RepoFixture) -> None:
+def test_install_from_signed_repo(chroot: AptChroot, signed_repo: RepoFixture, tmp_path: Path) -> None:
     add_repo(chroot, signed_repo, source=True, deb822=chroot.suite == "bookworm")
     code, out = apt_update(chroot)
     assert code == 0, out
@@ -167,6 +167,13 @@ def test_install_from_signed_repo(chroot: AptChroot, signed_repo: RepoFixture) -
                    binds=binds, check=True)
         chroot.run("sqv", f"--keyring={keyring}", f"--signature-file={dists}/Release.gpg", f"{dists}/Release",
                    binds=binds, check=True)
+        # the RSA alternative (for very old clients) passes sqv's policy too
+        rsa = SigningKey.ensure(tmp_path / "rsa", algorithm="rsa3072")
+        (tmp_path / "signed" / "InRelease").parent.mkdir()
+        (tmp_path / "signed" / "InRelease").write_bytes(rsa.clearsign(b"Origin: x\n"))
+        rsa.export_public(tmp_path / "signed" / "rsa.asc")
+        chroot.run("sqv", "--keyring=/srv/signed/rsa.asc", "--output=/tmp/out", "--cleartext", "/srv/signed/InRelease",
+                   binds={str(tmp_path / "signed"): "/srv/signed"}, check=True)
     install = chroot.run("apt-get", "install", "-y", "--no-install-recommends", "dak-tool")
     assert install.returncode == 0, install.stdout + install.stderr
     status = chroot.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\n", "dak-tool", "dak-data",

@@ -141,3 +141,15 @@ def test_unwritable_home_gives_clear_error(tmp_path: Path) -> None:
     lock.mkdir()  # stands for any reason the home cannot be written (read-only mount, wrong owner)
     with pytest.raises(SigningError, match=r"cannot use GnuPG home .*/home: Is a directory \(it must be a writable"):
         key.clearsign(b"x")
+
+
+def test_rsa_key_for_old_clients(tmp_path: Path) -> None:
+    key = SigningKey.ensure(tmp_path / "rsa", algorithm="rsa3072")
+    listing = subprocess.run(["gpg", "--homedir", str(key.home), "--with-colons", "--list-secret-keys"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "\nsec:u:3072:1:" in "\n" + listing  # RSA (algo 1), 3072 bits
+    signed = tmp_path / "InRelease"
+    signed.write_bytes(key.clearsign(b"data\n"))
+    assert gpgv(key, tmp_path, signed).returncode == 0
+    with pytest.raises(SigningError, match="unsupported key algorithm 'dsa1024'"):
+        SigningKey.ensure(tmp_path / "dsa", algorithm="dsa1024")
