@@ -38,7 +38,9 @@ SUITES = ("trixie", "bookworm")
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files quietly, records request paths, and runs a hook once after serving a given path."""
+    """Serves files quietly and records request paths. A hook registered for a path runs once, after that
+    file has been read and before its content is sent: the client gets the old file, then the hook's
+    changes are in place before the client can ask for anything else."""
 
     requests: list[str]
     hooks: dict[str, Callable[[], None]]
@@ -48,11 +50,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
-        super().do_GET()
-        self.wfile.flush()
         hook = self.hooks.pop(self.path, None)
-        if hook is not None:
-            hook()
+        if hook is None:
+            super().do_GET()
+            return
+        path = Path(self.translate_path(self.path))
+        content, mtime = path.read_bytes(), path.stat().st_mtime
+        hook()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content)))
+        self.send_header("Last-Modified", self.date_time_string(int(mtime)))
+        self.end_headers()
+        self.wfile.write(content)
 
 
 @dataclass
