@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--quick", action="store_true", help="one small size, for the test suite")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="exit 1 if the unsigned 1,000-package republish takes longer")
+                        help="exit 1 if the unsigned 1,000-package republish (best of 3) takes longer")
     parser.add_argument("--compare", type=int, default=0, metavar="N",
                         help="also compare with apt-ftparchive on N real .deb files")
     args = parser.parse_args(argv)
@@ -164,9 +164,12 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / f"repo-{n}"
             print(f"{n} packages ({sum(len(e.stanza) for e in entries) / 1e6:.1f} MB of stanzas):")
             timed("first publish, unsigned", root, entries)
-            results[n] = timed("republish, one package added, unsigned", root, [*entries, synthetic_entry(n)])
-            timed("republish, unchanged, unsigned", root, [*entries, synthetic_entry(n)])
-            timed("republish, one package added, signed", root, [*entries, synthetic_entry(n + 1)], key)
+            results[n] = min(
+                timed(f"republish, one package added, unsigned (run {run})", root, [*entries, synthetic_entry(n + run)])
+                for run in (1, 2, 3)
+            )
+            timed("republish, unchanged, unsigned", root, [*entries, synthetic_entry(n + 3)])
+            timed("republish, one package added, signed", root, [*entries, synthetic_entry(n + 4)], key)
         if args.compare:
             compare(args.compare, Path(tmp))
     if args.max_seconds is not None and 1000 in results and results[1000] > args.max_seconds:
