@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -70,6 +71,11 @@ def kernel_of(tree: Path) -> str | None:
     return kvers[0] if kvers else None
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ours(tree: Path, out: Path, jobs: int, plan: Path | None = None) -> tuple[float, OciResult]:
     shutil.rmtree(out, ignore_errors=True)
     start = time.monotonic()
@@ -88,15 +94,16 @@ def ours(tree: Path, out: Path, jobs: int, plan: Path | None = None) -> tuple[fl
     return time.monotonic() - start, result
 
 
-def umoci(tree: Path, out: Path) -> tuple[float, int]:
+def umoci(tree: Path, out: Path) -> tuple[float, int, float]:
     shutil.rmtree(out, ignore_errors=True)
+    cpu = children_cpu()
     start = time.monotonic()
     sh(["umoci", "init", "--layout", str(out)])
     sh(["umoci", "new", "--image", f"{out}:bench"])
     sh(["umoci", "insert", "--rootless", "--image", f"{out}:bench", str(tree), "/"])
     seconds = time.monotonic() - start
     size = sum(p.stat().st_size for p in (out / "blobs/sha256").iterdir())
-    return seconds, size
+    return seconds, size, children_cpu() - cpu
 
 
 def upgrade_one_package(tree: Path, package: str) -> None:
@@ -132,22 +139,25 @@ def main() -> int:
 
         times = []
         result: OciResult | None = None
+        cpu = time.process_time()
         for _ in range(rounds):
             seconds, result = ours(tree, work / "ours", jobs)
             times.append(seconds)
         assert result is not None
+        ours_cpu = (time.process_time() - cpu) / rounds
         ours_s = statistics.median(times)
         print(
-            f"ours ({jobs} threads): {ours_s:.2f}s (median of {rounds}), {len(result.layers)} layers, "
-            f"{result.size / 1e6:.1f} MB, {result.manifest_digest}",
+            f"ours ({jobs} threads): {ours_s:.2f}s (median of {rounds}), {ours_cpu:.2f}s CPU, "
+            f"{len(result.layers)} layers, {result.size / 1e6:.1f} MB, {result.manifest_digest}",
             flush=True,
         )
         single = statistics.median(ours(tree, work / "ours1", 1)[0] for _ in range(rounds))
         print(f"ours (1 thread): {single:.2f}s", flush=True)
         umoci_runs = [umoci(tree, work / "umoci") for _ in range(rounds)]
         umoci_s = statistics.median(r[0] for r in umoci_runs)
-        print(f"umoci single layer: {umoci_s:.2f}s, {umoci_runs[0][1] / 1e6:.1f} MB", flush=True)
-        print(f"ratio ours/umoci = {ours_s / umoci_s:.2f}", flush=True)
+        umoci_cpu = statistics.median(r[2] for r in umoci_runs)
+        print(f"umoci single layer: {umoci_s:.2f}s, {umoci_cpu:.2f}s CPU, {umoci_runs[0][1] / 1e6:.1f} MB", flush=True)
+        print(f"ratio ours/umoci = {ours_s / umoci_s:.2f} (CPU time: {ours_cpu / umoci_cpu:.2f})", flush=True)
 
         changed_tree = work / "changed-tree"
         shutil.rmtree(changed_tree, ignore_errors=True)
