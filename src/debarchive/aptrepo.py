@@ -416,6 +416,62 @@ def publish(
     )
 
 
+def referenced_files(root: Path) -> set[str]:
+    """Pool paths named by any generation still on disk, of any suite under ``root`` (a client may have
+    read any of those indices, so their files must stay downloadable)."""
+    root = Path(root)
+    refs: set[str] = set()
+    for gen in (root / "dists" / GENERATIONS_DIR).glob("*/*"):
+        if not gen.is_dir() or gen.name.startswith("."):
+            continue
+        for packages in gen.glob("*/binary-*/Packages"):
+            with open(packages, encoding="utf-8") as fh:
+                refs.update(line[10:].strip() for line in fh if line.startswith("Filename: "))
+        for sources in gen.glob("*/source/Sources"):
+            directory, in_files = "", False
+            with open(sources, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Directory: "):
+                        directory = line[11:].strip()
+                    elif line.startswith("Checksums-Sha256:"):
+                        in_files = True
+                        continue
+                    elif not line.startswith(" "):
+                        in_files = False
+                    if in_files and directory and len(parts := line.split()) == 3:
+                        refs.add(f"{directory}/{parts[2]}")
+                    if not line.strip():
+                        directory = ""
+    return refs
+
+
+def prune_pool(root: Path, *, min_age: float = 600.0) -> list[str]:
+    """Delete pool files that no generation on disk names and that were put in the pool more than
+    ``min_age`` seconds ago (so files added for a publish still to come survive). Returns what was deleted.
+
+    Hold no publish of this ``root`` at the same time (each suite's publish takes its own lock)."""
+    root = Path(root)
+    pool = root / "pool"
+    if not pool.is_dir():
+        return []
+    keep = referenced_files(root)
+    now = time.time()
+    removed: list[str] = []
+    for path in sorted(pool.rglob("*"), reverse=True):
+        rel = path.relative_to(root).as_posix()
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+            continue
+        if rel in keep or path.name.startswith("."):
+            continue
+        if now - path.lstat().st_ctime < min_age:  # ctime changes when add_to_pool links the file in
+            continue
+        path.unlink()
+        removed.append(rel)
+    return sorted(removed)
+
+
 def read_packages(root: Path, suite: str, component: str = "main", arch: str = "amd64") -> list[PackageEntry]:
     """The entries of a published repository's Packages index (to resume incremental publishing)."""
     path = Path(root) / "dists" / suite / component / f"binary-{arch}" / "Packages"
@@ -444,9 +500,11 @@ __all__ = [
     "import_deb",
     "import_dsc",
     "pool_path",
+    "prune_pool",
     "publish",
     "read_packages",
     "read_sources",
+    "referenced_files",
     "scan_deb",
     "scan_dsc",
 ]

@@ -21,9 +21,11 @@ from debarchive.aptrepo import (
     add_to_pool,
     check_relative_path,
     pool_path,
+    prune_pool,
     publish,
     read_packages,
     read_sources,
+    referenced_files,
     scan_deb,
     scan_dsc,
 )
@@ -497,3 +499,26 @@ def test_republish_in_the_same_second_gets_a_later_mtime(tmp_path: Path) -> None
         stamps.append({name: int((tmp_path / "dists/s" / name).stat().st_mtime)
                        for name in ("Release", "main/binary-amd64/Packages.xz")})
     assert stamps[0]["Release"] < stamps[1]["Release"] < stamps[2]["Release"]
+
+
+def test_prune_pool_keeps_what_any_kept_generation_names(tmp_path: Path, make_deb: DebMaker) -> None:
+    root = tmp_path / "repo"
+    v1 = add_deb(root, make_deb("dak-p", "1", "amd64"))
+    v2 = add_deb(root, make_deb("dak-p", "2", "amd64"))
+    (tmp_path / "src").mkdir()
+    src = aptrepo.import_dsc(root, build_source(tmp_path / "src", "dak", "1.0"))
+    publish(root, "s", packages=[v1], sources=[src], keep_seconds=0)
+    publish(root, "s", packages=[v2], keep_seconds=0)
+    assert referenced_files(root) == {v1.filename, v2.filename, *(f"{src.directory}/{f}" for f in src.files)}
+    assert prune_pool(root, min_age=0) == []  # the previous generation still names v1 and the source
+    stray = root / "pool/main/s/stray/stray_1_all.deb"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"x")
+    assert prune_pool(root) == []  # just added: it may be for a publish still to come
+    publish(root, "s", packages=[v2], keep_seconds=0)
+    publish(root, "s", packages=[v2], keep_seconds=0)  # now no kept generation names v1 or the source
+    removed = prune_pool(root, min_age=0)
+    assert removed == sorted([v1.filename, "pool/main/s/stray/stray_1_all.deb",
+                              *(f"{src.directory}/{f}" for f in src.files)])
+    assert (root / v2.filename).is_file() and not (root / "pool/main/s").exists()
+    assert not (root / v1.filename).exists()
