@@ -2,7 +2,7 @@
 
     python -m debarchive key --home KEYDIR [--export KEY.asc]
     python -m debarchive publish ROOT SUITE [FILE.deb|FILE.dsc ...] [--key-home KEYDIR] [--arch amd64 ...]
-                                 [--remove NAME[=VERSION] ...] [--url URL]
+                                 [--remove NAME[=VERSION] ...] [--url URL] [--prune]
     python -m debarchive list ROOT SUITE
 
 ``publish`` keeps what the suite already holds (read back from its published indices, no .deb is
@@ -87,6 +87,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     )
     print(f"published {repo.packages} binary and {repo.sources} source packages to {repo.dists} "
           f"(generation {repo.generation}, {repo.seconds:.2f} s)", file=sys.stderr)
+    if args.prune:
+        removed = aptrepo.prune_pool(root)
+        print(f"pruned {len(removed)} pool files no kept generation names", file=sys.stderr)
     if key is not None:
         key_path = key.export_public(root / "key.asc")
         print(repo.sources_line(args.url or root.as_uri(), key_path))
@@ -130,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--component", help="default: as published, or main")
     pub.add_argument("--remove", action="append", default=[], metavar="NAME[=VERSION]",
                      help="drop a binary or source package (repeat)")
+    pub.add_argument("--prune", action="store_true",
+                     help="then delete pool files no kept generation names (older than 10 minutes)")
     pub.add_argument("--origin")
     pub.add_argument("--label")
     pub.add_argument("--description")

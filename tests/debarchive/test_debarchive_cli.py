@@ -47,8 +47,10 @@ def test_publish_add_remove_list(tmp_path: Path, make_deb: DebMaker) -> None:
     r = cli("publish", str(root), "dak", "--label", "Renamed", "--allow-identity-change", "--key-home", str(keys))
     assert r.returncode == 0, r.stderr
 
-    r = cli("publish", str(root), "dak", "--remove", "dak-tool=1.0-1", "--remove", "dak", "--key-home", str(keys))
+    r = cli("publish", str(root), "dak", "--remove", "dak-tool=1.0-1", "--remove", "dak", "--key-home", str(keys),
+            "--prune")
     assert r.returncode == 0, r.stderr
+    assert "pruned 0 pool files" in r.stderr  # older generations still name them
     assert [(e.name, e.version) for e in read_packages(root, "dak")] == [("dak-data", "1.0-1"), ("dak-tool", "2.0-1")]
     assert not (root / "dists/dak/main/source/Sources").read_text()
 
