@@ -134,6 +134,100 @@ def tarinfo_for(
     return info
 
 
+_TYPEFLAGS = {
+    stat.S_IFREG: tarfile.REGTYPE,
+    stat.S_IFDIR: tarfile.DIRTYPE,
+    stat.S_IFLNK: tarfile.SYMTYPE,
+    stat.S_IFCHR: tarfile.CHRTYPE,
+    stat.S_IFBLK: tarfile.BLKTYPE,
+    stat.S_IFIFO: tarfile.FIFOTYPE,
+}
+_MAGIC = tarfile.POSIX_MAGIC  # b"ustar\x0000"
+
+
+def _octal(value: int, digits: int) -> bytes:
+    return b"%0*o\0" % (digits - 1, value)
+
+
+def ustar_header(
+    name: str, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes, linkname: str, dev: int | None
+) -> bytes | None:
+    """The header ``TarInfo.tobuf(PAX_FORMAT)`` writes when no PAX record is needed, built directly (the
+    per-entry Python work is what bounds the writer); None when a PAX record is needed (long or non-ASCII
+    names, large numbers): the caller then goes through tarfile."""
+    try:
+        bname = name.encode("ascii")
+        blink = linkname.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(bname) > 100 or len(blink) > 100:
+        return None
+    if not (0 <= uid < 8**7 and 0 <= gid < 8**7 and 0 <= size < 8**11 and 0 <= mtime < 8**11):
+        return None
+    if dev is None:
+        devfields = bytes(16)
+    else:
+        major, minor = os.major(dev), os.minor(dev)
+        if not (0 <= major < 8**7 and 0 <= minor < 8**7):
+            return None
+        devfields = _octal(major, 8) + _octal(minor, 8)
+    block = b"".join(
+        (
+            bname.ljust(100, b"\0"),
+            _octal(mode & 0o7777, 8),
+            _octal(uid, 8),
+            _octal(gid, 8),
+            _octal(size, 12),
+            _octal(mtime, 12),
+            b"        ",
+            typeflag,
+            blink.ljust(100, b"\0"),
+            _MAGIC,
+            bytes(64),  # empty user and group names
+            devfields,
+            bytes(167),  # prefix (unused in PAX format) and padding to 512
+        )
+    )
+    checksum = 256 + sum(block[:148]) + sum(block[156:])
+    return block[:148] + b"%06o\0" % checksum + block[155:]
+
+
+def header_for(
+    tree: Path, entry: TreeEntry, source_date_epoch: int, hardlink_to: str | None
+) -> tuple[bytes, int] | None:
+    """(header blocks, bytes of file data that follow) for one entry; None for what tar cannot hold."""
+    st = entry.st
+    fmt = stat.S_IFMT(st.st_mode)
+    typeflag = _TYPEFLAGS.get(fmt)
+    if typeflag is None:
+        return None  # sockets
+    abs_path = os.path.join(os.fspath(tree), entry.path)
+    try:
+        has_xattrs = bool(os.listxattr(abs_path, follow_symlinks=False))
+    except OSError:
+        has_xattrs = False
+    if not has_xattrs:
+        name, size, linkname = entry.path, 0, ""
+        if typeflag == tarfile.REGTYPE:
+            if hardlink_to is not None:
+                typeflag, linkname = tarfile.LNKTYPE, hardlink_to
+            else:
+                size = st.st_size
+        elif typeflag == tarfile.DIRTYPE:
+            name += "/"
+        elif typeflag == tarfile.SYMTYPE:
+            linkname = os.readlink(abs_path)
+        dev = st.st_rdev if typeflag in (tarfile.CHRTYPE, tarfile.BLKTYPE) else None
+        mtime = min(int(st.st_mtime), source_date_epoch)
+        header = ustar_header(name, st.st_mode, st.st_uid, st.st_gid, size, mtime, typeflag, linkname, dev)
+        if header is not None:
+            return header, size
+    info = tarinfo_for(tree, entry, source_date_epoch, hardlink_to)
+    if info is None:
+        return None
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), info.size if info.isreg() else 0
+
+
 def _copy_file(abs_path: str, size: int, sink: _DigestingGzipSink) -> None:
     try:
         fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -174,12 +268,13 @@ def write_layer(
         with open(tmp, "wb") as fh:
             sink = _DigestingGzipSink(fh, level)
             for entry in members:
-                info = tarinfo_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
-                if info is None:
+                made = header_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
+                if made is None:
                     continue
-                sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-                if info.type == tarfile.REGTYPE and info.size:
-                    _copy_file(os.path.join(tree_str, entry.path), info.size, sink)
+                header, size = made
+                sink.write(header)
+                if size:
+                    _copy_file(os.path.join(tree_str, entry.path), size, sink)
             # end of archive: two zero blocks, then zeros up to a whole record (as tarfile writes it)
             sink.write(bytes(2 * tarfile.BLOCKSIZE))
             sink.write(bytes(-sink.tell() % tarfile.RECORDSIZE))

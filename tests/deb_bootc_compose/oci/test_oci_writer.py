@@ -14,6 +14,8 @@ from synthetic import KVER, SDE, add_package, make_tree, noise
 
 from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciError, OciResult, write_oci_image
 from deb_bootc_compose.oci.plan import PlanError
+from deb_bootc_compose.oci.tarlayer import header_for, tarinfo_for
+from deb_bootc_compose.oci.tree import scan_tree
 
 
 def write(tree: Path, out: Path, *, plan: Path | None = None, **kwargs: object) -> OciResult:
@@ -235,3 +237,25 @@ def test_bad_inputs(tree: Path, tmp_path: Path) -> None:
     # nothing half-written was left behind by the failures
     assert not (tmp_path / "out" / "layout").exists()
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_fast_headers_equal_tarfile_headers(tree: Path) -> None:
+    """The hand-built ustar headers are byte for byte what tarfile writes (PAX format)."""
+    long_dir = tree / ("d" * 60) / ("e" * 60)
+    long_dir.mkdir(parents=True)
+    (long_dir / "file").write_bytes(b"x")  # path longer than 100: PAX record
+    (tree / "usr/share/naïve").write_bytes(b"y")  # non-ASCII: PAX record
+    os.symlink("t" * 101, tree / "longlink")
+    os.mkfifo(tree / "fifo")
+    os.utime(tree / "fifo", (SDE + 10, SDE + 10))
+    os.chown(tree / "etc/hostname", 1000, 2**22)  # a gid beyond 7 octal digits: PAX record
+    entries = scan_tree(tree)
+    fast = 0
+    for entry in entries.values():
+        hardlink_to = "usr/bin/perl" if entry.path == "usr/bin/perl5.40.0" else None
+        made = header_for(tree, entry, SDE, hardlink_to)
+        info = tarinfo_for(tree, entry, SDE, hardlink_to)
+        assert made is not None and info is not None
+        assert made[0] == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), entry.path
+        fast += len(made[0]) == 512
+    assert fast > 20  # most entries take the fast path
