@@ -11,7 +11,6 @@ from pathlib import Path
 from debian.deb822 import Deb822, Dsc
 from debian.debfile import DebFile
 
-from debarchive.dsc import SourcePackageError, parse_dsc, verify
 from debarchive.pool import (
     ARCH_RE,
     PKG_RE,
@@ -209,6 +208,8 @@ def scan_dsc(dsc: Path, directory: str) -> SourceEntry:
 def import_dsc(root: Path, dsc: Path, component: str = "main") -> SourceEntry:
     """Verify a source package (every file against the .dsc's checksums), put the .dsc and its files in
     the pool under ``root`` and return its Sources entry."""
+    from debarchive.dsc import SourcePackageError, parse_dsc, verify  # imports httpx: only when needed
+
     try:
         pkg = parse_dsc(Path(dsc))
         verify(pkg)
