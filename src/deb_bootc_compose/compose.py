@@ -298,11 +298,16 @@ class Compose:
                 dest_dir = ctx.paths.topdir / os.path.relpath(root, prev.topdir)
                 dest_dir.mkdir(parents=True, exist_ok=True)
                 for f in files:
-                    d = dest_dir / f
+                    s, d = os.path.join(root, f), dest_dir / f
+                    # big deliverables are hard-linked (immutable once written); small files such as CHECKSUM
+                    # are copied, because later phases may rewrite them in place
+                    if os.path.getsize(s) < 1 << 20:
+                        shutil.copy2(s, d)
+                        continue
                     try:
-                        os.link(os.path.join(root, f), d)
+                        os.link(s, d)
                     except OSError:
-                        shutil.copy2(os.path.join(root, f), d)
+                        shutil.copy2(s, d)
         by_key = {(v["variant"], v["arch"]): v for v in rec["variants"]}
         for vs in ctx.variants:
             v = by_key[(vs.variant, vs.arch)]

@@ -41,7 +41,7 @@ class Progress:
     """Phase messages to stderr: a live status line on a terminal, plain lines otherwise."""
 
     def __init__(self, quiet: bool) -> None:
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.live = self.console.is_terminal and not quiet
         self.status = self.console.status("starting") if self.live else None
@@ -70,7 +70,7 @@ class Progress:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
                     keep_work=args.keep_work, progress=None)
