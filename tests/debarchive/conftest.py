@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from debarchive_helpers import build_deb
+from debarchive_helpers import DebMaker, build_deb
 
 from debarchive.signing import SigningKey
-
-DebMaker = Callable[..., Path]
 
 
 @pytest.fixture(scope="session")

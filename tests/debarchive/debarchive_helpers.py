@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from debarchive.signing import SigningKey
+
+DebMaker = Callable[..., Path]
 
 
 def gpgv(key: SigningKey, tmp: Path, *files: Path) -> subprocess.CompletedProcess[str]:

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from debarchive_helpers import build_source, gpgv
+from debarchive_helpers import DebMaker, build_source, gpgv
 from debian.deb822 import Deb822, Release
 
-from conftest import DebMaker
 from debarchive import aptrepo, pool
 from debarchive.aptrepo import (
     PackageEntry,

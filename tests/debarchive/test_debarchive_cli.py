@@ -5,9 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from debarchive_helpers import build_source, gpgv
+from debarchive_helpers import DebMaker, build_source, gpgv
 
-from conftest import DebMaker
 from debarchive.aptrepo import read_packages
 from debarchive.signing import SigningKey
 
