@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from debarchive.dsc import is_url, parse_dsc
+from debarchive.dsc import SourcePackageError, is_url, parse_dsc
 
 API = "/api/v1"
 FINAL_TASK_STATES = ("closed", "failed", "canceled")
@@ -106,6 +106,10 @@ class HubClient:
         dsc_path = Path(source)
         pkg = parse_dsc(dsc_path)
         paths = [dsc_path, *(dsc_path.parent / f.name for f in pkg.files)]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise SourcePackageError(f"{dsc_path} names {', '.join(missing)}, not found next to it in "
+                                     f"{dsc_path.parent}; put the source package's files together")
         with ExitStack() as stack:
             files = [("files", (p.name, stack.enter_context(p.open("rb")), "application/octet-stream"))
                      for p in paths]
@@ -269,6 +273,10 @@ class HubClient:
         resp = self.request("POST", "/tasks/claim", json={"arches": arches, "capacity": capacity, "wait": wait},
                             timeout=wait + 30)
         return None if resp.status_code == 204 else dict(resp.json())
+
+    def noop(self, count: int = 1, arch: str = "amd64", priority: int = 20) -> list[int]:
+        """Queue no-op leaf tasks (admin): builders close them at once. For scheduler tests and benchmarks."""
+        return list(self.post("/tasks/noop", {"count": count, "arch": arch, "priority": priority})["tasks"])
 
     def heartbeat(self, task_id: int, fence: int, log: list[str] | None = None) -> dict[str, Any]:
         return dict(self.post(f"/tasks/{task_id}/heartbeat", {"fence": fence, "log": log or []}))

@@ -33,7 +33,7 @@ def make_hub(tmp_path: Path, db_kind: str, signing_home: Path) -> Iterator[HubFa
     with database_url(db_kind, tmp_path / "data") as url:
 
         def factory(**overrides: object) -> RunningHub:
-            settings = HubSettings(data=tmp_path / "data", db_url=url, lease_seconds=3.0, heartbeat_seconds=0.5,
+            settings = HubSettings(data=tmp_path / "data", db_url=url, lease_seconds=20.0, heartbeat_seconds=0.5,
                                    reap_interval=0.2)
             for k, v in overrides.items():
                 setattr(settings, k, v)

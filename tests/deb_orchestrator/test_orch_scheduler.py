@@ -94,7 +94,8 @@ def test_success_tags_and_publishes(hub: RunningHub, tmp_path: Path) -> None:
     assert "orch-a" not in httpx.get(f"{hub.url}/repos/dest/dists/dest/main/binary-amd64/Packages").text
 
 
-def test_dead_builder_lease_expires_and_late_result_refused(hub: RunningHub, tmp_path: Path) -> None:
+def test_dead_builder_lease_expires_and_late_result_refused(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=3.0)
     admin = setup(hub)
     dead, alive = builder(hub, "dead", tmp_path), builder(hub, "alive", tmp_path)
     admin.submit("t", make_source(tmp_path, "orch-a", "1.0"))
@@ -116,7 +117,8 @@ def test_dead_builder_lease_expires_and_late_result_refused(hub: RunningHub, tmp
     assert kinds.count("task.claimed") == 2 and "task.requeued" in kinds
 
 
-def test_heartbeats_keep_the_lease(hub: RunningHub, tmp_path: Path) -> None:
+def test_heartbeats_keep_the_lease(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=3.0)
     admin = setup(hub)
     fb, other = builder(hub, "b1", tmp_path), builder(hub, "b2", tmp_path)
     admin.submit("t", make_source(tmp_path, "orch-a", "1.0"))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from deb_orchestrator.cli import admin, builds, server, tags
 from deb_orchestrator.cli.common import UsageError
 from deb_orchestrator.client import HubError, HubUnreachable
+from debarchive.dsc import SourcePackageError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, SourcePackageError) as exc:
         print(f"deb-orchestrator: {exc}", file=sys.stderr)
         return 2
     except HubUnreachable as exc:

@@ -44,7 +44,9 @@ def load_config() -> dict[str, Any]:
 
 def hub_and_token(args: argparse.Namespace) -> tuple[str, str | None]:
     """--hub/--token, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file."""
-    cfg = load_config()
+    given_hub = args.hub or os.environ.get("DEB_ORCHESTRATOR_HUB")
+    given_token = args.token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or getattr(args, "token_file", None)
+    cfg = {} if given_hub and given_token else load_config()
     hub = args.hub or os.environ.get("DEB_ORCHESTRATOR_HUB") or cfg.get("hub") or DEFAULT_HUB
     token = args.token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
     token_file = getattr(args, "token_file", None) or cfg.get("token_file")

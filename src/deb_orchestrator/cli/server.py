@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--token-file", help="read the token from this file")
     b.add_argument("--capacity", type=int, default=1, help="builds at once (default 1)")
     b.add_argument("--arch", action="append", dest="arches", help="architecture to build (repeat; default: host's)")
-    b.add_argument("--cache-dir", type=Path, help="deb-mock cache directory (chroot tarballs, apt cache)")
+    b.add_argument("--cache-dir", type=Path, help="deb-mock cache directory (default: deb-mock's own)")
     b.add_argument("--work-dir", type=Path, help="where builds run (default: a temporary directory)")
     b.add_argument("--once", action="store_true", help="exit after one task (tests, debugging)")
     b.add_argument("--idle-exit", type=float, help="exit after this many seconds without work")
@@ -84,6 +83,4 @@ def run_builder(args: argparse.Namespace) -> int:
     cfg = BuilderConfig(hub=url, token=token, capacity=args.capacity, arches=args.arches or [],
                         cache_dir=args.cache_dir, work_dir=args.work_dir, once=args.once,
                         idle_exit=args.idle_exit)
-    if cfg.cache_dir is None:
-        cfg.cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deb-orchestrator-builder"
     return Builder(cfg).run()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
@@ -78,14 +80,47 @@ def lookup(session: Session, secret: str) -> Principal | None:
     return Principal(tok.user.name, tok.user_id, frozenset(tok.scopes.split(",")), tok.host_id, tok.id)
 
 
+class PrincipalCache:
+    """Valid tokens seen in the last ``ttl`` seconds, so busy builders do not cost a query per request.
+    Revoking a token through this hub clears the cache at once."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> Principal | None:
+        with self._lock:
+            item = self._items.get(hash_token(secret))
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, secret: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[hash_token(secret)] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 def current_principal(
     request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal:
     if creds is None or not creds.credentials:
         raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token)",
                             headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.hub.db.session() as s:
+    hub = request.app.state.hub
+    principal = hub.principals.get(creds.credentials)
+    if principal is not None:
+        return principal
+    with hub.db.session() as s:
         principal = lookup(s, creds.credentials)
+    if principal is not None:
+        hub.principals.put(creds.credentials, principal)
     if principal is None:
         raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
     return principal

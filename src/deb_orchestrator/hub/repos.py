@@ -104,7 +104,7 @@ class RepoPublisher:
                 for name, sha in src_files.get(bid, []):
                     aptrepo.add_to_pool(root, self.store.path(sha), aptrepo.pool_path(source, name))
                 sources.append(aptrepo.SourceEntry.from_stanza(stanza))
-            if self.key is not None:
+            if self.key is not None and not (root / "key.asc").is_file():
                 self.key.export_public(root / "key.asc")
             aptrepo.publish(root, tag_name, packages=entries, sources=sources, arches=arches or ["amd64"],
                             key=self.key, origin=self.origin, label=f"{self.origin} {tag_name}",

@@ -142,3 +142,9 @@ class CompleteIn(BaseModel):
 class ReleaseIn(BaseModel):
     fence: int
     reason: str = Field(default="builder stopping", max_length=500)
+
+
+class NoopIn(BaseModel):
+    count: int = Field(default=1, ge=1, le=10_000)
+    arch: str = Field(default="amd64", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    priority: int = Field(default=20, ge=0, le=1000)

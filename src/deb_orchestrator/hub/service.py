@@ -34,6 +34,7 @@ class Hub:
         self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
                                        self.work, self.repos_changed)
+        self.principals = auth.PrincipalCache()
         self.admin_token_path: Path | None = self._first_admin_token()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None

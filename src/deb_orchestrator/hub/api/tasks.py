@@ -19,7 +19,7 @@ from deb_orchestrator.hub.api.common import hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, Host, Task
-from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, ReleaseIn
+from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, NoopIn, ReleaseIn
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
 
@@ -63,6 +63,15 @@ def log_tail(task_id: int, request: Request) -> str:
 def cancel(task_id: int, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return {"canceled_tasks": builds.cancel_task(s, builds.get_task(s, task_id), who.user)}
+
+
+@router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)")
+def noop(body: NoopIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        ids = scheduler.create_noop(s, body.count, body.arch, who.user, body.priority)
+    hub.work.notify()
+    return {"tasks": ids}
 
 
 def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> dict[str, Any] | None:

@@ -51,4 +51,5 @@ def revoke_token(token_id: int, request: Request, who: Principal = Depends(requi
             raise NotFound(f"no token {token_id}")
         tok.revoked = True
         events.record(s, "token.revoked", "token", tok.id, who.user)
-        return {"id": token_id, "revoked": True}
+    hub_of(request).principals.clear()
+    return {"id": token_id, "revoked": True}

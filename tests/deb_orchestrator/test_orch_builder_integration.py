@@ -1,0 +1,175 @@
+"""The whole orchestrator for real: a hub process, builder processes running deb-mock, the CLI, and clean
+trixie (sqv) and bookworm (gpgv) chroots installing the result from the signed tag repo. Also kill -9 of a
+builder in the middle of a build."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from orch_apt import apt_install_from, chroot_tarball
+from orch_helpers import make_source
+from orch_hub import free_port
+
+from deb_orchestrator.client import HubClient
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
+
+
+def debmock_cache(test_cache: Path) -> Path:
+    """deb-mock's cache for these builds. The sandbox's mapped users must traverse every parent directory
+    of it, so a cache under root's 0700 home cannot be used; then deb-mock's own default (as root)."""
+    wanted = test_cache / "orchestrator-debmock"
+    if all(os.stat(p).st_mode & 0o001 for p in [*wanted.parents][:-1] if p.exists()):
+        return wanted
+    return Path("/var/cache/deb-mock")
+
+
+class Hub:
+    def __init__(self, data: Path, lease: float = 45.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (data.parent / "hub.log").open("w")
+        self.proc = subprocess.Popen([*CLI, "hub", "--data", str(data), "--listen", f"127.0.0.1:{self.port}",
+                                      "--lease", str(lease), "--heartbeat", "1"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, (data.parent / "hub.log").read_text()
+            assert time.monotonic() < deadline, "hub did not start"
+            time.sleep(0.2)
+        self.token = (data / "admin.token").read_text().strip()
+        self.env = {**os.environ, "DEB_ORCHESTRATOR_HUB": self.url, "DEB_ORCHESTRATOR_TOKEN": self.token}
+
+    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert res.returncode == 0, f"{args} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
+        return res
+
+    def builder(self, token: str, cache: Path, log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--token", token, "--cache-dir", str(cache)],
+                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = Hub(tmp_path / "data", lease=6.0)
+    yield h
+    h.stop()
+
+
+def stop_builder(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_build_hello_and_install_from_tag_repo(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+    hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
+    hub.cli("add-tag", "dest", "--parent", "base")
+    hub.cli("add-tag", "build", "--parent", "dest")
+    hub.cli("add-target", "trixie", "build", "dest")
+    token = hub.cli("add-host", "builder-1", "--arch", "amd64").stdout.strip().splitlines()[-1]
+    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log")
+    try:
+        url = f"{mirror}/pool/main/h/hello/hello_2.10-3.dsc"
+        res = hub.cli("build", "trixie", url, "--wait", timeout=1800)
+        assert "build hello_2.10-3" in res.stdout
+        assert "closed" in res.stderr
+        again = hub.cli("build", "trixie", url)  # duplicate: the existing build and task
+        assert "submitted before" in again.stderr
+        hub.cli("wait-repo", "dest", "--build", "hello_2.10-3", timeout=120)
+        hub.cli("download-logs", "hello_2.10-3", "--dir", str(tmp_path / "logs"))
+        logs = list((tmp_path / "logs").rglob("build.log"))
+        assert logs and "dpkg-buildpackage" in logs[0].read_text()
+    finally:
+        stop_builder(builder)
+    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+    with HubClient(hub.url) as client:
+        b = client.build("hello_2.10-3")
+        assert b["state"] == "complete"
+        assert {p["name"] for p in b["packages"]} >= {"hello"}
+        root = next(iter(b["buildroots"].values()))
+        assert any(p["package"] == "gcc" or p["package"].startswith("gcc-") for p in root)
+        key = client.repo_key("dest")
+        line = client.sources_line("dest", "/etc/apt/keyrings/hub.asc")
+    # trixie's apt (sqv) installs it; bookworm's gpgv is checked with the arch:all package of the next test
+    # (a trixie-built hello needs trixie's libc6)
+    version = apt_install_from(chroot_tarball(test_cache, "trixie", mirror), tmp_path / "chroot", line, key, "hello")
+    assert version == "2.10-3"
+
+
+def test_kill_9_builder_mid_build(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+    hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
+    hub.cli("add-target", "t", "base", "base")
+    tokens = [hub.cli("add-host", f"b{i}", "--arch", "amd64").stdout.strip().splitlines()[-1] for i in (1, 2)]
+    (tmp_path / "src").mkdir()
+    dsc = make_source(tmp_path / "src", "orch-kill", "1.0", build_depends="debhelper-compat (= 13)")
+    cache = debmock_cache(test_cache)
+    first = hub.builder(tokens[0], cache, tmp_path / "b1.log")
+    second = None
+    try:
+        out = hub.cli("build", "t", str(dsc), "--json")
+        assert '"existing": false' in out.stdout
+        client = HubClient(hub.url)
+        deadline = time.monotonic() + 600
+        while True:  # wait until b1 runs it and deb-mock is working (the log tail grows)
+            task = next(t for t in client.tasks() if t["method"] == "buildArch")
+            full = client.task(task["id"])
+            if task["state"] == "open" and task["host"] == "b1" and full["log_tail"]:
+                break
+            assert time.monotonic() < deadline, "b1 never started the build"
+            time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGKILL)  # the machine dies: no hand-back, no more heartbeats
+        first.wait()
+        second = hub.builder(tokens[1], cache, tmp_path / "b2.log")
+        final = client.wait_task(task["parent_id"], timeout=900)
+        assert final["state"] == "closed", final
+        done = client.task(task["id"])
+        assert done["host"] == "b2" and done["attempts"] == 2
+        assert len(client.builds()) == 1 and client.build("orch-kill_1.0")["state"] == "complete"
+        reasons = [e["data"].get("reason", "") for e in client.events() if e["kind"] == "task.requeued"]
+        assert any("b1 stopped heartbeating" in r for r in reasons)
+        client.wait_repo("base", build="orch-kill_1.0", timeout=120)
+        key = client.repo_key("base")
+        line = client.sources_line("base", "/etc/apt/keyrings/hub.asc")
+        client.close()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+        if second is not None:
+            stop_builder(second)
+    # the arch:all result installs in clean bookworm (gpgv) and trixie (sqv) chroots from the signed repo
+    for suite in ("bookworm", "trixie"):
+        version = apt_install_from(chroot_tarball(test_cache, suite, mirror), tmp_path / f"chroot-{suite}", line,
+                                   key, "orch-kill")
+        assert version == "1.0"
+
