@@ -2,16 +2,19 @@
 
 The tarball is cached under the test cache directory, keyed by suite, and unpacked once per test
 session. Commands run inside with bubblewrap (``bwrap``): nothing is mounted on the host, so nothing
-can be left behind; the host network is shared so apt reaches a server on 127.0.0.1.
+can be left behind; the host network is shared so apt reaches a server on 127.0.0.1 (see
+:class:`RecordingHandler`, served by the ``http_root`` fixture).
 """
 
 from __future__ import annotations
 
 import fcntl
+import http.server
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from debsandbox.commands import run
@@ -67,3 +70,39 @@ def unpack_chroot(tarball: Path, dest: Path, suite: str) -> AptChroot:
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest)], check=True)
     return AptChroot(suite, dest)
+
+
+class RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files quietly and records request paths. A hook registered for a path runs once, after that
+    file has been read and before its content is sent: the client gets the old file, then the hook's
+    changes are in place before the client can ask for anything else."""
+
+    requests: list[str]
+    hooks: dict[str, Callable[[], None]]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        hook = self.hooks.pop(self.path, None)
+        if hook is None:
+            super().do_GET()
+            return
+        path = Path(self.translate_path(self.path))
+        content, mtime = path.read_bytes(), path.stat().st_mtime
+        hook()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content)))
+        self.send_header("Last-Modified", self.date_time_string(int(mtime)))
+        self.end_headers()
+        self.wfile.write(content)
+
+
+@dataclass
+class Served:
+    root: Path  # served directory; each repository is a subdirectory
+    url: str
+    requests: list[str] = field(default_factory=list)
+    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apt_chroot import AptChroot, RecordingHandler, Served, chroot_tarball, unpack_chroot
 from debarchive_helpers import DebMaker, build_deb
 
 from debarchive.signing import SigningKey
@@ -24,3 +29,31 @@ def make_deb(tmp_path: Path) -> DebMaker:
         return build_deb(out, name, version, arch, **kwargs)
 
     return make
+
+
+SUITES = ("trixie", "bookworm")
+
+
+@pytest.fixture(scope="session")
+def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("served")
+    requests: list[str] = []
+    hooks: dict[str, Callable[[], None]] = {}
+    handler_class = type("Handler", (RecordingHandler,), {"requests": requests, "hooks": hooks})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_class, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(root, f"http://127.0.0.1:{server.server_address[1]}", requests, hooks)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session", params=SUITES)
+def chroot(request: pytest.FixtureRequest, test_cache: Path, mirror: str,
+           tmp_path_factory: pytest.TempPathFactory) -> AptChroot:
+    suite: str = request.param
+    tarball = chroot_tarball(test_cache, suite, mirror)
+    return unpack_chroot(tarball, tmp_path_factory.mktemp(f"chroot-{suite}") / "root", suite)

@@ -7,17 +7,13 @@ source package made with ``dpkg-source -b`` is served over HTTP on 127.0.0.1; cl
 
 from __future__ import annotations
 
-import functools
-import http.server
 import lzma
 import shutil
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from apt_chroot import AptChroot, chroot_tarball, unpack_chroot
+from apt_chroot import AptChroot, Served
 from debarchive_helpers import build_deb, build_source
 
 from debarchive.aptrepo import (
@@ -33,69 +29,6 @@ from debarchive.aptrepo import (
 from debarchive.signing import SigningKey
 
 pytestmark = pytest.mark.integration
-
-SUITES = ("trixie", "bookworm")
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files quietly and records request paths. A hook registered for a path runs once, after that
-    file has been read and before its content is sent: the client gets the old file, then the hook's
-    changes are in place before the client can ask for anything else."""
-
-    requests: list[str]
-    hooks: dict[str, Callable[[], None]]
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        hook = self.hooks.pop(self.path, None)
-        if hook is None:
-            super().do_GET()
-            return
-        path = Path(self.translate_path(self.path))
-        content, mtime = path.read_bytes(), path.stat().st_mtime
-        hook()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(content)))
-        self.send_header("Last-Modified", self.date_time_string(int(mtime)))
-        self.end_headers()
-        self.wfile.write(content)
-
-
-@dataclass
-class Served:
-    root: Path  # served directory; each repository is a subdirectory
-    url: str
-    requests: list[str] = field(default_factory=list)
-    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="session")
-def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("served")
-    requests: list[str] = []
-    hooks: dict[str, Callable[[], None]] = {}
-    handler_class = type("Handler", (_Handler,), {"requests": requests, "hooks": hooks})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_class, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(root, f"http://127.0.0.1:{server.server_address[1]}", requests, hooks)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session", params=SUITES)
-def chroot(request: pytest.FixtureRequest, test_cache: Path, mirror: str,
-           tmp_path_factory: pytest.TempPathFactory) -> AptChroot:
-    suite: str = request.param
-    tarball = chroot_tarball(test_cache, suite, mirror)
-    return unpack_chroot(tarball, tmp_path_factory.mktemp(f"chroot-{suite}") / "root", suite)
 
 
 @dataclass
