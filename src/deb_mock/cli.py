@@ -56,10 +56,10 @@ def parser() -> argparse.ArgumentParser:
         help="look for configs here instead of the user and system directories (repeatable)",
     )
     modes = p.add_mutually_exclusive_group()
-    modes.add_argument("--rebuild", nargs="+", metavar="DSC", help="build .dsc files (paths or http(s) URLs)")
+    modes.add_argument("--rebuild", nargs="*", metavar="DSC", help="build .dsc files (paths or http(s) URLs)")
     modes.add_argument("--buildsrc", metavar="DIR", type=Path, help="build an unpacked source tree (with debian/)")
     modes.add_argument(
-        "--chain", nargs="+", metavar="DSC", help="build in order; each may build-depend on the ones before"
+        "--chain", nargs="*", metavar="DSC", help="build in order; each may build-depend on the ones before"
     )
     modes.add_argument("--init", action="store_true", help="make the root cache and the working chroot")
     modes.add_argument("--update", action="store_true", help="bootstrap a fresh root cache now")
@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     modes.add_argument("--clean", action="store_true", help="remove the working chroot and kept failed root")
     modes.add_argument("--scrub", choices=working.SCRUB_CHOICES, help="remove chroots and/or caches")
     modes.add_argument("--list-configs", action="store_true", help="list the configs and where they come from")
+    p.add_argument("packages", nargs="*", metavar="DSC", help="more sources for --rebuild or --chain (mock style)")
     p.add_argument("--recurse", action="store_true", help="with --chain: retry failed builds after the others")
     p.add_argument("--enable-network", action="store_true", help="allow network access during the build")
     what = p.add_mutually_exclusive_group()
@@ -193,6 +194,16 @@ def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: P
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.packages:
+        if args.chain is not None:
+            args.chain = [*args.chain, *args.packages]
+        elif args.rebuild is not None:
+            args.rebuild = [*args.rebuild, *args.packages]
+        else:
+            parser().error("source packages given without --rebuild or --chain")
+    for flag in ("rebuild", "chain"):
+        if getattr(args, flag) == []:
+            parser().error(f"--{flag} needs at least one source package")
     progress = Progress(-1 if args.quiet else args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

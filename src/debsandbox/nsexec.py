@@ -170,7 +170,9 @@ def _open_paths(spec: dict[str, Any]) -> None:
     ``/proc/self/fd/N``, which stays valid when ``/tmp`` is covered and needs no traversal."""
     links: dict[str, str] = {}
     for name, path in spec.get("paths", {}).items():
-        links[f"@{name}@"] = f"/proc/self/fd/{os.open(path, os.O_PATH)}"
+        fd = os.open(path, os.O_PATH)
+        os.set_inheritable(fd, True)  # the command itself may use the link (root=None mode)
+        links[f"@{name}@"] = f"/proc/self/fd/{fd}"
 
     def sub(value: Any) -> Any:
         if isinstance(value, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -127,6 +128,13 @@ class Sandbox:
         inside the namespace even where ns-root could not traverse the real path).
         """
         ids = ids or idmap.current()
+        log = kwargs.get("log")
+        if isinstance(log, Path):
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                where = "host filesystem" if self.root is None else "sandbox root"
+                net = "network" if self.network else "no network"
+                fh.write(f"+ [{where}, uid {self.uid}, {net}] {shlex.join(argv)}\n")
         spec_path = self.write_spec(argv, ids, paths)
         try:
             env = dict(os.environ)

@@ -20,9 +20,14 @@ class StateLog:
         for p in (self.path, self.build_log, self.root_log):
             p.write_text("")
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, *, root_log: bool = False) -> None:
+        """A line in state.log (and in root.log too, for chroot and dependency work)."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
         with open(self.path, "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+            fh.write(line)
+        if root_log:
+            with open(self.root_log, "a") as fh:
+                fh.write(line)
 
     @contextlib.contextmanager
     def phase(self, name: str, detail: str = "") -> Iterator[None]:

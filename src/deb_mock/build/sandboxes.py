@@ -80,12 +80,15 @@ def apt_script(*, full_update: bool, extra: bool, body: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def network_binds(network: bool) -> list[Bind]:
+    """With network access, the host's resolver configuration (the chroot has none of its own)."""
+    if not network:
+        return []
+    return [Bind(Path(f).resolve(), f, ro=True) for f in ("/etc/resolv.conf", "/etc/hosts") if Path(f).exists()]
+
+
 def root_sandbox(lower: tuple[Path, ...], builddir: Path, name: str, binds: list[Bind], network: bool) -> Sandbox:
-    all_binds = list(binds)
-    if network:
-        for f in ("/etc/resolv.conf", "/etc/hosts"):
-            if Path(f).exists():
-                all_binds.append(Bind(Path(f).resolve(), f, ro=True))
+    all_binds = list(binds) + network_binds(network)
     return Sandbox(
         root=OverlayRoot(lower, builddir / name, builddir / f"{name}.work"),
         binds=all_binds,
@@ -106,7 +109,7 @@ def build_sandbox(
     env.update(config.environment)
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
-        binds=binds,
+        binds=list(binds) + network_binds(network),
         network=network,
         uid=config.build_uid,
         gid=config.build_uid,

@@ -182,19 +182,21 @@ class Build:
         extra = ExtraSources.prepare(self.request.extra_sources, self.builddir)
         resolved, full_update = self.resolve(cache, extra)
         key = depcache.key_for(cache.ident + self.request.build_what, resolved)
-        self.state.note(f"build-dependency set: {len(resolved)} packages to install, key {key}")
+        self.state.note(f"build-dependency set: {len(resolved)} packages to install, key {key}", root_log=True)
+        with open(self.state.root_log, "a") as fh:
+            fh.writelines(f"  {r}\n" for r in resolved)
         hit = depcache.lookup(self.paths, key)
         if hit:
-            self.state.note("build-dependency cache: hit")
+            self.state.note("build-dependency cache: hit", root_log=True)
             return hit
         from deb_mock.chroot.locking import flock
 
         with flock(self.paths.lock(f"deps-{key}")):
             hit = depcache.lookup(self.paths, key)  # made by a concurrent build while we waited
             if hit:
-                self.state.note("build-dependency cache: hit (made by a concurrent build)")
+                self.state.note("build-dependency cache: hit (made by a concurrent build)", root_log=True)
                 return hit
-            self.state.note("build-dependency cache: miss, installing")
+            self.state.note("build-dependency cache: miss, installing", root_log=True)
             self.install_deps(cache, extra, full_update)
             entry = depcache.store(self.paths, key, self.builddir / "deps", resolved, cache.ident)
         remove_tree(self.builddir / "deps.work")

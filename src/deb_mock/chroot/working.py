@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from deb_mock.build.sandboxes import network_binds
 from deb_mock.chroot import rootcache
 from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig
@@ -31,9 +32,7 @@ class WorkingRoot:
 
     def sandbox(self, *, network: bool, binds: list[Bind] | None = None) -> Sandbox:
         base = self.upper.parent
-        extra = list(binds or [])
-        if network:
-            extra += [Bind(Path(f).resolve(), f) for f in ("/etc/resolv.conf", "/etc/hosts") if Path(f).exists()]
+        extra = list(binds or []) + network_binds(network)
         return Sandbox(
             root=OverlayRoot(self.lower, self.upper, base / f"{self.upper.name}.work"),
             binds=extra,

@@ -1,0 +1,129 @@
+"""deb-mock integration fixtures: one shared cache, the CLI as users run it, test source packages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from srcpkg import make_source
+
+DEB_MOCK = str(Path(sys.executable).parent / "deb-mock")
+HELLO = "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc"
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    resultdir: Path
+
+    @property
+    def result(self) -> dict:  # type: ignore[type-arg]
+        return json.loads((self.resultdir / "result.json").read_text())  # type: ignore[no-any-return]
+
+    def log(self, name: str) -> str:
+        return (self.resultdir / name).read_text()
+
+
+@pytest.fixture(scope="session")
+def mock_cache(test_cache: Path) -> Path:
+    d = test_cache / "deb-mock"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def deb_mock(mock_cache: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Run the deb-mock CLI with the shared test cache; returns a :class:`Run`."""
+
+    def run(*args: str, resultdir: Path | None = None, timeout: float = 1800, cache: Path | None = None) -> Run:
+        rd = resultdir or tmp_path_factory.mktemp("result")
+        argv = [DEB_MOCK, "--cache-dir", str(cache or mock_cache), "--resultdir", str(rd), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return Run(proc.returncode, proc.stdout + proc.stderr, rd)
+
+    return run
+
+
+C_RULES = "#!/usr/bin/make -f\n%:\n\tdh $@\n"
+C_MAKEFILE = "all: demo\ndemo: main.c\n\t$(CC) $(CFLAGS) -o demo main.c\ninstall:\n"
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small real source packages (dpkg-source -b) covering the cases the tests need."""
+    d = tmp_path_factory.mktemp("srcpkgs")
+    out: dict[str, Path] = {}
+    out["simple"] = make_source(
+        d,
+        "dm-simple",
+        "1.0",
+        files={"README": "simple\n"},
+        install={"dm-simple": "README usr/share/doc/dm-simple-data\n"},
+    )
+    out["depwait"] = make_source(
+        d,
+        "dm-depwait",
+        "1.0",
+        build_depends="debhelper-compat (= 13), deb-mock-no-such-package (>= 1) | deb-mock-nor-this, "
+        "libc6-dev [!amd64], make",
+    )
+    out["gcc14"] = make_source(
+        d,
+        "dm-gcc14",
+        "1.0",
+        architecture="any",
+        files={
+            # an implicit function declaration: a warning before GCC 14, an error from trixie's GCC 14 on
+            "main.c": "int main(void) { return undeclared_helper(); }\n",
+            "Makefile": C_MAKEFILE,
+        },
+    )
+    probe = (
+        "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_build:\n"
+        '\t@echo "BUILD-UID=$$(id -u)"\n'
+        "\t@echo \"UID-MAP=$$(cat /proc/self/uid_map | tr -s ' ' | tr ' ' ,)\"\n"
+        "\t@if getent ahosts deb.debian.org >/dev/null 2>&1; then echo NETWORK-ON; else echo NETWORK-OFF; fi\n"
+    )
+    out["probe"] = make_source(d, "dm-probe", "1.0", rules=probe)
+    slow = "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_build:\n\techo SLOW-BUILD-STARTED\n\tsleep 600\n"
+    out["slow"] = make_source(d, "dm-slow", "1.0", rules=slow)
+    out["lib"] = make_source(
+        d,
+        "dm-lib",
+        "1.0",
+        binaries={"libdmlib-dev": ""},
+        files={"dmlib.h": "#define DMLIB 1\n"},
+        install={"libdmlib-dev": "dmlib.h usr/include\n"},
+    )
+    out["app"] = make_source(
+        d,
+        "dm-app",
+        "1.0",
+        build_depends="debhelper-compat (= 13), libdmlib-dev (>= 1.0)",
+        architecture="any",
+        files={"main.c": "#include <dmlib.h>\nint main(void) { return DMLIB - 1; }\n", "Makefile": C_MAKEFILE},
+        install={"dm-app": "demo usr/bin\n"},
+    )
+    out["tree"] = make_source(d, "dm-tree", "2.0", files={"data.txt": "x\n"}, build_source=False)
+    out["concurrent"] = make_source(d, "dm-concurrent", "1.0", build_depends="debhelper-compat (= 13), python3-six")
+    return out
+
+
+def deb_contents(deb: Path) -> str:
+    return subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+
+
+def leftover_processes(pattern: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if pattern in line and "ps -eo" not in line]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

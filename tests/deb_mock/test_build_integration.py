@@ -1,0 +1,172 @@
+"""deb-mock building real source packages in real chroots, as users run it (the CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import HELLO, deb_contents
+
+pytestmark = pytest.mark.integration
+
+
+def _status_digest(cache: Path) -> str:
+    status = next(cache.glob("root-cache/debian-trixie-amd64-*/current")) / "root" / "var/lib/dpkg/status"
+    return hashlib.sha256(status.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def hello(deb_mock):  # type: ignore[no-untyped-def]
+    return deb_mock("-r", "debian-trixie-amd64", "--rebuild", HELLO)
+
+
+def test_hello_builds_from_the_mirror(hello) -> None:  # type: ignore[no-untyped-def]
+    assert hello.rc == 0, hello.out
+    res = hello.result
+    assert res["state"] == "success" and res["exit_code"] == 0
+    assert res["source"] == {"name": "hello", "version": "2.10-3"}
+    assert res["arch"] == "amd64"
+    names = {f["name"] for f in res["files"]}
+    assert {"hello_2.10-3_amd64.deb", "hello_2.10-3_amd64.changes", "hello_2.10-3_amd64.buildinfo"} <= names
+    for f in res["files"]:
+        data = (hello.resultdir / f["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["size"]
+    assert "./usr/bin/hello" in deb_contents(hello.resultdir / "hello_2.10-3_amd64.deb")
+    buildroot = {b["package"]: b for b in res["buildroot"]}
+    assert "gcc" in buildroot and "debhelper" in buildroot and "dpkg-dev" in buildroot
+    assert set(res["phases"]) >= {"source", "root-cache", "deps", "build", "results"}
+    assert "dpkg-buildpackage" in hello.log("build.log")
+    assert "build-dependency set: " in hello.log("root.log")
+    assert "  debhelper=" in hello.log("root.log")
+    state = hello.log("state.log")
+    assert "Start: build" in state and "Finish: build" in state
+    buildinfo = hello.log("hello_2.10-3_amd64.buildinfo")
+    assert "Installed-Build-Depends:" in buildinfo
+
+
+def test_second_build_hits_the_dependency_cache_and_never_touches_the_root_cache(  # type: ignore[no-untyped-def]
+    hello, deb_mock, mock_cache
+) -> None:
+    assert hello.rc == 0
+    before = _status_digest(mock_cache)
+    again = deb_mock("--rebuild", HELLO)
+    assert again.rc == 0, again.out
+    assert "build-dependency cache: hit" in again.log("state.log")
+    assert _status_digest(mock_cache) == before
+    # reproducible: the same .deb from the cached build-dependency root
+    a = (hello.resultdir / "hello_2.10-3_amd64.deb").read_bytes()
+    b = (again.resultdir / "hello_2.10-3_amd64.deb").read_bytes()
+    assert a == b
+    assert not any((mock_cache / "builds").rglob("upper")), "throw-away roots must be removed after success"
+
+
+def test_arch_all_package_from_the_mirror(deb_mock) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--rebuild", "http://deb.debian.org/debian/pool/main/p/python-hashids/python-hashids_1.3.1-5.dsc")
+    assert run.rc == 0, run.out
+    debs = [f["name"] for f in run.result["files"] if f["name"].endswith(".deb")]
+    assert debs == ["python3-hashids_1.3.1-5_all.deb"]
+    assert "dist-packages/hashids" in deb_contents(run.resultdir / debs[0])
+
+
+def test_package_with_a_larger_dependency_tree(deb_mock) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--rebuild", "http://deb.debian.org/debian/pool/main/g/grim/grim_1.4.0+ds-2.dsc")
+    assert run.rc == 0, run.out
+    assert "./usr/bin/grim" in deb_contents(run.resultdir / "grim_1.4.0+ds-2_amd64.deb")
+    packages = {b["package"] for b in run.result["buildroot"]}
+    assert {"meson", "libwayland-dev", "libpng-dev"} <= packages
+    assert len(packages) > 150
+
+
+def test_dep_wait_names_each_missing_relation(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--rebuild", str(sources["depwait"]))
+    assert run.rc == 3, run.out
+    res = run.result
+    assert res["state"] == "dep-wait"
+    assert res["missing"] == [
+        {
+            "relation": "deb-mock-no-such-package (>= 1) | deb-mock-nor-this",
+            "packages": ["deb-mock-no-such-package", "deb-mock-nor-this"],
+        }
+    ]
+    assert "deb-mock-no-such-package" in res["error"]
+    assert "missing: deb-mock-no-such-package (>= 1) | deb-mock-nor-this" in run.out
+
+
+def test_gcc14_failure_keeps_logs_and_root_for_shell(deb_mock, sources, mock_cache) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--rebuild", str(sources["gcc14"]))
+    assert run.rc == 1, run.out
+    res = run.result
+    assert res["state"] == "failed" and res["exit_code"] == 1
+    assert "dpkg-buildpackage" in res["error"]
+    assert "implicit declaration of function" in run.log("build.log")
+    assert not [f for f in res["files"] if f["name"].endswith(".deb")]
+    # the failed root is kept: --shell enters it
+    shell = deb_mock("--shell", "test -f /build/reproducible-path/dm-gcc14-1.0/main.c && echo FOUND-IT")
+    assert shell.rc == 0 and "FOUND-IT" in shell.out and "failed build" in shell.out
+    clean = deb_mock("--clean")
+    assert clean.rc == 0
+    assert not (mock_cache / "failed" / "debian-trixie-amd64").exists()
+
+
+def test_build_is_unprivileged_and_offline_unless_asked(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("-v", "--rebuild", str(sources["probe"]))
+    assert run.rc == 0, run.out
+    log = run.log("build.log")
+    assert "BUILD-UID=1000" in log
+    uid_map = next(line for line in log.splitlines() if line.startswith("UID-MAP="))
+    assert not uid_map.startswith("UID-MAP=,0,0,") and ",0,0," not in uid_map  # ns-root is never host root
+    assert "NETWORK-OFF" in log
+    assert "NETWORK-OFF" in run.out  # -v streams the build log
+    online = deb_mock("--enable-network", "--rebuild", str(sources["probe"]))
+    assert online.rc == 0, online.out
+    assert "NETWORK-ON" in online.log("build.log")
+
+
+def test_buildsrc_builds_an_unpacked_tree(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--buildsrc", str(sources["tree"]))
+    assert run.rc == 0, run.out
+    assert run.result["source"] == {"name": "dm-tree", "version": "2.0"}
+    assert (run.resultdir / "dm-tree_2.0_all.deb").is_file()
+
+
+def test_chain_builds_against_earlier_results(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    alone = deb_mock("--rebuild", str(sources["app"]))
+    assert alone.rc == 3 and alone.result["missing"][0]["packages"] == ["libdmlib-dev"]
+    run = deb_mock("--chain", str(sources["lib"]), str(sources["app"]))
+    assert run.rc == 0, run.out
+    summary = json.loads((run.resultdir / "result.json").read_text())
+    assert [b["state"] for b in summary["builds"]] == ["success", "success"]
+    app_dir = run.resultdir / summary["builds"][1]["resultdir"]
+    assert json.loads((app_dir / "result.json").read_text())["state"] == "success"
+    assert "libdmlib-dev" in {b["package"] for b in json.loads((app_dir / "result.json").read_text())["buildroot"]}
+    repo = run.resultdir / "chain-repo"
+    assert (repo / "dists" / "chain" / "InRelease").is_file() and (repo / "key.asc").is_file()
+
+
+def test_chain_stops_at_the_first_failure_unless_recurse(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("--chain", str(sources["app"]), str(sources["lib"]))
+    assert run.rc == 5, run.out
+    summary = json.loads((run.resultdir / "result.json").read_text())
+    assert [b["state"] for b in summary["builds"]] == ["dep-wait"]
+    assert summary["not_built"] == [str(sources["lib"])]
+    again = deb_mock("--chain", "--recurse", str(sources["app"]), str(sources["lib"]))
+    assert again.rc == 0, again.out  # app is retried after lib was built
+    summary = json.loads((again.resultdir / "result.json").read_text())
+    assert [b["state"] for b in summary["builds"]] == ["success", "success"]
+
+
+def test_working_chroot_init_install_shell_clean(deb_mock, mock_cache) -> None:  # type: ignore[no-untyped-def]
+    assert deb_mock("--clean").rc == 0
+    init = deb_mock("--init")
+    assert init.rc == 0 and "made the working chroot" in init.out
+    inst = deb_mock("--install", "hello")
+    assert inst.rc == 0, inst.out
+    shell = deb_mock("--shell", "hello")
+    assert shell.rc == 0 and "Hello, world!" in shell.out
+    assert "working chroot" in shell.out
+    assert deb_mock("--init").out.count("kept the working chroot") == 1
+    assert deb_mock("--clean").rc == 0
+    assert not (mock_cache / "chroots" / "debian-trixie-amd64").exists()
