@@ -105,6 +105,7 @@ class VirtualMachine:
         self.sock: socket.socket | None = None
         self._buf = b""
         self._seq = 0
+        self._console_offset = 0
         self._drain: threading.Thread | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
@@ -145,6 +146,7 @@ class VirtualMachine:
         self.cfg.serial_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.cfg.serial_log, "a") as fh:
             fh.write(f"\n===== deb-bootc: boot {self.boots + 1} ({self.accel}: {self.accel_reason}) =====\n")
+        self._console_offset = self.cfg.serial_log.stat().st_size
         with open(self.qemu_log, "ab") as qlog:
             qlog.write(f"+ {' '.join(self.argv())}\n".encode())
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
@@ -213,7 +215,9 @@ class VirtualMachine:
             if not self.running:
                 raise BootTestError(f"QEMU exited during boot {self.boots}; serial log: {self.cfg.serial_log}; "
                                     f"QEMU said: {self._qemu_tail()}")
-            if now >= next_ping:
+            # Keystrokes must not reach the firmware or GRUB (a key stops GRUB's countdown): ping the
+            # shell only once the kernel runs; until bash opens ttyS1 the kernel drops what arrives.
+            if now >= next_ping and self._kernel_started():
                 self._send(f"\necho {token[:8]}''{token[8:]}\n")
                 next_ping = now + 5
             self._buf += self._read(1.0)
@@ -222,6 +226,14 @@ class VirtualMachine:
                 seconds = time.monotonic() - self._started
                 self.boot_seconds.append(seconds)
                 return seconds
+
+    def _kernel_started(self) -> bool:
+        try:
+            with open(self.cfg.serial_log, "rb") as fh:
+                fh.seek(self._console_offset)
+                return b"Linux version" in fh.read()
+        except OSError:
+            return False
 
     def shell(self, command: str, timeout: float = 300) -> CommandResult:
         """Run ``command`` with bash in the guest; stdout and stderr merged."""

@@ -2,7 +2,8 @@
 
 Reads ``VariantState.ref``/``.commit`` (set by ``ostree_commit``), the manifest's ``kernel_args`` and
 ``disk: {free_space, size}``; writes ``compose/<variant>/<arch>/images/<compose_id>-<variant>-<arch>.{raw,qcow2}``
-and appends one :class:`ImageRecord` per file (type and format ``raw``/``qcow2``, size, sha256). A
+and appends one :class:`ImageRecord` per file (type and format ``raw``/``qcow2``, size; the checksums phase
+adds the SHA-256). A
 failed or interrupted build lists nothing and leaves no partial file.
 """
 
@@ -87,7 +88,6 @@ class DiskPhase(Phase):
             for fmt, path in result.images.items():
                 v.images.append(ImageRecord(
                     variant=v.variant, arch=v.arch, path=path, type=fmt, format=fmt, size=path.stat().st_size,
-                    checksums={"sha256": sha256_file(path)},
                     extra={"virtual_size": result.virtual_size, "allocated": result.sizes[fmt],
                            "kernel_args": result.kernel_args, "ostree_commit": v.commit, "ostree_ref": v.ref},
                 ))

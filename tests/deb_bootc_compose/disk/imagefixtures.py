@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 
@@ -204,3 +206,97 @@ def build_commit(cache: Path, mirror: str, version: str) -> FixtureCommit:
         done.write_text(json.dumps(data, indent=1))
         return FixtureCommit(repo=repo, ref=REF, commit=commit, version=version, kernel_version=kver,
                              packages=pkgs)
+
+
+# ---- composes made by the real DiskPhase, shared by the disk and boot tests of one session ----
+
+@dataclass
+class FixtureCompose:
+    topdir: Path  # a compose directory (STATUS, compose/<variant>/<arch>/images, logs, metadata)
+    commit: FixtureCommit
+    ctx: Any  # the ComposeContext the phase ran with
+    seconds: float
+
+
+_COMPOSES: dict[str, FixtureCompose] = {}
+
+
+def fixture_manifest(commands: list[str] | None = None, timeout: int = 900, free_space: str = "1GiB") -> Any:
+    """A stand-in for the compose manifest with exactly the fields the disk and boot-test phases read."""
+    return SimpleNamespace(
+        name=OSNAME, outputs=["oci", "raw", "qcow2"], kernel_args=[],
+        disk=SimpleNamespace(free_space=free_space, size=None),
+        boot_test=SimpleNamespace(enabled=True, commands=commands if commands is not None else ["hello"],
+                                  timeout=timeout),
+    )
+
+
+def make_context(target: Path, commit: FixtureCommit, compose_id: str, manifest: Any) -> Any:
+    from deb_bootc_compose.paths import TargetPaths
+    from deb_bootc_compose.phases.base import ComposeContext, VariantState
+
+    tp = TargetPaths(target)
+    tp.ostree_repo.parent.mkdir(parents=True, exist_ok=True)
+    if not tp.ostree_repo.exists():
+        tp.ostree_repo.symlink_to(commit.repo)
+    paths = tp.compose(compose_id)
+    for d in (paths.logs, paths.metadata, paths.work):
+        d.mkdir(parents=True, exist_ok=True)
+    paths.status.write_text("STARTED\n")
+    variant = VariantState(variant="base", arch="amd64", ref=commit.ref, commit=commit.commit,
+                           kernel_version=commit.kernel_version)
+    (paths.metadata / "packages.json").write_text(json.dumps({
+        "header": {"type": "packages", "version": "1.0"},
+        "payload": {"packages": {"base": {"amd64": [{"name": n, "version": v} for n, v in commit.packages.items()]}}},
+    }))
+    (paths.metadata / "ostree.json").write_text(json.dumps({"base": {"amd64": {"ref": commit.ref,
+                                                                               "commit": commit.commit}}}))
+    return ComposeContext(manifest=manifest, manifest_path=target / "manifest.yaml", target=tp, paths=paths,
+                          compose_id=compose_id, compose_type="test", variants=[variant])
+
+
+def composed(version: str, cache: Path, mirror: str, tmp_root: Path) -> FixtureCompose:
+    """Fixture commit ``version`` run through the real DiskPhase into a compose directory (once per session)."""
+    if version in _COMPOSES:
+        return _COMPOSES[version]
+    import time
+
+    from deb_bootc_compose.phases.disk import DiskPhase
+
+    commit = build_commit(cache, mirror, version)
+    target = tmp_root / f"target-v{version}"
+    ctx = make_context(target, commit, f"debian-{version}-20260101.t.0", fixture_manifest())
+    start = time.monotonic()
+    DiskPhase(ctx).run()
+    seconds = time.monotonic() - start
+    ctx.paths.status.write_text("FINISHED\n")
+    _COMPOSES[version] = FixtureCompose(ctx.paths.topdir, commit, ctx, seconds)
+    return _COMPOSES[version]
+
+
+def oci_archive(cache: Path, commit: FixtureCommit) -> Path:
+    """The fixture commit as a plain-layer bootc OCI image (container form: /etc at the top), via umoci."""
+    base = cache / "disk-fixture" / f"oci-{commit.commit[:16]}"
+    archive = base / "image.oci-archive"
+    with _locked(cache / "disk-fixture" / ".oci.lock"):
+        if archive.exists():
+            return archive
+        if base.exists():
+            shutil.rmtree(base)
+        base.mkdir(parents=True)
+        log = base / "build.log"
+        layout, bundle = base / "layout", base / "bundle"
+        run(["umoci", "init", "--layout", str(layout)], log=log)
+        run(["umoci", "new", "--image", f"{layout}:latest"], log=log)
+        run(["umoci", "unpack", "--image", f"{layout}:latest", str(bundle)], log=log)
+        shutil.rmtree(bundle / "rootfs")
+        run(["ostree", f"--repo={commit.repo}", "checkout", commit.commit, str(bundle / "rootfs")], log=log)
+        (bundle / "rootfs/usr/etc").rename(bundle / "rootfs/etc")
+        run(["umoci", "repack", "--image", f"{layout}:latest", str(bundle)], log=log)
+        run(["umoci", "config", "--image", f"{layout}:latest", "--config.label", "containers.bootc=1"], log=log)
+        shutil.rmtree(bundle)
+        tmp = archive.with_suffix(".tmp")
+        run(["tar", "-C", str(layout), "-cf", str(tmp), "."], log=log)
+        shutil.rmtree(layout)
+        tmp.rename(archive)
+        return archive
