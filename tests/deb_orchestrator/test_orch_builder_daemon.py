@@ -1,0 +1,129 @@
+"""The builder daemon against a real hub, with its build function injected (the real deb-mock runs in
+test_orch_builder_integration.py): capacity, uploads, noop tasks, SIGTERM hand-back, cancel from the hub."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from orch_helpers import make_deb, make_source, sha256
+from orch_hub import RunningHub
+
+from debarchive.dsc import parse_dsc
+from deb_mock.request import BuildRequest, BuildResult, ResultFile
+from deb_orchestrator.builder.daemon import Builder, BuilderConfig
+from debsandbox.commands import CommandCancelled, run
+
+MIRROR = "http://deb.debian.org/debian"
+
+
+def setup(hub: RunningHub) -> str:
+    admin = hub.admin
+    admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
+    admin.add_tag("build", parents=["base"])
+    admin.add_target("t", "build", "base")
+    return str(admin.add_host("b1", ["amd64"], capacity=2)["token"])
+
+
+def dpkg_deb_build(request: BuildRequest) -> BuildResult:
+    """Builds the binary package a native test source names, with dpkg-deb, and writes result.json."""
+    pkg = parse_dsc(Path(request.source))
+    assert request.mirror == MIRROR and request.suite == "trixie"
+    assert [s.suite for s in request.extra_sources] == ["build"] and request.extra_sources[0].key
+    if request.on_log_line:
+        request.on_log_line(f"building {pkg.ident}")
+    deb = make_deb(request.resultdir, pkg.source, pkg.version)
+    (request.resultdir / "build.log").write_text(f"built {deb.name}\n")
+    result = BuildResult(state="success", exit_code=0, source={"name": pkg.source, "version": pkg.version},
+                         arch=request.arch, files=[ResultFile(deb.name, sha256(deb), deb.stat().st_size)],
+                         logs={"build": "build.log"})
+    result.write(request.resultdir)
+    return result
+
+
+def run_builder(cfg: BuilderConfig) -> tuple[Builder, threading.Thread, list[int]]:
+    builder = Builder(cfg)
+    codes: list[int] = []
+    t = threading.Thread(target=lambda: codes.append(builder._loop()))
+    t.start()
+    return builder, t, codes
+
+
+def test_builds_uploads_and_noop(hub: RunningHub, tmp_path: Path) -> None:
+    token = setup(hub)
+    admin = hub.admin
+    for name in ("orch-a", "orch-b"):
+        admin.submit("t", make_source(tmp_path, name, "1.0"))
+    admin.noop(3)
+    cfg = BuilderConfig(hub=hub.url, token=token, capacity=2, work_dir=tmp_path / "work", idle_exit=1.0,
+                        claim_wait=0.5, build_fn=dpkg_deb_build)
+    _, t, codes = run_builder(cfg)
+    t.join(timeout=120)
+    assert codes == [0]
+    for name in ("orch-a_1.0", "orch-b_1.0"):
+        b = admin.build(name)
+        assert b["state"] == "complete"
+        assert {f["name"] for f in b["files"] if f["task_id"]} == {f"{name}_all.deb", "build.log", "result.json"}
+        task = admin.task(next(x["id"] for x in b["tasks"] if x["method"] == "buildArch"))
+        assert task["result"]["exit_code"] == 0 and task["host"] == "b1"
+    assert all(t["state"] == "closed" for t in admin.tasks() if t["method"] == "noop")
+    assert not list((tmp_path / "work").iterdir())  # work directories are cleaned up
+
+
+def test_sigterm_hands_back_running_task(hub: RunningHub, tmp_path: Path) -> None:
+    token = setup(hub)
+    admin = hub.admin
+    admin.submit("t", make_source(tmp_path, "orch-slow", "1.0"))
+    started = threading.Event()
+
+    def slow_build(request: BuildRequest) -> BuildResult:
+        started.set()
+        try:
+            run(["sleep", "60"], cancel=request.cancel)
+        except CommandCancelled:
+            return BuildResult(state="error", exit_code=130, source={}, arch=request.arch, error="interrupted")
+        raise AssertionError("the build was not cancelled")
+
+    builder, t, codes = run_builder(BuilderConfig(hub=hub.url, token=token, work_dir=tmp_path / "w",
+                                                  claim_wait=0.5, build_fn=slow_build))
+    assert started.wait(30)
+    task = next(x for x in admin.tasks() if x["method"] == "buildArch")
+    assert task["state"] == "open"
+    t0 = time.monotonic()
+    builder._on_signal(15, None)  # what SIGTERM does
+    t.join(timeout=60)
+    assert codes == [0] and time.monotonic() - t0 < 20
+    after = admin.task(task["id"])
+    assert after["state"] == "free" and after["host"] is None  # handed back at once, not after the lease
+    assert any(e["kind"] == "task.released" for e in admin.events())
+
+
+def test_cancel_on_hub_stops_the_build(hub: RunningHub, tmp_path: Path) -> None:
+    token = setup(hub)
+    admin = hub.admin
+    admin.submit("t", make_source(tmp_path, "orch-slow", "1.0"))
+    cancelled = threading.Event()
+
+    def slow_build(request: BuildRequest) -> BuildResult:
+        try:
+            run(["sleep", "60"], cancel=request.cancel)
+        except CommandCancelled:
+            cancelled.set()
+            return BuildResult(state="error", exit_code=130, source={}, arch=request.arch, error="interrupted")
+        raise AssertionError("the build was not cancelled")
+
+    builder, t, codes = run_builder(BuilderConfig(hub=hub.url, token=token, work_dir=tmp_path / "w",
+                                                  claim_wait=0.5, once=True, build_fn=slow_build))
+    deadline = time.monotonic() + 30
+    while not any(x["state"] == "open" for x in admin.tasks() if x["method"] == "buildArch"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    admin.cancel_build("orch-slow_1.0")
+    assert cancelled.wait(30)  # the next heartbeat (0.5 s here) carries the cancel
+    t.join(timeout=60)
+    assert codes == [0]
+    assert admin.build("orch-slow_1.0")["state"] == "canceled"
+    task = next(x for x in admin.tasks() if x["method"] == "buildArch")
+    assert task["state"] == "canceled" and json.dumps(admin.task(task["id"])["result"]) == "null"
