@@ -11,9 +11,9 @@ from pathlib import Path
 from orch_helpers import make_deb, make_source, sha256
 from orch_hub import RunningHub
 
-from debarchive.dsc import parse_dsc
 from deb_mock.request import BuildRequest, BuildResult, ResultFile
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
+from debarchive.dsc import parse_dsc
 from debsandbox.commands import CommandCancelled, run
 
 MIRROR = "http://deb.debian.org/debian"
@@ -114,7 +114,7 @@ def test_cancel_on_hub_stops_the_build(hub: RunningHub, tmp_path: Path) -> None:
             return BuildResult(state="error", exit_code=130, source={}, arch=request.arch, error="interrupted")
         raise AssertionError("the build was not cancelled")
 
-    builder, t, codes = run_builder(BuilderConfig(hub=hub.url, token=token, work_dir=tmp_path / "w",
+    _builder, t, codes = run_builder(BuilderConfig(hub=hub.url, token=token, work_dir=tmp_path / "w",
                                                   claim_wait=0.5, once=True, build_fn=slow_build))
     deadline = time.monotonic() + 30
     while not any(x["state"] == "open" for x in admin.tasks() if x["method"] == "buildArch"):
