@@ -21,7 +21,7 @@ from deb_bootc_compose.phases.base import ComposeError
 from debsandbox.commands import CommandCancelled, CommandError, run
 
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-ORCHESTRATOR_KEY_PATHS = ("{repo}/key.asc", "{repo}/archive-key.asc", "{hub}/repos/key.asc", "{hub}/api/v1/key")
+ORCHESTRATOR_KEY_PATHS = ("{repo}/key.asc", "{hub}/key.asc")
 
 
 @dataclass

@@ -1,0 +1,100 @@
+"""gather against a signed tag repository served over HTTP (the orchestrator's layout): tag sources win over
+the mirror by default through apt pinning, even with an older version; ``priority:`` overrides it."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from deb_bootc_compose.lockfile import Lockfile
+from deb_bootc_compose.manifest import load as load_manifest
+from deb_bootc_compose.paths import TargetPaths
+from deb_bootc_compose.phases.base import ComposeContext, ComposeError
+from deb_bootc_compose.phases.gather import GatherPhase
+from deb_bootc_compose.phases.init import InitPhase
+from debarchive import aptrepo
+from debarchive.signing import SigningKey
+from debarchive.stanzas import import_deb
+
+pytestmark = pytest.mark.integration
+TAG = "trixie-dest"
+OLD_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's build; trixie has 2.10-5
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tag_hub(tmp_path_factory: pytest.TempPathFactory, mirror: str, compose_cache: Path) -> Iterator[str]:
+    """A signed repository at <hub>/repos/<tag>/ holding hello 2.10-3, key at <hub>/repos/<tag>/key.asc."""
+    root = tmp_path_factory.mktemp("hub")
+    repo = root / "repos" / TAG
+    deb = compose_cache / "hello_2.10-3_amd64.deb"
+    if not deb.exists():
+        resp = httpx.get(f"{mirror}/{OLD_HELLO}", timeout=60)
+        resp.raise_for_status()
+        deb.write_bytes(resp.content)
+    key = SigningKey.ensure(root / "gnupg")
+    entry = import_deb(repo, deb)
+    key.export_public(repo / "key.asc")
+    aptrepo.publish(repo, TAG, packages=[entry], key=key, origin="deb-orchestrator", label=f"deb-orchestrator {TAG}")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gather(tmp_path: Path, hub: str, priority: int | None = None) -> Lockfile:
+    orch: dict[str, object] = {"orchestrator": {"url": hub, "tag": TAG}}
+    if priority is not None:
+        orch["priority"] = priority
+    data = {"name": "hello-bootc", "version": "1", "suite": "trixie",
+            "sources": [{"url": "http://deb.debian.org/debian", "components": ["main"]}, orch],
+            "packages": ["systemd", "hello"]}
+    mpath = tmp_path / "m.yaml"
+    mpath.write_text(yaml.safe_dump(data))
+    target = TargetPaths(tmp_path / "target")
+    ctx = ComposeContext(manifest=load_manifest(mpath), manifest_path=mpath, target=target,
+                         paths=target.compose("hello-bootc-1-20260101.0"), compose_id="hello-bootc-1-20260101.0",
+                         compose_type="production")
+    InitPhase(ctx).run()
+    GatherPhase(ctx).run()
+    lock: Lockfile = ctx.extra["lockfile"]
+    return lock
+
+
+def test_tag_source_wins_over_newer_mirror_version(tmp_path: Path, tag_hub: str) -> None:
+    lock = gather(tmp_path, tag_hub)
+    pkgs = {p.name: p for p in lock.variant("base", "amd64").packages}
+    assert pkgs["hello"].version == "2.10-3"
+    assert pkgs["hello"].repo == f"{tag_hub}/repos/{TAG}"
+    assert pkgs["hello"].url.startswith(f"{tag_hub}/repos/{TAG}/pool/")
+    assert pkgs["systemd"].repo == "http://deb.debian.org/debian"
+    # the tag's key was fetched from the hub and is recorded as the source's keyring
+    keys = list((tmp_path / "target/.state/apt").glob("*/keys/source1.gpg"))
+    assert len(keys) == 1 and keys[0].stat().st_size > 0
+
+
+def test_priority_overrides_the_default(tmp_path: Path, tag_hub: str) -> None:
+    lock = gather(tmp_path, tag_hub, priority=100)
+    hello = next(p for p in lock.variant("base", "amd64").packages if p.name == "hello")
+    assert hello.version != "2.10-3" and hello.repo == "http://deb.debian.org/debian"
+
+
+def test_unreachable_hub(tmp_path: Path) -> None:
+    wanted = r"orchestrator source http://127.0.0.1:9 \(tag trixie-dest\) is unreachable"
+    with pytest.raises(ComposeError, match=wanted):
+        gather(tmp_path, "http://127.0.0.1:9")
