@@ -131,8 +131,19 @@ class Compose:
         with target_lock(self.target, lambda m: self._say("compose", m)):
             return self._run_locked(manifest)
 
+    def _bury_dead_composes(self) -> None:
+        """Composes still STARTED while we hold the target lock were killed (SIGKILL, power loss): DOOM them."""
+        for child in sorted(self.target.target.iterdir()):
+            paths = self.target.compose(child.name)
+            if child.is_dir() and not child.is_symlink() and status.read(paths) == status.STARTED:
+                self._say("compose", f"{child.name} was left STARTED by a compose that died: marking it DOOMED")
+                for leftover in (paths.work, paths.topdir / "compose"):
+                    treeops.remove_tree(leftover)
+                status.write(paths, status.DOOMED)
+
     def _run_locked(self, manifest: Manifest) -> ComposeResult:
         start = time.monotonic()
+        self._bury_dead_composes()
         cid = composeid.make(self.target.target, manifest.name, manifest.version, self.compose_type)
         paths = self.target.compose(cid)
         ctx = ComposeContext(

@@ -345,3 +345,18 @@ def test_cli_usage_and_verbs() -> None:
     assert run.returncode == 2 and "unknown verb" in run.stderr
     run = run_cli(["compose", "--help"])
     assert run.returncode == 0 and "--lockfile" in run.stdout
+
+
+def test_dead_compose_is_doomed_by_the_next(tmp_path: Path) -> None:
+    """A compose killed with SIGKILL stays STARTED; the next compose in the target marks it DOOMED."""
+    target = tmp_path / "t"
+    dead = target / "debian-bootc-13-20260101.0"
+    (dead / "work" / "base").mkdir(parents=True)
+    (dead / "compose" / "base" / "amd64").mkdir(parents=True)
+    (dead / "STATUS").write_text("STARTED\n")
+    m = write_manifest(tmp_path, packages=["no-such-package-4711"])
+    run = run_cli(["--config", str(m), "--target-dir", str(target)])
+    assert run.returncode == 1
+    assert "debian-bootc-13-20260101.0 was left STARTED by a compose that died" in run.stderr
+    assert (dead / "STATUS").read_text().strip() == "DOOMED"
+    assert not (dead / "work").exists() and not (dead / "compose").exists()
