@@ -12,12 +12,14 @@ import hashlib
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from isal import isal_zlib
 
+from deb_bootc_compose.oci.errors import OciCancelled
 from deb_bootc_compose.oci.tree import TreeEntry, TreeError
 
 CHUNK = 1 << 20
@@ -256,6 +258,7 @@ def write_layer(
     dest_dir: Path,
     *,
     level: int = DEFAULT_LEVEL,
+    should_stop: Callable[[], bool] | None = None,
 ) -> LayerBlob:
     """Write ``members`` (already in order) as one gzip layer into ``dest_dir/<hex digest>``.
 
@@ -268,6 +271,8 @@ def write_layer(
         with open(tmp, "wb") as fh:
             sink = _DigestingGzipSink(fh, level)
             for entry in members:
+                if should_stop is not None and should_stop():
+                    raise OciCancelled("the OCI image write was cancelled")
                 made = header_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
                 if made is None:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deb_bootc_compose.oci.dpkg_owners import read_ownership
-from deb_bootc_compose.oci.errors import OciError
+from deb_bootc_compose.oci.errors import OciCancelled, OciError
 from deb_bootc_compose.oci.layout import image_config as make_config
 from deb_bootc_compose.oci.layout import rfc3339, write_archive, write_layout
 from deb_bootc_compose.oci.plan import LayerPlan, make_plan
@@ -141,6 +142,22 @@ def _assign(
     return units, hardlinks, kernel_packages, sizes
 
 
+def _write_layer_job(
+    tree: Path,
+    job: _LayerJob,
+    hardlinks: dict[str, str],
+    source_date_epoch: int,
+    blobs: Path,
+    level: int,
+    stop: threading.Event,
+    cancel: threading.Event | None,
+) -> LayerBlob:
+    def should_stop() -> bool:
+        return stop.is_set() or (cancel is not None and cancel.is_set())
+
+    return write_layer(tree, job.members, hardlinks, source_date_epoch, blobs, level=level, should_stop=should_stop)
+
+
 def write_oci_image(
     tree: Path,
     out_dir: Path,
@@ -159,6 +176,7 @@ def write_oci_image(
     jobs: int | None = None,
     compression_level: int = DEFAULT_LEVEL,
     progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> OciResult:
     """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
 
@@ -224,15 +242,23 @@ def write_oci_image(
     blobs.mkdir(parents=True)
     try:
         blobs_by_job: dict[str, LayerBlob] = {}
+        stop = threading.Event()  # set on the first failure or interruption: the other layers stop early
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="oci-layer") as pool:
             futures = {
                 job.id: pool.submit(
-                    write_layer, tree, job.members, hardlinks, source_date_epoch, blobs, level=compression_level
+                    _write_layer_job, tree, job, hardlinks, source_date_epoch, blobs, compression_level, stop, cancel
                 )
                 for job in sorted(jobs_list, key=lambda j: -j.tar_estimate)
             }
-            for job_id, future in futures.items():
-                blobs_by_job[job_id] = future.result()
+            try:
+                for job_id, future in futures.items():
+                    blobs_by_job[job_id] = future.result()
+            except BaseException:
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                if cancel is not None and cancel.is_set():
+                    raise OciCancelled("the OCI image write was cancelled; nothing was left behind") from None
+                raise
         say(f"wrote {len(jobs_list)} layers with {jobs} threads")
         layer_blobs = [blobs_by_job[job.id] for job in jobs_list]
         created = rfc3339(source_date_epoch)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deb_bootc_compose.oci import OciError, OciResult, write_oci_image
+from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
 from deb_bootc_compose.phases.base import ComposeError, ImageRecord, Phase, VariantState
 
 IMAGE_TYPE = "bootable-container"
@@ -84,7 +84,10 @@ class OciPhase(Phase):
                 arch=vs.arch,
                 archive_name=archive_name(m, vs.variant, vs.arch),
                 progress=lambda msg: self.progress(f"{label}: {msg}"),
+                cancel=self.ctx.cancel,
             )
+        except OciCancelled:
+            raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
         except (OciError, ValueError) as exc:
             raise ComposeError(f"{label}: OCI image: {exc}") from exc
         vs.oci = result

@@ -78,3 +78,11 @@ def test_oci_phase_errors(tmp_path: Path) -> None:
     ctx.variants[0].kernel_version = "7.0.0-9-amd64"
     with pytest.raises(ComposeError, match=r"7\.0\.0-9-amd64 is not a directory"):
         OciPhase(ctx).run()
+
+
+def test_oci_phase_cancelled(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    ctx.cancel.set()
+    with pytest.raises(KeyboardInterrupt, match="interrupted during oci"):
+        OciPhase(ctx).write(ctx.variants[0])
+    assert not ctx.paths.oci_dir("base", "amd64").joinpath("layout").exists()

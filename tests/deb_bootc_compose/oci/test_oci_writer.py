@@ -7,12 +7,13 @@ import io
 import json
 import os
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 from synthetic import KVER, SDE, add_package, make_tree, noise
 
-from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciError, OciResult, write_oci_image
+from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciCancelled, OciError, OciResult, write_oci_image
 from deb_bootc_compose.oci.plan import PlanError
 from deb_bootc_compose.oci.tarlayer import header_for, tarinfo_for
 from deb_bootc_compose.oci.tree import scan_tree
@@ -259,3 +260,19 @@ def test_fast_headers_equal_tarfile_headers(tree: Path) -> None:
         assert made[0] == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), entry.path
         fast += len(made[0]) == 512
     assert fast > 20  # most entries take the fast path
+
+
+def test_cancel_mid_write_leaves_previous_layout(tree: Path, tmp_path: Path) -> None:
+    first = write(tree, tmp_path / "out")
+    (tree / "usr/bin/hello").write_bytes(b"changed\n")
+    cancel = threading.Event()
+
+    def on_progress(message: str) -> None:
+        if message.startswith("scanned"):
+            cancel.set()  # after the scan, while layers are being written
+
+    with pytest.raises(OciCancelled, match="cancelled"):
+        write(tree, tmp_path / "out", cancel=cancel, progress=on_progress)
+    index = json.loads((first.layout_dir / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == first.manifest_digest
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
