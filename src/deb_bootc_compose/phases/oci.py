@@ -3,18 +3,22 @@
 For each variant the prepared tree (container form) becomes ``compose/<variant>/<arch>/oci/layout/`` (an
 OCI image layout, tag = the manifest's ``oci.tag`` or version) and ``…/oci/<name>-<variant>-<version>.<arch>
 .oci-archive``. The layer plan of the previous compose in the same target directory is kept in
-``TARGET/.state/oci-plans/`` so that packages keep their layers from one compose to the next.
+``TARGET/.state/oci-plans/`` so that packages keep their layers from one compose to the next; the plan an
+image was cut with is also copied next to it (``oci/layer-plan.json``): the layer split depends on it, so
+the lockfile and this plan together give the same image digest in another target directory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
 from deb_bootc_compose.phases.base import ComposeError, ImageRecord, Phase, VariantState
 
+PLAN_NAME = "layer-plan.json"
 IMAGE_TYPE = "bootable-container"
 IMAGE_FORMAT = "ociarchive"
 
@@ -91,6 +95,8 @@ class OciPhase(Phase):
         except (OciError, ValueError) as exc:
             raise ComposeError(f"{label}: OCI image: {exc}") from exc
         vs.oci = result
+        # the plan this image was cut with, next to it: with the lockfile, what reproduces the same digest
+        shutil.copyfile(plan, out_dir / PLAN_NAME)
         vs.images = [img for img in vs.images if img.path != result.archive_path]
         vs.images.append(
             ImageRecord(

@@ -42,7 +42,8 @@ def test_oci_phase_writes_every_variant(tmp_path: Path) -> None:
         assert labels["org.debian.bootc.variant"] == vs.variant
         assert labels[OSTREE_COMMIT_LABEL] == "ab" * 32
         assert "ostree.commit" not in labels
-        assert ctx.target.state.joinpath("oci-plans", f"debian-bootc-{vs.variant}.amd64.json").is_file()
+        plan = ctx.target.state.joinpath("oci-plans", f"debian-bootc-{vs.variant}.amd64.json")
+        assert plan.read_bytes() == (ctx.paths.oci_dir(vs.variant, "amd64") / "layer-plan.json").read_bytes()
     assert (tmp_path / "target/.state/oci-plans").is_dir()
 
 
