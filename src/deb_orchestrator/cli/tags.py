@@ -87,7 +87,12 @@ def cmd_add_tag(args: argparse.Namespace) -> int:
 
 def cmd_list_tags(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        emit(args, hub.get("/tags"), [("name", "Tag"), ("arches", "Arches"), ("parents", "Parents"),
+        tags = hub.get("/tags")
+        if not args.json:
+            for t in tags:
+                t["external_repos"] = [f"{e['url']} {e['suite']} {' '.join(e['components'])}"
+                                       for e in t["external_repos"]]
+        emit(args, tags, [("name", "Tag"), ("arches", "Arches"), ("parents", "Parents"),
                                       ("inheritance", "Inheritance"), ("external_repos", "External repos")])
     return 0
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -107,7 +108,7 @@ class PrincipalCache:
             self._items.clear()
 
 
-def current_principal(
+async def current_principal(
     request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal:
     if creds is None or not creds.credentials:
@@ -117,8 +118,11 @@ def current_principal(
     principal = hub.principals.get(creds.credentials)
     if principal is not None:
         return principal
-    with hub.db.session() as s:
-        principal = lookup(s, creds.credentials)
+    def look() -> Principal | None:
+        with hub.db.session() as s:
+            return lookup(s, creds.credentials)
+
+    principal = await run_in_threadpool(look)
     if principal is not None:
         hub.principals.put(creds.credentials, principal)
     if principal is None:
@@ -129,7 +133,7 @@ def current_principal(
 def require(scope: str):  # type: ignore[no-untyped-def]
     """A FastAPI dependency: the caller's token must carry ``scope`` (or admin)."""
 
-    def dep(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dep(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has(scope):
             raise HTTPException(
                 403, f"this token ({principal.user}, scopes {','.join(sorted(principal.scopes))}) "

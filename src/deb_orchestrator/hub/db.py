@@ -27,7 +27,7 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
-            kwargs.update(pool_size=20, max_overflow=40, pool_pre_ping=True)
+            kwargs.update(pool_size=20, max_overflow=40, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)

@@ -144,6 +144,9 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
              result: dict[str, Any], max_attempts: int) -> dict[str, Any]:
     """Record a deb-mock result (result.json) for an attempt; returns what became of task and build."""
     task = _attempt(session, task_id, fence, host_id)
+    if task.parent_id is not None:
+        # siblings finishing at the same moment take turns, so exactly one of them sees all of them done
+        session.get(Task, task.parent_id, with_for_update=True, populate_existing=True)
     code = int(result.get("exit_code", 4))
     now = time.time()
     task.result = result

@@ -130,17 +130,47 @@ class ClaimIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    fence: int
+    fence: int = Field(ge=0, le=2**31 - 1)
     log: list[str] = Field(default_factory=list, max_length=2000, description="new log lines since the last call")
 
 
+class ResultFileIn(BaseModel):
+    name: str = Field(max_length=300)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class MissingIn(BaseModel):
+    relation: str = Field(max_length=2000)
+    packages: list[str] = Field(default_factory=list, max_length=100)
+
+
+class BuildrootPackageIn(BaseModel):
+    package: str = Field(max_length=200)
+    version: str = Field(max_length=200)
+    arch: str = Field(max_length=50)
+
+
+class ResultIn(BaseModel, extra="allow"):
+    """deb-mock's result.json (DESIGN.md, "Contracts"); unknown fields are kept."""
+
+    state: str = Field(default="error", max_length=20)
+    exit_code: int = Field(ge=0, le=255)
+    source: dict[str, str] = Field(default_factory=dict)
+    arch: str = Field(default="", max_length=50)
+    files: list[ResultFileIn] = Field(default_factory=list, max_length=1000)
+    missing: list[MissingIn] = Field(default_factory=list, max_length=200)
+    buildroot: list[BuildrootPackageIn] = Field(default_factory=list, max_length=20_000)
+    error: str | None = Field(default=None, max_length=5000)
+
+
 class CompleteIn(BaseModel):
-    fence: int
-    result: dict[str, object] = Field(description="deb-mock's result.json")
+    fence: int = Field(ge=0, le=2**31 - 1)
+    result: ResultIn
 
 
 class ReleaseIn(BaseModel):
-    fence: int
+    fence: int = Field(ge=0, le=2**31 - 1)
     reason: str = Field(default="builder stopping", max_length=500)
 
 

@@ -168,8 +168,8 @@ def complete(task_id: int, body: CompleteIn, request: Request,
              who: Principal = Depends(require("builder"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
-        out = scheduler.complete(s, hub.store, task_id, body.fence, _host_id(who), dict(body.result),
-                                 hub.settings.max_attempts)
+        result = body.result.model_dump(exclude_none=True)
+        out = scheduler.complete(s, hub.store, task_id, body.fence, _host_id(who), result, hub.settings.max_attempts)
     if out["requeued"]:
         hub.work.notify()
     if out["build_state"] == "complete":
