@@ -15,6 +15,31 @@ from debarchive_helpers import DebMaker, build_deb
 from debarchive.signing import SigningKey
 
 
+def _gpg_agents_under(prefixes: tuple[str, ...]) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("gpg-agent") and any(a.startswith(prefixes) for a in argv[1:]):
+            found.append(" ".join(argv))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_gpg_agent_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every GnuPG agent these tests (or the code under test) start must be stopped again."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    leaked = _gpg_agents_under((base,))
+    # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
+    leaked += [a for a in _gpg_agents_under(("/tmp/dak-",)) if not Path(a.split()[2]).exists()]
+    assert leaked == [], f"gpg-agent processes left running: {leaked}"
+
+
 @pytest.fixture(scope="session")
 def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
     return SigningKey.ensure(tmp_path_factory.mktemp("key") / "gnupg", uid="debarchive tests <tests@localhost>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -12,14 +13,29 @@ from debarchive.signing import SigningKey
 DebMaker = Callable[..., Path]
 
 
+def dearmor(text: str) -> bytes:
+    """The binary form of an ASCII-armored OpenPGP block (what ``gpg --dearmor`` does, without touching any
+    GnuPG home)."""
+    lines = text.strip().splitlines()
+    body = lines[lines.index("") + 1 : -1]  # after the armor headers, before the END line
+    return base64.b64decode("".join(line for line in body if not line.startswith("=")))
+
+
 def gpgv(key: SigningKey, tmp: Path, *files: Path) -> subprocess.CompletedProcess[str]:
-    """Verify with bookworm's gpgv against the exported (armored, then dearmored) public key."""
+    """Verify with bookworm's gpgv against the exported public key (gpgv wants a binary keyring)."""
     asc = key.export_public(tmp / "key.asc")
     keyring = tmp / "key.gpg"
-    keyring.unlink(missing_ok=True)
-    subprocess.run(["gpg", "--batch", "--yes", "--output", str(keyring), "--dearmor", str(asc)], check=True,
-                   capture_output=True)
+    keyring.write_bytes(dearmor(asc.read_text()))
     return subprocess.run(["gpgv", "--keyring", str(keyring), *map(str, files)], capture_output=True, text=True)
+
+
+def secret_key_listing(home: Path) -> str:
+    """``gpg --list-secret-keys`` in colon format; stops the agent that gpg starts for it."""
+    try:
+        return subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-secret-keys"],
+                              capture_output=True, text=True, check=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
 
 
 def build_deb(

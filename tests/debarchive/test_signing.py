@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from debarchive_helpers import gpgv
+from debarchive_helpers import gpgv, secret_key_listing
 
 from debarchive.signing import SigningError, SigningKey
 
@@ -39,8 +39,7 @@ def test_ensure_creates_then_loads_same_key(tmp_path: Path) -> None:
     assert SigningKey.load(home, key.fingerprint.lower()).fingerprint == key.fingerprint
     text = key.public_armored()
     assert text.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-    listing = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-secret-keys"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = secret_key_listing(home)
     assert listing.count("\nsec:") + listing.startswith("sec:") == 1
     assert ":ed25519:" in listing
     assert "\nsec:u:255:22:" in "\n" + listing  # ed25519 (algo 22), no expiry field
@@ -100,8 +99,7 @@ def test_concurrent_ensure_creates_one_key(tmp_path: Path) -> None:
     fprs = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(fprs) == 1 and len(next(iter(fprs))) == 40
-    listing = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-secret-keys"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = secret_key_listing(home)
     assert sum(1 for line in listing.splitlines() if line.startswith("sec:")) == 1
 
 
@@ -145,8 +143,7 @@ def test_unwritable_home_gives_clear_error(tmp_path: Path) -> None:
 
 def test_rsa_key_for_old_clients(tmp_path: Path) -> None:
     key = SigningKey.ensure(tmp_path / "rsa", algorithm="rsa3072")
-    listing = subprocess.run(["gpg", "--homedir", str(key.home), "--with-colons", "--list-secret-keys"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = secret_key_listing(key.home)
     assert "\nsec:u:3072:1:" in "\n" + listing  # RSA (algo 1), 3072 bits
     signed = tmp_path / "InRelease"
     signed.write_bytes(key.clearsign(b"data\n"))
