@@ -71,12 +71,7 @@ def add_to_pool(root: Path, src: Path, filename: str) -> Path:
     dest = Path(root) / filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        if dest.samefile(src) or sha256_file(dest) == sha256_file(src):
-            return dest
-        raise RepoError(
-            f"{filename} already exists in the pool of {root} with different content; pool files are immutable "
-            "(bump the version to publish a different file)"
-        )
+        return _same_or_refuse(root, src, dest, filename)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -91,11 +86,22 @@ def add_to_pool(root: Path, src: Path, filename: str) -> Path:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
+        try:
+            os.link(tmp, dest)  # never replaces: another writer may have put a file there meanwhile
+        except FileExistsError:
+            return _same_or_refuse(root, src, dest, filename)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     return dest
+
+
+def _same_or_refuse(root: Path, src: Path, dest: Path, filename: str) -> Path:
+    if dest.samefile(src) or sha256_file(dest) == sha256_file(src):
+        return dest
+    raise RepoError(
+        f"{filename} already exists in the pool of {root} with different content; pool files are immutable "
+        "(bump the version to publish a different file)"
+    )
 
 
 def sha256_file(path: Path) -> str:

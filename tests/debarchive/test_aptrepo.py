@@ -96,14 +96,38 @@ def test_add_to_pool_links_and_refuses_different_content(tmp_path: Path) -> None
     assert sorted(p.name for p in dest.parent.iterdir()) == ["a.deb"]  # no temp files left
 
 
+def test_add_to_pool_never_replaces_a_file_that_appears_meanwhile(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    src = tmp_path / "a.deb"
+    src.write_bytes(b"ours")
+    dest = root / "pool/main/a/a/a.deb"
+    real_link = os.link
+
+    def racing_link(a: object, b: object) -> None:
+        if Path(str(b)) == dest and not dest.exists():  # another writer wins the race
+            dest.write_bytes(b"theirs")
+        real_link(a, b)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool.os, "link", racing_link)
+    with pytest.raises(RepoError, match="different content"):
+        add_to_pool(root, src, "pool/main/a/a/a.deb")
+    assert dest.read_bytes() == b"theirs"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["a.deb"]
+
+
 def test_add_to_pool_copies_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    def no_link(src: object, dst: object) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    src = tmp_path / "a.deb"
+    real_link = os.link
+
+    def no_link(a: object, b: object) -> None:  # the source file lives on "another filesystem"
+        if Path(str(a)) == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(a, b)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pool.os, "link", no_link)
-    src = tmp_path / "a.deb"
     src.write_bytes(b"content")
     dest = add_to_pool(tmp_path / "repo", src, "pool/main/a/a/a.deb")
     assert dest.read_bytes() == b"content" and dest.stat().st_ino != src.stat().st_ino
