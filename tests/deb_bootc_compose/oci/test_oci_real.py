@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +145,25 @@ def test_max_layers_on_real_tree(minbase_tree: Path, tmp_path: Path) -> None:
     assert len(small.layers) == 6
     data = json.loads(output(["skopeo", "inspect", f"oci:{small.layout_dir}:13"]))
     assert len(data["Layers"]) == 6
+
+
+def test_layer_members_keep_owners_and_modes(image: OciResult, minbase_tree: Path) -> None:
+    """umoci --rootless maps owners away; read the layers themselves for uid, gid, mode and mtime."""
+    seen = 0
+    for layer in image.layers:
+        blob = image.layout_dir / "blobs/sha256" / layer.digest.split(":")[1]
+        with tarfile.open(blob, "r:gz") as tar:
+            for member in tar:
+                st = (minbase_tree / member.name).lstat()
+                assert (member.uid, member.gid) == (st.st_uid, st.st_gid), member.name
+                assert member.mode == stat.S_IMODE(st.st_mode), member.name
+                assert member.mtime == min(int(st.st_mtime), SDE), member.name
+                assert member.uname == "" and member.gname == ""
+                seen += 1
+    assert seen > len(list(minbase_tree.rglob("*")))  # directories repeat across layers
+    # etc/shadow is root:shadow, usr/bin/chage setgid shadow: a non-root group really is carried
+    shadow_gid = (minbase_tree / "etc/shadow").lstat().st_gid
+    assert shadow_gid != 0
+    unowned = next(x for x in image.layers if x.id == "unowned")
+    with tarfile.open(image.layout_dir / "blobs/sha256" / unowned.digest.split(":")[1], "r:gz") as tar:
+        assert tar.getmember("etc/shadow").gid == shadow_gid
