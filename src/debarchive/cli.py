@@ -31,7 +31,7 @@ def _existing(root: Path, suite: str) -> tuple[list[str], list[PackageEntry], li
     rel = Release(release.read_text(encoding="utf-8"))
     arches = rel.get("Architectures", "").split()
     components = rel.get("Components", "main").split()
-    if components != ["main"] and len(components) != 1:
+    if len(components) != 1:
         raise RepoError(f"{release} has components {components}; this tool keeps one component per suite")
     component = components[0]
     packages = [e for a in arches for e in aptrepo.read_packages(root, suite, component, a)]
