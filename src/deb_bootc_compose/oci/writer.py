@@ -195,6 +195,13 @@ def write_oci_image(
             '(for example "13" or "latest")'
         )
     jobs = max(1, jobs or os.cpu_count() or 1)
+    if (tree / "usr/etc").is_dir() and not (tree / "etc").is_dir():
+        raise OciError(
+            f"{tree} is in OSTree form (usr/etc, no etc): an OCI image needs /etc at the top level; "
+            "write the image from the container-form tree (move usr/etc back to etc)"
+        )
+    if cancel is not None and cancel.is_set():
+        raise OciCancelled("the OCI image write was cancelled before it started")
     entries = scan_tree(tree)
     say(f"scanned {len(entries)} entries of {tree}")
     units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)

@@ -235,6 +235,9 @@ def test_bad_inputs(tree: Path, tmp_path: Path) -> None:
         write(tree, tmp_path / "out", plan=bad_plan)
     with pytest.raises(ValueError, match="no OCI architecture known for Debian architecture 'vax'"):
         write(tree, tmp_path / "out", arch="vax")
+    os.rename(tree / "etc", tree / "usr/etc")
+    with pytest.raises(OciError, match=r"is in OSTree form \(usr/etc, no etc\)"):
+        write(tree, tmp_path / "out")
     # nothing half-written was left behind by the failures
     assert not (tmp_path / "out" / "layout").exists()
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
