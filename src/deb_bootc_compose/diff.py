@@ -3,11 +3,14 @@
 Each side is a compose directory (or a ``latest-*`` symlink to one), read from its
 ``metadata/packages.json``; a compose without one (interrupted before metadata) is read from its
 ``metadata/lockfile.yaml``. A packages.json or lockfile.yaml path works too. Packages are compared per
-variant/arch, keyed by (name, arch); versions are ordered the way dpkg orders them.
+variant/arch, keyed by (name, arch); versions are ordered the way dpkg orders them. When both sides are
+compose directories, their OCI images are compared too: how many layers changed and how many bytes a
+client holding the old image pulls to get the new one.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +47,28 @@ class VariantDiff:
         return not (self.added or self.removed or self.changed)
 
 
+@dataclass(frozen=True)
+class ImageLayers:
+    manifest_digest: str
+    layers: dict[str, int]  # layer digest → compressed size
+
+
+@dataclass(frozen=True)
+class ImageChange:
+    old_digest: str
+    new_digest: str
+    layers: int  # in the new image
+    changed_layers: int  # layers of the new image the old one does not have
+    bytes_to_pull: int
+    total_bytes: int
+
+
 @dataclass
 class ComposeSide:
     label: str  # compose ID or file name
     packages: dict[str, dict[str, list[PackageMeta]]]  # variant → arch → packages
     source: Path
+    images: dict[str, ImageLayers] = field(default_factory=dict)  # "variant/arch" → its OCI image
 
 
 @dataclass
@@ -56,6 +76,7 @@ class ComposeDiff:
     old: ComposeSide
     new: ComposeSide
     variants: dict[str, VariantDiff]  # "variant/arch" → diff
+    images: dict[str, ImageChange] = field(default_factory=dict)  # when both sides are compose directories
 
     @property
     def empty(self) -> bool:
@@ -76,6 +97,17 @@ class ComposeDiff:
                 }
                 for key, d in self.variants.items()
             },
+            "images": {
+                key: {
+                    "old_digest": c.old_digest,
+                    "new_digest": c.new_digest,
+                    "layers": c.layers,
+                    "changed_layers": c.changed_layers,
+                    "bytes_to_pull": c.bytes_to_pull,
+                    "total_bytes": c.total_bytes,
+                }
+                for key, c in self.images.items()
+            },
         }
 
     def human(self) -> str:
@@ -89,6 +121,17 @@ class ComposeDiff:
         if self.empty:
             lines.append("")
             lines.append("no package differences")
+        if self.images:
+            lines.append("")
+        for key, c in self.images.items():
+            if c.old_digest == c.new_digest:
+                lines.append(f"OCI {key}: same image {c.new_digest}")
+            else:
+                share = 100 * c.bytes_to_pull / c.total_bytes if c.total_bytes else 0.0
+                lines.append(
+                    f"OCI {key}: {c.changed_layers} of {c.layers} layers changed, "
+                    f"{c.bytes_to_pull / 1e6:.1f} MB of {c.total_bytes / 1e6:.1f} MB to pull ({share:.1f}%)"
+                )
         return "\n".join(lines)
 
 
@@ -121,6 +164,36 @@ def _from_lockfile(path: Path) -> dict[str, dict[str, list[PackageMeta]]]:
     return result
 
 
+def read_images(topdir: Path) -> dict[str, ImageLayers]:
+    """The OCI images of a compose directory (``compose/<variant>/<arch>/oci/*/index.json``)."""
+    found: dict[str, ImageLayers] = {}
+    for index_path in sorted(topdir.glob("compose/*/*/oci/*/index.json")):
+        layout = index_path.parent
+        variant, arch = index_path.parts[-5], index_path.parts[-4]
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            digest = index["manifests"][0]["digest"]
+            blob = layout / "blobs" / "sha256" / digest.split(":", 1)[1]
+            manifest = json.loads(blob.read_text(encoding="utf-8"))
+            layers = {layer["digest"]: int(layer["size"]) for layer in manifest["layers"]}
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise DiffError(f"{layout}: not a readable OCI layout ({exc!r})") from None
+        found[f"{variant}/{arch}"] = ImageLayers(digest, layers)
+    return found
+
+
+def compare_images(old: ImageLayers, new: ImageLayers) -> ImageChange:
+    fresh = {d: size for d, size in new.layers.items() if d not in old.layers}
+    return ImageChange(
+        old_digest=old.manifest_digest,
+        new_digest=new.manifest_digest,
+        layers=len(new.layers),
+        changed_layers=len(fresh),
+        bytes_to_pull=sum(fresh.values()),
+        total_bytes=sum(new.layers.values()),
+    )
+
+
 def load_side(path: Path) -> ComposeSide:
     """A compose directory, a packages.json or a lockfile.yaml → its packages."""
     if not path.exists():
@@ -131,9 +204,9 @@ def load_side(path: Path) -> ComposeSide:
             packages_json = resolved / "metadata" / "packages.json"
             lockfile = resolved / "metadata" / "lockfile.yaml"
             if packages_json.is_file():
-                return ComposeSide(resolved.name, load_packages(packages_json), packages_json)
+                return ComposeSide(resolved.name, load_packages(packages_json), packages_json, read_images(resolved))
             if lockfile.is_file():
-                return ComposeSide(resolved.name, _from_lockfile(lockfile), lockfile)
+                return ComposeSide(resolved.name, _from_lockfile(lockfile), lockfile, read_images(resolved))
             raise DiffError(
                 f"{path} has neither metadata/packages.json nor metadata/lockfile.yaml: "
                 "is it a compose directory (TARGET/<COMPOSE_ID>, not the target directory itself)?"
@@ -170,4 +243,5 @@ def diff_composes(old_path: Path, new_path: Path) -> ComposeDiff:
         f"{v}/{a}": diff_packages(old.packages.get(v, {}).get(a, []), new.packages.get(v, {}).get(a, []))
         for v, a in keys
     }
-    return ComposeDiff(old, new, variants)
+    images = {key: compare_images(old.images[key], new.images[key]) for key in sorted(old.images.keys() & new.images)}
+    return ComposeDiff(old, new, variants, images)

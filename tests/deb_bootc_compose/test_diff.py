@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from composefixtures import lockfile_for
+from synthetic import KVER, SDE, make_tree
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.cli import main as cli_main
 from deb_bootc_compose.diff import DiffError, diff_composes
+from deb_bootc_compose.oci import write_oci_image
 from deb_bootc_compose.phases.metadata import package_rows
 
 OLD = {"bash": "5.2.37-2", "hello": "2.10-3", "libc6": "2.41-12", "sed": "4.9-2"}
@@ -88,3 +91,38 @@ def test_diff_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         diff_composes(bad_lock, old)
     assert cli_main(["diff", str(tmp_path / "nope"), str(old)]) == 2
     assert "deb-bootc-compose diff:" in capsys.readouterr().err
+
+
+def test_diff_compares_oci_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = make_tree(tmp_path / "tree")
+    tops = []
+    plan = tmp_path / "plan.json"
+    for i, versions in enumerate((OLD, NEW)):
+        top = make_compose(tmp_path / "target", f"debian-bootc-13-2026112{i + 1}.0", versions)
+        if i:
+            (tree / "usr/bin/hello").write_bytes(b"hello, upgraded\n")
+        write_oci_image(
+            tree,
+            top / "compose/base/amd64/oci",
+            ref_name="13",
+            labels={},
+            source_date_epoch=SDE,
+            kernel_version=KVER,
+            ostree_commit=None,
+            previous_plan=plan if plan.exists() else None,
+            plan_out=plan,
+        )
+        tops.append(top)
+    result = diff_composes(tops[0], tops[1])
+    change = result.images["base/amd64"]
+    assert change.changed_layers == 1 and change.layers == 7  # 5 packages, kernel, unowned
+    assert 0 < change.bytes_to_pull < change.total_bytes / 2
+    assert cli_main(["diff", str(tops[0]), str(tops[1])]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"OCI base/amd64: 1 of 7 layers changed, [\d.]+ MB of [\d.]+ MB to pull \([\d.]+%\)", out), out
+    assert cli_main(["diff", "--json", str(tops[1]), str(tops[1])]) == 0
+    same = json.loads(capsys.readouterr().out)["images"]["base/amd64"]
+    assert same["changed_layers"] == 0 and same["old_digest"] == same["new_digest"]
+    (tops[1] / "compose/base/amd64/oci/layout/index.json").write_text("{}")
+    with pytest.raises(DiffError, match="not a readable OCI layout"):
+        diff_composes(tops[0], tops[1])
