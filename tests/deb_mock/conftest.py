@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dm_helpers import DEB_MOCK, Run
 
 from srcpkg import make_source
-
-DEB_MOCK = str(Path(sys.executable).parent / "deb-mock")
-HELLO = "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc"
-
-
-@dataclass
-class Run:
-    rc: int
-    out: str
-    resultdir: Path
-
-    @property
-    def result(self) -> dict:  # type: ignore[type-arg]
-        return json.loads((self.resultdir / "result.json").read_text())  # type: ignore[no-any-return]
-
-    def log(self, name: str) -> str:
-        return (self.resultdir / name).read_text()
 
 
 @pytest.fixture(scope="session")
@@ -114,16 +94,3 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["tree"] = make_source(d, "dm-tree", "2.0", files={"data.txt": "x\n"}, build_source=False)
     out["concurrent"] = make_source(d, "dm-concurrent", "1.0", build_depends="debhelper-compat (= 13), python3-six")
     return out
-
-
-def deb_contents(deb: Path) -> str:
-    return subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
-
-
-def leftover_processes(pattern: str) -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in ps.splitlines() if pattern in line and "ps -eo" not in line]
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0

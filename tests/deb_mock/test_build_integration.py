@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import HELLO, deb_contents
+from dm_helpers import HELLO, deb_contents
 
 pytestmark = pytest.mark.integration
 

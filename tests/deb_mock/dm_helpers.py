@@ -1,0 +1,40 @@
+"""Helpers for deb-mock's integration tests (a module with a unique name, importable from tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DEB_MOCK = str(Path(sys.executable).parent / "deb-mock")
+HELLO = "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc"
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    resultdir: Path
+
+    @property
+    def result(self) -> dict:  # type: ignore[type-arg]
+        return json.loads((self.resultdir / "result.json").read_text())  # type: ignore[no-any-return]
+
+    def log(self, name: str) -> str:
+        return (self.resultdir / name).read_text()
+
+
+def deb_contents(deb: Path) -> str:
+    return subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+
+
+def leftover_processes(pattern: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if pattern in line and "ps -eo" not in line]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
