@@ -22,7 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +98,9 @@ class VirtualMachine:
         cfg.workdir.mkdir(parents=True, exist_ok=True)
         self.overlay = cfg.workdir / "overlay.qcow2"
         self.vars = cfg.workdir / "OVMF_VARS.fd"
-        self.sock_path = cfg.workdir / "shell.sock"
+        # a UNIX socket path must stay under 108 bytes: keep it in a short directory of its own
+        self._sockdir = Path(tempfile.mkdtemp(prefix="dbc-vm-"))
+        self.sock_path = self._sockdir / "shell.sock"
         self.qemu_log = cfg.workdir / "qemu.log"
         self.transcript = cfg.workdir / "shell-transcript.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -106,7 +108,6 @@ class VirtualMachine:
         self._buf = b""
         self._seq = 0
         self._console_offset = 0
-        self._drain: threading.Thread | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
         if not cfg.image.is_file():
@@ -181,6 +182,7 @@ class VirtualMachine:
 
     def close(self) -> None:
         self.kill()
+        shutil.rmtree(self._sockdir, ignore_errors=True)
 
     # ---- shell channel ----
     def _read(self, timeout: float) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -153,6 +154,11 @@ def _dpkg_packages(tree: Path) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
+def _recipe_source() -> str:
+    """The code that makes a fixture commit: the cache key changes when it does (and only then)."""
+    return "".join(inspect.getsource(f) for f in (_tmpfiles_for_var, make_ostree_ready, build_commit))
+
+
 def build_commit(cache: Path, mirror: str, version: str) -> FixtureCommit:
     """Build (or load from the cache) fixture commit ``version`` ("1" or "2") in its own archive repo."""
     packages = list(BASE_PACKAGES)
@@ -165,7 +171,7 @@ def build_commit(cache: Path, mirror: str, version: str) -> FixtureCommit:
     else:
         packages += V2_EXTRA
     key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, version, BASE_PACKAGES, V2_EXTRA,
-                                     Path(__file__).read_text()]).encode()).hexdigest()[:16]
+                                     _recipe_source()]).encode()).hexdigest()[:16]
     base = cache / "disk-fixture" / f"v{version}-{key}"
     done = base / "fixture.json"
     with _locked(cache / "disk-fixture" / f".v{version}.lock"):
