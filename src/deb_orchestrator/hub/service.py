@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from deb_orchestrator.hub import auth, scheduler
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import Database
-from deb_orchestrator.hub.models import Repo, Tag, Token
+from deb_orchestrator.hub.models import Repo, Tag, Task, Token
 from deb_orchestrator.hub.notify import Signal
 from deb_orchestrator.hub.repos import RepoPublisher
 from deb_orchestrator.hub.store import Store
@@ -53,11 +54,17 @@ class Hub:
         return path
 
     def start(self) -> None:
-        # repos that never got published (e.g. the hub stopped in between) are published now
         with self.db.session() as s:
+            # a publication may have been cut short by the stop: publish every repo once
             for tag in s.scalars(select(Tag)):
-                if s.scalar(select(Repo).where(Repo.tag_id == tag.id)) is None:
+                repo = s.scalar(select(Repo).where(Repo.tag_id == tag.id))
+                if repo is None:
                     s.add(Repo(tag_id=tag.id, dirty=True))
+                else:
+                    repo.dirty = True
+            # builders could not heartbeat while the hub was down: give running tasks a fresh lease
+            s.execute(update(Task).where(Task.state == "open", Task.lease_expires.is_not(None))
+                      .values(lease_expires=time.time() + self.settings.lease_seconds))
         if self.settings.publish_repos:
             self.publisher.start()
         self._reaper = threading.Thread(target=self._reap_loop, name="lease-reaper", daemon=True)
