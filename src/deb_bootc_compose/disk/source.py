@@ -187,8 +187,11 @@ def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_
             yield src
         return
     if spec.startswith("ostree:"):
-        repo_s, tag = _split_tag(spec[len("ostree:"):])
-        yield from_repo(Path(repo_s), ref or tag, remote_url)
+        repo_s, spec_ref = spec[len("ostree:"):], None
+        # refs contain "/": split at the last ":" when what precedes it is the repository
+        if ":" in repo_s and Path(repo_s.rsplit(":", 1)[0]).is_dir():
+            repo_s, spec_ref = repo_s.rsplit(":", 1)
+        yield from_repo(Path(repo_s), ref or spec_ref, remote_url)
         return
     path = Path(spec)
     if not path.exists():

@@ -1,0 +1,71 @@
+"""``install-to-disk`` from an OCI bootc image for real, and every refusal it must make before touching anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import imagefixtures
+import pytest
+
+from deb_bootc_compose.cli import main as compose_main
+from deb_bootc_compose.disk import cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_install_oci_archive_to_raw(commit_v1: imagefixtures.FixtureCommit, test_cache: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    archive = imagefixtures.oci_archive(test_cache, commit_v1)
+    disk = tmp_path / "disk.raw"
+    rc = compose_main(["install-to-disk", f"oci-archive:{archive}", str(disk), "--free-space", "128MiB",
+                       "--karg", "quiet", "--stateroot", "debian"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == str(disk)
+    assert "kernel arguments: root=LABEL=root rw console=tty0 console=ttyS0,115200n8 quiet" in out
+    table = json.loads(subprocess.run(["sfdisk", "-J", str(disk)], check=True, capture_output=True,
+                                      text=True).stdout)["partitiontable"]["partitions"]
+    assert [p["name"] for p in table] == ["EFI-SYSTEM", "boot", "root"]
+    boot = table[1]["start"] * 512
+    cfg = subprocess.run(["debugfs", "-R", "cat /loader/grub.cfg", f"{disk}?offset={boot}"], check=True,
+                         capture_output=True, text=True).stdout
+    assert " quiet ostree=/ostree/boot.1/debian/" in cfg
+    # the OCI import committed the layers again: same files, so the same kernel is deployed
+    assert f"vmlinuz-{commit_v1.kernel_version}" in cfg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.raw", "disk.raw.install.log"]
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    rc = cli.main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_block_device_needs_loud_confirmation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a block device node of a loop device that does not exist: any write would fail, nothing can be hurt
+    dev = tmp_path / "fake-disk"
+    os.mknod(dev, 0o600 | 0o060000, os.makedev(7, 250))
+    rc, err = run_cli(["ostree:/nonexistent", str(dev)], capsys)
+    assert rc == 2 and "ERASES EVERYTHING" in err and f"--i-know-this-wipes={dev}" in err
+    rc, err = run_cli(["ostree:/nonexistent", str(dev), "--i-know-this-wipes=/dev/sdz"], capsys)
+    assert rc == 2 and "ERASES EVERYTHING" in err
+
+
+def test_bad_sources_are_named(commit_v1: imagefixtures.FixtureCommit, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "d.raw")
+    rc, err = run_cli([str(tmp_path / "nothing-here"), out], capsys)
+    assert rc == 2 and "does not exist" in err and "oci-archive:FILE" in err
+    rc, err = run_cli([str(tmp_path), out], capsys)
+    assert rc == 2 and "neither a compose directory" in err
+    rc, err = run_cli([f"ostree:{commit_v1.repo}:no/such/ref", out], capsys)
+    assert rc == 2 and "no ref or commit 'no/such/ref'" in err and commit_v1.ref in err
+    rc, err = run_cli([f"oci:{tmp_path}", out], capsys)
+    assert rc == 2 and "not an OCI image layout" in err
+    rc, err = run_cli([str(commit_v1.repo), out, "--free-space", "lots"], capsys)
+    assert rc == 2 and "--free-space 'lots' is not a size" in err
+    rc, err = run_cli([str(commit_v1.repo), str(tmp_path / "missing-dir" / "d.raw")], capsys)
+    assert rc == 2 and "does not exist; create it first" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
