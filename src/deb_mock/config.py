@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 BUILTIN_DIR = Path(__file__).parent / "configs"
 SYSTEM_DIR = Path("/etc/deb-mock")
-ROOT_CACHE_FORMAT = 1  # bump when the way a root cache is made changes
+ROOT_CACHE_FORMAT = 2  # bump when the way a root cache is made changes
 
 
 class ConfigError(ValueError):

@@ -97,6 +97,8 @@ def mmdebstrap_argv(config: MockConfig, output: Path) -> list[str]:
         f'chroot "$1" groupadd --gid {uid} {config.build_user}',
         f'chroot "$1" useradd --uid {uid} --gid {uid} --home-dir /build --create-home --shell /bin/sh '
         f"{config.build_user}",
+        # the build's home holds the results: a normal user's deb-mock reads them from outside the sandbox
+        'chmod 0755 "$1/build"',
         'mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && echo force-unsafe-io > "$1/etc/dpkg/dpkg.cfg.d/deb-mock-unsafe-io"',
         'printf \'APT::Install-Recommends "false";\\nAcquire::Languages "none";\\n\' '
         '> "$1/etc/apt/apt.conf.d/90deb-mock"',
