@@ -21,7 +21,7 @@ CHANGELOG = """{name} ({version}) unstable; urgency=medium
 
 
 def make_source(root: Path, name: str, version: str, *, arch: str = "all", build_depends: str = "",
-                binaries: list[str] | None = None) -> Path:
+                binaries: list[str] | None = None, rules_extra: str = "") -> Path:
     """A native 3.0 source package; returns the .dsc path."""
     binaries = binaries or [name]
     tree = root / f"{name}-{version}"
@@ -35,7 +35,7 @@ def make_source(root: Path, name: str, version: str, *, arch: str = "all", build
     (tree / "debian" / "changelog").write_text(CHANGELOG.format(name=name, version=version))
     (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
     rules = tree / "debian" / "rules"
-    rules.write_text("#!/usr/bin/make -f\n%:\n\tdh $@\n")
+    rules.write_text("#!/usr/bin/make -f\n%:\n\tdh $@\n" + rules_extra)
     rules.chmod(0o755)
     subprocess.run(["dpkg-source", "-b", tree.name], cwd=root, check=True, capture_output=True)
     return root / f"{name}_{version}.dsc"

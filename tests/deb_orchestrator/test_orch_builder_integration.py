@@ -26,12 +26,8 @@ CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 
 
 def debmock_cache(test_cache: Path) -> Path:
-    """deb-mock's cache for these builds. The sandbox's mapped users must traverse every parent directory
-    of it, so a cache under root's 0700 home cannot be used; then deb-mock's own default (as root)."""
-    wanted = test_cache / "orchestrator-debmock"
-    if all(os.stat(p).st_mode & 0o001 for p in [*wanted.parents][:-1] if p.exists()):
-        return wanted
-    return Path("/var/cache/deb-mock")
+    """deb-mock's cache for these builds: the one deb-mock's own tests use, so root caches are shared."""
+    return test_cache / "deb-mock"
 
 
 class Hub:
@@ -173,3 +169,44 @@ def test_kill_9_builder_mid_build(hub: Hub, tmp_path: Path, test_cache: Path, mi
                                    key, "orch-kill")
         assert version == "1.0"
 
+
+
+def test_real_failure_and_dep_wait_release(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+    """A failing build keeps its logs; a build missing a build-dependency waits (Dep-Wait) and is built by
+    itself once another build puts the missing package in the repository its build tag sees."""
+    hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
+    hub.cli("add-tag", "dest", "--parent", "base")
+    hub.cli("add-tag", "build", "--parent", "dest")
+    hub.cli("add-target", "trixie", "build", "dest")
+    token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
+    src = tmp_path / "src"
+    src.mkdir()
+    failing = make_source(src, "orch-fail", "1.0", build_depends="debhelper-compat (= 13)",
+                          rules_extra="override_dh_auto_build:\n\techo deliberate failure; exit 1\n")
+    needs = make_source(src, "orch-needs", "1.0", build_depends="debhelper-compat (= 13), orch-lib-dev")
+    lib = make_source(src, "orch-lib", "1.0", build_depends="debhelper-compat (= 13)", binaries=["orch-lib-dev"])
+    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log")
+    try:
+        res = subprocess.run([*CLI, "build", "trixie", str(failing), "--wait"], env=hub.env, capture_output=True,
+                             text=True, timeout=900)
+        assert res.returncode == 1 and "failed" in res.stderr, res.stderr
+        hub.cli("download-logs", "orch-fail_1.0", "--dir", str(tmp_path / "logs"))
+        assert "deliberate failure" in next((tmp_path / "logs").rglob("build.log")).read_text()
+        client = HubClient(hub.url, hub.token)
+        sub = client.submit("trixie", needs)
+        deadline = time.monotonic() + 900
+        while client.build("orch-needs_1.0")["state"] != "dep-wait":
+            assert client.build("orch-needs_1.0")["state"] == "building"
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        waiting = next(t for t in client.build("orch-needs_1.0")["tasks"] if t["method"] == "buildArch")
+        assert any("orch-lib-dev" in m["packages"] for m in waiting["missing"]), waiting
+        client.submit("trixie", lib)  # lands in dest, which build inherits: orch-needs is requeued by itself
+        final = client.wait_task(sub["task"]["id"], timeout=1200)
+        assert final["state"] == "closed", final
+        b = client.build("orch-needs_1.0")
+        assert b["state"] == "complete"
+        assert any(p["package"] == "orch-lib-dev" for root in b["buildroots"].values() for p in root)
+        client.close()
+    finally:
+        stop_builder(builder)
