@@ -30,15 +30,12 @@ GRUB_MODULES = [
 
 
 def early_config(boot_label: str = BOOT_LABEL) -> str:
+    """The config embedded in BOOTX64.EFI. GRUB runs it with its rescue parser (no ``if``): plain commands."""
     return (
         f"search --no-floppy --label {boot_label} --set=root\n"
         "set prefix=($root)/grub\n"
-        "if [ -f ($root)/loader/grub.cfg ]; then\n"
-        "  configfile ($root)/loader/grub.cfg\n"
-        "else\n"
-        f'  echo "deb-bootc: no loader/grub.cfg on the filesystem labelled {boot_label}"\n'
-        "  sleep 10\n"
-        "fi\n"
+        "configfile ($root)/loader/grub.cfg\n"
+        f"echo deb-bootc: could not load loader/grub.cfg from the filesystem labelled {boot_label}\n"
     )
 
 
