@@ -169,3 +169,10 @@ def test_working_chroot_init_install_shell_clean(deb_mock, mock_cache) -> None: 
     assert deb_mock("--init").out.count("kept the working chroot") == 1
     assert deb_mock("--clean").rc == 0
     assert not (mock_cache / "chroots" / "debian-trixie-amd64").exists()
+
+
+def test_sid_is_a_build_target_too(deb_mock) -> None:  # type: ignore[no-untyped-def]
+    run = deb_mock("-r", "debian-sid-amd64", "--rebuild", HELLO)
+    assert run.rc == 0, run.out
+    assert run.result["state"] == "success"
+    assert "./usr/bin/hello" in deb_contents(run.resultdir / "hello_2.10-3_amd64.deb")

@@ -165,3 +165,24 @@ def test_concurrent_bootstraps_make_one_root_cache(tmp_path: Path) -> None:
     gens = list(cache.glob("root-cache/tiny-*/gen-*"))
     assert len(gens) == 1, gens
     assert sum("bootstrapping" in o for o in outs) == 1
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DEB_MOCK, "--configdir", str(confdir), "-r", "tiny", "--cache-dir", str(cache), *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    # --update makes a new generation and retires the old one (nobody uses it)
+    upd = cli("--update")
+    assert upd.returncode == 0, upd.stdout + upd.stderr
+    after = list(cache.glob("root-cache/tiny-*/gen-*"))
+    assert len(after) == 1 and after != gens
+    # the working chroot made on the old generation is made again on the new one
+    assert "made the working chroot" in cli("--init").stderr
+    # --scrub=chroot removes the working chroot, --scrub=root-cache the root cache
+    assert cli("--scrub", "chroot").returncode == 0
+    assert not (cache / "chroots" / "tiny").exists()
+    assert cli("--scrub", "root-cache").returncode == 0
+    assert not list(cache.glob("root-cache/tiny-*"))
