@@ -33,10 +33,13 @@ def kernel_args(extra: tuple[str, ...] | list[str], serial_console: bool = True)
     return args
 
 
+# systemd waits 90 s for a device by default; udev on a slow VM (TCG on a busy host) has been seen to need
+# more before /dev/disk/by-label appears, which failed local-fs.target. A missing disk still fails the boot.
+DEVICE_TIMEOUT = "x-systemd.device-timeout=5min"
 FSTAB = (
     "# written by deb-bootc-compose at install time (the root filesystem is mounted by ostree-prepare-root)\n"
-    f"LABEL={BOOT_LABEL} /boot ext4 defaults 1 2\n"
-    f"LABEL={ESP_LABEL} /boot/efi vfat umask=0077,shortname=winnt 0 2\n"
+    f"LABEL={BOOT_LABEL} /boot ext4 defaults,{DEVICE_TIMEOUT} 1 2\n"
+    f"LABEL={ESP_LABEL} /boot/efi vfat umask=0077,shortname=winnt,{DEVICE_TIMEOUT} 0 2\n"
 )
 
 
