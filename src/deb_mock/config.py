@@ -54,6 +54,7 @@ class MockConfig(BaseModel):
     root_cache_max_age_days: float = 15
     apt_lists_max_age_hours: float = 6
     deps_cache_max_mb: int = Field(default=8192, ge=0)
+    check_valid_until: bool = True  # false: accept a Release past its Valid-Until (frozen mirrors of sid)
     environment: dict[str, str] = {}
     source_file: str | None = None
 
@@ -79,6 +80,7 @@ class MockConfig(BaseModel):
             "packages": sorted(self.packages),
             "keyring": keyring_digest,
             "build_user": [self.build_user, self.build_uid],
+            "check_valid_until": self.check_valid_until,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

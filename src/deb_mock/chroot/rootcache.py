@@ -112,6 +112,8 @@ def mmdebstrap_argv(config: MockConfig, output: Path) -> list[str]:
         "--skip=cleanup/apt/lists",
         "--format=tar",
     ]
+    if not config.check_valid_until:  # mmdebstrap also keeps it in the chroot's apt.conf.d
+        argv.append("--aptopt=Acquire::Check-Valid-Until \"false\"")
     if config.keyring:
         argv.append(f"--keyring={config.keyring}")
     if config.packages:
