@@ -33,13 +33,17 @@ ADDED = ["ostree", "ostree-boot", "dracut", "grub2-common", "grub-efi-amd64-bin"
 
 
 def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
+    done: subprocess.CompletedProcess[str] = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:8])} ... failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    return done
 
 
 def floor(work: Path, sde: int) -> dict[str, float]:
     """The hand-made floor; returns seconds per step."""
     packages = yaml.safe_load(MANIFEST.read_text())["packages"] + ADDED
     tree = work / "floor-tree"
+    work.mkdir(parents=True, exist_ok=True)
     t: dict[str, float] = {}
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(sde), "INITRD": "No"}
     s = time.monotonic()

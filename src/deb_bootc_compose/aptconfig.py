@@ -133,6 +133,8 @@ class PrivateApt:
         for i, src in enumerate(self.manifest.sources):
             what = f"sources[{i}] ({src.repo_url()})"
             opts = [f"arch={self.arch}"]
+            if not src.check_valid_until:
+                opts.append("check-valid-until=no")
             if src.trusted:
                 opts.append("trusted=yes")
             else:
@@ -214,6 +216,11 @@ class PrivateApt:
                 failing.append(f"{url} ({src.repo_suite(self.manifest.suite)})")
         lines = [ln for ln in tail.splitlines() if ln.startswith(("E:", "W:", "Err:"))]
         what = ", ".join(failing) if failing else "one of the sources"
+        if "is expired" in tail or "is not valid yet" in tail:
+            return (
+                f"the Release file of {what} is outside its validity period (a frozen mirror, or a wrong clock); "
+                "set 'check_valid_until: false' on that source to accept it\n" + "\n".join(lines[-8:])
+            )
         return (
             f"apt could not read the package lists of {what}: is the URL right and reachable, "
             f"and does the suite exist there?\n" + "\n".join(lines[-8:])

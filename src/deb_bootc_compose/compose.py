@@ -48,6 +48,8 @@ OPTIONAL_PHASES = [
     ("checksums", "ChecksumsPhase"),
     ("metadata", "MetadataPhase"),
 ]
+# (module, class): run between init and gather when present, e.g. building the manifest's `build:` sources
+PRE_GATHER_PHASES = [("build", "BuildPhase")]
 # phases that still run when a no-op recompose reuses the previous deliverables
 REUSE_PHASES = ("checksums", "metadata")
 INCOMPLETE_KEY = "incomplete"
@@ -107,6 +109,7 @@ class Compose:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         keep_work: bool = False,
+        orchestrator_url: str | None = None,
     ) -> None:
         self.manifest_path = manifest_path.resolve()
         self.target = TargetPaths(target_dir.resolve())
@@ -115,6 +118,7 @@ class Compose:
         self.progress_cb = progress
         self.cancel = cancel or threading.Event()
         self.keep_work = keep_work
+        self.orchestrator_url = orchestrator_url.rstrip("/") if orchestrator_url else None
         if compose_type not in composeid.TYPE_SUFFIX:
             raise ComposeError(f"compose type {compose_type!r} is not one of {', '.join(composeid.TYPE_SUFFIX)}")
         if self.lockfile is not None and not self.lockfile.is_file():
@@ -127,6 +131,11 @@ class Compose:
 
     def run(self) -> ComposeResult:
         manifest = load_manifest(self.manifest_path)  # ManifestError before anything is created
+        if self.orchestrator_url is not None:
+            # --orchestrator URL overrides the url of every orchestrator source (never adds one)
+            for src in manifest.sources:
+                if src.orchestrator is not None:
+                    src.orchestrator.url = self.orchestrator_url
         self.target.target.mkdir(parents=True, exist_ok=True)
         with target_lock(self.target, lambda m: self._say("compose", m)):
             return self._run_locked(manifest)
@@ -161,6 +170,10 @@ class Compose:
         result = ComposeResult(paths=paths, status=status.STARTED)
         try:
             self._run_phase(InitPhase(ctx), result)
+            for module, cls in PRE_GATHER_PHASES:
+                pre = optional_phase(module, cls)
+                if pre is not None:
+                    self._run_phase(pre(ctx), result)
             self._run_phase(GatherPhase(ctx), result)
             ihash = input_hash(manifest, ctx.extra["lockfile"].digest())
             ctx.extra["input_hash"] = ihash

@@ -68,6 +68,7 @@ class Source(_Model):
     components: list[str] = Field(default_factory=lambda: ["main"])
     key: str | None = None  # keyring (path relative to the manifest, or URL); default Debian's archive keyring
     trusted: bool = False  # accept an unsigned repository (local testing only)
+    check_valid_until: bool = True  # false for frozen mirrors/snapshots whose Release has expired (Valid-Until)
     priority: int | None = None  # apt pin priority; orchestrator tags default to 990, others 500
     orchestrator: OrchestratorRef | None = None
 

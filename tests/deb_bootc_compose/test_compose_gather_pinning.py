@@ -98,3 +98,20 @@ def test_unreachable_hub(tmp_path: Path) -> None:
     wanted = r"orchestrator source http://127.0.0.1:9 \(tag trixie-dest\) is unreachable"
     with pytest.raises(ComposeError, match=wanted):
         gather(tmp_path, "http://127.0.0.1:9")
+
+
+def test_orchestrator_option_overrides_the_url(tmp_path: Path, tag_hub: str) -> None:
+    """--orchestrator URL replaces the manifest's (unreachable) hub URL: apt then reads the tag repository."""
+    from compose_helpers import run_cli
+
+    data = {"name": "hello-bootc", "version": "1", "suite": "trixie",
+            "sources": [{"url": "http://deb.debian.org/debian", "components": ["main"]},
+                        {"orchestrator": {"url": "http://127.0.0.1:9", "tag": TAG}}],
+            "packages": ["hello", "no-such-package-4711"]}
+    mpath = tmp_path / "m.yaml"
+    mpath.write_text(yaml.safe_dump(data))
+    run = run_cli(["--config", str(mpath), "--target-dir", str(tmp_path / "t"), "--orchestrator", tag_hub])
+    assert run.returncode == 1
+    assert "no-such-package-4711 not found in suite trixie" in run.stderr
+    assert f"{tag_hub}/repos/{TAG} {TAG} main" in run.stderr
+    assert "127.0.0.1:9" not in run.stderr

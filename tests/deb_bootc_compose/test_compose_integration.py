@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,7 +112,8 @@ def test_dpkg_database_works_in_both_places(minimal_compose: SessionCompose) -> 
 
 def test_commit_in_shared_archive_repo(minimal_compose: SessionCompose) -> None:
     repo = minimal_compose.target / "ostree" / "repo"
-    assert "mode=archive" in (repo / "config").read_text().replace(" ", "")
+    config = (repo / "config").read_text().replace(" ", "")
+    assert "mode=archive" in config and "zlib-level=1" in config
     lock = lockfile.load(minimal_compose.topdir / "metadata" / "lockfile.yaml")
     commit = ostree(repo, "rev-parse", REF).strip()
     assert len(commit) == 64
@@ -186,6 +188,12 @@ def test_lockfile_recompose_same_commit_from_pool(
     b = ostree(target / "ostree/repo", "rev-parse", REF).strip()
     assert a == b
     assert lockfile.load(topdir / "metadata/lockfile.yaml").variants == lockfile.load(lock_path).variants
+    # and the same OCI manifest digest
+    digests = []
+    for top in (minimal_compose.topdir, topdir):
+        (index,) = (top / "compose/base/amd64/oci").glob("*/index.json")
+        digests.append([m["digest"] for m in json.loads(index.read_text())["manifests"]])
+    assert digests[0] == digests[1] and digests[0]
 
 
 def test_lockfile_missing_from_pool_and_mirror(tmp_path: Path) -> None:
@@ -360,3 +368,37 @@ def test_dead_compose_is_doomed_by_the_next(tmp_path: Path) -> None:
     assert "debian-bootc-13-20260101.0 was left STARTED by a compose that died" in run.stderr
     assert (dead / "STATUS").read_text().strip() == "DOOMED"
     assert not (dead / "work").exists() and not (dead / "compose").exists()
+
+
+def test_users_groups_files_on_the_real_tree(minimal_compose: SessionCompose, tmp_path: Path) -> None:
+    """The example manifest's users, groups and files applied to a copy of the real tree (useradd in the tree)."""
+    tree = tmp_path / "tree"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(minimal_compose.tree), str(tree)], check=True)
+    manifest_path = EXAMPLES / "trixie-updates-security.yaml"
+    target = TargetPaths(tmp_path / "target")
+    ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=target,
+                         paths=target.compose("x-1-20260101.0"), compose_id="x-1-20260101.0", compose_type="test",
+                         source_date_epoch=1700000000)
+    phase = OstreePreparePhase(ctx)
+    phase._toplevel(tree)
+    phase._users(tree)
+    phase._files(tree)
+    passwd = (tree / "etc/passwd").read_text()
+    assert "admin:x:1000:1000::/var/home/admin:/bin/bash" in passwd
+    group = (tree / "etc/group").read_text()
+    assert re.search(r"^admins:x:1500:admin$", group, re.M)
+    assert re.search(r"^sudo:x:\d+:admin$", group, re.M)
+    shadow = (tree / "etc/shadow").read_text()
+    assert re.search(r"^admin:!:", shadow, re.M)  # no password: SSH key only
+    keys = tree / "var/home/admin/.ssh/authorized_keys"
+    assert keys.read_text().startswith("ssh-ed25519 ")
+    assert (keys.stat().st_uid, keys.stat().st_mode & 0o777) == (1000, 0o600)
+    assert (tree / "etc/motd").read_text() == "Debian bootc server image (deb-bootc-compose)\n"
+    phase._autovar(tree)
+    autovar = (tree / "usr/lib/tmpfiles.d/deb-bootc-autovar.conf").read_text()
+    assert "d /var/home/admin 0700 1000 1000 - -" in autovar
+    assert ("C /var/home/admin/.ssh/authorized_keys - - - - /usr/share/factory/var/home/admin/.ssh/authorized_keys"
+            in autovar)
+    assert (tree / "usr/share/factory/var/home/admin/.ssh/authorized_keys").stat().st_uid == 1000
+    assert sorted(p.name for p in (tree / "var").iterdir()) == ["lib"]
+    treeops.remove_tree(tree)

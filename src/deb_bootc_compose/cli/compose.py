@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compose-type", choices=["production", "nightly", "test"], default="production",
                    help="the compose ID suffix: production (none), nightly (.n), test (.t)")
     p.add_argument("--lockfile", type=Path, help="compose exactly the packages of this lockfile (nothing resolved)")
+    p.add_argument("--orchestrator", metavar="URL",
+                   help="override the url of the manifest's orchestrator sources (e.g. http://hub:8080)")
     p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
     return p
@@ -73,7 +75,7 @@ def main(argv: list[str]) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
-                    keep_work=args.keep_work, progress=None)
+                    keep_work=args.keep_work, orchestrator_url=args.orchestrator, progress=None)
     except ComposeError as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE
