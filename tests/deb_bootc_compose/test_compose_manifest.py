@@ -142,10 +142,7 @@ def test_several_errors_reported_at_once(tmp_path: Path) -> None:
 def test_bad_values(tmp_path: Path, snippet: str, key: str, needle: str) -> None:
     text = MINIMAL
     top = snippet.split(":", 1)[0]
-    if top == "sources":
-        text = text.split("sources:")[0] + snippet + "packages: [hello]\n"
-    else:
-        text = text + snippet
+    text = text.split("sources:")[0] + snippet + "packages: [hello]\n" if top == "sources" else text + snippet
     problems = errors(tmp_path, text)
     assert any(f":{key}:" in p and needle in p for p in problems), problems
     assert all(p.startswith(str(tmp_path / "m.yaml") + ":") for p in problems)
