@@ -105,7 +105,7 @@ def test_dead_builder_lease_expires_and_late_result_refused(make_hub: HubFactory
     second = alive.claim(wait=20)  # the dead one never heartbeats: lease (3 s) expires, task requeued
     assert second is not None and second["task_id"] == first["task_id"]
     assert second["fence"] == first["fence"] + 1
-    assert time.monotonic() - started < 3.0 + 2.0
+    assert time.monotonic() - started < 3.0 + 4.0  # lease + reaper interval + a loaded machine
     with pytest.raises(HubError) as err:  # the late answer of the old attempt
         dead.finish(first, 0)
     assert err.value.status == 409 and "no longer current" in err.value.detail

@@ -2,7 +2,7 @@
 5xx, with and without an admin token, on SQLite and PostgreSQL.
 
 Excluded: the long-poll endpoints (claim, repo wait) and the submission by URL (the hub would download
-from the random URLs generated). Examples are capped so the run takes about a minute per database."""
+from the random URLs generated). Examples are capped so the run takes under a minute per database."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from orch_hub import RunningHub
 
 EXCLUDED = {("POST", "/api/v1/tasks/claim"), ("GET", "/api/v1/repos/{tag}/wait"), ("POST", "/api/v1/builds")}
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 
 
 @pytest.mark.integration

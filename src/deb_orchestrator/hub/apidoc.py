@@ -21,7 +21,7 @@ def schema() -> dict[str, Any]:
     from deb_orchestrator.hub.app import API, DESCRIPTION
 
     app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION)
-    for module in (tags, targets, builds, tasks, hosts, tokens, repos, events):
+    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events):  # busiest first: routes match in order
         app.include_router(module.router, prefix=API)
     return get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
 

@@ -50,7 +50,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
     app.state.hub = the_hub
-    for module in (tags, targets, builds, tasks, hosts, tokens, repos, events):
+    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events):  # busiest first: routes match in order
         app.include_router(module.router, prefix=API)
 
     @app.exception_handler(HubError)
