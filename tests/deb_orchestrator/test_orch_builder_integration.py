@@ -57,7 +57,9 @@ class Hub:
         return res
 
     def builder(self, token: str, cache: Path, log: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--token", token, "--cache-dir", str(cache)],
+        work = log.with_suffix(".work")  # under the test's tmp_path, also when the builder is killed
+        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--token", token, "--cache-dir", str(cache),
+                                 "--work-dir", str(work)],
                                 stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
