@@ -73,6 +73,12 @@ def test_cli_end_to_end(cli, hub: RunningHub, tmp_path: Path, capsys: pytest.Cap
     assert code == 0
     code, _, err = cli("add-tag", "x", "--token", tag_token, capsys=capsys)
     assert code == 1 and "lacks the 'admin' scope (HTTP 403)" in err
+    code, out, _ = cli("list-tokens", "--json", capsys=capsys)
+    carol = next(t for t in json.loads(out) if t["user"] == "carol")
+    assert carol["scopes"] == ["tag"] and tag_token.startswith(carol["prefix"]) and "token" not in carol
+    assert cli("revoke-token", str(carol["id"]), capsys=capsys)[0] == 0
+    code, _, err = cli("untag-build", "dest", "orch-cli_1.0", "--token", tag_token, capsys=capsys)
+    assert code == 1 and "invalid or revoked API token (HTTP 401)" in err
 
 
 def test_cli_errors(cli, hub: RunningHub, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
-"""Hosts and tokens: list-hosts, add-host (prints the token last), enable/disable-host, create-token, whoami."""
+"""Hosts and tokens: list-hosts, add-host (prints the token last), enable/disable-host, create-token,
+list-tokens, revoke-token, whoami."""
 
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="admin, build or tag (repeat); builder tokens come from add-host")
     p.add_argument("--name", default="", help="what the token is for")
     p.set_defaults(func=cmd_create_token)
+    p = sub.add_parser("list-tokens", help="list API tokens (without their secrets)")
+    p.set_defaults(func=cmd_list_tokens)
+    p = sub.add_parser("revoke-token", help="revoke an API token by ID (see list-tokens)")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_revoke_token)
     p = sub.add_parser("whoami", help="the user and scopes of the current token")
     p.set_defaults(func=cmd_whoami)
-    for name in ("list-hosts", "add-host", "enable-host", "disable-host", "create-token", "whoami"):
+    for name in ("list-hosts", "add-host", "enable-host", "disable-host", "create-token", "list-tokens",
+                 "revoke-token", "whoami"):
         add_connection_args(sub.choices[name])
 
 
@@ -64,6 +71,20 @@ def cmd_create_token(args: argparse.Namespace) -> int:
         else:
             say(f"token {out['id']} for {out['user']} with scopes {','.join(out['scopes'])} (shown once):")
             print(out["token"])
+    return 0
+
+
+def cmd_list_tokens(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        emit(args, hub.get("/tokens"), [("id", "ID"), ("user", "User"), ("name", "Name"), ("prefix", "Starts with"),
+                                        ("scopes", "Scopes"), ("revoked", "Revoked"), ("created", "Created")])
+    return 0
+
+
+def cmd_revoke_token(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.request("DELETE", f"/tokens/{args.id}").json()
+        emit(args, out) if args.json else say(f"token {args.id} revoked")
     return 0
 
 
