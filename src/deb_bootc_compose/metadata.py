@@ -68,6 +68,9 @@ class PackageMeta:
     filename: str = ""
     url: str = ""
     apt_source: str = ""  # the apt source (sources.list URL) that provided it
+    # set when the .deb came from an orchestrator tag and this compose's build phase asked for its build
+    orchestrator_build: int | None = None  # the hub's build ID
+    orchestrator_task: int | None = None  # the build's top-level task ID
 
 
 @dataclass

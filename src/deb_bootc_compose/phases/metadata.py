@@ -11,14 +11,20 @@ from typing import Any
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from debarchive.dsc import strip_epoch
 
 
 def _field(item: Any, key: str) -> Any:
     return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
 
 
-def package_rows(lock: Any) -> list[md.PackageMeta]:
-    """PackageMeta rows from a lockfile variant (``LockedVariant``) or a list of its package entries."""
+def package_rows(lock: Any, builds: dict[str, dict[str, Any]] | None = None) -> list[md.PackageMeta]:
+    """PackageMeta rows from a lockfile variant (``LockedVariant``) or a list of its package entries.
+
+    ``builds`` (the build phase's record, SOURCE_VERSION → {build_id, task_id, hub, dest_tag}) marks each
+    .deb that came from the hub's tag repository with the orchestrator build and task that made it.
+    """
+    builds = builds or {}
     items = lock if isinstance(lock, list) else getattr(lock, "packages", None)
     if items is None:
         raise ComposeError("no package list for this variant (did gather run?)")
@@ -26,18 +32,26 @@ def package_rows(lock: Any) -> list[md.PackageMeta]:
     for p in items:
         name = str(_field(p, "name") or "")
         version = str(_field(p, "version") or "")
+        source = str(_field(p, "source") or name)
+        source_version = str(_field(p, "source_version") or version)
+        repo = str(_field(p, "repo") or "")
+        made = builds.get(f"{source}_{strip_epoch(source_version)}")
+        if made is not None and repo != f"{made.get('hub')}/repos/{made.get('dest_tag')}":
+            made = None  # the same source version, but this .deb came from elsewhere (e.g. the mirror)
         rows.append(
             md.PackageMeta(
                 name=name,
                 version=version,
                 arch=str(_field(p, "arch") or ""),
-                source=str(_field(p, "source") or name),
-                source_version=str(_field(p, "source_version") or version),
+                source=source,
+                source_version=source_version,
                 sha256=str(_field(p, "sha256") or ""),
                 size=int(_field(p, "size") or 0),
                 filename=str(_field(p, "filename") or ""),
                 url=str(_field(p, "url") or ""),
-                apt_source=str(_field(p, "repo") or ""),
+                apt_source=repo,
+                orchestrator_build=made.get("build_id") if made else None,
+                orchestrator_task=made.get("task_id") if made else None,
             )
         )
     return rows
@@ -94,7 +108,9 @@ class MetadataPhase(Phase):
                         subvariant=vs.variant,
                     )
                 )
-            packages.setdefault(vs.variant, {})[vs.arch] = package_rows(self._lock_for(vs))
+            packages.setdefault(vs.variant, {})[vs.arch] = package_rows(
+                self._lock_for(vs), self.ctx.extra.get("orchestrator_builds")
+            )
         try:
             md.dump(md.compose_info(meta, variants.values()), paths.metadata / "composeinfo.json")
             md.dump(md.images_manifest(meta, images), paths.metadata / "images.json")

@@ -1,0 +1,257 @@
+"""build: have the orchestrator build the manifest's ``build.sources`` before gather.
+
+For each source (.dsc URL or path) the phase computes the build identity ``SOURCE_VERSION`` (DESIGN.md),
+asks the hub whether it has that build; if not it submits it to ``build.target``. It then follows every
+build of this compose until each one is complete, reporting which package is in which state. A build in
+dep-wait is waited for while other builds of this compose are still running (they may provide what it
+lacks); once nothing else can change it, the compose fails with the missing build-dependencies and a link
+to the task. A failed build fails the compose with its reason, log tail and log link. Finally the phase
+waits until the target's destination tag repository is published with every build, so gather sees them.
+
+What was built is recorded in ``ctx.extra["orchestrator_builds"]`` (SOURCE_VERSION → build/task IDs),
+which the metadata phase writes into packages.json for each .deb that came from the tag.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deb_bootc_compose.phases.base import ComposeError, Phase
+from debarchive.dsc import SourcePackageError, is_url, parse_dsc, strip_epoch
+
+EXTRA_KEY = "orchestrator_builds"
+POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
+# after every other build of this compose finished and the repos settled, how long a dep-wait may stay
+DEP_WAIT_GRACE = float(os.environ.get("DEB_BOOTC_COMPOSE_DEP_WAIT_GRACE", "60"))
+BUILD_TIMEOUT = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_TIMEOUT", str(6 * 3600)))
+FINAL_BUILD = ("complete", "failed", "canceled")
+
+
+@dataclass
+class Tracked:
+    ref: str  # as written in the manifest
+    ident: str  # SOURCE_VERSION
+    source: str
+    version: str
+    build: dict[str, Any] = field(default_factory=dict)
+    submitted: bool = False
+    state: str = ""  # last reported summary
+    dep_wait_since: float | None = None
+
+
+def _token() -> str | None:
+    token = os.environ.get("DEB_ORCHESTRATOR_TOKEN")
+    if token:
+        return token
+    from deb_orchestrator.cli.common import UsageError, load_config
+
+    try:
+        cfg = load_config()
+    except UsageError as exc:
+        raise ComposeError(str(exc)) from None
+    if cfg.get("token"):
+        return str(cfg["token"])
+    if cfg.get("token_file"):
+        path = Path(str(cfg["token_file"])).expanduser()
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ComposeError(f"cannot read the orchestrator token file {path}: {exc.strerror}") from None
+    return None
+
+
+class BuildPhase(Phase):
+    name = "build"
+
+    def skip_reason(self) -> str | None:
+        spec = self.ctx.manifest.build
+        if spec is None or not spec.sources:
+            return "the manifest has no build: sources"
+        return None
+
+    # ------------------------------------------------------------------ identity
+    def _identity(self, ref: str) -> Tracked:
+        """SOURCE_VERSION of a .dsc URL or path (reads the .dsc itself: its Source and Version fields)."""
+        where = f"build.sources entry {ref!r}"
+        if is_url(ref):
+            if not ref.endswith(".dsc"):
+                raise ComposeError(f"{where}: not a .dsc URL; give the URL of the source package's .dsc file")
+            with tempfile.TemporaryDirectory() as tmp:
+                dest = Path(tmp) / "source.dsc"
+                try:
+                    resp = httpx.get(ref, timeout=60, follow_redirects=True)
+                except httpx.TransportError as exc:
+                    raise ComposeError(f"{where}: cannot download it: {exc}") from None
+                if resp.status_code != 200:
+                    raise ComposeError(f"{where}: downloading it answered HTTP {resp.status_code}; check the URL")
+                dest.write_bytes(resp.content)
+                return self._parse(dest, ref, where)
+        path = Path(ref)
+        if not path.is_absolute():
+            path = self.ctx.manifest_path.parent / path
+        if not path.is_file():
+            raise ComposeError(f"{where}: no such file {path} (relative paths are relative to the manifest)")
+        return self._parse(path, str(path), where)
+
+    @staticmethod
+    def _parse(path: Path, ref: str, where: str) -> Tracked:
+        try:
+            pkg = parse_dsc(path)
+        except SourcePackageError as exc:
+            raise ComposeError(f"{where}: not a usable .dsc: {exc}") from None
+        return Tracked(ref=ref, ident=pkg.ident, source=pkg.source, version=pkg.version)
+
+    # ------------------------------------------------------------------ hub
+    def _hub_url(self) -> str:
+        hubs = [s.orchestrator.url for s in self.ctx.manifest.sources if s.orchestrator is not None]
+        if not hubs:
+            raise ComposeError(
+                "build: the manifest asks for builds but names no orchestrator source; add "
+                "'- orchestrator: {url: http://HUB:8080, tag: DEST_TAG}' to sources: so the result is gathered"
+            )
+        return str(hubs[0])
+
+    def _link(self, hub: str, t: Tracked) -> str:
+        task = t.build.get("task_id")
+        tail = f"{hub}/api/v1/tasks/{task}" if task else f"{hub}/api/v1/builds/{t.ident}"
+        return f"{tail} (logs: deb-orchestrator download-logs {t.ident} --hub {hub})"
+
+    def run(self) -> None:
+        from deb_orchestrator.client import HubClient, HubError
+
+        spec = self.ctx.manifest.build
+        hub_url = self._hub_url()
+        tracked = [self._identity(ref) for ref in spec.sources]
+        dup = {t.ident for t in tracked if sum(1 for o in tracked if o.ident == t.ident) > 1}
+        if dup:
+            raise ComposeError(f"build.sources names {', '.join(sorted(dup))} more than once")
+        try:
+            with HubClient(hub_url, _token()) as hub:
+                target = hub.get(f"/targets/{spec.target}")
+                dest_tag = str(target["dest_tag"])
+                for t in tracked:
+                    self._find_or_submit(hub, spec.target, t)
+                self._follow(hub, hub_url, tracked)
+                for t in tracked:
+                    self.check_cancelled()
+                    self.progress(f"{t.ident}: waiting for the repo of {dest_tag} to publish it")
+                    info = hub.wait_repo(dest_tag, build=t.ident, timeout=1800)
+                    self.progress(f"{t.ident}: in {dest_tag} (repo generation {info.get('generation')})")
+                record = {
+                    t.ident: {
+                        "build_id": t.build.get("id"), "task_id": t.build.get("task_id"), "hub": hub_url,
+                        "target": spec.target, "dest_tag": dest_tag, "source": t.source,
+                        "version": strip_epoch(t.version), "submitted": t.submitted,
+                        "tasks": {str(x["id"]): x.get("arch") for x in t.build.get("tasks", [])},
+                    }
+                    for t in tracked
+                }
+        except HubError as exc:
+            if exc.status == 401 or exc.status == 403:
+                raise ComposeError(
+                    f"build: the hub {hub_url} refused the request ({exc.detail}); set DEB_ORCHESTRATOR_TOKEN to a "
+                    "token with the build scope (deb-orchestrator create-token) or put it in the config file"
+                ) from None
+            if exc.status == 404 and "target" in exc.detail.lower():
+                raise ComposeError(f"build: {exc.detail} at {hub_url}; create it with deb-orchestrator "
+                                   "add-target or fix build.target") from None
+            raise ComposeError(f"build: {exc}") from None
+        except TimeoutError as exc:
+            raise ComposeError(f"build: {exc}") from None
+        self.ctx.extra[EXTRA_KEY] = record
+        self.progress(f"{len(record)} build(s) ready: " + ", ".join(
+            f"{k} (build {v['build_id']}, task {v['task_id']})" for k, v in record.items()))
+
+    def _find_or_submit(self, hub: Any, target: str, t: Tracked) -> None:
+        existing = hub.find_build(t.ident)
+        if existing is not None:
+            # a failed or canceled build is reported as such by _follow (resubmitting is the user's decision)
+            t.build = existing
+            self.progress(f"{t.ident}: the hub has build {existing['id']} ({existing['state']}): not submitted again")
+            return
+        self.progress(f"{t.ident}: submitting {t.ref} to target {target}")
+        sub = hub.submit(target, t.ref)
+        t.submitted = not sub.get("existing", False)
+        t.build = hub.build(sub["build"]["id"])
+        self.progress(f"{t.ident}: build {t.build['id']}, task {t.build.get('task_id')}: {sub.get('message', '')}")
+
+    # ------------------------------------------------------------------ following
+    def _summary(self, build: dict[str, Any]) -> str:
+        children = [x for x in build.get("tasks", []) if x.get("parent_id") is not None]
+        parts = [f"build {build['state']}"]
+        for x in children:
+            host = f" on {x['host']}" if x.get("host") else ""
+            attempt = f" (attempt {x['attempts']})" if x.get("attempts", 0) > 1 else ""
+            parts.append(f"{x['method']} {x.get('arch') or ''} {x['state']}{host}{attempt}".replace("  ", " "))
+        return ", ".join(parts)
+
+    @staticmethod
+    def _dep_waiting(build: dict[str, Any]) -> list[dict[str, Any]]:
+        return [x for x in build.get("tasks", []) if x.get("state") == "dep-wait"]
+
+    def _follow(self, hub: Any, hub_url: str, tracked: list[Tracked]) -> None:
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while True:
+            self.check_cancelled()
+            for t in tracked:
+                if t.build.get("state") in FINAL_BUILD and t.state:
+                    continue
+                t.build = hub.build(t.build["id"])
+                summary = self._summary(t.build)
+                if summary != t.state:
+                    self.progress(f"{t.ident}: {summary}")
+                    t.state = summary
+            for t in tracked:
+                if t.build["state"] in ("failed", "canceled"):
+                    raise ComposeError(self._failure(hub, hub_url, t))
+            pending = [t for t in tracked if t.build["state"] != "complete"]
+            if not pending:
+                return
+            now = time.monotonic()
+            # a dep-wait can only be released by a build that is still running (of this compose or another)
+            active = [t for t in pending if not self._dep_waiting(t.build)]
+            for t in pending:
+                if not self._dep_waiting(t.build):
+                    t.dep_wait_since = None
+                elif t.dep_wait_since is None or active:
+                    t.dep_wait_since = now
+                elif now - t.dep_wait_since > DEP_WAIT_GRACE:
+                    raise ComposeError(self._unsatisfiable(hub_url, t))
+            if now > deadline:
+                raise ComposeError(f"build: {', '.join(t.ident for t in pending)} not finished after "
+                                   f"{BUILD_TIMEOUT:.0f} s; see {', '.join(self._link(hub_url, t) for t in pending)}")
+            time.sleep(POLL_SECONDS)
+
+    def _failure(self, hub: Any, hub_url: str, t: Tracked) -> str:
+        failed = [x for x in t.build.get("tasks", []) if x.get("state") in ("failed", "canceled")]
+        reasons = "; ".join(f"task {x['id']} ({x['method']} {x.get('arch') or ''}): {x.get('error') or x['state']}"
+                            for x in failed) or t.build["state"]
+        tail = ""
+        for x in failed:
+            try:
+                full = hub.task(x["id"])
+            except Exception:  # the failure itself is what matters; the tail is a bonus
+                continue
+            lines = (full.get("log_tail") or "").splitlines()[-25:]
+            if lines:
+                tail = "\nlast lines of the build log:\n  " + "\n  ".join(lines)
+                break
+        return (f"build of {t.ident} ({t.ref}) {t.build['state']} at the orchestrator: {reasons}; "
+                f"see {self._link(hub_url, t)}; after fixing the cause: deb-orchestrator resubmit {t.ident}{tail}")
+
+    def _unsatisfiable(self, hub_url: str, t: Tracked) -> str:
+        missing = []
+        for x in self._dep_waiting(t.build):
+            for m in x.get("missing") or []:
+                missing.append(str(m.get("relation") or m) if isinstance(m, dict) else str(m))
+        what = ", ".join(missing) or "(the hub did not say which)"
+        return (f"build of {t.ident} waits for build-dependencies that nothing in this compose will provide: {what}; "
+                f"no other build is running that could satisfy them (waited {DEP_WAIT_GRACE:.0f} s). Add the source "
+                f"that builds them to build.sources, or tag it into the build tag; see {self._link(hub_url, t)}")

@@ -1,0 +1,199 @@
+"""The build phase against a real hub (uvicorn in a thread, real HTTP, real signed repos) whose builder is
+scripted (tests/deb_orchestrator's FakeBuilder: the real protocol, dpkg-deb instead of deb-mock), so the
+dep-wait and failure paths are tested in seconds: a dep-wait satisfied by another build of the same compose,
+one nothing can satisfy, a failed build (reason, log tail, link), and no second submission of a build."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_orchestrator"))
+from orch_helpers import FakeBuilder, make_source
+from orch_hub import RunningHub, start_hub
+
+from deb_bootc_compose.manifest import load as load_manifest
+from deb_bootc_compose.paths import TargetPaths
+from deb_bootc_compose.phases import build as build_phase
+from deb_bootc_compose.phases.base import ComposeContext, ComposeError
+from deb_orchestrator.hub.config import HubSettings
+from debarchive.signing import SigningKey
+
+MIRROR = "http://deb.debian.org/debian"
+Answer = Callable[[dict[str, Any], FakeBuilder], None]
+
+
+@pytest.fixture(scope="module")
+def signing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("e2e-gnupg") / "gnupg"
+    SigningKey.ensure(home)
+    return home
+
+
+@pytest.fixture
+def hub(tmp_path: Path, signing: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningHub]:
+    settings = HubSettings(data=tmp_path / "data", db_url=f"sqlite:///{tmp_path / 'hub.db'}", lease_seconds=20.0,
+                           heartbeat_seconds=0.5, reap_interval=0.2)
+    h = start_hub(settings, signing)
+    admin = h.admin
+    admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
+    admin.add_tag("dest", parents=["base"])
+    admin.add_tag("build", parents=["dest"])
+    admin.add_target("t", "build", "dest")
+    monkeypatch.setenv("DEB_ORCHESTRATOR_TOKEN", h.admin_token)
+    monkeypatch.setattr(build_phase, "POLL_SECONDS", 0.2)
+    yield h
+    h.stop()
+
+
+class ScriptedBuilder:
+    """Claims tasks in a thread and answers each with ``answer(payload, builder)``."""
+
+    def __init__(self, hub: RunningHub, tmp_path: Path, answer: Answer) -> None:
+        name = f"fake-{len(hub.admin.hosts()) + 1}"
+        token = hub.admin.add_host(name, ["amd64"])["token"]
+        self.fb = FakeBuilder(hub.client(token), tmp_path / name)
+        self.answer = answer
+        self.stop = threading.Event()
+        self.seen: list[str] = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                payload = self.fb.claim(wait=0.5)
+                if payload is not None:
+                    self.seen.append(payload["build"])
+                    self.answer(payload, self.fb)
+            except BaseException as exc:  # surfaced by the test
+                self.errors.append(exc)
+                return
+
+    def __enter__(self) -> ScriptedBuilder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.errors, self.errors
+
+
+def context(tmp_path: Path, hub_url: str, sources: list[Path]) -> tuple[ComposeContext, list[str]]:
+    manifest_path = tmp_path / "manifest.yaml"
+    src = "\n".join(f"    - {s}" for s in sources)
+    manifest_path.write_text(f"""\
+name: loop
+version: "1"
+suite: trixie
+sources:
+  - url: {MIRROR}
+  - orchestrator: {{url: "{hub_url}", tag: dest}}
+build:
+  target: t
+  sources:
+{src}
+packages: [hello]
+""")
+    target = TargetPaths(tmp_path / "target")
+    messages: list[str] = []
+    ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=target,
+                         paths=target.compose("loop-1-20261122.t.0"), compose_id="loop-1-20261122.t.0",
+                         compose_type="test", progress=lambda _phase, msg: messages.append(msg))
+    return ctx, messages
+
+
+def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    app = make_source(tmp_path / "src", "orch-app", "1.0", build_depends="liborch-dev (>= 1)")
+    lib = make_source(tmp_path / "src", "liborch", "1.0")
+    missing = [{"relation": "liborch-dev (>= 1)", "packages": ["liborch-dev"]}]
+
+    def answer(p: dict[str, Any], fb: FakeBuilder) -> None:
+        if p["build"] == "orch-app_1.0" and "orch-app_1.0" not in fb_seen_done:
+            fb_seen_done.add("orch-app_1.0")
+            fb.finish(p, 3, missing=missing, error="unsatisfiable: liborch-dev (>= 1)")
+        else:
+            fb.finish(p, 0, provides="liborch-dev" if p["build"] == "liborch_1.0" else "")
+
+    fb_seen_done: set[str] = set()
+    ctx, messages = context(tmp_path, hub.url, [app, lib])  # app first: it waits for lib
+    with ScriptedBuilder(hub, tmp_path, answer) as sb:
+        build_phase.BuildPhase(ctx).run()
+    assert sb.seen == ["orch-app_1.0", "liborch_1.0", "orch-app_1.0"]
+    assert any("orch-app_1.0:" in m and "dep-wait" in m for m in messages), messages
+    record = ctx.extra[build_phase.EXTRA_KEY]
+    admin = hub.admin
+    for ident in ("orch-app_1.0", "liborch_1.0"):
+        b = admin.build(ident)
+        assert b["state"] == "complete"
+        assert record[ident]["build_id"] == b["id"] and record[ident]["task_id"] == b["task_id"]
+        assert record[ident]["dest_tag"] == "dest" and record[ident]["submitted"] is True
+    assert {b["ident"] for b in admin.list_tagged("dest", inherit=False)} >= {"orch-app_1.0", "liborch_1.0"}
+
+    # the same compose again: both builds exist, nothing is submitted twice
+    (tmp_path / "again").mkdir()
+    ctx2, messages2 = context(tmp_path / "again", hub.url, [app, lib])
+    with ScriptedBuilder(hub, tmp_path, answer) as sb2:
+        build_phase.BuildPhase(ctx2).run()
+    assert sb2.seen == []
+    assert sum("not submitted again" in m for m in messages2) == 2
+    assert all(not r["submitted"] for r in ctx2.extra[build_phase.EXTRA_KEY].values())
+
+
+def test_dep_wait_nothing_can_satisfy_fails_with_the_missing_relation(
+    hub: RunningHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_phase, "DEP_WAIT_GRACE", 2.0)
+    app = make_source(tmp_path, "orch-app", "1.0", build_depends="liborch-dev (>= 1)")
+    missing = [{"relation": "liborch-dev (>= 1)", "packages": ["liborch-dev"]}]
+    ctx, _ = context(tmp_path, hub.url, [app])
+    with ScriptedBuilder(hub, tmp_path, lambda p, fb: fb.finish(p, 3, missing=missing)), \
+            pytest.raises(ComposeError) as err:
+        build_phase.BuildPhase(ctx).run()
+    msg = str(err.value)
+    assert "orch-app_1.0" in msg and "liborch-dev (>= 1)" in msg
+    assert f"{hub.url}/api/v1/tasks/" in msg and "build.sources" in msg
+    assert build_phase.EXTRA_KEY not in ctx.extra
+
+
+def test_failed_build_fails_with_reason_log_tail_and_link(hub: RunningHub, tmp_path: Path) -> None:
+    dsc = make_source(tmp_path, "orch-bad", "1.0")
+
+    def answer(p: dict[str, Any], fb: FakeBuilder) -> None:
+        fb.client.heartbeat(p["task_id"], p["fence"], log=["make: *** [Makefile:12: all] Error 1"])
+        fb.finish(p, 1, error="dpkg-buildpackage failed (exit 2)")
+
+    ctx, _ = context(tmp_path, hub.url, [dsc])
+    with ScriptedBuilder(hub, tmp_path, answer), pytest.raises(ComposeError) as err:
+        build_phase.BuildPhase(ctx).run()
+    msg = str(err.value)
+    assert "orch-bad_1.0" in msg and "dpkg-buildpackage failed (exit 2)" in msg
+    assert "make: *** [Makefile:12: all] Error 1" in msg
+    assert f"{hub.url}/api/v1/tasks/" in msg and "deb-orchestrator resubmit orch-bad_1.0" in msg
+    # a second compose does not resubmit it behind the user's back: same clear failure at once
+    (tmp_path / "again").mkdir()
+    ctx2, _ = context(tmp_path / "again", hub.url, [dsc])
+    with pytest.raises(ComposeError, match=r"orch-bad_1\.0"):
+        build_phase.BuildPhase(ctx2).run()
+    assert [b["ident"] for b in hub.admin.builds()] == ["orch-bad_1.0"]
+
+
+def test_build_without_an_orchestrator_source_says_what_to_add(tmp_path: Path) -> None:
+    ctx, _ = context(tmp_path, "http://127.0.0.1:9", [tmp_path / "x.dsc"])
+    ctx.manifest.sources = [s for s in ctx.manifest.sources if s.orchestrator is None]
+    with pytest.raises(ComposeError, match=r"names no orchestrator source; add '- orchestrator: \{url"):
+        build_phase.BuildPhase(ctx).run()
+
+
+def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
+    dsc = make_source(tmp_path, "orch-a", "1.0")
+    ctx, _ = context(tmp_path, "http://127.0.0.1:9", [dsc])
+    with pytest.raises(ComposeError, match=r"cannot reach the hub at http://127.0.0.1:9"):
+        build_phase.BuildPhase(ctx).run()
