@@ -254,7 +254,8 @@ class Compose:
         paths = ctx.paths
         with contextlib.suppress(Exception):
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            log.error("compose %s DOOMED: %s", ctx.compose_id, why)
+            unexpected = not isinstance(exc, KeyboardInterrupt | ComposeError)
+            log.error("compose %s DOOMED: %s", ctx.compose_id, why, exc_info=exc if unexpected else None)
             # nothing half-made may look finished: deliverables and their checksums go
             compose_dir = paths.topdir / "compose"
             if compose_dir.exists():

@@ -92,6 +92,10 @@ def main(argv: list[str]) -> int:
     except (ComposeError, LockfileError) as exc:
         err.print(f"deb-bootc-compose: compose failed: {exc}", markup=False)
         return EXIT_FAILED
+    except Exception as exc:  # a bug or an unexpected system error: still one clear line, details in the log
+        err.print(f"deb-bootc-compose: compose failed with an unexpected error: {type(exc).__name__}: {exc} "
+                  f"(the compose is DOOMED; traceback in its logs/global.log)", markup=False)
+        return EXIT_FAILED
     if result.reused_from:
         err.print(f"inputs unchanged: reused {result.reused_from}", markup=False)
     err.print(f"{result.paths.compose_id}: {result.status} in {result.seconds:.1f}s", markup=False)

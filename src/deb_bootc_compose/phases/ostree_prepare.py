@@ -331,8 +331,17 @@ class OstreePreparePhase(Phase):
         except CommandError as exc:
             raise ComposeError(f"{label}: dracut failed (log {self.log_path}):\n{exc.tail}") from exc
         os.chmod(moddir / "initramfs.img", 0o644)
-        shutil.copyfile(t / "boot" / f"vmlinuz-{kver}", moddir / "vmlinuz")
-        os.chmod(moddir / "vmlinuz", 0o644)
+        vmlinuz = moddir / "vmlinuz"
+        boot_kernel = t / "boot" / f"vmlinuz-{kver}"
+        # newer kernel packages (sid) ship usr/lib/modules/$kver/vmlinuz themselves, /boot's is a link to it
+        if not (vmlinuz.is_file() and not vmlinuz.is_symlink()):
+            real = boot_kernel
+            if boot_kernel.is_symlink():  # resolve inside the tree, never on the host
+                points_to = os.readlink(boot_kernel)
+                real = t / points_to.lstrip("/") if points_to.startswith("/") else t / "boot" / points_to
+            vmlinuz.unlink(missing_ok=True)
+            shutil.copyfile(real, vmlinuz)
+        os.chmod(vmlinuz, 0o644)
         for child in (t / "boot").iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
