@@ -13,6 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from deb_bootc_compose.manifest import load as load_manifest
+from deb_bootc_compose.paths import TargetPaths
+from deb_bootc_compose.phases.base import ComposeContext
+
 CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 COMPOSE = [str(Path(sys.executable).parent / "deb-bootc-compose")]
 HELLO_DSC = "pool/main/h/hello/hello_2.10-3.dsc"
@@ -111,3 +115,29 @@ def run_compose(manifest: Path, target: Path, env: dict[str, str], timeout: floa
                 extra: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*COMPOSE, "--config", str(manifest), "--target-dir", str(target), "--compose-type", "test",
                            *(extra or [])], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def phase_context(tmp: Path, hub_url: str, sources: list[Path] | list[str], *, target: str, tag: str,
+                  mirror: str = "http://deb.debian.org/debian") -> tuple[ComposeContext, list[str]]:
+    """A compose context for running the build phase on its own; returns it and the progress messages."""
+    manifest_path = tmp / "manifest.yaml"
+    src = "\n".join(f"    - {s}" for s in sources)
+    manifest_path.write_text(f"""\
+name: loop
+version: "1"
+suite: trixie
+sources:
+  - url: {mirror}
+  - orchestrator: {{url: "{hub_url}", tag: {tag}}}
+build:
+  target: {target}
+  sources:
+{src}
+packages: [hello]
+""")
+    paths = TargetPaths(tmp / "target")
+    messages: list[str] = []
+    ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=paths,
+                         paths=paths.compose("loop-1-20261122.t.0"), compose_id="loop-1-20261122.t.0",
+                         compose_type="test", progress=lambda _phase, msg: messages.append(msg))
+    return ctx, messages

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_orchestrator"))
+from e2e_loop import phase_context
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import RunningHub, start_hub
 
-from deb_bootc_compose.manifest import load as load_manifest
-from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases import build as build_phase
 from deb_bootc_compose.phases.base import ComposeContext, ComposeError
 from deb_orchestrator.hub.config import HubSettings
@@ -86,27 +85,7 @@ class ScriptedBuilder:
 
 
 def context(tmp_path: Path, hub_url: str, sources: list[Path]) -> tuple[ComposeContext, list[str]]:
-    manifest_path = tmp_path / "manifest.yaml"
-    src = "\n".join(f"    - {s}" for s in sources)
-    manifest_path.write_text(f"""\
-name: loop
-version: "1"
-suite: trixie
-sources:
-  - url: {MIRROR}
-  - orchestrator: {{url: "{hub_url}", tag: dest}}
-build:
-  target: t
-  sources:
-{src}
-packages: [hello]
-""")
-    target = TargetPaths(tmp_path / "target")
-    messages: list[str] = []
-    ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=target,
-                         paths=target.compose("loop-1-20261122.t.0"), compose_id="loop-1-20261122.t.0",
-                         compose_type="test", progress=lambda _phase, msg: messages.append(msg))
-    return ctx, messages
+    return phase_context(tmp_path, hub_url, sources, target="t", tag="dest", mirror=MIRROR)
 
 
 def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp_path: Path) -> None:
