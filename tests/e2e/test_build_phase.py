@@ -176,3 +176,18 @@ def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     ctx, _ = context(tmp_path, "http://127.0.0.1:9", [dsc])
     with pytest.raises(ComposeError, match=r"cannot reach the hub at http://127.0.0.1:9"):
         build_phase.BuildPhase(ctx).run()
+
+
+def test_build_made_for_another_target_is_tagged_into_the_dest_tag(hub: RunningHub, tmp_path: Path) -> None:
+    admin = hub.admin
+    admin.add_tag("other", parents=["base"])
+    admin.add_target("t-other", "build", "other")
+    dsc = make_source(tmp_path, "orch-elsewhere", "1.0")
+    with ScriptedBuilder(hub, tmp_path, lambda p, fb: fb.finish(p, 0)):
+        admin.wait_task(admin.submit("t-other", dsc)["task"]["id"], timeout=60)
+    assert "orch-elsewhere_1.0" not in {b["ident"] for b in admin.list_tagged("dest")}
+    ctx, messages = context(tmp_path, hub.url, [dsc])
+    build_phase.BuildPhase(ctx).run()
+    assert any("complete but not in dest: tagging it there" in m for m in messages), messages
+    assert "orch-elsewhere_1.0" in {b["ident"] for b in admin.list_tagged("dest", inherit=False)}
+    assert ctx.extra[build_phase.EXTRA_KEY]["orch-elsewhere_1.0"]["submitted"] is False

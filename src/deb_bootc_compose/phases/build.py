@@ -139,6 +139,11 @@ class BuildPhase(Phase):
                 for t in tracked:
                     self._find_or_submit(hub, spec.target, t)
                 self._follow(hub, hub_url, tracked)
+                tagged = {str(b["ident"]) for b in hub.list_tagged(dest_tag)}
+                for t in tracked:
+                    if t.ident not in tagged:  # built before for another target: the compose needs it here
+                        self.progress(f"{t.ident}: complete but not in {dest_tag}: tagging it there")
+                        hub.tag_build(dest_tag, t.ident)
                 for t in tracked:
                     self.check_cancelled()
                     self.progress(f"{t.ident}: waiting for the repo of {dest_tag} to publish it")
