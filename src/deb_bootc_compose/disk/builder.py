@@ -134,6 +134,7 @@ def build_disk(src: sysroot.InstallSource, outputs: dict[str, Path], scratch: Pa
             layout.copy_into(raw, partition.start, files[partition.name], partition.size)
             _check(cancel)
         if "qcow2" in outputs:
+            partials["qcow2"].parent.mkdir(parents=True, exist_ok=True)  # qcow2 alone: no raw made the dir
             run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(partials["qcow2"])], log=log,
                 cancel=cancel)
         for fmt, out in outputs.items():
