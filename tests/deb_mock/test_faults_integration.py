@@ -174,11 +174,15 @@ def test_concurrent_bootstraps_make_one_root_cache(tmp_path: Path) -> None:
             timeout=900,
         )
 
+    # a root cache left by an older version of the config (another key) is removed on the next bootstrap
+    stale = cache / "root-cache" / "tiny-0123456789abcdef" / "gen-1" / "root"
+    stale.mkdir(parents=True)
     # --update makes a new generation and retires the old one (nobody uses it)
     upd = cli("--update")
     assert upd.returncode == 0, upd.stdout + upd.stderr
     after = list(cache.glob("root-cache/tiny-*/gen-*"))
     assert len(after) == 1 and after != gens
+    assert not stale.parent.parent.exists()
     # the working chroot made on the old generation is made again on the new one
     assert "made the working chroot" in cli("--init").stderr
     # --scrub=chroot removes the working chroot, --scrub=root-cache the root cache

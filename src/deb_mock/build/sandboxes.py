@@ -110,6 +110,7 @@ def build_sandbox(
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
         binds=list(binds) + network_binds(network),
+        tmpfs=["/tmp"],  # like Mock's tmpfs plugin: configure scripts and tests hammer /tmp
         network=network,
         uid=config.build_uid,
         gid=config.build_uid,

@@ -113,7 +113,7 @@ def mmdebstrap_argv(config: MockConfig, output: Path) -> list[str]:
         "--format=tar",
     ]
     if not config.check_valid_until:  # mmdebstrap also keeps it in the chroot's apt.conf.d
-        argv.append("--aptopt=Acquire::Check-Valid-Until \"false\"")
+        argv.append('--aptopt=Acquire::Check-Valid-Until "false"')
     if config.keyring:
         argv.append(f"--keyring={config.keyring}")
     if config.packages:
@@ -178,6 +178,27 @@ def _bootstrap(config: MockConfig, base: Path, log: Path, on_phase: Callable[[st
     return loaded
 
 
+def prune_superseded_keys(config: MockConfig, paths: CachePaths) -> None:
+    """Remove this config's root caches made under an older key (the config changed) once unused."""
+    base = paths.root_cache(config.name, config.root_cache_key())
+    key_re = re.compile(rf"^{re.escape(config.name)}-[0-9a-f]{{16}}$")
+    for old in base.parent.iterdir() if base.parent.is_dir() else []:
+        if old == base or not key_re.match(old.name):
+            continue
+        key = old.name.rsplit("-", 1)[1]
+        busy = False
+        for gen in old.iterdir():
+            if not _GEN_RE.match(gen.name):
+                continue
+            try:
+                with flock(paths.lock(f"root-{config.name}-{key}-{gen.name}"), blocking=False):
+                    remove_tree(gen)
+            except LockBusy:
+                busy = True
+        if not busy:
+            remove_tree(old)
+
+
 def prune_generations(config: MockConfig, paths: CachePaths, keep: str | None = None) -> None:
     """Remove generations other than ``current`` (and ``keep``) that no build is using."""
     base = paths.root_cache(config.name, config.root_cache_key())
@@ -221,6 +242,7 @@ def ensure(
             return again
         fresh = _bootstrap(config, base, log, on_phase)
     prune_generations(config, paths)
+    prune_superseded_keys(config, paths)
     return fresh
 
 
