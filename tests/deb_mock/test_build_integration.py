@@ -13,7 +13,10 @@ pytestmark = pytest.mark.integration
 
 
 def _status_digest(cache: Path) -> str:
-    status = next(cache.glob("root-cache/debian-trixie-amd64-*/current")) / "root" / "var/lib/dpkg/status"
+    from deb_mock.config import load_config
+
+    key = load_config("debian-trixie-amd64", []).root_cache_key()
+    status = cache / "root-cache" / f"debian-trixie-amd64-{key}" / "current" / "root" / "var/lib/dpkg/status"
     return hashlib.sha256(status.read_bytes()).hexdigest()
 
 
@@ -51,6 +54,9 @@ def test_second_build_hits_the_dependency_cache_and_never_touches_the_root_cache
 ) -> None:
     assert hello.rc == 0
     before = _status_digest(mock_cache)
+    # the root of a build whose process was killed -9 (nobody holds its lock) is removed by the next build
+    abandoned = mock_cache / "builds" / "debian-trixie-amd64" / "20000101-000000-deadbeef" / "upper"
+    abandoned.mkdir(parents=True)
     again = deb_mock("--rebuild", HELLO)
     assert again.rc == 0, again.out
     assert "build-dependency cache: hit" in again.log("state.log")
@@ -59,6 +65,7 @@ def test_second_build_hits_the_dependency_cache_and_never_touches_the_root_cache
     a = (hello.resultdir / "hello_2.10-3_amd64.deb").read_bytes()
     b = (again.resultdir / "hello_2.10-3_amd64.deb").read_bytes()
     assert a == b
+    assert not abandoned.parent.exists()
     assert not any((mock_cache / "builds").rglob("upper")), "throw-away roots must be removed after success"
 
 

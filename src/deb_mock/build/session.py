@@ -23,6 +23,7 @@ from deb_mock.build.logs import StateLog
 from deb_mock.build.sandboxes import ExtraSources, apt_script, build_sandbox, quote, root_sandbox
 from deb_mock.build.source import BuildSource, from_dsc, from_tree
 from deb_mock.chroot import depcache, rootcache
+from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
 from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
@@ -189,8 +190,6 @@ class Build:
         if hit:
             self.state.note("build-dependency cache: hit", root_log=True)
             return hit
-        from deb_mock.chroot.locking import flock
-
         with flock(self.paths.lock(f"deps-{key}")):
             hit = depcache.lookup(self.paths, key)  # made by a concurrent build while we waited
             if hit:
@@ -266,6 +265,18 @@ class Build:
         self.builddir.rename(failed)
 
 
+def _remove_abandoned_builds(paths: CachePaths, config: str, keep: Path) -> None:
+    """Remove throw-away roots of builds whose process died (kill -9, power loss): nobody holds their lock."""
+    for d in paths.builds(config).iterdir():
+        if d == keep or not d.is_dir():
+            continue
+        try:
+            with flock(paths.lock(f"build-{d.name}"), blocking=False):
+                remove_tree(d)
+        except LockBusy:
+            continue
+
+
 def _resolve_config(request: BuildRequest) -> configmod.MockConfig:
     try:
         if request.config:
@@ -295,6 +306,7 @@ def run_build(request: BuildRequest) -> BuildResult:
     cache: rootcache.RootCache | None = None
     deps: depcache.DepsEntry | None = None
     keep = False
+    stack = contextlib.ExitStack()
     try:
         config = _resolve_config(request)
         result.arch = config.arch
@@ -302,6 +314,8 @@ def run_build(request: BuildRequest) -> BuildResult:
         paths.root.mkdir(parents=True, exist_ok=True)
         builddir = paths.builds(config.name) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         builddir.mkdir(parents=True)
+        stack.enter_context(flock(paths.lock(f"build-{builddir.name}")))
+        _remove_abandoned_builds(paths, config.name, keep=builddir)
         build = Build(request, config, paths, state, builddir)
         with state.phase("source"):
             build.source = build.fetch_source()
@@ -345,6 +359,7 @@ def run_build(request: BuildRequest) -> BuildResult:
                     build.keep_failed_root(cache, deps)
                 else:
                     remove_tree(build.builddir)
+        stack.close()
         result.resultdir = resultdir
         result.write(resultdir)
         state.note(f"result: {result.state} (exit {result.exit_code}){': ' + result.error if result.error else ''}")
