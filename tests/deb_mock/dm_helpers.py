@@ -38,3 +38,35 @@ def leftover_processes(pattern: str) -> list[str]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def processes_with_env(marker: str) -> list[str]:
+    """Processes whose environment carries ``marker`` (set on a deb-mock run the test started)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in env.read_bytes():
+                found.append(env.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def unheld_lock_files(locks: Path) -> list[Path]:
+    """Lock files nobody holds: leftovers (a held lock belongs to a running deb-mock)."""
+    import fcntl
+
+    left = []
+    for f in locks.glob("*.lock"):
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            left.append(f)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    return left

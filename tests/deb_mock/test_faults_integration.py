@@ -8,10 +8,11 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from dm_helpers import DEB_MOCK, leftover_processes
+from dm_helpers import DEB_MOCK, leftover_processes, processes_with_env, unheld_lock_files
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +69,14 @@ def test_interrupt_mid_build_leaves_nothing_behind(  # type: ignore[no-untyped-d
     sig, deb_mock, sources, mock_cache, tmp_path: Path
 ) -> None:
     rd = tmp_path / "result"
+    marker = f"DEB_MOCK_TEST_MARKER={uuid.uuid4().hex}"
+    env = dict(os.environ, DEB_MOCK_TEST_MARKER=marker.split("=", 1)[1])
     proc = subprocess.Popen(
         [DEB_MOCK, "--cache-dir", str(mock_cache), "--resultdir", str(rd), "--rebuild", str(sources["slow"])],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
     try:
         _wait_for(rd / "build.log", "SLOW-BUILD-STARTED", 900)
@@ -85,9 +89,10 @@ def test_interrupt_mid_build_leaves_nothing_behind(  # type: ignore[no-untyped-d
     result = json.loads((rd / "result.json").read_text())
     assert result["exit_code"] == 130 and result["error"] == "interrupted"
     assert not leftover_processes("sleep 600")
-    assert not leftover_processes("debsandbox.nsexec")
-    assert not list((mock_cache / "builds").rglob("upper")), "the throw-away root must be removed"
-    assert not list((mock_cache / "locks").glob("*.lock")), "no lock file may be left"
+    assert not processes_with_env(marker), "a process of the interrupted run survived"
+    build_dirs = list((mock_cache / "builds").glob("*/*/upper/build/reproducible-path/dm-slow-*"))
+    assert not build_dirs, "the throw-away root must be removed"
+    assert not unheld_lock_files(mock_cache / "locks"), "no lock file may be left"
     # the root cache is intact and the next build works
     assert next(mock_cache.glob("root-cache/debian-trixie-amd64-*/current/root/usr/bin/dpkg")).exists()
     after = deb_mock("--buildsrc", str(sources["tree"]))
