@@ -137,13 +137,22 @@ class Sandbox:
                 fh.write(f"+ [{where}, uid {self.uid}, {net}] {shlex.join(argv)}\n")
         spec_path = self.write_spec(argv, ids, paths)
         try:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")] if p
-            )
-            return run([sys.executable, "-m", "debsandbox.nsexec", spec_path], env=env, **kwargs)
+            return run(launcher_argv(spec_path), env=launcher_env(), **kwargs)
         finally:
             os.unlink(spec_path)
+
+
+def launcher_argv(spec_path: str) -> list[str]:
+    """The command that runs a sandbox from a written specification (see :meth:`Sandbox.write_spec`)."""
+    return [sys.executable, "-m", "debsandbox.nsexec", spec_path]
+
+
+def launcher_env() -> dict[str, str]:
+    """The launcher's environment: ours, with this package importable however it was installed."""
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [here, env.get("PYTHONPATH", "")] if p)
+    return env
 
 
 def owned_dir(path: Path, ids: idmap.IdMap | None = None, mode: int = 0o755) -> Path:

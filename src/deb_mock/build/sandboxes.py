@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +116,3 @@ def build_sandbox(
         cwd="/build",
         env=env,
     )
-
-
-def quote(s: str) -> str:
-    return shlex.quote(s)

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
 import uuid
@@ -20,7 +21,7 @@ from pathlib import Path
 from deb_mock import config as configmod
 from deb_mock.build import relations
 from deb_mock.build.logs import StateLog
-from deb_mock.build.sandboxes import ExtraSources, apt_script, build_sandbox, quote, root_sandbox
+from deb_mock.build.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
 from deb_mock.build.source import BuildSource, from_dsc, from_tree
 from deb_mock.chroot import depcache, rootcache
 from deb_mock.chroot.locking import LockBusy, flock
@@ -99,7 +100,7 @@ class Build:
             with contextlib.suppress(OSError, ValueError):
                 return list(json.loads(memo.read_text())), False
         opt = _FLAGS[self.request.build_what][1]
-        body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {quote(self.source.sandbox_path)}"
+        body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {shlex.quote(self.source.sandbox_path)}"
         sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
         res = sb.run(
             ["sh", "-c", apt_script(full_update=full_update, extra=extra.present, body=body)],
@@ -135,7 +136,8 @@ class Build:
         """Find which relations cannot be satisfied (each checked on its own) and raise DepWait."""
         rels = self.applicable_relations()
         checks = "\n".join(
-            f"apt-get satisfy -s {quote(r.text)} >/dev/null 2>&1 || echo '@@@ missing {i}'" for i, r in enumerate(rels)
+            f"apt-get satisfy -s {shlex.quote(r.text)} >/dev/null 2>&1 || echo '@@@ missing {i}'"
+            for i, r in enumerate(rels)
         )
         sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
         res = sb.run(
@@ -159,9 +161,9 @@ class Build:
         opt = _FLAGS[self.request.build_what][1]
         body = "\n".join(
             [
-                f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {quote(self.source.sandbox_path)}",
+                f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {shlex.quote(self.source.sandbox_path)}",
                 "apt-get clean",
-                f"rm -f /etc/apt/sources.list.d/{quote('deb-mock-extra.list')} /etc/apt/keyrings/deb-mock-*",
+                f"rm -f /etc/apt/sources.list.d/{EXTRA_LIST} /etc/apt/keyrings/deb-mock-*",
                 "rm -rf /var/lib/apt/lists/*" if full_update else "true",
                 f"mkdir -p {os.path.dirname(BUILDROOT_LIST)}",
                 "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' > " + BUILDROOT_LIST,
@@ -209,16 +211,18 @@ class Build:
         flag = _FLAGS[self.request.build_what][0]
         workdir = f"/build/reproducible-path/{self.source.upstream_dir}"
         if self.source.is_tree:
-            unpack = f"cp -a /deb-mock/src/. {quote(workdir)}/"
+            unpack = f"cp -a /deb-mock/src/. {shlex.quote(workdir)}/"
         else:
-            unpack = f"dpkg-source --no-check --no-copy -x {quote(self.source.sandbox_path)} {quote(workdir)}"
+            unpack = (
+                f"dpkg-source --no-check --no-copy -x {shlex.quote(self.source.sandbox_path)} {shlex.quote(workdir)}"
+            )
         script = "\n".join(
             [
                 "set -e",
                 "mkdir -p /build/reproducible-path",
-                f"mkdir -p {quote(workdir)}" if self.source.is_tree else "true",
+                f"mkdir -p {shlex.quote(workdir)}" if self.source.is_tree else "true",
                 unpack,
-                f"cd {quote(workdir)}",
+                f"cd {shlex.quote(workdir)}",
                 f"dpkg-buildpackage -us -uc {flag}",
             ]
         )

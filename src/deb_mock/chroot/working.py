@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig
 from deb_mock.errors import BadInput
 from debsandbox import idmap
-from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, owned_dir, remove_tree
+from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, launcher_argv, launcher_env, owned_dir, remove_tree
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,8 @@ def failed_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
 def interactive(sandbox: Sandbox, argv: list[str]) -> int:
     """Run ``argv`` in the sandbox attached to this terminal (for ``--shell``); return its exit code."""
     spec = sandbox.write_spec(argv, idmap.current())
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     try:
-        return subprocess.call([sys.executable, "-m", "debsandbox.nsexec", spec], env=env)
+        return subprocess.call(launcher_argv(spec), env=launcher_env())
     finally:
         os.unlink(spec)
 
