@@ -198,6 +198,13 @@ class HubClient:
     def add_target(self, name: str, build_tag: str, dest_tag: str) -> dict[str, Any]:
         return dict(self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag}))
 
+    def remove_tag(self, name: str, *, force: bool = False) -> dict[str, Any]:
+        """Remove a tag and its repo; ``force`` also when other tags inherit from it (409 otherwise)."""
+        return dict(self.request("DELETE", f"/tags/{name}", params={"force": str(force).lower()}).json())
+
+    def remove_target(self, name: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/targets/{name}").json())
+
     def tag_build(self, tag: str, build: str | int) -> dict[str, Any]:
         return dict(self.post(f"/tags/{tag}/builds", {"build": str(build)}))
 
