@@ -5,37 +5,24 @@ from __future__ import annotations
 
 import argparse
 
-from deb_orchestrator.cli.common import add_connection_args, client, emit, say
+from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, emit_secret, say
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("list-hosts", help="list builder hosts")
-    p.set_defaults(func=cmd_list_hosts)
-    p = sub.add_parser("add-host", help="register a builder host; prints its token on the last line")
-    p.add_argument("name")
-    p.add_argument("--arch", action="append", dest="arches", required=True, help="architecture (repeat)")
-    p.add_argument("--capacity", type=int, default=1)
-    p.set_defaults(func=cmd_add_host)
+def register(sub: Subparsers) -> None:
+    add_command(sub, "list-hosts", cmd_list_hosts, "list builder hosts")
+    add_command(sub, "add-host", cmd_add_host, "register a builder host; prints its token on the last line", "name",
+                arg("--arch", action="append", dest="arches", required=True, help="architecture (repeat)"),
+                arg("--capacity", type=int, default=1))
     for verb, enabled in (("enable-host", True), ("disable-host", False)):
-        p = sub.add_parser(verb, help=f"{verb.split('-')[0]} a host")
-        p.add_argument("name")
-        p.set_defaults(func=cmd_enable_host, enabled=enabled)
-    p = sub.add_parser("create-token", help="create an API token for a user; prints it on the last line")
-    p.add_argument("user")
-    p.add_argument("--scope", action="append", dest="scopes", required=True,
-                   help="admin, build or tag (repeat); builder tokens come from add-host")
-    p.add_argument("--name", default="", help="what the token is for")
-    p.set_defaults(func=cmd_create_token)
-    p = sub.add_parser("list-tokens", help="list API tokens (without their secrets)")
-    p.set_defaults(func=cmd_list_tokens)
-    p = sub.add_parser("revoke-token", help="revoke an API token by ID (see list-tokens)")
-    p.add_argument("id", type=int)
-    p.set_defaults(func=cmd_revoke_token)
-    p = sub.add_parser("whoami", help="the user and scopes of the current token")
-    p.set_defaults(func=cmd_whoami)
-    for name in ("list-hosts", "add-host", "enable-host", "disable-host", "create-token", "list-tokens",
-                 "revoke-token", "whoami"):
-        add_connection_args(sub.choices[name])
+        add_command(sub, verb, cmd_enable_host, f"{verb.split('-')[0]} a host", "name", enabled=enabled)
+    add_command(sub, "create-token", cmd_create_token, "create an API token for a user; prints it on the last line",
+                "user", arg("--scope", action="append", dest="scopes", required=True,
+                            help="admin, build or tag (repeat); builder tokens come from add-host"),
+                arg("--name", default="", help="what the token is for"))
+    add_command(sub, "list-tokens", cmd_list_tokens, "list API tokens (without their secrets)")
+    add_command(sub, "revoke-token", cmd_revoke_token, "revoke an API token by ID (see list-tokens)",
+                arg("id", type=int))
+    add_command(sub, "whoami", cmd_whoami, "the user and scopes of the current token")
 
 
 def cmd_list_hosts(args: argparse.Namespace) -> int:
@@ -48,12 +35,8 @@ def cmd_list_hosts(args: argparse.Namespace) -> int:
 def cmd_add_host(args: argparse.Namespace) -> int:
     with client(args) as hub:
         out = hub.add_host(args.name, args.arches, args.capacity)
-        if args.json:
-            emit(args, out)
-        else:
-            say(f"host {out['name']} ({' '.join(out['arches'])}) registered; start it with:")
-            say(f"  deb-orchestrator builder --hub {hub.url} --token TOKEN")
-            print(out["token"])
+        emit_secret(args, out, "token", f"host {out['name']} ({' '.join(out['arches'])}) registered; start it with:",
+                    f"  deb-orchestrator builder --hub {hub.url} --token TOKEN")
     return 0
 
 
@@ -66,11 +49,8 @@ def cmd_enable_host(args: argparse.Namespace) -> int:
 def cmd_create_token(args: argparse.Namespace) -> int:
     with client(args) as hub:
         out = hub.create_token(args.user, args.scopes, args.name)
-        if args.json:
-            emit(args, out)
-        else:
-            say(f"token {out['id']} for {out['user']} with scopes {','.join(out['scopes'])} (shown once):")
-            print(out["token"])
+        emit_secret(args, out, "token",
+                    f"token {out['id']} for {out['user']} with scopes {','.join(out['scopes'])} (shown once):")
     return 0
 
 

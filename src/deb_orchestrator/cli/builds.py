@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deb_orchestrator.cli.common import add_connection_args, client, emit, say, when
+from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, say, when
 from deb_orchestrator.client import HubClient
 
 TASK_COLUMNS = [("id", "ID"), ("parent_id", "Parent"), ("method", "Method"), ("arch", "Arch"), ("state", "State"),
@@ -16,54 +16,27 @@ BUILD_COLUMNS = [("id", "ID"), ("ident", "Build"), ("state", "State"), ("target"
                  ("task_id", "Task"), ("created", "Created")]
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("build", help="submit a .dsc (URL or local file) to a target")
-    p.add_argument("target")
-    p.add_argument("source", help="http(s) URL of a .dsc, or a local .dsc (uploaded with its files)")
-    p.add_argument("--wait", action="store_true", help="follow the task until it finishes")
-    p.add_argument("--arch", action="append", dest="arches", help="build only these arches (repeat)")
-    p.add_argument("--priority", type=int, default=20, help="lower runs first (default 20)")
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("watch-task", help="follow a task until it finishes")
-    p.add_argument("task", type=int)
-    p.set_defaults(func=cmd_watch)
-
-    p = sub.add_parser("list-tasks", help="list tasks, newest first")
-    p.add_argument("--state", help="free, open, closed, failed, canceled, dep-wait")
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_list_tasks)
-
-    p = sub.add_parser("taskinfo", help="show a task, its subtasks, result and log tail")
-    p.add_argument("task", type=int)
-    p.set_defaults(func=cmd_taskinfo)
-
-    p = sub.add_parser("list-builds", help="list builds, newest first")
-    p.add_argument("--state", help="building, complete, failed, canceled, dep-wait")
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_list_builds)
-
-    p = sub.add_parser("buildinfo", help="show a build (SOURCE_VERSION or ID)")
-    p.add_argument("build")
-    p.set_defaults(func=cmd_buildinfo)
-
-    p = sub.add_parser("cancel", help="cancel a task (ID) or a build (SOURCE_VERSION)")
-    p.add_argument("ref")
-    p.set_defaults(func=cmd_cancel)
-
-    p = sub.add_parser("resubmit", help="build a failed, canceled or dep-waiting build again")
-    p.add_argument("build", help="SOURCE_VERSION or build ID")
-    p.add_argument("--wait", action="store_true")
-    p.set_defaults(func=cmd_resubmit)
-
-    p = sub.add_parser("download-logs", help="download the logs (and result.json) of a build's tasks")
-    p.add_argument("build", help="SOURCE_VERSION or build ID")
-    p.add_argument("--dir", type=Path, default=Path("."), help="where to put them (default: .)")
-    p.set_defaults(func=cmd_download_logs)
-
-    for name in ("build", "watch-task", "list-tasks", "taskinfo", "list-builds", "buildinfo", "cancel", "resubmit",
-                 "download-logs"):
-        add_connection_args(sub.choices[name])
+def register(sub: Subparsers) -> None:
+    add_command(sub, "build", cmd_build, "submit a .dsc (URL or local file) to a target", "target",
+                arg("source", help="http(s) URL of a .dsc, or a local .dsc (uploaded with its files)"),
+                arg("--wait", action="store_true", help="follow the task until it finishes"),
+                arg("--arch", action="append", dest="arches", help="build only these arches (repeat)"),
+                arg("--priority", type=int, default=20, help="lower runs first (default 20)"))
+    add_command(sub, "watch-task", cmd_watch, "follow a task until it finishes", arg("task", type=int))
+    add_command(sub, "list-tasks", cmd_list_tasks, "list tasks, newest first",
+                arg("--state", help="free, open, closed, failed, canceled, dep-wait"),
+                arg("--limit", type=int, default=50))
+    add_command(sub, "taskinfo", cmd_taskinfo, "show a task, its subtasks, result and log tail", arg("task", type=int))
+    add_command(sub, "list-builds", cmd_list_builds, "list builds, newest first",
+                arg("--state", help="building, complete, failed, canceled, dep-wait"),
+                arg("--limit", type=int, default=50))
+    add_command(sub, "buildinfo", cmd_buildinfo, "show a build (SOURCE_VERSION or ID)", "build")
+    add_command(sub, "cancel", cmd_cancel, "cancel a task (ID) or a build (SOURCE_VERSION)", "ref")
+    add_command(sub, "resubmit", cmd_resubmit, "build a failed, canceled or dep-waiting build again",
+                arg("build", help="SOURCE_VERSION or build ID"), arg("--wait", action="store_true"))
+    add_command(sub, "download-logs", cmd_download_logs, "download the logs (and result.json) of a build's tasks",
+                arg("build", help="SOURCE_VERSION or build ID"),
+                arg("--dir", type=Path, default=Path("."), help="where to put them (default: .)"))
 
 
 def _watch(hub: HubClient, task_id: int, args: argparse.Namespace) -> int:

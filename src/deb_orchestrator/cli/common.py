@@ -8,9 +8,10 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from rich.console import Console
 from rich.table import Table
@@ -68,6 +69,47 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="API token (env DEB_ORCHESTRATOR_TOKEN, config file)")
     p.add_argument("--token-file", help="read the API token from this file")
     p.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call: its flags (or positional name) and keyword options."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_command(sub: Subparsers, name: str, func: Callable[[argparse.Namespace], int], help: str,
+                *arguments: str | Arg, **defaults: Any) -> argparse.ArgumentParser:
+    """A client sub-command: its arguments (a plain string is a positional), the connection options
+    (--hub, --token, --token-file, --json) and the function that runs it."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    for a in arguments:
+        if isinstance(a, str):
+            p.add_argument(a)
+        else:
+            p.add_argument(*a.flags, **a.options)
+    add_connection_args(p)
+    p.set_defaults(func=func, **defaults)
+    return p
+
+
+def emit_secret(args: argparse.Namespace, out: dict[str, Any], key: str, *message: str) -> None:
+    """--json: the whole answer; otherwise ``message`` lines on stderr and the secret alone on the last line
+    of stdout (for ``$(…)`` in scripts)."""
+    if args.json:
+        emit(args, out)
+        return
+    for line in message:
+        say(line)
+    print(out[key])
 
 
 def when(ts: float | None) -> str:

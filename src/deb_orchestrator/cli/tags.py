@@ -5,68 +5,36 @@ from __future__ import annotations
 import argparse
 
 from deb_orchestrator.cli.builds import BUILD_COLUMNS
-from deb_orchestrator.cli.common import UsageError, add_connection_args, client, emit, say
+from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, arg, client, emit, say
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("add-tag", help="create a tag")
-    p.add_argument("name")
-    p.add_argument("--parent", action="append", default=[], help="inherit from this tag (repeat, in order)")
-    p.add_argument("--arch", action="append", dest="arches", help="architectures (repeat; default amd64)")
-    p.add_argument("--external-repo", nargs=3, action="append", default=[], metavar=("URL", "SUITE", "COMPONENTS"),
-                   help="an apt repo buildroots use, e.g. http://deb.debian.org/debian trixie main (repeat)")
-    p.add_argument("--external-key", action="append", default=[],
-                   help="key file for the external repo at the same position (optional)")
-    p.set_defaults(func=cmd_add_tag)
-
-    p = sub.add_parser("list-tags", help="list tags")
-    p.set_defaults(func=cmd_list_tags)
-    p = sub.add_parser("taginfo", help="show a tag")
-    p.add_argument("name")
-    p.set_defaults(func=cmd_taginfo)
-
-    p = sub.add_parser("add-target", help="create a build target")
-    p.add_argument("name")
-    p.add_argument("build_tag")
-    p.add_argument("dest_tag")
-    p.set_defaults(func=cmd_add_target)
-    p = sub.add_parser("list-targets", help="list build targets")
-    p.set_defaults(func=cmd_list_targets)
-
-    p = sub.add_parser("tag-build", help="tag a build")
-    p.add_argument("tag")
-    p.add_argument("build")
-    p.set_defaults(func=cmd_tag_build)
-    p = sub.add_parser("untag-build", help="untag a build")
-    p.add_argument("tag")
-    p.add_argument("build")
-    p.set_defaults(func=cmd_untag_build)
-
-    p = sub.add_parser("list-tagged", help="builds a tag holds (with inheritance unless --no-inherit)")
-    p.add_argument("tag")
-    p.add_argument("--no-inherit", action="store_true")
-    p.set_defaults(func=cmd_list_tagged)
-    p = sub.add_parser("latest-build", help="the build of a source package a tag sees")
-    p.add_argument("tag")
-    p.add_argument("package")
-    p.set_defaults(func=cmd_latest_build)
-
-    p = sub.add_parser("regen-repo", help="publish a tag's repository again")
-    p.add_argument("tag")
-    p.add_argument("--wait", action="store_true")
-    p.set_defaults(func=cmd_regen_repo)
-    p = sub.add_parser("wait-repo", help="wait until a tag's repository is published (with --build: holds it)")
-    p.add_argument("tag")
-    p.add_argument("--build", help="SOURCE_VERSION or build ID")
-    p.add_argument("--timeout", type=float, default=3600.0)
-    p.set_defaults(func=cmd_wait_repo)
-    p = sub.add_parser("repoinfo", help="a tag repository's generation and state")
-    p.add_argument("tag")
-    p.set_defaults(func=cmd_repoinfo)
-
-    for name in ("add-tag", "list-tags", "taginfo", "add-target", "list-targets", "tag-build", "untag-build",
-                 "list-tagged", "latest-build", "regen-repo", "wait-repo", "repoinfo"):
-        add_connection_args(sub.choices[name])
+def register(sub: Subparsers) -> None:
+    add_command(sub, "add-tag", cmd_add_tag, "create a tag", "name",
+                arg("--parent", action="append", default=[], help="inherit from this tag (repeat, in order)"),
+                arg("--arch", action="append", dest="arches", help="architectures (repeat; default amd64)"),
+                arg("--external-repo", nargs=3, action="append", default=[], metavar=("URL", "SUITE", "COMPONENTS"),
+                    help="an apt repo buildroots use, e.g. http://deb.debian.org/debian trixie main (repeat)"),
+                arg("--external-key", action="append", default=[],
+                    help="key file for the external repo at the same position (optional)"))
+    add_command(sub, "remove-tag", cmd_remove_tag, "remove a tag and its published repository", "name",
+                arg("--force", action="store_true",
+                    help="also when other tags inherit from it (they lose this parent)"))
+    add_command(sub, "list-tags", cmd_list_tags, "list tags")
+    add_command(sub, "taginfo", cmd_taginfo, "show a tag", "name")
+    add_command(sub, "add-target", cmd_add_target, "create a build target", "name", "build_tag", "dest_tag")
+    add_command(sub, "remove-target", cmd_remove_target, "remove a build target", "name")
+    add_command(sub, "list-targets", cmd_list_targets, "list build targets")
+    add_command(sub, "tag-build", cmd_tag_build, "tag a build", "tag", "build")
+    add_command(sub, "untag-build", cmd_untag_build, "untag a build", "tag", "build")
+    add_command(sub, "list-tagged", cmd_list_tagged, "builds a tag holds (with inheritance unless --no-inherit)",
+                "tag", arg("--no-inherit", action="store_true"))
+    add_command(sub, "latest-build", cmd_latest_build, "the build of a source package a tag sees", "tag", "package")
+    add_command(sub, "regen-repo", cmd_regen_repo, "publish a tag's repository again", "tag",
+                arg("--wait", action="store_true"))
+    add_command(sub, "wait-repo", cmd_wait_repo, "wait until a tag's repository is published (with --build: holds it)",
+                "tag", arg("--build", help="SOURCE_VERSION or build ID"),
+                arg("--timeout", type=float, default=3600.0))
+    add_command(sub, "repoinfo", cmd_repoinfo, "a tag repository's generation and state", "tag")
 
 
 def cmd_add_tag(args: argparse.Namespace) -> int:
@@ -82,6 +50,27 @@ def cmd_add_tag(args: argparse.Namespace) -> int:
         repos.append(repo)
     with client(args) as hub:
         emit(args, hub.add_tag(args.name, parents=args.parent, arches=args.arches, external_repos=repos))
+    return 0
+
+
+def cmd_remove_tag(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.remove_tag(args.name, force=args.force)
+        if args.json:
+            emit(args, out)
+        else:
+            say(f"removed tag {out['tag']}" + (" and its repository" if out["repo_removed"] else ""))
+            if out["untagged_builds"]:
+                say(f"  builds no longer tagged in it: {', '.join(out['untagged_builds'])}")
+            if out["children_detached"]:
+                say(f"  tags that stopped inheriting from it: {', '.join(out['children_detached'])}")
+    return 0
+
+
+def cmd_remove_target(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = hub.remove_target(args.name)
+        emit(args, out) if args.json else say(f"removed target {out['target']}")
     return 0
 
 

@@ -193,6 +193,8 @@ def resubmit(session: Session, build: Build, actor: str, max_attempts: int) -> T
         raise Conflict(f"build {build.ident} is complete; a source version is built once per hub")
     if build.state == "building":
         raise Conflict(f"build {build.ident} is still building (task {build.task_id}); cancel it first")
+    if build.target is None:
+        raise Conflict(f"build {build.ident} belongs to a target that was removed; it cannot be built again")
     old = session.get(Task, build.task_id) if build.task_id else None
     if old is not None and old.state in TASK_ACTIVE:
         cancel_task(session, old, actor)

@@ -10,8 +10,11 @@ miss appeared.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from debian.deb822 import Deb822, PkgRelation
@@ -40,6 +43,7 @@ class RepoPublisher:
         self.work = work  # notified when dep-wait tasks are requeued
         self.changed = changed  # notified after every publication
         self.wakeup = Signal()
+        self.lock = threading.Lock()  # held while a repo is written or removed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         root.mkdir(parents=True, exist_ok=True)
@@ -75,6 +79,24 @@ class RepoPublisher:
         return len(dirty)
 
     def publish(self, repo_id: int, tag_id: int) -> None:
+        with self.lock:
+            self._publish(repo_id, tag_id)
+
+    def remove(self, tag_name: str) -> bool:
+        """Take a deleted tag's repository off the web at once (one rename), then delete its files.
+
+        Call it after the tag's rows are gone: a publication waiting for the lock then finds no tag.
+        Returns whether there was a repository."""
+        with self.lock:
+            root = self.root / tag_name
+            if not root.exists():
+                return False
+            graveyard = self.root / f".deleted-{tag_name}-{uuid.uuid4().hex[:8]}"
+            os.rename(root, graveyard)
+        shutil.rmtree(graveyard, ignore_errors=True)
+        return True
+
+    def _publish(self, repo_id: int, tag_id: int) -> None:
         started = time.monotonic()
         with self.db.session() as s:
             repo = s.get(Repo, repo_id)

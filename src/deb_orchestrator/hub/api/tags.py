@@ -12,7 +12,7 @@ from deb_orchestrator.hub import builds, events, inheritance
 from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
-from deb_orchestrator.hub.models import ExternalRepo, Repo, Tag, TagParent
+from deb_orchestrator.hub.models import ExternalRepo, Repo, Tag, TagListing, TagParent, Target
 from deb_orchestrator.hub.schemas import ExternalRepoIn, TagBuildIn, TagIn, TagUpdate
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -87,6 +87,44 @@ def edit_tag(
         out = tag_json(s, tag)
     hub.repos_dirty()
     return out
+
+
+@router.delete("/{name}", summary="Remove a tag and its published repository (scope tag; remove-tag)",
+               responses={409: {"description": "still used by tags or targets"}})
+def remove_tag(name: str, request: Request, force: bool = False,
+               who: Principal = Depends(require("tag"))) -> dict[str, Any]:
+    """Refused (409) while a target builds in or lands in the tag, and while other tags inherit from it
+    unless ``force`` (they then lose this parent and are republished)."""
+    hub = hub_of(request)
+    with hub.db.session() as s:
+        tag = builds.get_tag(s, name)
+        users = [f"{t.name} ({'build' if t.build_tag_id == tag.id else 'destination'} tag)"
+                 for t in s.scalars(select(Target).order_by(Target.name).where(
+                     (Target.build_tag_id == tag.id) | (Target.dest_tag_id == tag.id)))]
+        if users:
+            raise Conflict(f"tag {name} is used by target(s) {', '.join(users)}; remove them first with "
+                           "remove-target")
+        child_ids = list(s.scalars(select(TagParent.tag_id).where(TagParent.parent_id == tag.id)))
+        children = inheritance.names(s, child_ids)
+        if children and not force:
+            raise Conflict(f"tag {name} is a parent of {', '.join(sorted(children))}; change their parents first, "
+                           "or remove it anyway with --force (they stop inheriting from it)")
+        affected = [t for t in inheritance.descendants(s, tag.id) if t != tag.id]
+        tagged = sorted(b.ident for b, _ in builds.tagged_builds(s, tag.id, inherit=False))
+        parents = inheritance.names(s, inheritance.parents(s, tag.id))
+        for table in (TagListing, ExternalRepo, Repo):
+            s.execute(delete(table).where(table.tag_id == tag.id))
+        s.execute(delete(TagParent).where((TagParent.tag_id == tag.id) | (TagParent.parent_id == tag.id)))
+        s.delete(tag)
+        s.flush()
+        for tid in affected:
+            builds.mark_dirty(s, tid)
+        events.record(s, "tag.deleted", "tag", tag.id, who.user, name=name, builds=tagged, parents=parents,
+                      children=children, force=force)
+    removed = hub.publisher.remove(name)
+    hub.repos_dirty()
+    return {"tag": name, "deleted": True, "untagged_builds": tagged, "children_detached": sorted(children),
+            "repo_removed": removed}
 
 
 @router.get("/{name}/builds", summary="Builds in a tag (list-tagged); inherit=true follows inheritance")

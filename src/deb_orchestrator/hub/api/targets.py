@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from deb_orchestrator.hub import builds, events
 from deb_orchestrator.hub.api.common import hub_of, target_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict
-from deb_orchestrator.hub.models import Target
+from deb_orchestrator.hub.models import Build, Target
 from deb_orchestrator.hub.schemas import TargetIn
 
 router = APIRouter(prefix="/targets", tags=["targets"])
@@ -42,3 +42,23 @@ def add_target(body: TargetIn, request: Request, who: Principal = Depends(requir
 def get_target(name: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return target_json(builds.get_target(s, name))
+
+
+@router.delete("/{name}", summary="Remove a target (scope admin; remove-target)",
+               responses={409: {"description": "builds for it are still running"}})
+def remove_target(name: str, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    """Refused (409) while builds submitted to it are building or waiting for dependencies; the finished
+    ones keep their tags and files but no longer name a target (the event log keeps the name)."""
+    with hub_of(request).db.session() as s:
+        target = builds.get_target(s, name)
+        active = list(s.scalars(select(Build.ident).where(Build.target_id == target.id,
+                                                          Build.state.in_(builds.BUILD_ACTIVE)).order_by(Build.id)))
+        if active:
+            shown = ", ".join(active[:10]) + (f" and {len(active) - 10} more" if len(active) > 10 else "")
+            raise Conflict(f"target {name} has builds in progress: {shown}; wait for them or cancel them first")
+        detached = list(s.scalars(select(Build.ident).where(Build.target_id == target.id).order_by(Build.id)))
+        s.execute(update(Build).where(Build.target_id == target.id).values(target_id=None))
+        events.record(s, "target.deleted", "target", target.id, who.user, name=name,
+                      build_tag=target.build_tag.name, dest_tag=target.dest_tag.name, builds=detached)
+        s.delete(target)
+        return {"target": name, "deleted": True, "builds_detached": detached}
