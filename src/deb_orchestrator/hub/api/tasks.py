@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
-from deb_orchestrator.hub import builds, scheduler
+from deb_orchestrator.hub import builds, packages, scheduler
 from deb_orchestrator.hub.api.common import hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
@@ -124,17 +124,19 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
         raise HubError(f"sha256 must be 64 hex digits, got {sha256!r}")
 
-    def check() -> None:
+    def check() -> packages.Expected | None:
         with hub.db.session() as s:
-            scheduler._attempt(s, task_id, fence, host_id)
+            return packages.expected_for(s, scheduler._attempt(s, task_id, fence, host_id), name)
 
-    await run_in_threadpool(check)
+    expected = await run_in_threadpool(check)
     fd, tmp_name = tempfile.mkstemp(dir=hub.store.root / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
+        if expected is not None:  # a .deb: its members and control fields are checked before it is stored
+            await run_in_threadpool(packages.inspect_deb, tmp, name, expected, sha256.lower())
         digest, size = await run_in_threadpool(hub.store.put_file, tmp, sha256.lower())
     except ChecksumMismatch as exc:
         raise HubError(f"{name}: {exc}", 400) from None
