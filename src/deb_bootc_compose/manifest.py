@@ -18,9 +18,18 @@ import json
 import re
 import string
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deb_bootc_compose import yamlmarks
 
@@ -189,9 +198,53 @@ class BootTestSpec(_Model):
     timeout: int = Field(default=900, gt=0)
 
 
+GIT_URL = re.compile(r"^(https?|git|ssh|file)://\S+$")
+GIT_REF = re.compile(r"^[A-Za-z0-9._/+%~@^-]+$")
+
+
+class GitBuildSource(_Model):
+    """``{git: URL, ref: REF}``: a Debian packaging repository (debian/ at its root) at a branch, tag or commit."""
+
+    git: str
+    ref: str
+
+    @field_validator("git")
+    @classmethod
+    def _git(cls, v: str) -> str:
+        if not GIT_URL.match(v):
+            raise ValueError(f"{v!r} is not a git URL; use http(s)://, git://, ssh:// or file:// "
+                             "(e.g. https://salsa.debian.org/debian/hello.git)")
+        return v
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: Any) -> str:
+        v = str(v)
+        if not GIT_REF.match(v) or v.startswith("-") or ".." in v:
+            raise ValueError(f"{v!r} is not a git branch, tag or commit ID")
+        return v
+
+
+def _build_source_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "<dsc>"
+    if isinstance(v, dict | GitBuildSource):
+        return "<git>"
+    return None
+
+
+# the tags pydantic puts into error locations for this union; _format_error drops them
+UNION_TAGS = ("<dsc>", "<git>")
+BuildSource = Annotated[
+    Annotated[str, Tag("<dsc>")] | Annotated[GitBuildSource, Tag("<git>")],
+    Discriminator(_build_source_kind, custom_error_type="build_source",
+                  custom_error_message="each entry is a .dsc URL or path, or a mapping {git: URL, ref: REF}"),
+]
+
+
 class BuildSpec(_Model):
     target: str
-    sources: list[str] = Field(default_factory=list)
+    sources: list[BuildSource] = Field(default_factory=list)
 
 
 class DiskSpec(_Model):
@@ -327,7 +380,7 @@ class Manifest(_Model):
 
 
 def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
-    loc: tuple[str | int, ...] = tuple(err.get("loc", ()))
+    loc: tuple[str | int, ...] = tuple(p for p in err.get("loc", ()) if p not in UNION_TAGS)
     # pydantic inserts model/union names into loc for some errors; keep the ones that are real keys
     msg = str(err.get("msg", "invalid"))
     msg = msg.removeprefix("Value error, ")

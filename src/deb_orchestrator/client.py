@@ -94,15 +94,20 @@ class HubClient:
 
     # ------------------------------------------------------------------ builds
     def submit(self, target: str, source: str | Path, *, arches: list[str] | None = None,
-               priority: int = 20) -> dict[str, Any]:
+               priority: int = 20, requested_by: str | None = None) -> dict[str, Any]:
         """Submit a .dsc (http(s) URL: the hub downloads it; local path: it and its files are uploaded).
+
+        ``requested_by`` is recorded on a new build (e.g. ``compose hello-bootc-1-20261122.t.0``); the hub
+        records the source URL (or ``upload:NAME.dsc``) when it is not given.
 
         Returns ``{"existing": bool, "message": str, "build": {...}, "task": {...}}``; ``existing`` is true
         when this source version was submitted before (the answer then names that build and its task).
         """
         if isinstance(source, str) and is_url(source):
-            return dict(self.post("/builds", {"target": target, "source_url": source, "arches": arches,
-                                              "priority": priority}, timeout=600))
+            body: dict[str, Any] = {"target": target, "source_url": source, "arches": arches, "priority": priority}
+            if requested_by:
+                body["requested_by"] = requested_by
+            return dict(self.post("/builds", body, timeout=600))
         dsc_path = Path(source)
         pkg = parse_dsc(dsc_path)
         paths = [dsc_path, *(dsc_path.parent / f.name for f in pkg.files)]
@@ -114,6 +119,8 @@ class HubClient:
             files = [("files", (p.name, stack.enter_context(p.open("rb")), "application/octet-stream"))
                      for p in paths]
             data = {"target": target, "arches": " ".join(arches or []), "priority": str(priority)}
+            if requested_by:
+                data["requested_by"] = requested_by
             resp = self.request("POST", "/builds/upload", data=data, files=files, timeout=600)
         return dict(resp.json())
 
@@ -204,6 +211,38 @@ class HubClient:
 
     def remove_target(self, name: str) -> dict[str, Any]:
         return dict(self.request("DELETE", f"/targets/{name}").json())
+
+    def setup_target(self, target: str, *, mirror: str, suite: str, arches: list[str] | None = None,
+                     components: list[str] | None = None, base: str | None = None, dest: str | None = None,
+                     build: str | None = None) -> dict[str, str]:
+        """docs/orchestrator.md's usual set over one Debian suite, made where missing (admin token).
+
+        Tags ``base`` (default ``<target>-base``: the external repo ``mirror suite components``) ← ``dest``
+        (``<target>-dest``) ← ``build`` (``<target>-build``) and the target ``target``: build → dest, so each
+        build sees the ones before it. Existing tags and the target are kept as they are. Returns the names.
+        """
+        names = {"base": base or f"{target}-base", "dest": dest or f"{target}-dest",
+                 "build": build or f"{target}-build", "target": target}
+
+        def exists(path: str) -> bool:
+            try:
+                self.get(path)
+            except HubError as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        if not exists(f"/tags/{names['base']}"):
+            self.add_tag(names["base"], arches=arches or ["amd64"], external_repos=[
+                {"url": mirror, "suite": suite, "components": components or ["main"]}])
+        if not exists(f"/tags/{names['dest']}"):
+            self.add_tag(names["dest"], parents=[names["base"]])
+        if not exists(f"/tags/{names['build']}"):
+            self.add_tag(names["build"], parents=[names["dest"]])
+        if not exists(f"/targets/{target}"):
+            self.add_target(target, names["build"], names["dest"])
+        return names
 
     def tag_build(self, tag: str, build: str | int) -> dict[str, Any]:
         return dict(self.post(f"/tags/{tag}/builds", {"build": str(build)}))

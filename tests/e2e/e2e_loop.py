@@ -3,12 +3,14 @@ running deb-mock, the tag set-up of docs/orchestrator.md over the trixie mirror,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,7 @@ import httpx
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext
+from deb_orchestrator.client import HubClient
 
 CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 COMPOSE = [str(Path(sys.executable).parent / "deb-bootc-compose")]
@@ -64,10 +67,8 @@ class LoopHub:
 
     def setup_trixie(self, mirror: str) -> None:
         """docs/orchestrator.md's tag set: base (the mirror) ← dest ← build; target trixie: build → dest."""
-        self.cli("add-tag", "trixie-base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
-        self.cli("add-tag", "trixie-dest", "--parent", "trixie-base")
-        self.cli("add-tag", "trixie-build", "--parent", "trixie-dest")
-        self.cli("add-target", "trixie", "trixie-build", "trixie-dest")
+        with HubClient(self.url, self.token) as admin:
+            admin.setup_target("trixie", mirror=mirror, suite="trixie")
 
     def start_builder(self, name: str, cache: Path, workdir: Path) -> subprocess.Popen[bytes]:
         token = self.cli("add-host", name, "--arch", "amd64").strip().splitlines()[-1]
@@ -117,11 +118,13 @@ def run_compose(manifest: Path, target: Path, env: dict[str, str], timeout: floa
                            *(extra or [])], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def phase_context(tmp: Path, hub_url: str, sources: list[Path] | list[str], *, target: str, tag: str,
+def phase_context(tmp: Path, hub_url: str, sources: Sequence[Path | str | dict[str, str]], *, target: str, tag: str,
                   mirror: str = "http://deb.debian.org/debian") -> tuple[ComposeContext, list[str]]:
-    """A compose context for running the build phase on its own; returns it and the progress messages."""
+    """A compose context for running the build phase on its own; returns it and the progress messages.
+
+    ``sources`` are .dsc paths or URLs, or ``{"git": URL, "ref": REF}`` mappings."""
     manifest_path = tmp / "manifest.yaml"
-    src = "\n".join(f"    - {s}" for s in sources)
+    src = "\n".join(f"    - {json.dumps(s) if isinstance(s, dict) else s}" for s in sources)
     manifest_path.write_text(f"""\
 name: loop
 version: "1"

@@ -40,10 +40,11 @@ def hub(tmp_path: Path, signing: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
                            heartbeat_seconds=0.5, reap_interval=0.2)
     h = start_hub(settings, signing)
     admin = h.admin
-    admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
-    admin.add_tag("dest", parents=["base"])
-    admin.add_tag("build", parents=["dest"])
-    admin.add_target("t", "build", "dest")
+    names = {"base": "base", "dest": "dest", "build": "build"}
+    assert admin.setup_target("t", mirror=MIRROR, suite="trixie", **names) == {**names, "target": "t"}
+    assert admin.setup_target("t", mirror=MIRROR, suite="trixie", **names)  # again: everything exists, kept
+    assert admin.get("/targets/t")["build_tag"] == "build" and admin.get("/targets/t")["dest_tag"] == "dest"
+    assert admin.get("/tags/build")["parents"] == ["dest"] and admin.get("/tags/dest")["parents"] == ["base"]
     monkeypatch.setenv("DEB_ORCHESTRATOR_TOKEN", h.admin_token)
     monkeypatch.setattr(build_phase, "POLL_SECONDS", 0.2)
     yield h
@@ -114,6 +115,7 @@ def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp
         assert b["state"] == "complete"
         assert record[ident]["build_id"] == b["id"] and record[ident]["task_id"] == b["task_id"]
         assert record[ident]["dest_tag"] == "dest" and record[ident]["submitted"] is True
+        assert b["requested_by"] == record[ident]["requested_by"] == f"compose {ctx.compose_id}"
     assert {b["ident"] for b in admin.list_tagged("dest", inherit=False)} >= {"orch-app_1.0", "liborch_1.0"}
 
     # the same compose again: both builds exist, nothing is submitted twice
@@ -191,3 +193,39 @@ def test_build_made_for_another_target_is_tagged_into_the_dest_tag(hub: RunningH
     assert any("complete but not in dest: tagging it there" in m for m in messages), messages
     assert "orch-elsewhere_1.0" in {b["ident"] for b in admin.list_tagged("dest", inherit=False)}
     assert ctx.extra[build_phase.EXTRA_KEY]["orch-elsewhere_1.0"]["submitted"] is False
+
+
+def test_git_source_is_built_and_recorded_with_its_commit(hub: RunningHub, tmp_path: Path) -> None:
+    """A {git: URL, ref: REF} entry: compose makes the .dsc from the exact commit, submits it (requested_by
+    names the compose), and metadata/builds.json records the URL, the ref and the resolved commit."""
+    import json
+
+    from git_repos import git, quilt_repo, serve
+
+    from deb_bootc_compose.manifest import GitBuildSource
+
+    served = tmp_path / "served"
+    served.mkdir()
+    bare = quilt_repo(served, "orch-git", "1.0")
+    commit = git(bare, "rev-parse", "main")
+    with serve(served) as url:
+        ctx, messages = phase_context(tmp_path, hub.url, [{"git": f"{url}/orch-git.git", "ref": "main"}],
+                                      target="t", tag="dest", mirror=MIRROR)
+        assert ctx.manifest.build.sources == [GitBuildSource(git=f"{url}/orch-git.git", ref="main")]
+        with ScriptedBuilder(hub, tmp_path, lambda p, fb: fb.finish(p, 0)) as sb:
+            build_phase.BuildPhase(ctx).run()
+    assert sb.seen == ["orch-git_1.0-1"]
+    assert any(f"orch-git_1.0-1: made from {url}/orch-git.git at {commit} (3.0 (quilt))" in m for m in messages)
+    b = hub.admin.build("orch-git_1.0-1")
+    assert b["state"] == "complete" and b["requested_by"] == f"compose {ctx.compose_id}"
+    assert {f["name"] for f in b["files"] if f["kind"] == "source"} == {
+        "orch-git_1.0-1.dsc", "orch-git_1.0.orig.tar.gz", "orch-git_1.0-1.debian.tar.xz"}
+    data = json.loads((ctx.paths.metadata / build_phase.BUILDS_JSON).read_text())
+    assert data["header"]["type"] == "deb-bootc-compose.builds"
+    assert data["payload"]["compose"]["id"] == ctx.compose_id
+    rec = data["payload"]["builds"]["orch-git_1.0-1"]
+    assert rec["git"] == {"url": f"{url}/orch-git.git", "ref": "main", "commit": commit, "format": "3.0 (quilt)"}
+    assert rec["build_id"] == b["id"] and rec["task_id"] == b["task_id"]
+    arch_task = next(t for t in b["tasks"] if t["method"] == "buildArch")
+    assert rec["arch_tasks"] == {arch_task["arch"]: arch_task["id"]} and rec["hosts"] == [arch_task["host"]]
+    assert rec["requested_by"] == f"compose {ctx.compose_id}" and rec["ref"] == f"{url}/orch-git.git"

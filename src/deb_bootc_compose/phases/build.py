@@ -1,6 +1,7 @@
 """build: have the orchestrator build the manifest's ``build.sources`` before gather.
 
-For each source (.dsc URL or path) the phase computes the build identity ``SOURCE_VERSION`` (DESIGN.md),
+For each source (.dsc URL or path, or ``{git: URL, ref: REF}``: see :mod:`deb_bootc_compose.gitsource`, the
+.dsc is made here from the exact commit) the phase computes the build identity ``SOURCE_VERSION`` (DESIGN.md),
 asks the hub whether it has that build; if not it submits it to ``build.target``. It then follows every
 build of this compose until each one is complete, reporting which package is in which state. A build in
 dep-wait is waited for while other builds of this compose are still running (they may provide what it
@@ -8,8 +9,11 @@ lacks); once nothing else can change it, the compose fails with the missing buil
 to the task. A failed build fails the compose with its reason, log tail and log link. Finally the phase
 waits until the target's destination tag repository is published with every build, so gather sees them.
 
+Builds it submits record the compose as ``requested_by`` (``compose <COMPOSE_ID>``) at the hub.
 What was built is recorded in ``ctx.extra["orchestrator_builds"]`` (SOURCE_VERSION → build/task IDs),
-which the metadata phase writes into packages.json for each .deb that came from the tag.
+which the metadata phase writes into packages.json for each .deb that came from the tag, and in
+``metadata/builds.json`` (every build with its hub, target, tasks per arch, requested_by and, for git
+sources, the URL, the ref and the resolved commit).
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from typing import Any
 
 import httpx
 
+from deb_bootc_compose import gitsource
+from deb_bootc_compose.manifest import GitBuildSource
+from deb_bootc_compose.metadata import write_json
 from deb_bootc_compose.phases.base import ComposeError, Phase
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc, strip_epoch
 
 EXTRA_KEY = "orchestrator_builds"
+BUILDS_JSON = "builds.json"  # in the compose's metadata/
 POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
 # after every other build of this compose finished and the repos settled, how long a dep-wait may stay
 DEP_WAIT_GRACE = float(os.environ.get("DEB_BOOTC_COMPOSE_DEP_WAIT_GRACE", "60"))
@@ -44,6 +52,7 @@ class Tracked:
     submitted: bool = False
     state: str = ""  # last reported summary
     dep_wait_since: float | None = None
+    git: dict[str, str] | None = None  # url, ref, commit, format of a git source
 
 
 def _token() -> str | None:
@@ -77,6 +86,19 @@ class BuildPhase(Phase):
         return None
 
     # ------------------------------------------------------------------ identity
+    def _git_identity(self, index: int, entry: GitBuildSource) -> Tracked:
+        """Make the .dsc of a git source (compose side, see gitsource) and take its SOURCE_VERSION."""
+        where = f"{self.ctx.manifest_path}:build.sources.{index}"
+        self.progress(f"{entry.git} ({entry.ref}): cloning and making the source package")
+        try:
+            made = gitsource.prepare(entry.git, entry.ref, self.ctx.paths.work / "git-sources" / str(index),
+                                     where=where)
+        except gitsource.GitSourceError as exc:
+            raise ComposeError(str(exc)) from None
+        self.progress(f"{made.ident}: made from {entry.git} at {made.commit} ({made.format})")
+        return Tracked(ref=str(made.dsc), ident=made.ident, source=made.source, version=made.version,
+                       git={"url": made.url, "ref": made.ref, "commit": made.commit, "format": made.format})
+
     def _identity(self, ref: str) -> Tracked:
         """SOURCE_VERSION of a .dsc URL or path (reads the .dsc itself: its Source and Version fields)."""
         where = f"build.sources entry {ref!r}"
@@ -128,7 +150,8 @@ class BuildPhase(Phase):
 
         spec = self.ctx.manifest.build
         hub_url = self._hub_url()
-        tracked = [self._identity(ref) for ref in spec.sources]
+        tracked = [self._git_identity(i, ref) if isinstance(ref, GitBuildSource) else self._identity(ref)
+                   for i, ref in enumerate(spec.sources)]
         dup = {t.ident for t in tracked if sum(1 for o in tracked if o.ident == t.ident) > 1}
         if dup:
             raise ComposeError(f"build.sources names {', '.join(sorted(dup))} more than once")
@@ -149,15 +172,7 @@ class BuildPhase(Phase):
                     self.progress(f"{t.ident}: waiting for the repo of {dest_tag} to publish it")
                     info = hub.wait_repo(dest_tag, build=t.ident, timeout=1800)
                     self.progress(f"{t.ident}: in {dest_tag} (repo generation {info.get('generation')})")
-                record = {
-                    t.ident: {
-                        "build_id": t.build.get("id"), "task_id": t.build.get("task_id"), "hub": hub_url,
-                        "target": spec.target, "dest_tag": dest_tag, "source": t.source,
-                        "version": strip_epoch(t.version), "submitted": t.submitted,
-                        "tasks": {str(x["id"]): x.get("arch") for x in t.build.get("tasks", [])},
-                    }
-                    for t in tracked
-                }
+                record = {t.ident: self._record(t, hub_url, spec.target, dest_tag) for t in tracked}
         except HubError as exc:
             if exc.status == 401 or exc.status == 403:
                 raise ComposeError(
@@ -171,8 +186,27 @@ class BuildPhase(Phase):
         except TimeoutError as exc:
             raise ComposeError(f"build: {exc}") from None
         self.ctx.extra[EXTRA_KEY] = record
+        write_json(self.ctx.paths.metadata / BUILDS_JSON, {
+            "header": {"type": "deb-bootc-compose.builds", "version": "1.0"},
+            "payload": {"compose": {"id": self.ctx.compose_id}, "builds": record},
+        })
         self.progress(f"{len(record)} build(s) ready: " + ", ".join(
             f"{k} (build {v['build_id']}, task {v['task_id']})" for k, v in record.items()))
+
+    @staticmethod
+    def _record(t: Tracked, hub_url: str, target: str, dest_tag: str) -> dict[str, Any]:
+        arch_tasks = [x for x in t.build.get("tasks", []) if x.get("method") == "buildArch"]
+        return {
+            "build_id": t.build.get("id"), "task_id": t.build.get("task_id"), "hub": hub_url,
+            "target": target, "dest_tag": dest_tag, "source": t.source, "version": strip_epoch(t.version),
+            "submitted": t.submitted, "requested_by": t.build.get("requested_by"),
+            "tasks": {str(x["id"]): x.get("arch") for x in t.build.get("tasks", [])},
+            # the task that built each arch's .debs (arch "all" is built on one of the arches)
+            "arch_tasks": {str(x.get("arch")): x["id"] for x in arch_tasks},
+            "hosts": sorted({str(x["host"]) for x in arch_tasks if x.get("host")}),
+            "ref": t.git["url"] if t.git else t.ref,
+            "git": t.git,
+        }
 
     def _find_or_submit(self, hub: Any, target: str, t: Tracked) -> None:
         existing = hub.find_build(t.ident)
@@ -182,7 +216,7 @@ class BuildPhase(Phase):
             self.progress(f"{t.ident}: the hub has build {existing['id']} ({existing['state']}): not submitted again")
             return
         self.progress(f"{t.ident}: submitting {t.ref} to target {target}")
-        sub = hub.submit(target, t.ref)
+        sub = hub.submit(target, t.ref, requested_by=f"compose {self.ctx.compose_id}")
         t.submitted = not sub.get("existing", False)
         t.build = hub.build(sub["build"]["id"])
         self.progress(f"{t.ident}: build {t.build['id']}, task {t.build.get('task_id')}: {sub.get('message', '')}")

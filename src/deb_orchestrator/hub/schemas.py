@@ -80,6 +80,8 @@ class BuildIn(BaseModel):
                             description="http(s) URL of a .dsc; the hub downloads and verifies it and its files")
     arches: list[str] | None = Field(default=None, max_length=20)
     priority: int = Field(default=20, ge=0, le=1000, description="lower runs first")
+    requested_by: str | None = Field(default=None, max_length=300,
+                                     description="who asked for it, e.g. 'compose ID'; default: the source URL")
 
     @field_validator("arches")
     @classmethod

@@ -58,7 +58,7 @@ def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require
         builds.get_target(s, body.target)  # fail fast before downloading
     with tempfile.TemporaryDirectory(dir=hub.store.root / "tmp") as tmp:
         pkg = _fetch(body.source_url, Path(tmp))
-        return _submit(hub, pkg, body.target, who, body.source_url, body.arches, body.priority)
+        return _submit(hub, pkg, body.target, who, body.requested_by or body.source_url, body.arches, body.priority)
 
 
 @router.post("/upload", status_code=201, summary="Submit a build by uploading a .dsc and its files (scope build)")
@@ -68,6 +68,7 @@ def submit_upload(
     files: Annotated[list[UploadFile], File(description="the .dsc and every file it names")],
     arches: Annotated[str, Form(max_length=200, description="space separated; empty: all")] = "",
     priority: Annotated[int, Form(ge=0, le=1000)] = 20,
+    requested_by: Annotated[str, Form(max_length=300, description="who asked for it; default: upload:NAME.dsc")] = "",
     who: Principal = Depends(require("build")),
 ) -> dict[str, Any]:
     hub = hub_of(request)
@@ -94,7 +95,8 @@ def submit_upload(
             raise HubError(f"upload exactly one .dsc with its files (got {len(dscs)} .dsc files)")
         pkg = _fetch(incoming / dscs[0], Path(tmp) / "verified")
         names = " ".join(a for a in arches.split() if a) or None
-        return _submit(hub, pkg, target, who, f"upload:{dscs[0]}", names.split() if names else None, priority)
+        return _submit(hub, pkg, target, who, requested_by or f"upload:{dscs[0]}", names.split() if names else None,
+                       priority)
 
 
 @router.get("", summary="List builds (newest first)")
