@@ -53,6 +53,7 @@ PRE_GATHER_PHASES = [("build", "BuildPhase")]
 # phases that still run when a no-op recompose reuses the previous deliverables
 REUSE_PHASES = ("checksums", "metadata")
 INCOMPLETE_KEY = "incomplete"
+REUSED_CHECKSUMS_KEY = "reused_checksums"  # str(path) -> (inode, size, sha256) of hard-linked deliverables
 OUTPUT_FORMATS = {"oci": "ociarchive", "raw": "raw", "qcow2": "qcow2"}
 
 
@@ -318,6 +319,7 @@ class Compose:
         prev = self.target.compose(rec["compose_id"])
         self._say("compose", f"inputs unchanged since {prev.compose_id}: reusing its commit and deliverables")
         src = prev.topdir / "compose"
+        linked: set[Path] = set()
         if src.is_dir():
             for root, _dirs, files in os.walk(src):
                 dest_dir = ctx.paths.topdir / os.path.relpath(root, prev.topdir)
@@ -331,6 +333,7 @@ class Compose:
                         continue
                     try:
                         os.link(s, d)
+                        linked.add(d)
                     except OSError:
                         shutil.copy2(s, d)
         by_key = {(v["variant"], v["arch"]): v for v in rec["variants"]}
@@ -343,5 +346,12 @@ class Compose:
                             extra=dict(img["extra"]))
                 for img in v["images"]
             ]
+        # a hard link is the very file the previous compose checksummed: the checksums phase may trust its
+        # recorded SHA256 (same inode and size) instead of reading hundreds of MB again
+        ctx.extra[REUSED_CHECKSUMS_KEY] = {
+            str(img.path): (img.path.stat().st_ino, img.size, img.checksums["sha256"])
+            for vs in ctx.variants for img in vs.images
+            if img.path in linked and img.checksums.get("sha256") and img.path.stat().st_size == img.size
+        }
         ctx.extra["reused_from"] = prev.compose_id
         result.reused_from = prev.compose_id

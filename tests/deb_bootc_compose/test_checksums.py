@@ -77,3 +77,29 @@ def test_checksums_phase_fills_records_and_writes_checksum_files(tmp_path: Path)
     disk.unlink()
     with pytest.raises(ComposeError, match=r"base/amd64: deliverable .*qcow2 does not exist"):
         ChecksumsPhase(ctx).run()
+
+
+def test_checksums_phase_trusts_a_reused_hard_link_only_while_it_is_that_file(tmp_path: Path) -> None:
+    """A no-op recompose records (inode, size, sha256) of the deliverables it hard-linked: trusted as long as
+    the path is still that inode with that size; a replaced file is read again."""
+    ctx = make_context(tmp_path)
+    disk = ctx.paths.images_dir("base", "amd64") / "disk.raw"
+    disk.parent.mkdir(parents=True)
+    disk.write_bytes(b"reused disk")
+    for vs in ctx.variants:
+        vs.images = []
+    ctx.variants[0].images = [ImageRecord("base", "amd64", disk, "raw", "raw")]
+    st = disk.stat()
+    ctx.extra["reused_checksums"] = {str(disk): (st.st_ino, st.st_size, "f" * 64)}
+    ChecksumsPhase(ctx).run()
+    assert ctx.variants[0].images[0].checksums["sha256"] == "f" * 64  # trusted, not read
+    # the path now holds another file (a new inode): hashed for real
+    disk.unlink()
+    disk.write_bytes(b"reused disk")
+    if disk.stat().st_ino == st.st_ino:  # the file system gave the inode back: force a different one
+        other = disk.with_name("other")
+        other.write_bytes(b"reused disk")
+        disk.unlink()
+        other.rename(disk)
+    ChecksumsPhase(ctx).run()
+    assert ctx.variants[0].images[0].checksums["sha256"] == hashlib.sha256(b"reused disk").hexdigest()

@@ -1,9 +1,15 @@
 """checksums: SHA256 of every deliverable, ``compose/<variant>/<arch>/CHECKSUM``, and the image records'
-``checksums``/``size`` (which images.json and the FINISHED check read)."""
+``checksums``/``size`` (which images.json and the FINISHED check read).
+
+A no-op recompose hard-links the previous compose's deliverables; their SHA256, recorded when they were
+written, is reused while the file is still that inode with that size (``ctx.extra["reused_checksums"]``)."""
 
 from __future__ import annotations
 
-from deb_bootc_compose.checksums import ChecksumError, checksum, write_checksum_file
+import os
+from pathlib import Path
+
+from deb_bootc_compose.checksums import ChecksumError, FileChecksum, checksum, write_checksum_file
 from deb_bootc_compose.phases.base import ComposeError, Phase
 
 
@@ -17,9 +23,11 @@ class ChecksumsPhase(Phase):
                 continue
             base = self.ctx.paths.variant_dir(vs.variant, vs.arch)
             items = []
+            known = self.ctx.extra.get("reused_checksums", {})
             for img in vs.images:
+                item = self._known(img.path, base, known.get(str(img.path)))
                 try:
-                    item = checksum(img.path, base)
+                    item = item or checksum(img.path, base)
                 except ChecksumError as exc:
                     raise ComposeError(f"{vs.variant}/{vs.arch}: {exc}") from exc
                 img.checksums = {"sha256": item.sha256}
@@ -29,3 +37,17 @@ class ChecksumsPhase(Phase):
             path = self.ctx.paths.checksum_file(vs.variant, vs.arch)
             write_checksum_file(path, items)
             self.progress(f"{vs.variant}/{vs.arch}: wrote {path}")
+
+    @staticmethod
+    def _known(path: Path, base: Path, known: tuple[int, int, str] | None) -> FileChecksum | None:
+        """The recorded checksum of a hard-linked deliverable, when it is still the same inode and size."""
+        if known is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        ino, size, sha = known
+        if (st.st_ino, st.st_size) != (ino, size):
+            return None
+        return FileChecksum(os.path.relpath(path, base), size, sha)

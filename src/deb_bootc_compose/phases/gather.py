@@ -11,6 +11,7 @@ from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt
 from deb_bootc_compose.lockfile import AddedPackage, LockedPackage, LockedVariant, Lockfile, LockfileError
 from deb_bootc_compose.lockfile import load as load_lockfile
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.resolution_cache import ReleaseState, ResolutionCache
 
 KERNEL_FLAVOUR = {"amd64": "amd64", "arm64": "arm64", "i386": "686", "ppc64el": "powerpc64le", "s390x": "s390x",
                   "riscv64": "riscv64", "armhf": "armmp"}
@@ -40,12 +41,32 @@ class GatherPhase(Phase):
 
     def run(self) -> None:
         given = self.ctx.extra.get("lockfile_in")
-        lock = self._from_lockfile(given) if given else self._resolve()
+        cache: ResolutionCache | None = None
+        releases: dict[str, ReleaseState] | None = None
+        reused = False
+        if given:
+            lock = self._from_lockfile(given)
+        else:
+            cache = ResolutionCache(self.ctx.target.state, self.ctx.manifest, self.ctx.manifest_path.parent)
+            releases, why = cache.check()
+            previous, why_not = cache.reusable(releases)
+            if previous is not None:
+                lock, reused = previous, True
+                self.progress(f"{why_not}: reusing that resolution (apt not run)")
+            else:
+                self.progress(f"resolving: {why or why_not}")
+                lock = self._resolve()
         all_pkgs = [p for per_arch in lock.variants.values() for lv in per_arch.values() for p in lv.packages]
         n, size = pool.ensure(self.ctx.target, all_pkgs, cancel=self.ctx.cancel, progress=self.progress)
         self.progress(f"pool: {n} packages downloaded ({size / 1e6:.1f} MB), {len(all_pkgs)} in use")
-        if not given:
+        if not given and not reused:
             lock.source_date_epoch = max(pool.deb_timestamp(self.ctx.target.pool_deb(p.sha256)) for p in all_pkgs)
+            if cache is not None and releases is not None:
+                lists = [self.ctx.target.apt_root(PrivateApt.key_for(self.ctx.manifest, a)) / "state" / "lists"
+                         for a in {vs.arch for vs in self.ctx.variants}]
+                not_recorded = cache.record(releases, lock, lists, self.ctx.compose_id)
+                if not_recorded:
+                    self.progress(f"resolution not remembered: {not_recorded}")
         lock.write(self.ctx.paths.lockfile)
         self.ctx.source_date_epoch = lock.source_date_epoch
         self.ctx.extra["lockfile"] = lock
