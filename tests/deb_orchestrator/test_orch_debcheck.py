@@ -95,8 +95,8 @@ def test_crafted_debs_refused(claimed: tuple[RunningHub, HubClient, dict[str, ob
     assert "hard link './shadow' to '../../etc/shadow'" in detail
     # control fields that do not belong to this build or this file name
     for control, expect in [
-        (CONTROL.replace("orch-deb\n", "orch-other\n", 1) + "Source: orch-deb\n", "package orch-other is not one the source builds "
-                                                           "(orch-deb, orch-deb-extra)"),
+        (CONTROL.replace("orch-deb\n", "orch-other\n", 1) + "Source: orch-deb\n",
+         "package orch-other is not one the source builds (orch-deb, orch-deb-extra)"),
         (CONTROL + "Source: hello\n", "says Source hello, but this build is of orch-deb"),
         (CONTROL.replace("Version: 1.0", "Version: 2.0"), "source version 2.0, but this build is orch-deb 1.0"),
         (CONTROL.replace("Architecture: all", "Architecture: arm64"), "Architecture arm64, but this task builds"),
