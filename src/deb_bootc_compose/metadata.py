@@ -1,6 +1,8 @@
 """Compose metadata in productmd's envelope: ``composeinfo.json``, ``images.json`` (written with productmd
 itself, so every tool that reads Pungi composes reads ours) and ``packages.json`` (our own type, same
-envelope: every .deb of every image with its source package, sha256 and the apt source it came from).
+envelope: every .deb of every image with its source package, sha256 and the apt source it came from) and
+``ostree.json`` (our own type: the ref and the exact commit of each variant/arch, which ``install-to-disk``
+and ``boot-test`` use even after the ref in the shared repository has moved on).
 
 Functions take plain data (dataclasses, dicts): the phase gathers it from the compose context, tests and
 other tools can call them directly. Paths in the metadata are relative to the compose directory (the one
@@ -23,6 +25,8 @@ import productmd.images
 
 PACKAGES_TYPE = "deb-bootc-compose.packages"
 PACKAGES_VERSION = "1.0"
+OSTREE_TYPE = "deb-bootc-compose.ostree"
+OSTREE_VERSION = "1.0"
 
 # productmd accepts RPM architecture names only; Debian's that it lacks are mapped to their RPM twin.
 PRODUCTMD_ARCH = {"armhf": "armhfp", "ppc64el": "ppc64le", "armel": "armv5tel"}
@@ -180,6 +184,50 @@ def packages_manifest(meta: ComposeMeta, packages: Mapping[str, Mapping[str, Ite
             rows = sorted(packages[variant][arch], key=lambda p: (p.name, p.arch, p.version))
             payload["packages"].setdefault(variant, {})[arch] = [asdict(p) for p in rows]
     return {"header": {"type": PACKAGES_TYPE, "version": PACKAGES_VERSION}, "payload": payload}
+
+
+@dataclass(frozen=True)
+class OstreeMeta:
+    """The OSTree commit one variant/arch of a compose produced (the ref may move on; the commit does not)."""
+
+    variant: str
+    arch: str
+    ref: str
+    commit: str
+    repo: str = "../ostree/repo"  # relative to the compose directory
+
+
+def ostree_manifest(meta: ComposeMeta, commits: Iterable[OstreeMeta]) -> dict[str, Any]:
+    """The ``metadata/ostree.json`` document: ``payload.variants[variant][arch] = {ref, commit, repo}``."""
+    date, ctype, respin = productmd.composeinfo.get_date_type_respin(meta.compose_id)
+    variants: dict[str, dict[str, dict[str, str]]] = {}
+    for c in sorted(commits, key=lambda c: (c.variant, c.arch)):
+        if not re.fullmatch(r"[0-9a-f]{64}", c.commit):
+            raise MetadataError(f"{c.variant}/{c.arch}: {c.commit!r} is not an OSTree commit checksum")
+        variants.setdefault(c.variant, {})[c.arch] = {"ref": c.ref, "commit": c.commit, "repo": c.repo}
+    return {"header": {"type": OSTREE_TYPE, "version": OSTREE_VERSION},
+            "payload": {"compose": {"id": meta.compose_id, "date": date, "type": ctype, "respin": respin},
+                        "variants": variants}}
+
+
+def load_ostree(path: Path) -> list[OstreeMeta]:
+    """Read ``metadata/ostree.json`` back (checks the envelope)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetadataError(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise MetadataError(f"{path} is not readable JSON: {exc}") from None
+    header = data.get("header") if isinstance(data, dict) else None
+    if not isinstance(header, dict) or header.get("type") != OSTREE_TYPE:
+        raise MetadataError(f"{path} is not a deb-bootc-compose ostree.json (header type is not {OSTREE_TYPE!r})")
+    if str(header.get("version", "")).split(".")[0] != OSTREE_VERSION.split(".")[0]:
+        raise MetadataError(f"{path}: ostree.json version {header.get('version')!r} is not supported")
+    try:
+        return [OstreeMeta(variant, arch, str(e["ref"]), str(e["commit"]), str(e.get("repo", "../ostree/repo")))
+                for variant, arches in data["payload"]["variants"].items() for arch, e in arches.items()]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MetadataError(f"{path}: malformed payload ({exc!r})") from None
 
 
 def write_json(path: Path, data: Any) -> None:

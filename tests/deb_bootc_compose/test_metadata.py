@@ -131,3 +131,34 @@ def test_debian_arches_map_to_productmd(tmp_path: Path) -> None:
     assert loaded.variants["base"].arches == {"amd64", "arm64", "armhfp", "ppc64le"}
     assert loaded.compose.type == "nightly" and loaded.compose.respin == 2
     assert loaded.release.short == "debian-bootc"
+
+
+def test_ostree_json_records_each_variants_exact_commit(composed: ComposeContext) -> None:
+    path = composed.paths.metadata / "ostree.json"
+    data = json.loads(path.read_text())
+    assert data["header"] == {"type": "deb-bootc-compose.ostree", "version": "1.0"}
+    assert data["payload"]["compose"]["id"] == composed.compose_id
+    entries = md.load_ostree(path)
+    assert [(e.variant, e.arch, e.ref, e.commit) for e in entries] == [
+        ("base", "amd64", "debian-bootc/trixie/amd64/base", "ab" * 32),
+        ("kde-desktop", "amd64", "debian-bootc/trixie/amd64/kde-desktop", "ab" * 32),
+    ]
+    assert (composed.paths.topdir / entries[0].repo).resolve() == composed.target.ostree_repo.resolve()
+
+
+def test_ostree_json_errors(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    OciPhase(ctx).run()
+    ChecksumsPhase(ctx).run()
+    ctx.variants[0].commit = "not-a-checksum"
+    with pytest.raises(ComposeError, match="'not-a-checksum' is not an OSTree commit checksum"):
+        MetadataPhase(ctx).run()
+    bad = tmp_path / "ostree.json"
+    bad.write_text(json.dumps({"header": {"type": md.OSTREE_TYPE, "version": "2.0"}, "payload": {}}))
+    with pytest.raises(md.MetadataError, match=r"ostree\.json version '2\.0' is not supported"):
+        md.load_ostree(bad)
+    bad.write_text(json.dumps({"header": {"type": md.OSTREE_TYPE, "version": "1.0"}, "payload": {"variants": 3}}))
+    with pytest.raises(md.MetadataError, match="malformed payload"):
+        md.load_ostree(bad)
+    with pytest.raises(md.MetadataError, match="does not exist"):
+        md.load_ostree(tmp_path / "missing.json")

@@ -60,10 +60,10 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
         image = find_disk_image(images)
         commit = args.expect_commit
         if commit is None:
-            try:
-                commit = disk_source.from_compose(target, None).commit
-            except disk_source.SourceError:
-                commit = None
+            try:  # exactly the commit this compose made, even if its ref has moved on since
+                commit = disk_source.compose_commit(target, args.variant, args.arch)[1]
+            except disk_source.SourceError as exc:
+                raise BootTestError(f"{exc}; or name the commit to expect with --expect-commit") from exc
         commands, timeout = _manifest_boot_test(target)
         return BootTestSpec(image=image, log_dir=args.log_dir or target / "logs", expected_commit=commit,
                             expected_packages=packages_from_metadata(target, args.variant, args.arch),

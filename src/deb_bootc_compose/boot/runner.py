@@ -6,7 +6,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,22 +49,37 @@ def session(image: Path, log_dir: Path, name: str = "boot-test", extra_disks: li
             shutil.rmtree(work, ignore_errors=True)
 
 
-def boot_test(spec: BootTestSpec) -> BootReport:
-    """Boot ``spec.image``, run every check, power off; never raises for a failing guest (see report.error)."""
+Continuation = Callable[[VirtualMachine, BootReport], None]
+
+
+def boot_test(spec: BootTestSpec, then: Continuation | None = None, extra_disks: list[Path] | None = None
+              ) -> BootReport:
+    """Boot ``spec.image``, run every check, power off; never raises for a failing guest (see report.error).
+
+    ``then`` (when every check passed) goes on in the same VM session before the final power-off, e.g. an
+    update and a rollback with more reboots, so that they cost no extra boot; the report is written before it
+    runs, and what it raises propagates (the VM is killed and the logs are kept).
+    """
     report = BootReport(image=str(spec.image), accel="", serial_log=str(spec.log_dir / f"{spec.name}-serial.log"))
     started = time.monotonic()
+
+    def write_report() -> None:
+        data = report.to_json()
+        data["seconds"] = round(time.monotonic() - started, 1)
+        (spec.log_dir / f"{spec.name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
     try:
-        with session(spec.image, spec.log_dir, spec.name) as vm:
+        with session(spec.image, spec.log_dir, spec.name, extra_disks) as vm:
             report.accel = vm.accel
             report.boot_seconds = round(vm.boot(spec.timeout), 1)
             run_checks(vm, report, spec.expected_commit, spec.expected_packages, spec.commands)
+            if then is not None and report.ok:
+                write_report()
+                then(vm, report)
             vm.poweroff()
     except BootTestError as exc:
         report.error = str(exc)
-    report_path = spec.log_dir / f"{spec.name}.json"
-    data = report.to_json()
-    data["seconds"] = round(time.monotonic() - started, 1)
-    report_path.write_text(json.dumps(data, indent=2) + "\n")
+    write_report()
     return report
 
 

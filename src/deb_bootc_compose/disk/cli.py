@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
                    "oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
     p.add_argument("disk", type=Path, help="the disk image to write (.raw or .qcow2) or a block device")
     p.add_argument("--ref", help="the ref to install when the repository holds several")
+    p.add_argument("--variant", default="base", help="for a compose directory: the variant to install (default "
+                   "base); its commit is the one recorded in the compose's metadata/ostree.json")
+    p.add_argument("--arch", default="amd64", help="for a compose directory: the architecture (default amd64)")
     p.add_argument("--free-space", default="1GiB", help="free space left on the root filesystem (default 1GiB)")
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument (repeatable)")
     p.add_argument("--no-serial-console", action="store_true",
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = DiskOptions(free_space=parse_size(args.free_space, "--free-space"),
                               kernel_args=tuple(args.karg), serial_console=not args.no_serial_console)
-        result = install(InstallRequest(source=args.source, disk=args.disk, ref=args.ref, options=options,
+        result = install(InstallRequest(source=args.source, disk=args.disk, ref=args.ref, variant=args.variant,
+                                        arch=args.arch, options=options,
                                         stateroot=args.stateroot, remote_url=args.remote_url,
                                         scratch=args.scratch, wipe_confirmation=args.wipe, log=args.log))
     except (SourceError, NotEnoughSpace, UsageError) as exc:

@@ -55,6 +55,8 @@ class InstallRequest:
     source: str
     disk: Path
     ref: str | None = None
+    variant: str = "base"  # for a compose directory source
+    arch: str = "amd64"
     options: DiskOptions = field(default_factory=DiskOptions)
     stateroot: str = "debian"
     remote_url: str | None = None
@@ -79,7 +81,7 @@ def install(req: InstallRequest) -> DiskResult:
         raise UsageError(f"{target.parent} does not exist; create it first")
     scratch = req.scratch or (Path(tempfile.gettempdir()) if block else target.parent)
     log = req.log or scratch / f"{target.name}.install.log"
-    with source.resolve(req.source, scratch, log, req.ref, req.remote_url) as src:
+    with source.resolve(req.source, scratch, log, req.ref, req.remote_url, req.variant, req.arch) as src:
         if not block:
             return build_disk(src, {disk_format(target): target}, scratch, log, req.options, req.stateroot,
                               req.cancel)
@@ -91,7 +93,7 @@ def install(req: InstallRequest) -> DiskResult:
                 raise DiskError(f"{target} holds {size // MiB} MiB, the image needs {result.virtual_size // MiB} MiB")
             copy_into(target, 0, raw, size, sparse=False)
             # the backup GPT belongs at the end of the device, not where the image ended
-            run(["sfdisk", "--no-reread", "--no-tell-kernel", "--relocate", "gpt-bk-std", str(target)], log=log)
+            run(["sfdisk", "--no-reread", "--no-tell-kernel", "--relocate", "gpt-bak-std", str(target)], log=log)
             os.sync()
             result.images = {"raw": target}
             return result

@@ -1,7 +1,7 @@
 """What ``install-to-disk`` installs from: a compose directory, an OSTree repo+ref, or an OCI image.
 
-* compose directory: its variant/arch ref in the target's shared repo (``TARGET/ostree/repo``), the
-  commit recorded in the compose's metadata when there is one, the ref's head otherwise;
+* compose directory: the ref and commit its ``metadata/ostree.json`` records for the variant/arch, from the
+  target's shared repo (``TARGET/ostree/repo``) -- that commit even when the ref has moved on since;
 * ``ostree:REPO[:REF]`` or a repository directory (``--ref`` when it holds more than one ref);
 * ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``: the image's layers are unpacked with umoci (whiteouts,
   owners and xattrs kept), ``/etc`` moves to ``/usr/etc``, and the tree is committed into a temporary
@@ -64,45 +64,43 @@ def from_repo(repo: Path, ref: str | None, remote_url: str | None = None) -> Ins
     return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
 
 
-def compose_commit(compose: Path, ref: str) -> str | None:
-    """The commit a compose recorded for ``ref`` (any metadata JSON with a matching ref/commit pair)."""
-    for name in ("ostree.json", "composeinfo.json", "images.json"):
-        path = compose / "metadata" / name
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue
-        found = _find_commit(data, ref)
-        if found:
-            return found
-    return None
+def compose_commit(compose: Path, variant: str, arch: str) -> tuple[str, str]:
+    """(ref, commit) that the compose recorded for ``variant``/``arch`` in ``metadata/ostree.json``."""
+    from deb_bootc_compose import metadata as md
+
+    path = compose / "metadata" / "ostree.json"
+    if not path.is_file():
+        raise SourceError(
+            f"{compose} records no OSTree commit ({path} is missing: the compose did not finish its metadata "
+            "phase); install from the repository instead with ostree:REPO:REF"
+        )
+    try:
+        entries = md.load_ostree(path)
+    except md.MetadataError as exc:
+        raise SourceError(str(exc)) from exc
+    for e in entries:
+        if (e.variant, e.arch) == (variant, arch):
+            return e.ref, e.commit
+    have = ", ".join(f"{e.variant}/{e.arch}" for e in entries) or "none"
+    raise SourceError(f"{compose} has no commit for {variant}/{arch} (it has: {have}); pick one with "
+                      "--variant/--arch")
 
 
-def _find_commit(node: object, ref: str) -> str | None:
-    if isinstance(node, dict):
-        if node.get("ref") == ref and isinstance(node.get("commit"), str):
-            return node["commit"]
-        for value in node.values():
-            hit = _find_commit(value, ref)
-            if hit:
-                return hit
-    elif isinstance(node, list):
-        for value in node:
-            hit = _find_commit(value, ref)
-            if hit:
-                return hit
-    return None
+def has_commit(repo: Path, commit: str) -> bool:
+    return (repo / "objects" / commit[:2] / f"{commit[2:]}.commit").is_file()
 
 
-def from_compose(compose: Path, ref: str | None, remote_url: str | None = None) -> InstallSource:
+def from_compose(compose: Path, variant: str = "base", arch: str = "amd64", remote_url: str | None = None
+                 ) -> InstallSource:
+    """Exactly the commit the compose made (``metadata/ostree.json``), never the ref's current head."""
     compose = compose.resolve()
     repo = compose.parent / "ostree" / "repo"
     if not is_ostree_repo(repo):
         raise SourceError(f"{compose} looks like a compose directory but {repo} (its OSTree repository) is missing")
-    ref = _pick_ref(repo, ref, str(compose))
-    commit = compose_commit(compose, ref) or rev_parse(repo, ref)
+    ref, commit = compose_commit(compose, variant, arch)
+    if not has_commit(repo, commit):
+        raise SourceError(f"{compose} made commit {commit} ({ref}), but {repo} no longer holds it "
+                          "(pruned?); recompose with its metadata/lockfile.yaml to get it back")
     return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
 
 
@@ -179,8 +177,8 @@ def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote
 
 
 @contextmanager
-def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None
-            ) -> Iterator[InstallSource]:
+def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None,
+            variant: str = "base", arch: str = "amd64") -> Iterator[InstallSource]:
     """Any SOURCE form the CLI accepts, as an :class:`InstallSource` valid inside the ``with`` block."""
     if spec.startswith(("oci:", "oci-archive:")):
         with from_oci(spec, scratch, log, ref, remote_url) as src:
@@ -198,7 +196,10 @@ def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_
         raise SourceError(f"{spec} does not exist (expected a compose directory, ostree:REPO[:REF], "
                           "oci:DIR[:TAG] or oci-archive:FILE)")
     if is_compose_dir(path):
-        yield from_compose(path, ref, remote_url)
+        if ref:
+            raise SourceError(f"{spec} is a compose directory: choose what to install with --variant/--arch, "
+                              "not --ref (or use ostree:REPO:REF for another ref)")
+        yield from_compose(path, variant, arch, remote_url)
     elif is_ostree_repo(path):
         yield from_repo(path, ref, remote_url)
     else:

@@ -1,4 +1,4 @@
-"""metadata: ``metadata/composeinfo.json``, ``images.json`` and ``packages.json`` of the compose.
+"""metadata: ``metadata/composeinfo.json``, ``images.json``, ``packages.json`` and ``ostree.json`` of the compose.
 
 Runs after checksums (images.json carries every deliverable's SHA256) and also when a no-op recompose
 reuses the previous deliverables.
@@ -87,7 +87,11 @@ class MetadataPhase(Phase):
         variants: dict[str, md.VariantMeta] = {}
         images: list[md.ImageMeta] = []
         packages: dict[str, dict[str, list[md.PackageMeta]]] = {}
+        commits: list[md.OstreeMeta] = []
+        repo = os.path.relpath(self.ctx.target.ostree_repo, paths.topdir)
         for vs in self.ctx.variants:
+            if vs.ref and vs.commit:
+                commits.append(md.OstreeMeta(vs.variant, vs.arch, vs.ref, vs.commit, repo))
             vm = variants.setdefault(vs.variant, md.VariantMeta(vs.variant))
             vm.arches.append(vs.arch)
             if any(img.format in ("qcow2", "raw") for img in vs.images):
@@ -117,5 +121,10 @@ class MetadataPhase(Phase):
         except (md.MetadataError, ValueError, TypeError) as exc:
             raise ComposeError(f"metadata: {exc}") from exc
         md.write_json(paths.metadata / "packages.json", md.packages_manifest(meta, packages))
+        try:
+            md.write_json(paths.metadata / "ostree.json", md.ostree_manifest(meta, commits))
+        except md.MetadataError as exc:
+            raise ComposeError(f"metadata: {exc}") from exc
         count = sum(len(rows) for per_arch in packages.values() for rows in per_arch.values())
-        self.progress(f"wrote composeinfo.json, images.json ({len(images)} images), packages.json ({count} packages)")
+        self.progress(f"wrote composeinfo.json, images.json ({len(images)} images), packages.json ({count} packages), "
+                      f"ostree.json ({len(commits)} commits)")

@@ -1,11 +1,11 @@
 """Real OSTree commits of a bootable trixie tree, built for the disk and boot tests.
 
-Until the compose pipeline produces commits of its own, these tests make their input themselves:
+The disk tests and the boot fault tests need a bootable commit without waiting for a whole compose:
 mmdebstrap trixie (systemd, kernel, dracut, ostree-boot, GRUB modules, hello), made OSTree-ready the
-way ``/work/shared/notes/bootc-on-debian.md`` describes, committed into an archive-mode repository.
-Two versions exist for the update test: v1 carries bookworm's ``hello 2.10-3``; v2 upgrades it to
-trixie's and adds ``tree``. Results are cached under the ``test_cache`` directory keyed by a hash of
-everything that goes into them; every step runs for real on a cold cache.
+way ``/work/shared/notes/bootc-on-debian.md`` describes, committed into an archive-mode repository
+(v1 carries bookworm's ``hello 2.10-3``; a v2 recipe exists but no test uses it: the update test runs on
+two real composes, see tests/deb_bootc_compose/boot/). Results are cached under the ``test_cache``
+directory keyed by a hash of everything that goes into them; every step runs for real on a cold cache.
 """
 
 from __future__ import annotations
@@ -255,8 +255,11 @@ def make_context(target: Path, commit: FixtureCommit, compose_id: str, manifest:
         "header": {"type": "packages", "version": "1.0"},
         "payload": {"packages": {"base": {"amd64": [{"name": n, "version": v} for n, v in commit.packages.items()]}}},
     }))
-    (paths.metadata / "ostree.json").write_text(json.dumps({"base": {"amd64": {"ref": commit.ref,
-                                                                               "commit": commit.commit}}}))
+    from deb_bootc_compose import metadata as md
+
+    meta = md.ComposeMeta(compose_id, OSNAME, OSNAME, commit.version)
+    md.write_json(paths.metadata / "ostree.json",
+                  md.ostree_manifest(meta, [md.OstreeMeta("base", "amd64", commit.ref, commit.commit)]))
     return ComposeContext(manifest=manifest, manifest_path=target / "manifest.yaml", target=tp, paths=paths,
                           compose_id=compose_id, compose_type="test", variants=[variant])
 

@@ -14,6 +14,7 @@ from deb_bootc_compose.disk import cli
 from deb_bootc_compose.disk.builder import build_disk
 from deb_bootc_compose.disk.errors import NotEnoughSpace
 from deb_bootc_compose.disk.sysroot import InstallSource
+from deb_bootc_compose.phases.disk import DiskPhase
 from debsandbox.commands import CommandCancelled
 
 pytestmark = pytest.mark.integration
@@ -47,32 +48,34 @@ def test_not_enough_space_is_refused_before_any_work(commit_v1: imagefixtures.Fi
         subprocess.run(["umount", str(small)], check=True)
 
 
-def test_interrupted_build_leaves_nothing(commit_v1: imagefixtures.FixtureCommit, tmp_path: Path) -> None:
+def test_interrupted_disk_phase_leaves_nothing(commit_v1: imagefixtures.FixtureCommit, tmp_path: Path) -> None:
+    """Interrupted while the raw image is being written: no image, no partial file, no staging directory,
+    no mount or loop device, and nothing for the metadata phase to list."""
     loops = loop_devices()
-    out, scratch, log = tmp_path / "images", tmp_path / "scratch", tmp_path / "disk.log"
-    out.mkdir()
-    src = InstallSource(commit_v1.repo, commit_v1.ref, commit_v1.commit, f"file://{commit_v1.repo}")
-    cancel = threading.Event()
+    ctx = imagefixtures.make_context(tmp_path / "target", commit_v1, "debian-1-20260101.t.7",
+                                     imagefixtures.fixture_manifest(free_space="64MiB"))
+    images = ctx.paths.images_dir("base", "amd64")
+    partial = images / f".{ctx.compose_id}-base-amd64.raw.partial"
     errors: list[BaseException] = []
 
     def build() -> None:
         try:
-            build_disk(src, {"raw": out / "d.raw", "qcow2": out / "d.qcow2"}, scratch, log, cancel=cancel)
+            DiskPhase(ctx).run()
         except BaseException as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=build)
     worker.start()
-    # interrupt while the image's ostree deploys into the staging sysroot (or right after)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and worker.is_alive():
-        if log.exists() and "admin deploy" in log.read_text(errors="replace"):
-            break
-        time.sleep(0.2)
-    cancel.set()
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and worker.is_alive() and not partial.exists():
+        time.sleep(0.05)
+    assert partial.exists(), "the build never started writing the raw image"
+    ctx.cancel.set()
     worker.join(timeout=300)
     assert not worker.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], KeyboardInterrupt | CommandCancelled), errors
-    assert list(out.iterdir()) == []  # no image, no partial file
-    assert [p.name for p in scratch.iterdir()] == []  # the staging sysroot is gone
+    assert ctx.variants[0].images == []  # nothing recorded for checksums/metadata to list
+    assert list(images.iterdir()) == []  # no image, no partial file
+    assert [p.name for p in (ctx.paths.work / "base" / "amd64").iterdir()] == []  # the staging sysroot is gone
+    assert not (ctx.paths.metadata / "images.json").exists()
     assert mounts_under(tmp_path) == [] and loop_devices() == loops

@@ -69,3 +69,37 @@ def test_bad_sources_are_named(commit_v1: imagefixtures.FixtureCommit, tmp_path:
     rc, err = run_cli([str(commit_v1.repo), str(tmp_path / "missing-dir" / "d.raw")], capsys)
     assert rc == 2 and "does not exist; create it first" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_install_onto_a_loop_device(commit_v1: imagefixtures.FixtureCommit, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A real block device (a loop device over a sparse file). The image is built in the scratch directory
+    and written whole, so no partition nodes (/dev/loopNpM, which need udev) are ever needed."""
+    backing = tmp_path / "backing.img"
+    with open(backing, "wb") as fh:
+        fh.truncate(3 << 30)
+    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    try:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        rc = cli.main([f"ostree:{commit_v1.repo}:{commit_v1.ref}", dev, "--free-space", "128MiB",
+                       f"--i-know-this-wipes={dev}", "--scratch", str(scratch)])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert out.strip().splitlines()[-1] == dev
+        verify = subprocess.run(["sfdisk", "--verify", dev], capture_output=True, text=True)
+        assert verify.returncode == 0 and "No errors detected" in verify.stdout, verify.stdout + verify.stderr
+        table = json.loads(subprocess.run(["sfdisk", "-J", dev], check=True, capture_output=True,
+                                          text=True).stdout)["partitiontable"]
+        # the backup GPT was moved to the end of the 3 GiB device, not left where the image ended
+        assert table["lastlba"] == (3 << 30) // 512 - 34
+        assert [p["name"] for p in table["partitions"]] == ["EFI-SYSTEM", "boot", "root"]
+        assert [p.name for p in scratch.iterdir()] == [f"{Path(dev).name}.install.log"]  # no leftovers
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=True)
+    assert str(backing) not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    boot = table["partitions"][1]["start"] * 512
+    cfg = subprocess.run(["debugfs", "-R", "cat /loader/grub.cfg", f"{backing}?offset={boot}"], check=True,
+                         capture_output=True, text=True).stdout
+    assert f"vmlinuz-{commit_v1.kernel_version}" in cfg and "ostree=/ostree/boot.1/debian/" in cfg

@@ -1,0 +1,95 @@
+"""``install-to-disk`` and ``boot-test`` on a compose directory use exactly the commit the compose recorded in
+``metadata/ostree.json``, not the head of its ref in the shared repository (which later composes move on)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deb_bootc_compose import metadata as md
+from deb_bootc_compose.boot import cli as boot_cli
+from deb_bootc_compose.boot.firmware import BootTestError
+from deb_bootc_compose.disk import cli as disk_cli
+from deb_bootc_compose.disk import source
+from deb_bootc_compose.disk.errors import SourceError
+
+pytestmark = pytest.mark.integration
+REF = "debian-bootc/trixie/amd64/base"
+
+
+def ostree(*args: str) -> str:
+    return subprocess.run(["ostree", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_tree(repo: Path, tmp: Path, content: str) -> str:
+    tree = tmp / f"tree-{content}"
+    (tree / "usr/share").mkdir(parents=True)
+    (tree / "usr/bin").mkdir()
+    (tree / "usr/share/version").write_text(content)
+    return ostree(f"--repo={repo}", "commit", f"--branch={REF}", f"--tree=dir={tree}", "--parent=none",
+                  "--no-bindings", f"--subject={content}")
+
+
+@pytest.fixture
+def moved_on(tmp_path: Path) -> tuple[Path, str, str]:
+    """A compose that made commit A; a later compose moved the ref to B in the shared repository."""
+    target = tmp_path / "target"
+    repo = target / "ostree" / "repo"
+    repo.parent.mkdir(parents=True)
+    ostree("init", f"--repo={repo}", "--mode=archive")
+    first = commit_tree(repo, tmp_path, "v1")
+    second = commit_tree(repo, tmp_path, "v2")
+    assert ostree(f"--repo={repo}", "rev-parse", REF) == second
+    compose = target / "debian-bootc-13-20260101.t.0"
+    (compose / "compose/base/amd64/images").mkdir(parents=True)
+    (compose / "STATUS").write_text("FINISHED\n")
+    meta = md.ComposeMeta(compose.name, "debian-bootc", "debian-bootc", "13")
+    record = md.ostree_manifest(meta, [md.OstreeMeta("base", "amd64", REF, first)])
+    md.write_json(compose / "metadata/ostree.json", record)
+    return compose, first, second
+
+
+def test_compose_source_is_the_recorded_commit(moved_on: tuple[Path, str, str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    compose, first, second = moved_on
+    src = source.from_compose(compose)
+    assert (src.ref, src.commit) == (REF, first)
+    assert src.remote_url == f"file://{compose.parent.resolve()}/ostree/repo"  # and it follows the ref
+    # install-to-disk takes that commit all the way to staging: this tiny commit has no ostree in it
+    rc = disk_cli.main([str(compose), str(tmp_path / "d.raw"), "--free-space", "8MiB"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"commit {first} has no /usr/bin/ostree" in err, err
+    assert second not in err
+    assert not (tmp_path / "d.raw").exists()
+    # boot-test expects that commit to be the booted one
+    (compose / "compose/base/amd64/images/x.qcow2").write_bytes(b"")
+    spec = boot_cli.spec_for(boot_cli.parser().parse_args([str(compose)]))
+    assert spec.expected_commit == first
+
+
+def test_compose_source_errors(moved_on: tuple[Path, str, str], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    compose, first, _ = moved_on
+    with pytest.raises(SourceError, match=r"no commit for base/arm64 \(it has: base/amd64\)"):
+        source.from_compose(compose, "base", "arm64")
+    rc = disk_cli.main([str(compose), str(tmp_path / "d.raw"), "--ref", REF])
+    assert rc == 2 and "choose what to install with --variant/--arch, not --ref" in capsys.readouterr().err
+    # the commit was pruned from the shared repository
+    repo = compose.parent / "ostree" / "repo"
+    ostree(f"--repo={repo}", "prune", "--refs-only", "--depth=0")
+    assert not source.has_commit(repo, first)
+    with pytest.raises(SourceError, match=f"made commit {first} .*no longer holds it"):
+        source.from_compose(compose)
+    # a compose that never wrote its metadata
+    (compose / "metadata/ostree.json").unlink()
+    rc = disk_cli.main([str(compose), str(tmp_path / "d.raw")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "records no OSTree commit" in err and "ostree:REPO:REF" in err
+    (compose / "compose/base/amd64/images/x.qcow2").write_bytes(b"")
+    with pytest.raises(BootTestError, match=r"records no OSTree commit.*--expect-commit"):
+        boot_cli.spec_for(argparse.Namespace(target=compose, variant="base", arch="amd64", expect_commit=None,
+                                             commands=None, timeout=None, log_dir=None))
+    assert list(tmp_path.glob("d.raw*")) == []
