@@ -345,6 +345,14 @@ class HubClient:
     def release(self, task_id: int, fence: int, reason: str) -> dict[str, Any]:
         return dict(self.post(f"/tasks/{task_id}/release", {"fence": fence, "reason": reason}))
 
+    def complete_and_claim(self, task_id: int, fence: int, result: dict[str, Any], arches: list[str],
+                           capacity: int | None = None, wait: float = 0.0) -> dict[str, Any]:
+        """``complete`` then ``claim`` in one request: ``{"completed": {...}, "next": payload or None}``.
+
+        A stale fence raises HubError 409 and claims nothing."""
+        body = {"fence": fence, "result": result, "next": {"arches": arches, "capacity": capacity, "wait": wait}}
+        return dict(self.post(f"/tasks/{task_id}/complete-and-claim", body, timeout=wait + 60))
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()

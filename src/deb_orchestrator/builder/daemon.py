@@ -4,12 +4,16 @@ One thread per running build (``--capacity``); each has a heartbeat thread that 
 streams new log lines. If the hub says the attempt is stale (lease lost) or canceled, the build is
 cancelled. On SIGTERM/SIGINT the builder stops claiming, cancels running builds and hands their tasks
 back so another builder takes them at once, then exits 0.
+
+A builder with one slot reports a finished task with ``complete-and-claim``: the same request claims the
+next task (without waiting), which the main loop starts at once; only an idle builder long-polls ``claim``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import shutil
 import signal
 import tempfile
@@ -82,6 +86,8 @@ class Builder:
         self.stopping = threading.Event()
         self.jobs: dict[int, tuple[Job, threading.Thread]] = {}
         self.done = 0
+        self.prefetched: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()  # claimed with a completion
+        self.wake = threading.Event()
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -113,8 +119,17 @@ class Builder:
                 self._reap()
                 if self.cfg.once and self.done >= 1 and not self.jobs:
                     break
+                try:  # a task claimed together with the last completion is ours already: start it
+                    payload = self.prefetched.get_nowait()
+                except queue.Empty:
+                    payload = None
+                if payload is not None:
+                    self._start(payload, work_root)
+                    idle_since = time.monotonic()
+                    continue
                 if len(self.jobs) >= self.cfg.capacity or (self.cfg.once and (self.jobs or self.done)):
-                    self.stopping.wait(0.2)
+                    self.wake.wait(0.2)
+                    self.wake.clear()
                     continue
                 try:
                     payload = hub.claim(self.cfg.arches, self.cfg.capacity, wait=self.cfg.claim_wait)
@@ -131,15 +146,43 @@ class Builder:
                         break
                     continue
                 idle_since = time.monotonic()
-                job = Job(payload)
-                thread = threading.Thread(target=self._run_job, args=(job, work_root), name=f"task-{job.task_id}")
-                self.jobs[job.task_id] = (job, thread)
-                thread.start()
-        for _job, thread in list(self.jobs.values()):
-            thread.join()
+                self._start(payload, work_root)
+            for _job, thread in list(self.jobs.values()):
+                thread.join()
+            self._hand_back_prefetched(hub)
         if self.cfg.work_dir is None and not self.cfg.keep_work:
             shutil.rmtree(work_root, ignore_errors=True)
         return 0
+
+    def _start(self, payload: dict[str, Any], work_root: Path) -> None:
+        job = Job(payload)
+        thread = threading.Thread(target=self._run_job, args=(job, work_root), name=f"task-{job.task_id}")
+        self.jobs[job.task_id] = (job, thread)
+        thread.start()
+
+    def _hand_back_prefetched(self, hub: HubClient) -> None:
+        while True:
+            try:
+                p = self.prefetched.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                hub.release(int(p["task_id"]), int(p["fence"]), "builder stopping")
+                log.info("task %s handed back (claimed with the last completion)", p["task_id"])
+            except HubError as exc:
+                log.warning("task %s: could not hand it back: %s", p["task_id"], exc)
+
+    def _finish(self, hub: HubClient, job: Job, result: dict[str, Any]) -> dict[str, Any]:
+        """Report the result and, on a builder with one slot that is not stopping, claim the next task in
+        the same request. (With more slots the main loop is usually inside a long-poll ``claim`` and would
+        start a task claimed here only after it.)"""
+        if self.stopping.is_set() or self.cfg.once or self.cfg.capacity != 1:
+            return hub.complete(job.task_id, job.fence, result)
+        answer = hub.complete_and_claim(job.task_id, job.fence, result, self.cfg.arches, self.cfg.capacity)
+        if answer.get("next"):
+            self.prefetched.put(answer["next"])
+            self.wake.set()
+        return dict(answer["completed"])
 
     def _reap(self) -> None:
         for tid, (_, thread) in list(self.jobs.items()):
@@ -160,8 +203,7 @@ class Builder:
         workdir = work_root / f"task-{job.task_id}-{job.fence}"
         try:
             if p.get("method") == "noop":
-                hub.complete(job.task_id, job.fence, {"state": "success", "exit_code": 0, "source": {},
-                                                      "arch": p["arch"]})
+                self._finish(hub, job, {"state": "success", "exit_code": 0, "source": {}, "arch": p["arch"]})
                 return
             result = self._build(hub, job, workdir)
             beat_stop.set()
@@ -258,7 +300,7 @@ class Builder:
                 path = resultdir / name
                 if path.is_file() and path.resolve().is_relative_to(resultdir.resolve()):
                     hub.upload(job.task_id, job.fence, path, name)
-        out = hub.complete(job.task_id, job.fence, data)
+        out = self._finish(hub, job, data)
         log.info("task %d: %s (exit %d)%s", job.task_id, out["state"], result.exit_code,
                  f": {result.error}" if result.error else "")
 

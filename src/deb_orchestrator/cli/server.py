@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import os
+import signal
 import socket
+import sys
 from pathlib import Path
+from typing import Any
 
 from deb_orchestrator.cli.common import UsageError, hub_and_token
 
@@ -18,6 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--lease", type=float, default=45.0, help="seconds before a silent builder loses its task")
     p.add_argument("--heartbeat", type=float, default=10.0, help="seconds between builder heartbeats")
     p.add_argument("--max-attempts", type=int, default=3, help="attempts per task for infrastructure errors")
+    p.add_argument("--workers", type=int,
+                   help="hub processes serving the API (default: 1 on SQLite, the CPU count on PostgreSQL; "
+                        "more than 1 needs PostgreSQL)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -42,6 +50,27 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # every worker has its own listening socket; the kernel spreads connections over them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
+    import uvicorn
+
+    # uvicorn picks uvloop and httptools when they are installed (they are dependencies of this project)
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
+                          timeout_graceful_shutdown=5)
+
+
 def run_hub(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -51,25 +80,83 @@ def run_hub(args: argparse.Namespace) -> int:
 
     host, port = _listen(args.listen)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    is_sqlite = args.db is None or args.db.startswith("sqlite")
+    workers = args.workers if args.workers is not None else (1 if is_sqlite else (os.cpu_count() or 1))
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: give 1 or more")
+    if workers > 1 and is_sqlite:
+        raise UsageError(f"--workers {workers} needs PostgreSQL (--db postgresql+psycopg://…): SQLite serializes "
+                         "writers, so one hub process is all it can use")
     settings = HubSettings(data=args.data.absolute(), db_url=args.db, lease_seconds=args.lease,
-                           heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts)
-    hub = Hub(settings)
+                           heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts, workers=workers)
+    hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
     if hub.admin_token_path is not None:
         print(f"admin token: {hub.admin_token_path} (mode 0600; "
               f"export DEB_ORCHESTRATOR_TOKEN=$(cat {hub.admin_token_path}))", flush=True)
     print(f"hub listening on http://{host}:{port} (API http://{host}:{port}/api/v1, "
-          f"database {'sqlite' if hub.db.is_sqlite else 'postgresql'})", flush=True)
-    app = create_app(settings, hub)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+          f"database {'sqlite' if hub.db.is_sqlite else 'postgresql'}, {workers} worker"
+          f"{'s' if workers > 1 else ''})", flush=True)
+    if workers == 1:
+        _bind(host, port, reuse_port=False).close()  # a clear error now if the address is taken
+        uvicorn.run(app=create_app(settings, hub), host=host, port=port, log_level=args.log_level.lower(),
+                    access_log=False, timeout_graceful_shutdown=5)
+        return 0
+    hub.db.dispose()
+    _bind(host, port, reuse_port=True).close()
+    return _supervise(settings, host, port, workers, args.log_level)
+
+
+def _worker(settings: Any, host: str, port: int, index: int, log_level: str) -> None:
+    import uvicorn
+
+    from deb_orchestrator.hub.app import create_app
+    from deb_orchestrator.hub.service import Hub
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns ^C into SIGTERM for everyone
+    sock = _bind(host, port, reuse_port=True)
+    hub = Hub(settings, primary=index == 0)  # worker 0 publishes repos and reaps leases
+    server = uvicorn.Server(_uvicorn_config(create_app(settings, hub), host, port, log_level))
+    server.run(sockets=[sock])
+
+
+def _supervise(settings: Any, host: str, port: int, workers: int, log_level: str) -> int:
+    """Start the worker processes; stop them all on SIGTERM/SIGINT or when one of them dies."""
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_worker, args=(settings, host, port, i, log_level), name=f"hub-worker-{i}")
+             for i in range(workers)]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.close()
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=5)
-    return 0
+        for p in procs:
+            p.start()
+        from multiprocessing.connection import wait
+
+        while True:
+            wait([p.sentinel for p in procs])
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                break
+        if not stopping:
+            print(f"hub worker {dead[0].name} exited (status {dead[0].exitcode}); stopping the others",
+                  file=sys.stderr, flush=True)
+            stop(signal.SIGTERM, None)
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 0 if stopping else 1
 
 
 def run_builder(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,7 +81,8 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     @app.get(f"{API}/health", tags=["hub"], summary="Liveness and versions")
     def health() -> dict[str, Any]:
         return {"ok": True, "database": "sqlite" if the_hub.db.is_sqlite else "postgresql",
-                "key": the_hub.key.fingerprint if the_hub.key else None}
+                "key": the_hub.key.fingerprint if the_hub.key else None,
+                "workers": the_hub.settings.workers, "pid": os.getpid(), "primary": the_hub.primary}
 
     @app.get("/repos/{tag}/key.asc", include_in_schema=False)
     def key_asc(tag: str) -> Any:

@@ -16,6 +16,7 @@ class HubSettings:
     max_attempts: int = 3  # infrastructure errors (exit 4) are retried up to this many attempts in all
     origin: str = "deb-orchestrator"
     publish_repos: bool = True
+    workers: int = 1  # hub processes serving the API (more than one needs PostgreSQL)
 
     @property
     def database_url(self) -> str:

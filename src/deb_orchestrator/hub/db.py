@@ -27,7 +27,9 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
-            kwargs.update(pool_size=20, max_overflow=40, pool_recycle=1800)
+            # per hub process; with --workers N there are N pools, so keep each modest (PostgreSQL's
+            # default max_connections is 100 for everything on the server)
+            kwargs.update(pool_size=10, max_overflow=15, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)

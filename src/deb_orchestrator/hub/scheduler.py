@@ -4,6 +4,12 @@ A claim hands a free ``buildArch`` task to a host and bumps the task's ``fence``
 for that attempt (heartbeat, upload, complete) carries the fence; once the lease expired and the task
 was requeued (or claimed by another host) the old fence is refused with 409, so a late result from a
 builder presumed dead can never overwrite the new attempt.
+
+The hot path (claim, heartbeat, complete) uses SQLAlchemy Core statements on the tables, not ORM
+objects: a claim is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``
+(PostgreSQL; SQLite serializes writers with ``BEGIN IMMEDIATE``), a heartbeat one fenced ``UPDATE``,
+a completion one ``SELECT … FOR UPDATE`` and one ``UPDATE`` — each with its event row in the same
+transaction. docs/orchestrator-performance.md has the measurements behind this.
 """
 
 from __future__ import annotations
@@ -12,17 +18,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import builds, events, inheritance
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
-from deb_orchestrator.hub.models import Artifact, Build, Host, Task
+from deb_orchestrator.hub.models import Artifact, Build, Event, Host, Task
 from deb_orchestrator.hub.store import Store
 from debarchive.dsc import safe_name
 
 LOG_TAIL_LINES = 400
 LEAF_METHODS = ("buildArch", "noop")  # what builders claim; noop tasks exercise the scheduler (tests, bench)
+TASKS: Table = Task.__table__  # type: ignore[assignment]
+HOSTS: Table = Host.__table__  # type: ignore[assignment]
+EVENTS: Table = Event.__table__  # type: ignore[assignment]
+ARTIFACTS: Table = Artifact.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -77,6 +87,81 @@ def _others_can_run(session: Session, task: Task, host: Host, now: float, timing
     return False
 
 
+def _record(session: Session, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
+    """events.record for the Core hot path (one INSERT, no ORM object)."""
+    session.execute(insert(EVENTS).values(ts=now, kind=kind, object_type="task", object_id=task_id, actor=actor,
+                                          data=data))
+
+
+def _not_excluded(session: Session, host_id: int) -> ColumnElement[bool]:
+    """SQL: this host is not in the task's ``excluded_hosts`` (hosts that hit an infrastructure error on it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        clause = text("NOT (tasks.excluded_hosts::jsonb @> to_jsonb(CAST(:excluded_host AS integer)))")
+    else:
+        clause = text("NOT EXISTS (SELECT 1 FROM json_each(tasks.excluded_hosts) AS x WHERE x.value = :excluded_host)")
+    return clause.bindparams(excluded_host=host_id)  # type: ignore[return-value]
+
+
+def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing, *, skip_locked: bool,
+               capacity: int | None = None) -> dict[str, Any] | None:
+    """Atomically hand the best free task this host can run to it; returns the claim payload or None.
+
+    The host's row is locked first (PostgreSQL) so one host's concurrent claims take turns and cannot
+    exceed its capacity; different hosts never wait for each other (``SKIP LOCKED``).
+    """
+    now = time.time()
+    q = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat).where(
+        HOSTS.c.id == host_id)
+    if skip_locked:
+        q = q.with_for_update()
+    host = session.execute(q).one_or_none()
+    if host is None:
+        raise NotFound("the host of this token was deleted")
+    changes: dict[str, Any] = {}
+    if capacity is not None and capacity != host.capacity:
+        changes["capacity"] = capacity
+    if host.last_heartbeat is None or now - host.last_heartbeat > 1.0:  # spare a write on busy hubs
+        changes["last_heartbeat"] = now
+    if changes:
+        session.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(**changes))
+    if not host.enabled:
+        return None
+    running = session.scalar(select(func.count()).select_from(TASKS).where(
+        TASKS.c.host_id == host_id, TASKS.c.state == "open")) or 0
+    if running >= (capacity or host.capacity):
+        return None
+    host_arches = host.arches.split()
+    usable = [a for a in arches if a in host_arches] if arches else host_arches
+    if not usable:
+        return None
+    pick = (select(TASKS.c.id)
+            .where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS), TASKS.c.arch.in_(usable),
+                   _not_excluded(session, host_id))
+            .order_by(TASKS.c.priority, TASKS.c.id).limit(1))
+    if skip_locked:
+        pick = pick.with_for_update(skip_locked=True)
+    row = session.execute(
+        update(TASKS).where(TASKS.c.id == pick.scalar_subquery())
+        .values(state="open", host_id=host_id, fence=TASKS.c.fence + 1, attempts=TASKS.c.attempts + 1, started=now,
+                lease_expires=now + timing.lease_seconds, log_tail="")
+        .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch)
+    ).one_or_none()
+    if row is None:
+        # only tasks this host failed with an infrastructure error may be left: it gets one of them only
+        # when no other alive host can run it (the ORM path below decides that; rare)
+        orm_host = session.get(Host, host_id)
+        assert orm_host is not None
+        task = claim(session, orm_host, arches, timing, skip_locked=skip_locked)
+        return None if task is None else claim_payload(session, task, timing)
+    _record(session, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
+    if row.method == "noop":
+        return {"task_id": row.id, "fence": row.fence, "attempt": row.attempts, "method": "noop", "arch": row.arch,
+                "lease_seconds": timing.lease_seconds, "heartbeat_seconds": timing.heartbeat_seconds}
+    task = session.get(Task, row.id)
+    assert task is not None
+    return claim_payload(session, task, timing)
+
+
 def _attempt(session: Session, task_id: int, fence: int, host_id: int | None) -> Task:
     task = session.get(Task, task_id)
     if task is None:
@@ -91,11 +176,23 @@ def _attempt(session: Session, task_id: int, fence: int, host_id: int | None) ->
 
 def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, lines: list[str],
               timing: Timing) -> dict[str, Any]:
+    now = time.time()
+    if not lines:  # the common case: one fenced UPDATE renews the lease
+        renewed = session.execute(
+            update(TASKS).where(TASKS.c.id == task_id, TASKS.c.fence == fence, TASKS.c.host_id == host_id,
+                                TASKS.c.state == "open")
+            .values(lease_expires=now + timing.lease_seconds).returning(TASKS.c.id)
+        ).first()
+        if renewed is not None:
+            if host_id is not None:
+                session.execute(update(HOSTS).where(HOSTS.c.id == host_id, (HOSTS.c.last_heartbeat.is_(None))
+                                                    | (HOSTS.c.last_heartbeat < now - 1.0))
+                                .values(last_heartbeat=now))
+            return {"cancel": False, "lease_expires": now + timing.lease_seconds}
     task = session.get(Task, task_id)
     if task is not None and task.state == "canceled" and task.fence == fence and task.host_id == host_id:
         return {"cancel": True, "lease_expires": None}
     task = _attempt(session, task_id, fence, host_id)
-    now = time.time()
     task.lease_expires = now + timing.lease_seconds
     if task.host is not None:
         task.host.last_heartbeat = now
@@ -143,21 +240,30 @@ def add_artifact(session: Session, task: Task, name: str, sha256: str, size: int
 def complete(session: Session, store: Store, task_id: int, fence: int, host_id: int | None,
              result: dict[str, Any], max_attempts: int) -> dict[str, Any]:
     """Record a deb-mock result (result.json) for an attempt; returns what became of task and build."""
-    task = _attempt(session, task_id, fence, host_id)
+    task = session.execute(
+        select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
+               TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
+        .select_from(TASKS.outerjoin(HOSTS, TASKS.c.host_id == HOSTS.c.id)).where(TASKS.c.id == task_id)
+    ).one_or_none()
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    if task.fence != fence or task.host_id != host_id or task.state != "open":
+        raise Stale(
+            f"task {task_id}: attempt {fence} is no longer current (task is {task.state}, attempt {task.fence}); "
+            "its lease expired or it was canceled — drop this work"
+        )
     if task.parent_id is not None:
         # siblings finishing at the same moment take turns, so exactly one of them sees all of them done
         session.get(Task, task.parent_id, with_for_update=True, populate_existing=True)
     code = int(result.get("exit_code", 4))
     now = time.time()
-    task.result = result
-    task.buildroot = result.get("buildroot") or []
-    task.lease_expires = None
-    host_name = task.host.name if task.host else "?"
+    values: dict[str, Any] = {"result": result, "buildroot": result.get("buildroot") or [], "lease_expires": None}
     requeued = False
     if code == 0 and task.method == "noop":
-        task.state = "closed"
+        values["state"] = "closed"
     elif code == 0:
-        uploaded = {a.name: a for a in session.scalars(select(Artifact).where(Artifact.task_id == task.id))}
+        uploaded = {a.name: a for a in session.execute(
+            select(ARTIFACTS.c.name, ARTIFACTS.c.sha256, ARTIFACTS.c.kind).where(ARTIFACTS.c.task_id == task_id))}
         for f in result.get("files", []):
             art = uploaded.get(f.get("name", ""))
             if art is None or art.sha256 != f.get("sha256"):
@@ -165,35 +271,37 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
                                "uploaded with that checksum; upload every file before completing")
         if not any(a.kind == "deb" for a in uploaded.values()):
             raise Conflict(f"task {task_id}: a successful build must upload at least one .deb")
-        task.state = "closed"
-        task.error = None
+        values.update(state="closed", error=None)
     elif code == 3:
-        task.state = "dep-wait"
-        task.missing = result.get("missing") or []
-        task.error = result.get("error") or "build-dependencies cannot be satisfied"
+        values.update(state="dep-wait", missing=result.get("missing") or [],
+                      error=result.get("error") or "build-dependencies cannot be satisfied")
     elif code in (4, 130):
         excluded = list(task.excluded_hosts or [])
         if task.host_id is not None and task.host_id not in excluded:
             excluded.append(task.host_id)
-        task.excluded_hosts = excluded
-        task.error = result.get("error") or f"infrastructure error (exit {code})"
-        if task.attempts < max(task.max_attempts, 1):
-            task.state = "free"
-            requeued = True
-        else:
-            task.state = "failed"
+        values.update(excluded_hosts=excluded, error=result.get("error") or f"infrastructure error (exit {code})")
+        requeued = task.attempts < max(task.max_attempts, 1)
+        values["state"] = "free" if requeued else "failed"
     else:
-        task.state = "failed"
-        task.error = result.get("error") or f"build failed (exit {code})"
-    if task.state != "free":
-        task.completed = now
-    task.host_id = None if requeued else task.host_id
-    events.record(session, f"task.{'requeued' if requeued else task.state}", "task", task.id, host_name,
-                  exit_code=code, error=task.error, attempt=task.attempts)
+        values.update(state="failed", error=result.get("error") or f"build failed (exit {code})")
+    if requeued:
+        values["host_id"] = None
+    else:
+        values["completed"] = now
+    # the fence in the WHERE clause makes this exact even if the row changed since the SELECT above
+    done = session.execute(
+        update(TASKS).where(TASKS.c.id == task_id, TASKS.c.fence == fence, TASKS.c.host_id == host_id,
+                            TASKS.c.state == "open").values(**values).returning(TASKS.c.id)
+    ).first()
+    if done is None:
+        raise Stale(f"task {task_id}: attempt {fence} is no longer current (the task changed meanwhile); "
+                    "drop this work")
+    _record(session, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
+            exit_code=code, error=values.get("error"), attempt=task.attempts)
     build_state = None
     if task.parent_id is not None and (parent := session.get(Task, task.parent_id)) is not None:
         build_state = builds.finish_parent(session, store, parent)
-    return {"task": task.id, "state": task.state, "requeued": requeued, "build_state": build_state}
+    return {"task": task_id, "state": values["state"], "requeued": requeued, "build_state": build_state}
 
 
 def release(session: Session, task_id: int, fence: int, host_id: int | None, reason: str) -> None:

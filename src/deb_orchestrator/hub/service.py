@@ -1,4 +1,9 @@
-"""The running hub: database, store, signing key, signals, publisher and lease reaper, set up once."""
+"""The running hub: database, store, signing key, signals, publisher and lease reaper, set up once.
+
+With several hub worker processes (``deb-orchestrator hub --workers N``, PostgreSQL) every process
+serves the API; only the primary one publishes repositories and reaps expired leases. On PostgreSQL the
+signals travel between processes through LISTEN/NOTIFY (see notify.py).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from deb_orchestrator.hub import auth, scheduler
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.models import Repo, Tag, Task, Token
-from deb_orchestrator.hub.notify import Signal
+from deb_orchestrator.hub.notify import PgBridge, Signal
 from deb_orchestrator.hub.repos import RepoPublisher
 from deb_orchestrator.hub.store import Store
 from debarchive.signing import SigningKey
@@ -23,8 +28,9 @@ log = logging.getLogger("deb_orchestrator.hub")
 
 
 class Hub:
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, *, primary: bool = True) -> None:
         self.settings = settings
+        self.primary = primary
         settings.data.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.db.migrate()
@@ -36,6 +42,12 @@ class Hub:
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
                                        self.work, self.repos_changed)
         self.principals = auth.PrincipalCache()
+        self.bridge: PgBridge | None = None
+        if not self.db.is_sqlite:
+            self.bridge = PgBridge(settings.database_url)
+            self.bridge.attach("work", self.work)
+            self.bridge.attach("repos_changed", self.repos_changed)
+            self.bridge.attach("repos_dirty", self.publisher.wakeup)
         self.admin_token_path: Path | None = self._first_admin_token()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -54,6 +66,10 @@ class Hub:
         return path
 
     def start(self) -> None:
+        if self.bridge is not None:
+            self.bridge.start()
+        if not self.primary:
+            return
         with self.db.session() as s:
             # a publication may have been cut short by the stop: publish every repo once
             for tag in s.scalars(select(Tag)):
@@ -72,9 +88,12 @@ class Hub:
 
     def stop(self) -> None:
         self._stop.set()
-        self.publisher.stop()
+        if self.primary:
+            self.publisher.stop()
         if self._reaper is not None:
             self._reaper.join(timeout=10)
+        if self.bridge is not None:
+            self.bridge.stop()
         self.db.dispose()
 
     def _reap_loop(self) -> None:

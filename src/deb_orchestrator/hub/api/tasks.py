@@ -1,4 +1,9 @@
-"""Tasks: browsing, cancel, and the builder protocol (claim, heartbeat, upload, complete, release)."""
+"""Tasks: browsing, cancel, and the builder protocol (claim, heartbeat, upload, complete, release).
+
+The builder protocol is the hub's hot path: its answers are written with orjson straight into a
+``Response`` (no FastAPI response encoding), and ``complete-and-claim`` reports a result and claims the
+next task in one request, halving a busy builder's requests.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
+from pydantic import Field
 from sqlalchemy import select
 
 from deb_orchestrator.hub import builds, packages, scheduler
 from deb_orchestrator.hub.api.common import hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
-from deb_orchestrator.hub.models import Artifact, Host, Task
+from deb_orchestrator.hub.models import Artifact, Task
 from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, NoopIn, ReleaseIn
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class CompleteAndClaimIn(CompleteIn):
+    next: ClaimIn = Field(default_factory=ClaimIn, description="what to claim next: arches, capacity, wait "
+                                                               "(long-poll seconds; 0 answers at once)")
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def _host_id(who: Principal) -> int:
@@ -76,42 +92,45 @@ def noop(body: NoopIn, request: Request, who: Principal = Depends(require("admin
 
 def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> dict[str, Any] | None:
     with hub.db.session() as s:
-        host = s.get(Host, host_id)
-        if host is None:
-            raise NotFound("the host of this token was deleted")
-        if body.capacity is not None:
-            host.capacity = body.capacity
-        task = scheduler.claim(s, host, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite)
-        if task is None:
+        return scheduler.claim_next(s, host_id, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite,
+                                    capacity=body.capacity)
+
+
+async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
+                     seen: int | None = None) -> dict[str, Any] | None:
+    """Claim, waiting up to ``body.wait`` seconds for work. ``seen``: a claim already found nothing at this
+    work generation (skip the first attempt)."""
+    deadline = time.monotonic() + body.wait
+    while True:
+        if seen is None:
+            seen = hub.work.generation
+            payload = await run_in_threadpool(_try_claim, hub, host_id, body)
+            if payload is not None:
+                return payload
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or await request.is_disconnected():
             return None
-        return scheduler.claim_payload(s, task, hub.timing)
+        # woken at once by new work in this process, or in another hub process (PostgreSQL LISTEN/NOTIFY);
+        # re-checked every second anyway
+        await hub.work.wait(seen, min(remaining, 1.0))
+        seen = None
+        await asyncio.sleep(0)
 
 
 @router.post("/claim", summary="Long-poll for a task (scope builder); 204 when none came within `wait`",
              responses={204: {"description": "no task"}})
-async def claim(body: ClaimIn, request: Request, who: Principal = Depends(require("builder"))) -> Any:
+async def claim(body: ClaimIn, request: Request, who: Principal = Depends(require("builder"))) -> Response:
     hub = hub_of(request)
-    host_id = _host_id(who)
-    deadline = time.monotonic() + body.wait
-    while True:
-        seen = hub.work.generation
-        payload = await run_in_threadpool(_try_claim, hub, host_id, body)
-        if payload is not None:
-            return payload
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or await request.is_disconnected():
-            return Response(status_code=204)
-        # woken at once by a submission in this process; re-checked every second for other hub processes
-        await hub.work.wait(seen, min(remaining, 1.0))
-        await asyncio.sleep(0)
+    payload = await _long_poll(hub, _host_id(who), body, request)
+    return Response(status_code=204) if payload is None else _json(payload)
 
 
 @router.post("/{task_id}/heartbeat", summary="Renew the lease and send new log lines (scope builder)")
 def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
-              who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+              who: Principal = Depends(require("builder"))) -> Response:
     hub = hub_of(request)
     with hub.db.session() as s:
-        return scheduler.heartbeat(s, task_id, body.fence, _host_id(who), body.log, hub.timing)
+        return _json(scheduler.heartbeat(s, task_id, body.fence, _host_id(who), body.log, hub.timing))
 
 
 @router.put("/{task_id}/files/{name}", status_code=201,
@@ -165,18 +184,43 @@ def download(task_id: int, name: str, request: Request) -> Any:
     return FileResponse(hub.store.path(sha), filename=name, media_type="application/octet-stream")
 
 
-@router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)")
-def complete(task_id: int, body: CompleteIn, request: Request,
-             who: Principal = Depends(require("builder"))) -> dict[str, Any]:
-    hub = hub_of(request)
+def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[str, Any]:
     with hub.db.session() as s:
         result = body.result.model_dump(exclude_none=True)
-        out = scheduler.complete(s, hub.store, task_id, body.fence, _host_id(who), result, hub.settings.max_attempts)
+        out = scheduler.complete(s, hub.store, task_id, body.fence, host_id, result, hub.settings.max_attempts)
     if out["requeued"]:
         hub.work.notify()
     if out["build_state"] == "complete":
         hub.repos_dirty()
     return out
+
+
+@router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)")
+def complete(task_id: int, body: CompleteIn, request: Request,
+             who: Principal = Depends(require("builder"))) -> Response:
+    return _json(_complete(hub_of(request), task_id, body, _host_id(who)))
+
+
+@router.post("/{task_id}/complete-and-claim",
+             summary="Report this attempt's result, then claim the next task (scope builder)",
+             description="One request for a builder's `complete` followed by `claim`: the result is recorded "
+                         "(and committed) first, exactly as `complete` does — a stale fence is refused with 409 "
+                         "and nothing is claimed — then the next task is claimed as `claim` does, waiting up "
+                         "to `next.wait` seconds. Answers `{\"completed\": …, \"next\": payload or null}`.")
+async def complete_and_claim(task_id: int, body: CompleteAndClaimIn, request: Request,
+                             who: Principal = Depends(require("builder"))) -> Response:
+    hub = hub_of(request)
+    host_id = _host_id(who)
+
+    def both() -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+        done = _complete(hub, task_id, body, host_id)
+        seen = hub.work.generation
+        return done, seen, _try_claim(hub, host_id, body.next)
+
+    done, seen, nxt = await run_in_threadpool(both)
+    if nxt is None and body.next.wait > 0:
+        nxt = await _long_poll(hub, host_id, body.next, request, seen=seen)
+    return _json({"completed": done, "next": nxt})
 
 
 @router.post("/{task_id}/release", summary="Hand a task back to the queue (builder stopping; scope builder)")
