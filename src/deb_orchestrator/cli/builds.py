@@ -23,13 +23,13 @@ def register(sub: Subparsers) -> None:
                 arg("--arch", action="append", dest="arches", help="build only these arches (repeat)"),
                 arg("--priority", type=int, default=20, help="lower runs first (default 20)"))
     add_command(sub, "watch-task", cmd_watch, "follow a task until it finishes", arg("task", type=int))
-    add_command(sub, "list-tasks", cmd_list_tasks, "list tasks, newest first",
+    add_command(sub, "list-tasks", cmd_list, "list tasks, newest first",
                 arg("--state", help="free, open, closed, failed, canceled, dep-wait"),
-                arg("--limit", type=int, default=50))
+                arg("--limit", type=int, default=50), listing=HubClient.tasks, columns=TASK_COLUMNS)
     add_command(sub, "taskinfo", cmd_taskinfo, "show a task, its subtasks, result and log tail", arg("task", type=int))
-    add_command(sub, "list-builds", cmd_list_builds, "list builds, newest first",
+    add_command(sub, "list-builds", cmd_list, "list builds, newest first",
                 arg("--state", help="building, complete, failed, canceled, dep-wait"),
-                arg("--limit", type=int, default=50))
+                arg("--limit", type=int, default=50), listing=HubClient.builds, columns=BUILD_COLUMNS)
     add_command(sub, "buildinfo", cmd_buildinfo, "show a build (SOURCE_VERSION or ID)", "build")
     add_command(sub, "cancel", cmd_cancel, "cancel a task (ID) or a build (SOURCE_VERSION)", "ref")
     add_command(sub, "resubmit", cmd_resubmit, "build a failed, canceled or dep-waiting build again",
@@ -77,9 +77,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return _watch(hub, args.task, args)
 
 
-def cmd_list_tasks(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
+    """list-tasks and list-builds: ``args.listing`` is the client method, ``args.columns`` the table."""
     with client(args) as hub:
-        emit(args, hub.tasks(state=args.state, limit=args.limit), TASK_COLUMNS)
+        emit(args, args.listing(hub, state=args.state, limit=args.limit), args.columns)
     return 0
 
 
@@ -102,12 +103,6 @@ def cmd_taskinfo(args: argparse.Namespace) -> int:
         if task.get("log_tail"):
             print("--- log tail ---")
             print("\n".join(task["log_tail"].splitlines()[-30:]))
-    return 0
-
-
-def cmd_list_builds(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.builds(state=args.state, limit=args.limit), BUILD_COLUMNS)
     return 0
 
 
