@@ -14,11 +14,12 @@ transaction. docs/orchestrator-performance.md has the measurements behind this.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import builds, events, inheritance
@@ -87,19 +88,54 @@ def _others_can_run(session: Session, task: Task, host: Host, now: float, timing
     return False
 
 
-def _record(session: Session, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
-    """events.record for the Core hot path (one INSERT, no ORM object)."""
-    session.execute(insert(EVENTS).values(ts=now, kind=kind, object_type="task", object_id=task_id, actor=actor,
-                                          data=data))
+# Hot-path statements, built once: SQLAlchemy memoizes a statement object's cache key, so executing a
+# prebuilt statement with new parameters skips building it and computing its key (both showed in profiles).
+_EVENT = insert(EVENTS)
+_HOST = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat).where(
+    HOSTS.c.id == bindparam("b_host"))
+_HOST_LOCKED = _HOST.with_for_update()
+_RUNNING = select(func.count()).select_from(TASKS).where(TASKS.c.host_id == bindparam("b_host"),
+                                                         TASKS.c.state == "open")
+_FREE_ANY = select(TASKS.c.id).where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS),
+                                     TASKS.c.arch.in_(bindparam("b_arches", expanding=True))).limit(1)
+_BEAT = (update(TASKS).where(TASKS.c.id == bindparam("b_task"), TASKS.c.fence == bindparam("b_fence"),
+                             TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == "open")
+         .values(lease_expires=bindparam("b_expires")).returning(TASKS.c.id))
+_HOST_BEAT = (update(HOSTS).where(HOSTS.c.id == bindparam("b_host"),
+                                  or_(HOSTS.c.last_heartbeat.is_(None), HOSTS.c.last_heartbeat < bindparam("b_stale")))
+              .values(last_heartbeat=bindparam("b_now")))
+_TASK_FOR_COMPLETE = (
+    select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
+           TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
+    .select_from(TASKS.outerjoin(HOSTS, TASKS.c.host_id == HOSTS.c.id)).where(TASKS.c.id == bindparam("b_task")))
 
 
-def _not_excluded(session: Session, host_id: int) -> ColumnElement[bool]:
-    """SQL: this host is not in the task's ``excluded_hosts`` (hosts that hit an infrastructure error on it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        clause = text("NOT (tasks.excluded_hosts::jsonb @> to_jsonb(CAST(:excluded_host AS integer)))")
+@functools.cache
+def _claim_statement(dialect: str, skip_locked: bool) -> Any:
+    """``UPDATE tasks … WHERE id = (SELECT id … ORDER BY priority, id LIMIT 1 [FOR UPDATE SKIP LOCKED])
+    RETURNING …``: the best free task this host may run (not one it failed with an infrastructure error)."""
+    if dialect == "postgresql":
+        not_excluded = text("NOT (tasks.excluded_hosts::jsonb @> to_jsonb(CAST(:b_excluded AS integer)))")
     else:
-        clause = text("NOT EXISTS (SELECT 1 FROM json_each(tasks.excluded_hosts) AS x WHERE x.value = :excluded_host)")
-    return clause.bindparams(excluded_host=host_id)  # type: ignore[return-value]
+        not_excluded = text("NOT EXISTS (SELECT 1 FROM json_each(tasks.excluded_hosts) AS x "
+                            "WHERE x.value = :b_excluded)")
+    pick = (select(TASKS.c.id)
+            .where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS),
+                   TASKS.c.arch.in_(bindparam("b_arches", expanding=True)), not_excluded)
+            .order_by(TASKS.c.priority, TASKS.c.id).limit(1))
+    if skip_locked:
+        pick = pick.with_for_update(skip_locked=True)
+    return (update(TASKS).where(TASKS.c.id == pick.scalar_subquery())
+            .values(state="open", host_id=bindparam("b_host"), fence=TASKS.c.fence + 1,
+                    attempts=TASKS.c.attempts + 1, started=bindparam("b_now"), lease_expires=bindparam("b_expires"),
+                    log_tail="")
+            .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch))
+
+
+def _record(conn: Connection, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
+    """events.record for the Core hot path (one INSERT, no ORM object)."""
+    conn.execute(_EVENT, {"ts": now, "kind": kind, "object_type": "task", "object_id": task_id, "actor": actor,
+                          "data": data})
 
 
 def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing, *, skip_locked: bool,
@@ -110,11 +146,8 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
     exceed its capacity; different hosts never wait for each other (``SKIP LOCKED``).
     """
     now = time.time()
-    q = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat).where(
-        HOSTS.c.id == host_id)
-    if skip_locked:
-        q = q.with_for_update()
-    host = session.execute(q).one_or_none()
+    conn = session.connection()
+    host = conn.execute(_HOST_LOCKED if skip_locked else _HOST, {"b_host": host_id}).one_or_none()
     if host is None:
         raise NotFound("the host of this token was deleted")
     changes: dict[str, Any] = {}
@@ -123,37 +156,28 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
     if host.last_heartbeat is None or now - host.last_heartbeat > 1.0:  # spare a write on busy hubs
         changes["last_heartbeat"] = now
     if changes:
-        session.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(**changes))
+        conn.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(**changes))
     if not host.enabled:
         return None
-    running = session.scalar(select(func.count()).select_from(TASKS).where(
-        TASKS.c.host_id == host_id, TASKS.c.state == "open")) or 0
-    if running >= (capacity or host.capacity):
+    if (conn.execute(_RUNNING, {"b_host": host_id}).scalar() or 0) >= (capacity or host.capacity):
         return None
     host_arches = host.arches.split()
     usable = [a for a in arches if a in host_arches] if arches else host_arches
     if not usable:
         return None
-    pick = (select(TASKS.c.id)
-            .where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS), TASKS.c.arch.in_(usable),
-                   _not_excluded(session, host_id))
-            .order_by(TASKS.c.priority, TASKS.c.id).limit(1))
-    if skip_locked:
-        pick = pick.with_for_update(skip_locked=True)
-    row = session.execute(
-        update(TASKS).where(TASKS.c.id == pick.scalar_subquery())
-        .values(state="open", host_id=host_id, fence=TASKS.c.fence + 1, attempts=TASKS.c.attempts + 1, started=now,
-                lease_expires=now + timing.lease_seconds, log_tail="")
-        .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch)
-    ).one_or_none()
+    row = conn.execute(_claim_statement(conn.dialect.name, skip_locked),
+                       {"b_arches": usable, "b_excluded": host_id, "b_host": host_id, "b_now": now,
+                        "b_expires": now + timing.lease_seconds}).one_or_none()
     if row is None:
-        # only tasks this host failed with an infrastructure error may be left: it gets one of them only
+        if conn.execute(_FREE_ANY, {"b_arches": usable}).first() is None:
+            return None
+        # only tasks this host failed with an infrastructure error are left: it gets one of them only
         # when no other alive host can run it (the ORM path below decides that; rare)
         orm_host = session.get(Host, host_id)
         assert orm_host is not None
         task = claim(session, orm_host, arches, timing, skip_locked=skip_locked)
         return None if task is None else claim_payload(session, task, timing)
-    _record(session, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
+    _record(conn, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
     if row.method == "noop":
         return {"task_id": row.id, "fence": row.fence, "attempt": row.attempts, "method": "noop", "arch": row.arch,
                 "lease_seconds": timing.lease_seconds, "heartbeat_seconds": timing.heartbeat_seconds}
@@ -178,16 +202,12 @@ def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, l
               timing: Timing) -> dict[str, Any]:
     now = time.time()
     if not lines:  # the common case: one fenced UPDATE renews the lease
-        renewed = session.execute(
-            update(TASKS).where(TASKS.c.id == task_id, TASKS.c.fence == fence, TASKS.c.host_id == host_id,
-                                TASKS.c.state == "open")
-            .values(lease_expires=now + timing.lease_seconds).returning(TASKS.c.id)
-        ).first()
+        conn = session.connection()
+        renewed = conn.execute(_BEAT, {"b_task": task_id, "b_fence": fence, "b_host": host_id,
+                                       "b_expires": now + timing.lease_seconds}).first()
         if renewed is not None:
-            if host_id is not None:
-                session.execute(update(HOSTS).where(HOSTS.c.id == host_id, (HOSTS.c.last_heartbeat.is_(None))
-                                                    | (HOSTS.c.last_heartbeat < now - 1.0))
-                                .values(last_heartbeat=now))
+            if host_id is not None:  # writes only when the host's heartbeat is over a second old
+                conn.execute(_HOST_BEAT, {"b_host": host_id, "b_stale": now - 1.0, "b_now": now})
             return {"cancel": False, "lease_expires": now + timing.lease_seconds}
     task = session.get(Task, task_id)
     if task is not None and task.state == "canceled" and task.fence == fence and task.host_id == host_id:
@@ -240,11 +260,8 @@ def add_artifact(session: Session, task: Task, name: str, sha256: str, size: int
 def complete(session: Session, store: Store, task_id: int, fence: int, host_id: int | None,
              result: dict[str, Any], max_attempts: int) -> dict[str, Any]:
     """Record a deb-mock result (result.json) for an attempt; returns what became of task and build."""
-    task = session.execute(
-        select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
-               TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
-        .select_from(TASKS.outerjoin(HOSTS, TASKS.c.host_id == HOSTS.c.id)).where(TASKS.c.id == task_id)
-    ).one_or_none()
+    conn = session.connection()
+    task = conn.execute(_TASK_FOR_COMPLETE, {"b_task": task_id}).one_or_none()
     if task is None:
         raise NotFound(f"no task {task_id}")
     if task.fence != fence or task.host_id != host_id or task.state != "open":
@@ -262,7 +279,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
     if code == 0 and task.method == "noop":
         values["state"] = "closed"
     elif code == 0:
-        uploaded = {a.name: a for a in session.execute(
+        uploaded = {a.name: a for a in conn.execute(
             select(ARTIFACTS.c.name, ARTIFACTS.c.sha256, ARTIFACTS.c.kind).where(ARTIFACTS.c.task_id == task_id))}
         for f in result.get("files", []):
             art = uploaded.get(f.get("name", ""))
@@ -289,14 +306,14 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
     else:
         values["completed"] = now
     # the fence in the WHERE clause makes this exact even if the row changed since the SELECT above
-    done = session.execute(
+    done = conn.execute(
         update(TASKS).where(TASKS.c.id == task_id, TASKS.c.fence == fence, TASKS.c.host_id == host_id,
                             TASKS.c.state == "open").values(**values).returning(TASKS.c.id)
     ).first()
     if done is None:
         raise Stale(f"task {task_id}: attempt {fence} is no longer current (the task changed meanwhile); "
                     "drop this work")
-    _record(session, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
+    _record(conn, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
             exit_code=code, error=values.get("error"), attempt=task.attempts)
     build_state = None
     if task.parent_id is not None and (parent := session.get(Task, task.parent_id)) is not None:
