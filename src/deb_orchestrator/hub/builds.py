@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -285,11 +285,11 @@ def untag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
 def mark_dirty(session: Session, tag_id: int) -> None:
     """The tag changed: its repo and the repos of every tag inheriting from it must be published again."""
     for tid in inheritance.descendants(session, tag_id):
-        repo = session.scalar(select(Repo).where(Repo.tag_id == tid))
-        if repo is None:
+        # an UPDATE even when the row already says dirty: it takes the row lock the publisher's "dirty = False"
+        # also takes, so a change committed after the publisher read the tag is never lost (PostgreSQL, several
+        # hub workers); setting an ORM attribute that is already True would write nothing
+        if not session.execute(update(Repo).where(Repo.tag_id == tid).values(dirty=True)).rowcount:  # type: ignore[attr-defined]
             session.add(Repo(tag_id=tid, dirty=True, state="pending"))
-        else:
-            repo.dirty = True
 
 
 def tagged_builds(session: Session, tag_id: int, *, inherit: bool) -> list[tuple[Build, str]]:
