@@ -216,6 +216,7 @@ def test_git_source_is_built_and_recorded_with_its_commit(hub: RunningHub, tmp_p
             build_phase.BuildPhase(ctx).run()
     assert sb.seen == ["orch-git_1.0-1"]
     assert any(f"orch-git_1.0-1: made from {url}/orch-git.git at {commit} (3.0 (quilt))" in m for m in messages)
+    assert f"orch-git_1.0-1: submitting {url}/orch-git.git at {commit[:12]} to target t" in messages
     b = hub.admin.build("orch-git_1.0-1")
     assert b["state"] == "complete" and b["requested_by"] == f"compose {ctx.compose_id}"
     assert {f["name"] for f in b["files"] if f["kind"] == "source"} == {

@@ -54,6 +54,11 @@ class Tracked:
     dep_wait_since: float | None = None
     git: dict[str, str] | None = None  # url, ref, commit, format of a git source
 
+    @property
+    def shown(self) -> str:
+        """The source as people know it: the .dsc URL or path, or the git URL at its commit."""
+        return f"{self.git['url']} at {self.git['commit'][:12]}" if self.git else self.ref
+
 
 def _token() -> str | None:
     token = os.environ.get("DEB_ORCHESTRATOR_TOKEN")
@@ -215,7 +220,7 @@ class BuildPhase(Phase):
             t.build = existing
             self.progress(f"{t.ident}: the hub has build {existing['id']} ({existing['state']}): not submitted again")
             return
-        self.progress(f"{t.ident}: submitting {t.ref} to target {target}")
+        self.progress(f"{t.ident}: submitting {t.shown} to target {target}")
         sub = hub.submit(target, t.ref, requested_by=f"compose {self.ctx.compose_id}")
         t.submitted = not sub.get("existing", False)
         t.build = hub.build(sub["build"]["id"])
@@ -282,7 +287,7 @@ class BuildPhase(Phase):
             if lines:
                 tail = "\nlast lines of the build log:\n  " + "\n  ".join(lines)
                 break
-        return (f"build of {t.ident} ({t.ref}) {t.build['state']} at the orchestrator: {reasons}; "
+        return (f"build of {t.ident} ({t.shown}) {t.build['state']} at the orchestrator: {reasons}; "
                 f"see {self._link(hub_url, t)}; after fixing the cause: deb-orchestrator resubmit {t.ident}{tail}")
 
     def _unsatisfiable(self, hub_url: str, t: Tracked) -> str:
