@@ -90,10 +90,8 @@ def stop_builder(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_build_hello_and_install_from_tag_repo(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
-    hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
-    hub.cli("add-tag", "dest", "--parent", "base")
-    hub.cli("add-tag", "build", "--parent", "dest")
-    hub.cli("add-target", "trixie", "build", "dest")
+    with HubClient(hub.url, hub.token) as admin:  # base (the trixie mirror) <- dest <- build; trixie: build -> dest
+        admin.setup_target("trixie", mirror=mirror, suite="trixie", base="base", dest="dest", build="build")
     token = hub.cli("add-host", "builder-1", "--arch", "amd64").stdout.strip().splitlines()[-1]
     builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log")
     try:
@@ -176,10 +174,8 @@ def test_kill_9_builder_mid_build(hub: Hub, tmp_path: Path, test_cache: Path, mi
 def test_real_failure_and_dep_wait_release(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
     """A failing build keeps its logs; a build missing a build-dependency waits (Dep-Wait) and is built by
     itself once another build puts the missing package in the repository its build tag sees."""
-    hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
-    hub.cli("add-tag", "dest", "--parent", "base")
-    hub.cli("add-tag", "build", "--parent", "dest")
-    hub.cli("add-target", "trixie", "build", "dest")
+    with HubClient(hub.url, hub.token) as admin:  # base (the trixie mirror) <- dest <- build; trixie: build -> dest
+        admin.setup_target("trixie", mirror=mirror, suite="trixie", base="base", dest="dest", build="build")
     token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
     src = tmp_path / "src"
     src.mkdir()
