@@ -40,9 +40,9 @@ def hub(tmp_path: Path, signing: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
                            heartbeat_seconds=0.5, reap_interval=0.2)
     h = start_hub(settings, signing)
     admin = h.admin
-    names = {"base": "base", "dest": "dest", "build": "build"}
-    assert admin.setup_target("t", mirror=MIRROR, suite="trixie", **names) == {**names, "target": "t"}
-    assert admin.setup_target("t", mirror=MIRROR, suite="trixie", **names)  # again: everything exists, kept
+    names = {"base": "base", "dest": "dest", "build": "build", "target": "t"}
+    for _ in range(2):  # the second time everything exists and is kept
+        assert admin.setup_target("t", mirror=MIRROR, suite="trixie", base="base", dest="dest", build="build") == names
     assert admin.get("/targets/t")["build_tag"] == "build" and admin.get("/targets/t")["dest_tag"] == "dest"
     assert admin.get("/tags/build")["parents"] == ["dest"] and admin.get("/tags/dest")["parents"] == ["base"]
     monkeypatch.setenv("DEB_ORCHESTRATOR_TOKEN", h.admin_token)
