@@ -27,7 +27,9 @@ from debarchive.dsc import SourcePackageError, parse_dsc, strip_epoch
 from debsandbox.commands import CommandError, CommandTimeout, output, run
 
 SUPPORTED_FORMATS = ("3.0 (native)", "3.0 (quilt)")
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "LC_ALL": "C"}
+# never wait for a password or a host-key question: a source that needs one fails with git's message
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+           "LC_ALL": "C"}
 
 
 class GitSourceError(RuntimeError):
