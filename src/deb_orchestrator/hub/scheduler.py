@@ -91,11 +91,11 @@ def _others_can_run(session: Session, task: Task, host: Host, now: float, timing
 # Hot-path statements, built once: SQLAlchemy memoizes a statement object's cache key, so executing a
 # prebuilt statement with new parameters skips building it and computing its key (both showed in profiles).
 _EVENT = insert(EVENTS)
-_HOST = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat).where(
-    HOSTS.c.id == bindparam("b_host"))
-_HOST_LOCKED = _HOST.with_for_update()
-_RUNNING = select(func.count()).select_from(TASKS).where(TASKS.c.host_id == bindparam("b_host"),
-                                                         TASKS.c.state == "open")
+_RUNNING = (select(func.count()).select_from(TASKS)
+            .where(TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == "open").scalar_subquery())
+_HOST = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat,
+               _RUNNING.label("running")).where(HOSTS.c.id == bindparam("b_host"))
+_HOST_LOCKED = _HOST.with_for_update(of=HOSTS)
 _FREE_ANY = select(TASKS.c.id).where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS),
                                      TASKS.c.arch.in_(bindparam("b_arches", expanding=True))).limit(1)
 _BEAT = (update(TASKS).where(TASKS.c.id == bindparam("b_task"), TASKS.c.fence == bindparam("b_fence"),
@@ -104,6 +104,13 @@ _BEAT = (update(TASKS).where(TASKS.c.id == bindparam("b_task"), TASKS.c.fence ==
 _HOST_BEAT = (update(HOSTS).where(HOSTS.c.id == bindparam("b_host"),
                                   or_(HOSTS.c.last_heartbeat.is_(None), HOSTS.c.last_heartbeat < bindparam("b_stale")))
               .values(last_heartbeat=bindparam("b_now")))
+# PostgreSQL: both in one statement (a data-modifying CTE); the host is touched only if the lease was renewed
+_BEAT_PG = text(
+    "WITH renewed AS (UPDATE tasks SET lease_expires = :b_expires WHERE id = :b_task AND fence = :b_fence "
+    "AND host_id = :b_host AND state = 'open' RETURNING id), "
+    "beat AS (UPDATE hosts SET last_heartbeat = :b_now WHERE id = :b_host "
+    "AND (last_heartbeat IS NULL OR last_heartbeat < :b_stale) AND EXISTS (SELECT 1 FROM renewed)) "
+    "SELECT id FROM renewed")
 _TASK_FOR_COMPLETE = (
     select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
            TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
@@ -162,7 +169,7 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
         conn.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(**changes))
     if not host.enabled:
         return None
-    if (conn.execute(_RUNNING, {"b_host": host_id}).scalar() or 0) >= (capacity or host.capacity):
+    if (host.running or 0) >= (capacity or host.capacity):
         return None
     host_arches = host.arches.split()
     usable = [a for a in arches if a in host_arches] if arches else host_arches
@@ -206,11 +213,15 @@ def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, l
     now = time.time()
     if not lines:  # the common case: one fenced UPDATE renews the lease
         conn = session.connection()
-        renewed = conn.execute(_BEAT, {"b_task": task_id, "b_fence": fence, "b_host": host_id,
-                                       "b_expires": now + timing.lease_seconds}).first()
+        params = {"b_task": task_id, "b_fence": fence, "b_host": host_id, "b_expires": now + timing.lease_seconds,
+                  "b_stale": now - 1.0, "b_now": now}
+        if conn.dialect.name == "postgresql":
+            renewed = conn.execute(_BEAT_PG, params).first()
+        else:
+            renewed = conn.execute(_BEAT, params).first()
+            if renewed is not None and host_id is not None:  # writes only when the heartbeat is over a second old
+                conn.execute(_HOST_BEAT, params)
         if renewed is not None:
-            if host_id is not None:  # writes only when the host's heartbeat is over a second old
-                conn.execute(_HOST_BEAT, {"b_host": host_id, "b_stale": now - 1.0, "b_now": now})
             return {"cancel": False, "lease_expires": now + timing.lease_seconds}
     task = session.get(Task, task_id)
     if task is not None and task.state == "canceled" and task.fence == fence and task.host_id == host_id:
