@@ -47,15 +47,15 @@ export DEB_ORCHESTRATOR_HUB=$HUB
 DEB_ORCHESTRATOR_TOKEN=$(cat "$WORK/hub-data/admin.token")
 export DEB_ORCHESTRATOR_TOKEN
 
-if ! curl -sf -o /dev/null "$HUB/api/v1/targets/trixie"; then
-  step "tags trixie-base (the trixie mirror) ← trixie-dest ← trixie-build; target trixie: trixie-build → trixie-dest"
-  "$ORCH" add-tag trixie-base --arch amd64 --external-repo http://deb.debian.org/debian trixie main
-  "$ORCH" add-tag trixie-dest --parent trixie-base
-  "$ORCH" add-tag trixie-build --parent trixie-dest
-  "$ORCH" add-target trixie trixie-build trixie-dest
-else
-  step "tags and target trixie exist already (hub data reused)"
-fi
+# the same helper the tests use (deb_orchestrator.client.HubClient.setup_target); what exists is kept
+step "tags trixie-base (the trixie mirror) ← trixie-dest ← trixie-build; target trixie: trixie-build → trixie-dest"
+"$VENV/bin/python" - http://deb.debian.org/debian <<'PY'
+import os, sys
+from deb_orchestrator.client import HubClient
+with HubClient(os.environ["DEB_ORCHESTRATOR_HUB"], os.environ["DEB_ORCHESTRATOR_TOKEN"]) as hub:
+    names = hub.setup_target("trixie", mirror=sys.argv[1], suite="trixie")
+    print("  " + ", ".join(f"{k} {v}" for k, v in names.items()))
+PY
 if [ ! -s "$WORK/builder.token" ]; then
   (umask 077; "$ORCH" add-host "$(hostname)-1" --arch amd64 | tail -n1 > "$WORK/builder.token")
 fi
@@ -107,6 +107,13 @@ for ident in sorted({f"{r['source']}_{r['source_version'].split(':')[-1]}" for a
     took = f"{b['completed'] - b['created']:.0f}s" if b.get("completed") else "?"
     print(f"hub build    {ident}: build {b['id']} {b['state']} on {', '.join(hosts) or '?'}, {took} from submission "
           f"to completion")
+builds_json = meta / "builds.json"
+if builds_json.is_file():  # what the build phase asked the hub for (this compose is their requested_by)
+    for ident, b in json.loads(builds_json.read_text())["payload"]["builds"].items():
+        src = f"{b['git']['url']} at {b['git']['commit'][:12]}" if b.get("git") else b.get("ref", "")
+        print(f"built        {ident}: build {b['build_id']}, task {b['task_id']} on {', '.join(b.get('hosts') or ['?'])}"
+              f" ({'submitted by this compose' if b['submitted'] else 'built before: ' + str(b.get('requested_by'))}) "
+              f"from {src}")
 for log in sorted((top / "logs").glob("boot-test-*.json")):
     bt = json.loads(log.read_text())
     if isinstance(bt, dict) and "checks" not in bt:  # {variant/arch: report}
