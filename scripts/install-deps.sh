@@ -21,8 +21,8 @@ APT_PACKAGES=(
   # deb-bootc-compose: OSTree, OCI, disks, boot tests
   ostree skopeo umoci podman runc mtools dosfstools fdisk e2fsprogs qemu-system-x86 qemu-utils ovmf
   iproute2 iptables
-  # benchmarks compare against sbuild
-  sbuild
+  # benchmarks compare against sbuild and debos (debos runs only with --disable-fakemachine here)
+  sbuild debos
   python3-venv
 )
 stamp=/var/lib/apt/periodic/.deb-bootc-ecosystem-installed

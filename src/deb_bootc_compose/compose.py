@@ -198,6 +198,10 @@ class Compose:
             result.status = final
             if final == status.FINISHED:
                 self._record(ctx, ihash)
+                oci = importlib.import_module("deb_bootc_compose.phases.oci") if optional_phase("oci", "OciPhase") \
+                    else None
+                if oci is not None and reused is None:
+                    oci.remember_plans(ctx)
                 self._update_latest(manifest, paths)
             for reason in result.incomplete:
                 self._say("compose", f"incomplete: {reason}")

@@ -2,10 +2,15 @@
 
 For each variant the prepared tree (container form) becomes ``compose/<variant>/<arch>/oci/layout/`` (an
 OCI image layout, tag = the manifest's ``oci.tag`` or version) and ``…/oci/<name>-<variant>-<version>.<arch>
-.oci-archive``. The layer plan of the previous compose in the same target directory is kept in
-``TARGET/.state/oci-plans/`` so that packages keep their layers from one compose to the next; the plan an
-image was cut with is also copied next to it (``oci/layer-plan.json``): the layer split depends on it, so
-the lockfile and this plan together give the same image digest in another target directory.
+.oci-archive``. The plan an image was cut with is written next to it (``oci/layer-plan.json``): the layer
+split depends on it, so the lockfile and this plan together give the same image digest anywhere.
+
+Packages keep their layers from one compose to the next: the plan of the last FINISHED compose in the
+target directory is kept in ``TARGET/.state/oci-plans/`` (copied there by :func:`remember_plans` only when
+the compose finished, so a DOOMED compose never decides the next one's layers) and is the starting point of
+the next compose. A target directory without one, composing ``--lockfile DIR/metadata/lockfile.yaml`` of
+an earlier compose, starts from that compose's own ``layer-plan.json``: the same image digest again.
+Otherwise the plan is made fresh (deterministic: same packages, same plan).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
-from deb_bootc_compose.phases.base import ComposeError, ImageRecord, Phase, VariantState
+from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord, Phase, VariantState
 
 PLAN_NAME = "layer-plan.json"
 IMAGE_TYPE = "bootable-container"
@@ -49,11 +54,40 @@ def image_labels(manifest: Any, variant: str) -> dict[str, str]:
     return labels
 
 
+def plan_path(ctx: ComposeContext, vs: VariantState) -> Path:
+    """Where the target directory keeps the layer plan of its last FINISHED compose of this variant/arch."""
+    return ctx.target.state / "oci-plans" / f"{ctx.manifest.name}-{vs.variant}.{vs.arch}.json"
+
+
+def remember_plans(ctx: ComposeContext) -> None:
+    """The compose FINISHED: its images' layer plans become the starting point of the next compose."""
+    for vs in ctx.variants:
+        plan = ctx.paths.oci_dir(vs.variant, vs.arch) / PLAN_NAME
+        if plan.is_file():
+            dest = plan_path(ctx, vs)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.copyfile(plan, tmp)
+            os.replace(tmp, dest)
+
+
 class OciPhase(Phase):
     name = "oci"
 
     def plan_path(self, vs: VariantState) -> Path:
-        return self.ctx.target.state / "oci-plans" / f"{self.ctx.manifest.name}-{vs.variant}.{vs.arch}.json"
+        return plan_path(self.ctx, vs)
+
+    def previous_plan(self, vs: VariantState) -> tuple[Path | None, str]:
+        """The plan to start from, and how to say where it came from."""
+        own = self.plan_path(vs)
+        if own.is_file():
+            return own, "the layer plan of the last finished compose"
+        given = self.ctx.extra.get("lockfile_in")
+        if isinstance(given, Path) and given.parent.name == "metadata":
+            theirs = given.parent.parent / "compose" / vs.variant / vs.arch / "oci" / PLAN_NAME
+            if theirs.is_file():
+                return theirs, f"the layer plan of the lockfile's compose ({theirs})"
+        return None, "a fresh layer plan"
 
     def run(self) -> None:
         for vs in self.ctx.variants:
@@ -69,9 +103,8 @@ class OciPhase(Phase):
         if sde is None:
             raise ComposeError("no SOURCE_DATE_EPOCH: gather must run before the oci phase")
         out_dir = self.ctx.paths.oci_dir(vs.variant, vs.arch)
-        plan = self.plan_path(vs)
-        previous = plan if plan.exists() else None
-        how = "the layer plan of the previous compose" if previous else "a fresh layer plan"
+        plan = out_dir / PLAN_NAME
+        previous, how = self.previous_plan(vs)
         self.progress(f"{label}: writing the OCI image with {how}, at most {m.oci.max_layers} layers")
         try:
             result = write_oci_image(
@@ -95,8 +128,6 @@ class OciPhase(Phase):
         except (OciError, ValueError) as exc:
             raise ComposeError(f"{label}: OCI image: {exc}") from exc
         vs.oci = result
-        # the plan this image was cut with, next to it: with the lockfile, what reproduces the same digest
-        shutil.copyfile(plan, out_dir / PLAN_NAME)
         vs.images = [img for img in vs.images if img.path != result.archive_path]
         vs.images.append(
             ImageRecord(

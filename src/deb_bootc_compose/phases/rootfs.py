@@ -33,6 +33,33 @@ def write_local_repo(repo: Path, log: Path) -> None:
         fh.write(f"local repository {repo}: {packages.count('Package: ')} packages\n")
 
 
+def shipped_dirs(tree: Path) -> set[str]:
+    """Every path the installed packages ship (from dpkg's .list files), as "/var/tmp"."""
+    shipped: set[str] = set()
+    for lst in (tree / "var/lib/dpkg/info").glob("*.list"):
+        shipped.update(line.rstrip("\n") for line in lst.open(encoding="utf-8", errors="replace"))
+    return shipped
+
+
+def remove_mountpoint_dirs(tree: Path, host_path: Path) -> list[str]:
+    """mmdebstrap's file-mirror-automount mounts the local repository at its host path inside the tree and,
+    in root mode, leaves the empty mount point behind (e.g. ``var/lib/composes/<id>/work/base/amd64/repo``).
+    It would end up in the image (as tmpfiles lines under /var) and make the commit depend on the target
+    directory. Remove that chain of empty directories, deepest first, stopping at anything a package ships
+    or that is not empty. Returns what was removed, as "/path" (deepest first)."""
+    shipped = shipped_dirs(tree)
+    removed: list[str] = []
+    p = tree / host_path.relative_to("/")
+    while p != tree and p.is_dir() and not p.is_symlink():
+        inner = "/" + p.relative_to(tree).as_posix()
+        if inner in shipped or any(p.iterdir()):
+            break
+        p.rmdir()
+        removed.append(inner)
+        p = p.parent
+    return removed
+
+
 class RootfsPhase(Phase):
     name = "rootfs"
 
@@ -78,6 +105,9 @@ class RootfsPhase(Phase):
             raise ComposeError(
                 f"{vs.variant}/{vs.arch}: mmdebstrap failed (log: {self.log_path}):\n{exc.tail}"
             ) from exc
+        gone = remove_mountpoint_dirs(tree, repo)
+        if gone:
+            self.progress(f"{vs.variant}/{vs.arch}: removed the local repository's empty mount point {gone[-1]}")
         installed = treeops.dpkg_installed(tree / "var" / "lib" / "dpkg" / "status")
         locked = {(p.name, p.version) for p in lv.packages}
         if installed != locked:

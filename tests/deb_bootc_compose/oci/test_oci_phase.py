@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from composefixtures import make_context
 
 from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciResult
+from deb_bootc_compose.oci.plan import LayerPlan
 from deb_bootc_compose.phases.base import ComposeError
-from deb_bootc_compose.phases.oci import OciPhase
+from deb_bootc_compose.phases.oci import PLAN_NAME, OciPhase, remember_plans
 
 
 def config_of(result: OciResult) -> dict[str, object]:
@@ -42,14 +43,19 @@ def test_oci_phase_writes_every_variant(tmp_path: Path) -> None:
         assert labels["org.debian.bootc.variant"] == vs.variant
         assert labels[OSTREE_COMMIT_LABEL] == "ab" * 32
         assert "ostree.commit" not in labels
+        assert result.plan_path == ctx.paths.oci_dir(vs.variant, "amd64") / "layer-plan.json"
+    # the target keeps a plan only once the compose FINISHED (the compose calls remember_plans then)
+    assert not (tmp_path / "target/.state/oci-plans").exists()
+    remember_plans(ctx)
+    for vs in ctx.variants:
         plan = ctx.target.state.joinpath("oci-plans", f"debian-bootc-{vs.variant}.amd64.json")
         assert plan.read_bytes() == (ctx.paths.oci_dir(vs.variant, "amd64") / "layer-plan.json").read_bytes()
-    assert (tmp_path / "target/.state/oci-plans").is_dir()
 
 
 def test_next_compose_keeps_layers(tmp_path: Path) -> None:
     first = make_context(tmp_path)
     OciPhase(first).run()
+    remember_plans(first)
     second = make_context(tmp_path, compose_id="debian-bootc-13-20261122.t.1")
     tree = second.variants[0].tree
     assert tree is not None
@@ -87,3 +93,53 @@ def test_oci_phase_cancelled(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt, match="interrupted during oci"):
         OciPhase(ctx).write(ctx.variants[0])
     assert not ctx.paths.oci_dir("base", "amd64").joinpath("layout").exists()
+
+
+def shuffled_plan(path: Path) -> LayerPlan:
+    """A valid plan no fresh planning would make: the last package of the first layer moved to the last layer."""
+    plan = LayerPlan.load(path)
+    assert len(plan.layers) >= 2 and len(plan.layers[0].packages) >= 1
+    moved = plan.layers[0].packages.pop()
+    plan.layers[-1].packages.append(moved)
+    plan.layers = [layer for layer in plan.layers if layer.packages]
+    plan.save(path)
+    return plan
+
+
+def test_plan_comes_from_the_last_finished_compose(tmp_path: Path) -> None:
+    """A compose that did not finish (no remember_plans) never decides the next compose's layers."""
+    first = make_context(tmp_path)
+    OciPhase(first).run()
+    remember_plans(first)
+    kept = first.target.state / "oci-plans" / "debian-bootc-base.amd64.json"
+    shuffled = shuffled_plan(kept).layer_of()
+    doomed = make_context(tmp_path, compose_id="debian-bootc-13-20261122.t.1")
+    OciPhase(doomed).run()  # starts from the kept plan, but is never remembered
+    third = make_context(tmp_path, compose_id="debian-bootc-13-20261122.t.2")
+    shuffled_plan(doomed.paths.oci_dir("base", "amd64") / PLAN_NAME)  # what the doomed compose left differs
+    OciPhase(third).run()
+    assert LayerPlan.load(third.paths.oci_dir("base", "amd64") / PLAN_NAME).layer_of() == shuffled
+    log = (third.paths.logs / "oci.log").read_text()
+    assert "with the layer plan of the last finished compose" in log
+
+
+def test_lockfile_of_a_compose_brings_its_plan_to_a_fresh_target(tmp_path: Path) -> None:
+    """--lockfile DIR/metadata/lockfile.yaml into a target without plans: DIR's own plan, the same digest."""
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    first = make_context(tmp_path / "a")
+    OciPhase(first).run()
+    shuffled = shuffled_plan(first.paths.oci_dir("base", "amd64") / PLAN_NAME).layer_of()
+    remember_plans(first)
+    OciPhase(first).write(first.variants[0])  # the image cut with that (unusual) plan: our reference
+    assert LayerPlan.load(first.paths.oci_dir("base", "amd64") / PLAN_NAME).layer_of() == shuffled
+    reference = first.variants[0].oci.manifest_digest
+    fresh = make_context(tmp_path / "b")
+    OciPhase(fresh).write(fresh.variants[0])
+    assert fresh.variants[0].oci.manifest_digest != reference  # a fresh plan gives another split
+    again = make_context(tmp_path / "c")
+    again.extra["lockfile_in"] = first.paths.lockfile
+    OciPhase(again).write(again.variants[0])
+    assert again.variants[0].oci.manifest_digest == reference
+    assert LayerPlan.load(again.paths.oci_dir("base", "amd64") / PLAN_NAME).layer_of() == shuffled
+    assert "the layer plan of the lockfile's compose" in (again.paths.logs / "oci.log").read_text()
