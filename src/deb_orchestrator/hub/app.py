@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -18,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from deb_orchestrator.hub.api import builds, events, hosts, repos, tags, targets, tasks, tokens
 from deb_orchestrator.hub.config import HubSettings
+from deb_orchestrator.hub.db import POOL_SIZE
 from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.web import pages
@@ -40,6 +42,9 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        # request threads (sync endpoints, run_in_threadpool) each hold a database connection: no more of
+        # them than the pool keeps, so connections are reused instead of opened and closed per request
+        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
         the_hub.work.bind(loop)
         the_hub.repos_changed.bind(loop)
         the_hub.start()

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL_SIZE = 20  # PostgreSQL connections kept per hub process; also the cap on concurrent request threads
 
 
 class Database:
@@ -28,8 +29,10 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
             # per hub process; with --workers N there are N pools, so keep each modest (PostgreSQL's
-            # default max_connections is 100 for everything on the server)
-            kwargs.update(pool_size=10, max_overflow=15, pool_recycle=1800)
+            # default max_connections is 100 for everything on the server). Requests never hold more
+            # than POOL_SIZE connections (app.py caps the request threads), so no connection is opened
+            # and closed per request: that churn cost PostgreSQL more than the queries themselves.
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=10, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
