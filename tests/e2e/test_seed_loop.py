@@ -66,6 +66,11 @@ def test_compose_builds_hello_through_the_orchestrator(loop_hub: LoopHub, tmp_pa
     assert hello["orchestrator_build"] == build["id"]
     assert hello["orchestrator_task"] == build["task_id"]
     assert rows["systemd"]["orchestrator_build"] is None and rows["systemd"]["apt_source"] == mirror
+    compose_id = json.loads((topdir / "metadata" / "composeinfo.json").read_text())["payload"]["compose"]["id"]
+    assert build["requested_by"] == f"compose {compose_id}"  # the hub knows which compose asked for it
+    builds = json.loads((topdir / "metadata" / "builds.json").read_text())["payload"]["builds"]
+    assert builds["hello_2.10-3"]["build_id"] == build["id"] and builds["hello_2.10-3"]["hosts"] == ["builder-1"]
+    assert builds["hello_2.10-3"]["arch_tasks"]["amd64"] in {t["id"] for t in build["tasks"]}
 
     tree = topdir / "work" / "base" / "amd64" / "tree"
     listing = subprocess.run(["dpkg", f"--admindir={tree}/usr/lib/sysimage/dpkg", "-l", "hello"],
