@@ -139,6 +139,16 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
             machines.start(name, name, [*CLI, "builder", "--hub", hub_url, "--token", builder_token,
                                         "--cache-dir", str(cache), "--work-dir", str(tmp_path / f"{name}.work")])
 
+        deadline = time.monotonic() + 120
+        while True:  # both builders are polling the hub (a claim marks the host seen) before work is queued
+            seen = {h["name"] for h in admin.hosts() if h.get("last_heartbeat")}
+            if seen >= {"b1", "b2"}:
+                break
+            for name in ("b1", "b2"):
+                assert machines.procs[name].poll() is None, machines.log(name)
+            assert time.monotonic() < deadline, f"builders not polling: {seen}\n{machines.log('b1')[-2000:]}"
+            time.sleep(0.5)
+
         served = tmp_path / "git"
         served.mkdir()
         native_repo(served, "scaleout-native", "1.0")
