@@ -3,14 +3,18 @@ its own (tests/e2e/netlab.py: veth pairs on a bridge, the mirror reached through
 with its own deb-mock cache (seeded by hard links from the warm test cache, so CI does not bootstrap twice).
 The compose build phase, on the host, builds two packages from git (3.0 (native) and 3.0 (quilt)) through
 the hub; both builders take work; a clean trixie chroot installs the result from the signed tag repo over
-the lab network. Every namespace, link and iptables rule made is gone afterwards, also after a failure."""
+the lab network. Then the builder machine running a third build dies mid-build; the other one takes it over
+after the lease and the compose's build phase finishes (the issue's failover case). Every namespace, link and
+iptables rule made is gone afterwards, also after a failure."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -49,6 +53,22 @@ def seed_cache(warm: Path, dest: Path, mirror: str) -> Path:
     return dest
 
 
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 class Machines:
     """Processes started in the lab's namespaces; ``stop()`` ends each one's whole process group."""
 
@@ -62,6 +82,15 @@ class Machines:
                                     start_new_session=True)
         self.procs[name] = proc
         return proc
+
+    def crash(self, name: str) -> None:
+        """The machine dies: SIGKILL to the process and everything it started (no hand-back, no heartbeat)."""
+        proc = self.procs[name]
+        victims = [proc.pid, *descendants(proc.pid)]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
@@ -113,7 +142,7 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
         port = free_port()
         hub_url = f"http://{hub_ip}:{port}"
         machines.start("hub", "hub", [*CLI, "hub", "--data", str(tmp_path / "hub-data"), "--db", hub_db,
-                                      "--listen", f"{hub_ip}:{port}", "--lease", "30", "--heartbeat", "2"])
+                                      "--listen", f"{hub_ip}:{port}", "--lease", "10", "--heartbeat", "1"])
         deadline = time.monotonic() + 90
         while True:  # from the host, over the bridge
             try:
@@ -192,3 +221,44 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
                                    admin.repo_key("trixie-dest"), "scaleout-quilt")
         assert version == "2.0-1"
         assert (root / "usr/bin/scaleout-quilt").read_text() == '#!/bin/sh\necho "hello from scaleout-quilt, patched"\n'
+
+        # the issue's failover case across the network: the builder machine running the build a compose waits
+        # for dies (kill -9 of the builder and all it started); after the lease the other builder takes the
+        # task over and the compose's build phase still finishes
+        native_repo(served, "scaleout-failover", "1.0")
+        (tmp_path / "second").mkdir()
+        errors: list[BaseException] = []
+        with serve(served) as git_url:
+            ctx2, messages2 = phase_context(tmp_path / "second", hub_url,
+                                            [{"git": f"{git_url}/scaleout-failover.git", "ref": "main"}],
+                                            target="trixie", tag="trixie-dest", mirror=mirror)
+
+            def run_phase() -> None:
+                try:
+                    build_phase.BuildPhase(ctx2).run()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=run_phase, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 300
+            while True:  # a builder runs it and deb-mock is working (the live log tail grows)
+                found = admin.find_build("scaleout-failover_1.0")
+                task = next((t for t in (found or {}).get("tasks", []) if t["method"] == "buildArch"), None)
+                if task and task["state"] == "open" and task["host"] and admin.task(task["id"])["log_tail"]:
+                    break
+                assert not errors, errors
+                assert time.monotonic() < deadline, "no builder started the failover build"
+                time.sleep(0.3)
+            victim = task["host"]
+            survivor = ({"b1", "b2"} - {victim}).pop()
+            machines.crash(victim)
+            thread.join(600)
+        assert not thread.is_alive(), "the build phase did not finish after the builder died"
+        assert not errors, f"{errors}\n--- {survivor}:\n{machines.log(survivor)[-3000:]}"
+        after = admin.task(task["id"])
+        assert after["host"] == survivor and after["attempts"] == 2, after
+        assert admin.build("scaleout-failover_1.0")["state"] == "complete"
+        assert ctx2.extra[build_phase.EXTRA_KEY]["scaleout-failover_1.0"]["hosts"] == [survivor]
+        assert any(f"on {victim}" in m for m in messages2), messages2
+        assert any(f"on {survivor} (attempt 2)" in m for m in messages2), messages2
