@@ -22,7 +22,8 @@ from deb_orchestrator.hub.notify import PgBridge, Signal, psycopg_conninfo
 
 
 @contextmanager
-def hub_workers(data: Path, db: str, signing: Path, workers: int) -> Iterator[str]:
+def hub_workers(data: Path, db: str, signing: Path, workers: int,
+                procs: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
     data.mkdir(parents=True)
     shutil.copytree(signing, data / "gnupg", ignore=shutil.ignore_patterns("S.*", "*.lock"))
     port = free_port()
@@ -30,6 +31,8 @@ def hub_workers(data: Path, db: str, signing: Path, workers: int) -> Iterator[st
     proc = subprocess.Popen([sys.executable, "-m", "deb_orchestrator.cli", "hub", "--data", str(data), "--db", db,
                              "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
                             stdout=log, stderr=subprocess.STDOUT)
+    if procs is not None:
+        procs.append(proc)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -43,8 +46,9 @@ def hub_workers(data: Path, db: str, signing: Path, workers: int) -> Iterator[st
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        assert proc.wait(30) == 0, (data.parent / "hub.log").read_text()
+        if proc.poll() is None:
+            proc.terminate()
+            assert proc.wait(30) == 0, (data.parent / "hub.log").read_text()
         log.close()
 
 
@@ -100,6 +104,30 @@ def test_long_poll_wakes_across_worker_processes(tmp_path: Path, signing_home: P
         assert statistics.median(latencies) < 0.4, latencies
         builder.close()
         admin.close()
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie waits for PID 1 to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, signing_home: Path) -> None:
+    needs_postgres()
+    procs: list[subprocess.Popen[bytes]] = []
+    with postgres_database() as db, hub_workers(tmp_path / "data", db, signing_home, 2, procs) as url:
+        pids = {int(httpx.get(f"{url}/api/v1/health").json()["pid"]) for _ in range(40)}
+        assert len(pids) == 2 and procs[0].pid not in pids
+        procs[0].kill()  # SIGKILL: the supervisor cannot stop its workers itself
+        procs[0].wait()
+        deadline = time.monotonic() + 20
+        while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(running(pid) for pid in pids), "hub workers outlived their supervisor"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/api/v1/health", timeout=5)
 
 
 def test_bridge_carries_signals_between_processes_and_ignores_its_own() -> None:

@@ -106,24 +106,37 @@ def run_hub(args: argparse.Namespace) -> int:
     return _supervise(settings, host, port, workers, args.log_level)
 
 
-def _worker(settings: Any, host: str, port: int, index: int, log_level: str) -> None:
+def _worker(settings: Any, host: str, port: int, index: int, log_level: str, supervisor: int) -> None:
     import uvicorn
 
     from deb_orchestrator.hub.app import create_app
     from deb_orchestrator.hub.service import Hub
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns ^C into SIGTERM for everyone
+    _die_with_parent(supervisor)
     sock = _bind(host, port, reuse_port=True)
     hub = Hub(settings, primary=index == 0)  # worker 0 publishes repos and reaps leases
     server = uvicorn.Server(_uvicorn_config(create_app(settings, hub), host, port, log_level))
     server.run(sockets=[sock])
 
 
+def _die_with_parent(supervisor: int) -> None:
+    """A worker gets SIGTERM when the supervisor dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:  # the supervisor died before the call took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _supervise(settings: Any, host: str, port: int, workers: int, log_level: str) -> int:
     """Start the worker processes; stop them all on SIGTERM/SIGINT or when one of them dies."""
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(settings, host, port, i, log_level), name=f"hub-worker-{i}")
-             for i in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(settings, host, port, i, log_level, os.getpid()),
+                         name=f"hub-worker-{i}") for i in range(workers)]
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
