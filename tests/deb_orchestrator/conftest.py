@@ -32,12 +32,12 @@ def make_hub(tmp_path: Path, db_kind: str, signing_home: Path) -> Iterator[HubFa
     running: list[RunningHub] = []
     with database_url(db_kind, tmp_path / "data") as url:
 
-        def factory(**overrides: object) -> RunningHub:
+        def factory(port: int | None = None, **overrides: object) -> RunningHub:
             settings = HubSettings(data=tmp_path / "data", db_url=url, lease_seconds=20.0, heartbeat_seconds=0.5,
                                    reap_interval=0.2)
             for k, v in overrides.items():
                 setattr(settings, k, v)
-            h = start_hub(settings, signing_home)
+            h = start_hub(settings, signing_home, port)
             running.append(h)
             return h
 

@@ -83,13 +83,14 @@ class RunningHub:
         self.thread.join(timeout=30)
 
 
-def start_hub(settings: HubSettings, signing: Path | None) -> RunningHub:
+def start_hub(settings: HubSettings, signing: Path | None, port: int | None = None) -> RunningHub:
+    """Start a hub; ``port`` brings a stopped hub back where its clients expect it."""
     if signing is not None and not (settings.gnupg_dir / "pubring.kbx").exists():
         settings.data.mkdir(parents=True, exist_ok=True)
         shutil.copytree(signing, settings.gnupg_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("S.*", "*.lock"))
     hub = Hub(settings)
     app = create_app(settings, hub)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

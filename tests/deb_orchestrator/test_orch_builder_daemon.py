@@ -4,12 +4,14 @@ test_orch_builder_integration.py): capacity, uploads, noop tasks, SIGTERM hand-b
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from orch_helpers import make_deb, make_source, sha256
-from orch_hub import RunningHub
+from orch_hub import HubFactory, RunningHub
 
 from deb_mock.request import BuildRequest, BuildResult, ResultFile
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
@@ -127,3 +129,33 @@ def test_cancel_on_hub_stops_the_build(hub: RunningHub, tmp_path: Path) -> None:
     assert admin.build("orch-slow_1.0")["state"] == "canceled"
     task = next(x for x in admin.tasks() if x["method"] == "buildArch")
     assert task["state"] == "canceled" and json.dumps(admin.task(task["id"])["result"]) == "null"
+
+
+def test_finished_build_survives_a_hub_restart_at_report_time(make_hub: HubFactory, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The hub goes away just as the build finishes: the builder keeps its result, retries the upload and
+    the completion, and the hub (back on the same port and data) takes them — one attempt, no rebuild."""
+    first = make_hub()
+    token = setup(first)
+    first.admin.submit("t", make_source(tmp_path, "orch-restart", "1.0"))
+    port = int(first.url.rsplit(":", 1)[1])
+    back: list[RunningHub] = []
+
+    def build_then_lose_the_hub(request: BuildRequest) -> BuildResult:
+        result = dpkg_deb_build(request)
+        first.stop()
+        threading.Timer(3.0, lambda: back.append(make_hub(port=port))).start()
+        return result
+
+    caplog.set_level(logging.WARNING, logger="deb_orchestrator.builder")
+    _builder, t, codes = run_builder(BuilderConfig(hub=first.url, token=token, work_dir=tmp_path / "w",
+                                                  claim_wait=0.5, once=True, build_fn=build_then_lose_the_hub))
+    t.join(timeout=120)
+    assert codes == [0] and back
+    admin = back[0].admin
+    build = admin.build("orch-restart_1.0")
+    assert build["state"] == "complete"
+    task = admin.task(next(x["id"] for x in build["tasks"] if x["method"] == "buildArch"))
+    assert task["state"] == "closed" and task["attempts"] == 1
+    assert "orch-restart_1.0_all.deb" in {f["name"] for f in build["files"]}
+    assert any("trying again" in r.getMessage() for r in caplog.records)

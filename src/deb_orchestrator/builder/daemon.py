@@ -27,6 +27,8 @@ from typing import Any
 from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
 from deb_orchestrator.client import HubClient, HubError
 
+TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
+
 log = logging.getLogger("deb_orchestrator.builder")
 
 BuildFn = Callable[[BuildRequest], BuildResult]
@@ -51,6 +53,7 @@ class BuilderConfig:
     claim_wait: float = 20.0
     build_fn: BuildFn = _default_build
     keep_work: bool = False
+    report_retry: float = 900.0  # seconds to keep retrying a finished task's upload while the hub is away
 
 
 class Lost(Exception):
@@ -206,16 +209,18 @@ class Builder:
                 self._finish(hub, job, {"state": "success", "exit_code": 0, "source": {}, "arch": p["arch"]})
                 return
             result = self._build(hub, job, workdir)
-            beat_stop.set()
-            beat.join()
             if job.handed_back:
+                beat_stop.set()
+                beat.join()
                 hub.release(job.task_id, job.fence, "builder stopping (SIGTERM)")
                 log.info("task %d handed back", job.task_id)
                 return
             if job.lost:
                 log.warning("task %d: attempt lost (lease expired or canceled); dropping the result", job.task_id)
                 return
-            self._report(hub, job, result)
+            # the heartbeat keeps running while the result goes up: if the hub was away, the lease is renewed
+            # as soon as it is back, before the retried upload arrives
+            self._retrying(job, "reporting the result", lambda: self._report(hub, job, result))
         except HubError as exc:
             level = logging.WARNING if exc.status == 409 else logging.ERROR
             log.log(level, "task %d: %s", job.task_id, exc)
@@ -226,6 +231,23 @@ class Builder:
             hub.close()
             if not self.cfg.keep_work:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    def _retrying(self, job: Job, what: str, action: Callable[[], None]) -> None:
+        """Run ``action`` again (uploads and completion are idempotent for one attempt) while the hub is
+        unreachable or answers 502/503/504 — a hub restart must not cost a finished build — for at most
+        ``report_retry`` seconds, or until the hub says the attempt is no longer ours."""
+        deadline = time.monotonic() + self.cfg.report_retry
+        delay = 0.5
+        while True:
+            try:
+                action()
+                return
+            except HubError as exc:
+                if exc.status not in TRANSIENT_STATUSES or job.lost or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("task %d: %s: %s; trying again in %.1f s", job.task_id, what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15.0)
 
     def _heartbeat(self, hub: HubClient, job: Job, stop: threading.Event) -> None:
         interval = float(job.payload.get("heartbeat_seconds", 10))
