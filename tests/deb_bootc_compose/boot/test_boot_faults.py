@@ -17,9 +17,9 @@ pytestmark = pytest.mark.boot
 
 
 def test_unbootable_image_fails_in_time_and_marks_the_compose(
-        boot_compose_v1: imagefixtures.FixtureCompose, tmp_path: Path) -> None:
-    ctx = imagefixtures.make_context(tmp_path / "target", boot_compose_v1.commit, "broken-1-20260101.t.0",
-                                     imagefixtures.fixture_manifest(timeout=45))
+        boot_commit_v1: imagefixtures.FixtureCommit, tmp_path: Path) -> None:
+    ctx = imagefixtures.make_context(tmp_path / "target", boot_commit_v1, "broken-1-20260101.t.0",
+                                     imagefixtures.fixture_manifest(timeout=30))
     blank = ctx.paths.images_dir("base", "amd64") / "blank.raw"
     blank.parent.mkdir(parents=True)
     with open(blank, "wb") as fh:
@@ -30,21 +30,21 @@ def test_unbootable_image_fails_in_time_and_marks_the_compose(
     start = time.monotonic()
     phase.run()  # does not raise: the compose goes on and ends FINISHED_INCOMPLETE
     elapsed = time.monotonic() - start
-    assert elapsed < 45 + 90, f"the failing boot test took {elapsed:.0f}s for a 45s timeout"
+    assert elapsed < 30 + 90, f"the failing boot test took {elapsed:.0f}s for a 30s timeout"
     reasons = ctx.extra[INCOMPLETE_KEY]
-    assert len(reasons) == 1 and "boot-test base/amd64 failed" in reasons[0] and "within 45s" in reasons[0]
+    assert len(reasons) == 1 and "boot-test base/amd64 failed" in reasons[0] and "within 30s" in reasons[0]
     serial = ctx.paths.logs / "boot-test-base-amd64-serial.log"
     assert serial.is_file() and serial.stat().st_size > 0 and str(serial) in reasons[0]
     report = json.loads((ctx.paths.logs / "boot-test-base-amd64.json").read_text())
-    assert report["ok"] is False and "did not reach a shell within 45s" in report["error"]
+    assert report["ok"] is False and "did not reach a shell within 30s" in report["error"]
     assert "boot-test" in (ctx.paths.logs / "boot_test.log").read_text()
 
 
-def test_boot_test_phase_is_skipped_unless_enabled(boot_compose_v1: imagefixtures.FixtureCompose,
+def test_boot_test_phase_is_skipped_unless_enabled(boot_commit_v1: imagefixtures.FixtureCommit,
                                                    tmp_path: Path) -> None:
     manifest = imagefixtures.fixture_manifest()
     manifest.boot_test.enabled = False
-    ctx = imagefixtures.make_context(tmp_path / "t", boot_compose_v1.commit, "x-1-20260101.t.0", manifest)
+    ctx = imagefixtures.make_context(tmp_path / "t", boot_commit_v1, "x-1-20260101.t.0", manifest)
     assert BootTestPhase(ctx).skip_reason() == "boot_test.enabled is false"
     manifest.boot_test.enabled = True
     manifest.outputs = ["oci"]
