@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -160,6 +160,10 @@ class Task(Base):
     """
 
     __tablename__ = "tasks"
+    __table_args__ = (  # the claim's queue order, free tasks only (migration 0002)
+        Index("ix_tasks_free_queue", "priority", "id", postgresql_where=text("state = 'free'"),
+              sqlite_where=text("state = 'free'")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
     build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"), nullable=True, index=True)

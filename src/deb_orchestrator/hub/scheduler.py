@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import builds, events, inheritance
@@ -129,8 +129,10 @@ def _claim_statement(dialect: str, skip_locked: bool) -> Any:
     else:
         not_excluded = text("(tasks.excluded_hosts = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(tasks.excluded_hosts)"
                             " AS x WHERE x.value = :b_excluded))")
+    # the state as a literal, not a bound parameter: a prepared (generic) plan may then use the partial
+    # index ix_tasks_free_queue (migration 0002), which sorts the free tasks in this order
     pick = (select(TASKS.c.id)
-            .where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS),
+            .where(TASKS.c.state == literal_column("'free'"), TASKS.c.method.in_(LEAF_METHODS),
                    TASKS.c.arch.in_(bindparam("b_arches", expanding=True)), not_excluded)
             .order_by(TASKS.c.priority, TASKS.c.id).limit(1))
     if skip_locked:
