@@ -66,3 +66,12 @@ def make_source(
         return tree
     subprocess.run(["dpkg-source", "-b", tree.name], cwd=workdir, check=True, capture_output=True)
     return workdir / f"{name}_{version}.dsc"
+
+
+def interactive_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: give it SIGINT's default disposition,
+    as in a terminal. A test run started in the background by a non-interactive shell inherits SIGINT
+    ignored, and a Python child that starts with SIGINT ignored never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -20,6 +20,7 @@ from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext, ComposeError
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
+from srcpkg import interactive_sigint
 
 pytestmark = pytest.mark.integration
 REF = "debian-bootc/trixie/amd64/base"
@@ -328,7 +329,7 @@ def test_sigint_mid_compose(minimal_compose: SessionCompose, compose_cache: Path
     target = minimal_compose.target
     m = write_manifest(target.parent, version="13.1")
     proc = subprocess.Popen([*CLI, "--config", str(m), "--target-dir", str(target), "--compose-type", "test"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interactive_sigint)
     deadline = time.monotonic() + 600
     rootfs_logs: list[Path] = []
     while time.monotonic() < deadline and proc.poll() is None:

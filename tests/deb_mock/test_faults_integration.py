@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from dm_helpers import DEB_MOCK, leftover_processes, processes_with_env, unheld_lock_files
 
+from srcpkg import interactive_sigint
+
 pytestmark = pytest.mark.integration
 
 
@@ -77,6 +79,7 @@ def test_interrupt_mid_build_leaves_nothing_behind(  # type: ignore[no-untyped-d
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        preexec_fn=interactive_sigint,
     )
     try:
         _wait_for(rd / "build.log", "SLOW-BUILD-STARTED", 900)
