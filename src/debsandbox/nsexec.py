@@ -262,10 +262,14 @@ def _run_init(spec: dict[str, Any]) -> int:
 
 
 def main() -> int:
+    # the launcher dies with the process that started it (deb-mock, or a builder running deb-mock, killed -9);
+    # each process below re-arms the same link to its parent, and the sandbox's PID 1 takes the build with it
+    _pdeathsig()
     with open(sys.argv[1]) as fh:
         spec = json.load(fh)
     r1, w1 = os.pipe()  # child -> parent: "user namespace exists"
     r2, w2 = os.pipe()  # parent -> child: "ids are mapped"
+    launcher = os.getpid()
     child = os.fork()
     if child == 0:
         os.close(r1)
@@ -289,6 +293,9 @@ def main() -> int:
         try:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            _pdeathsig()  # a change of credentials clears the parent-death signal: arm it again
+            if os.getppid() != launcher:
+                os._exit(4)  # the launcher died before that
             flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
             if not spec.get("network", False):
                 flags |= CLONE_NEWNET

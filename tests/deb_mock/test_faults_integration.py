@@ -66,6 +66,31 @@ def _wait_for(path: Path, text: str, timeout: float) -> None:
     raise AssertionError(f"{text!r} never appeared in {path}")
 
 
+def test_kill_9_mid_build_leaves_no_process_behind(  # type: ignore[no-untyped-def]
+    sources, mock_cache, tmp_path: Path
+) -> None:
+    """deb-mock killed -9 (as when its builder dies) cannot clean up, but its build must not run on."""
+    rd = tmp_path / "result"
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [DEB_MOCK, "--cache-dir", str(mock_cache), "--resultdir", str(rd), "--rebuild", str(sources["slow"])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, DEB_MOCK_TEST_MARKER=marker),
+    )
+    try:
+        _wait_for(rd / "build.log", "SLOW-BUILD-STARTED", 900)
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while (processes_with_env(f"DEB_MOCK_TEST_MARKER={marker}") or leftover_processes("sleep 600")) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not processes_with_env(f"DEB_MOCK_TEST_MARKER={marker}"), "the killed run's launcher is still running"
+        assert not leftover_processes("sleep 600"), "the killed run's build is still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_build_leaves_nothing_behind(  # type: ignore[no-untyped-def]
     sig, deb_mock, sources, mock_cache, tmp_path: Path
