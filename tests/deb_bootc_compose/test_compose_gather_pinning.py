@@ -3,10 +3,7 @@ the mirror by default through apt pinning, even with an older version; ``priorit
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,15 +19,11 @@ from deb_bootc_compose.phases.init import InitPhase
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
+from httpserve import serve_directory
 
 pytestmark = pytest.mark.integration
 TAG = "trixie-dest"
 OLD_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's build; trixie has 2.10-5
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +40,8 @@ def tag_hub(tmp_path_factory: pytest.TempPathFactory, mirror: str, compose_cache
     entry = import_deb(repo, deb)
     key.export_public(repo / "key.asc")
     aptrepo.publish(repo, TAG, packages=[entry], key=key, origin="deb-orchestrator", label=f"deb-orchestrator {TAG}")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(root) as url:
+        yield url
 
 
 def gather(tmp_path: Path, hub: str, priority: int | None = None) -> Lockfile:

@@ -3,14 +3,12 @@ changed: a real signed second source (made with debarchive, served over HTTP) wh
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from deb_bootc_compose.resolution_cache import ReleaseState, ResolutionCache, fe
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
+from httpserve import serve_directory
 
 SUITE = "noop-extra"
 
@@ -49,14 +48,8 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root = tmp_path / "www"
     root.mkdir()
     _Handler.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(root, _Handler) as url:
+        yield root, url
 
 
 def make_deb(work: Path, name: str, version: str) -> Path:

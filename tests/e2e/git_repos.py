@@ -4,14 +4,8 @@ debian/rules needs nothing beyond build-essential, so deb-mock builds them in se
 
 from __future__ import annotations
 
-import functools
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from deb_bootc_compose.gitsource import gbp_upstream_tag
 
@@ -138,19 +132,3 @@ def no_debian_repo(root: Path, name: str) -> Path:
     return _publish(work, root, name)
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1 (a free port); yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()

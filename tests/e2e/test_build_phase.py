@@ -200,15 +200,16 @@ def test_git_source_is_built_and_recorded_with_its_commit(hub: RunningHub, tmp_p
     names the compose), and metadata/builds.json records the URL, the ref and the resolved commit."""
     import json
 
-    from git_repos import git, quilt_repo, serve
+    from git_repos import git, quilt_repo
 
     from deb_bootc_compose.manifest import GitBuildSource
+    from httpserve import serve_directory
 
     served = tmp_path / "served"
     served.mkdir()
     bare = quilt_repo(served, "orch-git", "1.0")
     commit = git(bare, "rev-parse", "main")
-    with serve(served) as url:
+    with serve_directory(served) as url:
         ctx, messages = phase_context(tmp_path, hub.url, [{"git": f"{url}/orch-git.git", "ref": "main"}],
                                       target="t", tag="dest", mirror=MIRROR)
         assert ctx.manifest.build.sources == [GitBuildSource(git=f"{url}/orch-git.git", ref="main")]

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from git_repos import git, native_repo, no_debian_repo, quilt_repo, serve
+from git_repos import git, native_repo, no_debian_repo, quilt_repo
 
 from deb_bootc_compose import gitsource
 from deb_bootc_compose.manifest import GitBuildSource, ManifestError, load
 from debarchive.dsc import parse_dsc
+from httpserve import serve_directory
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     bare = quilt_repo(root, "gs-notag", "4.0")
     git(bare, "tag", "-d", "upstream/4.0")
     git(bare, "update-server-info")
-    with serve(root) as url:
+    with serve_directory(root) as url:
         yield url, root
 
 

@@ -24,13 +24,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from e2e_loop import phase_context
-from git_repos import git, native_repo, quilt_repo, serve
+from git_repos import git, native_repo, quilt_repo
 from netlab import Lab, TcpRelay, preclean
 from sqlalchemy import create_engine, text
 
 from deb_bootc_compose.phases import build as build_phase
 from deb_mock.config import config_for_suite
 from deb_orchestrator.client import HubClient
+from httpserve import serve_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_orchestrator"))
 from orch_apt import apt_install_from, chroot_tarball
@@ -183,7 +184,7 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
         native_repo(served, "scaleout-native", "1.0")
         quilt_repo(served, "scaleout-quilt", "2.0")
         commits = {n: git(served / f"{n}.git", "rev-parse", "main") for n in ("scaleout-native", "scaleout-quilt")}
-        with serve(served) as git_url:
+        with serve_directory(served) as git_url:
             sources = [{"git": f"{git_url}/{n}.git", "ref": "main"} for n in commits]
             ctx, messages = phase_context(tmp_path, hub_url, sources, target="trixie", tag="trixie-dest",
                                           mirror=mirror)
@@ -228,7 +229,7 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
         native_repo(served, "scaleout-failover", "1.0")
         (tmp_path / "second").mkdir()
         errors: list[BaseException] = []
-        with serve(served) as git_url:
+        with serve_directory(served) as git_url:
             ctx2, messages2 = phase_context(tmp_path / "second", hub_url,
                                             [{"git": f"{git_url}/scaleout-failover.git", "ref": "main"}],
                                             target="trixie", tag="trixie-dest", mirror=mirror)

@@ -11,12 +11,7 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,6 +22,7 @@ from compose_helpers import SessionCompose, harvest_target, run_cli, seed_target
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
+from httpserve import serve_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "disk"))
 import imagefixtures
@@ -41,21 +37,6 @@ def boot_commit_v1(test_cache: Path, mirror: str) -> imagefixtures.FixtureCommit
     return imagefixtures.build_commit(test_cache, mirror, "1")
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def served(root: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def local_repo(root: Path, compose_cache: Path, mirror: str) -> Path:
@@ -79,7 +60,7 @@ def update_v1(compose_cache: Path, mirror: str, tmp_path_factory: pytest.TempPat
     key = local_repo(work / "local", compose_cache, mirror)
     target = work / "target"
     seed_target(compose_cache, target)
-    with served(work / "local") as url:
+    with serve_directory(work / "local") as url:
         manifest = work / "v1.yaml"
         manifest.write_text(yaml.safe_dump({
             "name": "debian-bootc", "version": "13", "suite": "trixie",
