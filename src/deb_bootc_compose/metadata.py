@@ -210,8 +210,9 @@ def ostree_manifest(meta: ComposeMeta, commits: Iterable[OstreeMeta]) -> dict[st
                         "variants": variants}}
 
 
-def load_ostree(path: Path) -> list[OstreeMeta]:
-    """Read ``metadata/ostree.json`` back (checks the envelope)."""
+def _read_envelope(path: Path, kind: str, version: str, what: str) -> Any:
+    """A JSON file of ours (``what``, e.g. "ostree.json") in productmd's envelope: its header names ``kind``
+    and the same major version."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -219,10 +220,16 @@ def load_ostree(path: Path) -> list[OstreeMeta]:
     except (OSError, ValueError) as exc:
         raise MetadataError(f"{path} is not readable JSON: {exc}") from None
     header = data.get("header") if isinstance(data, dict) else None
-    if not isinstance(header, dict) or header.get("type") != OSTREE_TYPE:
-        raise MetadataError(f"{path} is not a deb-bootc-compose ostree.json (header type is not {OSTREE_TYPE!r})")
-    if str(header.get("version", "")).split(".")[0] != OSTREE_VERSION.split(".")[0]:
-        raise MetadataError(f"{path}: ostree.json version {header.get('version')!r} is not supported")
+    if not isinstance(header, dict) or header.get("type") != kind:
+        raise MetadataError(f"{path} is not a deb-bootc-compose {what} (header type is not {kind!r})")
+    if str(header.get("version", "")).split(".")[0] != version.split(".")[0]:
+        raise MetadataError(f"{path}: {what} version {header.get('version')!r} is not supported")
+    return data
+
+
+def load_ostree(path: Path) -> list[OstreeMeta]:
+    """Read ``metadata/ostree.json`` back (checks the envelope)."""
+    data = _read_envelope(path, OSTREE_TYPE, OSTREE_VERSION, "ostree.json")
     try:
         return [OstreeMeta(variant, arch, str(e["ref"]), str(e["commit"]), str(e.get("repo", "../ostree/repo")))
                 for variant, arches in data["payload"]["variants"].items() for arch, e in arches.items()]
@@ -246,18 +253,7 @@ def dump(obj: productmd.common.MetadataBase, path: Path) -> None:
 
 def load_packages(path: Path) -> dict[str, dict[str, list[PackageMeta]]]:
     """Read a packages.json back (checks the envelope); variant → arch → packages."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MetadataError(f"{path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise MetadataError(f"{path} is not readable JSON: {exc}") from None
-    header = data.get("header") if isinstance(data, dict) else None
-    if not isinstance(header, dict) or header.get("type") != PACKAGES_TYPE:
-        raise MetadataError(f"{path} is not a deb-bootc-compose packages.json (header type is not {PACKAGES_TYPE!r})")
-    major = str(header.get("version", "")).split(".")[0]
-    if major != PACKAGES_VERSION.split(".")[0]:
-        raise MetadataError(f"{path}: packages.json version {header.get('version')!r} is not supported")
+    data = _read_envelope(path, PACKAGES_TYPE, PACKAGES_VERSION, "packages.json")
     known = set(PackageMeta.__dataclass_fields__)
     result: dict[str, dict[str, list[PackageMeta]]] = {}
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -111,6 +111,7 @@ _BEAT_PG = text(
     "beat AS (UPDATE hosts SET last_heartbeat = :b_now WHERE id = :b_host "
     "AND (last_heartbeat IS NULL OR last_heartbeat < :b_stale) AND EXISTS (SELECT 1 FROM renewed)) "
     "SELECT id FROM renewed")
+_T = TypeVar("_T")
 _TASK_FOR_COMPLETE = (
     select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
            TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
@@ -198,16 +199,21 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
     return claim_payload(session, task, timing)
 
 
-def _attempt(session: Session, task_id: int, fence: int, host_id: int | None) -> Task:
-    task = session.get(Task, task_id)
+def _current(task: _T | None, task_id: int, fence: int, host_id: int | None) -> _T:
+    """``task`` (a Task or a row), refusing a call from an attempt that is no longer the task's current one."""
     if task is None:
         raise NotFound(f"no task {task_id}")
-    if task.fence != fence or task.host_id != host_id or task.state != "open":
+    t: Any = task  # Task and the row of _TASK_FOR_COMPLETE both carry fence, host_id and state
+    if t.fence != fence or t.host_id != host_id or t.state != "open":
         raise Stale(
-            f"task {task_id}: attempt {fence} is no longer current (task is {task.state}, attempt {task.fence}); "
+            f"task {task_id}: attempt {fence} is no longer current (task is {t.state}, attempt {t.fence}); "
             "its lease expired or it was canceled — drop this work"
         )
     return task
+
+
+def _attempt(session: Session, task_id: int, fence: int, host_id: int | None) -> Task:
+    return _current(session.get(Task, task_id), task_id, fence, host_id)
 
 
 def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, lines: list[str],
@@ -277,14 +283,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
              result: dict[str, Any], max_attempts: int) -> dict[str, Any]:
     """Record a deb-mock result (result.json) for an attempt; returns what became of task and build."""
     conn = session.connection()
-    task = conn.execute(_TASK_FOR_COMPLETE, {"b_task": task_id}).one_or_none()
-    if task is None:
-        raise NotFound(f"no task {task_id}")
-    if task.fence != fence or task.host_id != host_id or task.state != "open":
-        raise Stale(
-            f"task {task_id}: attempt {fence} is no longer current (task is {task.state}, attempt {task.fence}); "
-            "its lease expired or it was canceled — drop this work"
-        )
+    task = _current(conn.execute(_TASK_FOR_COMPLETE, {"b_task": task_id}).one_or_none(), task_id, fence, host_id)
     if task.parent_id is not None:
         # siblings finishing at the same moment take turns, so exactly one of them sees all of them done
         session.get(Task, task.parent_id, with_for_update=True, populate_existing=True)
