@@ -95,8 +95,10 @@ def _changelog_field(tree: Path, name: str) -> str:
 
 def sandboxed(argv: list[str], writable: Path) -> list[str]:
     """``argv`` in bubblewrap: the host read-only, ``writable`` writable, no network, nothing shared."""
-    return ["bwrap", "--ro-bind", "/", "/", "--bind", str(writable), str(writable), "--dev", "/dev",
-            "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "--new-session",
+    # bubblewrap mounts in order: the private /tmp comes before the bind, or a work directory under /tmp
+    # would be hidden by it
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", str(writable), str(writable), "--unshare-all", "--die-with-parent", "--new-session",
             "--chdir", str(writable), *argv]
 
 
