@@ -19,7 +19,7 @@ CHANGELOG = """\
 RULES = """\
 #!/usr/bin/make -f
 build build-arch build-indep:
-\ttrue
+\t{build_step}
 binary binary-indep: build
 \trm -rf debian/tmp
 \tinstall -D -m 0755 greet debian/tmp/usr/bin/{name}
@@ -54,13 +54,14 @@ def git(cwd: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def _debian(tree: Path, name: str, version: str, fmt: str) -> None:
+def _debian(tree: Path, name: str, version: str, fmt: str, build_seconds: int = 0) -> None:
     (tree / "debian" / "source").mkdir(parents=True, exist_ok=True)
     (tree / "debian" / "control").write_text(CONTROL.format(name=name))
     (tree / "debian" / "changelog").write_text(CHANGELOG.format(name=name, version=version))
     (tree / "debian" / "source" / "format").write_text(fmt + "\n")
     rules = tree / "debian" / "rules"
-    rules.write_text(RULES.format(name=name))
+    step = f"echo building for {build_seconds} s; sleep {build_seconds}" if build_seconds else "true"
+    rules.write_text(RULES.format(name=name, build_step=step))
     rules.chmod(0o755)
 
 
@@ -80,13 +81,14 @@ def _publish(work: Path, root: Path, name: str) -> Path:
     return bare
 
 
-def native_repo(root: Path, name: str, version: str) -> Path:
-    """A ``3.0 (native)`` package on branch main; returns the bare repository."""
+def native_repo(root: Path, name: str, version: str, *, build_seconds: int = 0) -> Path:
+    """A ``3.0 (native)`` package on branch main; returns the bare repository. ``build_seconds`` makes its
+    build step take that long (a window in which a test can act on a running build)."""
     work = root / f"{name}-work"
     work.mkdir(parents=True)
     git(work, "init", "--quiet")
     _greet(work, f"hello from {name}")
-    _debian(work, name, version, "3.0 (native)")
+    _debian(work, name, version, "3.0 (native)", build_seconds)
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", f"{name} {version}")
     git(work, "tag", f"debian/{version}")

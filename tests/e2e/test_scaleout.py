@@ -226,7 +226,8 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
         # the failover case across the network: the builder machine running the build a compose waits
         # for dies (kill -9 of the builder and all it started); after the lease the other builder takes the
         # task over and the compose's build phase still finishes
-        native_repo(served, "scaleout-failover", "1.0")
+        # its build takes 20 s, so the crash surely lands while a builder is running it
+        native_repo(served, "scaleout-failover", "1.0", build_seconds=20)
         (tmp_path / "second").mkdir()
         errors: list[BaseException] = []
         with serve_directory(served) as git_url:
@@ -249,7 +250,7 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
                 if task and task["state"] == "open" and task["host"] and admin.task(task["id"])["log_tail"]:
                     break
                 assert not errors, errors
-                assert time.monotonic() < deadline, "no builder started the failover build"
+                assert time.monotonic() < deadline, f"no builder started the failover build: {task}"
                 time.sleep(0.3)
             victim = task["host"]
             survivor = ({"b1", "b2"} - {victim}).pop()
