@@ -1,4 +1,7 @@
-"""``deb-bootc-compose boot-test COMPOSE_DIR_OR_IMAGE``; call :func:`main` with the arguments after the verb."""
+"""``deb-bootc-compose boot-test COMPOSE_DIR_OR_IMAGE``; call :func:`main` with the arguments after the verb.
+
+From Python, :func:`main` also takes ``then``: more work in the same VM session once every check passed
+(an update and a rollback, say), so that it costs no extra boot."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from deb_bootc_compose.disk import source as disk_source
 
 from .firmware import BootTestError
-from .runner import DEFAULT_TIMEOUT, BootTestSpec, boot_test, find_disk_image, packages_from_metadata
+from .runner import DEFAULT_TIMEOUT, BootTestSpec, Continuation, boot_test, find_disk_image, packages_from_metadata
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--expect-commit", help="the OSTree commit that must be booted (default: the compose's)")
     p.add_argument("--timeout", type=float, default=None,
                    help=f"seconds allowed to reach a shell (default: manifest boot_test.timeout or {DEFAULT_TIMEOUT})")
+    p.add_argument("--disk", action="append", type=Path, default=[], dest="disks", metavar="IMAGE",
+                   help="attach another disk image, read-only, as /dev/vdb, /dev/vdc… (repeatable); e.g. an ext4 "
+                   "image holding the next compose's OSTree repository, for an update without network")
     p.add_argument("--log-dir", type=Path, help="where the serial log and report go (default: the compose's logs/ "
                    "or the image's directory)")
     return p
@@ -73,15 +79,18 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
                         commands=args.commands or [], timeout=args.timeout or DEFAULT_TIMEOUT)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, then: Continuation | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         spec = spec_for(args)
+        for disk in args.disks:
+            if not disk.is_file():
+                raise BootTestError(f"--disk {disk}: no such file (expected a raw or qcow2 disk image)")
     except BootTestError as exc:
         print(f"boot-test: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"boot-test: booting {spec.image} (serial log: {spec.log_dir / (spec.name + '-serial.log')})", flush=True)
-    report = boot_test(spec)
+    report = boot_test(spec, then=then, extra_disks=list(args.disks))
     print(report.summary())
     if report.boot_seconds is not None:
         print(f"boot to shell: {report.boot_seconds:.0f}s under {report.accel}; {report.userspace_seconds or ''}")

@@ -34,7 +34,7 @@ V1_PACKAGES = ["systemd", "systemd-sysv", "linux-image-amd64", "hello"]  # examp
 
 @pytest.fixture(scope="session")
 def boot_commit_v1(test_cache: Path, mirror: str) -> imagefixtures.FixtureCommit:
-    return imagefixtures.build_commit(test_cache, mirror, "1")
+    return imagefixtures.build_commit(test_cache, mirror)
 
 
 

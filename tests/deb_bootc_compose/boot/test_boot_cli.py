@@ -52,3 +52,8 @@ def test_boot_test_cli_rejects_what_it_cannot_boot(tmp_path: Path, capsys: pytes
     (compose / "STATUS").write_text("FINISHED\n")
     assert cli.main([str(compose)]) == 2
     assert "no disk image" in capsys.readouterr().err
+    image = tmp_path / "some.qcow2"
+    image.write_bytes(b"")
+    assert cli.main([str(image), "--disk", str(tmp_path / "updates.img")]) == 2
+    assert f"--disk {tmp_path / 'updates.img'}: no such file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*serial.log"))  # refused before QEMU started

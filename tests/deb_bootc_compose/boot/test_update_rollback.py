@@ -1,4 +1,4 @@
-"""Two REAL composes, one VM session: the boot test of v1 (the ``boot-test COMPOSE_DIR`` path), state made on
+"""Two REAL composes, one VM session: the boot test of v1 (``boot-test COMPOSE_DIR --disk UPDATES``), state made on
 v1, v2's commit delivered with no network (its compose's repository on a second disk, a ``file://`` remote),
 ``ostree admin upgrade --stage``, reboot into v2 and check it, roll back to v1 and check that too.
 
@@ -20,7 +20,7 @@ from compose_helpers import SessionCompose
 
 from deb_bootc_compose.boot import cli as boot_cli
 from deb_bootc_compose.boot.checks import BootReport, booted_deployment
-from deb_bootc_compose.boot.runner import boot_test, packages_from_metadata
+from deb_bootc_compose.boot.runner import packages_from_metadata
 from deb_bootc_compose.boot.vm import VirtualMachine
 from deb_bootc_compose.disk import source
 
@@ -56,7 +56,8 @@ def version(vm: VirtualMachine, package: str) -> str:
     return vm.check(f"dpkg-query -W -f '${{Version}}' {package}").strip()
 
 
-def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: SessionCompose, tmp_path: Path) -> None:
+def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: SessionCompose, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     v1_dir, v2_dir = update_v1.topdir, minimal_compose.topdir
     v1, v2 = source.from_compose(v1_dir), source.from_compose(v2_dir)
     assert v1.ref == v2.ref and v1.commit != v2.commit
@@ -118,15 +119,29 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
         assert vm.check("cat /etc/deb-bootc-test.conf").strip() == "made on v1"
         assert vm.check("id -un alice").strip() == "alice"
 
-    # the boot-test CLI's own reading of the compose directory: its image, its commit, its packages, the
-    # manifest's boot_test.commands; then the update goes on in the same VM session
-    spec = boot_cli.spec_for(boot_cli.parser().parse_args([str(v1_dir), "--log-dir", str(tmp_path / "logs")]))
+    # the boot-test command line on the v1 compose directory (its image, its commit, its packages, the
+    # manifest's boot_test.commands), with the updates disk attached; the update goes on in the same VM session
+    spec = boot_cli.spec_for(boot_cli.parser().parse_args([str(v1_dir)]))
     assert spec.image == image and spec.expected_commit == v1.commit
     assert spec.expected_packages == v1_pkgs and "hello" in spec.commands and spec.timeout == 1500
+    reports: list[BootReport] = []
+
+    def then(vm: VirtualMachine, report: BootReport) -> None:
+        reports.append(report)
+        update_and_rollback(vm, report)
+
+    logs = tmp_path / "logs"
     start = time.monotonic()
-    report = boot_test(spec, then=update_and_rollback, extra_disks=[updates])
+    rc = boot_cli.main([str(v1_dir), "--log-dir", str(logs), "--disk", str(updates)], then=then)
     seconds = time.monotonic() - start
+    out = capsys.readouterr().out
+    assert rc == 0 and reports, out
+    report = reports[0]
     assert report.ok, f"{report.summary()}\nserial log: {report.serial_log}"
+    assert f"boot-test: booting {image}" in out and "PASS booted deployment is this compose's commit" in out
+    assert f"report: {logs / 'boot-test.json'}" in out
+    written = json.loads((logs / "boot-test.json").read_text())
+    assert written["ok"] is True and written["booted_commit"] == v1.commit and written["image"] == str(image)
     assert report.booted_commit == v1.commit
     assert len(steps) == 3, steps
     names = {c.name for c in report.checks}

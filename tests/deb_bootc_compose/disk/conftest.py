@@ -10,9 +10,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def commit_v1(test_cache: Path, mirror: str) -> imagefixtures.FixtureCommit:
-    return imagefixtures.build_commit(test_cache, mirror, "1")
+    return imagefixtures.build_commit(test_cache, mirror)
 
 
 @pytest.fixture(scope="session")
 def compose_v1(test_cache: Path, mirror: str, tmp_path_factory: pytest.TempPathFactory) -> imagefixtures.FixtureCompose:
-    return imagefixtures.composed("1", test_cache, mirror, tmp_path_factory.getbasetemp())
+    return imagefixtures.composed(test_cache, mirror, tmp_path_factory.getbasetemp())

@@ -3,8 +3,8 @@
 The disk tests and the boot fault tests need a bootable commit without waiting for a whole compose:
 mmdebstrap trixie (systemd, kernel, dracut, ostree-boot, GRUB modules, hello), made OSTree-ready the
 way ``/work/shared/notes/bootc-on-debian.md`` describes, committed into an archive-mode repository
-(v1 carries bookworm's ``hello 2.10-3``; a v2 recipe exists but no test uses it: the update test runs on
-two real composes, see tests/deb_bootc_compose/boot/). Results are cached under the ``test_cache``
+(it carries bookworm's ``hello 2.10-3``; the update test needs two composes and runs on two real ones, see
+tests/deb_bootc_compose/boot/). Results are cached under the ``test_cache``
 directory keyed by a hash of everything that goes into them; every step runs for real on a cold cache.
 """
 
@@ -32,14 +32,13 @@ FIXTURE_VERSION = "3"  # bump to invalidate caches when the recipe below changes
 SUITE = "trixie"
 REF = "debian/trixie/amd64/base"
 OSNAME = "debian"
-EPOCH_V1 = 1767225600  # 2026-01-01
-EPOCH_V2 = 1767312000  # 2026-01-02
+EPOCH = 1767225600  # 2026-01-01
+VERSION = "1"
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "udev", "dbus", "linux-image-amd64", "ostree", "ostree-boot", "dracut",
     "grub-efi-amd64-bin", "grub2-common", "e2fsprogs", "dosfstools", "kmod", "passwd", "login",
 ]
-V1_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's; trixie has a newer one
-V2_EXTRA = ["hello", "tree"]
+OLD_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's; trixie has a newer one
 
 PREPARE_ROOT_CONF = "[composefs]\nenabled = no\n[sysroot]\nreadonly = true\n"
 DEFAULT_GRUB = 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_DISTRIBUTOR="Debian"\nGRUB_CMDLINE_LINUX=""\n'
@@ -159,18 +158,14 @@ def _recipe_source() -> str:
     return "".join(inspect.getsource(f) for f in (_tmpfiles_for_var, make_ostree_ready, build_commit))
 
 
-def build_commit(cache: Path, mirror: str, version: str) -> FixtureCommit:
-    """Build (or load from the cache) fixture commit ``version`` ("1" or "2") in its own archive repo."""
+def build_commit(cache: Path, mirror: str) -> FixtureCommit:
+    """Build (or load from the cache) the fixture commit in its own archive repo."""
     packages = list(BASE_PACKAGES)
-    epoch = EPOCH_V1 if version == "1" else EPOCH_V2
+    epoch, version = EPOCH, VERSION
     debs = cache / "disk-fixture" / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    local_debs: list[Path] = []
-    if version == "1":
-        local_debs.append(_download(f"{mirror}/{V1_HELLO}", debs / Path(V1_HELLO).name))
-    else:
-        packages += V2_EXTRA
-    key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, version, BASE_PACKAGES, V2_EXTRA,
+    local_debs = [_download(f"{mirror}/{OLD_HELLO}", debs / Path(OLD_HELLO).name)]
+    key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, version, BASE_PACKAGES,
                                      _recipe_source()]).encode()).hexdigest()[:16]
     base = cache / "disk-fixture" / f"v{version}-{key}"
     done = base / "fixture.json"
@@ -264,15 +259,16 @@ def make_context(target: Path, commit: FixtureCommit, compose_id: str, manifest:
                           compose_id=compose_id, compose_type="test", variants=[variant])
 
 
-def composed(version: str, cache: Path, mirror: str, tmp_root: Path) -> FixtureCompose:
-    """Fixture commit ``version`` run through the real DiskPhase into a compose directory (once per session)."""
+def composed(cache: Path, mirror: str, tmp_root: Path) -> FixtureCompose:
+    """The fixture commit run through the real DiskPhase into a compose directory (once per session)."""
+    version = VERSION
     if version in _COMPOSES:
         return _COMPOSES[version]
     import time
 
     from deb_bootc_compose.phases.disk import DiskPhase
 
-    commit = build_commit(cache, mirror, version)
+    commit = build_commit(cache, mirror)
     target = tmp_root / f"target-v{version}"
     ctx = make_context(target, commit, f"debian-{version}-20260101.t.0", fixture_manifest())
     start = time.monotonic()

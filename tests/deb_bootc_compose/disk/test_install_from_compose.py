@@ -1,0 +1,65 @@
+"""``install-to-disk COMPOSE_DIR`` on a full real compose (the session's compose of examples/minimal.yaml): the
+disk holds a deployment of exactly the commit the compose recorded, follows the compose repository's ref, and
+boots through GRUB with that compose's kernel. Inspected without mounting (sfdisk, debugfs, mtools)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from compose_helpers import SessionCompose
+
+from deb_bootc_compose.cli import main as compose_main
+from deb_bootc_compose.disk import source
+
+pytestmark = pytest.mark.integration
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def test_install_a_compose_directory_to_qcow2(minimal_compose: SessionCompose, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    compose = minimal_compose.topdir
+    recorded = source.from_compose(compose)
+    disk = tmp_path / "installed.qcow2"
+    rc = compose_main(["install-to-disk", str(compose), str(disk), "--free-space", "256MiB",
+                       "--stateroot", "mine", "--karg", "quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == str(disk)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["installed.qcow2", "installed.qcow2.install.log"]
+    info = json.loads(sh("qemu-img", "info", "--output=json", str(disk)))
+    assert info["format"] == "qcow2" and info["virtual-size"] < 3 << 30  # content + 256 MiB, not 10 GB
+
+    raw = tmp_path / "inspect.raw"  # debugfs and mtools read raw images
+    sh("qemu-img", "convert", "-O", "raw", str(disk), str(raw))
+    table = json.loads(sh("sfdisk", "-J", str(raw)))["partitiontable"]
+    parts = {p["name"]: p["start"] * 512 for p in table["partitions"]}
+    assert table["label"] == "gpt" and list(parts) == ["EFI-SYSTEM", "boot", "root"]
+    assert "BOOTX64.EFI" in sh("mdir", "-i", f"{raw}@@{parts['EFI-SYSTEM']}", "-b", "::/EFI/BOOT").upper()
+
+    def debugfs(part: str, request: str) -> str:
+        return sh("debugfs", "-R", request, f"{raw}?offset={parts[part]}")
+
+    # exactly the compose's commit, deployed under the stateroot asked for
+    deploy = f"/ostree/deploy/mine/deploy/{recorded.commit}.0"
+    assert "usr" in debugfs("root", f"ls {deploy}").split()
+    # the installed system follows the compose repository's ref: `ostree admin upgrade` takes the next compose
+    config = debugfs("root", "cat /ostree/repo/config")
+    assert '[remote "mine"]' in config and f"url={recorded.remote_url}" in config
+    assert recorded.remote_url == f"file://{compose.parent.resolve()}/ostree/repo"
+    origin = debugfs("root", f"cat {deploy}.origin")
+    assert f"refspec=mine:{recorded.ref}" in origin
+    assert debugfs("root", f"cat /ostree/repo/refs/remotes/mine/{recorded.ref}").strip() == recorded.commit
+    # GRUB boots that deployment with this compose's kernel and the asked-for argument
+    cfg = debugfs("boot", "cat /loader/grub.cfg")
+    kernels = sh("ostree", f"--repo={compose.parent / 'ostree' / 'repo'}", "ls", recorded.commit,
+                 "/usr/lib/modules")
+    version = next(line.split("/")[-1] for line in kernels.splitlines() if "/usr/lib/modules/" in line)
+    assert f"vmlinuz-{version}" in cfg and " quiet ostree=/ostree/boot.1/mine/" in cfg
+    fstab = debugfs("root", f"cat {deploy}/etc/fstab")
+    assert "LABEL=boot /boot ext4" in fstab and "LABEL=EFI-SYSTEM /boot/efi vfat" in fstab
