@@ -1,6 +1,8 @@
-"""``install-to-disk COMPOSE_DIR`` on a full real compose (the session's compose of examples/minimal.yaml): the
-disk holds a deployment of exactly the commit the compose recorded, follows the compose repository's ref, and
-boots through GRUB with that compose's kernel. Inspected without mounting (sfdisk, debugfs, mtools)."""
+"""``install-to-disk COMPOSE_DIR`` and ``install-to-disk oci:LAYOUT:TAG`` on a full real compose (the session's
+compose of examples/minimal.yaml). From the directory, the disk holds a deployment of exactly the commit the
+compose recorded and follows the compose repository's ref; from the compose's OCI layout, the image's layers
+are deployed. Both boot through GRUB with that compose's kernel. Inspected without mounting (sfdisk, debugfs,
+mtools)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ pytestmark = pytest.mark.integration
 
 def sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def kernel_version(compose: Path, commit: str) -> str:
+    listing = sh("ostree", f"--repo={compose.parent / 'ostree' / 'repo'}", "ls", commit, "/usr/lib/modules")
+    return next(line.split("/")[-1] for line in listing.splitlines() if "/usr/lib/modules/" in line)
 
 
 def test_install_a_compose_directory_to_qcow2(minimal_compose: SessionCompose, tmp_path: Path,
@@ -57,9 +64,42 @@ def test_install_a_compose_directory_to_qcow2(minimal_compose: SessionCompose, t
     assert debugfs("root", f"cat /ostree/repo/refs/remotes/mine/{recorded.ref}").strip() == recorded.commit
     # GRUB boots that deployment with this compose's kernel and the asked-for argument
     cfg = debugfs("boot", "cat /loader/grub.cfg")
-    kernels = sh("ostree", f"--repo={compose.parent / 'ostree' / 'repo'}", "ls", recorded.commit,
-                 "/usr/lib/modules")
-    version = next(line.split("/")[-1] for line in kernels.splitlines() if "/usr/lib/modules/" in line)
-    assert f"vmlinuz-{version}" in cfg and " quiet ostree=/ostree/boot.1/mine/" in cfg
+    assert f"vmlinuz-{kernel_version(compose, recorded.commit)}" in cfg and " quiet ostree=/ostree/boot.1/mine/" in cfg
     fstab = debugfs("root", f"cat {deploy}/etc/fstab")
     assert "LABEL=boot /boot ext4" in fstab and "LABEL=EFI-SYSTEM /boot/efi vfat" in fstab
+
+
+def test_install_the_compose_oci_layout_to_raw(minimal_compose: SessionCompose, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The compose's own bootc OCI image as an ``oci:DIR:TAG`` layout (what a registry would serve): its layers
+    are unpacked, committed again and installed; the remote asked for is set, since an image has none."""
+    compose = minimal_compose.topdir
+    layout = compose / "compose/base/amd64/oci/layout"
+    recorded = source.from_compose(compose)
+    disk = tmp_path / "from-oci.raw"
+    rc = compose_main(["install-to-disk", f"oci:{layout}:nope", str(disk)])
+    assert rc == 2 and "no tag 'nope'" in capsys.readouterr().err and not disk.exists()
+    rc = compose_main(["install-to-disk", f"oci:{layout}:13", str(disk), "--free-space", "256MiB",
+                       "--remote-url", recorded.remote_url])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == str(disk)
+    parts = {p["name"]: p["start"] * 512
+             for p in json.loads(sh("sfdisk", "-J", str(disk)))["partitiontable"]["partitions"]}
+
+    def debugfs(part: str, request: str) -> str:
+        return sh("debugfs", "-R", request, f"{disk}?offset={parts[part]}")
+
+    deployments = [n for n in debugfs("root", "ls -p /ostree/deploy/debian/deploy").split("/")
+                   if n.endswith(".0") and len(n) == 66]
+    assert len(deployments) == 1, deployments
+    deploy = f"/ostree/deploy/debian/deploy/{deployments[0]}"
+    # the image's /etc (top level in the container form) became the deployment's /etc
+    assert debugfs("root", f"cat {deploy}/etc/passwd").startswith("root:x:0:0:")
+    assert "tmpfiles.d" in debugfs("root", f"ls {deploy}/usr/etc")  # ostree keeps the defaults in /usr/etc
+    assert f"url={recorded.remote_url}" in debugfs("root", "cat /ostree/repo/config")
+    cfg = debugfs("boot", "cat /loader/grub.cfg")
+    assert "ostree=/ostree/boot.1/debian/" in cfg and f"vmlinuz-{kernel_version(compose, recorded.commit)}" in cfg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["from-oci.raw", "from-oci.raw.install.log"]
+    assert json.loads((layout / "index.json").read_text())["manifests"][0]["annotations"] == {
+        "org.opencontainers.image.ref.name": "13"}  # the compose's layout was only read
