@@ -76,7 +76,10 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
     updates = updates_disk(v2_dir.parent / "ostree" / "repo", tmp_path / "updates.ext4")
     steps: dict[str, float] = {}
 
+    reports: list[BootReport] = []  # the boot test's report, handed to the continuation
+
     def update_and_rollback(vm: VirtualMachine, report: BootReport) -> None:
+        reports.append(report)
         # --- state on v1 that the update must keep ---
         vm.check(f"useradd -m -s /bin/bash alice && echo 'alice:{PASSWORD}' | chpasswd")
         vm.check("echo 'made on v1' > /etc/deb-bootc-test.conf")
@@ -124,15 +127,10 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
     spec = boot_cli.spec_for(boot_cli.parser().parse_args([str(v1_dir)]))
     assert spec.image == image and spec.expected_commit == v1.commit
     assert spec.expected_packages == v1_pkgs and "hello" in spec.commands and spec.timeout == 1500
-    reports: list[BootReport] = []
-
-    def then(vm: VirtualMachine, report: BootReport) -> None:
-        reports.append(report)
-        update_and_rollback(vm, report)
-
     logs = tmp_path / "logs"
     start = time.monotonic()
-    rc = boot_cli.main([str(v1_dir), "--log-dir", str(logs), "--disk", str(updates)], then=then)
+    rc = boot_cli.main([str(v1_dir), "--log-dir", str(logs), "--disk", str(updates)],
+                       then=update_and_rollback)
     seconds = time.monotonic() - start
     out = capsys.readouterr().out
     assert rc == 0 and reports, out

@@ -161,15 +161,14 @@ def _recipe_source() -> str:
 def build_commit(cache: Path, mirror: str) -> FixtureCommit:
     """Build (or load from the cache) the fixture commit in its own archive repo."""
     packages = list(BASE_PACKAGES)
-    epoch, version = EPOCH, VERSION
     debs = cache / "disk-fixture" / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     local_debs = [_download(f"{mirror}/{OLD_HELLO}", debs / Path(OLD_HELLO).name)]
-    key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, version, BASE_PACKAGES,
+    key = hashlib.sha256(json.dumps([FIXTURE_VERSION, SUITE, mirror, VERSION, BASE_PACKAGES,
                                      _recipe_source()]).encode()).hexdigest()[:16]
-    base = cache / "disk-fixture" / f"v{version}-{key}"
+    base = cache / "disk-fixture" / f"v{VERSION}-{key}"
     done = base / "fixture.json"
-    with _locked(cache / "disk-fixture" / f".v{version}.lock"):
+    with _locked(cache / "disk-fixture" / f".v{VERSION}.lock"):
         if done.exists():
             data = json.loads(done.read_text())
             return FixtureCommit(repo=Path(data["repo"]), ref=data["ref"], commit=data["commit"],
@@ -192,20 +191,20 @@ def build_commit(cache: Path, mirror: str) -> FixtureCommit:
              "--components=main", "--dpkgopt=path-exclude=/usr/share/doc/*",
              "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
              f"--customize-hook={dracut}", SUITE, str(tree), mirror],
-            log=log, extra_env={"SOURCE_DATE_EPOCH": str(epoch)})
+            log=log, extra_env={"SOURCE_DATE_EPOCH": str(EPOCH)})
         kver = make_ostree_ready(tree)
         pkgs = _dpkg_packages(tree)
         repo = base / "repo"
         run(["ostree", "init", f"--repo={repo}", "--mode=archive"], log=log)
         run(["ostree", "commit", f"--repo={repo}", f"--branch={REF}", f"--tree=dir={tree}", "--no-bindings",
-             f"--timestamp=@{epoch}", f"--subject=fixture v{version}", f"--add-metadata-string=version={version}",
+             f"--timestamp=@{EPOCH}", f"--subject=fixture v{VERSION}", f"--add-metadata-string=version={VERSION}",
              f"--add-metadata-string=ostree.linux={kver}"], log=log)
         commit = run(["ostree", f"--repo={repo}", "rev-parse", REF], capture=True).output.strip()
         shutil.rmtree(tree)
-        data = {"repo": str(repo), "ref": REF, "commit": commit, "version": version, "kernel_version": kver,
+        data = {"repo": str(repo), "ref": REF, "commit": commit, "version": VERSION, "kernel_version": kver,
                 "packages": pkgs}
         done.write_text(json.dumps(data, indent=1))
-        return FixtureCommit(repo=repo, ref=REF, commit=commit, version=version, kernel_version=kver,
+        return FixtureCommit(repo=repo, ref=REF, commit=commit, version=VERSION, kernel_version=kver,
                              packages=pkgs)
 
 
@@ -217,9 +216,6 @@ class FixtureCompose:
     commit: FixtureCommit
     ctx: Any  # the ComposeContext the phase ran with
     seconds: float
-
-
-_COMPOSES: dict[str, FixtureCompose] = {}
 
 
 def fixture_manifest(commands: list[str] | None = None, timeout: int = 900, free_space: str = "1GiB") -> Any:
@@ -260,23 +256,20 @@ def make_context(target: Path, commit: FixtureCommit, compose_id: str, manifest:
 
 
 def composed(cache: Path, mirror: str, tmp_root: Path) -> FixtureCompose:
-    """The fixture commit run through the real DiskPhase into a compose directory (once per session)."""
-    version = VERSION
-    if version in _COMPOSES:
-        return _COMPOSES[version]
+    """The fixture commit run through the real DiskPhase into a compose directory (the disk tests' session
+    fixture ``compose_v1`` makes it once)."""
     import time
 
     from deb_bootc_compose.phases.disk import DiskPhase
 
     commit = build_commit(cache, mirror)
-    target = tmp_root / f"target-v{version}"
-    ctx = make_context(target, commit, f"debian-{version}-20260101.t.0", fixture_manifest())
+    target = tmp_root / f"target-v{VERSION}"
+    ctx = make_context(target, commit, f"debian-{VERSION}-20260101.t.0", fixture_manifest())
     start = time.monotonic()
     DiskPhase(ctx).run()
     seconds = time.monotonic() - start
     ctx.paths.status.write_text("FINISHED\n")
-    _COMPOSES[version] = FixtureCompose(ctx.paths.topdir, commit, ctx, seconds)
-    return _COMPOSES[version]
+    return FixtureCompose(ctx.paths.topdir, commit, ctx, seconds)
 
 
 def oci_archive(cache: Path, commit: FixtureCommit) -> Path:

@@ -8,26 +8,13 @@ from pathlib import Path
 
 import imagefixtures
 import pytest
+from diskinspect import DiskImage, sh
 
 from deb_bootc_compose.disk.layout import MiB
 from deb_bootc_compose.phases.base import ComposeError
 from deb_bootc_compose.phases.disk import DiskPhase
 
 pytestmark = pytest.mark.integration
-
-
-def sh(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def partitions(raw: Path) -> dict[str, dict[str, int]]:
-    table = json.loads(sh("sfdisk", "-J", str(raw)))["partitiontable"]
-    assert table["label"] == "gpt"
-    return {p["name"]: {"start": p["start"] * 512, "size": p["size"] * 512} for p in table["partitions"]}
-
-
-def debugfs(raw: Path, offset: int, request: str) -> str:
-    return sh("debugfs", "-R", request, f"{raw}?offset={offset}")
 
 
 def test_disk_phase_builds_bootable_layout(compose_v1: imagefixtures.FixtureCompose) -> None:
@@ -44,33 +31,30 @@ def test_disk_phase_builds_bootable_layout(compose_v1: imagefixtures.FixtureComp
     # sized to content + 1 GiB free, not a fixed 10 GB
     assert raw.stat().st_size < 3 * 1024 * MiB
 
-    parts = partitions(raw)
-    assert list(parts) == ["EFI-SYSTEM", "boot", "root"]
-    esp = parts["EFI-SYSTEM"]["start"]
-    listing = sh("mdir", "-i", f"{raw}@@{esp}", "-b", "::/EFI/BOOT")
-    assert "BOOTX64.EFI" in listing.upper()
+    disk = DiskImage(raw)
+    assert disk.names == ["EFI-SYSTEM", "boot", "root"]
+    assert "BOOTX64.EFI" in disk.esp_listing("/EFI/BOOT").upper()
 
-    boot = parts["boot"]["start"]
-    cfg = debugfs(raw, boot, "cat /loader/grub.cfg")
+    cfg = disk.debugfs("boot", "cat /loader/grub.cfg")
     assert "menuentry" in cfg and "root=LABEL=root rw console=tty0 console=ttyS0,115200n8" in cfg
     assert "ostree=/ostree/boot.1/debian/" in cfg
-    assert "../loader/grub.cfg" in debugfs(raw, boot, "stat /grub/grub.cfg")  # grub2 backend's target
-    assert "normal.mod" in debugfs(raw, boot, "ls -l /grub/x86_64-efi")
-    assert "efi" in debugfs(raw, boot, "ls /")  # mount point of the ESP
+    assert "../loader/grub.cfg" in disk.debugfs("boot", "stat /grub/grub.cfg")  # grub2 backend's target
+    assert "normal.mod" in disk.debugfs("boot", "ls -l /grub/x86_64-efi")
+    assert "efi" in disk.debugfs("boot", "ls /")  # mount point of the ESP
 
-    root = parts["root"]["start"]
     commit = compose_v1.commit.commit
-    repo_config = debugfs(raw, root, "cat /ostree/repo/config")
+    repo_config = disk.debugfs("root", "cat /ostree/repo/config")
     assert "bootloader=grub2" in repo_config
     assert '[remote "debian"]' in repo_config and f"url=file://{compose_v1.commit.repo}" in repo_config
-    refs = debugfs(raw, root, f"cat /ostree/repo/refs/remotes/debian/{compose_v1.commit.ref}")
+    refs = disk.debugfs("root", f"cat /ostree/repo/refs/remotes/debian/{compose_v1.commit.ref}")
     assert refs.strip() == commit  # the deployment follows the ref, so `ostree admin upgrade` works
     deploy = f"/ostree/deploy/debian/deploy/{commit}.0"
-    fstab = debugfs(raw, root, f"cat {deploy}/etc/fstab")
+    fstab = disk.debugfs("root", f"cat {deploy}/etc/fstab")
     assert "LABEL=boot /boot ext4" in fstab and "LABEL=EFI-SYSTEM /boot/efi vfat" in fstab
-    assert "dpkg" in debugfs(raw, root, "ls /ostree/deploy/debian/var/lib")  # /var seeded from the commit
-    assert debugfs(raw, root, "ls /boot").split() == [".", ".."] or "ostree" not in debugfs(raw, root, "ls /boot")
-    subprocess.run(["e2fsck", "-fn", f"{raw}?offset={root}"], check=False)  # informative only
+    assert "dpkg" in disk.debugfs("root", "ls /ostree/deploy/debian/var/lib")  # /var seeded from the commit
+    root_boot = disk.debugfs("root", "ls /boot")
+    assert root_boot.split() == [".", ".."] or "ostree" not in root_boot
+    subprocess.run(["e2fsck", "-fn", f"{raw}?offset={disk.offsets['root']}"], check=False)  # informative only
 
     figures = ctx.extra["disk"]["base/amd64"]
     print(f"\nFIGURE disk build: {compose_v1.seconds:.0f}s; virtual {raw.stat().st_size // MiB} MiB; "

@@ -7,20 +7,16 @@ mtools)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from compose_helpers import SessionCompose
+from diskinspect import DiskImage, sh
 
 from deb_bootc_compose.cli import main as compose_main
 from deb_bootc_compose.disk import source
 
 pytestmark = pytest.mark.integration
-
-
-def sh(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
 def kernel_version(compose: Path, commit: str) -> str:
@@ -44,13 +40,10 @@ def test_install_a_compose_directory_to_qcow2(minimal_compose: SessionCompose, t
 
     raw = tmp_path / "inspect.raw"  # debugfs and mtools read raw images
     sh("qemu-img", "convert", "-O", "raw", str(disk), str(raw))
-    table = json.loads(sh("sfdisk", "-J", str(raw)))["partitiontable"]
-    parts = {p["name"]: p["start"] * 512 for p in table["partitions"]}
-    assert table["label"] == "gpt" and list(parts) == ["EFI-SYSTEM", "boot", "root"]
-    assert "BOOTX64.EFI" in sh("mdir", "-i", f"{raw}@@{parts['EFI-SYSTEM']}", "-b", "::/EFI/BOOT").upper()
-
-    def debugfs(part: str, request: str) -> str:
-        return sh("debugfs", "-R", request, f"{raw}?offset={parts[part]}")
+    image = DiskImage(raw)
+    assert image.names == ["EFI-SYSTEM", "boot", "root"]
+    assert "BOOTX64.EFI" in image.esp_listing("/EFI/BOOT").upper()
+    debugfs = image.debugfs
 
     # exactly the compose's commit, deployed under the stateroot asked for
     deploy = f"/ostree/deploy/mine/deploy/{recorded.commit}.0"
@@ -84,11 +77,7 @@ def test_install_the_compose_oci_layout_to_raw(minimal_compose: SessionCompose, 
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.strip().splitlines()[-1] == str(disk)
-    parts = {p["name"]: p["start"] * 512
-             for p in json.loads(sh("sfdisk", "-J", str(disk)))["partitiontable"]["partitions"]}
-
-    def debugfs(part: str, request: str) -> str:
-        return sh("debugfs", "-R", request, f"{disk}?offset={parts[part]}")
+    debugfs = DiskImage(disk).debugfs
 
     deployments = [n for n in debugfs("root", "ls -p /ostree/deploy/debian/deploy").split("/")
                    if n.endswith(".0") and len(n) == 66]

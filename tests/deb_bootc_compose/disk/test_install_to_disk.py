@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import imagefixtures
 import pytest
+from diskinspect import DiskImage
 
 from deb_bootc_compose.cli import main as compose_main
 from deb_bootc_compose.disk import cli
@@ -26,12 +26,9 @@ def test_install_oci_archive_to_raw(commit_v1: imagefixtures.FixtureCommit, test
     assert rc == 0, err
     assert out.strip().splitlines()[-1] == str(disk)
     assert "kernel arguments: root=LABEL=root rw console=tty0 console=ttyS0,115200n8 quiet" in out
-    table = json.loads(subprocess.run(["sfdisk", "-J", str(disk)], check=True, capture_output=True,
-                                      text=True).stdout)["partitiontable"]["partitions"]
-    assert [p["name"] for p in table] == ["EFI-SYSTEM", "boot", "root"]
-    boot = table[1]["start"] * 512
-    cfg = subprocess.run(["debugfs", "-R", "cat /loader/grub.cfg", f"{disk}?offset={boot}"], check=True,
-                         capture_output=True, text=True).stdout
+    image = DiskImage(disk)
+    assert image.names == ["EFI-SYSTEM", "boot", "root"]
+    cfg = image.debugfs("boot", "cat /loader/grub.cfg")
     assert " quiet ostree=/ostree/boot.1/debian/" in cfg
     # the OCI import committed the layers again: same files, so the same kernel is deployed
     assert f"vmlinuz-{commit_v1.kernel_version}" in cfg
@@ -90,16 +87,13 @@ def test_install_onto_a_loop_device(commit_v1: imagefixtures.FixtureCommit, tmp_
         assert out.strip().splitlines()[-1] == dev
         verify = subprocess.run(["sfdisk", "--verify", dev], capture_output=True, text=True)
         assert verify.returncode == 0 and "No errors detected" in verify.stdout, verify.stdout + verify.stderr
-        table = json.loads(subprocess.run(["sfdisk", "-J", dev], check=True, capture_output=True,
-                                          text=True).stdout)["partitiontable"]
+        written = DiskImage(dev)
         # the backup GPT was moved to the end of the 3 GiB device, not left where the image ended
-        assert table["lastlba"] == (3 << 30) // 512 - 34
-        assert [p["name"] for p in table["partitions"]] == ["EFI-SYSTEM", "boot", "root"]
+        assert written.table["lastlba"] == (3 << 30) // 512 - 34
+        assert written.names == ["EFI-SYSTEM", "boot", "root"]
         assert [p.name for p in scratch.iterdir()] == [f"{Path(dev).name}.install.log"]  # no leftovers
     finally:
         subprocess.run(["losetup", "-d", dev], check=True)
     assert str(backing) not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    boot = table["partitions"][1]["start"] * 512
-    cfg = subprocess.run(["debugfs", "-R", "cat /loader/grub.cfg", f"{backing}?offset={boot}"], check=True,
-                         capture_output=True, text=True).stdout
+    cfg = written.debugfs("boot", "cat /loader/grub.cfg", image=backing)
     assert f"vmlinuz-{commit_v1.kernel_version}" in cfg and "ostree=/ostree/boot.1/debian/" in cfg
