@@ -11,6 +11,6 @@ from deb_mock.request import BuildRequest, BuildResult
 
 
 def build(request: BuildRequest) -> BuildResult:
-    from deb_mock.build.session import run_build
+    from deb_mock.session.session import run_build
 
     return run_build(request)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from deb_mock.build.relations import applicable, arch_matches, parse_simulation
+from deb_mock.session.relations import applicable, arch_matches, parse_simulation
 
 
 def test_arch_and_profile_restrictions() -> None:

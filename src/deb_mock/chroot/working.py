@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from deb_mock.build.sandboxes import network_binds
+from deb_mock.session.sandboxes import network_binds
 from deb_mock.chroot import rootcache
 from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deb_mock import config as configmod
-from deb_mock.build import relations
-from deb_mock.build.logs import StateLog
-from deb_mock.build.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
-from deb_mock.build.source import BuildSource, from_dsc, from_tree
+from deb_mock.session import relations
+from deb_mock.session.logs import StateLog
+from deb_mock.session.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
+from deb_mock.session.source import BuildSource, from_dsc, from_tree
 from deb_mock.chroot import depcache, rootcache
 from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
