@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose import __version__, composeid, status, treeops
-from deb_bootc_compose.manifest import Manifest
+from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, Manifest
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord, Phase, ProgressCallback
@@ -111,6 +111,7 @@ class Compose:
         cancel: threading.Event | None = None,
         keep_work: bool = False,
         orchestrator_url: str | None = None,
+        allow_host_paths: bool = False,
     ) -> None:
         self.manifest_path = manifest_path.resolve()
         self.target = TargetPaths(target_dir.resolve())
@@ -120,6 +121,7 @@ class Compose:
         self.cancel = cancel or threading.Event()
         self.keep_work = keep_work
         self.orchestrator_url = orchestrator_url.rstrip("/") if orchestrator_url else None
+        self.allow_host_paths = allow_host_paths
         if compose_type not in composeid.TYPE_SUFFIX:
             raise ComposeError(f"compose type {compose_type!r} is not one of {', '.join(composeid.TYPE_SUFFIX)}")
         if self.lockfile is not None and not self.lockfile.is_file():
@@ -131,7 +133,8 @@ class Compose:
             self.progress_cb(phase, message)
 
     def run(self) -> ComposeResult:
-        manifest = load_manifest(self.manifest_path)  # ManifestError before anything is created
+        # ManifestError before anything is created
+        manifest = load_manifest(self.manifest_path, allow_host_paths=self.allow_host_paths)
         if self.orchestrator_url is not None:
             # --orchestrator URL overrides the url of every orchestrator source (never adds one)
             for src in manifest.sources:
@@ -160,6 +163,7 @@ class Compose:
             manifest=manifest, manifest_path=self.manifest_path, target=self.target, paths=paths,
             compose_id=cid, compose_type=self.compose_type, cancel=self.cancel, progress=self.progress_cb,
         )
+        ctx.extra[ALLOW_HOST_PATHS_KEY] = self.allow_host_paths
         if self.lockfile is not None:
             ctx.extra["lockfile_in"] = self.lockfile
         paths.logs.mkdir(parents=True, exist_ok=True)

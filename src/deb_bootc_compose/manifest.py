@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import string
 from pathlib import Path
@@ -35,6 +36,20 @@ from deb_bootc_compose import yamlmarks
 
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
+# OSTree's own rule for a ref (ostree_validate_structureof_rev): components of [\w\d][-._\w\d]*, ASCII only
+OSTREE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
+# a user or group name as shadow's useradd accepts it, or a numeric ID
+ACCOUNT = re.compile(r"^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]+)$")
+SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)*$")
+COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)?$")
+URL = re.compile(r"^(https?|file)://[!#-~]+$")  # printable ASCII, no space or quote: it lands in apt's files
+LOCALE = re.compile(r"^[A-Za-z0-9_.@\-]+$")  # C.UTF-8, en_US.UTF-8, de_DE@euro
+KERNEL_ARG = re.compile(r"^[!#-&(-\[\]-~]+$")  # printable ASCII but space, quotes and backslash
+OCI_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# ComposeContext.extra key: the compose was started with --allow-host-paths
+ALLOW_HOST_PATHS_KEY = "allow_host_paths"
 ARCHES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
 REF_FIELDS = {"name", "suite", "arch", "variant", "version"}
 DEFAULT_ORCHESTRATOR_PRIORITY = 990
@@ -64,9 +79,16 @@ class OrchestratorRef(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://", v):
-            raise ValueError("must be an http:// or https:// URL of the hub")
+        if not re.match(r"^https?://", v) or not URL.match(v):
+            raise ValueError("must be an http:// or https:// URL of the hub (no spaces, quotes or control characters)")
         return v.rstrip("/")
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} is not a tag name (letters, digits, '.', '_', '+' and '-')")
+        return v
 
 
 class Source(_Model):
@@ -87,6 +109,13 @@ class Source(_Model):
             raise ValueError("each source needs exactly one of 'url' or 'orchestrator: {url, tag}'")
         if self.url is not None and not re.match(r"^(https?|file)://", self.url):
             raise ValueError(f"url {self.url!r} must start with http://, https:// or file://")
+        if self.url is not None and not URL.match(self.url):
+            raise ValueError(f"url {self.url!r} must not hold spaces, quotes or control characters")
+        if self.suite is not None and (not SUITE.match(self.suite) or ".." in self.suite):
+            raise ValueError(f"suite {self.suite!r} is not a suite name (e.g. trixie-updates)")
+        bad = [c for c in self.components if not COMPONENT.match(c)]
+        if bad:
+            raise ValueError(f"components {bad!r} are not component names (e.g. main, non-free-firmware)")
         if self.url is not None:
             self.url = self.url.rstrip("/")
         if not self.components:
@@ -119,15 +148,33 @@ class VariantSpec(_Model):
     remove: list[str] = Field(default_factory=list)
 
 
+def _account(v: str, what: str) -> str:
+    if not ACCOUNT.match(v) or v.isdigit():
+        raise ValueError(f"{v!r} is not a valid {what} name (lower case letters, digits, '_' and '-', at most 32)")
+    return v
+
+
+def _no_control(v: str, what: str, also: str = "") -> str:
+    if CONTROL.search(v) or any(c in v for c in also):
+        shown = "newlines or control characters" + (f" or any of {also!r}" if also else "")
+        raise ValueError(f"{what} {v!r} must not hold {shown}")
+    return v
+
+
 class GroupSpec(_Model):
     name: str
-    gid: int | None = None
+    gid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _account(v, "group")
 
 
 class UserSpec(_Model):
     name: str
-    uid: int | None = None
-    gid: int | None = None
+    uid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
+    gid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
     groups: list[str] = Field(default_factory=list)
     shell: str = "/bin/bash"
     gecos: str = ""
@@ -137,8 +184,32 @@ class UserSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_-]*\$?$", v) or len(v) > 32:
-            raise ValueError(f"{v!r} is not a valid user name (lower case letters, digits, '_' and '-')")
+        return _account(v, "user")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        for g in v:
+            _account(g, "group")
+        return v
+
+    @field_validator("shell")
+    @classmethod
+    def _shell(cls, v: str) -> str:
+        if not v.startswith("/") or not re.match(r"^[A-Za-z0-9_./+\-]+$", v):
+            raise ValueError(f"shell {v!r} must be an absolute path (letters, digits, '_', '.', '/', '+', '-')")
+        return v
+
+    @field_validator("gecos")
+    @classmethod
+    def _gecos(cls, v: str) -> str:
+        return _no_control(v, "gecos", ":")
+
+    @field_validator("ssh_authorized_keys")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        for key in v:
+            _no_control(key, "each SSH key (one key per entry)")
         return v
 
     @field_validator("password_hash")
@@ -146,6 +217,8 @@ class UserSpec(_Model):
     def _hash(cls, v: str | None) -> str | None:
         if v is not None and not (v.startswith("$") or v in ("!", "*", "!*")):
             raise ValueError("must be a crypt(3) hash (e.g. from 'openssl passwd -6'), never a clear-text password")
+        if v is not None:
+            _no_control(v, "password_hash", ":")
         return v
 
 
@@ -161,8 +234,13 @@ class FileSpec(_Model):
     def _check(self) -> FileSpec:
         if (self.content is None) == (self.source is None):
             raise ValueError("each file needs exactly one of 'content' or 'source'")
-        if not self.path.startswith("/") or ".." in Path(self.path).parts:
+        if not self.path.startswith("/") or ".." in Path(self.path).parts or self.path.rstrip("/") == "":
             raise ValueError(f"path {self.path!r} must be absolute and must not contain '..'")
+        _no_control(self.path, "path")
+        if not self.owner.isdigit():
+            _account(self.owner, "user")
+        if not self.group.isdigit():
+            _account(self.group, "group")
         if self.path == "/var" or self.path.startswith("/var/"):
             raise ValueError(
                 f"path {self.path!r} is under /var, which an OSTree image does not ship; "
@@ -190,6 +268,20 @@ class OciSpec(_Model):
     tag: str | None = None  # default: the manifest version
     labels: dict[str, str] = Field(default_factory=dict)
     max_layers: int = Field(default=64, ge=1, le=127)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not OCI_NAME.match(v):
+            raise ValueError(f"{v!r} is not an image name (lower case letters, digits, '.', '_', '-', '/')")
+        return v
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str | None) -> str | None:
+        if v is not None and not OCI_TAG.match(v):
+            raise ValueError(f"{v!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128)")
+        return v
 
 
 class BootTestSpec(_Model):
@@ -246,6 +338,13 @@ class BuildSpec(_Model):
     target: str
     sources: list[BuildSource] = Field(default_factory=list)
 
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} is not a target name (letters, digits, '.', '_', '+' and '-')")
+        return v
+
 
 class DiskSpec(_Model):
     free_space: str = "1GiB"  # free space left in the root filesystem
@@ -296,6 +395,22 @@ class Manifest(_Model):
             raise ValueError(f"{v!r} is not a suite name (e.g. trixie, sid, bookworm)")
         return v
 
+    @field_validator("kernel_args")
+    @classmethod
+    def _kernel_args(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not KERNEL_ARG.match(a)]
+        if bad:
+            raise ValueError(f"kernel arguments {bad!r} must be printable ASCII without spaces, quotes, "
+                             "backslashes or newlines (one argument per entry)")
+        return v
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        if not LOCALE.match(v):
+            raise ValueError(f"locale {v!r} must look like C.UTF-8 or en_US.UTF-8 (no spaces, quotes or newlines)")
+        return v
+
     @field_validator("packages", "exclude")
     @classmethod
     def _packages(cls, v: list[str]) -> list[str]:
@@ -331,6 +446,10 @@ class Manifest(_Model):
         unknown = fields - REF_FIELDS
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)} in ref template; known: {sorted(REF_FIELDS)}")
+        sample = v.format(**{f: "x" for f in REF_FIELDS})
+        if not OSTREE_REF.match(sample):
+            raise ValueError(f"ref template {v!r} does not make an OSTree ref: components of letters, digits, "
+                             "'_', '.', '-' separated by '/'")
         return v
 
     @field_validator("postprocess", mode="before")
@@ -392,7 +511,61 @@ def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
     return f"{doc.where(loc)}: {msg}"
 
 
-def parse(doc: yamlmarks.LocatedDocument) -> Manifest:
+def resolve_manifest_file(manifest_path: Path, value: str, *, allow_host_paths: bool = False) -> Path:
+    """The file a manifest value names (``files[].source``, ``postprocess[].file``), relative to the manifest.
+
+    It must resolve, links included, to a regular file under the manifest's directory: absolute paths, '..'
+    and links leading out of it are refused unless ``allow_host_paths``. Raises ValueError saying why."""
+    base = manifest_path.parent
+    if CONTROL.search(value):
+        raise ValueError(f"{value!r} must not hold newlines or control characters")
+    given = Path(value)
+    if not allow_host_paths and (given.is_absolute() or ".." in given.parts):
+        raise ValueError(f"{value!r} must be a path relative to the manifest's directory {base}, without "
+                         "'..' (files from elsewhere on the host need --allow-host-paths)")
+    path = given if given.is_absolute() else base / given
+    real = Path(os.path.realpath(path))
+    if not allow_host_paths and not real.is_relative_to(Path(os.path.realpath(base))):
+        raise ValueError(f"{value!r} leads out of the manifest's directory {base} through a symlink (to {real}; "
+                         "files from elsewhere on the host need --allow-host-paths)")
+    if not real.is_file():
+        raise ValueError(f"{value!r}: {path} is not a file (paths are relative to the manifest)")
+    return real
+
+
+def _ref_problems(m: Manifest, doc: yamlmarks.LocatedDocument, data: dict[str, Any]) -> list[str]:
+    for variant in m.variants:
+        for arch in m.arches:
+            ref = m.ref_for(variant, arch)
+            if OSTREE_REF.match(ref):
+                continue
+            loc: tuple[str, ...] = ("ref",)
+            if "ref" not in data:
+                used = [("name", m.name), ("suite", m.suite), ("version", m.version), ("variants", variant)]
+                loc = next(((k, v) if k == "variants" else (k,) for k, v in used if not OSTREE_REF.match(v)), loc)
+            return [f"{doc.where(loc)}: the OSTree ref {ref!r} (for {variant}/{arch}) is not valid: a ref holds "
+                    "only letters, digits, '_', '.', '-' and '/' (no '+'); set 'ref:' to a template without the "
+                    "offending field"]
+    return []
+
+
+def _file_problems(m: Manifest, doc: yamlmarks.LocatedDocument, allow_host_paths: bool) -> list[str]:
+    problems = []
+    named = [((("files", i, "source")), f.source) for i, f in enumerate(m.files)]
+    named += [(("postprocess", i, "file"), s.file) for i, s in enumerate(m.postprocess)]
+    for loc, value in named:
+        if value is None:
+            continue
+        try:
+            resolve_manifest_file(doc.path, value, allow_host_paths=allow_host_paths)
+        except ValueError as exc:
+            problems.append(f"{doc.where(loc)}: {exc}")
+    return problems
+
+
+def parse(doc: yamlmarks.LocatedDocument, *, allow_host_paths: bool = False, check_files: bool = True) -> Manifest:
+    """Validate a loaded document. ``check_files`` resolves the files the manifest copies into the image
+    (relative to ``doc.path``; see :func:`resolve_manifest_file`)."""
     if not isinstance(doc.data, dict):
         raise ManifestError([f"{doc.path}:1: the manifest must be a YAML mapping (name:, version:, suite:, ...)"])
     data = dict(doc.data)
@@ -400,15 +573,21 @@ def parse(doc: yamlmarks.LocatedDocument) -> Manifest:
     if isinstance(data.get("version"), int | float):
         data["version"] = str(data["version"])
     try:
-        return Manifest.model_validate(data)
+        m = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError([_format_error(doc, dict(e)) for e in exc.errors()]) from None
+    problems = _ref_problems(m, doc, data)
+    if check_files:
+        problems += _file_problems(m, doc, allow_host_paths)
+    if problems:
+        raise ManifestError(problems)
+    return m
 
 
-def load(path: Path) -> Manifest:
+def load(path: Path, *, allow_host_paths: bool = False, check_files: bool = True) -> Manifest:
     """Load and validate a manifest file; raises :class:`ManifestError` naming file:line:key."""
     try:
         doc = yamlmarks.load(path)
     except yamlmarks.YamlLocationError as exc:
         raise ManifestError([str(exc)]) from None
-    return parse(doc)
+    return parse(doc, allow_host_paths=allow_host_paths, check_files=check_files)

@@ -9,6 +9,13 @@ from typing import Any
 import yaml
 
 Loc = tuple[str | int, ...]
+# Bounds that a real document never reaches and a hostile one does: aliases may make a small document
+# expand to billions of values ("billion laughs"), or to an endless one (an anchor inside itself). Values
+# written out in the document cost nothing against MAX_ALIAS_VALUES (its size bounds them); each value that
+# an alias repeats costs one.
+MAX_BYTES = 16 << 20
+MAX_ALIAS_VALUES = 10_000
+MAX_DEPTH = 64
 
 
 class YamlLocationError(ValueError):
@@ -39,12 +46,36 @@ class LocatedDocument:
         return f"{self.path}:{line if line is not None else '?'}:{key}"
 
 
-def _convert(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: Path) -> Any:
+class _Budget:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.visited = 0
+        self.distinct: set[int] = set()
+        self.constructor = yaml.SafeLoader("")  # one scalar constructor for the whole document
+
+    def spend(self, node: yaml.Node, depth: int) -> None:
+        self.visited += 1
+        self.distinct.add(id(node))
+        where = f"{self.source}:{node.start_mark.line + 1}"
+        if self.visited - len(self.distinct) > MAX_ALIAS_VALUES:
+            raise YamlLocationError(
+                f"{where}: aliases (*name) repeat more than {MAX_ALIAS_VALUES} values: a 'billion laughs' "
+                "document? refused"
+            )
+        if depth > MAX_DEPTH:
+            raise YamlLocationError(
+                f"{where}: values nested more than {MAX_DEPTH} deep (an anchor used inside itself?); refused"
+            )
+
+
+def _convert(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: Path, budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget(source)
+    budget.spend(node, len(loc))
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _convert(key_node, (*loc, "<key>"), {}, source)
+            key = _convert(key_node, (*loc, "<key>"), {}, source, budget)
             if not isinstance(key, str | int):
                 raise YamlLocationError(f"{source}:{key_node.start_mark.line + 1}: mapping keys must be plain strings")
             if key in out:
@@ -53,23 +84,23 @@ def _convert(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: Path) -> 
                     f"duplicate key {key!r}"
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, (*loc, key), lines, source)
+            out[key] = _convert(value_node, (*loc, key), lines, source, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*loc, i), lines, source) for i, item in enumerate(node.value)]
+        return [_convert(item, (*loc, i), lines, source, budget) for i, item in enumerate(node.value)]
     assert isinstance(node, yaml.ScalarNode)
-    constructor = yaml.SafeLoader(node.value)
-    try:
-        return constructor.construct_object(node, deep=True)
-    finally:
-        constructor.dispose()
+    return budget.constructor.construct_object(node, deep=True)
 
 
 def load(path: Path, text: str | None = None) -> LocatedDocument:
     """Parse one YAML document from ``path`` (or ``text``), keeping line numbers for every key path."""
     if text is None:
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_BYTES + 1)
+            if len(raw) > MAX_BYTES:
+                raise YamlLocationError(f"{path}: larger than {MAX_BYTES >> 20} MiB; refused")
+            text = raw.decode("utf-8")
         except FileNotFoundError as exc:
             raise YamlLocationError(f"{path}: no such file") from exc
         except UnicodeDecodeError as exc:

@@ -83,6 +83,7 @@ build: {target: trixie, sources: [http://example.org/x.dsc]}
         "    components: [main]\n",
         "    components: [main]\n  - orchestrator: {url: 'http://127.0.0.1:8080/', tag: trixie-dest}\n", 1
     )
+    (tmp_path / "two.sh").write_text("echo two\n")
     m = manifest.load(write(tmp_path, text))
     assert m.variant_packages("devel") == ["systemd", "systemd-sysv", "linux-image-amd64", "openssh-server", "gdb"]
     orch = m.sources[1]
@@ -173,3 +174,138 @@ def test_digest_is_stable_and_content_based(tmp_path: Path) -> None:
     b = manifest.load(write(tmp_path, "# a comment\n" + MINIMAL))
     c = manifest.load(write(tmp_path, MINIMAL.replace("hello]", "hello, vim]")))
     assert a.digest() == b.digest() != c.digest()
+
+
+# ---- values that end up in the image, in apt's files or in refs: strict patterns ----
+@pytest.mark.parametrize(
+    ("snippet", "key", "needle"),
+    [
+        ("kernel_args: [\"console=ttyS0\\nroot=/dev/sda1\"]\n", "kernel_args", "without spaces, quotes"),
+        ("kernel_args: ['quiet\"']\n", "kernel_args", "without spaces, quotes"),
+        ("kernel_args: [\"a='b c'\"]\n", "kernel_args", "one argument per entry"),
+        ("locale: \"C.UTF-8\\nLC_ALL=x\"\n", "locale", "must look like C.UTF-8"),
+        ("locale: 'en_US\"'\n", "locale", "no spaces, quotes or newlines"),
+        ("version: '13+1'\nref: 'os/{version}'\n", "ref", "the OSTree ref 'os/13+1' (for base/amd64) is not valid"),
+        ("ref: 'debian/{suite}/{arch}/x y'\n", "ref", "does not make an OSTree ref"),
+        ("ref: '../{arch}'\n", "ref", "does not make an OSTree ref"),
+        ("variants: {'a+b': {}}\n", "variants.a+b", "is not valid: a ref holds only"),
+        ("groups: [{name: 'wh eel'}]\n", "groups.0.name", "not a valid group name"),
+        ("groups: [{name: '1000'}]\n", "groups.0.name", "not a valid group name"),
+        ("users: [{name: bob, groups: ['sudo,root']}]\n", "users.0.groups", "not a valid group name"),
+        ("users: [{name: bob, gecos: 'x:0:0'}]\n", "users.0.gecos", "must not hold"),
+        ("users: [{name: bob, shell: 'bash'}]\n", "users.0.shell", "absolute path"),
+        ("users: [{name: bob, ssh_authorized_keys: [\"ssh-ed25519 A\\nssh-rsa B\"]}]\n",
+         "users.0.ssh_authorized_keys", "one key per entry"),
+        ("users: [{name: bob, password_hash: \"$6$x:0:0\"}]\n", "users.0.password_hash", "must not hold"),
+        ("files: [{path: /etc/x, content: y, owner: 'ro ot'}]\n", "files.0", "not a valid user name"),
+        ("files: [{path: \"/etc/a\\nb\", content: y}]\n", "files.0", "newlines or control characters"),
+        ("oci: {name: 'Debian Bootc'}\n", "oci.name", "not an image name"),
+        ("oci: {tag: 'a:b'}\n", "oci.tag", "not an image tag"),
+        ("build: {target: '../../x'}\n", "build.target", "not a target name"),
+    ],
+)
+def test_strict_patterns(tmp_path: Path, snippet: str, key: str, needle: str) -> None:
+    text = MINIMAL.replace('version: "13"\n', "") if snippet.startswith("version:") else MINIMAL
+    problems = errors(tmp_path, text + snippet)
+    assert any(f":{key}:" in p and needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("- url: \"http://deb.debian.org/debian\\nTrusted: yes\"\n    components: [main]\n", "must not hold spaces"),
+        ("- url: http://deb.debian.org/debian\n    suite: ../../etc\n", "not a suite name"),
+        ("- url: http://deb.debian.org/debian\n    components: ['main contrib']\n", "not component names"),
+        ("- orchestrator: {url: 'http://hub', tag: '../../x'}\n", "not a tag name"),
+    ],
+)
+def test_sources_refuse_injection(tmp_path: Path, source: str, needle: str) -> None:
+    text = MINIMAL.split("sources:")[0] + "sources:\n  " + source + "packages: [hello]\n"
+    problems = errors(tmp_path, text)
+    assert any(":sources.0" in p and needle in p for p in problems), problems
+
+
+# ---- files the manifest copies into the image ----
+def test_files_resolve_under_the_manifest_directory(tmp_path: Path) -> None:
+    mdir = tmp_path / "m"
+    (mdir / "files").mkdir(parents=True)
+    (mdir / "files" / "motd").write_text("hi\n")
+    (mdir / "post.sh").write_text("true\n")
+    (tmp_path / "outside").write_text("host\n")
+    (mdir / "files" / "escape").symlink_to(tmp_path / "outside")
+    (mdir / "files" / "inside").symlink_to("motd")
+    good = MINIMAL + "files: [{path: /etc/motd, source: files/motd}, {path: /etc/x, source: files/inside}]\n" \
+        "postprocess: [{file: post.sh}]\n"
+    m = manifest.load(write(mdir, good))
+    assert m.files[0].source == "files/motd"
+    path = mdir / "m.yaml"
+    cases = [
+        (f"files: [{{path: /etc/motd, source: {tmp_path / 'outside'}}}]\n", "files.0.source",
+         "must be a path relative to the manifest's directory"),
+        ("files: [{path: /etc/motd, source: ../outside}]\n", "files.0.source", "without '..'"),
+        ("files: [{path: /etc/motd, source: files/../../outside}]\n", "files.0.source", "without '..'"),
+        ("files: [{path: /etc/motd, source: files/escape}]\n", "files.0.source", "leads out of the manifest's "
+         "directory"),
+        ("files: [{path: /etc/motd, source: files/missing}]\n", "files.0.source", "is not a file"),
+        ("postprocess: [{file: /etc/shadow}]\n", "postprocess.0.file", "need --allow-host-paths"),
+        ("postprocess: [{file: files/escape}]\n", "postprocess.0.file", "through a symlink"),
+    ]
+    for snippet, key, needle in cases:
+        path.write_text(MINIMAL + snippet)
+        with pytest.raises(ManifestError) as info:
+            manifest.load(path)
+        (problem,) = info.value.problems
+        assert problem.startswith(f"{path}:8:{key}: ") and needle in problem, problem
+    # --allow-host-paths lets them through (the file must still exist)
+    path.write_text(MINIMAL + f"files: [{{path: /etc/motd, source: {tmp_path / 'outside'}}}, "
+                    "{path: /etc/b, source: ../outside}, {path: /etc/c, source: files/escape}]\n")
+    assert len(manifest.load(path, allow_host_paths=True).files) == 3
+    # a copy of the manifest without its files (metadata/manifest.yaml) still loads when files are not checked
+    path.write_text(MINIMAL + "files: [{path: /etc/motd, source: files/gone}]\n")
+    assert manifest.load(path, check_files=False).files[0].source == "files/gone"
+
+
+def test_compose_cli_refuses_host_paths(tmp_path: Path) -> None:
+    """The compose command line: the manifest error before anything is created; --allow-host-paths passes."""
+    from compose_helpers import run_cli
+
+    # an unreachable mirror ends the compose that --allow-host-paths lets start, at once
+    m = write(tmp_path, MINIMAL.replace("http://deb.debian.org/debian", "http://127.0.0.1:9/debian") +
+              "files: [{path: /etc/motd, source: /etc/shadow}]\n")
+    run = run_cli(["--config", str(m), "--target-dir", str(tmp_path / "t")])
+    assert run.returncode == 2
+    assert f"{m}:8:files.0.source: '/etc/shadow' must be a path relative to the manifest's directory" in run.stderr
+    assert not (tmp_path / "t").exists()
+    run = run_cli(["--config", str(m), "--target-dir", str(tmp_path / "t"), "--allow-host-paths"])
+    assert run.returncode == 1 and "files.0.source" not in run.stderr
+    assert "http://127.0.0.1:9/debian (trixie)" in run.stderr
+
+
+# ---- YAML aliases ----
+def test_billion_laughs_is_refused_quickly(tmp_path: Path) -> None:
+    import resource
+    import time
+
+    doc = MINIMAL + 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    prev = "a"
+    for n in "bcdefghi":
+        doc += f"{n}: &{n} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+        prev = n
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    (problem,) = errors(tmp_path, doc)
+    assert time.monotonic() - start < 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000  # KiB
+    assert problem.startswith(f"{tmp_path / 'm.yaml'}:")
+    assert "aliases (*name) repeat more than 10000 values: a 'billion laughs' document? refused" in problem
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    (problem,) = errors(tmp_path, MINIMAL + "x: &x [*x]\n")
+    assert f"{tmp_path / 'm.yaml'}:8: values nested more than 64 deep" in problem
+
+
+def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
+    m = manifest.load(write(tmp_path, MINIMAL.replace("packages: [", "packages: &p [") +
+                            "variants: {base: {}, devel: {add: *p}}\n"))
+    assert m.variants["devel"].add == m.packages

@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lockfile", type=Path, help="compose exactly the packages of this lockfile (nothing resolved)")
     p.add_argument("--orchestrator", metavar="URL",
                    help="override the url of the manifest's orchestrator sources (e.g. http://hub:8080)")
+    p.add_argument("--allow-host-paths", action="store_true",
+                   help="let files[].source and postprocess file: name files outside the manifest's directory "
+                        "(absolute paths, '..', symlinks leading out)")
     p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
     return p
@@ -75,7 +78,8 @@ def main(argv: list[str]) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
-                    keep_work=args.keep_work, orchestrator_url=args.orchestrator, progress=None)
+                    keep_work=args.keep_work, orchestrator_url=args.orchestrator, progress=None,
+                    allow_host_paths=args.allow_host_paths)
     except ComposeError as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE
