@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from deb_mock.session.session import run_build
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
+from deb_mock.session.session import run_build
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 

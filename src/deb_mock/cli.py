@@ -24,9 +24,10 @@ from debsandbox.commands import CommandError
 from debsandbox.idmap import IdMapError
 from debsandbox.sandbox import Bind
 
-EPILOG = """exit codes: 0 success, 1 build failed, 2 usage or bad input, 3 dep-wait (build-dependencies
-unsatisfiable), 4 infrastructure error (mirror unreachable, disk full, sandbox failure), 5 --chain partly
-failed, 130 interrupted"""
+EPILOG = """exit codes: 0 success, 1 build failed (also: the build left links, FIFOs or hard links where results
+are expected), 2 usage or bad input (also: a source fetched over the network could not be authenticated),
+3 dep-wait (build-dependencies unsatisfiable), 4 infrastructure error (mirror unreachable, disk full,
+sandbox failure), 5 --chain partly failed, 130 interrupted (SIGINT or SIGTERM)"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,6 +83,12 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--arch-only", "-B", action="store_true", help="architecture-dependent packages only (-B)")
     what.add_argument("--indep-only", "-A", action="store_true", help="architecture-independent packages only (-A)")
     p.add_argument("--timeout", type=float, help="stop the build after this many seconds")
+    p.add_argument(
+        "--no-verify-source",
+        action="store_true",
+        help="build a .dsc fetched over http(s) even if it is in no signed index of its mirror and not signed "
+        "by a key in the config's source_keyrings (logged, and recorded in result.json as source_verified: false)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="stream the build log")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
     p.add_argument("--version", action="version", version=f"deb-mock {__version__}")
@@ -116,6 +123,7 @@ def _request(args: argparse.Namespace, source: str | Path, resultdir: Path, prog
         on_phase=progress.phase,
         config_dirs=args.configdir,
         timeout=args.timeout,
+        verify_source=not args.no_verify_source,
     )
 
 

@@ -56,6 +56,10 @@ class MockConfig(BaseModel):
     deps_cache_max_mb: int = Field(default=8192, ge=0)
     check_valid_until: bool = True  # false: accept a Release past its Valid-Until (frozen mirrors of sid)
     environment: dict[str, str] = {}
+    # source authentication: suites whose signed Sources indices are searched after the config's own suite,
+    # and keyrings that may sign a .dsc that is in no index (files that do not exist are skipped)
+    source_suites: list[str] = []
+    source_keyrings: list[str] = []
     source_file: str | None = None
 
     @field_validator("arch")

@@ -78,6 +78,11 @@ class BuildRequest:
     config_dirs: list[Path] | None = None  # None: the system and user config directories
     timeout: float | None = None
     keep_failed_root: bool = True
+    # Source authentication (docs/deb-mock.md, "Source authentication"). A .dsc fetched over http(s) must be
+    # in a signed index of its mirror or signed by a key in the config's source_keyrings, unless:
+    verify_source: bool = True  # False: build it unchecked (--no-verify-source; recorded in result.json)
+    expected_dsc_sha256: str | None = None  # the caller knows the .dsc's sha256 (e.g. the hub's record)
+    trusted_source: str | None = None  # the caller vouches for the source itself; says why (recorded)
 
 
 @dataclass
@@ -115,12 +120,17 @@ class BuildResult:
     )
     error: str | None = None
     resultdir: Path | None = None
+    # how the source was authenticated (None until the source phase has decided)
+    source_verified: bool | None = None
+    source_trust: str | None = None  # archive | signature | checksum | caller | none
+    source_verification: str | None = None  # one line for people
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("resultdir")
-        if data["error"] is None:
-            data.pop("error")
+        for key in ("error", "source_verified", "source_trust", "source_verification"):
+            if data[key] is None:
+                data.pop(key)
         return data
 
     def write(self, resultdir: Path) -> Path:
@@ -144,6 +154,9 @@ class BuildResult:
             logs=dict(data.get("logs", {})),
             error=data.get("error"),
             resultdir=resultdir,
+            source_verified=data.get("source_verified"),
+            source_trust=data.get("source_trust"),
+            source_verification=data.get("source_verification"),
         )
 
     @classmethod

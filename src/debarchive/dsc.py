@@ -10,6 +10,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -186,10 +187,18 @@ def _download(client: httpx.Client, url: str, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def fetch(ref: str | Path, dest: Path, *, timeout: float = 60.0) -> SourcePackage:
+def fetch(
+    ref: str | Path,
+    dest: Path,
+    *,
+    timeout: float = 60.0,
+    authenticate: Callable[[Path, str], None] | None = None,
+) -> SourcePackage:
     """Fetch (URL) or copy (path) a .dsc and its files into ``dest``, verify them, return the package.
 
-    A local .dsc's files are taken from beside it. ``dest`` is created if needed.
+    A local .dsc's files are taken from beside it. ``dest`` is created if needed. For a URL,
+    ``authenticate(dsc_path, url)`` is called on the downloaded .dsc before any file it names is fetched
+    (see :mod:`debarchive.sourceauth`); it raises to refuse the source.
     """
     dest.mkdir(parents=True, exist_ok=True)
     ref_s = str(ref)
@@ -198,6 +207,8 @@ def fetch(ref: str | Path, dest: Path, *, timeout: float = 60.0) -> SourcePackag
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             _download(client, ref_s, dest / dsc_name)
             pkg = parse_dsc(dest / dsc_name)
+            if authenticate is not None:
+                authenticate(dest / dsc_name, ref_s)
             for f in pkg.files:
                 target = dest / f.name
                 if target.is_file() and target.stat().st_size == f.size:

@@ -93,4 +93,24 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     out["tree"] = make_source(d, "dm-tree", "2.0", files={"data.txt": "x\n"}, build_source=False)
     out["concurrent"] = make_source(d, "dm-concurrent", "1.0", build_depends="debhelper-compat (= 13), python3-six")
+    # hostile builds: results that lead out of the build tree (the host must refuse them, never follow them)
+    marker = d / "host-secret"  # a host file the build cannot see but names in a symbolic link
+    marker.write_text("HOST-SECRET-NOT-FOR-RESULTS\n")
+    out["host-secret"] = marker
+    hostdir = d / "host-dir"  # a host directory with a result-looking file in it
+    hostdir.mkdir()
+    (hostdir / "stolen_1.0_all.deb").write_text("HOST-SECRET-NOT-FOR-RESULTS\n")
+    out["host-dir"] = hostdir
+    plant = (
+        "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_builddeb:\n\tdh_builddeb\n"
+        f"\tln -s {marker} ../leak_1.0_all.deb\n"
+        "\tmkfifo ../fifo_1.0_all.deb\n"
+        "\techo linked > ../hl-source\n\tln ../hl-source ../hardlink_1.0_all.deb\n"
+    )
+    out["plant"] = make_source(d, "dm-plant", "1.0", rules=plant)
+    swap = (
+        "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_builddeb:\n\tdh_builddeb\n"
+        f"\tmv /build/reproducible-path /build/moved-away\n\tln -s {hostdir} /build/reproducible-path\n"
+    )
+    out["swapdir"] = make_source(d, "dm-swapdir", "1.0", rules=swap)
     return out

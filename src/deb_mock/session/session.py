@@ -11,29 +11,35 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
-import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from deb_mock import config as configmod
-from deb_mock.session import relations
-from deb_mock.session.logs import StateLog
-from deb_mock.session.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
-from deb_mock.session.source import BuildSource, from_dsc, from_tree
 from deb_mock.chroot import depcache, rootcache
 from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
 from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
+from deb_mock.session import relations
+from deb_mock.session.logs import StateLog
+from deb_mock.session.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
+from deb_mock.session.source import BuildSource, from_dsc, from_tree
+from debarchive import safeio
+from debarchive.sourceauth import SourceTrust, Verification, authenticate_dsc, check_sha256
 from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout
 from debsandbox.idmap import IdMapError
 from debsandbox.sandbox import Bind, remove_tree
 
 RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
 BUILDROOT_LIST = "/var/lib/deb-mock/buildroot.tsv"
+OUTPUT_DIR = "build/reproducible-path"  # where dpkg-buildpackage leaves the results, below the build's root
+DEBIAN_ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+_RESULT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
 _FLAGS = {"binary": ("-b", ""), "arch": ("-B", "--arch-only"), "indep": ("-A", "--indep-only")}
 
 
@@ -45,6 +51,7 @@ class Build:
     state: StateLog
     builddir: Path
     source: BuildSource | None = None
+    verification: Verification | None = None
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -53,13 +60,42 @@ class Build:
         srcdir = self.builddir / "src"
         if not isinstance(src, Path) and not str(src).startswith(("http://", "https://")):
             src = Path(src)
+        if isinstance(src, Path):
+            why = self.request.trusted_source or f"the caller's own {'tree' if src.is_dir() else 'file'} {src}"
+            self.verification = Verification(True, "caller", why)
         if isinstance(src, Path) and src.is_dir():
             return from_tree(src)
         srcdir.mkdir(parents=True, exist_ok=True)
-        pkg = from_dsc(src, srcdir)
+        pkg = from_dsc(src, srcdir, authenticate=self.authenticate)
         for p in [srcdir, *srcdir.iterdir()]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         return pkg
+
+    def source_trust(self) -> SourceTrust:
+        cfg = self.config
+        archive = [Path(k) for k in (cfg.keyring, DEBIAN_ARCHIVE_KEYRING) if k]
+        return SourceTrust(
+            mirrors=[cfg.mirror],
+            suites=[cfg.suite, *cfg.source_suites],
+            components=list(cfg.components),
+            archive_keyrings=list(dict.fromkeys(archive)),
+            source_keyrings=[Path(k) for k in cfg.source_keyrings],
+            cache_dir=self.paths.root,
+            check_valid_until=cfg.check_valid_until,
+        )
+
+    def authenticate(self, dsc: Path, url: str) -> None:
+        """Decide whether the .dsc downloaded from ``url`` may be built (before any of its files is fetched)."""
+        req = self.request
+        if req.expected_dsc_sha256:
+            v = check_sha256(dsc, req.expected_dsc_sha256, url)
+        elif req.trusted_source:
+            v = Verification(True, "caller", req.trusted_source)
+        elif not req.verify_source:
+            v = Verification(False, "none", f"not verified: --no-verify-source was given for {url}")
+        else:
+            v = authenticate_dsc(url, dsc, self.source_trust(), log=lambda m: self.state.note(m, root_log=True))
+        self.verification = v
 
     def source_bind(self) -> Bind:
         assert self.source is not None
@@ -244,20 +280,73 @@ class Build:
             raise BuildFailed(f"dpkg-buildpackage failed: {last[:300]} (see build.log)") from None
 
     def collect(self, result: BuildResult, deps: depcache.DepsEntry) -> None:
-        out = self.builddir / "upper" / "build" / "reproducible-path"
-        files = sorted(p for p in out.iterdir() if p.is_file() and p.name.endswith(RESULT_SUFFIXES))
-        if not any(p.name.endswith((".deb", ".udeb")) for p in files):
-            raise BuildFailed("the build succeeded but produced no .deb (nothing to build for this architecture?)")
-        for p in files:
-            dest = self.request.resultdir / p.name
-            shutil.copyfile(p, dest)
-            digest = hashlib.sha256(dest.read_bytes()).hexdigest()
-            result.files.append(ResultFile(p.name, digest, dest.stat().st_size))
-        tsv = deps.layer / BUILDROOT_LIST.lstrip("/")
-        if tsv.is_file():
-            for line in tsv.read_text().splitlines():
-                name, version, arch = [*line.split("\t"), "", "", ""][:3]
-                result.buildroot.append(BuildrootPackage(name, version, arch))
+        """Copy the results out of the build's upper layer without ever following what the build left.
+
+        Everything below ``upper`` was written by the build: each result must be a regular file with one
+        link, reached without following a symbolic link (see :mod:`debarchive.safeio`). Offenders fail the
+        build, by name, before anything is copied.
+        """
+        offenders: list[str] = []
+        try:
+            out = safeio.open_dir(self.builddir / "upper", OUTPUT_DIR, label="")
+        except FileNotFoundError:
+            out = None
+        except safeio.UnsafeEntry as exc:
+            raise BuildFailed(f"refusing the build's results: {exc}") from None
+        names: list[str] = []
+        try:
+            if out is not None:
+                for name, mode in safeio.entries(out):
+                    if not name.endswith(RESULT_SUFFIXES):
+                        continue
+                    shown = f"/{OUTPUT_DIR}/{name}"
+                    if not _RESULT_NAME.match(name):
+                        offenders.append(f"{shown!r}: not a plain file name")
+                    elif not stat.S_ISREG(mode):
+                        offenders.append(f"{shown}: is {safeio.describe(mode)}")
+                    elif os.stat(name, dir_fd=out, follow_symlinks=False).st_nlink != 1:
+                        offenders.append(f"{shown}: is a hard link")
+                    else:
+                        names.append(name)
+            buildroot = self._buildroot_list(deps, offenders)
+            if offenders:
+                raise BuildFailed(
+                    "the build left entries that are not regular files where results are expected "
+                    f"(nothing was copied): {'; '.join(offenders)}"
+                )
+            if not any(n.endswith((".deb", ".udeb")) for n in names):
+                raise BuildFailed("the build succeeded but produced no .deb (nothing to build for this architecture?)")
+            assert out is not None
+            copied: list[str] = []
+            try:
+                for name in names:
+                    digest, size = safeio.copy_out(out, name, self.request.resultdir, label=f"/{OUTPUT_DIR}/{name}")
+                    copied.append(name)
+                    result.files.append(ResultFile(name, digest, size))
+            except safeio.UnsafeEntry as exc:
+                for name in copied:
+                    (self.request.resultdir / name).unlink(missing_ok=True)
+                result.files.clear()
+                raise BuildFailed(f"refusing the build's results (nothing was kept): {exc}") from None
+            result.buildroot.extend(buildroot)
+        finally:
+            if out is not None:
+                os.close(out)
+
+    def _buildroot_list(self, deps: depcache.DepsEntry, offenders: list[str]) -> list[BuildrootPackage]:
+        """The package list written in the dependency layer (which build-dependencies' scripts could touch)."""
+        try:
+            data = safeio.read_below(deps.layer, BUILDROOT_LIST.lstrip("/"), limit=16 << 20)
+        except FileNotFoundError:
+            return []
+        except safeio.UnsafeEntry as exc:
+            offenders.append(f"the build-dependency root's {BUILDROOT_LIST}: {exc.what}")
+            return []
+        packages = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            name, version, arch = [*line.split("\t"), "", "", ""][:3]
+            packages.append(BuildrootPackage(name, version, arch))
+        return packages
 
     def keep_failed_root(self, cache: rootcache.RootCache, deps: depcache.DepsEntry | None) -> None:
         failed = self.paths.failed(self.config.name)
@@ -267,6 +356,17 @@ class Build:
         upper = "upper" if (self.builddir / "upper").is_dir() else "deps"
         (self.builddir / "meta.json").write_text(json.dumps({"lower": lower, "upper": upper, "time": time.time()}))
         self.builddir.rename(failed)
+
+
+def _record_verification(build: Build, result: BuildResult, state: StateLog) -> None:
+    v = build.verification
+    if v is None:
+        return
+    result.source_verified, result.source_trust, result.source_verification = v.verified, v.trust, v.how
+    if v.verified:
+        state.note(f"source: trusted ({v.trust}): {v.how}", root_log=True)
+    else:
+        state.note(f"source: NOT VERIFIED: {v.how}", root_log=True)
 
 
 def _remove_abandoned_builds(paths: CachePaths, config: str, keep: Path) -> None:
@@ -322,7 +422,10 @@ def run_build(request: BuildRequest) -> BuildResult:
         _remove_abandoned_builds(paths, config.name, keep=builddir)
         build = Build(request, config, paths, state, builddir)
         with state.phase("source"):
-            build.source = build.fetch_source()
+            try:
+                build.source = build.fetch_source()
+            finally:
+                _record_verification(build, result, state)
         result.source = {"name": build.source.name, "version": build.source.version}
         state.note(f"building {build.source.name} {build.source.version} for {config.arch} in {config.name}")
         with state.phase("root-cache"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +35,9 @@ class BuildSource:
         return "/deb-mock/src" if self.is_tree else f"/deb-mock/src/{self.path.name}"
 
 
-def from_dsc(ref: str | Path, dest: Path) -> BuildSource:
+def from_dsc(ref: str | Path, dest: Path, authenticate: Callable[[Path, str], None] | None = None) -> BuildSource:
     try:
-        pkg = fetch(ref, dest)
+        pkg = fetch(ref, dest, authenticate=authenticate)
     except SourceFetchError as exc:
         if exc.network:
             raise InfraError(str(exc)) from None

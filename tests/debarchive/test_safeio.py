@@ -1,0 +1,59 @@
+"""debarchive.safeio: reading what untrusted code left without following it anywhere (real files, no mocks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from debarchive import safeio
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    host = tmp_path / "host-secret"
+    host.write_text("SECRET\n")
+    t = tmp_path / "tree"
+    (t / "out").mkdir(parents=True)
+    (t / "out" / "good.deb").write_bytes(b"payload")
+    (t / "out" / "link.deb").symlink_to(host)
+    os.mkfifo(t / "out" / "fifo.deb")
+    (t / "out" / "own").write_text("x")
+    os.link(t / "out" / "own", t / "out" / "hard.deb")
+    (t / "linkdir").symlink_to(tmp_path)
+    return t
+
+
+def test_regular_files_are_read_and_copied(tree: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "good.deb").symlink_to(tmp_path / "host-secret")  # a link at the destination is replaced
+    with safeio.opened_dir(tree, "out") as d:
+        assert safeio.read_bytes(d, "good.deb") == b"payload"
+        digest, size = safeio.copy_out(d, "good.deb", dest)
+    assert size == 7 and not (dest / "good.deb").is_symlink()
+    assert (dest / "good.deb").read_bytes() == b"payload"
+    assert (tmp_path / "host-secret").read_text() == "SECRET\n"
+    assert safeio.read_below(tree, "out/good.deb") == b"payload"
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [("link.deb", "a symbolic link"), ("fifo.deb", "a FIFO"), ("hard.deb", "2 hard links"), ("..", "plain")],
+)
+def test_links_fifos_and_hard_links_are_refused_without_blocking(tree: Path, name: str, what: str) -> None:
+    with safeio.opened_dir(tree, "out") as d, pytest.raises(safeio.UnsafeEntry) as err:
+        safeio.open_regular(d, name)
+    assert what in str(err.value)
+
+
+def test_a_linked_directory_on_the_way_is_refused(tree: Path) -> None:
+    with pytest.raises(safeio.UnsafeEntry, match="linkdir: is a symbolic link"):
+        safeio.open_dir(tree, "linkdir/tree/out")
+    with pytest.raises(safeio.UnsafeEntry, match="symbolic link"):
+        safeio.read_below(tree, "linkdir/host-secret")
+    with pytest.raises(ValueError, match=r"'\.\.'"):
+        safeio.read_below(tree, "out/../out/good.deb")
+    with safeio.opened_dir(tree, "out") as d:
+        assert [n for n, _ in safeio.entries(d)] == sorted(os.listdir(tree / "out"))
