@@ -31,6 +31,10 @@ def test_hello_builds_from_the_mirror(hello) -> None:  # type: ignore[no-untyped
     assert res["state"] == "success" and res["exit_code"] == 0
     assert res["source"] == {"name": "hello", "version": "2.10-3"}
     assert res["arch"] == "amd64"
+    # authenticated: hello 2.10-3 lives only in bookworm's signed index (searched after trixie's, the config's)
+    assert res["source_verified"] is True and res["source_trust"] == "archive"
+    assert "bookworm main" in res["source_verification"]
+    assert "source: trusted (archive)" in hello.log("root.log")
     names = {f["name"] for f in res["files"]}
     assert {"hello_2.10-3_amd64.deb", "hello_2.10-3_amd64.changes", "hello_2.10-3_amd64.buildinfo"} <= names
     for f in res["files"]:

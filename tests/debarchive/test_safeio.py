@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def test_regular_files_are_read_and_copied(tree: Path, tmp_path: Path) -> None:
     with safeio.opened_dir(tree, "out") as d:
         assert safeio.read_bytes(d, "good.deb") == b"payload"
         digest, size = safeio.copy_out(d, "good.deb", dest)
+    assert digest == hashlib.sha256(b"payload").hexdigest()
     assert size == 7 and not (dest / "good.deb").is_symlink()
     assert (dest / "good.deb").read_bytes() == b"payload"
     assert (tmp_path / "host-secret").read_text() == "SECRET\n"
