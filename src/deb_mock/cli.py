@@ -95,8 +95,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    """SIGINT or SIGTERM: stop the work (KeyboardInterrupt unwinds it: children killed and reaped, the
+    throw-away root removed, result.json written with exit 130). Later signals wait for that cleanup."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) is _interrupt:
+            signal.signal(sig, _already_stopping)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _already_stopping(signum: int, _frame: FrameType | None) -> None:
+    print(f"deb-mock: {signal.Signals(signum).name} again: already stopping, cleaning up", file=sys.stderr)
+
+
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT inherited as ignored (a background job of a non-interactive shell) stays ignored, as is the rule
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def _summary(progress: Progress, result: BuildResult) -> None:
@@ -213,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) == []:
             parser().error(f"--{flag} needs at least one source package")
     progress = Progress(-1 if args.quiet else args.verbose)
-    signal.signal(signal.SIGTERM, _interrupt)
+    _install_signal_handlers()
     try:
         if args.list_configs:
             for name, path in configmod.list_configs(args.configdir).items():
@@ -253,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     except IdMapError as exc:
         print(f"deb-mock: error: {exc}", file=sys.stderr)
         return int(ExitCode.INFRA_ERROR)
-    except KeyboardInterrupt:
-        print("deb-mock: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"deb-mock: interrupted ({exc or 'SIGINT'})", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
 
 

@@ -449,8 +449,10 @@ def run_build(request: BuildRequest) -> BuildResult:
         result.missing = [MissingDependency(rel, pkgs) for rel, pkgs in exc.missing]
     except DebMockError as exc:
         result.state, result.exit_code, result.error = exc.state, int(exc.exit_code), str(exc)  # type: ignore[assignment]
-    except (CommandCancelled, KeyboardInterrupt):
-        result.state, result.exit_code, result.error = "error", int(Interrupted.exit_code), "interrupted"
+    except (CommandCancelled, KeyboardInterrupt) as exc:
+        why = "canceled" if isinstance(exc, CommandCancelled) else (str(exc) or "SIGINT")
+        state.note(f"interrupted ({why}): stopping the build, removing its root", root_log=True)
+        result.state, result.exit_code, result.error = "error", int(Interrupted.exit_code), f"interrupted ({why})"
     except IdMapError as exc:
         result.state, result.exit_code, result.error = "error", int(ExitCode.INFRA_ERROR), str(exc)
     except OSError as exc:
