@@ -113,4 +113,12 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         f"\tmv /build/reproducible-path /build/moved-away\n\tln -s {hostdir} /build/reproducible-path\n"
     )
     out["swapdir"] = make_source(d, "dm-swapdir", "1.0", rules=swap)
+    # a build-dependency whose postinst (ns-root in the dependency sandbox) turns the directory of deb-mock's
+    # package list into a link to a host path, where the host has a file of its own
+    host_lists = d / "host-var-lib"
+    host_lists.mkdir()
+    (host_lists / "buildroot.tsv").write_text("HOST-SECRET-NOT-FOR-RESULTS\t1\tamd64\n")
+    postinst = f"#!/bin/sh\nset -e\nmkdir -p {host_lists}\nln -s {host_lists} /var/lib/deb-mock\n"
+    out["evil-dep"] = make_source(d, "dm-evil-dep", "1.0", files={"debian/dm-evil-dep.postinst": postinst})
+    out["evil-user"] = make_source(d, "dm-evil-user", "1.0", build_depends="debhelper-compat (= 13), dm-evil-dep")
     return out

@@ -7,6 +7,7 @@ or copied, that the build fails with the offenders named, and that no result is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,17 @@ def test_a_result_directory_replaced_by_a_link_is_not_followed(deb_mock, sources
     assert res["files"] == []
     assert not _leaked(run.resultdir)
     assert not (run.resultdir / "stolen_1.0_all.deb").exists()
+
+
+def test_a_build_dependency_linking_the_package_list_out_is_refused(deb_mock, sources) -> None:  # type: ignore[no-untyped-def]
+    """The buildroot listing is read from the dependency layer, which build-dependencies' scripts wrote."""
+    run = deb_mock("--chain", str(sources["evil-dep"]), str(sources["evil-user"]))
+    assert run.rc == 5, run.out
+    summary = json.loads((run.resultdir / "result.json").read_text())
+    assert [b["state"] for b in summary["builds"]] == ["success", "failed"], summary
+    user_dir = run.resultdir / summary["builds"][1]["resultdir"]
+    res = json.loads((user_dir / "result.json").read_text())
+    assert "/var/lib/deb-mock/buildroot.tsv" in res["error"] and "symbolic link" in res["error"], res["error"]
+    assert SECRET not in (user_dir / "result.json").read_text()
+    assert res["buildroot"] == [] and res["files"] == []
+    assert not _leaked(user_dir)
