@@ -2,12 +2,18 @@
 
 Creates user, mount, pid, ipc, uts (and optionally network) namespaces, maps ids as
 :mod:`debsandbox.idmap` says, assembles the root (an overlay of read-only layers under a writable upper
-directory, or a plain directory), mounts /proc, a minimal /dev and the requested bind mounts, chroots,
-drops to the requested user and runs the command. Python stays as PID 1 of the new PID namespace to reap
-zombies and forward signals; when it exits, the kernel kills everything left in the namespace, and every
-mount disappears with the mount namespace. Nothing here runs as real root on the host.
+directory, or a plain directory; mounted nosuid,nodev), mounts /proc, a minimal /dev and the requested bind
+mounts, then ``pivot_root``s into it and detaches the old root, so no path leads back to the host's file
+system (``chroot`` alone can be undone by a root process: chroot a subdirectory, walk up, chroot there).
+Host directories are reached through O_PATH descriptors that are closed before anything runs in the
+sandbox; lower layers are bound read-only first (and for real root, made read-only before entering the
+user namespace, so the flag is locked). The command runs as the requested user with a reduced capability
+set, no_new_privs and a seccomp filter (:mod:`debsandbox.confine`). Python stays as PID 1 of the new PID
+namespace to reap zombies and forward signals, non-dumpable so that nothing in the sandbox can open its
+/proc entries; when it exits, the kernel kills everything left in the namespace, and every mount
+disappears with the mount namespace. Nothing here runs as real root on the host.
 
-Kept free of imports that could be needed lazily after ``chroot``.
+Kept free of imports that could be needed lazily after ``pivot_root``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import errno
 import fcntl
 import json
 import os
+import platform
 import signal
 import socket
 import stat
@@ -25,6 +32,8 @@ import struct
 import subprocess
 import sys
 from typing import Any
+
+from debsandbox import confine
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -37,10 +46,16 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 16384
+MS_RELATIME = 1 << 21
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -64,6 +79,24 @@ def _mount(src: str, target: str, fstype: str | None, flags: int = 0, data: str 
         src.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode() if data else None
     )
     _check(ret, f"mount {fstype or 'bind'} {src} on {target}")
+
+
+def _remount(target: str, flags: int) -> None:
+    """Add ``flags`` to a bind mount, keeping the flags it has (a user namespace may not drop locked ones)."""
+    have = os.statvfs(target).f_flag  # ST_* values equal the MS_* ones for these
+    keep = have & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME)
+    _mount("none", target, None, MS_BIND | MS_REMOUNT | keep | flags)
+
+
+def _pivot_root(newroot: str) -> None:
+    """Make ``newroot`` the root of this mount namespace and detach the old root entirely."""
+    nr = SYS_PIVOT_ROOT.get(platform.machine())
+    if nr is None:
+        raise SandboxSetupError(f"pivot_root: unknown syscall number on {platform.machine()}")
+    os.chdir(newroot)
+    _check(_libc.syscall(nr, b".", b"."), f"pivot_root {newroot}")
+    _check(_libc.umount2(b".", MNT_DETACH), "detaching the old root")
+    os.chdir("/")
 
 
 def _pdeathsig() -> None:
@@ -114,6 +147,7 @@ def _setup_dev(root: str) -> None:
     for name in ("null", "zero", "full", "random", "urandom", "tty"):
         _touch(f"{dev}/{name}")
         _mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+        _remount(f"{dev}/{name}", MS_NOSUID | MS_NOEXEC)
     _mkdirs(dev + "/pts")
     _mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     os.symlink("pts/ptmx", dev + "/ptmx")
@@ -135,8 +169,7 @@ def _bind(src: str, dst: str, ro: bool) -> None:
         _mkdirs(os.path.dirname(dst))
         _touch(dst)
     _mount(src, dst, None, MS_BIND | MS_REC)
-    if ro:
-        _mount("none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+    _remount(dst, MS_NOSUID | MS_NODEV | (MS_RDONLY if ro else 0))
 
 
 MERGED = "/tmp/root"
@@ -147,12 +180,17 @@ def _stage_host_paths(spec: dict[str, Any]) -> None:
     reachable for ns-root.
 
     ns-root cannot traverse directories it does not own (``/root`` when the cache lives in root's home,
-    pytest's 0700 temporary directories). So each path is bind-mounted, in a private mount namespace, onto
-    a fresh tmpfs at ``/tmp`` that anyone can traverse; the user namespace's mount namespace inherits them.
+    pytest's 0700 temporary directories, deb-mock's 0700 cache). So each path is bind-mounted, in a private
+    mount namespace, onto a fresh tmpfs at ``/tmp`` that anyone can traverse; the user namespace's mount
+    namespace inherits them.
+    Paths named in ``ro_paths`` (overlay lower layers, read-only binds) are made read-only here, by real
+    root: the flag is then locked for every mount namespace made in the user namespace, so not even ns-root
+    holding CAP_SYS_ADMIN there could remount them writable.
     """
     _unshare(CLONE_NEWNS)
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    fds = {name: os.open(path, os.O_PATH) for name, path in spec.get("paths", {}).items()}
+    fds = {name: os.open(path, os.O_PATH | os.O_CLOEXEC) for name, path in spec.get("paths", {}).items()}
+    readonly = set(spec.get("ro_paths", []))
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
     for i, (name, fd) in enumerate(fds.items()):
         target = f"/tmp/{i}"
@@ -162,16 +200,22 @@ def _stage_host_paths(spec: dict[str, Any]) -> None:
             _touch(target)
         _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
         os.close(fd)
+        if name in readonly:
+            _remount(target, MS_RDONLY | MS_NOSUID | MS_NODEV)
         spec["paths"][name] = target
 
 
-def _open_paths(spec: dict[str, Any]) -> None:
+def _open_paths(spec: dict[str, Any], inheritable: bool) -> list[int]:
     """Open the sandbox's host paths in the current mount namespace; ``@name@`` in the spec becomes
-    ``/proc/self/fd/N``, which stays valid when ``/tmp`` is covered and needs no traversal."""
+    ``/proc/self/fd/N``, which stays valid when ``/tmp`` is covered and needs no traversal. Returns the
+    descriptors: with a root of its own they must all be closed before anything runs in the sandbox."""
     links: dict[str, str] = {}
+    fds = []
     for name, path in spec.get("paths", {}).items():
-        fd = os.open(path, os.O_PATH)
-        os.set_inheritable(fd, True)  # the command itself may use the link (root=None mode)
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fds.append(fd)
+        if inheritable:
+            os.set_inheritable(fd, True)  # root=None mode: the command on the host fs uses the link
         links[f"@{name}@"] = f"/proc/self/fd/{fd}"
 
     def sub(value: Any) -> Any:
@@ -186,13 +230,14 @@ def _open_paths(spec: dict[str, Any]) -> None:
         return value
 
     spec.update(sub({k: v for k, v in spec.items() if k != "paths"}))
+    return fds
 
 
 def _assemble(spec: dict[str, Any]) -> str | None:
-    """Mount the sandbox's filesystem; return the directory to chroot into (None: stay on the host fs)."""
+    """Mount the sandbox's filesystem; return the directory to pivot into (None: stay on the host fs)."""
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    _open_paths(spec)
-    root = spec.get("root")
+    fds = _open_paths(spec, inheritable=spec.get("root") is None)
+    root = spec.get("root")  # with its @name@ tokens replaced
     if root is None:
         for b in spec.get("binds", []):
             _bind(b["src"], b["dst"], b.get("ro", False))
@@ -202,10 +247,18 @@ def _assemble(spec: dict[str, Any]) -> str | None:
     merged = MERGED
     os.mkdir(merged)
     if root.get("lower"):
-        opts = f"lowerdir={':'.join(root['lower'])},upperdir={root['upper']},workdir={root['work']},userxattr"
-        _mount("overlay", merged, "overlay", 0, opts)
+        lowers = []
+        for i, layer in enumerate(root["lower"]):
+            # each lower layer read-only on its own mount before overlayfs takes it (defence in depth)
+            lowers.append(f"/tmp/lower{i}")
+            os.mkdir(lowers[-1])
+            _mount(layer, lowers[-1], None, MS_BIND)
+            _remount(lowers[-1], MS_RDONLY | MS_NOSUID | MS_NODEV)
+        opts = f"lowerdir={':'.join(lowers)},upperdir={root['upper']},workdir={root['work']},userxattr"
+        _mount("overlay", merged, "overlay", MS_NOSUID | MS_NODEV, opts)
     else:
         _mount(root["dir"], merged, None, MS_BIND | MS_REC)
+        _remount(merged, MS_NOSUID | MS_NODEV)
     if spec.get("proc", True):
         _mkdirs(merged + "/proc")
         _mount("proc", merged + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -216,18 +269,40 @@ def _assemble(spec: dict[str, Any]) -> str | None:
     for t in spec.get("tmpfs", []):
         _mkdirs(merged + t)
         _mount("tmpfs", merged + t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for fd in fds:  # every mount that needed a host path is made: no descriptor of one may survive
+        os.close(fd)
     return merged
+
+
+def _confine(spec: dict[str, Any], uid: int) -> None:
+    """In the command's process, still ns-root (before setuid): keep only the capabilities it may have.
+    ns-root keeps a root container's usual set; any other user keeps nothing, bounding set included."""
+    keep = confine.cap_mask(list(confine.ROOT_CAPS) + list(spec.get("cap_add", []))) if uid == 0 else 0
+    confine.drop_capabilities(keep, changing_uid=uid != 0)
+
+
+def _seal(spec: dict[str, Any]) -> None:
+    """Last step before exec: no_new_privs, the seccomp filter, and (with a root of its own) no descriptor
+    but stdin/stdout/stderr."""
+    confine.no_new_privs()
+    cap_add = {c.upper().removeprefix("CAP_") for c in spec.get("cap_add", [])}
+    confine.install_seccomp(deny_mount="SYS_ADMIN" not in cap_add, deny_userns=not spec.get("nested_userns", False))
+    if spec.get("root") is not None:
+        os.closerange(3, 1 << 16)
 
 
 def _run_init(spec: dict[str, Any]) -> int:
     """PID 1: set up the filesystem, start the command as the requested user, reap until it ends."""
+    # nothing in the sandbox may open this process's /proc entries (fds, root, memory), though it runs
+    # as the same ns-root: a non-dumpable process needs CAP_SYS_PTRACE in the initial namespace for that
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
     newroot = _assemble(spec)
     if not spec.get("network", False):
         _lo_up()
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
     if newroot is not None:
-        os.chroot(newroot)
+        _pivot_root(newroot)
     os.chdir(spec.get("cwd", "/"))
     env = spec.get("env") or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     uid, gid = int(spec.get("uid", 0)), int(spec.get("gid", 0))
@@ -237,13 +312,18 @@ def _run_init(spec: dict[str, Any]) -> int:
             os.setsid()
             os.setgroups([int(g) for g in spec.get("groups", [])])
             os.setresgid(gid, gid, gid)
+            _confine(spec, uid)
             os.setresuid(uid, uid, uid)
             if spec.get("umask") is not None:
                 os.umask(int(spec["umask"]))
+            _seal(spec)
             os.execvpe(spec["argv"][0], spec["argv"], env)
         except OSError as exc:
             sys.stderr.write(f"deb-sandbox: cannot run {spec['argv'][0]}: {exc.strerror}\n")
             os._exit(127)
+        except confine.ConfineError as exc:
+            sys.stderr.write(f"deb-sandbox: cannot confine the command: {exc}\n")
+            os._exit(4)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, _f: os.kill(pid, signal.SIGKILL if s == signal.SIGTERM else s))
     code = 1

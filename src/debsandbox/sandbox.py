@@ -60,13 +60,20 @@ class Sandbox:
     env: dict[str, str] = field(default_factory=dict)
     hostname: str = "deb-mock"
     umask: int | None = 0o022
+    # capabilities ns-root keeps beyond a root container's usual set (e.g. "SYS_ADMIN" to mount)
+    cap_add: tuple[str, ...] = ()
+    # let the command make user namespaces of its own (refused by default: a large kernel attack surface)
+    nested_userns: bool = False
 
     def spec(self, argv: Sequence[str], ids: idmap.IdMap, paths: Mapping[str, Path] | None = None) -> dict[str, Any]:
         """The launcher's specification. Host paths are passed as ``@name@`` tokens (see nsexec)."""
         opened: dict[str, str] = {k: str(v) for k, v in (paths or {}).items()}
+        readonly: list[str] = []
 
-        def token(name: str, path: Path) -> str:
+        def token(name: str, path: Path, ro: bool = False) -> str:
             opened[name] = str(path)
+            if ro:
+                readonly.append(name)
             return f"@{name}@"
 
         root: dict[str, Any] | None
@@ -75,7 +82,7 @@ class Sandbox:
                 raise ValueError("overlay upper and work directories must be siblings (one mount)")
             parent = token("overlay", self.root.upper.parent)
             root = {
-                "lower": [token(f"lower{i}", p) for i, p in enumerate(self.root.lower)],
+                "lower": [token(f"lower{i}", p, ro=True) for i, p in enumerate(self.root.lower)],
                 "upper": f"{parent}/{self.root.upper.name}",
                 "work": f"{parent}/{self.root.work.name}",
             }
@@ -83,7 +90,7 @@ class Sandbox:
             root = {"dir": token("rootdir", self.root.dir)}
         else:
             root = None
-        binds = [{"src": token(f"bind{i}", b.src), "dst": b.dst, "ro": b.ro} for i, b in enumerate(self.binds)]
+        binds = [{"src": token(f"bind{i}", b.src, b.ro), "dst": b.dst, "ro": b.ro} for i, b in enumerate(self.binds)]
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
         env.update(self.env)
         return {
@@ -93,6 +100,7 @@ class Sandbox:
             },
             "root": root,
             "paths": opened,
+            "ro_paths": readonly,
             "binds": binds,
             "tmpfs": list(self.tmpfs),
             "network": self.network,
@@ -103,6 +111,8 @@ class Sandbox:
             "env": env,
             "hostname": self.hostname,
             "umask": self.umask,
+            "cap_add": list(self.cap_add),
+            "nested_userns": self.nested_userns,
             "argv": list(argv),
         }
 

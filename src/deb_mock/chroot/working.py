@@ -12,11 +12,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from deb_mock.session.sandboxes import network_binds
 from deb_mock.chroot import rootcache
 from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig
 from deb_mock.errors import BadInput
+from deb_mock.session.sandboxes import network_binds
 from debsandbox import idmap
 from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, launcher_argv, launcher_env, owned_dir, remove_tree
 
