@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 BUILTIN_DIR = Path(__file__).parent / "configs"
 SYSTEM_DIR = Path("/etc/deb-mock")
-ROOT_CACHE_FORMAT = 2  # bump when the way a root cache is made changes
+ROOT_CACHE_FORMAT = 3  # bump when the way a root cache is made or protected changes (3: sandbox hardening)
 
 
 class ConfigError(ValueError):

@@ -9,6 +9,10 @@ CACHE/failed/<config>/                                   the root of the last fa
 CACHE/chroots/<config>/                                  the persistent working chroot (--init/--shell)
 CACHE/locks/                                             flock files (removed when free)
 ```
+
+Run by root, ``CACHE`` itself is root's and 0700: the trees under it are owned by the sandbox's mapped ids
+(the overlay shows them with their real owners), so no host path may lead a mapped id to them. Sandboxes
+reach their layers only through bind mounts that real root makes for them (see :mod:`debsandbox.nsexec`).
 """
 
 from __future__ import annotations
@@ -50,3 +54,13 @@ class CachePaths:
 
     def lock(self, name: str) -> Path:
         return self.root / "locks" / f"{name}.lock"
+
+    def secure(self) -> None:
+        """Create the cache directory; run by root, make it root's and 0700 (also when it exists already)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            st = self.root.stat()
+            if st.st_uid != 0 or st.st_gid != 0:
+                os.chown(self.root, 0, 0)
+            if st.st_mode & 0o777 != 0o700:
+                self.root.chmod(0o700)

@@ -131,7 +131,7 @@ def _bootstrap(config: MockConfig, base: Path, log: Path, on_phase: Callable[[st
     sde = mirror_date(config)
     gen = f"gen-{int(time.time() * 1000)}"
     staging = base / f".{gen}.tmp-{os.getpid()}"
-    owned_dir(base)
+    base.mkdir(parents=True, exist_ok=True)  # the host's, not ns-root's: only the tree under root/ is
     try:
         staging.mkdir(parents=True)
         tarball = staging / "root.tar"
@@ -229,6 +229,7 @@ def ensure(
     on_phase: Callable[[str], None] | None = None,
 ) -> RootCache:
     """Return a usable root cache for ``config``, bootstrapping it if missing, stale or ``update``."""
+    paths.secure()
     base = paths.root_cache(config.name, config.root_cache_key())
     existing = _load(config, base)
     max_age = config.root_cache_max_age_days * 86400
