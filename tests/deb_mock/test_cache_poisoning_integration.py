@@ -109,12 +109,17 @@ def test_hostile_postinst_cannot_poison_other_sets_or_escape(  # type: ignore[no
     before = [manifest(layer) for layer in layers]
 
     postinst = POSTINST.replace("@CACHE@", str(mock_cache)).replace("@HOSTDIR@", str(host_dir))
-    evil = make_source(tmp_path, "dm-evil", "1.0", files={"debian/dm-evil.postinst": postinst})
+    # a version of its own per run: the set that holds it is never a cache hit, so the postinst runs
+    version = f"1.0+t{uuid.uuid4().hex[:8]}"
+    evil = make_source(tmp_path, "dm-evil", version, files={"debian/dm-evil.postinst": postinst})
     victim = make_source(tmp_path, "dm-victim", "1.0", build_depends="debhelper-compat (= 13), dm-evil")
     run = deb_mock("--chain", str(evil), str(victim))
     assert run.rc == 0, run.out
     summary = json.loads((run.resultdir / "result.json").read_text())
-    root_log = (run.resultdir / summary["builds"][1]["resultdir"] / "root.log").read_text()
+    victim_dir = run.resultdir / summary["builds"][1]["resultdir"]
+    root_log = (victim_dir / "root.log").read_text()
+    victim_key = re.search(r"build-dependency set: .* key ([0-9a-f]+)", (victim_dir / "state.log").read_text())
+    assert victim_key and f"dm-evil={version}" in root_log
     assert "DM-EVIL: attack finished" in root_log, root_log[-3000:]  # the attack really ran, as ns-root
     assert "POISONED" not in root_log and "VISIBLE" not in root_log, root_log[-3000:]
     assert "HOST-SECRET-MARKER" not in root_log and "WROTE HOST" not in root_log, root_log[-3000:]
@@ -127,3 +132,5 @@ def test_hostile_postinst_cannot_poison_other_sets_or_escape(  # type: ignore[no
     again = deb_mock("--rebuild", str(sources["simple"]))
     assert again.rc == 0 and f"key {key.group(1)}" in again.log("state.log")
     assert "build-dependency cache: hit" in again.log("state.log")
+    # the hostile set is of no use to anyone else: leave the shared test cache as it was
+    shutil.rmtree(mock_cache / "deps-cache" / victim_key.group(1))
