@@ -12,6 +12,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from deb_bootc_compose.intree import Tree
+
 TOPLEVEL_LINKS = {
     "home": "var/home",
     "root": "var/roothome",
@@ -37,97 +39,112 @@ class Problem:
 
 
 def check(tree: Path, *, container_form: bool = True, scan_special_files: bool = True) -> list[Problem]:
-    """Every broken rule in ``tree`` (an empty list when the tree is fine)."""
+    """Every broken rule in ``tree`` (an empty list when the tree is fine).
+
+    The tree is read the way the image would see it: links resolve inside it, never on the host."""
+    if not tree.is_dir():
+        return [Problem("etc-location", "", f"{tree} is not a directory")]
+    with Tree(tree) as t:
+        return _check(t, container_form=container_form, scan_special_files=scan_special_files)
+
+
+def _check(t: Tree, *, container_form: bool, scan_special_files: bool) -> list[Problem]:
     p: list[Problem] = []
-    t = tree
 
     def add(rule: str, path: str, message: str) -> None:
         p.append(Problem(rule, path, message))
 
+    def text(rel: str) -> str:
+        try:
+            return t.read_text(rel, errors="replace", limit=16 << 20)
+        except OSError:
+            return ""
+
     etc = "etc" if container_form else "usr/etc"
     other_etc = "usr/etc" if container_form else "etc"
     # /etc location
-    if not (t / etc).is_dir() or (t / etc).is_symlink():
+    if not t.is_real_dir(etc):
         add("etc-location", etc, f"missing: the {'container' if container_form else 'OSTree'} form keeps /etc here")
-    if (t / other_etc).exists() or (t / other_etc).is_symlink():
+    if t.lexists(other_etc):
         add("etc-location", other_etc, f"must not exist in the {'container' if container_form else 'OSTree'} form")
 
     # kernel and initramfs
-    modules = t / "usr/lib/modules"
-    kdirs = sorted(d for d in modules.iterdir() if d.is_dir()) if modules.is_dir() else []
-    kernels = [d for d in kdirs if (d / "vmlinuz").is_file()]
+    modules = "usr/lib/modules"
+    kdirs = [f"{modules}/{d}" for d in t.listdir(modules) if t.is_dir(f"{modules}/{d}")] if t.is_dir(modules) else []
+    kernels = [d for d in kdirs if t.is_file(f"{d}/vmlinuz")]
     if not kernels:
         add("kernel", "usr/lib/modules", "no usr/lib/modules/$kver/vmlinuz: the image has no bootable kernel")
     elif len(kernels) > 1:
-        add("kernel", "usr/lib/modules", f"several kernels: {', '.join(d.name for d in kernels)}")
+        add("kernel", "usr/lib/modules", f"several kernels: {', '.join(d.rsplit('/', 1)[1] for d in kernels)}")
     for d in kernels:
-        rel = os.path.relpath(d, t)
-        if not (d / "initramfs.img").is_file() or (d / "initramfs.img").stat().st_size == 0:
-            add("initramfs", f"{rel}/initramfs.img", "missing or empty: build it with dracut --add ostree")
-    boot = t / "boot"
-    if boot.is_dir() and any(boot.iterdir()):
-        held = ", ".join(sorted(c.name for c in boot.iterdir())[:5])
-        add("boot-empty", "boot", f"must be empty in the image, holds {held}")
-    for name in sorted(os.listdir(t)) if t.is_dir() else []:
+        st = t.stat(f"{d}/initramfs.img")
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            add("initramfs", f"{d}/initramfs.img", "missing or empty: build it with dracut --add ostree")
+    boot = t.listdir("boot") if t.is_dir("boot") else []
+    if boot:
+        add("boot-empty", "boot", f"must be empty in the image, holds {', '.join(boot[:5])}")
+    for name in t.listdir(""):
         if name.startswith(("vmlinuz", "initrd.img")):
             add("boot-links", name, "kernel/initrd symlinks at / belong to /boot-based systems: remove them")
 
     # machine-id
-    mid = t / etc / "machine-id"
-    if not mid.is_file():
+    mid = t.stat(f"{etc}/machine-id")
+    if mid is None or not stat.S_ISREG(mid.st_mode):
         add("machine-id", f"{etc}/machine-id", "missing: it must exist and be empty (systemd fills it at first boot)")
-    elif mid.stat().st_size != 0:
+    elif mid.st_size != 0:
         add("machine-id", f"{etc}/machine-id", "not empty: every machine booted from the image would share one ID")
 
     # dpkg database
-    if not (t / DPKG_DB / "status").is_file():
+    if not t.is_file(f"{DPKG_DB}/status"):
         add("dpkg-db", f"{DPKG_DB}/status", "missing: the dpkg database belongs under /usr/lib/sysimage/dpkg")
-    link = t / "var/lib/dpkg"
-    if not link.is_symlink() or os.path.normpath(os.path.join("var/lib", os.readlink(link))) != DPKG_DB:
+    link = "var/lib/dpkg"
+    if not t.is_symlink(link) or os.path.normpath(os.path.join("var/lib", t.readlink(link))) != DPKG_DB:
         add("dpkg-link", "var/lib/dpkg", f"must be a symlink to ../../{DPKG_DB} (dpkg -l in a container needs it)")
-    tmpfiles_dir = t / "usr/lib/tmpfiles.d"
+    tmpfiles_dir = "usr/lib/tmpfiles.d"
     tmpfiles = ""
-    if tmpfiles_dir.is_dir():
-        tmpfiles = "\n".join(f.read_text(errors="replace") for f in sorted(tmpfiles_dir.glob("*.conf")) if f.is_file())
+    if t.is_dir(tmpfiles_dir):
+        tmpfiles = "\n".join(text(f"{tmpfiles_dir}/{f}") for f in t.listdir(tmpfiles_dir)
+                             if f.endswith(".conf") and t.is_file(f"{tmpfiles_dir}/{f}"))
     if not any(line.split()[:2] in (["L+", "/var/lib/dpkg"], ["L", "/var/lib/dpkg"])
                for line in tmpfiles.splitlines() if line.strip()):
         add("dpkg-link", "usr/lib/tmpfiles.d", "no tmpfiles.d 'L+ /var/lib/dpkg' entry: a booted system lacks the link")
-    if (t / "var/cache/debconf").is_dir() and not (t / "var/cache/debconf").is_symlink():
+    if t.is_real_dir("var/cache/debconf"):
         add("var-empty", "var/cache/debconf", "the debconf database belongs under /usr/lib/sysimage/debconf")
 
-    # /var empty except the dpkg link
-    var = t / "var"
-    if var.is_dir():
+    # /var empty except the dpkg link (walked on the tree's own /var, links never followed)
+    if t.is_dir("var"):
+        var = t.host_path("var")
         for root, dirs, files in os.walk(var):
             for name in [*dirs, *files]:
-                rel = os.path.relpath(os.path.join(root, name), t)
+                rel = os.path.normpath(os.path.join("var", os.path.relpath(os.path.join(root, name), var)))
                 if rel not in VAR_ALLOWED:
                     add("var-empty", rel, "OSTree ships /var empty: make it a tmpfiles.d entry")
-            dirs[:] = [d for d in dirs if os.path.relpath(os.path.join(root, d), t) in VAR_ALLOWED]
+            dirs[:] = [d for d in dirs
+                       if os.path.normpath(os.path.join("var", os.path.relpath(os.path.join(root, d), var)))
+                       in VAR_ALLOWED]
 
     # toplevel symlinks
     for name, target in TOPLEVEL_LINKS.items():
-        q = t / name
-        if not q.is_symlink() or os.readlink(q) != target:
-            have = f"a symlink to {os.readlink(q)}" if q.is_symlink() else ("a directory" if q.is_dir() else "missing")
+        if not t.is_symlink(name) or t.readlink(name) != target:
+            have = f"a symlink to {t.readlink(name)}" if t.is_symlink(name) else (
+                "a directory" if t.is_dir(name) else "missing")
             add("toplevel-links", name, f"must be a symlink to {target} (is {have})")
-    if not (t / "sysroot").is_dir() or (t / "sysroot").is_symlink():
+    if not t.is_real_dir("sysroot"):
         add("toplevel-links", "sysroot", "must be an empty directory (the deployment mounts the physical root there)")
 
     # prepare-root.conf
-    if not (t / "usr/lib/ostree/prepare-root.conf").is_file():
+    if not t.is_file("usr/lib/ostree/prepare-root.conf"):
         add("prepare-root", "usr/lib/ostree/prepare-root.conf", "missing: ostree-prepare-root needs it (before dracut)")
 
     # no SSH host keys
-    ssh = t / etc / "ssh"
-    if ssh.is_dir():
-        for k in sorted(ssh.glob("ssh_host_*")):
-            add("ssh-host-keys", os.path.relpath(k, t), "SSH host keys must be made at first boot, not shipped")
+    if t.is_dir(f"{etc}/ssh"):
+        for k in t.listdir(f"{etc}/ssh"):
+            if k.startswith("ssh_host_"):
+                add("ssh-host-keys", f"{etc}/ssh/{k}", "SSH host keys must be made at first boot, not shipped")
 
     # root locked
-    shadow = t / etc / "shadow"
-    if shadow.is_file():
-        for line in shadow.read_text(errors="replace").splitlines():
+    if t.is_file(f"{etc}/shadow"):
+        for line in text(f"{etc}/shadow").splitlines():
             parts = line.split(":")
             if parts[0] == "root" and len(parts) > 1 and not parts[1].startswith(("!", "*")):
                 add("root-locked", f"{etc}/shadow", "root has a usable password: lock it (a field starting with '!')")
@@ -135,27 +152,26 @@ def check(tree: Path, *, container_form: bool = True, scan_special_files: bool =
         add("root-locked", f"{etc}/shadow", "missing")
 
     # locale
-    loc = t / etc / "locale.conf"
-    if not loc.is_file() or "LANG=" not in loc.read_text(errors="replace"):
+    if not t.is_file(f"{etc}/locale.conf") or "LANG=" not in text(f"{etc}/locale.conf"):
         add("locale", f"{etc}/locale.conf", "missing or without LANG=")
 
     # /etc/default/grub: 15_ostree does nothing without it
-    if not (t / etc / "default/grub").is_file():
+    if not t.is_file(f"{etc}/default/grub"):
         add("grub-default", f"{etc}/default/grub", "missing: ostree's grub2 backend (15_ostree) needs it")
 
     # API filesystems empty
     for name in ("dev", "proc", "sys", "run", "tmp"):
-        d = t / name
-        if d.is_dir() and not d.is_symlink() and any(d.iterdir()):
+        if t.is_real_dir(name) and t.listdir(name):
             add("api-dirs-empty", name, "must be empty (it is mounted at boot)")
 
     # no device nodes, sockets or fifos anywhere
     if scan_special_files:
-        for root, dirs, files in os.walk(t):
+        top = t.host_path("")
+        for root, dirs, files in os.walk(top):
             for name in [*files, *dirs]:
                 full = os.path.join(root, name)
                 mode = os.lstat(full).st_mode
                 if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                    add("special-files", os.path.relpath(full, t),
+                    add("special-files", os.path.relpath(full, top),
                         "device nodes, fifos and sockets cannot be committed")
     return p

@@ -73,20 +73,20 @@ def in_tree(
     return run([*bw, *argv], log=log, stdin=stdin, cancel=cancel, timeout=timeout, check=check, capture=capture)
 
 
-def dpkg_installed(status: Path) -> set[tuple[str, str]]:
-    """(name, version) of every package whose dpkg status is 'install ok installed'."""
+def dpkg_installed(status: str) -> set[tuple[str, str]]:
+    """(name, version) of every package whose dpkg status is 'install ok installed', from the text of a
+    dpkg status file (read it with :class:`deb_bootc_compose.intree.Tree`: it lies in a tree)."""
     out: set[tuple[str, str]] = set()
     name = version = state = ""
-    with open(status, encoding="utf-8", errors="replace") as fh:
-        for line in [*fh, "\n"]:
-            if line == "\n":
-                if name and state == "install ok installed":
-                    out.add((name, version))
-                name = version = state = ""
-            elif line.startswith("Package: "):
-                name = line[9:].strip()
-            elif line.startswith("Version: "):
-                version = line[9:].strip()
-            elif line.startswith("Status: "):
-                state = line[8:].strip()
+    for line in [*status.splitlines(), ""]:
+        if line == "":
+            if name and state == "install ok installed":
+                out.add((name, version))
+            name = version = state = ""
+        elif line.startswith("Package: "):
+            name = line[9:].strip()
+        elif line.startswith("Version: "):
+            version = line[9:].strip()
+        elif line.startswith("Status: "):
+            state = line[8:].strip()
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..intree import Tree
 from .errors import DiskError
 from .imagetools import ImageTools
 from .layout import BOOT_LABEL
@@ -64,12 +65,18 @@ def parse_bls(text: str, where: str = "<entry>") -> BootEntry:
                      values.get("initrd", ""), values["options"])
 
 
-def read_entries(entries_dir: Path) -> list[BootEntry]:
-    """BLS entries, newest deployment first (ostree numbers the default entry highest)."""
-    files = sorted(entries_dir.glob("*.conf"))
-    if not files:
-        raise DiskError(f"no boot entries in {entries_dir}: the ostree deployment did not install a kernel")
-    entries = [parse_bls(f.read_text(), str(f)) for f in files]
+def read_entries(entries_dir: Path, root: Path | None = None) -> list[BootEntry]:
+    """BLS entries, newest deployment first (ostree numbers the default entry highest).
+
+    The image's own ostree wrote them: with ``root`` (a directory ``entries_dir`` lies in) every link on the
+    way resolves inside ``root``, never on the host."""
+    root = root or entries_dir
+    rel = entries_dir.relative_to(root).as_posix()
+    with Tree(root) as t:
+        files = [n for n in t.listdir(rel) if n.endswith(".conf")] if t.is_dir(rel) else []
+        if not files:
+            raise DiskError(f"no boot entries in {entries_dir}: the ostree deployment did not install a kernel")
+        entries = [parse_bls(t.read_text(f"{rel}/{f}", limit=1 << 20), str(entries_dir / f)) for f in files]
 
     def key(e: BootEntry) -> tuple[int, str]:
         return (int(e.version), e.title) if e.version.isdigit() else (-1, e.title)
@@ -94,11 +101,11 @@ def grub_cfg(entries: list[BootEntry], timeout: int = 1, serial: bool = True) ->
 def build_efi_image(tools: ImageTools, workdir: Path) -> Path:
     """``grub-mkimage`` from the image's modules; returns the host path of BOOTX64.EFI."""
     moddir = tools.root / GRUB_MODULES_DIR
-    if not moddir.is_dir():
+    if not tools.tree.is_dir(GRUB_MODULES_DIR):
         raise DiskError(
             f"the image has no GRUB EFI modules ({GRUB_MODULES_DIR}): add grub-efi-amd64-bin to its packages"
         )
-    available = [m for m in GRUB_MODULES if (moddir / f"{m}.mod").exists()]
+    available = [m for m in GRUB_MODULES if tools.tree.is_file(f"{GRUB_MODULES_DIR}/{m}.mod")]
     for required in ("part_gpt", "fat", "ext2", "search_label", "normal", "configfile", "linux"):
         if required not in available:
             raise DiskError(f"the image's GRUB lacks the {required} module ({moddir})")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from debsandbox.commands import Completed, run
 
+from ..intree import Tree
 from .errors import DiskError
 
 CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_SETFCAP",
@@ -42,21 +43,21 @@ class ImageTools:
         self.root = root
         self.log = log
         self.cancel = cancel
-        if not (root / "usr/bin").is_dir():
+        self.tree = Tree(root)  # the image's paths resolve inside it, never on the host
+        if not self.tree.is_dir("usr/bin"):
             raise DiskError(f"{root} is not an OS tree (no usr/bin)")
-        etc = root / "etc" if (root / "etc").is_dir() else root / "usr/etc"
-        self._etc = etc
+        self._usr = self.tree.host_path("usr")
+        self._etc = self.tree.host_path("etc" if self.tree.is_dir("etc") else "usr/etc")
 
     def has(self, path: str) -> bool:
-        return (self.root / path.lstrip("/")).exists()
+        return self.tree.exists(path)
 
     def argv(self, argv: Sequence[str], binds: Mapping[str, Path], ro_binds: Mapping[str, Path] | None = None
              ) -> list[str]:
-        cmd = ["bwrap", "--ro-bind", str(self.root / "usr"), "/usr", "--ro-bind", str(self._etc), "/etc"]
+        cmd = ["bwrap", "--ro-bind", str(self._usr), "/usr", "--ro-bind", str(self._etc), "/etc"]
         for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
-            target = self.root / name
-            if target.is_symlink():
-                cmd += ["--symlink", os.readlink(target), f"/{name}"]
+            if self.tree.is_symlink(name):
+                cmd += ["--symlink", self.tree.readlink(name), f"/{name}"]
         cmd += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var",
                 "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL"]
         for cap in CAPS:

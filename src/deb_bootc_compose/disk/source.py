@@ -20,6 +20,7 @@ from pathlib import Path
 
 from debsandbox.commands import CommandError, run
 
+from ..intree import Tree
 from .errors import SourceError
 from .sysroot import InstallSource
 
@@ -161,9 +162,13 @@ def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote
             run(["umoci", "raw", "unpack", "--image", f"{layout}:{tag}", str(rootfs)], log=log)
         except CommandError as exc:
             raise SourceError(f"{spec}: umoci could not unpack the image ({exc.tail.splitlines()[-1:]})") from exc
-        if (rootfs / "etc").is_dir() and not (rootfs / "usr/etc").exists():
-            (rootfs / "etc").rename(rootfs / "usr/etc")
-        if not any((rootfs / "usr/lib/modules").glob("*/vmlinuz")):
+        with Tree(rootfs) as image:  # the image's links resolve inside it, never on the host
+            if image.is_real_dir("etc") and not image.lexists("usr/etc"):
+                image.rename("etc", "usr/etc")
+            modules = "usr/lib/modules"
+            kernels = [k for k in image.listdir(modules) if image.is_file(f"{modules}/{k}/vmlinuz")] if (
+                image.is_dir(modules)) else []
+        if not kernels:
             raise SourceError(f"{spec} is not a bootable image: no kernel at /usr/lib/modules/<version>/vmlinuz")
         repo = work / "repo"
         run(["ostree", "init", f"--repo={repo}", "--mode=bare"], log=log)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from debsandbox.commands import run
 
+from ..intree import Tree
 from . import grub
 from .errors import DiskError
 from .imagetools import ImageTools
@@ -94,24 +95,29 @@ def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log:
 
 def configure(dep: Deployment, workdir: Path, log: Path) -> Path:
     """fstab, /var check, bootloader files; returns the GRUB EFI binary to put on the ESP."""
-    etc = dep.path / "etc"
-    (etc / "fstab").write_text(FSTAB)
-    stateroot_var = dep.sysroot / "ostree" / "deploy" / dep.osname / "var"
-    if not stateroot_var.is_dir():
-        raise DiskError(f"the stateroot has no /var ({stateroot_var})")
-    boot = dep.sysroot / "boot"
-    entries = grub.read_entries(boot / "loader" / "entries")
-    (boot / "loader" / "grub.cfg").write_text(grub.grub_cfg(entries))
-    grubdir = boot / "grub"
-    grubdir.mkdir(exist_ok=True)
-    (grubdir / "grub.cfg").unlink(missing_ok=True)
-    (grubdir / "grub.cfg").symlink_to("../loader/grub.cfg")
-    shutil.copytree(dep.tools.root / grub.GRUB_MODULES_DIR, grubdir / grub.GRUB_PLATFORM, dirs_exist_ok=True)
-    (boot / "efi").mkdir(exist_ok=True)
+    # the image's own ostree made the sysroot's directories and the deployment: every path below resolves
+    # inside the sysroot (and the deployment's /etc inside the deployment), never on the host
+    sysroot = Tree(dep.sysroot)
+    if not sysroot.is_real_dir("boot"):
+        raise DiskError(f"{dep.sysroot / 'boot'} is not a directory of the sysroot")
+    with Tree(sysroot.host_path(dep.path.relative_to(dep.sysroot))) as deployment:
+        deployment.write_text("etc/fstab", FSTAB)
+        if not deployment.exists("etc/default/grub"):
+            deployment.mkdir("etc/default", exist_ok=True)
+            deployment.write_text("etc/default/grub", 'GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=""\n')
+    if not sysroot.is_dir(f"ostree/deploy/{dep.osname}/var"):
+        raise DiskError(f"the stateroot has no /var ({dep.sysroot / 'ostree' / 'deploy' / dep.osname / 'var'})")
+    entries = grub.read_entries(dep.sysroot / "boot" / "loader" / "entries", root=dep.sysroot)
+    sysroot.write_text("boot/loader/grub.cfg", grub.grub_cfg(entries))
+    sysroot.mkdir("boot/grub", exist_ok=True)
+    sysroot.unlink("boot/grub/grub.cfg", missing_ok=True)
+    sysroot.symlink("../loader/grub.cfg", "boot/grub/grub.cfg")
+    # the image's GRUB modules: links copied as links, never followed
+    shutil.copytree(dep.tools.tree.host_path(grub.GRUB_MODULES_DIR),
+                    sysroot.host_path("boot/grub") / grub.GRUB_PLATFORM, symlinks=True, dirs_exist_ok=True)
+    sysroot.mkdir("boot/efi", exist_ok=True)
+    sysroot.close()
     # from now on every deployment regenerates loader/grub.cfg with grub-mkconfig + 15_ostree
     run(["ostree", "config", f"--repo={dep.sysroot / 'ostree' / 'repo'}", "set", "sysroot.bootloader", "grub2"],
         log=log)
-    if not (etc / "default" / "grub").exists():
-        (etc / "default").mkdir(exist_ok=True)
-        (etc / "default" / "grub").write_text('GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=""\n')
     return grub.build_efi_image(dep.tools, workdir / "grub")

@@ -8,9 +8,11 @@ tree whose database has not moved, in ``var/lib/dpkg``. A symlink there (``var/l
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.oci.tree import TreeEntry, resolve_in_tree
 
 DB_LOCATIONS = ("usr/lib/sysimage/dpkg", "var/lib/dpkg")
@@ -29,11 +31,25 @@ class Ownership:
 
 
 def find_dpkg_db(tree: Path) -> str | None:
-    for rel in DB_LOCATIONS:
-        candidate = tree / rel
-        if candidate.is_dir() and not candidate.is_symlink() and (candidate / "info").is_dir():
-            return rel
+    """The database directory: a real directory of the tree (resolved inside it, never through a link)."""
+    with Tree(tree) as t:
+        for rel in DB_LOCATIONS:
+            if t.is_real_dir(rel) and t.resolve(rel) == rel and t.is_real_dir(f"{rel}/info"):
+                return rel
     return None
+
+
+def _read_list(path: Path) -> bytes:
+    """A .list file of a real database directory; a link or anything but a regular file reads as empty
+    (its package then owns nothing: its files go to the shared layers), never followed or opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return b""
+        return fh.read()
 
 
 def info_file_package(name: str, known: set[str]) -> str | None:
@@ -63,8 +79,7 @@ def read_ownership(tree: Path, entries: dict[str, TreeEntry]) -> Ownership:
     cache: dict[str, str] = {}
     owners: dict[str, list[str]] = {}
     for pkg, list_name in zip(packages, list_files, strict=True):
-        with open(info_dir / list_name, "rb") as fh:
-            raw = fh.read()
+        raw = _read_list(info_dir / list_name)
         for line in raw.split(b"\n"):
             listed = os.fsdecode(line).strip("/")
             if not listed or listed == ".":

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
 from debsandbox.commands import CommandError, run
 
@@ -33,14 +34,14 @@ def ensure_repo(repo: Path, mode: str) -> None:
 @contextlib.contextmanager
 def ostree_form(tree: Path) -> Iterator[Path]:
     """Temporarily move ``etc`` to ``usr/etc`` (the form OSTree commits), and back afterwards."""
-    etc, usr_etc = tree / "etc", tree / "usr" / "etc"
-    if usr_etc.exists():
-        raise ComposeError(f"{tree}: usr/etc already exists; the tree is not in container form")
-    etc.rename(usr_etc)
-    try:
-        yield tree
-    finally:
-        usr_etc.rename(etc)
+    with Tree(tree) as t:  # usr resolved inside the tree: a planted link cannot move etc out of it
+        if t.lexists("usr/etc"):
+            raise ComposeError(f"{tree}: usr/etc already exists; the tree is not in container form")
+        t.rename("etc", "usr/etc")
+        try:
+            yield tree
+        finally:
+            t.rename("usr/etc", "etc")
 
 
 def rev_parse(repo: Path, ref: str) -> str | None:

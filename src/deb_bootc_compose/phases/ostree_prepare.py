@@ -9,13 +9,15 @@ initramfs in /usr/lib/modules/$kver → /boot emptied → dpkg/debconf databases
 
 from __future__ import annotations
 
+import fnmatch
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from deb_bootc_compose import lint, treeops
 from deb_bootc_compose.aptconfig import PrivateApt
+from deb_bootc_compose.intree import Tree
+from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, resolve_manifest_file
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
 from debsandbox.commands import CommandError
 
@@ -64,8 +66,15 @@ class OstreePreparePhase(Phase):
     # ---- the steps ----
     def prepare(self, vs: VariantState) -> None:
         assert vs.tree is not None
-        t = vs.tree
         label = f"{vs.variant}/{vs.arch}"
+        # every host-side edit of the tree resolves its paths inside it (packages may have planted links)
+        with Tree(vs.tree) as t:
+            try:
+                self._prepare(t, vs, label)
+            except OSError as exc:
+                raise ComposeError(f"{label}: cannot edit the tree: {exc}") from exc
+
+    def _prepare(self, t: Tree, vs: VariantState, label: str) -> None:
         self.progress(f"{label}: apt sources, hostname, toplevel symlinks")
         self._host_files(t, vs)
         self._toplevel(t)
@@ -82,28 +91,36 @@ class OstreePreparePhase(Phase):
         self._sysimage(t)
         self._autovar(t)
         self._api_dirs(t)
-        problems = lint.check(t, container_form=True)
+        problems = lint.check(t.root, container_form=True)
         if problems:
             raise ComposeError(
                 f"{label}: the prepared tree breaks {len(problems)} rule(s):\n  " + "\n  ".join(map(str, problems))
             )
         self.progress(f"{label}: tree ready (kernel {kver}), lint clean")
 
-    def _in_tree(self, t: Path, argv: list[str], **kw: object) -> None:
+    def _in_tree(self, t: Tree, argv: list[str], **kw: object) -> None:
         env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch)}
-        treeops.in_tree(t, argv, log=self.log_path, env=env, cancel=self.ctx.cancel, **kw)  # type: ignore[arg-type]
+        treeops.in_tree(t.root, argv, log=self.log_path, env=env, cancel=self.ctx.cancel, **kw)  # type: ignore[arg-type]
 
-    def _host_files(self, t: Path, vs: VariantState) -> None:
+    @staticmethod
+    def _own_dir(t: Tree, rel: str) -> None:
+        """A directory compose writes its own files into. A link there that leads to a directory of the tree
+        is followed (inside the tree); anything else there (a link to a host path, which means nothing in
+        the image, a file) is replaced by a directory."""
+        if t.lexists(rel) and not t.is_dir(rel):
+            t.rmtree(rel)
+        t.mkdir(rel, parents=True, exist_ok=True)
+
+    def _host_files(self, t: Tree, vs: VariantState) -> None:
         # mmdebstrap copied the host's; neither belongs in an image
-        (t / "etc" / "hostname").unlink(missing_ok=True)
-        resolv = t / "etc" / "resolv.conf"
-        if resolv.is_file() and not resolv.is_symlink():
-            resolv.write_text("")
+        t.unlink("etc/hostname", missing_ok=True)
+        st = t.lstat("etc/resolv.conf")
+        if st is not None and stat.S_ISREG(st.st_mode):
+            t.write_text("etc/resolv.conf", "")
         # apt sources: the manifest's, not the compose's local repository
         m = self.ctx.manifest
         apt_root = self.ctx.target.apt_root(PrivateApt.key_for(m, vs.arch))
-        (t / "etc" / "apt" / "sources.list").unlink(missing_ok=True)
-        keyrings = t / "etc" / "apt" / "keyrings"
+        t.unlink("etc/apt/sources.list", missing_ok=True)
         stanzas = []
         for i, src in enumerate(m.sources):
             signed = ""
@@ -112,8 +129,8 @@ class OstreePreparePhase(Phase):
                 signed = "Trusted: yes\n"
             elif src.key or src.orchestrator is not None:
                 if key.is_file():
-                    keyrings.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(key, keyrings / f"compose-source{i}.gpg")
+                    self._own_dir(t, "etc/apt/keyrings")
+                    t.write_bytes(f"etc/apt/keyrings/compose-source{i}.gpg", key.read_bytes())
                     signed = f"Signed-By: /etc/apt/keyrings/compose-source{i}.gpg\n"
             else:
                 signed = "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
@@ -121,43 +138,38 @@ class OstreePreparePhase(Phase):
                 f"Types: deb\nURIs: {src.repo_url()}\nSuites: {src.repo_suite(m.suite)}\n"
                 f"Components: {' '.join(src.components)}\n{signed}"
             )
-        (t / "etc" / "apt" / "sources.list.d").mkdir(parents=True, exist_ok=True)
-        (t / "etc" / "apt" / "sources.list.d" / "compose.sources").write_text("\n".join(stanzas))
+        self._own_dir(t, "etc/apt/sources.list.d")
+        t.write_text("etc/apt/sources.list.d/compose.sources", "\n".join(stanzas))
 
-    def _toplevel(self, t: Path) -> None:
-        (t / "var").mkdir(exist_ok=True)
+    def _toplevel(self, t: Tree) -> None:
+        t.mkdir("var", exist_ok=True)
         for name, dest in TOPLEVEL.items():
             self._move_to_symlink(t, name, dest, f"{dest}")
         self._move_to_symlink(t, "usr/local", "var/usrlocal", "../var/usrlocal")
-        media = t / "media"
-        if media.is_dir() and not media.is_symlink():
-            shutil.rmtree(media)
-        media.unlink(missing_ok=True)
-        media.symlink_to("run/media")
-        (t / "sysroot").mkdir(exist_ok=True)
-        ostree = t / "ostree"
-        if not ostree.is_symlink():
-            if ostree.exists():
-                shutil.rmtree(ostree)
-            ostree.symlink_to("sysroot/ostree")
+        t.rmtree("media", missing_ok=True)
+        t.symlink("run/media", "media")
+        t.mkdir("sysroot", exist_ok=True)
+        if not t.is_symlink("ostree"):
+            t.rmtree("ostree", missing_ok=True)
+            t.symlink("sysroot/ostree", "ostree")
 
     @staticmethod
-    def _move_to_symlink(t: Path, name: str, dest: str, target: str) -> None:
-        src = t / name
-        d = t / dest
-        if src.is_symlink():
+    def _move_to_symlink(t: Tree, src: str, dest: str, target: str) -> None:
+        if t.is_symlink(src):
             return
-        d.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            st = src.stat()
-            os.chmod(d, stat.S_IMODE(st.st_mode))
-            os.chown(d, st.st_uid, st.st_gid)
-            for child in src.iterdir():
-                shutil.move(str(child), str(d / child.name))
-            src.rmdir()
-        src.symlink_to(target)
+        t.mkdir(dest, parents=True, exist_ok=True)
+        st = t.lstat(src)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            t.chmod(dest, stat.S_IMODE(st.st_mode))
+            t.chown(dest, st.st_uid, st.st_gid)
+            for child in t.listdir(src):
+                t.rename(f"{src}/{child}", f"{dest}/{child}")
+            t.rmdir(src)
+        elif st is not None:
+            t.unlink(src)
+        t.symlink(target, src)
 
-    def _users(self, t: Path) -> None:
+    def _users(self, t: Tree) -> None:
         m = self.ctx.manifest
         for g in m.groups:
             argv = ["groupadd", *(["--gid", str(g.gid)] if g.gid is not None else []), g.name]
@@ -177,46 +189,55 @@ class OstreePreparePhase(Phase):
             argv += ["--password", u.password_hash or "!", u.name]
             self._run_admin(t, argv, f"user {u.name}")
             if u.ssh_authorized_keys:
-                ssh = t / "var" / "home" / u.name / ".ssh"
-                ssh.mkdir(mode=0o700, exist_ok=True)
-                keys = ssh / "authorized_keys"
-                keys.write_text("\n".join(u.ssh_authorized_keys) + "\n")
-                keys.chmod(0o600)
-                home_st = (t / "var" / "home" / u.name).stat()
-                for p in (ssh, keys):
-                    os.chown(p, home_st.st_uid, home_st.st_gid)
+                home = f"var/home/{u.name}"
+                ssh = f"{home}/.ssh"
+                self._own_dir(t, ssh)
+                t.chmod(ssh, 0o700)
+                t.write_text(f"{ssh}/authorized_keys", "\n".join(u.ssh_authorized_keys) + "\n", 0o600)
+                home_st = t.stat(home)
+                if home_st is None:
+                    raise ComposeError(f"manifest user {u.name}: useradd made no home directory /{home}")
+                for p in (ssh, f"{ssh}/authorized_keys"):
+                    t.chown(p, home_st.st_uid, home_st.st_gid)
 
-    def _run_admin(self, t: Path, argv: list[str], what: str) -> None:
+    def _run_admin(self, t: Tree, argv: list[str], what: str) -> None:
         try:
             self._in_tree(t, argv, capture=True)
         except CommandError as exc:
             raise ComposeError(f"manifest {what}: {' '.join(argv[:1])} failed:\n{exc.tail}") from exc
 
-    def _files(self, t: Path) -> None:
+    def _files(self, t: Tree) -> None:
         m = self.ctx.manifest
         for i, f in enumerate(m.files):
-            dest = t / f.path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_symlink() or dest.is_dir():
+            dest = f.path.lstrip("/")
+            t.mkdir(os.path.dirname(dest), parents=True, exist_ok=True)
+            if t.is_symlink(dest) or t.is_dir(dest):
                 raise ComposeError(f"manifest files[{i}]: {f.path} exists in the tree as a directory or symlink")
             if f.source is not None:
-                src = Path(f.source) if Path(f.source).is_absolute() else self.ctx.manifest_path.parent / f.source
-                if not src.is_file():
-                    raise ComposeError(f"manifest files[{i}]: source {src} does not exist (relative to the manifest)")
-                shutil.copyfile(src, dest)
+                data = self._manifest_file(f.source, f"files[{i}].source")
             else:
                 assert f.content is not None
-                dest.write_text(f.content)
-            os.chmod(dest, int(f.mode, 8))
+                data = f.content.encode()
             uid, gid = self._ids(t, f.owner, f.group, f"files[{i}] ({f.path})")
-            os.chown(dest, uid, gid)
+            t.write_bytes(dest, data, int(f.mode, 8))
+            t.chown(dest, uid, gid)
+            t.chmod(dest, int(f.mode, 8))  # chown clears set-id bits
+
+    def _manifest_file(self, value: str, key: str) -> bytes:
+        """A file the manifest names, resolved (and checked) the way the manifest's validation did."""
+        try:
+            path = resolve_manifest_file(self.ctx.manifest_path, value,
+                                         allow_host_paths=bool(self.ctx.extra.get(ALLOW_HOST_PATHS_KEY)))
+        except ValueError as exc:
+            raise ComposeError(f"manifest {key}: {exc}") from exc
+        return path.read_bytes()
 
     @staticmethod
-    def _ids(t: Path, owner: str, group: str, what: str) -> tuple[int, int]:
+    def _ids(t: Tree, owner: str, group: str, what: str) -> tuple[int, int]:
         def lookup(db: str, name: str) -> int:
             if name.isdigit():
                 return int(name)
-            for line in (t / "etc" / db).read_text().splitlines():
+            for line in t.read_text(f"etc/{db}", errors="replace").splitlines():
                 parts = line.split(":")
                 if parts[0] == name:
                     return int(parts[2])
@@ -224,22 +245,19 @@ class OstreePreparePhase(Phase):
 
         return lookup("passwd", owner), lookup("group", group)
 
-    def _postprocess(self, t: Path, label: str) -> None:
+    def _postprocess(self, t: Tree, label: str) -> None:
         m = self.ctx.manifest
         for i, s in enumerate(m.postprocess):
             name = s.name or (s.file if s.file else f"postprocess[{i}]")
             if s.file is not None:
-                path = Path(s.file) if Path(s.file).is_absolute() else self.ctx.manifest_path.parent / s.file
-                if not path.is_file():
-                    raise ComposeError(f"manifest postprocess[{i}]: script file {path} does not exist")
-                script = path.read_bytes()
+                script = self._manifest_file(s.file, f"postprocess[{i}].file")
             else:
                 assert s.script is not None
                 script = s.script.encode()
             self.progress(f"{label}: postprocess script {name} (sandboxed, no network)")
             self.check_cancelled()
             done = treeops.in_tree(
-                t, ["/bin/sh", "-e", "-s"], stdin=script, log=self.log_path, check=False, capture=True,
+                t.root, ["/bin/sh", "-e", "-s"], stdin=script, log=self.log_path, check=False, capture=True,
                 env={"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch)}, cancel=self.ctx.cancel, timeout=1800,
             )
             if done.returncode != 0:
@@ -250,30 +268,26 @@ class OstreePreparePhase(Phase):
                     f"    {shown}"
                 )
 
-    def _defaults(self, t: Path) -> None:
+    def _defaults(self, t: Tree) -> None:
         m = self.ctx.manifest
         # SSH host keys are made at first boot, never baked into the image
-        ssh = t / "etc" / "ssh"
-        if ssh.is_dir():
-            for k in ssh.glob("ssh_host_*"):
-                k.unlink()
-        if (t / "usr" / "sbin" / "sshd").exists():
-            unit = t / "usr/lib/systemd/system/deb-bootc-ssh-keygen.service"
-            unit.write_text(SSH_KEYGEN_UNIT)
-            wants = t / "usr/lib/systemd/system/multi-user.target.wants"
-            wants.mkdir(parents=True, exist_ok=True)
-            link = wants / unit.name
-            link.unlink(missing_ok=True)
-            link.symlink_to(f"../{unit.name}")
+        if t.is_dir("etc/ssh"):
+            for k in t.listdir("etc/ssh"):
+                if fnmatch.fnmatch(k, "ssh_host_*"):
+                    t.rmtree(f"etc/ssh/{k}")
+        if t.exists("usr/sbin/sshd"):
+            unit = "deb-bootc-ssh-keygen.service"
+            t.write_text(f"usr/lib/systemd/system/{unit}", SSH_KEYGEN_UNIT)
+            wants = "usr/lib/systemd/system/multi-user.target.wants"
+            self._own_dir(t, wants)
+            t.unlink(f"{wants}/{unit}", missing_ok=True)
+            t.symlink(f"../{unit}", f"{wants}/{unit}")
             for svc in ("ssh.service", "sshd.service"):
-                dropin = t / f"usr/lib/systemd/system/{svc}.d"
-                dropin.mkdir(parents=True, exist_ok=True)
-                (dropin / "deb-bootc-keygen.conf").write_text(
-                    f"[Unit]\nWants={unit.name}\nAfter={unit.name}\n"
-                )
+                dropin = f"usr/lib/systemd/system/{svc}.d"
+                self._own_dir(t, dropin)
+                t.write_text(f"{dropin}/deb-bootc-keygen.conf", f"[Unit]\nWants={unit}\nAfter={unit}\n")
         # root locked
-        shadow = t / "etc" / "shadow"
-        lines = shadow.read_text().splitlines()
+        lines = t.read_text("etc/shadow").splitlines()
         for i, line in enumerate(lines):
             parts = line.split(":")
             if parts[0] == "root" and not parts[1].startswith(("!", "*")):
@@ -282,45 +296,39 @@ class OstreePreparePhase(Phase):
             elif parts[0] == "root" and parts[1] == "*":
                 parts[1] = "!*"
                 lines[i] = ":".join(parts)
-        shadow.write_text("\n".join(lines) + "\n")
+        t.write_text("etc/shadow", "\n".join(lines) + "\n")
         # locale
-        (t / "etc" / "locale.conf").write_text(f"LANG={m.locale}\n")
-        (t / "etc" / "default").mkdir(exist_ok=True)
-        (t / "etc" / "default" / "locale").write_text(f"LANG={m.locale}\n")
+        t.write_text("etc/locale.conf", f"LANG={m.locale}\n")
+        self._own_dir(t, "etc/default")
+        t.write_text("etc/default/locale", f"LANG={m.locale}\n")
         # machine-id: empty, systemd makes one at first boot
-        (t / "etc" / "machine-id").write_text("")
-        (t / "var" / "lib" / "dbus" / "machine-id").unlink(missing_ok=True)
+        t.write_text("etc/machine-id", "")
+        t.unlink("var/lib/dbus/machine-id", missing_ok=True)
         # /etc/default/grub: ostree's 15_ostree silently does nothing without it
-        grub = t / "etc" / "default" / "grub"
-        if not grub.exists() and (t / "usr/share/grub/default/grub").is_file():
-            shutil.copyfile(t / "usr/share/grub/default/grub", grub)
+        if not t.exists("etc/default/grub") and t.is_file("usr/share/grub/default/grub"):
+            t.copy("usr/share/grub/default/grub", "etc/default/grub")
         # kernel arguments, in bootc's kargs.d format (the disk installer also reads the manifest)
         if m.kernel_args:
-            kargs = t / "usr/lib/bootc/kargs.d"
-            kargs.mkdir(parents=True, exist_ok=True)
-            (kargs / "00-compose.toml").write_text(
-                "kargs = [" + ", ".join(f'"{a}"' for a in m.kernel_args) + "]\n"
-            )
+            kargs = "usr/lib/bootc/kargs.d"
+            self._own_dir(t, kargs)
+            t.write_text(f"{kargs}/00-compose.toml", "kargs = [" + ", ".join(f'"{a}"' for a in m.kernel_args) + "]\n")
         # systemd's own tmpfiles for /home and /srv warn about our symlinks (cosmetic): override them
-        (t / "etc" / "tmpfiles.d").mkdir(exist_ok=True)
-        (t / "etc" / "tmpfiles.d" / "home.conf").write_text("# /home and /srv are symlinks into /var (OSTree)\n")
+        self._own_dir(t, "etc/tmpfiles.d")
+        t.write_text("etc/tmpfiles.d/home.conf", "# /home and /srv are symlinks into /var (OSTree)\n")
 
-    def _kernel(self, t: Path, label: str) -> str:
-        modules = t / "usr" / "lib" / "modules"
-        kvers = sorted(p.name for p in modules.iterdir() if (t / "boot" / f"vmlinuz-{p.name}").exists()) if (
-            modules.is_dir()
-        ) else []
+    def _kernel(self, t: Tree, label: str) -> str:
+        modules = "usr/lib/modules"
+        kvers = [k for k in t.listdir(modules) if t.exists(f"boot/vmlinuz-{k}")] if t.is_dir(modules) else []
         if not kvers:
             raise ComposeError(f"{label}: no kernel in the tree (no /boot/vmlinuz-* with /usr/lib/modules/*)")
         if len(kvers) > 1:
             raise ComposeError(f"{label}: several kernels installed ({', '.join(kvers)}); an image boots one")
         return kvers[0]
 
-    def _initramfs(self, t: Path, kver: str, label: str) -> None:
-        conf = t / "usr/lib/ostree/prepare-root.conf"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(PREPARE_ROOT_CONF)
-        moddir = t / "usr/lib/modules" / kver
+    def _initramfs(self, t: Tree, kver: str, label: str) -> None:
+        self._own_dir(t, "usr/lib/ostree")
+        t.write_text("usr/lib/ostree/prepare-root.conf", PREPARE_ROOT_CONF)
+        moddir = f"usr/lib/modules/{kver}"
         try:
             self._in_tree(
                 t,
@@ -330,51 +338,45 @@ class OstreePreparePhase(Phase):
             )
         except CommandError as exc:
             raise ComposeError(f"{label}: dracut failed (log {self.log_path}):\n{exc.tail}") from exc
-        os.chmod(moddir / "initramfs.img", 0o644)
-        vmlinuz = moddir / "vmlinuz"
-        boot_kernel = t / "boot" / f"vmlinuz-{kver}"
+        t.chmod(f"{moddir}/initramfs.img", 0o644)
+        vmlinuz = f"{moddir}/vmlinuz"
         # newer kernel packages (sid) ship usr/lib/modules/$kver/vmlinuz themselves, /boot's is a link to it
-        if not (vmlinuz.is_file() and not vmlinuz.is_symlink()):
-            real = boot_kernel
-            if boot_kernel.is_symlink():  # resolve inside the tree, never on the host
-                points_to = os.readlink(boot_kernel)
-                real = t / points_to.lstrip("/") if points_to.startswith("/") else t / "boot" / points_to
-            vmlinuz.unlink(missing_ok=True)
-            shutil.copyfile(real, vmlinuz)
-        os.chmod(vmlinuz, 0o644)
-        for child in (t / "boot").iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-        for pattern in ("vmlinuz*", "initrd.img*"):
-            for link in t.glob(pattern):
-                link.unlink()
+        st = t.lstat(vmlinuz)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            # /boot's kernel, any link resolved inside the tree (never on the host)
+            t.copy(f"boot/vmlinuz-{kver}", vmlinuz)
+        t.chmod(vmlinuz, 0o644)
+        for child in t.listdir("boot"):
+            t.rmtree(f"boot/{child}")
+        for name in t.listdir(""):
+            if fnmatch.fnmatch(name, "vmlinuz*") or fnmatch.fnmatch(name, "initrd.img*"):
+                t.rmtree(name)
 
-    def _sysimage(self, t: Path) -> None:
+    def _sysimage(self, t: Tree) -> None:
         for var_rel, usr_rel in (("var/lib/dpkg", SYSIMAGE_DPKG), ("var/cache/debconf", SYSIMAGE_DEBCONF)):
-            src = t / var_rel
-            dest = t / usr_rel
-            if src.is_symlink() or not src.is_dir():
+            if not t.is_real_dir(var_rel):
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.move(str(src), str(dest))
-            src.symlink_to(os.path.relpath(dest, src.parent))
+            t.mkdir(os.path.dirname(usr_rel), parents=True, exist_ok=True)
+            t.rmtree(usr_rel, missing_ok=True)
+            t.rename(var_rel, usr_rel)
+            t.symlink(os.path.relpath(usr_rel, os.path.dirname(var_rel)), var_rel)
         # dpkg's lock and backup files are state, not content
         for junk in ("lock", "lock-frontend", "triggers/Lock", "status-old", "diversions-old", "statoverride-old"):
-            (t / SYSIMAGE_DPKG / junk).unlink(missing_ok=True)
+            t.unlink(f"{SYSIMAGE_DPKG}/{junk}", missing_ok=True)
         for junk in ("config.dat-old", "templates.dat-old", "passwords.dat"):
-            (t / SYSIMAGE_DEBCONF / junk).unlink(missing_ok=True)
+            t.unlink(f"{SYSIMAGE_DEBCONF}/{junk}", missing_ok=True)
 
-    def _autovar(self, t: Path) -> None:
-        var = t / "var"
+    def _autovar(self, t: Tree) -> None:
         lines = ["# generated by deb-bootc-compose: the image's /var, recreated at boot (OSTree ships /var empty)"]
-        factory = t / "usr/share/factory"
         dropped = []
+        if t.is_symlink("var") or not t.is_dir("var"):
+            t.rmtree("var", missing_ok=True)
+            t.mkdir("var")
+        # the walk runs on the host path of the tree's own /var (a real directory of the tree), never
+        # following a link; nothing runs in the tree meanwhile
+        var = t.host_path("var")
         for root, dirs, files in os.walk(var):
-            rel_root = os.path.relpath(root, t)
+            rel_root = os.path.normpath(os.path.join("var", os.path.relpath(root, var)))
             for d in sorted(dirs):
                 p = Path(root) / d
                 rel = f"{rel_root}/{d}"
@@ -396,39 +398,31 @@ class OstreePreparePhase(Phase):
                     kind = "L+" if rel == "var/lib/dpkg" else "L"
                     lines.append(f"{kind} /{_tmpfiles_escape(rel)} - - - - {os.readlink(p)}")
                 elif rel.startswith(KEEP_VAR_FILES) and stat.S_ISREG(st.st_mode):
-                    dest = factory / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(p, dest)
-                    os.chown(dest, st.st_uid, st.st_gid)
+                    dest = f"usr/share/factory/{rel}"
+                    t.mkdir(os.path.dirname(dest), parents=True, exist_ok=True)
+                    t.copy(rel, dest, preserve=True)
                     lines.append(
                         f"C /{_tmpfiles_escape(rel)} - - - - /usr/share/factory/{_tmpfiles_escape(rel)}"
                     )
                 else:
                     dropped.append(rel)
-        autovar = t / AUTOVAR
-        autovar.parent.mkdir(parents=True, exist_ok=True)
-        autovar.write_text("\n".join(lines) + "\n")
+        self._own_dir(t, os.path.dirname(AUTOVAR))
+        t.write_text(AUTOVAR, "\n".join(lines) + "\n")
         if dropped:
             self._write_log(f"/var files not shipped ({len(dropped)}): " + " ".join(dropped))
         # empty /var, but keep /var/lib/dpkg -> ../../usr/lib/sysimage/dpkg: tmpfiles never runs in a container
-        for child in list(var.iterdir()):
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-        (var / "lib").mkdir()
-        (var / "lib" / "dpkg").symlink_to(f"../../{SYSIMAGE_DPKG}")
+        for child in t.listdir("var"):
+            t.rmtree(f"var/{child}")
+        t.mkdir("var/lib")
+        t.symlink(f"../../{SYSIMAGE_DPKG}", "var/lib/dpkg")
 
     @staticmethod
-    def _api_dirs(t: Path) -> None:
+    def _api_dirs(t: Tree) -> None:
         for name in ("dev", "proc", "sys", "run", "tmp"):
-            d = t / name
-            if d.is_dir() and not d.is_symlink():
-                for child in list(d.iterdir()):
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
+            if t.is_real_dir(name):
+                for child in t.listdir(name):
+                    t.rmtree(f"{name}/{child}")
             else:
-                d.mkdir()
-        os.chmod(t / "tmp", 0o1777)
+                t.rmtree(name, missing_ok=True)
+                t.mkdir(name)
+        t.chmod("tmp", 0o1777)

@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 
 from deb_bootc_compose import pool, treeops
+from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.lockfile import LockedVariant
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
 from debsandbox.commands import CommandError, run
@@ -33,11 +34,14 @@ def write_local_repo(repo: Path, log: Path) -> None:
         fh.write(f"local repository {repo}: {packages.count('Package: ')} packages\n")
 
 
-def shipped_dirs(tree: Path) -> set[str]:
+def shipped_dirs(tree: Path | Tree) -> set[str]:
     """Every path the installed packages ship (from dpkg's .list files), as "/var/tmp"."""
+    t = tree if isinstance(tree, Tree) else Tree(tree)
     shipped: set[str] = set()
-    for lst in (tree / "var/lib/dpkg/info").glob("*.list"):
-        shipped.update(line.rstrip("\n") for line in lst.open(encoding="utf-8", errors="replace"))
+    info = "var/lib/dpkg/info"
+    for name in t.listdir(info) if t.is_dir(info) else []:
+        if name.endswith(".list"):
+            shipped.update(t.read_text(f"{info}/{name}", errors="replace").splitlines())
     return shipped
 
 
@@ -46,18 +50,19 @@ def remove_mountpoint_dirs(tree: Path, host_path: Path) -> list[str]:
     in root mode, leaves the empty mount point behind (e.g. ``var/lib/composes/<id>/work/base/amd64/repo``).
     It would end up in the image (as tmpfiles lines under /var) and make the commit depend on the target
     directory. Remove that chain of empty directories, deepest first, stopping at anything a package ships
-    or that is not empty. Returns what was removed, as "/path" (deepest first)."""
-    shipped = shipped_dirs(tree)
-    removed: list[str] = []
-    p = tree / host_path.relative_to("/")
-    while p != tree and p.is_dir() and not p.is_symlink():
-        inner = "/" + p.relative_to(tree).as_posix()
-        if inner in shipped or any(p.iterdir()):
-            break
-        p.rmdir()
-        removed.append(inner)
-        p = p.parent
-    return removed
+    or that is not empty (or not a real directory of the tree). Returns what was removed, as "/path"."""
+    with Tree(tree) as t:
+        shipped = shipped_dirs(t)
+        removed: list[str] = []
+        rel = host_path.relative_to("/").as_posix()
+        while rel not in ("", ".") and t.is_real_dir(rel):
+            inner = "/" + rel
+            if inner in shipped or t.listdir(rel):
+                break
+            t.rmdir(rel)
+            removed.append(inner)
+            rel = os.path.dirname(rel)
+        return removed
 
 
 class RootfsPhase(Phase):
@@ -108,7 +113,8 @@ class RootfsPhase(Phase):
         gone = remove_mountpoint_dirs(tree, repo)
         if gone:
             self.progress(f"{vs.variant}/{vs.arch}: removed the local repository's empty mount point {gone[-1]}")
-        installed = treeops.dpkg_installed(tree / "var" / "lib" / "dpkg" / "status")
+        with Tree(tree) as t:
+            installed = treeops.dpkg_installed(t.read_text("var/lib/dpkg/status", errors="replace"))
         locked = {(p.name, p.version) for p in lv.packages}
         if installed != locked:
             extra = sorted(installed - locked)
