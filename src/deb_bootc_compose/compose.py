@@ -37,6 +37,7 @@ from deb_bootc_compose.phases.init import InitPhase
 from deb_bootc_compose.phases.ostree_commit import OstreeCommitPhase, rev_parse
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
 from deb_bootc_compose.phases.rootfs import RootfsPhase
+from debsandbox.commands import CommandError
 
 log = logging.getLogger("deb_bootc_compose")
 
@@ -72,6 +73,14 @@ def input_hash(manifest: Manifest, lock_digest: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGTERM, SIGINT, SIGHUP) asked the compose to stop; ``signal`` names it."""
+
+    def __init__(self, signal_name: str) -> None:
+        self.signal = signal_name
+        super().__init__(f"interrupted by {signal_name}")
 
 
 @dataclass
@@ -122,6 +131,7 @@ class Compose:
         self.keep_work = keep_work
         self.orchestrator_url = orchestrator_url.rstrip("/") if orchestrator_url else None
         self.allow_host_paths = allow_host_paths
+        self.phase = "start"  # the phase running now (for the record of an interruption)
         if compose_type not in composeid.TYPE_SUFFIX:
             raise ComposeError(f"compose type {compose_type!r} is not one of {', '.join(composeid.TYPE_SUFFIX)}")
         if self.lockfile is not None and not self.lockfile.is_file():
@@ -151,7 +161,13 @@ class Compose:
             if child.is_dir() and not child.is_symlink() and status.read(paths) == status.STARTED:
                 self._say("compose", f"{child.name} was left STARTED by a compose that died: marking it DOOMED")
                 for leftover in (paths.work, paths.topdir / "compose"):
-                    treeops.remove_tree(leftover)
+                    try:
+                        treeops.remove_tree(leftover)
+                    except CommandError as exc:
+                        raise ComposeError(
+                            f"cannot remove {leftover}, left by a compose that died (does a process of it still "
+                            f"write there?): {exc.tail}"
+                        ) from exc
                 status.write(paths, status.DOOMED)
 
     def _run_locked(self, manifest: Manifest) -> ComposeResult:
@@ -230,6 +246,7 @@ class Compose:
             self._say(phase.name, f"skipped: {reason}")
             return
         t0 = time.monotonic()
+        self.phase = phase.name
         self._say(phase.name, "started")
         phase.run()
         result.phase_seconds[phase.name] = round(time.monotonic() - t0, 1)
@@ -262,7 +279,12 @@ class Compose:
     def _doom(self, ctx: ComposeContext, exc: BaseException) -> None:
         paths = ctx.paths
         with contextlib.suppress(Exception):
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, Interrupted):
+                why = f"interrupted by {exc.signal} during the {self.phase} phase"
+            elif isinstance(exc, KeyboardInterrupt):
+                why = f"interrupted ({exc or 'SIGINT'}) during the {self.phase} phase"
+            else:
+                why = f"{type(exc).__name__}: {exc}"
             unexpected = not isinstance(exc, KeyboardInterrupt | ComposeError)
             log.error("compose %s DOOMED: %s", ctx.compose_id, why, exc_info=exc if unexpected else None)
             # nothing half-made may look finished: deliverables and their checksums go

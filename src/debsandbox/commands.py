@@ -6,6 +6,7 @@ cancellation and "no leftover processes" behave the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -50,27 +51,86 @@ class Completed:
     tail_lines: list[str] = field(default_factory=list)
 
 
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgid, state) of every process, from /proc."""
+    table: dict[int, tuple[int, int, str]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = raw[raw.rfind(b")") + 2:].split()
+        if len(fields) >= 3:
+            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0].decode())
+    return table
+
+
+def _descendants(pid: int, table: dict[int, tuple[int, int, str]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for p, (ppid, _pgid, _state) in table.items():
+        children.setdefault(ppid, []).append(p)
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _members(pgid: int, known: set[int]) -> set[int]:
+    """Live (not zombie) processes of the group ``pgid``, ``known`` ones and their descendants."""
+    table = _proc_table()
+    own = os.getpgrp()
+    live = {p for p, (_pp, g, state) in table.items() if g == pgid != own and state != "Z"}
+    for p in list(known):
+        if p in table and table[p][2] != "Z":
+            live.add(p)
+    for p in list(live):
+        live |= {d for d in _descendants(p, table) if table[d][2] != "Z"}
+    return live
+
+
+def _signal_all(pgid: int, pids: set[int], sig: signal.Signals) -> None:
+    if pgid != os.getpgrp():  # never our own group (the command runs in a session of its own)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, sig)
+
+
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """Terminate the whole process group of ``proc``, then kill it if it lingers."""
+    """Terminate the process group of ``proc`` and every descendant of it (also one that left the group,
+    such as a process in a new session), then kill what lingers, and wait until none of them runs."""
     try:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
         return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+    # the descendants are known by their parent links only while the parents live: note them first
+    known = _members(pgid, {proc.pid})
+    _signal_all(pgid, known, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    known |= _members(pgid, known)
+    deadline = time.monotonic() + 30.0
+    while True:
+        live = _members(pgid, known) - {os.getpid()}
+        if proc.poll() is None:
+            live.add(proc.pid)
+        if not live:
             return
-        try:
-            proc.wait(timeout=wait)
-            # the leader is gone; make sure no member of the group survives it
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _signal_all(pgid, live, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.1)
+        if time.monotonic() > deadline:
             return
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(0.05)
 
 
 def run(

@@ -8,14 +8,19 @@ Exit codes: 0 FINISHED · 1 the compose failed (DOOMED) · 2 bad input (manifest
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 
 from deb_bootc_compose import status
-from deb_bootc_compose.compose import Compose
+from deb_bootc_compose.compose import Compose, Interrupted
 from deb_bootc_compose.lockfile import LockfileError
 from deb_bootc_compose.manifest import ManifestError
 from deb_bootc_compose.phases.base import ComposeError
@@ -73,6 +78,35 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def stop_on_signals(cancel: threading.Event) -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGINT stop the compose: the first one sets ``cancel`` (commands in other threads
+    stop) and raises :class:`Interrupted` in the main thread, where the running command's process group is
+    killed and reaped and the compose is DOOMED. Later signals are ignored so that this clean-up completes.
+    A signal the process inherited as ignored (SIGINT in a background job, SIGHUP under nohup) stays ignored."""
+    seen: list[str] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if seen:
+            print(f"deb-bootc-compose: {name} received while stopping after {seen[0]}; still cleaning up",
+                  file=sys.stderr, flush=True)
+            return
+        seen.append(name)
+        cancel.set()
+        raise Interrupted(name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -84,14 +118,15 @@ def main(argv: list[str]) -> int:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE
     try:
-        with Progress(args.quiet) as progress:
+        with stop_on_signals(c.cancel), Progress(args.quiet) as progress:
             c.progress_cb = progress
             result = c.run()
     except ManifestError as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        err.print("deb-bootc-compose: interrupted; the compose is DOOMED", markup=False)
+    except KeyboardInterrupt as exc:
+        how = f"interrupted by {exc.signal}" if isinstance(exc, Interrupted) else "interrupted"
+        err.print(f"deb-bootc-compose: {how} during the {c.phase} phase; the compose is DOOMED", markup=False)
         return EXIT_INTERRUPTED
     except (ComposeError, LockfileError) as exc:
         err.print(f"deb-bootc-compose: compose failed: {exc}", markup=False)
