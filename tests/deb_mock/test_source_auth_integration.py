@@ -113,3 +113,27 @@ def test_a_dsc_signed_by_a_configured_key_is_accepted(deb_mock, sources, tmp_pat
     assert bad.rc == 2, bad.out
     assert "cannot authenticate" in bad.result["error"] and "bad signature" in bad.result["error"]
 
+
+
+def test_the_api_refuses_a_dsc_whose_sha256_is_not_the_expected_one(sources, mock_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The builder's path: a caller that knows the .dsc's checksum (e.g. the hub's record) passes it."""
+    from deb_mock.api import build
+    from deb_mock.request import BuildRequest
+
+    www = tmp_path / "www"
+    dsc = _copy_source(sources["simple"], www)
+    seen: list[str] = []
+    with serve_directory(www, _recording_handler(seen)) as base:
+        result = build(
+            BuildRequest(
+                source=f"{base}/{dsc.name}",
+                resultdir=tmp_path / "out",
+                config="debian-trixie-amd64",
+                cache_dir=mock_cache,
+                expected_dsc_sha256="0" * 64,
+            )
+        )
+    assert result.exit_code == 2 and result.state == "error"
+    assert result.error is not None and "is not the expected " + "0" * 64 in result.error
+    assert seen == [f"/{dsc.name}"]
+    assert "source_verified" not in (tmp_path / "out" / "result.json").read_text()
