@@ -4,7 +4,8 @@
 does) while the build-dependencies of ``dm-victim`` are installed. It tries to write into the root cache
 and into every other set's snapshot through the descriptors of every process it can see, and after the
 double-chroot escape through their host paths; it tries to read and write a host file. Then the lower
-layers of a build with another set (``dm-simple``'s) must be exactly what they were.
+layers of a build with another set (``dm-simple``'s) must be exactly what they were. Maintainer scripts
+run without network (only apt's download step has it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ for m in /proc/[0-9]*/root /proc/[0-9]*/cwd; do
   ls "$m/@CACHE@" >/dev/null 2>&1 && echo "DM-EVIL: CACHE VISIBLE THROUGH $m"
 done
 mount -o remount,rw / 2>/dev/null && echo "DM-EVIL: REMOUNTED"
+[ "$(grep -c : /proc/net/dev)" -gt 1 ] && echo "DM-EVIL: NETWORK"  # more than loopback
 mknod /evil-disk b 8 0 2>/dev/null && echo "DM-EVIL: MKNOD"
 perl -e '
   mkdir "/evil-sub"; chroot "/evil-sub"; chdir ".." for 1 .. 64; chroot ".";
@@ -124,6 +126,7 @@ def test_hostile_postinst_cannot_poison_other_sets_or_escape(  # type: ignore[no
     assert "POISONED" not in root_log and "VISIBLE" not in root_log, root_log[-3000:]
     assert "HOST-SECRET-MARKER" not in root_log and "WROTE HOST" not in root_log, root_log[-3000:]
     assert "REMOUNTED" not in root_log and "MKNOD" not in root_log, root_log[-3000:]
+    assert "DM-EVIL: NETWORK" not in root_log, "maintainer scripts must run without network"
     assert not (host_dir / "written-by-postinst").exists()
     for layer, old in zip(layers, before, strict=True):
         assert not (layer / "POISON").exists()

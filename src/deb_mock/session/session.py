@@ -195,9 +195,12 @@ class Build:
     def install_deps(self, cache: rootcache.RootCache, extra: ExtraSources, full_update: bool) -> None:
         assert self.source is not None
         opt = _FLAGS[self.request.build_what][1]
-        body = "\n".join(
+        dsc = shlex.quote(self.source.sandbox_path)
+        build_dep = f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {dsc}"
+        install = "\n".join(
             [
-                f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {shlex.quote(self.source.sandbox_path)}",
+                "set -e",
+                build_dep,
                 "apt-get clean",
                 f"rm -f /etc/apt/sources.list.d/{EXTRA_LIST} /etc/apt/keyrings/deb-mock-*",
                 "rm -rf /var/lib/apt/lists/*" if full_update else "true",
@@ -205,13 +208,14 @@ class Build:
                 "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' > " + BUILDROOT_LIST,
             ]
         )
-        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        # apt downloads (and verifies) with network; dpkg and the build-dependencies' maintainer scripts,
+        # which are untrusted code, then run in a sandbox without network
+        steps = [(apt_script(full_update=False, extra=extra.present, body=f"{build_dep} --download-only"), True)]
+        steps.append((install, False))
         try:
-            sb.run(
-                ["sh", "-c", apt_script(full_update=False, extra=extra.present, body=body)],
-                log=self.state.root_log,
-                cancel=self.request.cancel,
-            )
+            for script, network in steps:
+                sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=network)
+                sb.run(["sh", "-c", script], log=self.state.root_log, cancel=self.request.cancel)
         except CommandError as exc:
             if "No space left on device" in exc.tail:
                 raise InfraError(f"disk full while installing build-dependencies in {self.builddir}") from None
