@@ -112,3 +112,57 @@ class FakeBuilder:
         payload = self.claim()
         assert payload is not None, "no task to claim"
         return self.finish(payload, exit_code, **kwargs)
+
+
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar archive of regular files (name -> content)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def ar_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """Write an ar archive (the container of a .deb) by hand, so tests can make packages dpkg-deb refuses."""
+    with path.open("wb") as f:
+        f.write(b"!<arch>\n")
+        for name, data in members:
+            f.write(f"{name:<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode())
+            f.write(data)
+            if len(data) & 1:
+                f.write(b"\n")
+    return path
+
+
+def craft_deb(path: Path, control: str | bytes, data: bytes | None = None, *,
+              control_member: bytes | None = None) -> Path:
+    """A .deb whose control file is ``control`` verbatim (any bytes) and whose data.tar.gz is ``data``
+    (default: an empty tar); ``control_member`` replaces the whole control.tar.gz member."""
+    import gzip
+
+    raw = control.encode() if isinstance(control, str) else control
+    ctl = control_member if control_member is not None else gzip.compress(tar_bytes({"./control": raw}))
+    body = gzip.compress(data if data is not None else tar_bytes({}))
+    return ar_archive(path, [("debian-binary", b"2.0\n"), ("control.tar.gz", ctl), ("data.tar.gz", body)])
+
+
+def deb_control(package: str, version: str, arch: str = "all", source: str | None = None, extra: str = "") -> str:
+    src = f"Source: {source}\n" if source else ""
+    return (f"Package: {package}\n{src}Version: {version}\nArchitecture: {arch}\nMaintainer: T <t@example.org>\n"
+            f"{extra}Description: crafted\n test\n")
+
+
+def put_file(client: HubClient, payload: dict[str, Any], path: Path, name: str | None = None) -> Any:
+    """Upload ``path`` for a claimed task over real HTTP; returns the raw response (no raise on 4xx)."""
+    import httpx
+
+    return httpx.put(f"{client.url}/api/v1/tasks/{payload['task_id']}/files/{name or path.name}",
+                     params={"fence": payload["fence"], "sha256": sha256(path)}, content=path.read_bytes(),
+                     headers={"Authorization": f"Bearer {client.token}"}, timeout=120)

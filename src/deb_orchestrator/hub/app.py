@@ -13,19 +13,95 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.staticfiles import StaticFiles
 
 from deb_orchestrator.hub.api import builds, events, hosts, repos, tags, targets, tasks, tokens
+from deb_orchestrator.hub.api.common import SAFE_HEADERS
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import POOL_SIZE
 from deb_orchestrator.hub.errors import HubError, NotFound
+from deb_orchestrator.hub.packages import mib
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.web import pages
 
 log = logging.getLogger("deb_orchestrator.hub")
 API = "/api/v1"
+MULTIPART_UPLOADS = (f"{API}/builds/upload",)  # bodies parsed by the framework: counted by BodyLimit
+
+
+class RepoFiles(StaticFiles):
+    """The tag repositories: their files came from users and builders, so no type is guessed from a name
+    (a pool file named .html must not become a page on the hub's origin): indices are text/plain, keys
+    application/pgp-keys, everything else application/octet-stream, and browsers are told not to sniff."""
+
+    TEXT = ("Release", "InRelease", "Packages", "Sources")
+
+    def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Any,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        name = os.path.basename(str(full_path))
+        if name in self.TEXT:
+            kind = "text/plain; charset=utf-8"
+        elif name.endswith(".asc") or name == "Release.gpg":
+            kind = "application/pgp-keys" if name.endswith(".asc") else "application/pgp-signature"
+        elif name.endswith(".xz"):
+            kind = "application/x-xz"
+        else:
+            kind = "application/octet-stream"
+        response.headers["content-type"] = kind
+        response.headers.update(SAFE_HEADERS)
+        return response
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Counts the request body of multipart uploads as it arrives and answers 413 once it passes ``limit``
+    (the framework spools multipart bodies to disk before a handler could count them)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in MULTIPART_UPLOADS:
+            await self.app(scope, receive, send)
+            return
+        message = f"the upload is larger than the hub's limit of {mib(self.limit)}"
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+        started = False
+
+        async def counting_receive() -> Any:
+            nonlocal received, too_large
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise BodyTooLarge(message)
+            return msg
+
+        async def guarded_send(msg: Any) -> None:
+            nonlocal started
+            if too_large:  # whatever the framework answers to the interrupted body, the answer is 413
+                return
+            started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        if too_large and not started:
+            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
 DESCRIPTION = """deb-orchestrator's hub: Koji for Debian.
 
 Reads (GET) are open; changes need a token (`Authorization: Bearer TOKEN`) with a scope:
@@ -56,6 +132,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
     app.state.hub = the_hub
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     for module in (tasks, builds, tags, targets, repos, hosts, tokens, events):  # busiest first: routes match in order
         app.include_router(module.router, prefix=API)
 
@@ -103,7 +180,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
         return PlainTextResponse(the_hub.key.public_armored(), media_type="application/pgp-keys")
 
     settings.repos_dir.mkdir(parents=True, exist_ok=True)
-    app.mount("/repos", StaticFiles(directory=Path(settings.repos_dir), follow_symlink=True), name="repos")
+    app.mount("/repos", RepoFiles(directory=Path(settings.repos_dir), follow_symlink=True), name="repos")
     app.include_router(pages.router)
 
     @app.get("/", include_in_schema=False)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
@@ -75,56 +73,31 @@ def issue_token(
 
 
 def lookup(session: Session, secret: str) -> Principal | None:
-    tok = session.scalar(select(Token).where(Token.token_hash == hash_token(secret), Token.revoked.is_(False)))
-    if tok is None:
+    """The principal of a token that is not revoked: one query, on every request. There is deliberately no
+    cache: a revoked token must stop working at once in every hub process (``--workers N``)."""
+    row = session.execute(
+        select(Token.id, Token.user_id, Token.scopes, Token.host_id, User.name)
+        .join(User, User.id == Token.user_id)
+        .where(Token.token_hash == hash_token(secret), Token.revoked.is_(False))
+    ).first()
+    if row is None:
         return None
-    return Principal(tok.user.name, tok.user_id, frozenset(tok.scopes.split(",")), tok.host_id, tok.id)
-
-
-class PrincipalCache:
-    """Valid tokens seen in the last ``ttl`` seconds, so busy builders do not cost a query per request.
-    Revoking a token through this hub clears the cache at once."""
-
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self._items: dict[str, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, secret: str) -> Principal | None:
-        with self._lock:
-            item = self._items.get(hash_token(secret))
-        if item is None or item[0] < time.monotonic():
-            return None
-        return item[1]
-
-    def put(self, secret: str, principal: Principal) -> None:
-        with self._lock:
-            if len(self._items) > 10_000:
-                self._items.clear()
-            self._items[hash_token(secret)] = (time.monotonic() + self.ttl, principal)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+    return Principal(row.name, row.user_id, frozenset(row.scopes.split(",")), row.host_id, row.id)
 
 
 async def current_principal(
     request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal:
     if creds is None or not creds.credentials:
-        raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token)",
+        raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token-file)",
                             headers={"WWW-Authenticate": "Bearer"})
     hub = request.app.state.hub
-    principal = hub.principals.get(creds.credentials)
-    if principal is not None:
-        return principal
+
     def look() -> Principal | None:
         with hub.db.session() as s:
             return lookup(s, creds.credentials)
 
     principal = await run_in_threadpool(look)
-    if principal is not None:
-        hub.principals.put(creds.credentials, principal)
     if principal is None:
         raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
     return principal

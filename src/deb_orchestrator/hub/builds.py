@@ -113,6 +113,10 @@ def submit(
         return Submitted(existing, task, True)
     tag_arches = target.build_tag.arches.split()
     plan = plan_arches(pkg.architectures, tag_arches, arches)
+    try:
+        stanza = _source_stanza(pkg)
+    except aptrepo.RepoError as exc:
+        raise HubError(f"bad source package: {exc}") from None
     build = Build(
         ident=pkg.ident,
         source=pkg.source,
@@ -122,7 +126,7 @@ def submit(
         requested_by=requested_by,
         target_id=target.id,
         architectures=" ".join(pkg.architectures),
-        source_stanza=_source_stanza(pkg),
+        source_stanza=stanza,
     )
     session.add(build)
     try:

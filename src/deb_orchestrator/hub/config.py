@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +17,15 @@ class HubSettings:
     origin: str = "deb-orchestrator"
     publish_repos: bool = True
     workers: int = 1  # hub processes serving the API (more than one needs PostgreSQL)
+    # limits on what users and builders send (docs/security.md)
+    max_upload_bytes: int = 2 << 30  # one uploaded file (builder result, or a whole source upload), counted as read
+    max_deb_control_bytes: int = 64 << 20  # an uploaded .deb's control.tar, unpacked
+    max_deb_data_bytes: int = 8 << 30  # an uploaded .deb's data.tar, unpacked
+    allow_source_hosts: list[str] = field(default_factory=list)  # besides the hosts of the targets' external repos
+    source_max_bytes: int = 2 << 30  # a source package fetched by URL, all its files together
+    source_timeout: float = 600.0  # seconds for fetching one source package by URL, all files together
+    source_fetch_workers: int = 2  # source packages fetched at once (a pool apart from the request threads)
+    source_fetch_queue: int = 8  # submissions waiting for a fetch slot before the hub answers 503
 
     @property
     def database_url(self) -> str:

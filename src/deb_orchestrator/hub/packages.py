@@ -1,18 +1,23 @@
 """Binary packages of builds: each uploaded .deb is inspected (ar members, control.tar, data.tar, control
 fields against the build and the file name) before it is stored; completed builds are scanned once and their
-stanzas kept in the DB."""
+stanzas kept in the DB.
+
+Uploads come from builders, which run other people's code: the inspection assumes a hostile file. Members
+are decompressed by ``dpkg-deb`` as streams and counted while they are read, so a small archive that unpacks
+to gigabytes (a "zip bomb") is refused after reading at most the limit and never held in memory. The control
+file is parsed the way dpkg parses it (lines end at ``\\n`` only; a field given twice is an error), and a file
+holding characters that Python's ``str.splitlines`` (and so python-debian) treats as line breaks is refused:
+otherwise a field could hide a second ``Package``/``Version`` that the hub would believe and dpkg would not."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from debian.deb822 import Deb822
 from sqlalchemy import select
@@ -22,10 +27,28 @@ from deb_orchestrator.hub.errors import HubError
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.store import ChecksumMismatch, Store
 from debarchive import aptrepo
-from debarchive.pool import hashes_file
+from debarchive.pool import ARCH_RE, PKG_RE, VERSION_RE, hashes_file
 
 AR_MAGIC = b"!<arch>\n"
-MAX_CONTROL_TAR = 64 << 20  # control.tar of real packages is a few KiB
+MAX_CONTROL_TAR = 64 << 20  # compressed control.tar; real packages have a few KiB
+MAX_CONTROL_FILE = 1 << 20  # the control file itself
+# characters str.splitlines() breaks lines at besides \n; dpkg does not
+LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAKS_RE = re.compile(f"[{LINE_BREAKS}]")
+_FIELD_RE = re.compile(r"^([!-9;-~][!-9;-~]*):(.*)$")  # dpkg: a field name is printable ASCII without ':'
+_BINNMU_RE = re.compile(r"\+b[0-9]+$")
+
+
+def mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB" if n < 1 << 30 else f"{n / (1 << 30):g} GiB"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far the hub unpacks an uploaded .deb before refusing it."""
+
+    control_bytes: int = 64 << 20  # the uncompressed control.tar
+    data_bytes: int = 8 << 30  # the uncompressed data.tar (the installed size, plus tar headers)
 
 
 @dataclass(frozen=True)
@@ -34,8 +57,18 @@ class Expected:
 
     source: str
     version: str  # the source version, epoch included (as in the .deb's Version or Source field)
-    binaries: frozenset[str]  # the .dsc's Binary field; empty: not known, not checked
+    binaries: frozenset[str]  # the .dsc's Package-List (or Binary) names; their -dbgsym packages are allowed too
     arches: frozenset[str]  # the task's arch, plus "all" unless it builds arch-specific packages only
+
+
+def source_binaries(stanza: str) -> frozenset[str]:
+    """The binary package names a source says it builds: its Package-List, else its Binary field."""
+    para = Deb822(stanza) if stanza else Deb822()
+    listed = para.get("Package-List", "")
+    names = {line.split()[0] for line in listed.split("\n") if line.strip()}
+    if not names:
+        names = {b.strip() for b in para.get("Binary", "").replace("\n", " ").split(",") if b.strip()}
+    return frozenset(names)
 
 
 def expected_for(session: Session, task: Task, name: str) -> Expected | None:
@@ -45,10 +78,8 @@ def expected_for(session: Session, task: Task, name: str) -> Expected | None:
     build = session.get(Build, task.build_id)
     if build is None:
         return None
-    binary = Deb822(build.source_stanza).get("Binary", "") if build.source_stanza else ""
-    names = frozenset(b.strip() for b in binary.replace("\n", " ").split(",") if b.strip())
     arches = {task.arch} | ({"all"} if task.build_what != "arch" else set())
-    return Expected(build.source, build.version, names, frozenset(arches))
+    return Expected(build.source, build.version, source_binaries(build.source_stanza or ""), frozenset(arches))
 
 
 def _bad(name: str, why: str) -> HubError:
@@ -58,26 +89,6 @@ def _bad(name: str, why: str) -> HubError:
 def _unsafe_path(member: str) -> bool:
     path = PurePosixPath(member)
     return member.startswith("/") or ".." in path.parts
-
-
-class _Slice(io.RawIOBase):
-    """``size`` bytes of an open file from ``offset``: one ar member, read without copying it."""
-
-    def __init__(self, f: BinaryIO, offset: int, size: int) -> None:
-        self.f, self.pos, self.end = f, offset, offset + size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self.end - self.pos)
-        if want <= 0:
-            return 0
-        self.f.seek(self.pos)
-        data = self.f.read(want)
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
 
 
 def _ar_members(f: BinaryIO, name: str, total: int) -> list[tuple[str, int, int]]:
@@ -106,40 +117,63 @@ def _ar_members(f: BinaryIO, name: str, total: int) -> list[tuple[str, int, int]
     return members
 
 
-def _decompress(data: bytes, member: str, name: str) -> bytes:
-    suffix = member.rsplit(".", 1)[-1] if member.count(".") > 1 else ""
-    try:
-        if suffix == "":
-            return data
-        if suffix == "gz":
-            return gzip.decompress(data)
-        if suffix == "xz":
-            return lzma.decompress(data)
-        if suffix == "bz2":
-            return bz2.decompress(data)
-        if suffix == "zst":
-            return subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True, timeout=120).stdout
-    except (OSError, EOFError, lzma.LZMAError, subprocess.CalledProcessError) as exc:
-        raise _bad(name, f"{member} cannot be decompressed: {exc}") from None
-    raise _bad(name, f"{member}: unknown compression {suffix!r}")
+class _TooBig(Exception):
+    pass
 
 
-def _check_tar_members(tar: tarfile.TarFile, member: str, name: str) -> None:
+class _Capped(io.RawIOBase):
+    """A pipe read through a counter: more than ``cap`` bytes raises _TooBig (nothing is buffered)."""
+
+    def __init__(self, f: IO[bytes], cap: int) -> None:
+        self.f, self.cap, self.count = f, cap, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.f.read(min(len(buffer), 1 << 16))
+        self.count += len(data)
+        if self.count > self.cap:
+            raise _TooBig
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.readinto(bytearray(1 << 16)):
+            pass
+
+
+def _check_tar_members(tar: tarfile.TarFile, member: str, name: str,
+                       want: str | None = None) -> bytes | None:
+    """Check every path of a streamed tar; returns the content of the regular file ``want`` (if found)."""
+    found = None
     for info in tar:
         if _unsafe_path(info.name):
             raise _bad(name, f"{member} holds {info.name!r}, a path outside the package (path traversal)")
         if info.islnk() and _unsafe_path(info.linkname):
             raise _bad(name, f"{member} holds a hard link {info.name!r} to {info.linkname!r} outside the package")
+        if want is not None and info.isfile() and info.name.removeprefix("./") == want and found is None:
+            if info.size > MAX_CONTROL_FILE:
+                raise _bad(name, f"{member}: its {want} file is {info.size} bytes (at most {mib(MAX_CONTROL_FILE)})")
+            extracted = tar.extractfile(info)
+            found = extracted.read() if extracted is not None else b""
+    return found
 
 
-def _check_data_tar(path: Path, member: str, name: str) -> None:
-    """Every path in data.tar (any compression dpkg knows; dpkg-deb decompresses it as a stream)."""
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(path)], stdout=subprocess.PIPE,
+def _stream_member(path: Path, option: str, member: str, name: str, cap: int, want: str | None) -> bytes | None:
+    """Stream one tar member of the .deb out of ``dpkg-deb OPTION`` (it decompresses every format dpkg knows),
+    checking its paths and counting its bytes; more than ``cap`` is refused without reading further."""
+    with subprocess.Popen(["dpkg-deb", option, str(path)], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None
+        capped = _Capped(proc.stdout, cap)
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                _check_tar_members(tar, member, name)
+            with tarfile.open(fileobj=io.BufferedReader(capped, 1 << 16), mode="r|") as tar:
+                found = _check_tar_members(tar, member, name, want)
+            capped.drain()  # what follows the end-of-archive blocks counts too (dpkg reads it all)
+        except _TooBig:
+            proc.kill()
+            raise _bad(name, f"{member} unpacks to more than {mib(cap)} (the hub's limit)") from None
         except tarfile.TarError as exc:
             proc.kill()
             raise _bad(name, f"{member} is not a readable tar archive: {exc}") from None
@@ -148,17 +182,56 @@ def _check_data_tar(path: Path, member: str, name: str) -> None:
             raise
         finally:
             proc.stdout.close()
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            err = proc.stderr.read(1 << 16).decode(errors="replace").strip() if proc.stderr else ""
         if proc.wait() != 0 and err:
             raise _bad(name, f"dpkg-deb cannot read {member}: {err.splitlines()[-1]}")
+    return found
 
 
-def inspect_deb(path: Path, name: str, expected: Expected, sha256: str | None = None) -> dict[str, str]:
+def parse_control(raw: bytes, name: str) -> dict[str, str]:
+    """A binary package's control file, parsed as dpkg parses it: one paragraph, lines end at \\n only,
+    continuation lines start with a space or tab, a field may appear once. Characters that other parsers
+    take for line breaks are refused, so every tool reading this file sees the same fields."""
+    text = raw.decode("utf-8", "replace")
+    if bad := _BREAKS_RE.search(text):
+        raise _bad(name, f"the control file holds the character U+{ord(bad.group()):04X}, which python-debian "
+                         "and other tools read as a line break and dpkg does not (it could hide a second "
+                         "Package or Version field)")
+    fields: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    last: str | None = None
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if any(rest.strip() for rest in lines[lineno:]):
+                raise _bad(name, "the control file has more than one paragraph")
+            break
+        if line[0] in " \t":
+            if last is None:
+                raise _bad(name, f"control file line {lineno} continues no field")
+            fields[last] += "\n" + line
+            continue
+        m = _FIELD_RE.match(line)
+        if m is None:
+            raise _bad(name, f"control file line {lineno} is not 'Field: value': {line[:60]!r}")
+        key = m.group(1)
+        if key.lower() in keys:
+            raise _bad(name, f"the control file gives the field {keys[key.lower()]} twice (dpkg refuses that)")
+        keys[key.lower()] = key
+        fields[key] = m.group(2).strip()
+        last = key
+    return {k: v.strip() for k, v in fields.items()}
+
+
+def inspect_deb(path: Path, name: str, expected: Expected, sha256: str | None = None,
+                limits: Limits = Limits()) -> dict[str, str]:
     """Open an uploaded .deb and check it before it is stored: plain ar member names, debian-binary 2.x,
-    control.tar and data.tar without absolute or ``..`` paths, and a control file whose Package, Version,
-    Architecture and Source belong to this build and match the declared file name. Raises HubError (400)
-    naming the file and the member (ChecksumMismatch first when ``sha256`` is given and differs); returns
-    the control fields checked."""
+    control.tar and data.tar without absolute or ``..`` paths and within ``limits`` when unpacked, and a
+    control file (parsed as dpkg parses it) whose Package, Version, Architecture and Source are ones this
+    task may produce and match the declared file name. Raises HubError (400) naming the file and the member
+    (ChecksumMismatch first when ``sha256`` is given and differs); returns the control fields checked."""
     if sha256 is not None:
         size, _, digest = hashes_file(path)
         if digest != sha256:
@@ -174,33 +247,30 @@ def inspect_deb(path: Path, name: str, expected: Expected, sha256: str | None = 
         if control_m is None or data_m is None:
             raise _bad(name, f"ar members {', '.join(names)}: a .deb needs control.tar and data.tar")
         f.seek(members[0][1])
-        if not f.read(members[0][2]).startswith(b"2."):
+        if not f.read(min(members[0][2], 64)).startswith(b"2."):
             raise _bad(name, "debian-binary is not format 2.x")
-        member, offset, size = control_m
+        member, _, size = control_m
         if size > MAX_CONTROL_TAR:
             raise _bad(name, f"{member} is {size} bytes; a control archive is a few KiB")
-        f.seek(offset)
-        data = _decompress(f.read(size), member, name)
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            _check_tar_members(tar, member, name)
-            info = next((i for i in tar.getmembers() if i.name.lstrip("./") == "control" and i.isfile()), None)
-            extracted = tar.extractfile(info) if info is not None else None
-            control_text = extracted.read().decode("utf-8", "replace") if extracted is not None else None
-    except tarfile.TarError as exc:
-        raise _bad(name, f"{member} is not a readable tar archive: {exc}") from None
-    if control_text is None:
+    control = _stream_member(path, "--ctrl-tarfile", member, name, limits.control_bytes, "control")
+    if control is None:
         raise _bad(name, f"{member} holds no control file")
-    _check_data_tar(path, data_m, name)
-    return check_control(Deb822(control_text), name, expected)
+    fields = parse_control(control, name)
+    checked = check_control(fields, name, expected)
+    _stream_member(path, "--fsys-tarfile", data_m, name, limits.data_bytes, None)
+    return checked
 
 
-def check_control(control: Deb822, name: str, expected: Expected) -> dict[str, str]:
-    """The control fields of a .deb against the build it is uploaded for and its file name."""
+def check_control(control: dict[str, str], name: str, expected: Expected) -> dict[str, str]:
+    """The control fields of a .deb against what its task may produce and its file name."""
     missing = [k for k in ("Package", "Version", "Architecture") if not control.get(k)]
     if missing:
         raise _bad(name, f"the control file has no {', '.join(missing)} field")
     package, version, arch = control["Package"], control["Version"], control["Architecture"]
+    for value, pattern, what in ((package, PKG_RE, "Package"), (version, VERSION_RE, "Version"),
+                                 (arch, ARCH_RE, "Architecture")):
+        if not pattern.match(value):
+            raise _bad(name, f"the control file's {what} {value!r} is not a valid Debian {what.lower()}")
     source_field = control.get("Source", package).strip()
     source, _, rest = source_field.partition(" ")
     source_version = rest.strip().strip("()").strip() or version
@@ -209,9 +279,14 @@ def check_control(control: Deb822, name: str, expected: Expected) -> dict[str, s
     if source_version != expected.version:
         raise _bad(name, f"the control file says source version {source_version}, but this build is "
                          f"{expected.source} {expected.version}")
+    if version != expected.version and not (version.startswith(expected.version)
+                                            and _BINNMU_RE.fullmatch(version[len(expected.version):])):
+        raise _bad(name, f"Version {version} is neither the source's version {expected.version} nor a binNMU of it "
+                         f"({expected.version}+bN)")
     allowed = expected.binaries | {f"{b}-dbgsym" for b in expected.binaries}
-    if expected.binaries and package not in allowed:
-        raise _bad(name, f"package {package} is not one the source builds ({', '.join(sorted(expected.binaries))})")
+    if package not in allowed:
+        raise _bad(name, f"package {package} is not one the source builds "
+                         f"({', '.join(sorted(expected.binaries)) or 'its .dsc names none'})")
     if arch not in expected.arches:
         raise _bad(name, f"Architecture {arch}, but this task builds {' and '.join(sorted(expected.arches))}")
     suffix = ".udeb" if name.endswith(".udeb") else ".deb"

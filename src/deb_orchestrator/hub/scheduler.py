@@ -163,16 +163,14 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
     host = conn.execute(_HOST_LOCKED if skip_locked else _HOST, {"b_host": host_id}).one_or_none()
     if host is None:
         raise NotFound("the host of this token was deleted")
-    changes: dict[str, Any] = {}
-    if capacity is not None and capacity != host.capacity:
-        changes["capacity"] = capacity
     if host.last_heartbeat is None or now - host.last_heartbeat > 1.0:  # spare a write on busy hubs
-        changes["last_heartbeat"] = now
-    if changes:
-        conn.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(**changes))
+        conn.execute(update(HOSTS).where(HOSTS.c.id == host_id).values(last_heartbeat=now))
     if not host.enabled:
         return None
-    if (host.running or 0) >= (capacity or host.capacity):
+    # a builder may ask for fewer tasks than its host's capacity, never more: the capacity is the admin's
+    # (add-host --capacity, PATCH /hosts/NAME), not the builder's to raise
+    limit = min(capacity, host.capacity) if capacity else host.capacity
+    if (host.running or 0) >= limit:
         return None
     host_arches = host.arches.split()
     usable = [a for a in arches if a in host_arches] if arches else host_arches

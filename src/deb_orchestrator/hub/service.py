@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from deb_orchestrator.hub import auth, scheduler
+from deb_orchestrator.hub import auth, packages, scheduler, sources
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.models import Repo, Tag, Task, Token
@@ -41,7 +41,8 @@ class Hub:
         self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
                                        self.work, self.repos_changed)
-        self.principals = auth.PrincipalCache()
+        self.fetcher = sources.Fetcher(settings)
+        self.deb_limits = packages.Limits(settings.max_deb_control_bytes, settings.max_deb_data_bytes)
         self.bridge: PgBridge | None = None
         if not self.db.is_sqlite:
             self.bridge = PgBridge(settings.database_url)
@@ -88,6 +89,7 @@ class Hub:
 
     def stop(self) -> None:
         self._stop.set()
+        self.fetcher.close()
         if self.primary:
             self.publisher.stop()
         if self._reaper is not None:

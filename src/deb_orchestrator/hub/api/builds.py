@@ -8,22 +8,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from deb_orchestrator.hub import builds
-from deb_orchestrator.hub.api.common import build_json, hub_of, task_json
+from deb_orchestrator.hub import builds, inheritance, packages, sources
+from deb_orchestrator.hub.api.common import build_json, file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
-from deb_orchestrator.hub.errors import HubError, NotFound
+from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.schemas import BuildIn
 from deb_orchestrator.hub.service import Hub
 from debarchive import dsc
 
 router = APIRouter(prefix="/builds", tags=["builds"])
-
-MAX_UPLOAD = 2 << 30
-
 
 def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: Principal, requested_by: str,
             arches: list[str] | None, priority: int) -> dict[str, Any]:
@@ -42,23 +40,30 @@ def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: Principal, reque
     return out
 
 
-def _fetch(ref: str | Path, dest: Path) -> dsc.SourcePackage:
-    try:
-        return dsc.fetch(ref, dest)
-    except dsc.SourceFetchError as exc:
-        raise HubError(f"{exc} (url: {exc.url})", 502 if exc.network else 400) from None
-    except dsc.SourcePackageError as exc:
-        raise HubError(f"bad source package: {exc}", 400) from None
-
-
-@router.post("", status_code=201, summary="Submit a build of a .dsc URL (scope build)")
-def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
-    hub = hub_of(request)
+def _allowed_hosts(hub: Hub, target: str) -> frozenset[str]:
+    """Where this target's sources may come from: the hosts of its tags' external repos, and the extras."""
     with hub.db.session() as s:
-        builds.get_target(s, body.target)  # fail fast before downloading
-    with tempfile.TemporaryDirectory(dir=hub.store.root / "tmp") as tmp:
-        pkg = _fetch(body.source_url, Path(tmp))
-        return _submit(hub, pkg, body.target, who, body.requested_by or body.source_url, body.arches, body.priority)
+        t = builds.get_target(s, target)  # fail fast before downloading
+        urls = [e.url for tag in (t.build_tag, t.dest_tag) for e in inheritance.external_repos(s, tag.id)]
+    return sources.allowed_hosts(urls, hub.settings.allow_source_hosts)
+
+
+@router.post("", status_code=201, summary="Submit a build of a .dsc URL (scope build)",
+             description="The hub fetches the .dsc and its files only from hosts on its allow-list (the hosts of "
+                         "the target's external repositories and `hub --allow-source-host`; 403 otherwise, nothing "
+                         "fetched), following redirects only to such hosts, within size and time limits (413, "
+                         "504), in a small pool of its own (503 when it is full).")
+async def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+    hub = hub_of(request)
+    sources.split_url(body.source_url)  # 400 for a URL that cannot be parsed
+    allowed = await run_in_threadpool(_allowed_hosts, hub, body.target)
+    tmp = Path(await run_in_threadpool(tempfile.mkdtemp, "", "fetch-", hub.store.root / "tmp"))
+    try:
+        pkg = await hub.fetcher.fetch(body.source_url, allowed, tmp)
+        return await run_in_threadpool(_submit, hub, pkg, body.target, who, body.requested_by or body.source_url,
+                                       body.arches, body.priority)
+    finally:
+        await run_in_threadpool(shutil.rmtree, tmp, True)
 
 
 @router.post("/upload", status_code=201, summary="Submit a build by uploading a .dsc and its files (scope build)")
@@ -74,6 +79,7 @@ def submit_upload(
     hub = hub_of(request)
     with hub.db.session() as s:
         builds.get_target(s, target)
+    limit = hub.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(dir=hub.store.root / "tmp") as tmp:
         incoming = Path(tmp) / "in"
         incoming.mkdir()
@@ -84,16 +90,19 @@ def submit_upload(
                 name = dsc.safe_name(up.filename or "", "uploaded file name")
             except dsc.SourcePackageError as exc:
                 raise HubError(f"{exc}; upload plain file names only") from None
+            if (incoming / name).exists():
+                raise HubError(f"{name} uploaded twice")
             with (incoming / name).open("wb") as out:
-                shutil.copyfileobj(up.file, out, 1 << 20)
-                total += out.tell()
-            if total > MAX_UPLOAD:
-                raise HubError("upload larger than 2 GiB", 413)
+                while block := up.file.read(1 << 20):
+                    total += len(block)
+                    if total > limit:
+                        raise HubError(f"the upload is larger than the hub's limit of {packages.mib(limit)}", 413)
+                    out.write(block)
             if name.endswith(".dsc"):
                 dscs.append(name)
         if len(dscs) != 1:
             raise HubError(f"upload exactly one .dsc with its files (got {len(dscs)} .dsc files)")
-        pkg = _fetch(incoming / dscs[0], Path(tmp) / "verified")
+        pkg = sources.load(incoming / dscs[0])
         names = " ".join(a for a in arches.split() if a) or None
         return _submit(hub, pkg, target, who, requested_by or f"upload:{dscs[0]}", names.split() if names else None,
                        priority)
@@ -129,34 +138,51 @@ def get_build(ref: str, request: Request) -> dict[str, Any]:
         }
 
 
-@router.get("/{ref}/files/{name}", summary="Download a file of a build (source, .deb, log…)")
+@router.get("/{ref}/files/{name}", summary="Download a file of a build (source, .deb, log…)",
+            description="The build's source files first; otherwise the file of that name uploaded by one of the "
+                        "build's tasks (give `task` when several tasks uploaded one: 409 otherwise). Never a file "
+                        "of another build, never a builder's upload in place of a source file.")
 def download(ref: str, name: str, request: Request, task: int | None = None) -> FileResponse:
     hub = hub_of(request)
     with hub.db.session() as s:
         b = builds.get_build(s, ref)
         q = select(Artifact).where(Artifact.build_id == b.id, Artifact.name == name)
         if task is not None:
-            q = q.where(Artifact.task_id == task)
-        art = s.scalars(q.order_by(Artifact.id.desc())).first()
-        if art is None:
-            raise NotFound(f"build {b.ident} has no file {name!r}")
-        sha = art.sha256
-    return FileResponse(hub.store.path(sha), filename=name, media_type="application/octet-stream")
+            found = list(s.scalars(q.where(Artifact.task_id == task)))
+        else:
+            found = list(s.scalars(q.where(Artifact.task_id.is_(None)))) or list(s.scalars(q.order_by(Artifact.id)))
+        if not found:
+            raise NotFound(f"build {b.ident} has no file {name!r}" + (f" from task {task}" if task is not None else ""))
+        if len({a.task_id for a in found}) > 1:
+            tasks = ", ".join(str(a.task_id) for a in found)
+            raise Conflict(f"build {b.ident}: tasks {tasks} each uploaded {name!r}; name one with ?task=ID")
+        sha = found[0].sha256
+    return file_response(hub.store.path(sha), name)
 
 
-@router.post("/{ref}/cancel", summary="Cancel a build (scope build)")
+def _owned(who: Principal, b: Build, action: str) -> None:
+    """Users with the build scope act on their own builds only; admins on any."""
+    if not who.has("admin") and b.owner != who.user:
+        raise HubError(f"build {b.ident} belongs to {b.owner}; {who.user} may {action} only their own builds "
+                       "(admins may any)", 403)
+
+
+@router.post("/{ref}/cancel", summary="Cancel a build (scope build; your own builds, admins any)")
 def cancel(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         b = builds.get_build(s, ref)
+        _owned(who, b, "cancel")
         task = builds.get_task(s, b.task_id or 0)
         return {"build": b.ident, "canceled_tasks": builds.cancel_task(s, task, who.user)}
 
 
-@router.post("/{ref}/resubmit", summary="Build a failed, canceled or dep-waiting build again (scope build)")
+@router.post("/{ref}/resubmit",
+             summary="Build a failed, canceled or dep-waiting build again (scope build; your own builds, admins any)")
 def resubmit(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         b = builds.get_build(s, ref)
+        _owned(who, b, "resubmit")
         task = builds.resubmit(s, b, who.user, hub.settings.max_attempts)
         out = {"build": build_json(s, b), "task": task_json(task)}
     hub.work.notify()

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import inheritance
 from deb_orchestrator.hub.models import Build, ExternalRepo, Host, Tag, Target, Task
 from deb_orchestrator.hub.service import Hub
+
+TEXT_SUFFIXES = (".log", ".buildinfo", ".changes", ".json", ".txt")
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
+def file_response(path: Path, name: str) -> FileResponse:
+    """A stored file (uploaded by a user or a builder: untrusted) with a type no browser renders as a page:
+    logs and other text as text/plain, everything else application/octet-stream as a download; never sniffed."""
+    if name.endswith(TEXT_SUFFIXES):
+        return FileResponse(path, filename=name, media_type="text/plain; charset=utf-8", headers=SAFE_HEADERS,
+                            content_disposition_type="inline")
+    return FileResponse(path, filename=name, media_type="application/octet-stream", headers=SAFE_HEADERS)
 
 
 def hub_of(request: Request) -> Hub:

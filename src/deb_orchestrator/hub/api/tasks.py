@@ -22,10 +22,10 @@ from pydantic import Field
 from sqlalchemy import select
 
 from deb_orchestrator.hub import builds, packages, scheduler
-from deb_orchestrator.hub.api.common import hub_of, task_json
+from deb_orchestrator.hub.api.common import file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
-from deb_orchestrator.hub.models import Artifact, Task
+from deb_orchestrator.hub.models import Artifact, Build, Task
 from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, NoopIn, ReleaseIn
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
@@ -75,10 +75,16 @@ def log_tail(task_id: int, request: Request) -> str:
         return builds.get_task(s, task_id).log_tail
 
 
-@router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build)")
+@router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build; your own, admins any)")
 def cancel(task_id: int, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
-        return {"canceled_tasks": builds.cancel_task(s, builds.get_task(s, task_id), who.user)}
+        task = builds.get_task(s, task_id)
+        build = s.get(Build, task.build_id) if task.build_id is not None else None
+        owner = build.owner if build is not None else task.owner
+        if not who.has("admin") and owner != who.user:
+            raise HubError(f"task {task_id} belongs to {owner}; {who.user} may cancel only their own tasks "
+                           "(admins may any)", 403)
+        return {"canceled_tasks": builds.cancel_task(s, task, who.user)}
 
 
 @router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)")
@@ -148,14 +154,22 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
             return packages.expected_for(s, scheduler._attempt(s, task_id, fence, host_id), name)
 
     expected = await run_in_threadpool(check)
+    limit = hub.settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HubError(f"{name}: {declared} bytes is over the hub's upload limit of {packages.mib(limit)}", 413)
     fd, tmp_name = tempfile.mkstemp(dir=hub.store.root / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
+            received = 0
+            async for chunk in request.stream():  # counted while it arrives: nothing past the limit is kept
+                received += len(chunk)
+                if received > limit:
+                    raise HubError(f"{name}: more than the hub's upload limit of {packages.mib(limit)}", 413)
                 out.write(chunk)
         if expected is not None:  # a .deb: its members and control fields are checked before it is stored
-            await run_in_threadpool(packages.inspect_deb, tmp, name, expected, sha256.lower())
+            await run_in_threadpool(packages.inspect_deb, tmp, name, expected, sha256.lower(), hub.deb_limits)
         digest, size = await run_in_threadpool(hub.store.put_file, tmp, sha256.lower())
     except ChecksumMismatch as exc:
         raise HubError(f"{name}: {exc}", 400) from None
@@ -173,15 +187,13 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
 
 @router.get("/{task_id}/files/{name}", summary="Download a file uploaded by a task (e.g. build.log)")
 def download(task_id: int, name: str, request: Request) -> Any:
-    from fastapi.responses import FileResponse
-
     hub = hub_of(request)
     with hub.db.session() as s:
         art = s.scalar(select(Artifact).where(Artifact.task_id == task_id, Artifact.name == name))
         if art is None:
             raise NotFound(f"task {task_id} has no file {name!r}")
         sha = art.sha256
-    return FileResponse(hub.store.path(sha), filename=name, media_type="application/octet-stream")
+    return file_response(hub.store.path(sha), name)
 
 
 def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[str, Any]:

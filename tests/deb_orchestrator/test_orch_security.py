@@ -1,0 +1,202 @@
+"""The hub under attack by its own users and builders (issue 10), each attack performed for real over HTTP
+against a real hub: crafted .debs, files named like another build's, oversized uploads, other users'
+builds, a builder raising its own capacity, malformed .dsc files and URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from orch_helpers import FakeBuilder, craft_deb, deb_control, make_source, put_file, tar_bytes
+from orch_hub import HubFactory, RunningHub
+
+from deb_orchestrator.client import HubClient, HubError
+
+MIRROR = "http://deb.debian.org/debian"
+
+
+def setup_target(admin: HubClient) -> None:
+    admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
+    admin.add_tag("dest", parents=["base"])
+    admin.add_target("t", "base", "dest")
+
+
+def claimed(hub: RunningHub, tmp_path: Path, name: str, **source: Any) -> tuple[HubClient, dict[str, Any]]:
+    """Submit a source made with dpkg-source and claim its buildArch task with a new host's token."""
+    token = hub.admin.add_host(f"h-{name}", ["amd64"])["token"]
+    builder = hub.client(token)
+    hub.admin.submit("t", make_source(tmp_path, name, "1.0", **source))
+    payload = builder.claim(["amd64"], wait=5)
+    assert payload is not None and payload["source"] == name
+    return builder, payload
+
+
+def refused(resp: httpx.Response, *words: str) -> None:
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    for w in words:
+        assert w in resp.json()["detail"], (w, resp.text)
+
+
+def test_deb_control_fields_parsed_like_dpkg_and_only_this_builds_packages(make_hub: HubFactory,
+                                                                          tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=300.0)
+    setup_target(hub.admin)
+    builder, p = claimed(hub, tmp_path, "orch-s", binaries=["orch-s", "orch-s-data"])
+    debs = tmp_path / "debs"
+    debs.mkdir()
+
+    def deb(file_name: str, control: str) -> httpx.Response:
+        return put_file(builder, p, craft_deb(debs / file_name, control))
+
+    # python-debian splits lines on these, dpkg only on \n: the hub must not see another Package than dpkg
+    for i, sep in enumerate(["\u0085", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\u2028", "\u2029"]):
+        smuggled = f"Package: libc6\nVersion: 99.0\nX-Note: x{sep}Package: orch-s\nX-Other: y{sep}Version: 1.0\n" \
+                   "Architecture: all\nMaintainer: T <t@example.org>\nSource: orch-s (1.0)\nDescription: x\n y\n"
+        refused(deb("orch-s_1.0_all.deb", smuggled), "orch-s_1.0_all.deb")
+        assert builder.request("GET", f"/tasks/{p['task_id']}").json()["files"] == [], i
+    # a repeated field is refused as dpkg refuses it
+    refused(deb("orch-s_1.0_all.deb", deb_control("orch-s", "1.0") + "Package: libc6\n"), "Package")
+    # packages the source does not build, other versions, other arches
+    refused(deb("libc6_1.0_all.deb", deb_control("libc6", "1.0", source="orch-s")), "libc6")
+    refused(deb("orch-s_9.9_all.deb", deb_control("orch-s", "9.9", source="orch-s (1.0)")), "9.9")
+    refused(deb("orch-s_1.0+b1x_all.deb", deb_control("orch-s", "1.0+b1x", source="orch-s (1.0)")), "1.0+b1x")
+    refused(deb("orch-s_1.0_arm64.deb", deb_control("orch-s", "1.0", "arm64")), "arm64")
+    # what the task may produce: the Package-List's binaries and their -dbgsym, the version or a binNMU of it
+    for name, control in [("orch-s_1.0_all.deb", deb_control("orch-s", "1.0")),
+                          ("orch-s-data_1.0+b2_all.deb", deb_control("orch-s-data", "1.0+b2", source="orch-s (1.0)")),
+                          ("orch-s-dbgsym_1.0_amd64.deb", deb_control("orch-s-dbgsym", "1.0", "amd64",
+                                                                      source="orch-s"))]:
+        resp = deb(name, control)
+        assert resp.status_code == 201, (name, resp.text)
+
+
+def test_deb_unpacked_data_size_is_capped(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=300.0, max_deb_data_bytes=8 << 20)
+    setup_target(hub.admin)
+    builder, p = claimed(hub, tmp_path, "orch-z")
+    big = craft_deb(tmp_path / "orch-z_1.0_all.deb", deb_control("orch-z", "1.0"),
+                    tar_bytes({"./usr/share/zeros": bytes(20 << 20)}))
+    assert big.stat().st_size < 1 << 20
+    refused(put_file(builder, p, big), "orch-z_1.0_all.deb", "8 MiB")
+    assert builder.request("GET", f"/tasks/{p['task_id']}").json()["files"] == []
+
+
+def test_uploads_capped_while_streaming(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=300.0, max_upload_bytes=1 << 20)
+    setup_target(hub.admin)
+    builder, p = claimed(hub, tmp_path, "orch-u")
+
+    def endless() -> Iterator[bytes]:  # no Content-Length: the hub must count while reading
+        for _ in range(64):
+            yield bytes(1 << 16)
+
+    r = httpx.put(f"{hub.url}/api/v1/tasks/{p['task_id']}/files/build.log", content=endless(),
+                  params={"fence": p["fence"], "sha256": "0" * 64},
+                  headers={"Authorization": f"Bearer {builder.token}"})
+    assert r.status_code == 413, r.text
+    assert "1 MiB" in r.json()["detail"]
+    dsc = make_source(tmp_path, "orch-u2", "1.0")
+    r = httpx.post(f"{hub.url}/api/v1/builds/upload", data={"target": "t"},
+                   files=[("files", (dsc.name, dsc.read_bytes())), ("files", ("big.tar.xz", bytes(3 << 20)))],
+                   headers={"Authorization": f"Bearer {hub.admin_token}"})
+    assert r.status_code == 413, r.text
+    assert not [p for p in (hub.settings.store_dir / "tmp").rglob("*") if p.is_file()]
+
+
+def test_artifacts_come_from_their_own_task_with_safe_types(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=300.0)
+    setup_target(hub.admin)
+    dsc = make_source(tmp_path, "orch-h", "1.0")
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    # a source package naming an .html file: it lands in the tag repo's pool
+    (tmp_path / "orch-h_1.0.html").write_bytes(page)
+    import hashlib
+
+    text = dsc.read_text()
+    for field, algo in (("Checksums-Sha1", "sha1"), ("Checksums-Sha256", "sha256"), ("Files", "md5")):
+        line = f" {hashlib.new(algo, page).hexdigest()} {len(page)} orch-h_1.0.html\n"
+        text = text.replace(f"{field}:\n", f"{field}:\n{line}")
+    dsc.write_text(text)
+    token = hub.admin.add_host("hh", ["amd64"])["token"]
+    builder = hub.client(token)
+    hub.admin.request("POST", "/builds/upload", data={"target": "t"},
+                      files=[("files", (n, (tmp_path / n).read_bytes()))
+                             for n in (dsc.name, "orch-h_1.0.tar.xz", "orch-h_1.0.html")])
+    fb = FakeBuilder(builder, tmp_path / "fb")
+    p = fb.claim()
+    assert p is not None
+    # a hostile builder uploads a file named like the build's .dsc: other builders fetch the source by name
+    fake = tmp_path / "fake.dsc"
+    fake.write_bytes(b"Source: evil\n")
+    assert put_file(builder, p, fake, dsc.name).status_code == 201
+    evil = tmp_path / "evil.html"
+    evil.write_bytes(page)
+    assert put_file(builder, p, evil).status_code == 201
+    got = httpx.get(f"{hub.url}/api/v1/builds/orch-h_1.0/files/{dsc.name}")
+    assert got.content == dsc.read_bytes()
+    assert any(f["url"].endswith(dsc.name) for f in p["files"])
+    for url in ("/api/v1/builds/orch-h_1.0/files/evil.html", f"/api/v1/tasks/{p['task_id']}/files/evil.html",
+                "/api/v1/builds/orch-h_1.0/files/orch-h_1.0.html"):
+        r = httpx.get(hub.url + url)
+        assert r.status_code == 200 and r.content == page, url
+        assert "html" not in r.headers["content-type"] and r.headers["x-content-type-options"] == "nosniff", url
+    fb.finish(p)
+    log = httpx.get(f"{hub.url}/api/v1/tasks/{p['task_id']}/files/build.log")
+    assert log.headers["content-type"].startswith("text/plain") and log.headers["x-content-type-options"] == "nosniff"
+    hub.admin.wait_repo("dest", build="orch-h_1.0", timeout=60)
+    r = httpx.get(f"{hub.url}/repos/dest/pool/main/o/orch-h/orch-h_1.0.html")
+    assert r.status_code == 200 and r.content == page
+    assert "html" not in r.headers["content-type"] and r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_users_touch_only_their_builds_and_builders_not_their_capacity(hub: RunningHub, tmp_path: Path) -> None:
+    setup_target(hub.admin)
+    alice = hub.client(hub.admin.create_token("alice", ["build"])["token"])
+    bob = hub.client(hub.admin.create_token("bob", ["build"])["token"])
+    a = alice.submit("t", make_source(tmp_path, "orch-alice", "1.0"))
+    for call in (lambda: bob.cancel_build("orch-alice_1.0"), lambda: bob.post(f"/tasks/{a['task']['id']}/cancel", {})):
+        with pytest.raises(HubError) as err:
+            call()
+        assert err.value.status == 403 and "alice" in err.value.detail
+    alice.cancel_build("orch-alice_1.0")
+    with pytest.raises(HubError) as err:
+        bob.resubmit("orch-alice_1.0")
+    assert err.value.status == 403
+    assert alice.resubmit("orch-alice_1.0")["build"]["state"] == "building"
+    hub.admin.cancel_build("orch-alice_1.0")  # admins may cancel anyone's
+    # a builder asking for more than the capacity its admin gave it gets no more, and the capacity stays
+    token = hub.admin.add_host("small", ["amd64"], capacity=1)["token"]
+    builder = hub.client(token)
+    hub.admin.noop(3)
+    assert builder.claim(["amd64"], capacity=8, wait=0) is not None
+    assert builder.claim(["amd64"], capacity=8, wait=0) is None
+    assert hub.admin.get("/hosts/small")["capacity"] == 1
+
+
+def test_malformed_input_answers_4xx(hub: RunningHub, tmp_path: Path) -> None:
+    setup_target(hub.admin)
+    good = make_source(tmp_path, "orch-m", "1.0")
+    tarball = tmp_path / "orch-m_1.0.tar.xz"
+    text = good.read_text()
+    size = str(tarball.stat().st_size)
+    cases = {
+        "non-numeric size": text.replace(f" {size} orch-m_1.0.tar.xz", " 12ab orch-m_1.0.tar.xz"),
+        "version with spaces": text.replace("Version: 1.0", "Version: 1.0 evil"),
+        "missing Files": text.split("Files:")[0],
+        "bad source name": text.replace("Source: orch-m", "Source: ../orch-m"),
+        "no Source": text.replace("Source: orch-m\n", ""),
+    }
+    for what, body in cases.items():
+        r = httpx.post(f"{hub.url}/api/v1/builds/upload", data={"target": "t"},
+                       files=[("files", (good.name, body.encode())), ("files", (tarball.name, tarball.read_bytes()))],
+                       headers={"Authorization": f"Bearer {hub.admin_token}"})
+        assert 400 <= r.status_code < 500, (what, r.status_code, r.text)
+        assert r.json()["detail"], what
+    for url in ("http://[::1/x.dsc", "http://127.0.0.1:99999/x.dsc", "http://exa mple/x.dsc", "http:///x.dsc"):
+        r = httpx.post(f"{hub.url}/api/v1/builds", json={"target": "t", "source_url": url},
+                       headers={"Authorization": f"Bearer {hub.admin_token}"})
+        assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
+    assert hub.admin.builds() == []
