@@ -4,7 +4,12 @@ builds, a builder raising its own capacity, malformed .dsc files and URLs."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ from orch_helpers import FakeBuilder, craft_deb, deb_control, make_source, put_f
 from orch_hub import HubFactory, RunningHub
 
 from deb_orchestrator.client import HubClient, HubError
+from httpserve import serve_directory
 
 MIRROR = "http://deb.debian.org/debian"
 
@@ -200,3 +206,116 @@ def test_malformed_input_answers_4xx(hub: RunningHub, tmp_path: Path) -> None:
                        headers={"Authorization": f"Bearer {hub.admin_token}"})
         assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
     assert hub.admin.builds() == []
+
+
+class HostileHandler(http.server.BaseHTTPRequestHandler):
+    """/redirect.dsc -> Location from the server's ``redirect_to``; /endless.dsc: zeros without end;
+    /slow.dsc: one byte every 0.2 s; /huge_1.0.dsc: a .dsc naming a 1 GiB file; anything else 404."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.requests.append(self.path)
+        if self.path.endswith("/redirect.dsc"):
+            self.send_response(302)
+            self.send_header("Location", server.redirect_to)
+            self.end_headers()
+            return
+        if self.path.endswith(("/endless.dsc", "/slow.dsc")):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                while True:
+                    if self.path.endswith("/slow.dsc"):
+                        self.wfile.write(b"S")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                    else:
+                        self.wfile.write(bytes(1 << 16))
+            except OSError:
+                return
+        if self.path.endswith("/huge_1.0.dsc"):
+            body = (f"Format: 3.0 (native)\nSource: huge\nBinary: huge\nArchitecture: all\nVersion: 1.0\n"
+                    f"Checksums-Sha256:\n {'0' * 64} {1 << 30} huge_1.0.tar.xz\n"
+                    f"Files:\n {'0' * 32} {1 << 30} huge_1.0.tar.xz\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_error(404)
+
+
+@contextmanager
+def hostile_server(redirect_to: str = "") -> Iterator[tuple[str, Any]]:
+    server: Any = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
+    server.daemon_threads = True
+    server.requests = []
+    server.redirect_to = redirect_to
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_source_urls_only_from_allowed_hosts_within_limits(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(lease_seconds=300.0, source_timeout=3.0, source_fetch_workers=2, source_fetch_queue=4,
+                   source_max_bytes=64 << 20)
+    (tmp_path / "mirror").mkdir()
+    make_source(tmp_path / "mirror", "orch-url", "1.0")
+    make_source(tmp_path / "mirror", "orch-url2", "1.0")
+    with serve_directory(tmp_path / "mirror") as mirror, hostile_server() as (elsewhere, off_list), \
+            hostile_server() as (hostile, server):
+        off_host = elsewhere.replace("127.0.0.1", "localhost")  # same machine, a host name not on the list
+        server.redirect_to = f"{off_host}/orch-url_1.0.dsc"
+        hub.admin.add_tag("base", external_repos=[{"url": f"{mirror}/debian", "suite": "trixie"}])
+        hub.admin.add_target("t", "base", "base")
+        user = hub.client(hub.admin.create_token("carol", ["build"])["token"])
+
+        def submit(url: str) -> httpx.Response:
+            return httpx.post(f"{hub.url}/api/v1/builds", json={"target": "t", "source_url": url},
+                              headers={"Authorization": f"Bearer {user.token}"}, timeout=60)
+
+        r = submit(f"{off_host}/orch-url_1.0.dsc")
+        assert r.status_code == 403 and "allow-list" in r.json()["detail"] and "localhost" in r.json()["detail"]
+        r = submit(f"{hostile}/redirect.dsc")
+        assert r.status_code == 403 and "redirects to" in r.json()["detail"], r.text
+        assert off_list.requests == [], "an off-list host was contacted"
+        r = submit(f"{hostile}/endless.dsc")
+        assert r.status_code == 413, r.text
+        r = submit(f"{hostile}/huge_1.0.dsc")
+        assert r.status_code == 413 and "64 MiB" in r.json()["detail"], r.text
+        started = time.monotonic()
+        r = submit(f"{hostile}/slow.dsc")
+        assert r.status_code == 504 and "3 s" in r.json()["detail"], r.text
+        assert time.monotonic() - started < 6
+        # many slow drips at once: the API and the builders' heartbeats still answer at once
+        hub.admin.submit("t", tmp_path / "mirror" / "orch-url2_1.0.dsc")
+        token = hub.admin.add_host("hb", ["amd64"])["token"]
+        payload = hub.client(token).claim(["amd64"], wait=5)
+        assert payload is not None
+        with ThreadPoolExecutor(24) as pool:
+            slow = [pool.submit(submit, f"{hostile}/slow.dsc") for _ in range(24)]
+            time.sleep(0.5)
+            times = []
+            with hub.client(token) as beating:
+                while not all(f.done() for f in slow):
+                    t0 = time.monotonic()
+                    beating.heartbeat(payload["task_id"], payload["fence"])
+                    assert beating.request("GET", "/tasks").status_code == 200
+                    times.append(time.monotonic() - t0)
+                    time.sleep(0.1)
+            codes = sorted(f.result().status_code for f in slow)
+        times.sort()
+        assert len(times) > 10 and times[len(times) // 2] < 0.5 and times[-1] < 2.0, \
+            f"a heartbeat and a listing took {times} s while slow sources were fetched"
+        assert set(codes) == {503, 504} and codes.count(504) <= 6, codes
+        # an allowed host works
+        r = submit(f"{mirror}/orch-url_1.0.dsc")
+        assert r.status_code == 201, r.text
+    assert [b["ident"] for b in hub.admin.builds()] == ["orch-url_1.0", "orch-url2_1.0"]

@@ -173,7 +173,8 @@ class Fetcher:
             if remaining <= 0:
                 raise self._too_slow(first)
             try:
-                request = client.build_request("GET", url, timeout=httpx.Timeout(remaining, connect=min(10, remaining)))
+                timeout = httpx.Timeout(min(30.0, remaining), connect=min(10.0, remaining))
+                request = client.build_request("GET", url, timeout=timeout)
                 resp = client.send(request, stream=True)
             except httpx.TimeoutException:
                 raise self._too_slow(first) from None
@@ -202,7 +203,7 @@ class Fetcher:
         tmp = dest.with_name(f".{dest.name}.part")
         try:
             with tmp.open("wb") as out:
-                for chunk in resp.iter_raw(1 << 16):
+                for chunk in resp.iter_raw():  # as it arrives: a slow drip meets the deadline check
                     size += len(chunk)
                     if size > cap:
                         raise HubError(f"{url} sends more than the {cap} bytes allowed for it", 413)
