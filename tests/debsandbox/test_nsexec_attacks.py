@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ mknod /blockdev b 8 0 2>/dev/null && echo MKNOD-ROOT-OK
 mknod /dev/blockdev b 8 0 2>/dev/null && echo MKNOD-DEV-OK
 cp /bin/id /bin/suid-id && chmod 4755 /bin/suid-id
 perl -e '{syscalls}'
+/bin/keyctl32; echo "KEYCTL-I386:$?"
 grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status
 """
 
@@ -61,6 +63,20 @@ echo "SUID-EUID:$(/bin/suid-id -u)"
 grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
 perl -e '{syscalls}'
 """
+
+
+def i386_probe(nr: int, arg0: int, arg1: int) -> bytes:
+    """A static 32-bit x86 program (the i386 ABI, ``int 0x80``): syscall ``nr``; exit 0 if it failed with
+    EPERM, else 2. The seccomp filter has a table for that ABI too."""
+    code = b"\xb8" + struct.pack("<I", nr) + b"\xbb" + struct.pack("<I", arg0 & 0xFFFFFFFF)
+    code += b"\xb9" + struct.pack("<I", arg1 & 0xFFFFFFFF) + b"\x31\xd2\xcd\x80"  # ecx; edx = 0; int 0x80
+    code += b"\x83\xf8\xff\xbb\x02\x00\x00\x00\x75\x05\xbb\x00\x00\x00\x00"  # ebx = eax == -EPERM ? 0 : 2
+    code += b"\xb8\x01\x00\x00\x00\xcd\x80"  # exit(ebx)
+    base, headers = 0x08048000, 52 + 32
+    ident = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
+    elf = ident + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, base + headers, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    size = headers + len(code)
+    return elf + struct.pack("<IIIIIIII", 1, 0, base, base, size, size, 5, 0x1000) + code
 
 
 def _copy_tool(root: Path, name: str) -> None:
@@ -83,6 +99,8 @@ def lower(tmp_path: Path) -> Path:
     for tool in TOOLS:
         _copy_tool(root, tool)
     (root / "lower-marker").write_text("the lower layer\n")
+    (root / "bin" / "keyctl32").write_bytes(i386_probe(288, 0, -3))  # keyctl(GET_KEYRING_ID, SESSION)
+    (root / "bin" / "keyctl32").chmod(0o755)
     if os.geteuid() == 0:  # owned by ns-root, as a root cache is: only the sandbox's mounts protect it
         ids = idmap.current()
         for dirpath, _dirs, files in os.walk(root):
@@ -134,6 +152,7 @@ def test_ns_root_cannot_leave_the_overlay_root(tmp_path: Path, lower: Path, host
     # seccomp (errno 1 = EPERM) even for ns-root; TIOCSTI would otherwise fail with ENOTTY (25) here
     for probe in ("KEYCTL", "UNSHARE-USER", "INIT-MODULE", "OPEN-BY-HANDLE", "TIOCSTI", "TIOCLINUX"):
         assert f"{probe}:1\n" in out, (probe, out)
+    assert "KEYCTL-I386:0" in out, out  # the i386 ABI is filtered too (exit 2: the kernel ran it)
     assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out, out
     cap_bnd = int(next(x for x in out.splitlines() if x.startswith("CapBnd:")).split()[1], 16)
     assert cap_bnd & (1 << 21) == 0, "ns-root keeps CAP_SYS_ADMIN"  # no mounts, no remounts
