@@ -60,7 +60,7 @@ if [ ! -s "$WORK/builder.token" ]; then
   (umask 077; "$ORCH" add-host "$(hostname)-1" --arch amd64 | tail -n1 > "$WORK/builder.token")
 fi
 step "builder $(hostname)-1 (deb-mock; log $WORK/builder.log)"
-setsid "$ORCH" builder --hub "$HUB" --token "$(cat "$WORK/builder.token")" --work-dir "$WORK/builder-work" \
+setsid "$ORCH" builder --hub "$HUB" --token-file "$WORK/builder.token" --work-dir "$WORK/builder-work" \
   >"$WORK/builder.log" 2>&1 &
 pids+=($!)
 

@@ -106,3 +106,44 @@ def start_hub(settings: HubSettings, signing: Path | None, port: int | None = No
 
 
 HubFactory = Callable[..., RunningHub]
+
+
+class HubProcess:
+    """``deb-orchestrator hub`` as a real process (its own memory, its own workers); stopped with SIGTERM."""
+
+    def __init__(self, data: Path, *args: str, log: Path | None = None) -> None:
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log or data.parent / f"hub-{self.port}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deb_orchestrator.cli", "hub", "--data", str(data), "--listen",
+             f"127.0.0.1:{self.port}", *args], stdout=self.log_path.open("a"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the hub did not start"
+            time.sleep(0.2)
+        self.token = (data / "admin.token").read_text().strip()
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

@@ -58,8 +58,9 @@ class Hub:
 
     def builder(self, token: str, cache: Path, log: Path) -> subprocess.Popen[bytes]:
         work = log.with_suffix(".work")  # under the test's tmp_path, also when the builder is killed
-        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--token", token, "--cache-dir", str(cache),
+        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--cache-dir", str(cache),
                                  "--work-dir", str(work)],
+                                env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": token},  # not --token: ps shows it
                                 stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:

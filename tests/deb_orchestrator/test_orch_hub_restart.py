@@ -76,8 +76,8 @@ def test_hub_killed_mid_build_and_restarted(db_kind: str, tmp_path: Path, test_c
         dsc = make_source(tmp_path, "orch-restart", "1.0", build_depends="debhelper-compat (= 13)",
                           rules_extra=SLOW_BUILD)
         builder = subprocess.Popen(
-            [*CLI, "builder", "--hub", url, "--token", host_token, "--cache-dir", str(test_cache / "deb-mock"),
-             "--work-dir", str(tmp_path / "work")],
+            [*CLI, "builder", "--hub", url, "--cache-dir", str(test_cache / "deb-mock"),
+             "--work-dir", str(tmp_path / "work")], env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": host_token},
             stdout=(tmp_path / "builder.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         processes.insert(0, builder)
         sub = admin.submit("t", dsc)

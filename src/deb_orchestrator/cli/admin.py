@@ -35,8 +35,12 @@ def cmd_list_hosts(args: argparse.Namespace) -> int:
 def cmd_add_host(args: argparse.Namespace) -> int:
     with client(args) as hub:
         out = hub.add_host(args.name, args.arches, args.capacity)
-        emit_secret(args, out, "token", f"host {out['name']} ({' '.join(out['arches'])}) registered; start it with:",
-                    f"  deb-orchestrator builder --hub {hub.url} --token TOKEN")
+        emit_secret(args, out, "token", f"host {out['name']} ({' '.join(out['arches'])}) registered; its token is "
+                    "the last line (shown once). Keep it in a file only the builder's user can read, e.g. "
+                    "`... | tail -1 | install -m 0600 /dev/stdin /etc/deb-orchestrator/token`, and start the "
+                    "builder with:",
+                    f"  deb-orchestrator builder --hub {hub.url} --token-file /etc/deb-orchestrator/token",
+                    "(or with DEB_ORCHESTRATOR_TOKEN in its environment; a --token on the command line shows in ps)")
     return 0
 
 

@@ -26,14 +26,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int,
                    help="hub processes serving the API (default: 1 on SQLite, the CPU count on PostgreSQL; "
                         "more than 1 needs PostgreSQL)")
+    p.add_argument("--allow-source-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a host the hub may fetch .dsc URLs from, besides the hosts of the targets' external "
+                        "repositories (repeat)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
     b = sub.add_parser("builder", help="run a builder: claim tasks and build them with deb-mock")
     b.add_argument("--hub", help="hub URL (env DEB_ORCHESTRATOR_HUB)")
-    b.add_argument("--token", help="the host's token from add-host (env DEB_ORCHESTRATOR_TOKEN)")
-    b.add_argument("--token-file", help="read the token from this file")
-    b.add_argument("--capacity", type=int, default=1, help="builds at once (default 1)")
+    b.add_argument("--token-file", help="read the host's token (from add-host) from this file; made 0600 if it is "
+                                        "readable by others (or set DEB_ORCHESTRATOR_TOKEN)")
+    b.add_argument("--token", help="the host's token on the command line: works, but every user of the machine "
+                                   "sees it in ps; prefer --token-file")
+    b.add_argument("--capacity", type=int, default=1,
+                   help="builds at once (default 1); at most the host's capacity set by its admin (add-host)")
     b.add_argument("--arch", action="append", dest="arches", help="architecture to build (repeat; default: host's)")
     b.add_argument("--cache-dir", type=Path, help="deb-mock cache directory (default: deb-mock's own)")
     b.add_argument("--work-dir", type=Path, help="where builds run (default: a temporary directory)")
@@ -88,7 +94,8 @@ def run_hub(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {workers} needs PostgreSQL (--db postgresql+psycopg://…): SQLite serializes "
                          "writers, so one hub process is all it can use")
     settings = HubSettings(data=args.data.absolute(), db_url=args.db, lease_seconds=args.lease,
-                           heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts, workers=workers)
+                           heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts, workers=workers,
+                           allow_source_hosts=[h.strip().lower() for h in args.allow_source_host if h.strip()])
     hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
     if hub.admin_token_path is not None:
         print(f"admin token: {hub.admin_token_path} (mode 0600; "
@@ -172,13 +179,39 @@ def _supervise(settings: Any, host: str, port: int, workers: int, log_level: str
     return 0 if stopping else 1
 
 
+def _private_token_file(path: Path) -> None:
+    """A token file others can read is made 0600 at start (if it is ours), with a warning."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        os.chmod(path, 0o600)
+        print(f"deb-orchestrator builder: {path} was readable by others (mode {st.st_mode & 0o777:04o}); "
+              "made it 0600", file=sys.stderr, flush=True)
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read the token file {path}: {exc.strerror}") from None
+
+
 def run_builder(args: argparse.Namespace) -> int:
     from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.token:
+        print("deb-orchestrator builder: warning: --token puts the token in the process list (ps, /proc) for every "
+              "user of this machine to read; use --token-file FILE (mode 0600) or DEB_ORCHESTRATOR_TOKEN",
+              file=sys.stderr, flush=True)
+    if args.token_file and not args.token:
+        _private_token_file(Path(args.token_file).expanduser())
+        args.token = _read_token(Path(args.token_file).expanduser())
     url, token = hub_and_token(args)
     if not token:
-        raise UsageError("the builder needs its host token: --token, --token-file or DEB_ORCHESTRATOR_TOKEN "
+        raise UsageError("the builder needs its host token: --token-file FILE or DEB_ORCHESTRATOR_TOKEN "
                          "(add-host prints it)")
     cfg = BuilderConfig(hub=url, token=token, capacity=args.capacity, arches=args.arches or [],
                         cache_dir=args.cache_dir, work_dir=args.work_dir, once=args.once,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -27,15 +28,57 @@ from debarchive.signing import SigningKey
 log = logging.getLogger("deb_orchestrator.hub")
 
 
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def private_files(settings: HubSettings, sqlite: Path | None) -> list[str]:
+    """Make what holds secrets private, also when an older hub (or a restore, or a copy) left it readable:
+    the admin token (0600), the signing key's GnuPG home (0700, its files 0600) and the SQLite database with
+    its journal files (0600; it holds token hashes, users and every build). Returns what was changed."""
+    changed = []
+
+    def fix(path: Path, mode: int) -> None:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_IMODE(st.st_mode) & ~mode == 0:
+            return
+        os.chmod(path, stat.S_IMODE(st.st_mode) & mode)
+        changed.append(str(path))
+
+    fix(settings.data / "admin.token", 0o600)
+    if settings.gnupg_dir.is_dir():
+        fix(settings.gnupg_dir, 0o700)
+        for root, dirs, files in os.walk(settings.gnupg_dir):
+            for d in dirs:
+                fix(Path(root) / d, 0o700)
+            for f in files:
+                fix(Path(root) / f, 0o600)
+    if sqlite is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            fix(sqlite.with_name(sqlite.name + suffix), 0o600)
+    if changed:
+        log.warning("made private (they were readable by others): %s", ", ".join(changed))
+    return changed
+
+
 class Hub:
     def __init__(self, settings: HubSettings, *, primary: bool = True) -> None:
         self.settings = settings
         self.primary = primary
         settings.data.mkdir(parents=True, exist_ok=True)
+        self._sqlite = _sqlite_path(settings.database_url)
+        if self._sqlite is not None:  # created private (SQLite would make it 0644 under the usual umask)
+            os.close(os.open(self._sqlite, os.O_RDWR | os.O_CREAT, 0o600))
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.store = Store(settings.store_dir)
         self.key = SigningKey.ensure(settings.gnupg_dir) if settings.publish_repos else None
+        private_files(settings, self._sqlite)
         self.work = Signal()  # free tasks appeared
         self.repos_changed = Signal()  # a repo was published
         self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
