@@ -74,9 +74,13 @@ class RepoPublisher:
     def publish_dirty(self) -> int:
         with self.db.session() as s:
             dirty = [(r.id, r.tag_id) for r in s.scalars(select(Repo).where(Repo.dirty.is_(True)).order_by(Repo.id))]
+        done = 0
         for repo_id, tag_id in dirty:
+            if self._stop.is_set():  # stopping (SIGTERM): the rest stay dirty; the next start publishes them
+                break
             self.publish(repo_id, tag_id)
-        return len(dirty)
+            done += 1
+        return done
 
     def publish(self, repo_id: int, tag_id: int) -> None:
         with self.lock:

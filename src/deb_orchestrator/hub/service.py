@@ -77,7 +77,11 @@ class Hub:
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.store = Store(settings.store_dir)
-        self.key = SigningKey.ensure(settings.gnupg_dir) if settings.publish_repos else None
+        old_umask = os.umask(0o077)  # a new key's files are private from the start (still one thread here)
+        try:
+            self.key = SigningKey.ensure(settings.gnupg_dir) if settings.publish_repos else None
+        finally:
+            os.umask(old_umask)
         private_files(settings, self._sqlite)
         self.work = Signal()  # free tasks appeared
         self.repos_changed = Signal()  # a repo was published
@@ -122,6 +126,8 @@ class Hub:
                     s.add(Repo(tag_id=tag.id, dirty=True))
                 else:
                     repo.dirty = True
+                    if repo.state == "failed":  # e.g. cut short by the stop (its gpg killed): published again now
+                        repo.state = "pending"
             # builders could not heartbeat while the hub was down: give running tasks a fresh lease
             s.execute(update(Task).where(Task.state == "open", Task.lease_expires.is_not(None))
                       .values(lease_expires=time.time() + self.settings.lease_seconds))
