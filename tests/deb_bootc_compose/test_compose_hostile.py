@@ -31,14 +31,15 @@ from srcpkg import interactive_sigint
 
 pytestmark = pytest.mark.integration
 SUITE = "hostile"
-HOST_FILES = {"machine-id": "host machine-id\n", "locale.conf": "LANG=host\n", "default-locale": "LANG=host\n",
-              "ssh/ssh_host_ed25519_key": "host key\n"}
+HOST_FILES = {"locale.conf": "LANG=host\n", "default-locale": "LANG=host\n", "ssh/ssh_host_ed25519_key": "host key\n"}
 HOST_DIRS = ("sources.list.d", "tmpfiles.d", "ssh")
 
 
 def make_hostile_deb(work: Path, host: Path) -> Path:
     """hostile-links: its postinst (run after systemd's and openssh-server's) points what ostree-prepare
-    writes at ``host``: absolute links, a relative one climbing out with '..', directory links."""
+    writes at ``host``: absolute links, a relative one climbing out with '..', directory links, and a link to a
+    host file that does not exist yet (``/etc/machine-id``: mmdebstrap's clean-up keeps a dangling one, and
+    writing through it would create the file on the host)."""
     pkg = work / "hostile-links"
     (pkg / "DEBIAN").mkdir(parents=True)
     (pkg / "DEBIAN/control").write_text(
