@@ -102,3 +102,24 @@ def test_normal_user_builds_hello(user_deb_mock: Path, deb_mock) -> None:  # typ
         cwd="/",
     )
     assert scrub.returncode == 0, scrub.stdout + scrub.stderr
+
+
+def test_normal_users_sandbox_resists_the_same_attacks(user_deb_mock: Path) -> None:
+    """The launcher's attack tests (tests/debsandbox/attacks.py), run by the user: there ns-root *is* the
+    user, nothing is staged by real root, and a host directory the user owns is what an escape would hit."""
+    pw = pwd.getpwnam(USER)
+    work = BASE / "attacks"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "host").mkdir(parents=True)
+    (work / "host" / "marker").write_text("HOST-SECRET\n")
+    shutil.copy2(PROJECT / "tests" / "debsandbox" / "attacks.py", work / "attacks.py")
+    for p in [work, *work.rglob("*")]:
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+    python = user_deb_mock.parent / "python"
+    argv = [str(python), str(work / "attacks.py"), str(work / "run"), str(work / "host")]
+    proc = subprocess.run(["runuser", "-u", USER, "--", *argv], capture_output=True, text=True, timeout=300, cwd="/")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report["problems"] == [], f"{report['problems']}\n{report['root']}\n{report['user']}"
+    assert sorted(os.listdir(work / "host")) == ["marker"]
+    shutil.rmtree(work)
