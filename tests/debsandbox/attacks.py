@@ -22,7 +22,7 @@ from pathlib import Path
 from debsandbox import idmap
 from debsandbox.sandbox import OverlayRoot, Sandbox
 
-TOOLS = ("sh", "cat", "id", "ls", "touch", "cp", "chmod", "grep", "mknod", "perl")
+TOOLS = ("sh", "cat", "id", "ls", "touch", "cp", "chmod", "grep", "mknod", "perl", "mount")
 
 # the classic escape: chroot into a subdirectory while keeping the cwd outside it, walk up, chroot there
 ESCAPE = r"""
