@@ -156,7 +156,7 @@ def test_lockfile_content(minimal_compose: SessionCompose) -> None:
     lock = lockfile.load(minimal_compose.topdir / "metadata" / "lockfile.yaml")
     assert (lock.name, lock.version, lock.suite) == ("debian-bootc", "13", "trixie")
     lv = lock.variant("base", "amd64")
-    assert lv.requested == ["systemd", "systemd-sysv", "linux-image-amd64", "openssh-server", "hello"]
+    assert lv.requested == ["systemd", "systemd-sysv", "linux-image-amd64", "openssh-server", "iputils-arping", "hello"]
     added = {a.name for a in lv.added}
     assert added == {"ostree", "ostree-boot", "dracut", "grub2-common", "grub-efi-amd64-bin"}
     assert all(a.reason for a in lv.added)
@@ -370,13 +370,18 @@ def test_users_groups_files_on_the_real_tree(minimal_compose: SessionCompose, tm
     assert re.search(r"^admin:!:", shadow, re.M)  # no password: SSH key only
     keys = tree / "var/home/admin/.ssh/authorized_keys"
     assert keys.read_text().startswith("ssh-ed25519 ")
-    assert (keys.stat().st_uid, keys.stat().st_mode & 0o777) == (1000, 0o600)
+    # the tree belongs to the user namespace it is made in: inner uid 1000 is host uid base + 1000
+    ids = treeops.tree_ids()
+    treeops.adopt_host_writes(tree, ids)
+    assert (keys.stat().st_uid, keys.stat().st_mode & 0o777) == (ids.host_uid(1000), 0o600)
+    motd = (tree / "etc/motd").stat()
+    assert (treeops.inner_uid(ids, motd.st_uid), treeops.inner_gid(ids, motd.st_gid)) == (0, 0)
     assert (tree / "etc/motd").read_text() == "Debian bootc server image (deb-bootc-compose)\n"
     phase._autovar(t)
     autovar = (tree / "usr/lib/tmpfiles.d/deb-bootc-autovar.conf").read_text()
     assert "d /var/home/admin 0700 1000 1000 - -" in autovar
     assert ("C /var/home/admin/.ssh/authorized_keys - - - - /usr/share/factory/var/home/admin/.ssh/authorized_keys"
             in autovar)
-    assert (tree / "usr/share/factory/var/home/admin/.ssh/authorized_keys").stat().st_uid == 1000
+    assert (tree / "usr/share/factory/var/home/admin/.ssh/authorized_keys").stat().st_uid == ids.host_uid(1000)
     assert sorted(p.name for p in (tree / "var").iterdir()) == ["lib"]
     treeops.remove_tree(tree)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from isal import isal_zlib
 
 from deb_bootc_compose.oci.errors import OciCancelled
 from deb_bootc_compose.oci.tree import TreeEntry, TreeError
+from debsandbox.idmap import IdMap, IdMapError, IdRange
 
 CHUNK = 1 << 20
 # ISA-L's deflate (a gzip stream any gunzip reads) at level 2 compresses a Debian tree about six times
@@ -81,7 +83,49 @@ class _DigestingGzipSink:
         self.size += len(out)
 
 
-def read_xattrs(path: str) -> dict[str, str]:
+VFS_CAP_REVISION_MASK = 0xFF000000
+VFS_CAP_REVISION_2 = 0x02000000
+VFS_CAP_REVISION_3 = 0x03000000
+ACL_USER, ACL_GROUP = 0x02, 0x08
+
+
+def inner_xattr(name: str, value: bytes, ids: IdMap, path: str) -> bytes:
+    """An xattr as the tree's user namespace reads it, from the host's view of it.
+
+    ``security.capability`` set by ns-root is stored as revision 3 with the namespace's root as ``rootid``;
+    inside the namespace (and in the image) it is the plain revision 2 form a root-owned file carries. POSIX
+    ACLs name host ids; the image names the namespace's.
+    """
+    if name == "security.capability" and len(value) == 24:
+        magic, rootid = struct.unpack_from("<I", value)[0], struct.unpack_from("<I", value, 20)[0]
+        if magic & VFS_CAP_REVISION_MASK == VFS_CAP_REVISION_3:
+            if rootid != ids.root_uid:
+                raise TreeError(f"{path}: file capability for root id {rootid}, not the tree's namespace root "
+                                f"{ids.root_uid}")
+            return struct.pack("<I", (magic & ~VFS_CAP_REVISION_MASK) | VFS_CAP_REVISION_2) + value[4:20]
+    if name in ("system.posix_acl_access", "system.posix_acl_default") and len(value) >= 4:
+        out = bytearray(value)
+        for off in range(4, len(value) - 7, 8):
+            tag, _perm, ident = struct.unpack_from("<HHI", value, off)
+            try:
+                if tag == ACL_USER:
+                    struct.pack_into("<I", out, off + 4, _inner_id(ident, ids.uids))
+                elif tag == ACL_GROUP:
+                    struct.pack_into("<I", out, off + 4, _inner_id(ident, ids.gids))
+            except IdMapError as exc:
+                raise TreeError(f"{path}: {name} names an id outside the tree's namespace: {exc}") from exc
+        return bytes(out)
+    return value
+
+
+def _inner_id(value: int, ranges: tuple[IdRange, ...]) -> int:
+    for r in ranges:
+        if r.outer <= value < r.outer + r.count:
+            return int(r.inner + value - r.outer)
+    raise IdMapError(f"host id {value} is not mapped")
+
+
+def read_xattrs(path: str, ids: IdMap | None = None) -> dict[str, str]:
     """Extended attributes as PAX records; binary values survive through surrogate escapes."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -93,12 +137,14 @@ def read_xattrs(path: str) -> dict[str, str]:
             value = os.getxattr(path, name, follow_symlinks=False)
         except OSError:
             continue
+        if ids is not None:
+            value = inner_xattr(name, value, ids, path)
         records[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
     return records
 
 
 def tarinfo_for(
-    tree: Path, entry: TreeEntry, source_date_epoch: int, hardlink_to: str | None
+    tree: Path, entry: TreeEntry, source_date_epoch: int, hardlink_to: str | None, ids: IdMap | None = None
 ) -> tarfile.TarInfo | None:
     st = entry.st
     info = tarfile.TarInfo(entry.path)
@@ -130,7 +176,7 @@ def tarinfo_for(
         info.type = tarfile.FIFOTYPE
     else:
         return None  # sockets cannot be archived; they are runtime objects anyway
-    xattrs = read_xattrs(abs_path)
+    xattrs = read_xattrs(abs_path, ids)
     if xattrs:
         info.pax_headers = xattrs
     return info
@@ -195,7 +241,7 @@ def ustar_header(
 
 
 def header_for(
-    tree: Path, entry: TreeEntry, source_date_epoch: int, hardlink_to: str | None
+    tree: Path, entry: TreeEntry, source_date_epoch: int, hardlink_to: str | None, ids: IdMap | None = None
 ) -> tuple[bytes, int] | None:
     """(header blocks, bytes of file data that follow) for one entry; None for what tar cannot hold."""
     st = entry.st
@@ -224,7 +270,7 @@ def header_for(
         header = ustar_header(name, st.st_mode, st.st_uid, st.st_gid, size, mtime, typeflag, linkname, dev)
         if header is not None:
             return header, size
-    info = tarinfo_for(tree, entry, source_date_epoch, hardlink_to)
+    info = tarinfo_for(tree, entry, source_date_epoch, hardlink_to, ids)
     if info is None:
         return None
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), info.size if info.isreg() else 0
@@ -259,10 +305,13 @@ def write_layer(
     *,
     level: int = DEFAULT_LEVEL,
     should_stop: Callable[[], bool] | None = None,
+    ids: IdMap | None = None,
 ) -> LayerBlob:
     """Write ``members`` (already in order) as one gzip layer into ``dest_dir/<hex digest>``.
 
-    ``hardlinks`` maps a path to the earlier path of the same inode that carries its data.
+    ``hardlinks`` maps a path to the earlier path of the same inode that carries its data. ``ids``: the tree
+    was made in a user namespace with that map (the members' owners are already inner ids, see
+    :func:`~deb_bootc_compose.oci.tree.scan_tree`); xattrs are written as the namespace reads them.
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir / f".layer-{os.getpid()}-{id(members):x}.tmp"
@@ -273,7 +322,7 @@ def write_layer(
             for entry in members:
                 if should_stop is not None and should_stop():
                     raise OciCancelled("the OCI image write was cancelled")
-                made = header_for(tree, entry, source_date_epoch, hardlinks.get(entry.path))
+                made = header_for(tree, entry, source_date_epoch, hardlinks.get(entry.path), ids)
                 if made is None:
                     continue
                 header, size = made

@@ -12,8 +12,10 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deb_bootc_compose.oci.errors import OciError
+from debsandbox.idmap import IdMap, IdRange
 
 
 class TreeError(OciError):
@@ -38,15 +40,41 @@ class TreeEntry:
         return stat.S_ISLNK(self.st.st_mode)
 
 
+def inner_stat(st: os.stat_result, ids: IdMap, where: str) -> os.stat_result:
+    """``st`` as the tree's user namespace sees it: host uid ``base + N`` becomes uid N (same for gids)."""
+    uid = _inner(st.st_uid, ids.uids, where, "uid")
+    gid = _inner(st.st_gid, ids.gids, where, "gid")
+    if (uid, gid) == (st.st_uid, st.st_gid):
+        return st
+    seq: tuple[Any, ...] = tuple(st)  # the 10 positional fields
+    extra: dict[str, Any] = {name: getattr(st, name) for name in _STAT_EXTRA}
+    return os.stat_result((*seq[:4], uid, gid, *seq[6:]), extra)
+
+
+_STAT_EXTRA = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_blksize",
+               "st_blocks", "st_rdev")
+
+
+def _inner(value: int, ranges: tuple[IdRange, ...], where: str, what: str) -> int:
+    for r in ranges:
+        if r.outer <= value < r.outer + r.count:
+            return int(r.inner + value - r.outer)
+    raise TreeError(
+        f"{where} is owned by host {what} {value}, which the user namespace the tree was made in does not map "
+        "(was it written outside that namespace?)"
+    )
+
+
 def _sort_key(name: str) -> bytes:
     return os.fsencode(name)
 
 
-def scan_tree(root: Path) -> dict[str, TreeEntry]:
+def scan_tree(root: Path, ids: IdMap | None = None) -> dict[str, TreeEntry]:
     """Every entry below ``root`` (not ``root`` itself), parents before children, siblings byte-sorted.
 
     The resulting order equals sorting by the tuple of path components, so a directory's subtree is
     contiguous. Symlinks (to directories or anything else) are entries and are never descended into.
+    With ``ids`` (the tree was made in a user namespace with that map), owners are the namespace's ids.
     """
     if not root.is_dir():
         raise TreeError(f"image tree {root} does not exist or is not a directory")
@@ -65,6 +93,8 @@ def scan_tree(root: Path) -> dict[str, TreeEntry]:
                 st = os.lstat(abs_path)
             except OSError as exc:
                 raise TreeError(f"cannot stat {abs_path}: {exc.strerror}") from exc
+            if ids is not None:
+                st = inner_stat(st, ids, abs_path)
             entries[rel] = TreeEntry(rel, st)
             if stat.S_ISDIR(st.st_mode):
                 walk(abs_path, rel)

@@ -19,6 +19,7 @@ from deb_bootc_compose.oci.layout import rfc3339, write_archive, write_layout
 from deb_bootc_compose.oci.plan import LayerPlan, make_plan
 from deb_bootc_compose.oci.tarlayer import DEFAULT_LEVEL, LayerBlob, write_layer
 from deb_bootc_compose.oci.tree import TreeEntry, parents, scan_tree
+from debsandbox.idmap import IdMap
 
 # The grammar of org.opencontainers.image.ref.name (OCI image-spec, annotations).
 _REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
@@ -151,11 +152,13 @@ def _write_layer_job(
     level: int,
     stop: threading.Event,
     cancel: threading.Event | None,
+    ids: IdMap | None = None,
 ) -> LayerBlob:
     def should_stop() -> bool:
         return stop.is_set() or (cancel is not None and cancel.is_set())
 
-    return write_layer(tree, job.members, hardlinks, source_date_epoch, blobs, level=level, should_stop=should_stop)
+    return write_layer(tree, job.members, hardlinks, source_date_epoch, blobs, level=level, should_stop=should_stop,
+                       ids=ids)
 
 
 def write_oci_image(
@@ -177,12 +180,17 @@ def write_oci_image(
     compression_level: int = DEFAULT_LEVEL,
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    ids: IdMap | None = None,
 ) -> OciResult:
     """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
 
     Layers: package layers following the plan (``previous_plan`` keeps assignments stable; the plan used
     is written to ``plan_out``), then the kernel layer (``usr/lib/modules/<kernel_version>`` and every
     package owning files there), then the files no package owns. Same inputs, same manifest digest.
+
+    ``ids``: the tree was made in a user namespace with this id map (its files belong to subordinate ids on
+    disk); the layers carry what the namespace sees: host uid ``base + N`` as uid N, file capabilities in the
+    form a root-owned file has. Exact, and read-only: nothing from the tree is run.
     """
     started = time.monotonic()
     say = progress or (lambda _msg: None)
@@ -202,7 +210,7 @@ def write_oci_image(
         )
     if cancel is not None and cancel.is_set():
         raise OciCancelled("the OCI image write was cancelled before it started")
-    entries = scan_tree(tree)
+    entries = scan_tree(tree, ids)
     say(f"scanned {len(entries)} entries of {tree}")
     units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)
     has_kernel = KERNEL in units.values()
@@ -253,7 +261,8 @@ def write_oci_image(
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="oci-layer") as pool:
             futures = {
                 job.id: pool.submit(
-                    _write_layer_job, tree, job, hardlinks, source_date_epoch, blobs, compression_level, stop, cancel
+                    _write_layer_job, tree, job, hardlinks, source_date_epoch, blobs, compression_level, stop, cancel,
+                    ids,
                 )
                 for job in sorted(jobs_list, key=lambda j: -j.tar_estimate)
             }

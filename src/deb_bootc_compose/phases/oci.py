@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from deb_bootc_compose import treeops
 from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
 from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord, Phase, VariantState
 
@@ -106,6 +107,10 @@ class OciPhase(Phase):
         plan = out_dir / PLAN_NAME
         previous, how = self.previous_plan(vs)
         self.progress(f"{label}: writing the OCI image with {how}, at most {m.oci.max_layers} layers")
+        # the tree belongs to the subordinate ids of the namespace it was made in: the layers carry the
+        # namespace's view of it (root's files as 0:0, file capabilities as root-owned files have them)
+        ids = treeops.tree_ids()
+        treeops.adopt_host_writes(vs.tree, ids)
         try:
             result = write_oci_image(
                 vs.tree,
@@ -122,6 +127,7 @@ class OciPhase(Phase):
                 archive_name=archive_name(m, vs.variant, vs.arch),
                 progress=lambda msg: self.progress(f"{label}: {msg}"),
                 cancel=self.ctx.cancel,
+                ids=ids,
             )
         except OciCancelled:
             raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None

@@ -91,6 +91,8 @@ class OstreePreparePhase(Phase):
         self._sysimage(t)
         self._autovar(t)
         self._api_dirs(t)
+        # what this phase wrote as the host's root becomes what it means inside the image (root's files, ...)
+        treeops.adopt_host_writes(t.root)
         problems = lint.check(t.root, container_form=True)
         if problems:
             raise ComposeError(
@@ -375,6 +377,7 @@ class OstreePreparePhase(Phase):
         # the walk runs on the host path of the tree's own /var (a real directory of the tree), never
         # following a link; nothing runs in the tree meanwhile
         var = t.host_path("var")
+        ids = treeops.tree_ids()  # the tree's files belong to subordinate ids; tmpfiles lines name inner ones
         for root, dirs, files in os.walk(var):
             rel_root = os.path.normpath(os.path.join("var", os.path.relpath(root, var)))
             for d in sorted(dirs):
@@ -386,7 +389,8 @@ class OstreePreparePhase(Phase):
                     lines.append(f"{kind} /{_tmpfiles_escape(rel)} - - - - {os.readlink(p)}")
                 else:
                     lines.append(
-                        f"d /{_tmpfiles_escape(rel)} {stat.S_IMODE(st.st_mode):04o} {st.st_uid} {st.st_gid} - -"
+                        f"d /{_tmpfiles_escape(rel)} {stat.S_IMODE(st.st_mode):04o} "
+                        f"{treeops.inner_uid(ids, st.st_uid)} {treeops.inner_gid(ids, st.st_gid)} - -"
                     )
             dirs[:] = [d for d in sorted(dirs) if not (Path(root) / d).is_symlink()]
             for f in sorted(files):

@@ -1,14 +1,20 @@
 """rootfs: mmdebstrap installs exactly the locked .debs, served from the pool as a local apt repository.
 
-mmdebstrap runs in its own private mount namespace (``unshare --mount``), so nothing it mounts into the
-tree survives it, whatever happens to it. SOURCE_DATE_EPOCH comes from the lockfile: the tree is
-bit-reproducible from run to run.
+mmdebstrap runs in a user namespace made by the debsandbox launcher (ns-root is the first id of root's
+subordinate range, see :mod:`deb_bootc_compose.treeops`), with its own mount, pid, ipc, uts and network
+namespaces: the maintainer scripts of the packages it installs never hold a capability of the host, nothing
+mounted in the tree survives it, and there is no network (the packages come from a local ``file:`` repository).
+mmdebstrap's ``root`` mode is used *inside* that namespace: its ``unshare`` mode, started by the host's root,
+would not make a user namespace at all. The work directory is bound at a fresh mount point under ``/run`` so
+that ns-root can reach it whatever the permissions of the directories above it are. SOURCE_DATE_EPOCH comes
+from the lockfile: the tree is bit-reproducible from run to run.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 from deb_bootc_compose import pool, treeops
@@ -16,6 +22,7 @@ from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.lockfile import LockedVariant
 from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
 from debsandbox.commands import CommandError, run
+from debsandbox.sandbox import Bind, Sandbox, owned_dir
 
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "ppc64le": "ppc64el", "s390x": "s390x",
              "riscv64": "riscv64", "armv7l": "armhf"}
@@ -89,27 +96,47 @@ class RootfsPhase(Phase):
         pool.link_into(self.ctx.target, lv.packages, repo)
         write_local_repo(repo, self.log_path)
         includes = ",".join(f"{p.name}={p.version}" for p in lv.packages)
-        self.progress(f"{vs.variant}/{vs.arch}: mmdebstrap of {len(lv.packages)} locked packages")
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        argv = [
-            "unshare", "--mount", "--propagation", "private", "--",
-            "mmdebstrap", "--mode=root", "--format=directory", "--variant=custom", f"--architectures={vs.arch}",
-            f"--include={includes}",
-            "--aptopt=Acquire::Languages \"none\"",
-            "--dpkgopt=force-unsafe-io", "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
-            # the image must not keep the unsafe-io setting
-            "--customize-hook=rm -f \"$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap\"",
-            "", str(tree), f"deb [trusted=yes] file://{repo} ./",
-        ]
-        # INITRD=No: the kernel postinst must not build a host-only initramfs; ostree-prepare builds the real one
-        env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch), "LC_ALL": "C.UTF-8", "INITRD": "No",
-               "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        self.progress(f"{vs.variant}/{vs.arch}: mmdebstrap of {len(lv.packages)} locked packages "
+                      "(user namespace, no network)")
+        ids = treeops.tree_ids()
+        work = tree.parent
+        if repo.parent != work:
+            raise ComposeError(f"{vs.variant}/{vs.arch}: the local repository {repo} must sit next to the tree {tree}")
+        work.mkdir(parents=True, exist_ok=True)
+        owned_dir(tree, ids)
+        scratch = owned_dir(work / "mmdebstrap-tmp", ids)
+        # the mount point the work directory is bound at inside the namespace: reachable by ns-root (/run is
+        # 0755 everywhere), empty on the host, removed afterwards
+        mnt = Path(tempfile.mkdtemp(prefix="deb-bootc-compose-", dir="/run"))
         try:
-            run(argv, log=self.log_path, extra_env=env, cancel=self.ctx.cancel, timeout=3600, tail=30)
-        except CommandError as exc:
-            raise ComposeError(
-                f"{vs.variant}/{vs.arch}: mmdebstrap failed (log: {self.log_path}):\n{exc.tail}"
-            ) from exc
+            mnt.chmod(0o755)
+            inner_tree, inner_repo = mnt / tree.name, mnt / repo.name
+            argv = [
+                "mmdebstrap", "--mode=root", "--format=directory", "--variant=custom",
+                f"--architectures={vs.arch}", f"--include={includes}",
+                "--aptopt=Acquire::Languages \"none\"",
+                "--dpkgopt=force-unsafe-io", "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
+                # the image must not keep the unsafe-io setting
+                "--customize-hook=rm -f \"$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap\"",
+                "", str(inner_tree), f"deb [trusted=yes] file://{inner_repo} ./",
+            ]
+            # INITRD=No: the kernel postinst must not build a host-only initramfs; ostree-prepare builds the
+            # real one. HOME: not the host's root's home (ns-root cannot read it, and it is not the image's)
+            env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch), "LC_ALL": "C.UTF-8", "INITRD": "No",
+                   "TMPDIR": str(mnt / scratch.name), "HOME": str(mnt / scratch.name)}
+            sandbox = Sandbox(root=None, binds=[Bind(work, str(mnt), ro=False)], network=False, env=env,
+                              hostname="localhost")
+            try:
+                sandbox.run(argv, ids=ids, log=self.log_path, cancel=self.ctx.cancel, timeout=3600, tail=30)
+            except CommandError as exc:
+                raise ComposeError(
+                    f"{vs.variant}/{vs.arch}: mmdebstrap failed (log: {self.log_path}):\n{exc.tail}"
+                ) from exc
+        finally:
+            mnt.rmdir()
+            treeops.remove_tree(scratch)
+        # mmdebstrap's file-mirror-automount left the repository's mount point in the tree: at its inner path
+        repo = inner_repo
         gone = remove_mountpoint_dirs(tree, repo)
         if gone:
             self.progress(f"{vs.variant}/{vs.arch}: removed the local repository's empty mount point {gone[-1]}")

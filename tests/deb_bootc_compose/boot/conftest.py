@@ -29,7 +29,7 @@ import imagefixtures
 
 OLD_HELLO = "pool/main/h/hello/hello_2.10-3_amd64.deb"  # bookworm's build; trixie has 2.10-5
 LOCAL_SUITE = "local"
-V1_PACKAGES = ["systemd", "systemd-sysv", "linux-image-amd64", "hello"]  # examples/minimal.yaml minus sshd
+V1_PACKAGES = ["systemd", "systemd-sysv", "linux-image-amd64", "hello"]  # examples/minimal.yaml minus sshd, arping
 
 
 @pytest.fixture(scope="session")
