@@ -124,8 +124,10 @@ class RootfsPhase(Phase):
             # real one. HOME: not the host's root's home (ns-root cannot read it, and it is not the image's)
             env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch), "LC_ALL": "C.UTF-8", "INITRD": "No",
                    "TMPDIR": str(mnt / scratch.name), "HOME": str(mnt / scratch.name)}
+            # SYS_ADMIN (in the namespace only): mmdebstrap mounts /proc, /sys, /dev and the repository into
+            # the tree, in the namespace's own mount namespace
             sandbox = Sandbox(root=None, binds=[Bind(work, str(mnt), ro=False)], network=False, env=env,
-                              hostname="localhost")
+                              hostname="localhost", cap_add=("SYS_ADMIN",))
             try:
                 sandbox.run(argv, ids=ids, log=self.log_path, cancel=self.ctx.cancel, timeout=3600, tail=30)
             except CommandError as exc:
