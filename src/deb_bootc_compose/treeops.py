@@ -81,12 +81,24 @@ def inner_gid(ids: idmap.IdMap, gid: int) -> int:
     return gid if inner is None else inner
 
 
+def _check_tree(tree: Path, ids: idmap.IdMap) -> None:
+    """Refuse anything but a tree the namespace made: never the host's root, never a directory the host owns
+    (a wrong argument here would hand host files to the subordinate ids)."""
+    if not isinstance(tree, Path) or os.path.realpath(tree) == "/":
+        raise ComposeError(f"refusing to treat {tree!r} as an image tree: it is the host's root or not a path")
+    st = os.lstat(tree)
+    if not stat.S_ISDIR(st.st_mode) or _mapped(st.st_uid, ids.uids) is None:
+        raise ComposeError(f"refusing to treat {tree} as an image tree: not a directory owned by the user "
+                           f"namespace the tree is made in (owner {st.st_uid})")
+
+
 def adopt_host_writes(tree: Path, ids: idmap.IdMap | None = None) -> int:
     """Give every entry of ``tree`` that the host wrote (owned by an id the namespace does not map) the host
     id of the inner id it carries: a file the compose wrote as root becomes ns-root's, a file it chowned to
     uid 1000 becomes ``base + 1000``. Never follows a symlink (directory handles, ``AT_SYMLINK_NOFOLLOW``);
     set-id bits that chown clears are put back. Returns how many entries changed."""
     ids = ids or tree_ids()
+    _check_tree(tree, ids)
     changed = 0
 
     def adopt(name: str, dir_fd: int | None) -> None:
@@ -133,7 +145,7 @@ def in_tree(
     subordinate id, no capability on the host), own mount/pid/ipc/uts namespaces, /proc, a minimal /dev,
     tmpfs /tmp and /run, /sys read-only, no network unless asked. ``binds`` are read-only."""
     ids = tree_ids()
-    adopt_host_writes(tree, ids)
+    adopt_host_writes(tree, ids)  # also refuses the host's root and directories the namespace did not make
     sb_binds = [Bind(Path(src), dest, ro=True) for src, dest in binds or []]
     if Path("/sys").is_dir():
         sb_binds.insert(0, Bind(Path("/sys"), "/sys", ro=True))

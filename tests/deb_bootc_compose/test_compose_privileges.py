@@ -18,11 +18,13 @@ import yaml
 from compose_helpers import EXAMPLES, SessionCompose
 
 from deb_bootc_compose import lockfile, treeops
+from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext, ComposeError
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
 from debsandbox import idmap
+from debsandbox.sandbox import owned_dir
 
 pytestmark = pytest.mark.integration
 REF = "debian-bootc/trixie/amd64/base"
@@ -78,8 +80,8 @@ def test_postprocess_cannot_mknod_the_host_disk_or_write_host_paths(
                          paths=target.compose("x-1-20260101.0"), compose_id="x-1-20260101.0", compose_type="test",
                          source_date_epoch=1700000000)
     try:
-        with pytest.raises(ComposeError) as info:
-            OstreePreparePhase(ctx)._postprocess(tree, "base/amd64")
+        with pytest.raises(ComposeError) as info, Tree(tree) as t:
+            OstreePreparePhase(ctx)._postprocess(t, "base/amd64")
         msg = str(info.value)
         assert "postprocess script escape failed with exit code" in msg, msg
         assert re.search(r"mknod: .*/devs/hostdisk.*Operation not permitted", msg), msg
@@ -200,7 +202,7 @@ def test_host_writes_are_adopted_into_the_namespace(tmp_path: Path) -> None:
     """What the compose writes as the host's root (os-release, apt sources, files with manifest owners) gets
     the host id of what it means inside the image; set-uid bits survive the chown; links are not followed."""
     ids = idmap.current()
-    tree = tmp_path / "tree"
+    tree = owned_dir(tmp_path / "tree", ids)  # a tree the namespace made
     (tree / "etc").mkdir(parents=True)
     (tree / "etc/os-release").write_text("x\n")
     tool = tree / "tool"
@@ -210,7 +212,7 @@ def test_host_writes_are_adopted_into_the_namespace(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.write_text("host\n")
     (tree / "link").symlink_to(outside)
-    assert treeops.adopt_host_writes(tree, ids) == 5
+    assert treeops.adopt_host_writes(tree, ids) == 4
     for p in (tree, tree / "etc", tree / "etc/os-release"):
         assert (p.stat().st_uid, p.stat().st_gid) == (ids.root_uid, ids.root_gid)
     st = tool.stat()
@@ -221,3 +223,10 @@ def test_host_writes_are_adopted_into_the_namespace(tmp_path: Path) -> None:
     os.chown(tool, 70000, 0)
     with pytest.raises(ComposeError, match="cannot be mapped"):
         treeops.adopt_host_writes(tree, ids)
+    # never the host's root, never a directory the namespace did not make (a slip here would give host
+    # files to the subordinate ids)
+    with pytest.raises(ComposeError, match="host's root"):
+        treeops.adopt_host_writes(Path("/"), ids)
+    with pytest.raises(ComposeError, match="not a directory owned by the user namespace"):
+        treeops.adopt_host_writes(tmp_path, ids)
+    assert tmp_path.stat().st_uid == 0
