@@ -10,9 +10,10 @@ CACHE/chroots/<config>/                                  the persistent working 
 CACHE/locks/                                             flock files (removed when free)
 ```
 
-Run by root, ``CACHE`` itself is root's and 0700: the trees under it are owned by the sandbox's mapped ids
-(the overlay shows them with their real owners), so no host path may lead a mapped id to them. Sandboxes
-reach their layers only through bind mounts that real root makes for them (see :mod:`debsandbox.nsexec`).
+Run by root, the directories holding trees (root-cache, deps-cache, builds, failed, chroots) are root's and
+0700: the trees in them are owned by the sandbox's mapped ids (the overlay shows them with their real
+owners), so no host path may lead a mapped id to them. Sandboxes reach their layers only through bind
+mounts that real root makes for them (see :mod:`debsandbox.nsexec`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,22 @@ class CachePaths:
         return self.root / "locks" / f"{name}.lock"
 
     def secure(self) -> None:
-        """Create the cache directory; run by root, make it root's and 0700 (also when it exists already)."""
+        """Create the cache directory; run by root, make the directories that hold trees (root caches,
+        snapshots, build roots, working chroots) root's and 0700, also when they exist already. Only
+        deb-mock's own subdirectories: the cache directory itself may be anything the caller chose."""
         self.root.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            st = self.root.stat()
+        if os.geteuid() != 0:
+            return
+        for d in (
+            self.root / "root-cache",
+            self.deps_cache,
+            self.root / "builds",
+            self.root / "failed",
+            self.root / "chroots",
+        ):
+            d.mkdir(exist_ok=True)
+            st = d.lstat()
             if st.st_uid != 0 or st.st_gid != 0:
-                os.chown(self.root, 0, 0)
-            if st.st_mode & 0o777 != 0o700:
-                self.root.chmod(0o700)
+                os.lchown(d, 0, 0)
+            if st.st_mode & 0o7777 != 0o700:
+                d.chmod(0o700)
