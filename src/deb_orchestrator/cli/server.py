@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deb_orchestrator.cli.common import UsageError, hub_and_token
+from deb_orchestrator.cli.common import UsageError, config_path, hub_and_token, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -209,6 +209,9 @@ def run_builder(args: argparse.Namespace) -> int:
     if args.token_file and not args.token:
         _private_token_file(Path(args.token_file).expanduser())
         args.token = _read_token(Path(args.token_file).expanduser())
+    if not args.token and not os.environ.get("DEB_ORCHESTRATOR_TOKEN") and config_path().is_file() \
+            and load_config().get("token"):
+        _private_token_file(config_path())  # the token is in the config file: keep that private too
     url, token = hub_and_token(args)
     if not token:
         raise UsageError("the builder needs its host token: --token-file FILE or DEB_ORCHESTRATOR_TOKEN "
