@@ -21,7 +21,7 @@ from deb_orchestrator.client import HubClient
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
-SLOW_BUILD = "override_dh_auto_build:\n\techo building slowly; sleep 60\n"
+SLOW_BUILD = "override_dh_auto_build:\n\techo building slowly; sleep 25\n"  # signalled in this window
 
 
 def descendants(pid: int) -> set[int]:
