@@ -145,3 +145,26 @@ def test_builder_token_from_file_or_environment_not_ps(hub: RunningHub, tmp_path
     env = {**os.environ, "DEB_ORCHESTRATOR_HUB": hub.url, "DEB_ORCHESTRATOR_TOKEN": hub.admin_token}
     hint = subprocess.run([*CLI, "add-host", "b-hint", "--arch", "amd64"], capture_output=True, text=True, env=env)
     assert "--token-file" in hint.stderr and "--token TOKEN" not in hint.stderr, hint.stderr
+
+
+@pytest.mark.integration
+def test_allow_source_host_flag(tmp_path: Path) -> None:
+    from httpserve import serve_directory
+
+    (tmp_path / "src").mkdir()
+    make_source(tmp_path / "src", "orch-allowed", "1.0")
+    with serve_directory(tmp_path / "src") as served:
+        port = served.rsplit(":", 1)[1]
+        hub = HubProcess(tmp_path / "data", "--allow-source-host", f"LOCALHOST:{port}")
+        try:
+            with HubClient(hub.url, hub.token) as admin:
+                admin.add_tag("base", external_repos=[{"url": "http://deb.debian.org/debian", "suite": "trixie"}])
+                admin.add_target("t", "base", "base")
+                sub = admin.submit("t", f"http://localhost:{port}/orch-allowed_1.0.dsc")
+                assert sub["build"]["ident"] == "orch-allowed_1.0"
+                for url in (f"{served}/orch-allowed_1.0.dsc", f"http://localhost:{int(port) + 1}/x_1.0.dsc"):
+                    r = httpx.post(f"{hub.url}/api/v1/builds", json={"target": "t", "source_url": url},
+                                   headers={"Authorization": f"Bearer {hub.token}"})
+                    assert r.status_code == 403 and "allow-list" in r.json()["detail"], (url, r.text)
+        finally:
+            hub.stop()
