@@ -15,15 +15,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deb_bootc_compose.treeops import adopt_host_writes
 from debsandbox.commands import run
 
 from . import filesystems, layout, sysroot
 from .errors import DiskError, NotEnoughSpace
-from .imagetools import require_host_tools
+from .imagetools import require_host_tools, staging_ids
 from .layout import DiskOptions, MiB
 
 FORMATS = ("raw", "qcow2")
-HOST_TOOLS = ("ostree", "bwrap", "sfdisk", "mkfs.ext4", "e2fsck", "mkfs.vfat", "mmd", "mcopy", "qemu-img")
+HOST_TOOLS = ("ostree", "sfdisk", "mkfs.ext4", "e2fsck", "mkfs.vfat", "mmd", "mcopy", "qemu-img")
 
 
 @dataclass
@@ -102,7 +103,8 @@ def build_disk(src: sysroot.InstallSource, outputs: dict[str, Path], scratch: Pa
     raw = partials.get("raw") or staging / "disk.raw"
     try:
         kargs = sysroot.kernel_args(list(options.kernel_args), options.serial_console)
-        dep = sysroot.stage(src, staging, osname, kargs, log, cancel)
+        ids = staging_ids()
+        dep = sysroot.stage(src, staging, osname, kargs, log, cancel, ids)
         efi = sysroot.configure(dep, staging, log)
         _check(cancel)
         shutil.rmtree(dep.tools.root)
@@ -110,6 +112,9 @@ def build_disk(src: sysroot.InstallSource, outputs: dict[str, Path], scratch: Pa
         bootfs = staging / "bootfs"
         (dep.sysroot / "boot").rename(bootfs)
         (dep.sysroot / "boot").mkdir(mode=0o755)
+        # what was written here as the host's root (fstab, grub.cfg, the mount point) gets its namespace ids
+        for content_dir in (bootfs, dep.sysroot):
+            adopt_host_writes(content_dir, ids)
         root_usage = layout.tree_usage(dep.sysroot)
         boot_usage = layout.tree_usage(bootfs)
         boot_size = max(options.boot_min_size, layout.ext4_size(boot_usage, 2 * boot_usage.bytes))
@@ -121,7 +126,7 @@ def build_disk(src: sysroot.InstallSource, outputs: dict[str, Path], scratch: Pa
             files[part] = staging / f"{part}.ext4"
             usage = boot_usage if part == "boot" else root_usage
             filesystems.make_ext4(files[part], pp.size, content_dir, pp.label, pp.uuid,
-                                  layout.ext4_inodes(usage, pp.size), log, epoch, cancel)
+                                  layout.ext4_inodes(usage, pp.size), log, epoch, cancel, ids)
             _check(cancel)
         esp = p.by_name("esp")
         files["esp"] = staging / "esp.vfat"

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
+from debsandbox import idmap
 from debsandbox.commands import run
 
+from .imagetools import in_namespace
 from .layout import MiB
 
 
 def make_ext4(image: Path, size: int, content: Path, label: str, fs_uuid: str, inodes: int, log: Path,
-              epoch: int | None = None, cancel: threading.Event | None = None) -> None:
-    """An ext4 filesystem of ``size`` bytes holding ``content`` (owners, modes, xattrs, hard links kept)."""
+              epoch: int | None = None, cancel: threading.Event | None = None, ids: idmap.IdMap | None = None
+              ) -> None:
+    """An ext4 filesystem of ``size`` bytes holding ``content`` (owners, modes, xattrs, hard links kept).
+
+    ``ids``: ``content`` was staged in a user namespace with that map; mkfs reads it there, so the
+    filesystem holds the namespace's owners and file capabilities (never the host's subordinate ids)."""
     image.unlink(missing_ok=True)
     with open(image, "wb") as fh:
         fh.truncate(size)
     env = {"E2FSPROGS_FAKE_TIME": str(epoch)} if epoch is not None else {}
-    run(["mkfs.ext4", "-q", "-F", "-L", label, "-U", fs_uuid, "-N", str(inodes), "-E",
-         f"root_owner=0:0,hash_seed={fs_uuid}", "-d", str(content), str(image)],
-        log=log, extra_env=env, cancel=cancel)
+    argv = ["mkfs.ext4", "-q", "-F", "-L", label, "-U", fs_uuid, "-N", str(inodes), "-E",
+            f"root_owner=0:0,hash_seed={fs_uuid}", "-d"]
+    if ids is None:
+        run([*argv, str(content), str(image)], log=log, extra_env=env, cancel=cancel)
+    else:
+        os.chown(image, ids.root_uid, ids.root_gid)
+        in_namespace([*argv, "@content@/.", "@image@"], {"content": content, "image": image}, log, ids=ids,
+                     cancel=cancel, env=env)
     # mkfs -d leaves errors for e2fsck to find on some trees (e.g. too few inodes); check it here, not at boot
     run(["e2fsck", "-f", "-n", str(image)], log=log, cancel=cancel)
 

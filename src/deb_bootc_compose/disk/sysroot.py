@@ -1,8 +1,11 @@
 """Stage an OSTree sysroot in a plain directory: repo, stateroot, deployment, bootloader files, fstab.
 
-Host ostree prepares the repository (init, pull-local, the remote, the remote ref); the image's own
-ostree (:class:`ImageTools`) runs ``admin init-fs``, ``os-init`` and ``deploy REMOTE:REF`` so that
-``/var`` is seeded the way the image's ostree does it and ``ostree admin upgrade`` has a ref to follow.
+Everything is staged in a user namespace (root's subordinate range, as the compose's tree is made): the
+host's ostree prepares the repository (init, pull-local, the remote, the remote ref) there, and the image's
+own ostree (:class:`ImageTools`, package code) runs ``admin init-fs``, ``os-init`` and ``deploy REMOTE:REF``
+there, so that ``/var`` is seeded the way the image's ostree does it and ``ostree admin upgrade`` has a ref
+to follow. On disk the staged files belong to subordinate ids; what this module writes as the host's root
+(fstab, the first grub.cfg) is adopted into the namespace before ``mkfs.ext4 -d`` reads the sysroot in it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from debsandbox import idmap
 from debsandbox.commands import run
+from debsandbox.sandbox import owned_dir
 
 from ..intree import Tree
 from . import grub
 from .errors import DiskError
-from .imagetools import ImageTools
+from .imagetools import ImageTools, in_namespace, staging_ids
 from .layout import BOOT_LABEL, ESP_LABEL, ROOT_LABEL
 
 DEFAULT_CONSOLE_ARGS = ("console=tty0", "console=ttyS0,115200n8")
@@ -63,20 +68,51 @@ class InstallSource:
     remote_url: str
 
 
+def repo_mode(repo: Path) -> str:
+    for line in (repo / "config").read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "mode":
+            return value.strip()
+    return "bare"
+
+
+def _namespace_readable(src: InstallSource, staging: Path, ids: idmap.IdMap, log: Path,
+                        cancel: threading.Event | None) -> Path:
+    """A repo holding ``src.commit`` that the staging namespace reads right: an archive repo as it is (its
+    objects record owners and modes, and are world-readable); from a bare or bare-user repo (owners are the
+    object files' own, or files may be unreadable to others) the host pulls the commit into a bare-user repo
+    that it then gives to the namespace's root."""
+    if repo_mode(src.repo) in ("archive", "archive-z2"):
+        return src.repo
+    imported = staging / "import"
+    run(["ostree", "init", f"--repo={imported}", "--mode=bare-user"], log=log)
+    run(["ostree", "pull-local", f"--repo={imported}", str(src.repo), src.commit], log=log, cancel=cancel)
+    run(["chown", "-R", "--no-dereference", f"{ids.root_uid}:{ids.root_gid}", str(imported)], log=log)
+    return imported
+
+
 def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log: Path,
-          cancel: threading.Event | None = None) -> Deployment:
-    sysroot = staging / "sysroot"
-    repo = sysroot / "ostree" / "repo"
-    repo.parent.mkdir(parents=True)
-    run(["ostree", "init", f"--repo={repo}", "--mode=bare"], log=log)
-    run(["ostree", "remote", "add", f"--repo={repo}", "--no-gpg-verify", osname, src.remote_url, src.ref], log=log)
-    run(["ostree", "pull-local", f"--repo={repo}", str(src.repo), src.commit], log=log, cancel=cancel)
-    run(["ostree", "refs", f"--repo={repo}", f"--create={osname}:{src.ref}", src.commit], log=log)
+          cancel: threading.Event | None = None, ids: idmap.IdMap | None = None) -> Deployment:
+    ids = ids or staging_ids()
+    owned_dir(staging, ids, mode=0o700)
+    sysroot = owned_dir(staging / "sysroot", ids)
+    repo = owned_dir(sysroot / "ostree" / "repo", ids)
+    owned_dir(sysroot / "ostree", ids)
+    # one bind of the staging directory for the repo and the checkout: hard links do not cross mounts
+    paths = {"src": _namespace_readable(src, staging, ids, log, cancel), "staging": staging}
+    in_repo = "--repo=@staging@/" + repo.relative_to(staging).as_posix()
+
+    def ostree(*args: str) -> None:
+        in_namespace(["ostree", *args], paths, log, ids=ids, cancel=cancel)
+
+    ostree("init", in_repo, "--mode=bare")
+    ostree("remote", "add", in_repo, "--no-gpg-verify", osname, src.remote_url, src.ref)
+    ostree("pull-local", in_repo, "@src@", src.commit)
+    ostree("refs", in_repo, f"--create={osname}:{src.ref}", src.commit)
     # the image's tools: a hard-linked checkout of the commit (costs no space, removed before mkfs)
     toolroot = staging / "image-tools"
-    run(["ostree", "checkout", f"--repo={repo}", "--require-hardlinks", src.commit, str(toolroot)], log=log,
-        cancel=cancel)
-    tools = ImageTools(toolroot, log, cancel)
+    ostree("checkout", in_repo, "--require-hardlinks", src.commit, f"@staging@/{toolroot.name}")
+    tools = ImageTools(toolroot, log, cancel, ids)
     if not tools.has("usr/bin/ostree"):
         raise DiskError(f"commit {src.commit} has no /usr/bin/ostree: add ostree and ostree-boot to the image")
     if not any((toolroot / "usr/lib/modules").glob("*/vmlinuz")):
@@ -118,6 +154,7 @@ def configure(dep: Deployment, workdir: Path, log: Path) -> Path:
     sysroot.mkdir("boot/efi", exist_ok=True)
     sysroot.close()
     # from now on every deployment regenerates loader/grub.cfg with grub-mkconfig + 15_ostree
-    run(["ostree", "config", f"--repo={dep.sysroot / 'ostree' / 'repo'}", "set", "sysroot.bootloader", "grub2"],
-        log=log)
-    return grub.build_efi_image(dep.tools, workdir / "grub")
+    with Tree(dep.sysroot) as t:  # the repo's config, never through a link the image's ostree planted
+        repo = t.host_path("ostree/repo")
+    run(["ostree", "config", f"--repo={repo}", "set", "sysroot.bootloader", "grub2"], log=log)
+    return grub.build_efi_image(dep.tools, owned_dir(workdir / "grub", dep.tools.ids))

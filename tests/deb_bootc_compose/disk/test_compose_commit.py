@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 from pathlib import Path
 
@@ -93,3 +94,60 @@ def test_compose_source_errors(moved_on: tuple[Path, str, str], tmp_path: Path,
         boot_cli.spec_for(argparse.Namespace(target=compose, variant="base", arch="amd64", expect_commit=None,
                                              commands=None, timeout=None, log_dir=None))
     assert list(tmp_path.glob("d.raw*")) == []
+
+
+def _with_host_tools(tree: Path) -> None:
+    """Give ``tree`` a working /bin/sh and mknod: the host's dash and mknod with the libraries they load."""
+    (tree / "usr/lib").mkdir(parents=True, exist_ok=True)
+    (tree / "usr/lib64").mkdir(exist_ok=True)
+    for name in ("bin", "lib", "lib64"):
+        (tree / name).symlink_to(f"usr/{name}")
+    for binary, name in (("/usr/bin/dash", "sh"), ("/usr/bin/mknod", "mknod")):
+        subprocess.run(["cp", "-L", binary, str(tree / "usr/bin" / name)], check=True)
+        libs = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+        for line in libs.splitlines():
+            path = line.split("=>")[-1].split("(")[0].strip()
+            if path.startswith("/"):
+                rel = Path(path.lstrip("/"))
+                dest = tree / (rel if rel.parts[0] == "usr" else Path("usr") / rel)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["cp", "-L", path, str(dest)], check=True)
+
+
+def test_the_images_own_ostree_cannot_mknod_or_write_host_paths(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """install-to-disk runs the IMAGE's ostree (package code). A hostile one makes a node of the disk that
+    holds this test's directory in the staging sysroot and writes a marker to a host path: in the staging
+    user namespace mknod fails, the install fails naming the tool, and the host path stays empty. (Under the
+    old bubblewrap, run as real root with CAP_MKNOD kept, mknod succeeded.)"""
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    dev = host_dir.stat().st_dev
+    major, minor = (os.major(dev), os.minor(dev)) if os.major(dev) else (7, 0)
+    tree = tmp_path / "hostile"
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "usr/etc").mkdir()
+    (tree / "usr/lib/modules/6.1.0-hostile").mkdir(parents=True)
+    (tree / "usr/lib/modules/6.1.0-hostile/vmlinuz").write_text("not a kernel")
+    _with_host_tools(tree)
+    hostile = tree / "usr/bin/ostree"
+    hostile.write_text(
+        "#!/bin/sh\n"
+        f"echo direct > {host_dir}/direct-marker\n"
+        f"mknod /target/hostdisk b {major} {minor} || {{ echo MKNOD-REFUSED; exit 1; }}\n"
+        "echo MKNOD-SUCCEEDED\n"
+    )
+    hostile.chmod(0o755)
+    repo = tmp_path / "repo"
+    ostree("init", f"--repo={repo}", "--mode=archive")
+    commit = ostree(f"--repo={repo}", "commit", f"--branch={REF}", f"--tree=dir={tree}", "--no-bindings")
+    log = tmp_path / "install.log"
+    rc = disk_cli.main([f"ostree:{repo}:{REF}", str(tmp_path / "d.raw"), "--free-space", "8MiB", "--log", str(log)])
+    err = capsys.readouterr().err
+    text = log.read_text()
+    assert rc != 0, err
+    assert "MKNOD-REFUSED" in text and "MKNOD-SUCCEEDED" not in text, text[-2000:]
+    assert "Operation not permitted" in text
+    assert sorted(p.name for p in host_dir.iterdir()) == []
+    assert not (tmp_path / "d.raw").exists()
+    assert commit
