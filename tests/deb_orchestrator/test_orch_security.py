@@ -104,6 +104,17 @@ def test_uploads_capped_while_streaming(make_hub: HubFactory, tmp_path: Path) ->
                   headers={"Authorization": f"Bearer {builder.token}"})
     assert r.status_code == 413, r.text
     assert "1 MiB" in r.json()["detail"]
+    # many files, each under the limit: all files of one task together are capped too
+    hub.settings.max_task_bytes = 2 << 20
+    part = tmp_path / "part.log"
+    part.write_bytes(bytes(900 << 10))
+    for i in range(2):
+        assert put_file(builder, p, part, f"part{i}.log").status_code == 201
+    assert put_file(builder, p, part, "part0.log").status_code == 201  # the same name again replaces it
+    r = put_file(builder, p, part, "part2.log")
+    assert r.status_code == 413 and "for the files of one task" in r.json()["detail"], r.text
+    assert [f["name"] for f in builder.request("GET", f"/tasks/{p['task_id']}").json()["files"]] == \
+        ["part0.log", "part1.log"]
     dsc = make_source(tmp_path, "orch-u2", "1.0")
     r = httpx.post(f"{hub.url}/api/v1/builds/upload", data={"target": "t"},
                    files=[("files", (dsc.name, dsc.read_bytes())), ("files", ("big.tar.xz", bytes(3 << 20)))],

@@ -19,6 +19,7 @@ class HubSettings:
     workers: int = 1  # hub processes serving the API (more than one needs PostgreSQL)
     # limits on what users and builders send (docs/security.md)
     max_upload_bytes: int = 2 << 30  # one uploaded file (builder result, or a whole source upload), counted as read
+    max_task_bytes: int = 32 << 30  # all files one task (its attempts together) uploads
     max_deb_control_bytes: int = 64 << 20  # an uploaded .deb's control.tar, unpacked
     max_deb_data_bytes: int = 8 << 30  # an uploaded .deb's data.tar, unpacked
     allow_source_hosts: list[str] = field(default_factory=list)  # besides the hosts of the targets' external repos

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from deb_orchestrator.hub import builds, packages, scheduler
 from deb_orchestrator.hub.api.common import file_response, hub_of, task_json
@@ -149,15 +149,22 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
         raise HubError(f"sha256 must be 64 hex digits, got {sha256!r}")
 
-    def check() -> packages.Expected | None:
+    def check() -> tuple[packages.Expected | None, int]:
         with hub.db.session() as s:
-            return packages.expected_for(s, scheduler._attempt(s, task_id, fence, host_id), name)
+            task = scheduler._attempt(s, task_id, fence, host_id)
+            used = s.scalar(select(func.coalesce(func.sum(Artifact.size), 0))
+                            .where(Artifact.task_id == task_id, Artifact.name != name)) or 0
+            return packages.expected_for(s, task, name), int(used)
 
-    expected = await run_in_threadpool(check)
-    limit = hub.settings.max_upload_bytes
+    expected, used = await run_in_threadpool(check)
+    task_room = hub.settings.max_task_bytes - used  # all files of one task together
+    limit = min(hub.settings.max_upload_bytes, task_room)
+    why = (f"the hub's upload limit of {packages.mib(limit)}" if limit == hub.settings.max_upload_bytes else
+           f"what is left of the hub's limit of {packages.mib(hub.settings.max_task_bytes)} for the files of "
+           f"one task ({used} bytes uploaded already)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise HubError(f"{name}: {declared} bytes is over the hub's upload limit of {packages.mib(limit)}", 413)
+        raise HubError(f"{name}: {declared} bytes is over {why}", 413)
     fd, tmp_name = tempfile.mkstemp(dir=hub.store.root / "tmp", prefix="upload-")
     tmp = Path(tmp_name)
     try:
@@ -166,7 +173,7 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
             async for chunk in request.stream():  # counted while it arrives: nothing past the limit is kept
                 received += len(chunk)
                 if received > limit:
-                    raise HubError(f"{name}: more than the hub's upload limit of {packages.mib(limit)}", 413)
+                    raise HubError(f"{name}: more than {why}", 413)
                 out.write(chunk)
         if expected is not None:  # a .deb: its members and control fields are checked before it is stored
             await run_in_threadpool(packages.inspect_deb, tmp, name, expected, sha256.lower(), hub.deb_limits)
