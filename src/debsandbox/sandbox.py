@@ -190,11 +190,13 @@ def remove_tree(path: Path, ids: idmap.IdMap | None = None) -> None:
 
 def _make_writable_rmtree(path: Path) -> None:
     def onerror(func: Any, p: str, _exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(p), 0o755)
-            os.chmod(p, 0o755)
-        except OSError:
-            pass
+        # never chmod through a link the sandbox planted: only real directories get their mode back
+        for d in (os.path.dirname(p), p):
+            try:
+                if not os.path.islink(d) and os.path.isdir(d):
+                    os.chmod(d, 0o755)
+            except OSError:
+                pass
         func(p)
 
     if path.is_dir() and not path.is_symlink():
