@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import email.utils
 import hashlib
 import lzma
 import mmap
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ class SourceTrust:
     cache_dir: Path | None = None  # verified Sources indices are kept here
     check_valid_until: bool = True
     timeout: float = 120.0
+    max_index_bytes: int = 1 << 30  # an InRelease or Sources.xz larger than this is not used
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,18 @@ def verify_clearsigned(data: bytes, keyrings: list[Path], what: str) -> Signed:
         return Signed(out.read_bytes(), tuple(good))
 
 
-def _get(client: httpx.Client, url: str) -> bytes | None:
-    """The body at ``url``; None when the server says it does not have it (404/410)."""
-    resp = client.get(url)
-    if resp.status_code in (404, 410):
-        return None
-    resp.raise_for_status()
-    return resp.content
+def _get(client: httpx.Client, url: str, cap: int = 1 << 30) -> bytes | None:
+    """The body at ``url`` (at most ``cap`` bytes); None when the server does not have it (404/410)."""
+    with client.stream("GET", url) as resp:
+        if resp.status_code in (404, 410):
+            return None
+        resp.raise_for_status()
+        body = bytearray()
+        for chunk in resp.iter_bytes():
+            body += chunk
+            if len(body) > cap:
+                raise httpx.HTTPError(f"{url} sends more than {cap} bytes")
+        return bytes(body)
 
 
 def _release_sums(release: Deb822) -> dict[str, tuple[str, int]]:
@@ -182,7 +190,7 @@ class _Indices:
     def release(self, base: str, suite: str) -> Deb822 | None:
         url = f"{base}/dists/{suite}/InRelease"
         try:
-            raw = _get(self.client, url)
+            raw = _get(self.client, url, self.trust.max_index_bytes)
         except httpx.HTTPError as exc:
             self.log(f"source check: {url}: {exc}")
             return None
@@ -213,7 +221,7 @@ class _Indices:
             return cached
         url = f"{base}/dists/{suite}/{component}/source/Sources.xz"
         try:
-            raw = _get(self.client, url)
+            raw = _get(self.client, url, self.trust.max_index_bytes)
         except httpx.HTTPError as exc:
             self.log(f"source check: {url}: {exc}")
             return None
@@ -228,7 +236,7 @@ class _Indices:
         if plain and (hashlib.sha256(data).hexdigest() != plain[0] or len(data) != plain[1]):
             self.log(f"source check: {url} decompresses to something InRelease does not list; not using it")
             return None
-        tmp = store / f".Sources-{key}.{os.getpid()}"
+        tmp = store / f".Sources-{key}.{os.getpid()}.{threading.get_ident()}"
         tmp.write_bytes(data)
         tmp.replace(cached)
         self._prune(store, keep_days=14)
@@ -284,10 +292,17 @@ def mirror_base(url: str, mirrors: list[str]) -> list[str]:
     return bases
 
 
-def authenticate_dsc(url: str, dsc_path: Path, trust: SourceTrust, log: Log) -> Verification:
+DEFAULT_ADVICE = ("Build it from a local .dsc you trust, add the signer's keyring to the config's source_keyrings, "
+                  "or pass --no-verify-source to build it unchecked")
+
+
+def authenticate_dsc(url: str, dsc_path: Path, trust: SourceTrust, log: Log, *, client: httpx.Client | None = None,
+                     advice: str = DEFAULT_ADVICE) -> Verification:
     """Authenticate the .dsc downloaded from ``url`` to ``dsc_path``; raise :class:`SourceAuthError` if it can't be.
 
     Tries the mirror's signed Sources indices, then the .dsc's own signature (see the module's docstring).
+    ``client`` fetches the indices (e.g. one whose hooks fence in where it may go; default: a plain one);
+    ``advice`` ends the message of the refusal (what the caller can do instead).
     """
     raw = dsc_path.read_bytes()
     dsc = Dsc(raw)
@@ -297,7 +312,9 @@ def authenticate_dsc(url: str, dsc_path: Path, trust: SourceTrust, log: Log) -> 
     tried: list[str] = []
     mismatch: list[str] = []
     bases = mirror_base(url, trust.mirrors)
-    with httpx.Client(timeout=trust.timeout, follow_redirects=True) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(httpx.Client(timeout=trust.timeout, follow_redirects=True))
         indices = _Indices(client, trust, log)
         try:
             for base in bases:
@@ -338,8 +355,7 @@ def authenticate_dsc(url: str, dsc_path: Path, trust: SourceTrust, log: Log) -> 
         except SourceAuthError as exc:
             sig_reason = str(exc)
     raise SourceAuthError(
-        f"cannot authenticate {url}: {why_index}, and {sig_reason}. Build it from a local .dsc you trust, "
-        "add the signer's keyring to the config's source_keyrings, or pass --no-verify-source to build it unchecked"
+        f"cannot authenticate {url}: {why_index}, and {sig_reason}. {advice}"
     )
 
 

@@ -4,6 +4,7 @@ builds, a builder raising its own capacity, malformed .dsc files and URLs."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import threading
 import time
@@ -276,7 +277,7 @@ def hostile_server(redirect_to: str = "") -> Iterator[tuple[str, Any]]:
 
 def test_source_urls_only_from_allowed_hosts_within_limits(make_hub: HubFactory, tmp_path: Path) -> None:
     hub = make_hub(lease_seconds=300.0, source_timeout=3.0, source_fetch_workers=2, source_fetch_queue=4,
-                   source_max_bytes=64 << 20)
+                   source_max_bytes=64 << 20, verify_source=False)  # authentication: the next test
     (tmp_path / "mirror").mkdir()
     make_source(tmp_path / "mirror", "orch-url", "1.0")
     make_source(tmp_path / "mirror", "orch-url2", "1.0")
@@ -333,3 +334,89 @@ def test_source_urls_only_from_allowed_hosts_within_limits(make_hub: HubFactory,
         r = submit(f"{mirror}/orch-url_1.0.dsc")
         assert r.status_code == 201, r.text
     assert [b["ident"] for b in hub.admin.builds()] == ["orch-url_1.0", "orch-url2_1.0"]
+
+
+def _pool_dir(root: Path, name: str) -> Path:
+    d = root / "pool" / "main" / name[0] / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def test_fetched_sources_are_authenticated(make_hub: HubFactory, signing_home: Path, tmp_path: Path) -> None:
+    """A mirror whose bookworm InRelease is signed by the external repo's key (the target's suite is trixie:
+    the hub looks in sibling releases too): a listed .dsc is accepted, a tampered one and an unlisted unsigned
+    one are refused with 422 before any of their files is fetched, and nothing of them is stored."""
+    from debarchive import aptrepo
+    from debarchive.signing import SigningKey
+
+    hub = make_hub()
+    key = SigningKey.load(signing_home)
+    root = tmp_path / "www" / "debian"
+    good = make_source(_pool_dir(root, "orch-auth"), "orch-auth", "1.0")
+    bad = make_source(_pool_dir(root, "orch-bad"), "orch-bad", "1.0")
+    plain = make_source(_pool_dir(root, "orch-plain"), "orch-plain", "1.0")
+    aptrepo.publish(root, "bookworm", packages=[], key=key,
+                    sources=[aptrepo.scan_dsc(d, f"pool/main/o/{d.name.split('_')[0]}") for d in (good, bad)])
+    # the attacker (on the wire, or on the mirror) changes the .dsc the signed index vouches for
+    bad.write_text(bad.read_text().replace("Maintainer: Test", "Maintainer: Mallory", 1))
+    seen: list[str] = []
+
+    class Recording(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            super().do_GET()
+
+    with serve_directory(tmp_path / "www", Recording) as base:
+        hub.admin.add_tag("base", external_repos=[{"url": f"{base}/debian", "suite": "trixie",
+                                                   "key": key.public_armored()}])
+        hub.admin.add_target("t", "base", "base")
+        user = hub.client(hub.admin.create_token("dave", ["build"])["token"])
+
+        def submit(dsc: Path) -> httpx.Response:
+            url = f"{base}/debian/pool/main/o/{dsc.name.split('_')[0]}/{dsc.name}"
+            return httpx.post(f"{hub.url}/api/v1/builds", json={"target": "t", "source_url": url},
+                              headers={"Authorization": f"Bearer {user.token}"}, timeout=60)
+
+        r = submit(bad)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "tampered" in detail and "bookworm" in detail and "Upload the source package" in detail \
+            and "--no-verify-source" in detail, detail
+        r = submit(plain)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "cannot authenticate" in detail and "orch-plain 1.0 is in no signed index" in detail \
+            and "--source-keyring" in detail, detail
+        assert not [p for p in seen if p.endswith(".tar.xz")], f"files of a refused source were fetched: {seen}"
+        assert hub.admin.builds() == []
+        stored = {p.parent.name + p.name for p in (hub.settings.store_dir / "objects").rglob("*") if p.is_file()}
+        refused = {hashlib.sha256(f.read_bytes()).hexdigest() for d in (bad, plain)
+                   for f in d.parent.iterdir() if f.name.startswith(d.name.removesuffix(".dsc"))}
+        assert not stored & refused, "a refused source was stored"
+        r = submit(good)
+        assert r.status_code == 201, r.text
+        b = r.json()["build"]
+        assert b["source_trust"] == "archive" and b["source_verified"] is True, b
+        assert "bookworm" in b["source_verification"] and "signed index" in b["source_verification"], b
+    # the unlisted source uploaded by a token holder: trusted as theirs, and recorded so
+    up = user.submit("t", plain)["build"]
+    assert up["source_trust"] == "caller" and "uploaded by dave" in up["source_verification"], up
+    assert hub.admin.build("orch-auth_1.0")["source_trust"] == "archive"
+    page = httpx.get(f"{hub.url}/builds/orch-auth_1.0").text
+    assert "Source authenticated" in page and "archive: found in the signed index" in page
+
+
+def test_no_verify_source_accepts_and_records(make_hub: HubFactory, tmp_path: Path) -> None:
+    hub = make_hub(verify_source=False)
+    (tmp_path / "www").mkdir()
+    plain = make_source(tmp_path / "www", "orch-unchecked", "1.0")
+    with serve_directory(tmp_path / "www") as base:
+        hub.admin.add_tag("base", external_repos=[{"url": f"{base}/debian", "suite": "trixie"}])
+        hub.admin.add_target("t", "base", "base")
+        b = hub.admin.submit("t", f"{base}/{plain.name}")["build"]
+    assert b["source_trust"] == "none" and b["source_verified"] is False
+    assert "--no-verify-source" in b["source_verification"]
+    assert hub.admin.build("orch-unchecked_1.0")["source_verified"] is False

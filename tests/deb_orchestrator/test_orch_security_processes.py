@@ -155,16 +155,21 @@ def test_allow_source_host_flag(tmp_path: Path) -> None:
     make_source(tmp_path / "src", "orch-allowed", "1.0")
     with serve_directory(tmp_path / "src") as served:
         port = served.rsplit(":", 1)[1]
-        hub = HubProcess(tmp_path / "data", "--allow-source-host", f"LOCALHOST:{port}")
+        # the source is in no signed index: --no-verify-source lets it in, logged and recorded on the build
+        hub = HubProcess(tmp_path / "data", "--allow-source-host", f"LOCALHOST:{port}", "--no-verify-source")
         try:
             with HubClient(hub.url, hub.token) as admin:
                 admin.add_tag("base", external_repos=[{"url": "http://deb.debian.org/debian", "suite": "trixie"}])
                 admin.add_target("t", "base", "base")
                 sub = admin.submit("t", f"http://localhost:{port}/orch-allowed_1.0.dsc")
                 assert sub["build"]["ident"] == "orch-allowed_1.0"
+                assert sub["build"]["source_trust"] == "none" and sub["build"]["source_verified"] is False
                 for url in (f"{served}/orch-allowed_1.0.dsc", f"http://localhost:{int(port) + 1}/x_1.0.dsc"):
                     r = httpx.post(f"{hub.url}/api/v1/builds", json={"target": "t", "source_url": url},
                                    headers={"Authorization": f"Bearer {hub.token}"})
                     assert r.status_code == 403 and "allow-list" in r.json()["detail"], (url, r.text)
         finally:
             hub.stop()
+    log = hub.log_path.read_text()
+    assert "--no-verify-source: .dsc URLs that cannot be authenticated are accepted" in log, log[-2000:]
+    assert "orch-allowed_1.0.dsc NOT VERIFIED" in log, log[-2000:]

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--allow-source-host", action="append", default=[], metavar="HOST[:PORT]",
                    help="a host the hub may fetch .dsc URLs from, besides the hosts of the targets' external "
                         "repositories (repeat)")
+    p.add_argument("--source-keyring", action="append", default=[], metavar="FILE",
+                   help="a keyring whose keys may sign a .dsc fetched by URL that is in no signed index of its "
+                        "mirror (repeat; e.g. /usr/share/keyrings/debian-keyring.gpg)")
+    p.add_argument("--no-verify-source", action="store_true",
+                   help="accept .dsc URLs that cannot be authenticated (neither in a signed index of the "
+                        "target's external repositories nor signed by a --source-keyring key); logged and "
+                        "recorded on each build as source_trust none")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -95,7 +102,15 @@ def run_hub(args: argparse.Namespace) -> int:
                          "writers, so one hub process is all it can use")
     settings = HubSettings(data=args.data.absolute(), db_url=args.db, lease_seconds=args.lease,
                            heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts, workers=workers,
-                           allow_source_hosts=[h.strip().lower() for h in args.allow_source_host if h.strip()])
+                           allow_source_hosts=[h.strip().lower() for h in args.allow_source_host if h.strip()],
+                           verify_source=not args.no_verify_source,
+                           source_keyrings=[str(Path(k).absolute()) for k in args.source_keyring])
+    for k in settings.source_keyrings:
+        if not Path(k).is_file():
+            raise UsageError(f"--source-keyring {k}: no such file")
+    if not settings.verify_source:
+        logging.getLogger("deb_orchestrator.hub").warning(
+            "--no-verify-source: .dsc URLs that cannot be authenticated are accepted (recorded on each build)")
     hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
     if hub.admin_token_path is not None:
         print(f"admin token: {hub.admin_token_path} (mode 0600; "

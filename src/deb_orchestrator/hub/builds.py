@@ -16,6 +16,7 @@ from deb_orchestrator.hub.models import Artifact, Build, Repo, Tag, TagListing, 
 from deb_orchestrator.hub.store import Store
 from debarchive import aptrepo
 from debarchive.dsc import SourcePackage
+from debarchive.sourceauth import Verification
 
 BUILD_ACTIVE = ("building", "dep-wait")
 TASK_ACTIVE = ("free", "open", "dep-wait")
@@ -102,8 +103,12 @@ def submit(
     arches: list[str] | None = None,
     priority: int = 20,
     max_attempts: int = 3,
+    verification: Verification | None = None,
 ) -> Submitted:
-    """Create the build and its task tree, or return the existing build of the same source version."""
+    """Create the build and its task tree, or return the existing build of the same source version.
+
+    ``verification`` says how the source was authenticated (recorded on a new build).
+    """
     target = get_target(session, target_name)
     existing = session.scalar(select(Build).where(Build.ident == pkg.ident))
     if existing is not None:
@@ -127,6 +132,8 @@ def submit(
         target_id=target.id,
         architectures=" ".join(pkg.architectures),
         source_stanza=stanza,
+        source_trust=verification.trust if verification else "",
+        source_verification=verification.how if verification else "",
     )
     session.add(build)
     try:

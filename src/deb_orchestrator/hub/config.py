@@ -27,6 +27,8 @@ class HubSettings:
     source_timeout: float = 600.0  # seconds for fetching one source package by URL, all files together
     source_fetch_workers: int = 2  # source packages fetched at once (a pool apart from the request threads)
     source_fetch_queue: int = 8  # submissions waiting for a fetch slot before the hub answers 503
+    verify_source: bool = True  # authenticate .dsc URLs (signed index or signature); False: --no-verify-source
+    source_keyrings: list[str] = field(default_factory=list)  # keys that may sign a .dsc in no signed index
 
     @property
     def database_url(self) -> str:

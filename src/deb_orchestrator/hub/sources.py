@@ -9,16 +9,25 @@ A user's URL makes the hub an HTTP client, so fetching is fenced in:
   ``source_max_bytes``; all files of one package within ``source_timeout`` seconds (a slow drip is cut off);
 - fetches run in a small pool of their own (``source_fetch_workers`` threads, ``source_fetch_queue`` more
   waiting, then 503): the request waits for its fetch without holding one of the request threads, so hostile
-  URLs cannot starve heartbeats or the API.
+  URLs cannot starve heartbeats or the API;
+- the fetched .dsc is authenticated before any of its files is fetched (:mod:`debarchive.sourceauth`): it must
+  be listed, with its SHA-256 and size, in a Sources index of the mirror it comes from whose InRelease is signed
+  by a key the target's buildroots trust (the keys of the target's tags' external repositories; Debian's
+  archive keyring for those without one), in one of the external repositories' suites or a sibling release;
+  or carry an OpenPGP signature by a key in ``hub --source-keyring``. Otherwise 422, nothing stored, unless the
+  hub runs with ``--no-verify-source`` (logged, and recorded on the build).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit
 
@@ -28,9 +37,49 @@ from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.errors import HubError
 from debarchive import dsc
 from debarchive.pool import PKG_RE, VERSION_RE
+from debarchive.sourceauth import SourceAuthError, SourceTrust, Verification, authenticate_dsc
 
 MAX_DSC_BYTES = 1 << 20
 MAX_REDIRECTS = 5
+MAX_INDEX_BYTES = 256 << 20  # an InRelease or Sources.xz the hub reads (into memory) to authenticate a .dsc
+DEBIAN_ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+# Debian's releases, newest first: a version may live only in another release than the external repo's
+DEBIAN_RELEASES = ("sid", "forky", "trixie", "bookworm", "bullseye")
+DEBIAN_ALIASES = {"unstable": "sid", "testing": "forky", "stable": "trixie", "oldstable": "bookworm"}
+SUITE_SUFFIXES = ("-updates", "-backports", "-proposed-updates", "-security")
+ADVICE = ("Upload the source package instead (POST /api/v1/builds/upload, `deb-orchestrator build TARGET "
+          "FILE.dsc`: an upload is trusted as your own), or ask the hub's admin (hub --source-keyring KEYRING for "
+          "the signer's key; hub --no-verify-source to accept sources unchecked)")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExternalOrigin:
+    """An external repository of the target's tags: where its sources may be looked up, and its key."""
+
+    url: str
+    suite: str
+    components: tuple[str, ...]
+    key: str | None  # ASCII-armoured; None: Debian's archive keyring (what the buildroots use then)
+
+
+def suites_to_try(suites: Iterable[str]) -> list[str]:
+    """The external repos' suites, then their sibling Debian releases (older ones first, then newer ones)."""
+    out = list(dict.fromkeys(suites))
+    for suite in list(out):
+        base = suite
+        for suffix in SUITE_SUFFIXES:
+            base = base.removesuffix(suffix)
+        base = DEBIAN_ALIASES.get(base, base)
+        if base in DEBIAN_RELEASES:
+            i = DEBIAN_RELEASES.index(base)
+            out += [base, *DEBIAN_RELEASES[i + 1:], *reversed(DEBIAN_RELEASES[:i])]
+    return list(dict.fromkeys(out))
+
+
+class SourceUnverified(HubError):
+    status = 422
 
 
 class SourceRefused(HubError):
@@ -130,14 +179,16 @@ class Fetcher:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def fetch(self, url: str, allowed: frozenset[str], dest: Path) -> dsc.SourcePackage:
-        """Fetch and verify ``url`` into ``dest``; the caller awaits it while no request thread is held."""
+    async def fetch(self, url: str, allowed: frozenset[str], dest: Path,
+                    origins: list[ExternalOrigin]) -> tuple[dsc.SourcePackage, Verification]:
+        """Fetch, authenticate and verify ``url`` into ``dest``; the caller awaits it while no request thread is
+        held. ``origins``: the target's external repositories (where the .dsc may be vouched for)."""
         check_allowed(url, allowed)  # before anything is queued or fetched
         with self._lock:
             if self._busy >= self.settings.source_fetch_workers + self.settings.source_fetch_queue:
                 raise HubError(f"{self._busy} source fetches are running or waiting; try again later", 503)
             self._busy += 1
-        future = self.pool.submit(self.fetch_sync, url, allowed, dest)
+        future = self.pool.submit(self.fetch_sync, url, allowed, dest, origins)
 
         def release(_: object) -> None:
             with self._lock:
@@ -146,7 +197,8 @@ class Fetcher:
         future.add_done_callback(release)  # also when the client went away: the fetch ends by its deadline
         return await asyncio.wrap_future(future)
 
-    def fetch_sync(self, url: str, allowed: frozenset[str], dest: Path) -> dsc.SourcePackage:
+    def fetch_sync(self, url: str, allowed: frozenset[str], dest: Path,
+                   origins: list[ExternalOrigin]) -> tuple[dsc.SourcePackage, Verification]:
         deadline = time.monotonic() + self.settings.source_timeout
         budget = self.settings.source_max_bytes
         dsc_name = dsc.safe_name(Path(urlsplit(url).path).name, "a .dsc URL's file name") \
@@ -157,12 +209,54 @@ class Fetcher:
         with httpx.Client(follow_redirects=False, headers={"Accept-Encoding": "identity"}) as client:
             budget -= self._get(client, url, dest / dsc_name, allowed, deadline, min(MAX_DSC_BYTES, budget))
             pkg = parse(dest / dsc_name)
+            verification = self.authenticate(url, dest / dsc_name, allowed, origins, deadline)  # before its files
             for f in pkg.files:
                 if f.size > budget:
                     raise HubError(f"{dsc_name}: its files need more than the hub's limit of "
                                    f"{_size(self.settings.source_max_bytes)} for one source package", 413)
                 budget -= self._get(client, urljoin(url, f.name), dest / f.name, allowed, deadline, f.size)
-        return load(dest / dsc_name)
+        return load(dest / dsc_name), verification
+
+    def authenticate(self, url: str, dsc_path: Path, allowed: frozenset[str], origins: list[ExternalOrigin],
+                     deadline: float) -> Verification:
+        """How the .dsc at ``url`` is vouched for; SourceUnverified (422) when it is not (see the module)."""
+        if not self.settings.verify_source:
+            log.warning("source %s NOT VERIFIED: the hub runs with --no-verify-source", url)
+            return Verification(False, "none", f"not verified: the hub runs with --no-verify-source ({url})")
+
+        def fenced(request: httpx.Request) -> None:  # every request and redirect of the index lookups
+            check_allowed(str(request.url), allowed, f"{url}: looking up the mirror's index")
+            if time.monotonic() > deadline:
+                raise self._too_slow(url)
+
+        with tempfile.TemporaryDirectory(prefix="source-keys-") as keydir:
+            keyrings: list[Path] = []
+            for i, o in enumerate(origins):
+                if o.key:
+                    keyrings.append(Path(keydir) / f"repo-{i}.asc")
+                    keyrings[-1].write_text(o.key)
+                elif DEBIAN_ARCHIVE_KEYRING not in keyrings:
+                    keyrings.append(DEBIAN_ARCHIVE_KEYRING)
+            trust = SourceTrust(
+                mirrors=list(dict.fromkeys(o.url.rstrip("/") for o in origins)),
+                suites=suites_to_try(o.suite for o in origins),
+                components=list(dict.fromkeys(c for o in origins for c in o.components)) or ["main"],
+                archive_keyrings=keyrings,
+                source_keyrings=[Path(k) for k in self.settings.source_keyrings],
+                cache_dir=self.settings.data / "cache",
+                timeout=30.0,
+                max_index_bytes=min(self.settings.source_max_bytes, MAX_INDEX_BYTES),
+            )
+            with httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True,
+                              max_redirects=MAX_REDIRECTS, event_hooks={"request": [fenced]}) as client:
+                try:
+                    v = authenticate_dsc(url, dsc_path, trust, lambda m: log.info("%s", m), client=client,
+                                         advice=ADVICE)
+                except SourceAuthError as exc:
+                    msg = str(exc)
+                    raise SourceUnverified(msg if ADVICE in msg else f"{msg}. {ADVICE}") from None
+        log.info("source %s authenticated: %s", url, v.how)
+        return v
 
     def _get(self, client: httpx.Client, url: str, dest: Path, allowed: frozenset[str], deadline: float,
              cap: int) -> int:

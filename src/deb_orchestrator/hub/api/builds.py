@@ -20,14 +20,15 @@ from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.schemas import BuildIn
 from deb_orchestrator.hub.service import Hub
 from debarchive import dsc
+from debarchive.sourceauth import Verification
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 
 def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: Principal, requested_by: str,
-            arches: list[str] | None, priority: int) -> dict[str, Any]:
+            arches: list[str] | None, priority: int, verification: Verification) -> dict[str, Any]:
     with hub.db.session() as s:
         sub = builds.submit(s, hub.store, pkg, target, who.user, requested_by=requested_by, arches=arches,
-                            priority=priority, max_attempts=hub.settings.max_attempts)
+                            priority=priority, max_attempts=hub.settings.max_attempts, verification=verification)
         out = {
             "existing": sub.existing,
             "message": (f"{pkg.ident} was submitted before: build {sub.build.id} ({sub.build.state}), task "
@@ -40,28 +41,37 @@ def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: Principal, reque
     return out
 
 
-def _allowed_hosts(hub: Hub, target: str) -> frozenset[str]:
-    """Where this target's sources may come from: the hosts of its tags' external repos, and the extras."""
+def _origins(hub: Hub, target: str) -> tuple[frozenset[str], list[sources.ExternalOrigin]]:
+    """Where this target's sources may come from (the hosts of its tags' external repos, and the extras), and
+    the external repos that may vouch for them."""
     with hub.db.session() as s:
         t = builds.get_target(s, target)  # fail fast before downloading
-        urls = [e.url for tag in (t.build_tag, t.dest_tag) for e in inheritance.external_repos(s, tag.id)]
-    return sources.allowed_hosts(urls, hub.settings.allow_source_hosts)
+        repos = [e for tag in (t.build_tag, t.dest_tag) for e in inheritance.external_repos(s, tag.id)]
+        origins = [sources.ExternalOrigin(e.url, e.suite, tuple(e.components.split()), e.key) for e in repos]
+    return sources.allowed_hosts([o.url for o in origins], hub.settings.allow_source_hosts), origins
 
 
 @router.post("", status_code=201, summary="Submit a build of a .dsc URL (scope build)",
              description="The hub fetches the .dsc and its files only from hosts on its allow-list (the hosts of "
                          "the target's external repositories and `hub --allow-source-host`; 403 otherwise, nothing "
                          "fetched), following redirects only to such hosts, within size and time limits (413, "
-                         "504), in a small pool of its own (503 when it is full).")
+                         "504), in a small pool of its own (503 when it is full). The .dsc must be authenticated "
+                         "before its files are fetched: listed with its checksum in a Sources index of its mirror "
+                         "whose InRelease is signed by a key of the target's external repositories (Debian's "
+                         "archive keyring for those without a key), in their suites or a sibling Debian release, "
+                         "or signed by a key in `hub --source-keyring`; 422 otherwise, nothing stored (upload it "
+                         "instead, or run the hub with `--no-verify-source`). The build records how: "
+                         "`source_trust` (archive, signature, caller for uploads, none) and "
+                         "`source_verification`.")
 async def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     hub = hub_of(request)
     sources.split_url(body.source_url)  # 400 for a URL that cannot be parsed
-    allowed = await run_in_threadpool(_allowed_hosts, hub, body.target)
+    allowed, origins = await run_in_threadpool(_origins, hub, body.target)
     tmp = Path(await run_in_threadpool(tempfile.mkdtemp, "", "fetch-", hub.store.root / "tmp"))
     try:
-        pkg = await hub.fetcher.fetch(body.source_url, allowed, tmp)
+        pkg, verification = await hub.fetcher.fetch(body.source_url, allowed, tmp, origins)
         return await run_in_threadpool(_submit, hub, pkg, body.target, who, body.requested_by or body.source_url,
-                                       body.arches, body.priority)
+                                       body.arches, body.priority, verification)
     finally:
         await run_in_threadpool(shutil.rmtree, tmp, True)
 
@@ -104,8 +114,9 @@ def submit_upload(
             raise HubError(f"upload exactly one .dsc with its files (got {len(dscs)} .dsc files)")
         pkg = sources.load(incoming / dscs[0])
         names = " ".join(a for a in arches.split() if a) or None
+        how = Verification(True, "caller", f"uploaded by {who.user} (a token holder's own source)")
         return _submit(hub, pkg, target, who, requested_by or f"upload:{dscs[0]}", names.split() if names else None,
-                       priority)
+                       priority, how)
 
 
 @router.get("", summary="List builds (newest first)")

@@ -37,6 +37,8 @@ def build_json(s: Session, b: Build) -> dict[str, Any]:
         "id": b.id, "ident": b.ident, "source": b.source, "version": b.version, "state": b.state,
         "owner": b.owner, "requested_by": b.requested_by, "target": b.target.name if b.target else None,
         "task_id": b.task_id, "architectures": b.architectures, "created": b.created, "completed": b.completed,
+        "source_trust": b.source_trust or None, "source_verified": b.source_trust not in ("", "none"),
+        "source_verification": b.source_verification or None,
     }
 
 
