@@ -208,10 +208,13 @@ def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: P
                 raise BadInput(f"{pkg}: no such file")
             else:
                 pkgs.append(pkg)
+        install = ["apt-get", "install", "-y", "--no-install-recommends", *pkgs]
         try:
-            root.sandbox(network=True, binds=binds).run(
-                ["apt-get", "install", "-y", "--no-install-recommends", *pkgs], log=log, on_line=progress.log_line
-            )
+            # apt downloads (and verifies) with network; dpkg and the packages' maintainer scripts, which are
+            # untrusted code, then run in a sandbox without network (as for build-dependencies)
+            root.sandbox(network=True, binds=binds).run([*install, "--download-only"], log=log,
+                                                        on_line=progress.log_line)
+            root.sandbox(network=False, binds=binds).run(install, log=log, on_line=progress.log_line)
         except CommandError as exc:
             progress.info(f"deb-mock: apt-get install failed (log: {log}):\n{exc.tail}")
             return int(ExitCode.BUILD_FAILED)

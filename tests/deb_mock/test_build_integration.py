@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -168,14 +169,39 @@ def test_chain_stops_at_the_first_failure_unless_recurse(deb_mock, sources) -> N
     assert [b["state"] for b in summary["builds"]] == ["success", "success"]
 
 
-def test_working_chroot_init_install_shell_clean(deb_mock, mock_cache) -> None:  # type: ignore[no-untyped-def]
+NETCHECK_POSTINST = """#!/bin/sh
+# a maintainer script is untrusted code: it must find only the loopback interface
+n=$(grep -c : /proc/net/dev)
+echo "DM-NETCHECK: $n interface(s)" | tee /var/lib/dm-netcheck
+[ "$n" -eq 1 ] || { echo "DM-NETCHECK: NETWORK"; exit 1; }
+"""
+
+
+def netcheck_deb(tmp: Path) -> Path:
+    """A local .deb that depends on hello (apt downloads it) and whose postinst fails if it sees a network."""
+    tree = tmp / "dm-netcheck"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        "Package: dm-netcheck\nVersion: 1.0\nArchitecture: all\nMaintainer: deb-mock tests <t@example.org>\n"
+        "Depends: hello\nDescription: postinst checks it runs without network\n"
+    )
+    (tree / "DEBIAN" / "postinst").write_text(NETCHECK_POSTINST)
+    (tree / "DEBIAN" / "postinst").chmod(0o755)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(tmp / "dm-netcheck_1.0_all.deb")],
+                   check=True, capture_output=True)
+    return tmp / "dm-netcheck_1.0_all.deb"
+
+
+def test_working_chroot_init_install_shell_clean(deb_mock, mock_cache, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert deb_mock("--clean").rc == 0
     init = deb_mock("--init")
     assert init.rc == 0 and "made the working chroot" in init.out
-    inst = deb_mock("--install", "hello")
+    # --install: apt downloads hello with network; dpkg and the postinst run without it
+    inst = deb_mock("--install", str(netcheck_deb(tmp_path)))
     assert inst.rc == 0, inst.out
-    shell = deb_mock("--shell", "hello")
+    shell = deb_mock("--shell", "cat /var/lib/dm-netcheck; hello")
     assert shell.rc == 0 and "Hello, world!" in shell.out
+    assert "DM-NETCHECK: 1 interface(s)" in shell.out, shell.out  # the postinst ran, and saw only loopback
     assert "working chroot" in shell.out
     assert deb_mock("--init").out.count("kept the working chroot") == 1
     assert deb_mock("--clean").rc == 0
