@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from debsandbox import procs
+
 LineCallback = Callable[[str], None]
 
 
@@ -51,48 +53,16 @@ class Completed:
     tail_lines: list[str] = field(default_factory=list)
 
 
-def _proc_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, pgid, state) of every process, from /proc."""
-    table: dict[int, tuple[int, int, str]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        fields = raw[raw.rfind(b")") + 2:].split()
-        if len(fields) >= 3:
-            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0].decode())
-    return table
-
-
-def _descendants(pid: int, table: dict[int, tuple[int, int, str]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for p, (ppid, _pgid, _state) in table.items():
-        children.setdefault(ppid, []).append(p)
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _members(pgid: int, known: set[int]) -> set[int]:
     """Live (not zombie) processes of the group ``pgid``, ``known`` ones and their descendants."""
-    table = _proc_table()
+    table = procs.table()
     own = os.getpgrp()
     live = {p for p, (_pp, g, state) in table.items() if g == pgid != own and state != "Z"}
     for p in list(known):
         if p in table and table[p][2] != "Z":
             live.add(p)
     for p in list(live):
-        live |= {d for d in _descendants(p, table) if table[d][2] != "Z"}
+        live |= {d for d in procs.descendants(p, table) if table[d][2] != "Z"}
     return live
 
 

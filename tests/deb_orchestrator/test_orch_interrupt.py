@@ -17,6 +17,7 @@ from orch_helpers import make_source
 from orch_hub import HubProcess
 
 from deb_orchestrator.client import HubClient
+from debsandbox.procs import alive, descendants
 
 pytestmark = pytest.mark.integration
 
@@ -24,34 +25,8 @@ CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 SLOW_BUILD = "override_dh_auto_build:\n\techo building slowly; sleep 25\n"  # signalled in this window
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (by parent links in /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def start_builder(hub: HubProcess, token: str, cache: Path, work: Path, log: Path) -> subprocess.Popen[bytes]:

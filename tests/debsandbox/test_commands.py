@@ -11,14 +11,7 @@ from pathlib import Path
 import pytest
 
 from debsandbox.commands import CommandCancelled, CommandTimeout, run
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from debsandbox.procs import alive
 
 
 def spawn_escapers(tmp_path: Path) -> str:
