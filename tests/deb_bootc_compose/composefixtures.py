@@ -3,6 +3,7 @@ metadata phases (no mirror, no OSTree: the earlier phases are replaced by what t
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from deb_bootc_compose.lockfile import LockedPackage, LockedVariant, Lockfile
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext, VariantState
+from deb_bootc_compose.treeops import tree_ids
 
 sys.path.insert(0, str(Path(__file__).parent / "oci"))
 from synthetic import KVER, SDE, make_tree
@@ -82,6 +84,10 @@ def make_context(
         tree = paths.tree(variant, "amd64")
         if not tree.exists():
             make_tree(tree)
+            # a real tree is made in compose's user namespace: its top belongs to ns-root, and what the host
+            # wrote into it is adopted by the phases (treeops.adopt_host_writes refuses a host-owned tree)
+            ids = tree_ids()
+            os.chown(tree, ids.root_uid, ids.root_gid)
         ctx.variants.append(
             VariantState(
                 variant=variant,
