@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import struct
 import subprocess
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -57,7 +59,9 @@ def test_postprocess_cannot_mknod_the_host_disk_or_write_host_paths(
     with its output, and nothing appears on the host."""
     tree = tmp_path / "tree"
     subprocess.run(["cp", "-al", str(minimal_compose.tree), str(tree)], check=True)
-    host_dir = tmp_path / "host"
+    # a host directory outside /tmp: the sandbox's /tmp is a tmpfs of its own, so a path under pytest's /tmp
+    # basetemp would be shadowed inside it and the direct write would prove nothing
+    host_dir = Path("/var/tmp") / f"compose-escape-{uuid.uuid4().hex[:8]}"
     host_dir.mkdir()
     major, minor, rel = _fs_of(host_dir)
     if major == 0:  # not on a block device here (overlay, tmpfs): attack the first loop device instead
@@ -91,6 +95,7 @@ def test_postprocess_cannot_mknod_the_host_disk_or_write_host_paths(
         assert (tree / host_dir.relative_to("/") / "direct-marker").read_text() == "direct\n"
     finally:
         treeops.remove_tree(tree)
+        shutil.rmtree(host_dir)
 
 
 def _gvariant_bytes(token: str) -> bytes:
