@@ -89,6 +89,7 @@ class Hub:
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
                                        self.work, self.repos_changed)
         self.fetcher = sources.Fetcher(settings)
+        self.tokens = auth.TokenCache(settings.data / "auth-epoch")
         self.deb_limits = packages.Limits(settings.max_deb_control_bytes, settings.max_deb_data_bytes)
         self.bridge: PgBridge | None = None
         if not self.db.is_sqlite:

@@ -51,4 +51,5 @@ def revoke_token(token_id: int, request: Request, who: Principal = Depends(requi
             raise NotFound(f"no token {token_id}")
         tok.revoked = True
         events.record(s, "token.revoked", "token", tok.id, who.user)
+    hub_of(request).tokens.revoked()  # committed: every hub process drops its cached principals
     return {"id": token_id, "revoked": True}
