@@ -8,6 +8,9 @@ when it starts empty.
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,16 @@ def test_cache() -> Path:
 @pytest.fixture(scope="session")
 def mirror() -> str:
     return MIRROR
+
+
+@pytest.fixture()
+def host_dir() -> Iterator[Path]:
+    """A host directory anyone may read and write, holding a ``marker`` file: the target of escape attacks, so
+    that only the sandbox stands between it and ns-root (pytest's own directories are 0700)."""
+    d = Path("/var/tmp") / f"escape-target-{uuid.uuid4().hex[:8]}"
+    d.mkdir(mode=0o777)
+    d.chmod(0o777)
+    (d / "marker").write_text("HOST-SECRET-MARKER\n")
+    (d / "marker").chmod(0o644)
+    yield d
+    shutil.rmtree(d)

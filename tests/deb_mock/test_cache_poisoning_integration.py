@@ -17,7 +17,6 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,17 +84,6 @@ def manifest(tree: Path) -> dict[str, tuple[object, ...]]:
             )
     return out
 
-
-@pytest.fixture()
-def host_dir() -> Iterator[Path]:
-    """A host directory anyone may read and write, so that only the sandbox stands between it and ns-root."""
-    d = Path("/var/tmp") / f"dm-escape-{uuid.uuid4().hex[:8]}"
-    d.mkdir(mode=0o777)
-    d.chmod(0o777)
-    (d / "marker").write_text("HOST-SECRET-MARKER\n")
-    (d / "marker").chmod(0o644)
-    yield d
-    shutil.rmtree(d)
 
 
 def test_hostile_postinst_cannot_poison_other_sets_or_escape(  # type: ignore[no-untyped-def]

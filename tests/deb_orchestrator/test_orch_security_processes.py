@@ -76,8 +76,7 @@ def test_control_tar_bomb_refused_in_little_memory(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_revoked_token_fails_at_once_in_every_worker(tmp_path: Path) -> None:
-    if not POSTGRES_URL:
-        pytest.skip("several hub workers need PostgreSQL (DEB_TEST_POSTGRES_URL; CI sets it)")
+    assert POSTGRES_URL, "several hub workers need PostgreSQL: set DEB_TEST_POSTGRES_URL (.ci/run does)"
     with postgres_database() as db:
         hub = HubProcess(tmp_path / "data", "--db", db, "--workers", "2")
         try:

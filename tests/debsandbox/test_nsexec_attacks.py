@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +10,6 @@ from attacks import SYSCALLS, make_lower, run_attacks
 
 from debsandbox.confine import ConfineError, cap_mask
 from debsandbox.sandbox import OverlayRoot, Sandbox
-
-
-@pytest.fixture()
-def host_dir() -> Iterator[Path]:
-    """A host directory anyone may read and write: an escaped ns-root could use it (a test dir is 0700)."""
-    d = Path("/var/tmp") / f"debsandbox-escape-{uuid.uuid4().hex[:8]}"
-    d.mkdir(mode=0o777)
-    d.chmod(0o777)
-    (d / "marker").write_text("HOST-SECRET\n")
-    (d / "marker").chmod(0o644)
-    yield d
-    shutil.rmtree(d)
 
 
 def test_ns_root_cannot_leave_the_overlay_root(tmp_path: Path, host_dir: Path) -> None:
