@@ -16,8 +16,8 @@ from urllib.parse import unquote
 
 import httpx
 
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import Manifest, Source
-from deb_bootc_compose.phases.base import ComposeError
 from debsandbox.commands import CommandCancelled, CommandError, run
 
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -120,11 +120,21 @@ class PrivateApt:
         desc = repr([s.model_dump(mode="json") for s in manifest.sources]) + manifest.suite + arch
         return f"{manifest.suite}-{arch}-{hashlib.sha256(desc.encode()).hexdigest()[:12]}"
 
+    @staticmethod
+    def keyring(root: Path, index: int) -> Path:
+        """The keyring of ``sources[index]`` in the apt root ``root`` (also copied into the image)."""
+        return root / "keys" / f"source{index}.gpg"
+
+    @staticmethod
+    def lists_dir(root: Path) -> Path:
+        """apt's downloaded lists (Packages, Release) in the apt root ``root``."""
+        return root / "state" / "lists"
+
     # ---- set-up ----
     def setup(self) -> None:
         etc = self.root / "etc"
         for d in (etc / "apt.conf.d", etc / "sources.list.d", etc / "preferences.d", etc / "trusted.gpg.d",
-                  self.root / "keys", self.root / "state" / "lists" / "partial",
+                  self.root / "keys", self.lists_dir(self.root) / "partial",
                   self.root / "cache" / "archives" / "partial", self.root / "log"):
             d.mkdir(parents=True, exist_ok=True)
         (self.root / "state" / "status").touch()
@@ -138,7 +148,7 @@ class PrivateApt:
             if src.trusted:
                 opts.append("trusted=yes")
             else:
-                keyring = self.root / "keys" / f"source{i}.gpg"
+                keyring = self.keyring(self.root, i)
                 if src.key:
                     _fetch_key(src.key, self.manifest_dir, keyring, what)
                 elif src.orchestrator is not None:
@@ -228,10 +238,10 @@ class PrivateApt:
 
     # ---- index ----
     def list_files(self) -> list[Path]:
-        return sorted(p for p in (self.root / "state" / "lists").glob("*_Packages") if p.is_file())
+        return sorted(p for p in self.lists_dir(self.root).glob("*_Packages") if p.is_file())
 
     def release_files(self) -> list[Path]:
-        lists = self.root / "state" / "lists"
+        lists = self.lists_dir(self.root)
         return sorted([*lists.glob("*_InRelease"), *lists.glob("*_Release")])
 
     def index(self) -> PackageIndex:

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose import __version__, composeid, status, treeops
+from deb_bootc_compose.errors import ComposeError, Interrupted
 from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, Manifest
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord, Phase, ProgressCallback
+from deb_bootc_compose.phases.base import ComposeContext, ImageRecord, Phase, ProgressCallback
 from deb_bootc_compose.phases.gather import GatherPhase
 from deb_bootc_compose.phases.init import InitPhase
 from deb_bootc_compose.phases.ostree_commit import OstreeCommitPhase, rev_parse
@@ -73,14 +74,6 @@ def input_hash(manifest: Manifest, lock_digest: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
-
-
-class Interrupted(KeyboardInterrupt):
-    """A signal (SIGTERM, SIGINT, SIGHUP) asked the compose to stop; ``signal`` names it."""
-
-    def __init__(self, signal_name: str) -> None:
-        self.signal = signal_name
-        super().__init__(f"interrupted by {signal_name}")
 
 
 @dataclass
@@ -160,7 +153,7 @@ class Compose:
             paths = self.target.compose(child.name)
             if child.is_dir() and not child.is_symlink() and status.read(paths) == status.STARTED:
                 self._say("compose", f"{child.name} was left STARTED by a compose that died: marking it DOOMED")
-                for leftover in (paths.work, paths.topdir / "compose"):
+                for leftover in (paths.work, paths.deliverables):
                     try:
                         treeops.remove_tree(leftover)
                     except CommandError as exc:
@@ -288,9 +281,8 @@ class Compose:
             unexpected = not isinstance(exc, KeyboardInterrupt | ComposeError)
             log.error("compose %s DOOMED: %s", ctx.compose_id, why, exc_info=exc if unexpected else None)
             # nothing half-made may look finished: deliverables and their checksums go
-            compose_dir = paths.topdir / "compose"
-            if compose_dir.exists():
-                treeops.remove_tree(compose_dir)
+            if paths.deliverables.exists():
+                treeops.remove_tree(paths.deliverables)
             status.write(paths, status.DOOMED)
 
     def _update_latest(self, manifest: Manifest, paths: ComposePaths) -> None:
@@ -348,7 +340,7 @@ class Compose:
     def _reuse(self, ctx: ComposeContext, rec: dict[str, Any], result: ComposeResult) -> None:
         prev = self.target.compose(rec["compose_id"])
         self._say("compose", f"inputs unchanged since {prev.compose_id}: reusing its commit and deliverables")
-        src = prev.topdir / "compose"
+        src = prev.deliverables
         linked: set[Path] = set()
         if src.is_dir():
             for root, _dirs, files in os.walk(src):

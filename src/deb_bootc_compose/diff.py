@@ -18,6 +18,7 @@ from typing import Any
 from debian.debian_support import Version
 
 from deb_bootc_compose.metadata import MetadataError, PackageMeta, load_packages
+from deb_bootc_compose.paths import ComposePaths
 
 
 class DiffError(ValueError):
@@ -167,7 +168,7 @@ def _from_lockfile(path: Path) -> dict[str, dict[str, list[PackageMeta]]]:
 def read_images(topdir: Path) -> dict[str, ImageLayers]:
     """The OCI images of a compose directory (``compose/<variant>/<arch>/oci/*/index.json``)."""
     found: dict[str, ImageLayers] = {}
-    for index_path in sorted(topdir.glob("compose/*/*/oci/*/index.json")):
+    for index_path in sorted(ComposePaths.at(topdir).deliverables.glob("*/*/oci/*/index.json")):
         layout = index_path.parent
         variant, arch = index_path.parts[-5], index_path.parts[-4]
         try:
@@ -201,8 +202,8 @@ def load_side(path: Path) -> ComposeSide:
     resolved = path.resolve()
     try:
         if resolved.is_dir():
-            packages_json = resolved / "metadata" / "packages.json"
-            lockfile = resolved / "metadata" / "lockfile.yaml"
+            paths = ComposePaths.at(resolved)
+            packages_json, lockfile = paths.packages_json, paths.lockfile
             if packages_json.is_file():
                 return ComposeSide(resolved.name, load_packages(packages_json), packages_json, read_images(resolved))
             if lockfile.is_file():

@@ -4,8 +4,12 @@
 TARGET/<COMPOSE_ID>/STATUS, metadata/, compose/<variant>/<arch>/{oci,images,CHECKSUM}, logs/, work/
 TARGET/ostree/repo            shared archive-mode OSTree repo
 TARGET/pool/                  content-addressed .deb pool shared by composes
+TARGET/.state/                cross-compose state (input records, apt roots, layer plans, the lock)
 TARGET/latest-<short>-<version> -> <COMPOSE_ID>
 ```
+No other module joins names under a compose or target directory: they ask these classes. A compose
+directory found on its own (``diff``, ``boot-test``, ``install-to-disk``) is read through
+:meth:`ComposePaths.at`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class TargetPaths:
         """Held (flock) while a compose runs in this target directory."""
         return self.state / "compose.lock"
 
+    def oci_plan(self, name: str, variant: str, arch: str) -> Path:
+        """The layer plan of the last FINISHED compose of manifest ``name``'s variant/arch (the next one's start)."""
+        return self.state / "oci-plans" / f"{name}-{variant}.{arch}.json"
+
     def latest_link(self, short: str, version: str) -> Path:
         return self.target / f"latest-{short}-{version}"
 
@@ -68,6 +76,11 @@ class ComposePaths:
 
     topdir: Path
     target: TargetPaths
+
+    @classmethod
+    def at(cls, topdir: Path) -> ComposePaths:
+        """The paths of an existing compose directory (its target directory is the one above it)."""
+        return cls(topdir, TargetPaths(topdir.parent))
 
     @property
     def compose_id(self) -> str:
@@ -86,6 +99,37 @@ class ComposePaths:
         return self.metadata / "lockfile.yaml"
 
     @property
+    def manifest_copy(self) -> Path:
+        """The manifest the compose was made from, as given."""
+        return self.metadata / "manifest.yaml"
+
+    @property
+    def composeinfo(self) -> Path:
+        return self.metadata / "composeinfo.json"
+
+    @property
+    def images_json(self) -> Path:
+        return self.metadata / "images.json"
+
+    @property
+    def packages_json(self) -> Path:
+        return self.metadata / "packages.json"
+
+    @property
+    def ostree_json(self) -> Path:
+        return self.metadata / "ostree.json"
+
+    @property
+    def builds_json(self) -> Path:
+        """What the build phase had the orchestrator build (only when the manifest has ``build:``)."""
+        return self.metadata / "builds.json"
+
+    @property
+    def phases_json(self) -> Path:
+        """Which phases ran, which were skipped and why."""
+        return self.metadata / "phases.json"
+
+    @property
     def logs(self) -> Path:
         return self.topdir / "logs"
 
@@ -97,11 +141,20 @@ class ComposePaths:
         """Scratch space (rootfs trees, temporary repos); removed when the compose finishes."""
         return self.topdir / "work"
 
+    @property
+    def deliverables(self) -> Path:
+        """``compose/``: every deliverable (removed as a whole when the compose is DOOMED)."""
+        return self.topdir / "compose"
+
     def variant_dir(self, variant: str, arch: str) -> Path:
-        return self.topdir / "compose" / variant / arch
+        return self.deliverables / variant / arch
 
     def oci_dir(self, variant: str, arch: str) -> Path:
         return self.variant_dir(variant, arch) / "oci"
+
+    def oci_plan(self, variant: str, arch: str) -> Path:
+        """The layer plan the image of this variant/arch was cut with."""
+        return self.oci_dir(variant, arch) / "layer-plan.json"
 
     def images_dir(self, variant: str, arch: str) -> Path:
         return self.variant_dir(variant, arch) / "images"
@@ -112,10 +165,22 @@ class ComposePaths:
     def log_global(self) -> Path:
         return self.logs / "global.log"
 
+    def variant_work(self, variant: str, arch: str) -> Path:
+        """Scratch space of one variant/arch (its tree, its local repository, the disk builder's files)."""
+        return self.work / variant / arch
+
     def local_repo(self, variant: str, arch: str) -> Path:
         """The locked .debs of one variant/arch as a local apt repository mmdebstrap installs from."""
-        return self.work / variant / arch / "repo"
+        return self.variant_work(variant, arch) / "repo"
 
     def tree(self, variant: str, arch: str) -> Path:
         """The prepared root filesystem (container form: /etc at the top level)."""
-        return self.work / variant / arch / "tree"
+        return self.variant_work(variant, arch) / "tree"
+
+    def mmdebstrap_tmp(self, variant: str, arch: str) -> Path:
+        """mmdebstrap's TMPDIR and HOME (next to the tree, inside the work directory it is given)."""
+        return self.variant_work(variant, arch) / "mmdebstrap-tmp"
+
+    def git_source(self, index: int) -> Path:
+        """Where the build phase checks out ``build.sources[index]`` (a git source) and makes its .dsc."""
+        return self.work / "git-sources" / str(index)

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import httpx
 
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import LockedPackage
 from deb_bootc_compose.paths import TargetPaths
-from deb_bootc_compose.phases.base import ComposeError
 
 
 def sha256_of(path: Path) -> str:

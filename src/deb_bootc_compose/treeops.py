@@ -16,7 +16,7 @@ import stat
 import threading
 from pathlib import Path
 
-from deb_bootc_compose.phases.base import ComposeError
+from deb_bootc_compose.errors import ComposeError
 from debsandbox import idmap
 from debsandbox.commands import Completed, run
 from debsandbox.sandbox import Bind, DirRoot, Sandbox

@@ -17,7 +17,8 @@ from deb_bootc_compose.checksums import (
     verify_checksum_file,
     write_checksum_file,
 )
-from deb_bootc_compose.phases.base import ComposeError, ImageRecord
+from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.phases.base import ImageRecord
 from deb_bootc_compose.phases.checksums import ChecksumsPhase
 from deb_bootc_compose.phases.oci import OciPhase
 

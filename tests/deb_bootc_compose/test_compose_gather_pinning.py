@@ -10,10 +10,11 @@ import httpx
 import pytest
 import yaml
 
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import Lockfile
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError
+from deb_bootc_compose.phases.base import ComposeContext
 from deb_bootc_compose.phases.gather import GatherPhase
 from deb_bootc_compose.phases.init import InitPhase
 from debarchive import aptrepo

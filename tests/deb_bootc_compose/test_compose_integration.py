@@ -15,10 +15,11 @@ import yaml
 from compose_helpers import EXAMPLES, SessionCompose, expected_status, run_cli
 
 from deb_bootc_compose import lint, lockfile, pool, treeops
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError
+from deb_bootc_compose.phases.base import ComposeContext
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ import pytest
 from composefixtures import make_context
 
 from deb_bootc_compose import metadata as md
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord
+from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.phases.base import ComposeContext, ImageRecord
 from deb_bootc_compose.phases.checksums import ChecksumsPhase
 from deb_bootc_compose.phases.metadata import MetadataPhase
 from deb_bootc_compose.phases.oci import OciPhase

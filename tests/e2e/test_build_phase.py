@@ -18,8 +18,9 @@ from e2e_loop import phase_context
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import RunningHub, start_hub
 
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.phases import build as build_phase
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError
+from deb_bootc_compose.phases.base import ComposeContext
 from deb_orchestrator.hub.config import HubSettings
 from debarchive.signing import SigningKey
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from deb_bootc_compose.disk import source as disk_source
+from deb_bootc_compose.paths import ComposePaths
 
 from .firmware import BootTestError
 from .runner import DEFAULT_TIMEOUT, BootTestSpec, Continuation, boot_test, find_disk_image, packages_from_metadata
@@ -42,8 +43,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _manifest_boot_test(compose: Path) -> tuple[list[str], float | None]:
-    for candidate in sorted(compose.glob("metadata/*.yaml")) + sorted(compose.glob("logs/*.yaml")):
-        if candidate.name == "lockfile.yaml":
+    paths = ComposePaths.at(compose)
+    for candidate in sorted(paths.metadata.glob("*.yaml")) + sorted(paths.logs.glob("*.yaml")):
+        if candidate.name == paths.lockfile.name:
             continue
         try:
             from deb_bootc_compose import manifest
@@ -62,8 +64,8 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
     if target.is_dir():
         if not disk_source.is_compose_dir(target):
             raise BootTestError(f"{target} is a directory but not a compose (no STATUS and compose/)")
-        images = target / "compose" / args.variant / args.arch / "images"
-        image = find_disk_image(images)
+        paths = ComposePaths.at(target)
+        image = find_disk_image(paths.images_dir(args.variant, args.arch))
         commit = args.expect_commit
         if commit is None:
             try:  # exactly the commit this compose made, even if its ref has moved on since
@@ -71,7 +73,7 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
             except disk_source.SourceError as exc:
                 raise BootTestError(f"{exc}; or name the commit to expect with --expect-commit") from exc
         commands, timeout = _manifest_boot_test(target)
-        return BootTestSpec(image=image, log_dir=args.log_dir or target / "logs", expected_commit=commit,
+        return BootTestSpec(image=image, log_dir=args.log_dir or paths.logs, expected_commit=commit,
                             expected_packages=packages_from_metadata(target, args.variant, args.arch),
                             commands=args.commands if args.commands is not None else commands,
                             timeout=args.timeout or timeout or DEFAULT_TIMEOUT)

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deb_bootc_compose.paths import ComposePaths
+
 from .checks import BootReport, run_checks
 from .firmware import BootTestError
 from .vm import VirtualMachine, VMConfig
@@ -93,7 +95,7 @@ def find_disk_image(images_dir: Path) -> Path:
 
 def packages_from_metadata(compose: Path, variant: str, arch: str) -> dict[str, str] | None:
     """name -> version from ``metadata/packages.json`` (entries under this variant/arch when keyed so)."""
-    path = compose / "metadata" / "packages.json"
+    path = ComposePaths.at(compose).packages_json
     if not path.is_file():
         return None
     try:

@@ -20,10 +20,10 @@ from types import FrameType
 from rich.console import Console
 
 from deb_bootc_compose import status
-from deb_bootc_compose.compose import Compose, Interrupted
+from deb_bootc_compose.compose import Compose
+from deb_bootc_compose.errors import ComposeError, Interrupted
 from deb_bootc_compose.lockfile import LockfileError
 from deb_bootc_compose.manifest import ManifestError
-from deb_bootc_compose.phases.base import ComposeError
 
 HELP = "compose a manifest into an OSTree commit, a bootc OCI image and disk images (the default verb)"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

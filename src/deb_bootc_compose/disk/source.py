@@ -21,6 +21,7 @@ from pathlib import Path
 from debsandbox.commands import CommandError, run
 
 from ..intree import Tree
+from ..paths import ComposePaths
 from .errors import SourceError
 from .sysroot import InstallSource
 
@@ -69,7 +70,7 @@ def compose_commit(compose: Path, variant: str, arch: str) -> tuple[str, str]:
     """(ref, commit) that the compose recorded for ``variant``/``arch`` in ``metadata/ostree.json``."""
     from deb_bootc_compose import metadata as md
 
-    path = compose / "metadata" / "ostree.json"
+    path = ComposePaths.at(compose).ostree_json
     if not path.is_file():
         raise SourceError(
             f"{compose} records no OSTree commit ({path} is missing: the compose did not finish its metadata "
@@ -95,7 +96,7 @@ def from_compose(compose: Path, variant: str = "base", arch: str = "amd64", remo
                  ) -> InstallSource:
     """Exactly the commit the compose made (``metadata/ostree.json``), never the ref's current head."""
     compose = compose.resolve()
-    repo = compose.parent / "ostree" / "repo"
+    repo = ComposePaths.at(compose).target.ostree_repo
     if not is_ostree_repo(repo):
         raise SourceError(f"{compose} looks like a compose directory but {repo} (its OSTree repository) is missing")
     ref, commit = compose_commit(compose, variant, arch)
@@ -106,7 +107,8 @@ def from_compose(compose: Path, variant: str = "base", arch: str = "amd64", remo
 
 
 def is_compose_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "STATUS").is_file() and (path / "compose").is_dir()
+    paths = ComposePaths.at(path)
+    return path.is_dir() and paths.status.is_file() and paths.deliverables.is_dir()
 
 
 def _split_tag(spec: str) -> tuple[str, str | None]:

@@ -21,10 +21,6 @@ from deb_bootc_compose.paths import ComposePaths, TargetPaths
 ProgressCallback = Callable[[str, str], None]  # (phase, message)
 
 
-class ComposeError(RuntimeError):
-    """A compose failed for a reason the user can act on; the message says what and where."""
-
-
 @dataclass
 class ImageRecord:
     """One deliverable, as listed in images.json."""

@@ -28,13 +28,14 @@ from typing import Any
 import httpx
 
 from deb_bootc_compose import gitsource
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import GitBuildSource
 from deb_bootc_compose.metadata import write_json
-from deb_bootc_compose.phases.base import ComposeError, Phase
+from deb_bootc_compose.phases.base import Phase
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc, strip_epoch
 
 EXTRA_KEY = "orchestrator_builds"
-BUILDS_JSON = "builds.json"  # in the compose's metadata/
+BUILDS_JSON = "builds.json"  # in the compose's metadata/ (ComposePaths.builds_json)
 POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
 # after every other build of this compose finished and the repos settled, how long a dep-wait may stay
 DEP_WAIT_GRACE = float(os.environ.get("DEB_BOOTC_COMPOSE_DEP_WAIT_GRACE", "60"))
@@ -96,7 +97,7 @@ class BuildPhase(Phase):
         where = f"{self.ctx.manifest_path}:build.sources.{index}"
         self.progress(f"{entry.git} ({entry.ref}): cloning and making the source package")
         try:
-            made = gitsource.prepare(entry.git, entry.ref, self.ctx.paths.work / "git-sources" / str(index),
+            made = gitsource.prepare(entry.git, entry.ref, self.ctx.paths.git_source(index),
                                      where=where)
         except gitsource.GitSourceError as exc:
             raise ComposeError(str(exc)) from None
@@ -191,7 +192,7 @@ class BuildPhase(Phase):
         except TimeoutError as exc:
             raise ComposeError(f"build: {exc}") from None
         self.ctx.extra[EXTRA_KEY] = record
-        write_json(self.ctx.paths.metadata / BUILDS_JSON, {
+        write_json(self.ctx.paths.builds_json, {
             "header": {"type": "deb-bootc-compose.builds", "version": "1.0"},
             "payload": {"compose": {"id": self.ctx.compose_id}, "builds": record},
         })

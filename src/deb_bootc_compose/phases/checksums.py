@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from deb_bootc_compose.checksums import ChecksumError, FileChecksum, checksum, write_checksum_file
-from deb_bootc_compose.phases.base import ComposeError, Phase
+from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.phases.base import Phase
 
 
 class ChecksumsPhase(Phase):

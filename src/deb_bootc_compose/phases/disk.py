@@ -18,7 +18,8 @@ from deb_bootc_compose.disk.builder import build_disk
 from deb_bootc_compose.disk.install import parse_size
 from deb_bootc_compose.disk.layout import DiskOptions, MiB
 from deb_bootc_compose.disk.sysroot import InstallSource
-from deb_bootc_compose.phases.base import ComposeError, ImageRecord, Phase
+from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.phases.base import ImageRecord, Phase
 
 DISK_FORMATS = ("raw", "qcow2")
 
@@ -74,8 +75,8 @@ class DiskPhase(Phase):
             src = InstallSource(repo=repo, ref=v.ref, commit=v.commit, remote_url=f"file://{repo.resolve()}")
             self.progress(f"{v.variant}/{v.arch}: installing {v.commit[:12]} into {', '.join(outputs)}")
             try:
-                result = build_disk(src, outputs, self.ctx.paths.work / v.variant / v.arch, self.log_path, options,
-                                    osname, self.ctx.cancel, self.ctx.source_date_epoch)
+                result = build_disk(src, outputs, self.ctx.paths.variant_work(v.variant, v.arch), self.log_path,
+                                    options, osname, self.ctx.cancel, self.ctx.source_date_epoch)
             except disk_errors.DiskError as exc:
                 raise ComposeError(f"disk: {v.variant}/{v.arch}: {exc}") from exc
             if total is not None and result.virtual_size > total:

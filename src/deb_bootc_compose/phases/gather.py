@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from deb_bootc_compose import pool
 from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import AddedPackage, LockedPackage, LockedVariant, Lockfile, LockfileError
 from deb_bootc_compose.lockfile import load as load_lockfile
-from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.phases.base import Phase, VariantState
 from deb_bootc_compose.resolution_cache import ReleaseState, ResolutionCache
 
 KERNEL_FLAVOUR = {"amd64": "amd64", "arm64": "arm64", "i386": "686", "ppc64el": "powerpc64le", "s390x": "s390x",
@@ -62,7 +63,7 @@ class GatherPhase(Phase):
         if not given and not reused:
             lock.source_date_epoch = max(pool.deb_timestamp(self.ctx.target.pool_deb(p.sha256)) for p in all_pkgs)
             if cache is not None and releases is not None:
-                lists = [self.ctx.target.apt_root(PrivateApt.key_for(self.ctx.manifest, a)) / "state" / "lists"
+                lists = [PrivateApt.lists_dir(self.ctx.target.apt_root(PrivateApt.key_for(self.ctx.manifest, a)))
                          for a in {vs.arch for vs in self.ctx.variants}]
                 not_recorded = cache.record(releases, lock, lists, self.ctx.compose_id)
                 if not_recorded:

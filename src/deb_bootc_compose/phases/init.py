@@ -17,7 +17,7 @@ class InitPhase(Phase):
         for d in (p.metadata, p.logs, p.work):
             d.mkdir(parents=True, exist_ok=True)
         status.write(p, status.STARTED)
-        shutil.copyfile(self.ctx.manifest_path, p.metadata / "manifest.yaml")
+        shutil.copyfile(self.ctx.manifest_path, p.manifest_copy)
         m = self.ctx.manifest
         self.ctx.variants = [
             VariantState(variant=v, arch=a, packages=m.variant_packages(v), ref=m.ref_for(v, a))

@@ -10,7 +10,8 @@ import os
 from typing import Any
 
 from deb_bootc_compose import metadata as md
-from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.phases.base import Phase, VariantState
 from debarchive.dsc import strip_epoch
 
 
@@ -116,13 +117,13 @@ class MetadataPhase(Phase):
                 self._lock_for(vs), self.ctx.extra.get("orchestrator_builds")
             )
         try:
-            md.dump(md.compose_info(meta, variants.values()), paths.metadata / "composeinfo.json")
-            md.dump(md.images_manifest(meta, images), paths.metadata / "images.json")
+            md.dump(md.compose_info(meta, variants.values()), paths.composeinfo)
+            md.dump(md.images_manifest(meta, images), paths.images_json)
         except (md.MetadataError, ValueError, TypeError) as exc:
             raise ComposeError(f"metadata: {exc}") from exc
-        md.write_json(paths.metadata / "packages.json", md.packages_manifest(meta, packages))
+        md.write_json(paths.packages_json, md.packages_manifest(meta, packages))
         try:
-            md.write_json(paths.metadata / "ostree.json", md.ostree_manifest(meta, commits))
+            md.write_json(paths.ostree_json, md.ostree_manifest(meta, commits))
         except md.MetadataError as exc:
             raise ComposeError(f"metadata: {exc}") from exc
         count = sum(len(rows) for per_arch in packages.values() for rows in per_arch.values())

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose import treeops
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
-from deb_bootc_compose.phases.base import ComposeContext, ComposeError, ImageRecord, Phase, VariantState
+from deb_bootc_compose.paths import ComposePaths
+from deb_bootc_compose.phases.base import ComposeContext, ImageRecord, Phase, VariantState
 
-PLAN_NAME = "layer-plan.json"
+PLAN_NAME = "layer-plan.json"  # see ComposePaths.oci_plan
 IMAGE_TYPE = "bootable-container"
 IMAGE_FORMAT = "ociarchive"
 
@@ -57,13 +59,13 @@ def image_labels(manifest: Any, variant: str) -> dict[str, str]:
 
 def plan_path(ctx: ComposeContext, vs: VariantState) -> Path:
     """Where the target directory keeps the layer plan of its last FINISHED compose of this variant/arch."""
-    return ctx.target.state / "oci-plans" / f"{ctx.manifest.name}-{vs.variant}.{vs.arch}.json"
+    return ctx.target.oci_plan(ctx.manifest.name, vs.variant, vs.arch)
 
 
 def remember_plans(ctx: ComposeContext) -> None:
     """The compose FINISHED: its images' layer plans become the starting point of the next compose."""
     for vs in ctx.variants:
-        plan = ctx.paths.oci_dir(vs.variant, vs.arch) / PLAN_NAME
+        plan = ctx.paths.oci_plan(vs.variant, vs.arch)
         if plan.is_file():
             dest = plan_path(ctx, vs)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +87,7 @@ class OciPhase(Phase):
             return own, "the layer plan of the last finished compose"
         given = self.ctx.extra.get("lockfile_in")
         if isinstance(given, Path) and given.parent.name == "metadata":
-            theirs = given.parent.parent / "compose" / vs.variant / vs.arch / "oci" / PLAN_NAME
+            theirs = ComposePaths.at(given.parent.parent).oci_plan(vs.variant, vs.arch)
             if theirs.is_file():
                 return theirs, f"the layer plan of the lockfile's compose ({theirs})"
         return None, "a fresh layer plan"
@@ -104,7 +106,7 @@ class OciPhase(Phase):
         if sde is None:
             raise ComposeError("no SOURCE_DATE_EPOCH: gather must run before the oci phase")
         out_dir = self.ctx.paths.oci_dir(vs.variant, vs.arch)
-        plan = out_dir / PLAN_NAME
+        plan = self.ctx.paths.oci_plan(vs.variant, vs.arch)
         previous, how = self.previous_plan(vs)
         self.progress(f"{label}: writing the OCI image with {how}, at most {m.oci.max_layers} layers")
         # the tree belongs to the subordinate ids of the namespace it was made in: the layers carry the

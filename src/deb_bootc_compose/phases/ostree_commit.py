@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deb_bootc_compose import treeops
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
-from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.phases.base import Phase, VariantState
 from debsandbox import idmap
 from debsandbox.commands import CommandError, run
 from debsandbox.sandbox import Sandbox, owned_dir

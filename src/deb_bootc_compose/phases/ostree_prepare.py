@@ -16,9 +16,10 @@ from pathlib import Path
 
 from deb_bootc_compose import lint, treeops
 from deb_bootc_compose.aptconfig import PrivateApt
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, resolve_manifest_file
-from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.phases.base import Phase, VariantState
 from debsandbox.commands import CommandError
 
 PREPARE_ROOT_CONF = "[sysroot]\nreadonly = true\n\n[composefs]\nenabled = no\n"
@@ -126,7 +127,7 @@ class OstreePreparePhase(Phase):
         stanzas = []
         for i, src in enumerate(m.sources):
             signed = ""
-            key = apt_root / "keys" / f"source{i}.gpg"
+            key = PrivateApt.keyring(apt_root, i)
             if src.trusted:
                 signed = "Trusted: yes\n"
             elif src.key or src.orchestrator is not None:

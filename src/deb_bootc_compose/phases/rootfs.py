@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 
 from deb_bootc_compose import pool, treeops
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.lockfile import LockedVariant
-from deb_bootc_compose.phases.base import ComposeError, Phase, VariantState
+from deb_bootc_compose.phases.base import Phase, VariantState
 from debsandbox.commands import CommandError, run
 from debsandbox.sandbox import Bind, Sandbox, owned_dir
 
@@ -99,12 +100,14 @@ class RootfsPhase(Phase):
         self.progress(f"{vs.variant}/{vs.arch}: mmdebstrap of {len(lv.packages)} locked packages "
                       "(user namespace, no network)")
         ids = treeops.tree_ids()
-        work = tree.parent
-        if repo.parent != work:
-            raise ComposeError(f"{vs.variant}/{vs.arch}: the local repository {repo} must sit next to the tree {tree}")
+        work = paths.variant_work(vs.variant, vs.arch)
+        scratch_dir = paths.mmdebstrap_tmp(vs.variant, vs.arch)
+        if {repo.parent, tree.parent, scratch_dir.parent} != {work}:  # one bind mount serves all three
+            raise ComposeError(f"{vs.variant}/{vs.arch}: the local repository {repo}, the tree {tree} and "
+                               f"mmdebstrap's scratch directory {scratch_dir} must sit in {work}")
         work.mkdir(parents=True, exist_ok=True)
         owned_dir(tree, ids)
-        scratch = owned_dir(work / "mmdebstrap-tmp", ids)
+        scratch = owned_dir(scratch_dir, ids)
         # the mount point the work directory is bound at inside the namespace: reachable by ns-root (/run is
         # 0755 everywhere), empty on the host, removed afterwards
         mnt = Path(tempfile.mkdtemp(prefix="deb-bootc-compose-", dir="/run"))

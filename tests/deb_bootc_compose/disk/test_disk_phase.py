@@ -11,7 +11,7 @@ import pytest
 from diskinspect import DiskImage, sh
 
 from deb_bootc_compose.disk.layout import MiB
-from deb_bootc_compose.phases.base import ComposeError
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.phases.disk import DiskPhase
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from composefixtures import make_context
 
+from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.oci import OSTREE_COMMIT_LABEL, OciResult
 from deb_bootc_compose.oci.plan import LayerPlan
-from deb_bootc_compose.phases.base import ComposeError
 from deb_bootc_compose.phases.oci import PLAN_NAME, OciPhase, remember_plans
 
 
