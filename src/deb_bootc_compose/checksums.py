@@ -8,13 +8,13 @@ SHA256 (oci/debian-bootc-base-13.amd64.oci-archive) = 0123…
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CHUNK = 1 << 20
+from debarchive.digest import sha256_file
+
 LINE_RE = re.compile(r"^SHA256 \((?P<name>.+)\) = (?P<hex>[0-9a-f]{64})$")
 
 
@@ -27,14 +27,6 @@ class FileChecksum:
     name: str  # relative to the CHECKSUM file's directory
     size: int
     sha256: str
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def checksum(path: Path, base: Path) -> FileChecksum:

@@ -12,7 +12,6 @@ with the same hash: no rootfs, no new commit; its deliverables are hard-linked i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -39,6 +38,7 @@ from deb_bootc_compose.phases.ostree_commit import OstreeCommitPhase, rev_parse
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
 from deb_bootc_compose.phases.rootfs import RootfsPhase
 from debsandbox.commands import CommandError
+from debsandbox.locks import flock
 
 log = logging.getLogger("deb_bootc_compose")
 
@@ -89,16 +89,9 @@ class ComposeResult:
 @contextlib.contextmanager
 def target_lock(target: TargetPaths, progress: Callable[[str], None]) -> Iterator[None]:
     target.state.mkdir(parents=True, exist_ok=True)
-    with open(target.lock, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress(f"another compose is running in {target.target}; waiting for it to finish")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    waiting = f"another compose is running in {target.target}; waiting for it to finish"
+    with flock(target.lock, keep_file=True, on_wait=lambda: progress(waiting)):
+        yield
 
 
 class Compose:

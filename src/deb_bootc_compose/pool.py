@@ -22,14 +22,6 @@ from deb_bootc_compose.lockfile import LockedPackage
 from deb_bootc_compose.paths import TargetPaths
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def deb_timestamp(path: Path) -> int:
     """The build time dpkg-deb recorded in the ar header of the first member (SOURCE_DATE_EPOCH of the build)."""
     with open(path, "rb") as fh:

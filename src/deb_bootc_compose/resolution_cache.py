@@ -32,6 +32,7 @@ import httpx
 from deb_bootc_compose import __version__
 from deb_bootc_compose.lockfile import Lockfile
 from deb_bootc_compose.manifest import Manifest
+from debarchive.digest import sha256_file
 
 RECORD_VERSION = 1
 FETCH_TIMEOUT = 10.0
@@ -203,7 +204,7 @@ class ResolutionCache:
         apt_saw = set()
         for lists in apt_lists:
             for p in lists.glob("*InRelease"):
-                apt_saw.add(hashlib.sha256(p.read_bytes()).hexdigest())
+                apt_saw.add(sha256_file(p))
         stale = [url for url in self.urls if releases[url].sha256 not in apt_saw]
         if stale:
             return f"{', '.join(stale)} changed while apt was reading it"

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from debarchive.digest import sha256_file
+
 BUILTIN_DIR = Path(__file__).parent / "configs"
 SYSTEM_DIR = Path("/etc/deb-mock")
 ROOT_CACHE_FORMAT = 3  # bump when the way a root cache is made or protected changes (3: sandbox hardening)
@@ -73,7 +75,7 @@ class MockConfig(BaseModel):
         """What the root cache depends on; the same config always gives the same key."""
         keyring_digest = ""
         if self.keyring and Path(self.keyring).is_file():
-            keyring_digest = hashlib.sha256(Path(self.keyring).read_bytes()).hexdigest()
+            keyring_digest = sha256_file(Path(self.keyring))
         data = {
             "format": ROOT_CACHE_FORMAT,
             "suite": self.suite,

@@ -18,7 +18,6 @@ and :class:`HubUnreachable` when the hub cannot be reached.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from debarchive.digest import sha256_file
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc
 
 API = "/api/v1"
@@ -328,7 +328,7 @@ class HubClient:
         return dict(self.post(f"/tasks/{task_id}/heartbeat", {"fence": fence, "log": log or []}))
 
     def upload(self, task_id: int, fence: int, path: Path, name: str | None = None) -> dict[str, Any]:
-        sha = _sha256(path)
+        sha = sha256_file(path)
 
         def body() -> Iterator[bytes]:
             with path.open("rb") as f:
@@ -352,11 +352,3 @@ class HubClient:
         A stale fence raises HubError 409 and claims nothing."""
         body = {"fence": fence, "result": result, "next": {"arches": arches, "capacity": capacity, "wait": wait}}
         return dict(self.post(f"/tasks/{task_id}/complete-and-claim", body, timeout=wait + 60))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()

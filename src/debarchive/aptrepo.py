@@ -23,7 +23,6 @@ Callers keep the :class:`PackageEntry` / :class:`SourceEntry` objects (or their 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import lzma
 import os
@@ -39,18 +38,18 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
+from debarchive.digest import hashes_file, sha256_file
 from debarchive.pool import (
     ARCH_RE,
     RepoError,
     add_to_pool,
     check_relative_path,
     check_word,
-    hashes_file,
     pool_path,
-    sha256_file,
 )
 from debarchive.signing import SigningKey
 from debarchive.stanzas import PackageEntry, SourceEntry, import_deb, import_dsc, scan_deb, scan_dsc
+from debsandbox.locks import flock
 
 GENERATIONS_DIR = ".generations"
 
@@ -106,12 +105,8 @@ class _Index:
 @contextmanager
 def _suite_lock(gen_root: Path) -> Iterator[None]:
     gen_root.mkdir(parents=True, exist_ok=True)
-    with open(gen_root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with flock(gen_root / ".lock", keep_file=True):
+        yield
 
 
 def _xz(data: bytes) -> bytes:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from debarchive.digest import sha256_file
 
 PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][0-9A-Za-z.+~-]*$")
@@ -102,23 +103,3 @@ def _same_or_refuse(root: Path, src: Path, dest: Path, filename: str) -> Path:
         f"{filename} already exists in the pool of {root} with different content; pool files are immutable "
         "(bump the version to publish a different file)"
     )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def hashes_file(path: Path) -> tuple[int, str, str]:
-    md5 = hashlib.md5()
-    sha256 = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            md5.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    return size, md5.hexdigest(), sha256.hexdigest()

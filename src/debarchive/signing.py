@@ -12,15 +12,15 @@ paths are therefore reached through a short symbolic link in the temporary direc
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from debsandbox.commands import CommandError, run
+from debsandbox.locks import flock
 
 DEFAULT_UID = "deb-orchestrator repository signing key <repo@localhost>"
 ALGORITHMS = ("ed25519", "rsa3072", "rsa4096")
@@ -33,19 +33,15 @@ class SigningError(RuntimeError):
 
 @contextmanager
 def _locked(home: Path) -> Iterator[None]:
-    try:
-        fh = open(home / _LOCK_NAME, "a+")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise SigningError(
-            f"cannot use GnuPG home {home}: {exc.strerror} (it must be a writable directory: GnuPG keeps its "
-            "agent socket and random seed there)"
-        ) from exc
-    with fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with ExitStack() as stack:
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            stack.enter_context(flock(home / _LOCK_NAME, keep_file=True))
+        except OSError as exc:
+            raise SigningError(
+                f"cannot use GnuPG home {home}: {exc.strerror} (it must be a writable directory: GnuPG keeps "
+                "its agent socket and random seed there)"
+            ) from exc
+        yield
 
 
 class _Gpg:

@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import httpx
 from debian.deb822 import Deb822, Dsc
 
+from debarchive.digest import sha256_file
 from debarchive.dsc import SourcePackageError
 from debsandbox.commands import run
 
@@ -361,7 +362,7 @@ def authenticate_dsc(url: str, dsc_path: Path, trust: SourceTrust, log: Log, *, 
 
 def check_sha256(path: Path, expected: str, url: str) -> Verification:
     """A .dsc the caller vouches for by checksum (e.g. the hub's record of an uploaded source)."""
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    actual = sha256_file(path)
     if actual != expected.lower():
         raise SourceAuthError(
             f"{url}: sha256 {actual} is not the expected {expected}; refusing it (tampered or changed)"

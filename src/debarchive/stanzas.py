@@ -11,6 +11,7 @@ from pathlib import Path
 from debian.deb822 import Deb822, Dsc
 from debian.debfile import DebFile
 
+from debarchive.digest import hashes_file
 from debarchive.pool import (
     ARCH_RE,
     PKG_RE,
@@ -18,7 +19,6 @@ from debarchive.pool import (
     RepoError,
     add_to_pool,
     check_relative_path,
-    hashes_file,
     pool_path,
 )
 from debsandbox.commands import CommandError, output

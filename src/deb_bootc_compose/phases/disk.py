@@ -9,8 +9,6 @@ failed or interrupted build lists nothing and leaves no partial file.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 from deb_bootc_compose.disk import errors as disk_errors
@@ -39,14 +37,6 @@ def disk_options(manifest: Any) -> tuple[DiskOptions, int | None]:
     total = _field(disk, "size", None)
     return (DiskOptions(free_space=free, kernel_args=tuple(getattr(manifest, "kernel_args", []) or [])),
             parse_size(total, "disk.size") if total else None)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(4 * MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class DiskPhase(Phase):

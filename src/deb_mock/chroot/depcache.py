@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths
+from debsandbox.locks import flock, remove_unless_locked
 from debsandbox.sandbox import remove_tree
 
 
@@ -123,10 +123,7 @@ def evict(paths: CachePaths, max_bytes: int, keep: str | None = None) -> list[st
             break
         if d.name == keep or str(d / "upper") in protected:
             continue
-        try:
-            with flock(paths.lock(f"deps-{d.name}"), blocking=False):
-                remove_tree(d)
-        except LockBusy:
+        if not remove_unless_locked(d, paths.lock(f"deps-{d.name}")):
             continue
         total -= size
         removed.append(d.name)

@@ -54,6 +54,8 @@ class CachePaths:
         return self.root / "chroots" / config
 
     def lock(self, name: str) -> Path:
+        """The lock file ``name`` (its directory made if need be)."""
+        (self.root / "locks").mkdir(parents=True, exist_ok=True)
         return self.root / "locks" / f"{name}.lock"
 
     def secure(self) -> None:

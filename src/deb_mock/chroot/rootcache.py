@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 
-from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig
 from deb_mock.errors import InfraError
 from debsandbox.commands import CommandError, run
+from debsandbox.locks import flock, remove_unless_locked
 from debsandbox.sandbox import Sandbox, owned_dir, remove_tree
 
 _GEN_RE = re.compile(r"^gen-(\d+)$")
@@ -190,10 +190,7 @@ def prune_superseded_keys(config: MockConfig, paths: CachePaths) -> None:
         for gen in old.iterdir():
             if not _GEN_RE.match(gen.name):
                 continue
-            try:
-                with flock(paths.lock(f"root-{config.name}-{key}-{gen.name}"), blocking=False):
-                    remove_tree(gen)
-            except LockBusy:
+            if not remove_unless_locked(gen, paths.lock(f"root-{config.name}-{key}-{gen.name}")):
                 busy = True
         if not busy:
             remove_tree(old)
@@ -213,11 +210,7 @@ def prune_generations(config: MockConfig, paths: CachePaths, keep: str | None = 
             continue
         if not _GEN_RE.match(d.name) or d.name in (current, keep):
             continue
-        try:
-            with flock(paths.lock(f"root-{config.name}-{config.root_cache_key()}-{d.name}"), blocking=False):
-                remove_tree(d)
-        except LockBusy:
-            continue
+        remove_unless_locked(d, paths.lock(f"root-{config.name}-{config.root_cache_key()}-{d.name}"))
 
 
 def ensure(

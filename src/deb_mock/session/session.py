@@ -21,7 +21,6 @@ from pathlib import Path
 
 from deb_mock import config as configmod
 from deb_mock.chroot import depcache, rootcache
-from deb_mock.chroot.locking import LockBusy, flock
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
 from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
@@ -33,6 +32,7 @@ from debarchive import safeio
 from debarchive.sourceauth import SourceTrust, Verification, authenticate_dsc, check_sha256
 from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout
 from debsandbox.idmap import IdMapError
+from debsandbox.locks import flock, remove_unless_locked
 from debsandbox.sandbox import Bind, remove_tree
 
 RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
@@ -378,11 +378,7 @@ def _remove_abandoned_builds(paths: CachePaths, config: str, keep: Path) -> None
     for d in paths.builds(config).iterdir():
         if d == keep or not d.is_dir():
             continue
-        try:
-            with flock(paths.lock(f"build-{d.name}"), blocking=False):
-                remove_tree(d)
-        except LockBusy:
-            continue
+        remove_unless_locked(d, paths.lock(f"build-{d.name}"))
 
 
 def _resolve_config(request: BuildRequest) -> configmod.MockConfig:

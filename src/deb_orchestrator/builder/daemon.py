@@ -11,7 +11,6 @@ next task (without waiting), which the main loop starts at once; only an idle bu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 
 from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
 from deb_orchestrator.client import HubClient, HubError
+from debarchive.digest import sha256_file
 
 TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
 
@@ -281,7 +281,7 @@ class Builder:
         try:
             for f in p["files"]:
                 dest = hub.download(f["url"].removeprefix("/api/v1"), src_dir / f["name"])
-                if _sha256(dest) != f["sha256"]:
+                if sha256_file(dest) != f["sha256"]:
                     return infra(f"downloaded {f['name']} does not match its sha256 {f['sha256']}")
             key_text = hub.request("GET", p["tag_repo"]["key_path"], api=False).text
         except HubError as exc:
@@ -328,11 +328,3 @@ class Builder:
         out = self._finish(hub, job, data)
         log.info("task %d: %s (exit %d)%s", job.task_id, out["state"], result.exit_code,
                  f": {result.error}" if result.error else "")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()

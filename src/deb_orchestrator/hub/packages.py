@@ -27,7 +27,8 @@ from deb_orchestrator.hub.errors import HubError
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.store import ChecksumMismatch, Store
 from debarchive import aptrepo
-from debarchive.pool import ARCH_RE, PKG_RE, VERSION_RE, hashes_file
+from debarchive.digest import hashes_file
+from debarchive.pool import ARCH_RE, PKG_RE, VERSION_RE
 
 AR_MAGIC = b"!<arch>\n"
 MAX_CONTROL_TAR = 64 << 20  # compressed control.tar; real packages have a few KiB
