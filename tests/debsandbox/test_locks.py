@@ -54,7 +54,7 @@ def test_timeout_gives_up_and_on_wait_is_told_once(tmp_path: Path) -> None:
     told: list[str] = []
     with flock(lock, keep_file=True):
         start = time.monotonic()
-        with pytest.raises(LockBusy, match="t.lock is held by another process"), \
+        with pytest.raises(LockBusy, match=r"t\.lock is held by another process"), \
                 flock(lock, timeout=0.3, on_wait=lambda: told.append("waiting")):
             pass
         assert 0.3 <= time.monotonic() - start < 3
@@ -63,9 +63,8 @@ def test_timeout_gives_up_and_on_wait_is_told_once(tmp_path: Path) -> None:
 
 def test_kept_lock_file_stays_and_is_reused(tmp_path: Path) -> None:
     lock = tmp_path / "k.lock"
-    with flock(lock, keep_file=True):
-        with pytest.raises(LockBusy), flock(lock, keep_file=True, blocking=False):
-            pass
+    with flock(lock, keep_file=True), pytest.raises(LockBusy), flock(lock, keep_file=True, blocking=False):
+        pass
     assert lock.exists()
     inode = lock.stat().st_ino
     with flock(lock, keep_file=True):
