@@ -7,7 +7,10 @@ exit code from DESIGN.md, and ``result.json`` is written to ``request.resultdir`
 
 from __future__ import annotations
 
-from deb_mock.request import BuildRequest, BuildResult
+from deb_mock.codes import RETRYABLE_EXIT_CODES, ExitCode, ResultState
+from deb_mock.request import AptSource, BuildRequest, BuildResult
+
+__all__ = ["RETRYABLE_EXIT_CODES", "AptSource", "BuildRequest", "BuildResult", "ExitCode", "ResultState", "build"]
 
 
 def build(request: BuildRequest) -> BuildResult:

@@ -10,20 +10,10 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
-
-class ExitCode(IntEnum):
-    SUCCESS = 0
-    BUILD_FAILED = 1
-    BAD_INPUT = 2
-    DEP_WAIT = 3
-    INFRA_ERROR = 4
-    CHAIN_PARTLY_FAILED = 5
-    INTERRUPTED = 130
-
+from deb_mock.codes import ExitCode as ExitCode  # re-exported: deb_mock.request.ExitCode stays importable
 
 State = Literal["success", "failed", "dep-wait", "error"]
 

@@ -26,12 +26,13 @@ from typing import Any
 
 import httpx
 
+from deb_orchestrator.states import FINAL_BUILD_STATES, FINAL_TASK_STATES, BuildState, RepoState, TaskState
 from debarchive.digest import sha256_file
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc
 
 API = "/api/v1"
-FINAL_TASK_STATES = ("closed", "failed", "canceled")
-FINAL_BUILD_STATES = ("complete", "failed", "canceled")
+__all__ = ["API", "FINAL_BUILD_STATES", "FINAL_TASK_STATES", "BuildState", "HubClient", "HubError", "HubUnreachable",
+           "RepoState", "TaskState"]
 
 
 class HubError(RuntimeError):

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
+from deb_mock.api import AptSource, BuildRequest, BuildResult, ExitCode, ResultState
 from deb_orchestrator.client import HubClient, HubError
+from deb_orchestrator.states import TaskMethod
 from debarchive.digest import sha256_file
 
 TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
@@ -205,8 +206,9 @@ class Builder:
         beat.start()
         workdir = work_root / f"task-{job.task_id}-{job.fence}"
         try:
-            if p.get("method") == "noop":
-                self._finish(hub, job, {"state": "success", "exit_code": 0, "source": {}, "arch": p["arch"]})
+            if p.get("method") == TaskMethod.NOOP:
+                self._finish(hub, job, {"state": ResultState.SUCCESS, "exit_code": ExitCode.SUCCESS, "source": {},
+                                        "arch": p["arch"]})
                 return
             result = self._build(hub, job, workdir)
             if job.handed_back:

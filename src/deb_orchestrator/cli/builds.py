@@ -9,6 +9,7 @@ from typing import Any
 
 from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, say, when
 from deb_orchestrator.client import HubClient
+from deb_orchestrator.states import TaskState
 
 TASK_COLUMNS = [("id", "ID"), ("parent_id", "Parent"), ("method", "Method"), ("arch", "Arch"), ("state", "State"),
                 ("host", "Host"), ("attempts", "Attempts"), ("created", "Created"), ("error", "Error")]
@@ -24,7 +25,7 @@ def register(sub: Subparsers) -> None:
                 arg("--priority", type=int, default=20, help="lower runs first (default 20)"))
     add_command(sub, "watch-task", cmd_watch, "follow a task until it finishes", arg("task", type=int))
     add_command(sub, "list-tasks", cmd_list, "list tasks, newest first",
-                arg("--state", help="free, open, closed, failed, canceled, dep-wait"),
+                arg("--state", help=", ".join(TaskState)),
                 arg("--limit", type=int, default=50), listing=HubClient.tasks, columns=TASK_COLUMNS)
     add_command(sub, "taskinfo", cmd_taskinfo, "show a task, its subtasks, result and log tail", arg("task", type=int))
     add_command(sub, "list-builds", cmd_list, "list builds, newest first",
@@ -55,7 +56,7 @@ def _watch(hub: HubClient, task_id: int, args: argparse.Namespace) -> int:
         for c in task.get("children", []):
             if c.get("error"):
                 say(f"  {c['method']} {c['arch']} (task {c['id']}): {c['error']}")
-    return 0 if task["state"] == "closed" else 1
+    return 0 if task["state"] == TaskState.CLOSED else 1
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -14,12 +14,20 @@ from deb_orchestrator.hub import events, inheritance
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, Build, Repo, Tag, TagListing, Target, Task
 from deb_orchestrator.hub.store import Store
+from deb_orchestrator.states import (
+    ACTIVE_BUILD_STATES,
+    ACTIVE_TASK_STATES,
+    BuildState,
+    RepoState,
+    TaskMethod,
+    TaskState,
+)
 from debarchive import aptrepo
 from debarchive.dsc import SourcePackage
 from debarchive.sourceauth import Verification
 
-BUILD_ACTIVE = ("building", "dep-wait")
-TASK_ACTIVE = ("free", "open", "dep-wait")
+BUILD_ACTIVE = ACTIVE_BUILD_STATES
+TASK_ACTIVE = ACTIVE_TASK_STATES
 
 
 @dataclass
@@ -126,7 +134,7 @@ def submit(
         ident=pkg.ident,
         source=pkg.source,
         version=pkg.version,
-        state="building",
+        state=BuildState.BUILDING,
         owner=owner,
         requested_by=requested_by,
         target_id=target.id,
@@ -151,14 +159,14 @@ def submit(
 
 def _task_tree(session: Session, build: Build, plan: list[tuple[str, str]], owner: str, priority: int,
                max_attempts: int) -> Task:
-    parent = Task(build_id=build.id, method="build", state="open", owner=owner, priority=priority,
+    parent = Task(build_id=build.id, method=TaskMethod.BUILD, state=TaskState.OPEN, owner=owner, priority=priority,
                   started=time.time())
     session.add(parent)
     session.flush()
     build.task_id = parent.id
     for arch, what in plan:
-        child = Task(parent_id=parent.id, build_id=build.id, method="buildArch", arch=arch, build_what=what,
-                     state="free", owner=owner, priority=priority, max_attempts=max_attempts)
+        child = Task(parent_id=parent.id, build_id=build.id, method=TaskMethod.BUILD_ARCH, arch=arch, build_what=what,
+                     state=TaskState.FREE, owner=owner, priority=priority, max_attempts=max_attempts)
         session.add(child)
     session.flush()
     return parent
@@ -184,7 +192,7 @@ def cancel_task(session: Session, task: Task, actor: str) -> list[int]:
     done = []
     for t in [root, *children(session, root.id)]:
         if t.state in TASK_ACTIVE:
-            t.state = "canceled"
+            t.state = TaskState.CANCELED
             t.completed = time.time()
             t.lease_expires = None
             done.append(t.id)
@@ -192,7 +200,7 @@ def cancel_task(session: Session, task: Task, actor: str) -> list[int]:
     if root.build_id is not None:
         build = session.get(Build, root.build_id)
         if build is not None and build.state in BUILD_ACTIVE:
-            build.state = "canceled"
+            build.state = BuildState.CANCELED
             build.completed = time.time()
             events.record(session, "build.canceled", "build", build.id, actor)
     return done
@@ -200,9 +208,9 @@ def cancel_task(session: Session, task: Task, actor: str) -> list[int]:
 
 def resubmit(session: Session, build: Build, actor: str, max_attempts: int) -> Task:
     """Build a failed, canceled or dep-waiting build again (same identity, new task tree)."""
-    if build.state == "complete":
+    if build.state == BuildState.COMPLETE:
         raise Conflict(f"build {build.ident} is complete; a source version is built once per hub")
-    if build.state == "building":
+    if build.state == BuildState.BUILDING:
         raise Conflict(f"build {build.ident} is still building (task {build.task_id}); cancel it first")
     if build.target is None:
         raise Conflict(f"build {build.ident} belongs to a target that was removed; it cannot be built again")
@@ -210,72 +218,72 @@ def resubmit(session: Session, build: Build, actor: str, max_attempts: int) -> T
     if old is not None and old.state in TASK_ACTIVE:
         cancel_task(session, old, actor)
     prior = children(session, old.id) if old else []
-    plan = [(t.arch, t.build_what) for t in prior if t.method == "buildArch"]
+    plan = [(t.arch, t.build_what) for t in prior if t.method == TaskMethod.BUILD_ARCH]
     if not plan:
         raise Conflict(f"build {build.ident} has no earlier tasks to repeat")
-    build.state = "building"
+    build.state = BuildState.BUILDING
     build.completed = None
     parent = _task_tree(session, build, plan, actor, old.priority if old else 20, max_attempts)
     events.record(session, "build.resubmitted", "build", build.id, actor, task=parent.id)
     return parent
 
 
-def finish_parent(session: Session, store: Store, parent: Task) -> str | None:
+def finish_parent(session: Session, store: Store, parent: Task) -> BuildState | None:
     """Called when a child changed state: close the build when every buildArch child succeeded.
 
     Returns the build's new state when it changed.
     """
-    kids = [t for t in children(session, parent.id) if t.method == "buildArch"]
+    kids = [t for t in children(session, parent.id) if t.method == TaskMethod.BUILD_ARCH]
     build = session.get(Build, parent.build_id) if parent.build_id else None
     if build is None:
         return None
-    if any(t.state == "failed" for t in kids):
+    if any(t.state == TaskState.FAILED for t in kids):
         for t in kids:
             if t.state in TASK_ACTIVE:
-                t.state = "canceled"
+                t.state = TaskState.CANCELED
                 t.completed = time.time()
-        parent.state = "failed"
+        parent.state = TaskState.FAILED
         parent.completed = time.time()
-        build.state = "failed"
+        build.state = BuildState.FAILED
         build.completed = time.time()
         events.record(session, "build.failed", "build", build.id, "hub")
-        return "failed"
-    if all(t.state == "closed" for t in kids):
+        return BuildState.FAILED
+    if all(t.state == TaskState.CLOSED for t in kids):
         from deb_orchestrator.hub import packages
 
         try:
             packages.register_binaries(session, store, build)
         except HubError as exc:
-            parent.state = "failed"
+            parent.state = TaskState.FAILED
             parent.error = exc.message
             parent.completed = build.completed = time.time()
-            build.state = "failed"
+            build.state = BuildState.FAILED
             events.record(session, "build.failed", "build", build.id, "hub", error=exc.message)
-            return "failed"
-        parent.state = "closed"
+            return BuildState.FAILED
+        parent.state = TaskState.CLOSED
         parent.completed = time.time()
-        build.state = "complete"
+        build.state = BuildState.COMPLETE
         build.completed = time.time()
         events.record(session, "build.complete", "build", build.id, "hub")
         if build.target is not None:
-            tag_task = Task(parent_id=parent.id, build_id=build.id, method="tag", state="closed",
+            tag_task = Task(parent_id=parent.id, build_id=build.id, method=TaskMethod.TAG, state=TaskState.CLOSED,
                             owner=parent.owner, started=time.time(), completed=time.time(),
                             result={"tag": build.target.dest_tag.name})
             session.add(tag_task)
             tag_build(session, build.target.dest_tag, build, "hub")
-        return "complete"
-    if any(t.state == "dep-wait" for t in kids) and build.state != "dep-wait":
-        build.state = "dep-wait"
+        return BuildState.COMPLETE
+    if any(t.state == TaskState.DEP_WAIT for t in kids) and build.state != BuildState.DEP_WAIT:
+        build.state = BuildState.DEP_WAIT
         events.record(session, "build.dep-wait", "build", build.id, "hub")
-        return "dep-wait"
-    if build.state == "dep-wait" and not any(t.state == "dep-wait" for t in kids):
-        build.state = "building"
-        return "building"
+        return BuildState.DEP_WAIT
+    if build.state == BuildState.DEP_WAIT and not any(t.state == TaskState.DEP_WAIT for t in kids):
+        build.state = BuildState.BUILDING
+        return BuildState.BUILDING
     return None
 
 
 def tag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
-    if build.state != "complete":
+    if build.state != BuildState.COMPLETE:
         raise Conflict(f"build {build.ident} is {build.state}; only complete builds can be tagged")
     if session.scalar(select(TagListing).where(TagListing.tag_id == tag.id, TagListing.build_id == build.id)):
         raise Conflict(f"build {build.ident} is already tagged in {tag.name}")
@@ -300,7 +308,7 @@ def mark_dirty(session: Session, tag_id: int) -> None:
         # also takes, so a change committed after the publisher read the tag is never lost (PostgreSQL, several
         # hub workers); setting an ORM attribute that is already True would write nothing
         if not session.execute(update(Repo).where(Repo.tag_id == tid).values(dirty=True)).rowcount:  # type: ignore[attr-defined]
-            session.add(Repo(tag_id=tid, dirty=True, state="pending"))
+            session.add(Repo(tag_id=tid, dirty=True, state=RepoState.PENDING))
 
 
 def tagged_builds(session: Session, tag_id: int, *, inherit: bool) -> list[tuple[Build, str]]:

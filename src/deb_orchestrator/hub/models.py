@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from deb_orchestrator.states import RepoState, TaskState
+
 
 def now() -> float:
     return time.time()
@@ -101,7 +103,7 @@ class Build(Base):
     ident: Mapped[str] = mapped_column(String(300), unique=True)
     source: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(20), index=True)  # building complete failed canceled dep-wait
+    state: Mapped[str] = mapped_column(String(20), index=True)  # a BuildState
     owner: Mapped[str] = mapped_column(String(200))
     requested_by: Mapped[str] = mapped_column(String(300), default="")
     target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
@@ -164,16 +166,16 @@ class Task(Base):
 
     __tablename__ = "tasks"
     __table_args__ = (  # the claim's queue order, free tasks only (migration 0002)
-        Index("ix_tasks_free_queue", "priority", "id", postgresql_where=text("state = 'free'"),
-              sqlite_where=text("state = 'free'")),
+        Index("ix_tasks_free_queue", "priority", "id", postgresql_where=text(f"state = '{TaskState.FREE}'"),
+              sqlite_where=text(f"state = '{TaskState.FREE}'")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
     build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id"), nullable=True, index=True)
-    method: Mapped[str] = mapped_column(String(20))  # build buildArch tag
+    method: Mapped[str] = mapped_column(String(20))  # a TaskMethod
     arch: Mapped[str] = mapped_column(String(50), default="")
     build_what: Mapped[str] = mapped_column(String(10), default="binary")
-    state: Mapped[str] = mapped_column(String(20), index=True)  # free open closed failed canceled dep-wait
+    state: Mapped[str] = mapped_column(String(20), index=True)  # a TaskState
     priority: Mapped[int] = mapped_column(Integer, default=20)  # lower runs first
     owner: Mapped[str] = mapped_column(String(200), default="")
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True)
@@ -200,7 +202,7 @@ class Repo(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), unique=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending ready failed
+    state: Mapped[str] = mapped_column(String(20), default=RepoState.PENDING)  # a RepoState
     dirty: Mapped[bool] = mapped_column(Boolean, default=True)
     build_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     package_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from deb_orchestrator.hub.errors import HubError
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.store import ChecksumMismatch, Store
+from deb_orchestrator.states import TaskMethod, TaskState
 from debarchive import aptrepo
 from debarchive.digest import hashes_file
 from debarchive.pool import ARCH_RE, PKG_RE, VERSION_RE
@@ -303,7 +304,8 @@ def current_debs(session: Session, build: Build) -> list[Artifact]:
     task_ids = [
         t
         for t in session.scalars(
-            select(Task.id).where(Task.parent_id == build.task_id, Task.method == "buildArch", Task.state == "closed")
+            select(Task.id).where(Task.parent_id == build.task_id, Task.method == TaskMethod.BUILD_ARCH,
+                                  Task.state == TaskState.CLOSED)
         )
     ]
     if not task_ids:

@@ -26,6 +26,7 @@ from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Repo, Tag, Target, Task
 from deb_orchestrator.hub.notify import Signal
 from deb_orchestrator.hub.store import Store
+from deb_orchestrator.states import RepoState, TaskState
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 
@@ -141,7 +142,7 @@ class RepoPublisher:
             with self.db.session() as s:
                 repo = s.get(Repo, repo_id)
                 if repo is not None:
-                    repo.state = "failed"
+                    repo.state = RepoState.FAILED
                     repo.error = str(exc)
                     events.record(s, "repo.failed", "repo", repo_id, "hub", tag=tag_name, error=str(exc))
             log.exception("publishing %s failed", tag_name)
@@ -153,7 +154,7 @@ class RepoPublisher:
             if repo is None:
                 return
             repo.generation += 1
-            repo.state = "ready"
+            repo.state = RepoState.READY
             repo.error = None
             repo.build_ids = build_ids
             repo.package_count = len(pkgs)
@@ -194,14 +195,14 @@ def release_dep_waits(session: Session, store: Store, tag_id: int, provided: set
         select(Task, Build)
         .join(Build, Task.build_id == Build.id)
         .join(Target, Build.target_id == Target.id)
-        .where(Task.state == "dep-wait", Target.build_tag_id == tag_id)
+        .where(Task.state == TaskState.DEP_WAIT, Target.build_tag_id == tag_id)
     ).all()
     requeued = []
     for task, build in waiting:
         wanted = {p for m in (task.missing or []) for p in m.get("packages", [])}
         if wanted and not (wanted & provided):
             continue
-        task.state = "free"
+        task.state = TaskState.FREE
         task.host_id = None
         task.lease_expires = None
         task.attempts = 0
@@ -216,7 +217,7 @@ def release_dep_waits(session: Session, store: Store, tag_id: int, provided: set
 def repo_info(session: Session, tag: Tag) -> dict[str, object]:
     repo = session.scalar(select(Repo).where(Repo.tag_id == tag.id))
     if repo is None:
-        return {"tag": tag.name, "generation": 0, "state": "pending", "dirty": True, "builds": [],
+        return {"tag": tag.name, "generation": 0, "state": RepoState.PENDING, "dirty": True, "builds": [],
                 "packages": 0, "published": None, "seconds": None, "error": None}
     idents = [b.ident for b in session.scalars(select(Build).where(Build.id.in_(repo.build_ids or [])))]
     return {"tag": tag.name, "generation": repo.generation, "state": repo.state, "dirty": repo.dirty,

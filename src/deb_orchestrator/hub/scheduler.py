@@ -22,14 +22,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table, bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from deb_mock.api import RETRYABLE_EXIT_CODES, ExitCode
 from deb_orchestrator.hub import builds, events, inheritance
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
 from deb_orchestrator.hub.models import Artifact, Build, Event, Host, Task
 from deb_orchestrator.hub.store import Store
+from deb_orchestrator.states import LEAF_METHODS, TaskMethod, TaskState
 from debarchive.dsc import safe_name
 
 LOG_TAIL_LINES = 400
-LEAF_METHODS = ("buildArch", "noop")  # what builders claim; noop tasks exercise the scheduler (tests, bench)
 TASKS: Table = Task.__table__  # type: ignore[assignment]
 HOSTS: Table = Host.__table__  # type: ignore[assignment]
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
@@ -53,13 +54,14 @@ def claim(session: Session, host: Host, arches: list[str], timing: Timing, *, sk
         host.last_heartbeat = now
     if not host.enabled:
         return None
-    running = session.scalar(select(func.count(Task.id)).where(Task.host_id == host.id, Task.state == "open")) or 0
+    running = session.scalar(select(func.count(Task.id))
+                             .where(Task.host_id == host.id, Task.state == TaskState.OPEN)) or 0
     if running >= host.capacity:
         return None
     usable = [a for a in arches if a in host.arches.split()] if arches else host.arches.split()
     query = (
         select(Task)
-        .where(Task.state == "free", Task.method.in_(LEAF_METHODS), Task.arch.in_(usable))
+        .where(Task.state == TaskState.FREE, Task.method.in_(LEAF_METHODS), Task.arch.in_(usable))
         .order_by(Task.priority, Task.id)
         .limit(20)
     )
@@ -68,7 +70,7 @@ def claim(session: Session, host: Host, arches: list[str], timing: Timing, *, sk
     for task in session.scalars(query):
         if host.id in (task.excluded_hosts or []) and _others_can_run(session, task, host, now, timing):
             continue
-        task.state = "open"
+        task.state = TaskState.OPEN
         task.host_id = host.id
         task.fence += 1
         task.attempts += 1
@@ -92,14 +94,14 @@ def _others_can_run(session: Session, task: Task, host: Host, now: float, timing
 # prebuilt statement with new parameters skips building it and computing its key (both showed in profiles).
 _EVENT = insert(EVENTS)
 _RUNNING = (select(func.count()).select_from(TASKS)
-            .where(TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == "open").scalar_subquery())
+            .where(TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == TaskState.OPEN).scalar_subquery())
 _HOST = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat,
                _RUNNING.label("running")).where(HOSTS.c.id == bindparam("b_host"))
 _HOST_LOCKED = _HOST.with_for_update(of=HOSTS)
-_FREE_ANY = select(TASKS.c.id).where(TASKS.c.state == "free", TASKS.c.method.in_(LEAF_METHODS),
+_FREE_ANY = select(TASKS.c.id).where(TASKS.c.state == TaskState.FREE, TASKS.c.method.in_(LEAF_METHODS),
                                      TASKS.c.arch.in_(bindparam("b_arches", expanding=True))).limit(1)
 _BEAT = (update(TASKS).where(TASKS.c.id == bindparam("b_task"), TASKS.c.fence == bindparam("b_fence"),
-                             TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == "open")
+                             TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == TaskState.OPEN)
          .values(lease_expires=bindparam("b_expires")).returning(TASKS.c.id))
 _HOST_BEAT = (update(HOSTS).where(HOSTS.c.id == bindparam("b_host"),
                                   or_(HOSTS.c.last_heartbeat.is_(None), HOSTS.c.last_heartbeat < bindparam("b_stale")))
@@ -107,7 +109,7 @@ _HOST_BEAT = (update(HOSTS).where(HOSTS.c.id == bindparam("b_host"),
 # PostgreSQL: both in one statement (a data-modifying CTE); the host is touched only if the lease was renewed
 _BEAT_PG = text(
     "WITH renewed AS (UPDATE tasks SET lease_expires = :b_expires WHERE id = :b_task AND fence = :b_fence "
-    "AND host_id = :b_host AND state = 'open' RETURNING id), "
+    f"AND host_id = :b_host AND state = '{TaskState.OPEN}' RETURNING id), "
     "beat AS (UPDATE hosts SET last_heartbeat = :b_now WHERE id = :b_host "
     "AND (last_heartbeat IS NULL OR last_heartbeat < :b_stale) AND EXISTS (SELECT 1 FROM renewed)) "
     "SELECT id FROM renewed")
@@ -133,13 +135,13 @@ def _claim_statement(dialect: str, skip_locked: bool) -> Any:
     # the state as a literal, not a bound parameter: a prepared (generic) plan may then use the partial
     # index ix_tasks_free_queue (migration 0002), which sorts the free tasks in this order
     pick = (select(TASKS.c.id)
-            .where(TASKS.c.state == literal_column("'free'"), TASKS.c.method.in_(LEAF_METHODS),
+            .where(TASKS.c.state == literal_column(f"'{TaskState.FREE}'"), TASKS.c.method.in_(LEAF_METHODS),
                    TASKS.c.arch.in_(bindparam("b_arches", expanding=True)), not_excluded)
             .order_by(TASKS.c.priority, TASKS.c.id).limit(1))
     if skip_locked:
         pick = pick.with_for_update(skip_locked=True)
     return (update(TASKS).where(TASKS.c.id == pick.scalar_subquery())
-            .values(state="open", host_id=bindparam("b_host"), fence=TASKS.c.fence + 1,
+            .values(state=TaskState.OPEN, host_id=bindparam("b_host"), fence=TASKS.c.fence + 1,
                     attempts=TASKS.c.attempts + 1, started=bindparam("b_now"), lease_expires=bindparam("b_expires"),
                     log_tail="")
             .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch))
@@ -189,7 +191,7 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
         task = claim(session, orm_host, arches, timing, skip_locked=skip_locked)
         return None if task is None else claim_payload(session, task, timing)
     _record(conn, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
-    if row.method == "noop":
+    if row.method == TaskMethod.NOOP:
         return {"task_id": row.id, "fence": row.fence, "attempt": row.attempts, "method": "noop", "arch": row.arch,
                 "lease_seconds": timing.lease_seconds, "heartbeat_seconds": timing.heartbeat_seconds}
     task = session.get(Task, row.id)
@@ -202,7 +204,7 @@ def _current(task: _T | None, task_id: int, fence: int, host_id: int | None) -> 
     if task is None:
         raise NotFound(f"no task {task_id}")
     t: Any = task  # Task and the row of _TASK_FOR_COMPLETE both carry fence, host_id and state
-    if t.fence != fence or t.host_id != host_id or t.state != "open":
+    if t.fence != fence or t.host_id != host_id or t.state != TaskState.OPEN:
         raise Stale(
             f"task {task_id}: attempt {fence} is no longer current (task is {t.state}, attempt {t.fence}); "
             "its lease expired or it was canceled — drop this work"
@@ -230,7 +232,7 @@ def heartbeat(session: Session, task_id: int, fence: int, host_id: int | None, l
         if renewed is not None:
             return {"cancel": False, "lease_expires": now + timing.lease_seconds}
     task = session.get(Task, task_id)
-    if task is not None and task.state == "canceled" and task.fence == fence and task.host_id == host_id:
+    if task is not None and task.state == TaskState.CANCELED and task.fence == fence and task.host_id == host_id:
         return {"cancel": True, "lease_expires": None}
     task = _attempt(session, task_id, fence, host_id)
     task.lease_expires = now + timing.lease_seconds
@@ -285,13 +287,13 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
     if task.parent_id is not None:
         # siblings finishing at the same moment take turns, so exactly one of them sees all of them done
         session.get(Task, task.parent_id, with_for_update=True, populate_existing=True)
-    code = int(result.get("exit_code", 4))
+    code = int(result.get("exit_code", ExitCode.INFRA_ERROR))
     now = time.time()
     values: dict[str, Any] = {"result": result, "buildroot": result.get("buildroot") or [], "lease_expires": None}
     requeued = False
-    if code == 0 and task.method == "noop":
-        values["state"] = "closed"
-    elif code == 0:
+    if code == ExitCode.SUCCESS and task.method == TaskMethod.NOOP:
+        values["state"] = TaskState.CLOSED
+    elif code == ExitCode.SUCCESS:
         uploaded = {a.name: a for a in conn.execute(
             select(ARTIFACTS.c.name, ARTIFACTS.c.sha256, ARTIFACTS.c.kind).where(ARTIFACTS.c.task_id == task_id))}
         for f in result.get("files", []):
@@ -301,19 +303,19 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
                                "uploaded with that checksum; upload every file before completing")
         if not any(a.kind == "deb" for a in uploaded.values()):
             raise Conflict(f"task {task_id}: a successful build must upload at least one .deb")
-        values.update(state="closed", error=None)
-    elif code == 3:
-        values.update(state="dep-wait", missing=result.get("missing") or [],
+        values.update(state=TaskState.CLOSED, error=None)
+    elif code == ExitCode.DEP_WAIT:
+        values.update(state=TaskState.DEP_WAIT, missing=result.get("missing") or [],
                       error=result.get("error") or "build-dependencies cannot be satisfied")
-    elif code in (4, 130):
+    elif code in RETRYABLE_EXIT_CODES:
         excluded = list(task.excluded_hosts or [])
         if task.host_id is not None and task.host_id not in excluded:
             excluded.append(task.host_id)
         values.update(excluded_hosts=excluded, error=result.get("error") or f"infrastructure error (exit {code})")
         requeued = task.attempts < max(task.max_attempts, 1)
-        values["state"] = "free" if requeued else "failed"
+        values["state"] = TaskState.FREE if requeued else TaskState.FAILED
     else:
-        values.update(state="failed", error=result.get("error") or f"build failed (exit {code})")
+        values.update(state=TaskState.FAILED, error=result.get("error") or f"build failed (exit {code})")
     if requeued:
         values["host_id"] = None
     else:
@@ -321,7 +323,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
     # the fence in the WHERE clause makes this exact even if the row changed since the SELECT above
     done = conn.execute(
         update(TASKS).where(TASKS.c.id == task_id, TASKS.c.fence == fence, TASKS.c.host_id == host_id,
-                            TASKS.c.state == "open").values(**values).returning(TASKS.c.id)
+                            TASKS.c.state == TaskState.OPEN).values(**values).returning(TASKS.c.id)
     ).first()
     if done is None:
         raise Stale(f"task {task_id}: attempt {fence} is no longer current (the task changed meanwhile); "
@@ -337,7 +339,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
 def release(session: Session, task_id: int, fence: int, host_id: int | None, reason: str) -> None:
     """A builder hands a task back (e.g. on SIGTERM): it is requeued at once, not counted as an attempt."""
     task = _attempt(session, task_id, fence, host_id)
-    task.state = "free"
+    task.state = TaskState.FREE
     task.host_id = None
     task.lease_expires = None
     task.attempts = max(task.attempts - 1, 0)
@@ -348,11 +350,11 @@ def reap(session: Session) -> list[int]:
     """Requeue open tasks whose lease expired (their builder stopped heartbeating)."""
     now = time.time()
     expired = list(session.scalars(
-        select(Task).where(Task.state == "open", Task.method.in_(LEAF_METHODS), Task.lease_expires < now)
+        select(Task).where(Task.state == TaskState.OPEN, Task.method.in_(LEAF_METHODS), Task.lease_expires < now)
     ))
     for task in expired:
         host = task.host.name if task.host else "?"
-        task.state = "free"
+        task.state = TaskState.FREE
         task.host_id = None
         task.lease_expires = None
         task.error = f"lease expired: builder {host} stopped heartbeating"
@@ -362,7 +364,7 @@ def reap(session: Session) -> list[int]:
 
 def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any]:
     """Everything a builder needs: the source files, the buildroot's apt sources, the attempt's fence."""
-    if task.method == "noop":
+    if task.method == TaskMethod.NOOP:
         return {"task_id": task.id, "fence": task.fence, "attempt": task.attempts, "method": "noop",
                 "arch": task.arch, "lease_seconds": timing.lease_seconds,
                 "heartbeat_seconds": timing.heartbeat_seconds}
@@ -404,7 +406,8 @@ def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any
 
 def create_noop(session: Session, count: int, arch: str, owner: str, priority: int) -> list[int]:
     """Leaf tasks that do nothing: builders claim and close them at once (scheduler tests, benchmarks)."""
-    tasks = [Task(method="noop", arch=arch, state="free", owner=owner, priority=priority) for _ in range(count)]
+    tasks = [Task(method=TaskMethod.NOOP, arch=arch, state=TaskState.FREE, owner=owner, priority=priority)
+             for _ in range(count)]
     session.add_all(tasks)
     session.flush()
     return [t.id for t in tasks]

@@ -23,6 +23,7 @@ from deb_orchestrator.hub.models import Repo, Tag, Task, Token
 from deb_orchestrator.hub.notify import PgBridge, Signal
 from deb_orchestrator.hub.repos import RepoPublisher
 from deb_orchestrator.hub.store import Store
+from deb_orchestrator.states import RepoState, TaskState
 from debarchive.signing import SigningKey
 
 log = logging.getLogger("deb_orchestrator.hub")
@@ -127,10 +128,10 @@ class Hub:
                     s.add(Repo(tag_id=tag.id, dirty=True))
                 else:
                     repo.dirty = True
-                    if repo.state == "failed":  # e.g. cut short by the stop (its gpg killed): published again now
-                        repo.state = "pending"
+                    if repo.state == RepoState.FAILED:  # e.g. cut short by the stop (gpg killed): published again now
+                        repo.state = RepoState.PENDING
             # builders could not heartbeat while the hub was down: give running tasks a fresh lease
-            s.execute(update(Task).where(Task.state == "open", Task.lease_expires.is_not(None))
+            s.execute(update(Task).where(Task.state == TaskState.OPEN, Task.lease_expires.is_not(None))
                       .values(lease_expires=time.time() + self.settings.lease_seconds))
         if self.settings.publish_repos:
             self.publisher.start()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from deb_orchestrator.hub import inheritance
 from deb_orchestrator.hub.models import Build, ExternalRepo, Host, Tag, Target, Task
 from deb_orchestrator.hub.service import Hub
+from deb_orchestrator.states import TaskState
 
 TEXT_SUFFIXES = (".log", ".buildinfo", ".changes", ".json", ".txt")
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
@@ -73,6 +74,6 @@ def target_json(t: Target) -> dict[str, Any]:
 
 
 def host_json(s: Session, h: Host) -> dict[str, Any]:
-    running = list(s.scalars(select(Task.id).where(Task.host_id == h.id, Task.state == "open")))
+    running = list(s.scalars(select(Task.id).where(Task.host_id == h.id, Task.state == TaskState.OPEN)))
     return {"id": h.id, "name": h.name, "arches": h.arches.split(), "capacity": h.capacity, "enabled": h.enabled,
             "last_heartbeat": h.last_heartbeat, "running": running}

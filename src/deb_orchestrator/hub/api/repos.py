@@ -14,6 +14,7 @@ from deb_orchestrator.hub.api.common import hub_of
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.models import Tag
 from deb_orchestrator.hub.repos import repo_info
+from deb_orchestrator.states import RepoState
 
 router = APIRouter(prefix="/repos", tags=["repos"])
 
@@ -53,7 +54,7 @@ async def wait(tag: str, request: Request, build: str | None = None, after: int 
         with hub.db.session() as s:
             info = repo_info(s, builds.get_tag(s, tag))
             ident = builds.get_build(s, build).ident if build else None
-        done = (info["state"] == "ready" and not info["dirty"] and int(info["generation"]) > after  # type: ignore[call-overload]
+        done = (info["state"] == RepoState.READY and not info["dirty"] and int(info["generation"]) > after  # type: ignore[call-overload]
                 and (ident is None or ident in info["builds"]))  # type: ignore[operator]
         return info, done
 

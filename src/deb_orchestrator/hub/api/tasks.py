@@ -29,6 +29,7 @@ from deb_orchestrator.hub.models import Artifact, Build, Task
 from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, NoopIn, ReleaseIn
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
+from deb_orchestrator.states import BuildState, TaskState
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -209,7 +210,7 @@ def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[st
         out = scheduler.complete(s, hub.store, task_id, body.fence, host_id, result, hub.settings.max_attempts)
     if out["requeued"]:
         hub.work.notify()
-    if out["build_state"] == "complete":
+    if out["build_state"] == BuildState.COMPLETE:
         hub.repos_dirty()
     return out
 
@@ -249,4 +250,4 @@ def release(task_id: int, body: ReleaseIn, request: Request,
     with hub.db.session() as s:
         scheduler.release(s, task_id, body.fence, _host_id(who), body.reason)
     hub.work.notify()
-    return {"task": task_id, "state": "free"}
+    return {"task": task_id, "state": TaskState.FREE}

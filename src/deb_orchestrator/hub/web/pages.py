@@ -22,6 +22,7 @@ from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.errors import NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Event, Host, Tag, TagListing, Target, Task
 from deb_orchestrator.hub.repos import repo_info
+from deb_orchestrator.states import TaskState
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -199,8 +200,9 @@ def host_page(name: str, request: Request) -> HTMLResponse:
         host = s.scalar(select(Host).where(Host.name == name))
         if host is None:
             return _not_found(request, NotFound(f"no host {name!r}; see the list of hosts"))
-        current = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state == "open").order_by(Task.id)))
-        recent = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state != "open")
+        current = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state == TaskState.OPEN)
+                                 .order_by(Task.id)))
+        recent = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state != TaskState.OPEN)
                                 .order_by(Task.id.desc()).limit(50)))
         ago = round(time.time() - host.last_heartbeat) if host.last_heartbeat else None
         return _page(request, "host.html", f"Host {host.name}", host=host, current=current, recent=recent, ago=ago)
