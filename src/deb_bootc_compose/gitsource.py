@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debarchive.dsc import SourcePackageError, parse_dsc, strip_epoch
+from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import CommandError, CommandTimeout, output, run
+from debsandbox.sandbox import Bind
 
 SUPPORTED_FORMATS = ("3.0 (native)", "3.0 (quilt)")
 # never wait for a password or a host-key question: a source that needs one fails with git's message
@@ -95,11 +97,7 @@ def _changelog_field(tree: Path, name: str) -> str:
 
 def sandboxed(argv: list[str], writable: Path) -> list[str]:
     """``argv`` in bubblewrap: the host read-only, ``writable`` writable, no network, nothing shared."""
-    # bubblewrap mounts in order: the private /tmp comes before the bind, or a work directory under /tmp
-    # would be hidden by it
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(writable), str(writable), "--unshare-all", "--die-with-parent", "--new-session",
-            "--chdir", str(writable), *argv]
+    return bwrap_argv(argv, binds=[Bind(writable, str(writable), ro=False)], chdir=str(writable), new_session=True)
 
 
 def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> GitSource:

@@ -21,6 +21,7 @@ from debarchive.digest import sha256_file
 
 BUILTIN_DIR = Path(__file__).parent / "configs"
 SYSTEM_DIR = Path("/etc/deb-mock")
+SANDBOX_HOSTNAME = "deb-mock"  # the host name builds and chroot shells see
 ROOT_CACHE_FORMAT = 3  # bump when the way a root cache is made or protected changes (3: sandbox hardening)
 
 

@@ -179,7 +179,7 @@ def copy_out(dir_fd: int, name: str, dest_dir: Path, *, label: str | None = None
     is replaced, never written through.
     """
     src = open_regular(dir_fd, name, label=label)
-    tmp = dest_dir / f".{name}.deb-mock-part"
+    tmp = dest_dir / f".{name}.part"
     try:
         tmp.unlink(missing_ok=True)
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)

@@ -22,9 +22,10 @@ from pathlib import Path
 from debsandbox.commands import CommandError, run
 from debsandbox.locks import flock
 
-DEFAULT_UID = "deb-orchestrator repository signing key <repo@localhost>"
 ALGORITHMS = ("ed25519", "rsa3072", "rsa4096")
 _LOCK_NAME = ".debarchive.lock"
+
+DEFAULT_UID = "repository signing key <repo@localhost>"  # a library default: tools pass their own name
 
 
 class SigningError(RuntimeError):
@@ -127,7 +128,7 @@ class SigningKey:
 
     @classmethod
     def ensure(cls, home: Path, uid: str = DEFAULT_UID, algorithm: str = "ed25519") -> SigningKey:
-        """Load the key in ``home``, creating one (no passphrase, no expiry) if there is none.
+        """Load the key in ``home``, creating one (no passphrase, no expiry) named ``uid`` if there is none.
 
         ``algorithm`` (for a new key): ``ed25519`` (default; small and fast), or ``rsa3072``/``rsa4096`` for
         very old clients whose gpgv predates ed25519. Safe to call from several processes at once: exactly

@@ -70,7 +70,7 @@ def _subid_range(path: Path, user: str, uid: int) -> tuple[int, int]:
 
 
 def current() -> IdMap:
-    """The id map deb-mock uses for the calling user (needs a 65536-long range in /etc/sub[ug]id)."""
+    """The id map sandboxes use for the calling user (needs a 65536-long range in /etc/sub[ug]id)."""
     uid, gid = os.geteuid(), os.getegid()
     user = pwd.getpwuid(uid).pw_name
     ubase, ucount = _subid_range(Path("/etc/subuid"), user, uid)

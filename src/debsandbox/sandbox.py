@@ -22,6 +22,8 @@ from debsandbox import idmap
 from debsandbox.commands import Completed, run
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# what a networked sandbox takes from the host to resolve names (a chroot has no resolver set-up of its own)
+RESOLVER_FILES = ("/etc/resolv.conf", "/etc/hosts")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Bind:
     src: Path
     dst: str
     ro: bool = True
+
+
+def network_binds() -> list[Bind]:
+    """The host's resolver configuration, bound read-only at the same paths (links resolved on the host)."""
+    return [Bind(Path(f).resolve(), f, ro=True) for f in RESOLVER_FILES if Path(f).exists()]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class DirRoot:
 
 @dataclass
 class Sandbox:
+    """Where and how a command runs. With ``network`` and a root of its own, the host's resolver files
+    (:func:`network_binds`) are bound in after ``binds``."""
+
     root: OverlayRoot | DirRoot | None = None
     binds: list[Bind] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
@@ -58,7 +68,7 @@ class Sandbox:
     groups: list[int] = field(default_factory=list)
     cwd: str = "/"
     env: dict[str, str] = field(default_factory=dict)
-    hostname: str = "deb-mock"
+    hostname: str = "localhost"
     umask: int | None = 0o022
     # capabilities ns-root keeps beyond a root container's usual set (e.g. "SYS_ADMIN" to mount)
     cap_add: tuple[str, ...] = ()
@@ -90,7 +100,8 @@ class Sandbox:
             root = {"dir": token("rootdir", self.root.dir)}
         else:
             root = None
-        binds = [{"src": token(f"bind{i}", b.src, b.ro), "dst": b.dst, "ro": b.ro} for i, b in enumerate(self.binds)]
+        all_binds = self.binds + (network_binds() if self.network and self.root is not None else [])
+        binds = [{"src": token(f"bind{i}", b.src, b.ro), "dst": b.dst, "ro": b.ro} for i, b in enumerate(all_binds)]
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
         env.update(self.env)
         return {

@@ -3,19 +3,19 @@ tag repositories with the real apt: trixie verifies with sqv, bookworm with gpgv
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 from pathlib import Path
 
+from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import run
+from debsandbox.locks import flock
 
 
 def chroot_tarball(cache: Path, suite: str, mirror: str) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     tarball = cache / f"debarchive-{suite}-apt.tar"  # same cache entry as tests/debarchive
-    with open(cache / f".debarchive-{suite}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with flock(cache / f".debarchive-{suite}.lock", keep_file=True):
         if not tarball.exists():
             partial = tarball.with_suffix(".partial.tar")
             partial.unlink(missing_ok=True)
@@ -37,11 +37,8 @@ def apt_install_from(tarball: Path, root: Path, sources_line: str, key: str, pac
     (root / "etc/apt/keyrings/hub.asc").write_text(key)
 
     def inside(*argv: str) -> str:
-        cmd = ["bwrap", "--bind", str(root), "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777",
-               "--tmpfs", "/tmp",
-               "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-add", "ALL",
-               "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "DEBIAN_FRONTEND",
-               "noninteractive", "--setenv", "LC_ALL", "C.UTF-8", *argv]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+        cmd = bwrap_argv(argv, root=root, network=True, user_namespace=False, all_caps=True, env=env)
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if res.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")

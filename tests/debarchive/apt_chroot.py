@@ -8,7 +8,6 @@ can be left behind; the host network is shared so apt reaches a server on 127.0.
 
 from __future__ import annotations
 
-import fcntl
 import http.server
 import os
 import shutil
@@ -17,15 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import run
+from debsandbox.locks import flock
+from debsandbox.sandbox import Bind
+
+CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
 
 
 def chroot_tarball(cache: Path, suite: str, mirror: str) -> Path:
     """A cached ``mmdebstrap --variant=apt`` tarball of ``suite`` (made once, then reused)."""
     cache.mkdir(parents=True, exist_ok=True)
     tarball = cache / f"debarchive-{suite}-apt.tar"
-    with open(cache / f".debarchive-{suite}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with flock(cache / f".debarchive-{suite}.lock", keep_file=True):
         if not tarball.exists():
             partial = tarball.with_suffix(".partial.tar")
             partial.unlink(missing_ok=True)
@@ -52,14 +55,9 @@ class AptChroot:
     def run(self, *argv: str, check: bool = False, binds: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside; ``binds`` maps host paths to paths inside (read-only)."""
-        extra = [a for host, inside in (binds or {}).items() for a in ("--ro-bind", host, inside)]
-        cmd = [
-            "bwrap", "--bind", str(self.root), "/", *extra, "--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--die-with-parent", "--cap-add", "ALL",
-            "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "DEBIAN_FRONTEND", "noninteractive",
-            "--setenv", "LC_ALL", "C.UTF-8", *argv,
-        ]
+        ro_binds = [Bind(Path(host), inside) for host, inside in (binds or {}).items()]
+        cmd = bwrap_argv(argv, root=self.root, binds=ro_binds, network=True, user_namespace=False, all_caps=True,
+                         env=CHROOT_ENV)
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

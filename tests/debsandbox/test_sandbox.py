@@ -39,30 +39,6 @@ def test_timeout_and_cancel_kill_the_whole_group(tmp_path: Path) -> None:
         run(["sleep", "300"], cancel=ev)
 
 
-def _minimal_root(root: Path) -> Path:
-    """A tiny root with a static busybox-free shell: copy the host's /bin/sh and its libraries."""
-    for d in ("bin", "lib", "lib64", "usr/bin", "etc", "proc", "dev", "tmp"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    for tool in ("sh", "cat", "id", "ls", "touch", "sleep"):
-        src = shutil.which(tool)
-        assert src
-        shutil.copy2(src, root / "bin" / tool)
-        out = subprocess.run(["ldd", src], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            parts = [p for p in line.split() if p.startswith("/")]
-            for lib in parts:
-                dest = root / lib.lstrip("/")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if not dest.exists():
-                    shutil.copy2(lib, dest)
-    return root
-
-
-@pytest.fixture()
-def lower(tmp_path: Path) -> Path:
-    return _minimal_root(tmp_path / "lower")
-
-
 def test_overlay_root_is_isolated_and_mapped(tmp_path: Path, lower: Path) -> None:
     ids = idmap.current()
     up = tmp_path / "b"
@@ -102,6 +78,20 @@ def test_network_can_be_enabled(tmp_path: Path) -> None:
     assert len([x for x in res.output.splitlines() if ":" in x]) >= 1
     closed = Sandbox(network=False).run(["cat", "/proc/net/dev"], capture=True)
     assert [x.split(":")[0].strip() for x in closed.output.splitlines() if ":" in x] == ["lo"]
+
+
+def test_networked_root_gets_the_host_resolver_and_a_neutral_hostname(tmp_path: Path, lower: Path) -> None:
+    root = tmp_path / "plain"
+    shutil.copytree(lower, root, symlinks=True)
+    owned_dir(root)
+    for name in ("resolv.conf", "hosts"):
+        (root / "etc" / name).write_text("")  # the chroot's own, empty
+    argv = ["sh", "-c", "cat /etc/resolv.conf /etc/hosts; cat /proc/sys/kernel/hostname"]
+    host = Path("/etc/resolv.conf").read_text() + Path("/etc/hosts").read_text()
+    res = Sandbox(root=DirRoot(root), network=True).run(argv, capture=True)
+    assert res.output == host + "localhost\n"
+    res = Sandbox(root=DirRoot(root), network=False, hostname="builder").run(argv, capture=True)
+    assert res.output == "builder\n"
 
 
 def test_dir_root_and_remove_tree(tmp_path: Path, lower: Path) -> None:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from deb_mock.chroot import rootcache
 from deb_mock.chroot.paths import CachePaths
-from deb_mock.config import MockConfig
+from deb_mock.config import SANDBOX_HOSTNAME, MockConfig
 from deb_mock.errors import BadInput
-from deb_mock.session.sandboxes import network_binds
 from debsandbox import idmap
 from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, launcher_argv, launcher_env, owned_dir, remove_tree
 
@@ -31,11 +30,11 @@ class WorkingRoot:
 
     def sandbox(self, *, network: bool, binds: list[Bind] | None = None) -> Sandbox:
         base = self.upper.parent
-        extra = list(binds or []) + network_binds(network)
         return Sandbox(
             root=OverlayRoot(self.lower, self.upper, base / f"{self.upper.name}.work"),
-            binds=extra,
+            binds=list(binds or []),
             network=network,
+            hostname=SANDBOX_HOSTNAME,
             env={"DEBIAN_FRONTEND": "noninteractive", "TERM": os.environ.get("TERM", "xterm")},
         )
 

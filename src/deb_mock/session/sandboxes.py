@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deb_mock.config import MockConfig
+from deb_mock.config import SANDBOX_HOSTNAME, MockConfig
 from deb_mock.request import AptSource
 from debsandbox.sandbox import Bind, OverlayRoot, Sandbox
 
@@ -79,19 +79,12 @@ def apt_script(*, full_update: bool, extra: bool, body: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def network_binds(network: bool) -> list[Bind]:
-    """With network access, the host's resolver configuration (the chroot has none of its own)."""
-    if not network:
-        return []
-    return [Bind(Path(f).resolve(), f, ro=True) for f in ("/etc/resolv.conf", "/etc/hosts") if Path(f).exists()]
-
-
 def root_sandbox(lower: tuple[Path, ...], builddir: Path, name: str, binds: list[Bind], network: bool) -> Sandbox:
-    all_binds = list(binds) + network_binds(network)
     return Sandbox(
         root=OverlayRoot(lower, builddir / name, builddir / f"{name}.work"),
-        binds=all_binds,
+        binds=list(binds),
         network=network,
+        hostname=SANDBOX_HOSTNAME,
         env={"DEBIAN_FRONTEND": "noninteractive"},
     )
 
@@ -108,9 +101,10 @@ def build_sandbox(
     env.update(config.environment)
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
-        binds=list(binds) + network_binds(network),
+        binds=list(binds),
         tmpfs=["/tmp"],  # like Mock's tmpfs plugin: configure scripts and tests hammer /tmp
         network=network,
+        hostname=SANDBOX_HOSTNAME,
         uid=config.build_uid,
         gid=config.build_uid,
         cwd="/build",

@@ -26,6 +26,8 @@ from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import RepoState, TaskState
 from debarchive.signing import SigningKey
 
+REPO_KEY_UID = "deb-orchestrator repository signing key <repo@localhost>"
+
 log = logging.getLogger("deb_orchestrator.hub")
 
 
@@ -80,7 +82,7 @@ class Hub:
         self.store = Store(settings.store_dir)
         old_umask = os.umask(0o077)  # a new key's files are private from the start (still one thread here)
         try:
-            self.key = SigningKey.ensure(settings.gnupg_dir) if settings.publish_repos else None
+            self.key = SigningKey.ensure(settings.gnupg_dir, uid=REPO_KEY_UID) if settings.publish_repos else None
         finally:
             os.umask(old_umask)
         private_files(settings, self._sqlite)
