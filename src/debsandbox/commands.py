@@ -103,6 +103,69 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
         time.sleep(0.05)
 
 
+def _open_log(log: Path | IO[str] | None) -> tuple[IO[str] | None, bool]:
+    """The log to write to, and whether :func:`run` opened it (and must close it)."""
+    if isinstance(log, Path):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return open(log, "a", encoding="utf-8", errors="replace"), True  # run() closes it
+    return log, False
+
+
+@dataclass
+class _Output:
+    """What :func:`run` keeps of the output: the last lines always, all of it when capturing."""
+
+    tail: int
+    capture: bool
+    logfile: IO[str] | None
+    on_line: LineCallback | None
+    last: deque[str] = field(init=False)
+    captured: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.last = deque(maxlen=self.tail)
+
+    def pump(self, stream: IO[bytes]) -> None:
+        """Read ``stream`` to its end, a line at a time (in a thread of its own)."""
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            self.last.append(line.rstrip("\n"))
+            if self.capture:
+                self.captured.append(line)
+            if self.logfile is not None:
+                self.logfile.write(line)
+                self.logfile.flush()
+            if self.on_line is not None:
+                self.on_line(line.rstrip("\n"))
+
+
+def _feed(proc: subprocess.Popen[bytes], stdin: bytes | None) -> None:
+    if stdin is None:
+        return
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float | None, cancel: threading.Event | None) -> str | None:
+    """Wait for ``proc``; kill its group and say why ("cancelled", "timeout") when it has to stop early."""
+    while True:
+        try:
+            proc.wait(timeout=0.2)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.is_set():
+            _kill_group(proc)
+            return "cancelled"
+        if deadline is not None and time.monotonic() > deadline:
+            _kill_group(proc)
+            return "timeout"
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -128,14 +191,7 @@ def run(
     full_env = dict(os.environ if env is None else env)
     if extra_env:
         full_env.update(extra_env)
-    logfile: IO[str] | None
-    own_log = False
-    if isinstance(log, Path):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        logfile = open(log, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-        own_log = True
-    else:
-        logfile = log
+    logfile, own_log = _open_log(log)
     log_path = log if isinstance(log, Path) else None
     start = time.monotonic()
     if logfile is not None:
@@ -156,48 +212,13 @@ def run(
             logfile.close()
         raise CommandError(args, 127, str(exc), log_path) from exc
 
-    last: deque[str] = deque(maxlen=tail)
-    captured: list[str] = []
-    reason: str | None = None
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode("utf-8", errors="replace")
-            last.append(line.rstrip("\n"))
-            if capture:
-                captured.append(line)
-            if logfile is not None:
-                logfile.write(line)
-                logfile.flush()
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-
-    reader = threading.Thread(target=pump, daemon=True)
+    out = _Output(tail, capture, logfile, on_line)
+    assert proc.stdout is not None
+    reader = threading.Thread(target=out.pump, args=(proc.stdout,), daemon=True)
     reader.start()
     try:
-        if stdin is not None:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(stdin)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        deadline = None if timeout is None else start + timeout
-        while True:
-            try:
-                proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if cancel is not None and cancel.is_set():
-                reason = "cancelled"
-                _kill_group(proc)
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                reason = "timeout"
-                _kill_group(proc)
-                break
+        _feed(proc, stdin)
+        reason = _wait(proc, None if timeout is None else start + timeout, cancel)
     except BaseException:
         _kill_group(proc)
         raise
@@ -213,9 +234,9 @@ def run(
         raise CommandCancelled(f"{shlex.join(args)} was cancelled")
     if reason == "timeout":
         raise CommandTimeout(f"{shlex.join(args)} timed out after {timeout:.0f}s")
-    result = Completed(args, proc.returncode, "".join(captured), seconds, list(last))
+    result = Completed(args, proc.returncode, "".join(out.captured), seconds, list(out.last))
     if check and proc.returncode != 0:
-        raise CommandError(args, proc.returncode, "\n".join(last), log_path)
+        raise CommandError(args, proc.returncode, "\n".join(out.last), log_path)
     return result
 
 

@@ -31,7 +31,7 @@ import stat
 import struct
 import subprocess
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from debsandbox import confine
 
@@ -341,64 +341,57 @@ def _run_init(spec: dict[str, Any]) -> int:
     return code
 
 
-def main() -> int:
-    # the launcher dies with the process that started it (deb-mock, or a builder running deb-mock, killed -9);
-    # each process below re-arms the same link to its parent, and the sandbox's PID 1 takes the build with it
+def _in_namespaces(spec: dict[str, Any], launcher: int, ready_w: int, mapped_r: int) -> NoReturn:
+    """The launcher's child: make the user namespace, wait for the launcher to map its ids, make the other
+    namespaces and run the sandbox's PID 1 (:func:`_run_init`); exits with its status."""
     _pdeathsig()
-    with open(sys.argv[1]) as fh:
-        spec = json.load(fh)
-    r1, w1 = os.pipe()  # child -> parent: "user namespace exists"
-    r2, w2 = os.pipe()  # parent -> child: "ids are mapped"
-    launcher = os.getpid()
-    child = os.fork()
-    if child == 0:
-        os.close(r1)
-        os.close(w2)
+    if os.geteuid() == 0:
+        try:
+            _stage_host_paths(spec)
+        except (OSError, SandboxSetupError) as exc:
+            sys.stderr.write(f"deb-sandbox: cannot prepare host paths: {exc}\n")
+            os._exit(4)
+    try:
+        _unshare(CLONE_NEWUSER)
+    except SandboxSetupError as exc:
+        sys.stderr.write(f"deb-sandbox: cannot create a user namespace: {exc}\n")
+        os._exit(4)
+    os.write(ready_w, b"1")
+    os.close(ready_w)
+    if os.read(mapped_r, 1) != b"1":
+        os._exit(4)
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        _pdeathsig()  # a change of credentials clears the parent-death signal: arm it again
+        if os.getppid() != launcher:
+            os._exit(4)  # the launcher died before that
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+        if not spec.get("network", False):
+            flags |= CLONE_NEWNET
+        _unshare(flags)
+    except (SandboxSetupError, OSError) as exc:
+        sys.stderr.write(f"deb-sandbox: cannot create namespaces: {exc}\n")
+        os._exit(4)
+    init = os.fork()
+    if init == 0:
         _pdeathsig()
-        if os.geteuid() == 0:
-            try:
-                _stage_host_paths(spec)
-            except (OSError, SandboxSetupError) as exc:
-                sys.stderr.write(f"deb-sandbox: cannot prepare host paths: {exc}\n")
-                os._exit(4)
         try:
-            _unshare(CLONE_NEWUSER)
-        except SandboxSetupError as exc:
-            sys.stderr.write(f"deb-sandbox: cannot create a user namespace: {exc}\n")
-            os._exit(4)
-        os.write(w1, b"1")
-        os.close(w1)
-        if os.read(r2, 1) != b"1":
-            os._exit(4)
-        try:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-            _pdeathsig()  # a change of credentials clears the parent-death signal: arm it again
-            if os.getppid() != launcher:
-                os._exit(4)  # the launcher died before that
-            flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-            if not spec.get("network", False):
-                flags |= CLONE_NEWNET
-            _unshare(flags)
+            os._exit(_run_init(spec))
         except (SandboxSetupError, OSError) as exc:
-            sys.stderr.write(f"deb-sandbox: cannot create namespaces: {exc}\n")
+            sys.stderr.write(f"deb-sandbox: {exc}\n")
             os._exit(4)
-        init = os.fork()
-        if init == 0:
-            _pdeathsig()
-            try:
-                os._exit(_run_init(spec))
-            except (SandboxSetupError, OSError) as exc:
-                sys.stderr.write(f"deb-sandbox: {exc}\n")
-                os._exit(4)
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))
-        signal.signal(signal.SIGINT, lambda *_: os.kill(init, signal.SIGKILL))
-        _, status = os.waitpid(init, 0)
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(128 - code if code < 0 else code)
-    os.close(w1)
-    os.close(r2)
-    if os.read(r1, 1) != b"1":
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))
+    signal.signal(signal.SIGINT, lambda *_: os.kill(init, signal.SIGKILL))
+    _, status = os.waitpid(init, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def _map_and_wait(child: int, spec: dict[str, Any], ready_r: int, mapped_w: int) -> int:
+    """The launcher's side: map the child's ids once its user namespace exists, forward signals to it and
+    return its exit status."""
+    if os.read(ready_r, 1) != b"1":
         _, status = os.waitpid(child, 0)
         return os.waitstatus_to_exitcode(status) or 4
     try:
@@ -408,8 +401,8 @@ def main() -> int:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         return 4
-    os.write(w2, b"1")
-    os.close(w2)
+    os.write(mapped_w, b"1")
+    os.close(mapped_w)
 
     def forward(sig: int, _frame: object) -> None:
         try:
@@ -427,6 +420,25 @@ def main() -> int:
             continue
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def main() -> int:
+    # the launcher dies with the process that started it (a build tool, or a daemon running one, killed -9);
+    # each process below re-arms the same link to its parent, and the sandbox's PID 1 takes the build with it
+    _pdeathsig()
+    with open(sys.argv[1]) as fh:
+        spec = json.load(fh)
+    r1, w1 = os.pipe()  # child -> parent: "user namespace exists"
+    r2, w2 = os.pipe()  # parent -> child: "ids are mapped"
+    launcher = os.getpid()
+    child = os.fork()
+    if child == 0:
+        os.close(r1)
+        os.close(w2)
+        _in_namespaces(spec, launcher, w1, r2)
+    os.close(w1)
+    os.close(r2)
+    return _map_and_wait(child, spec, r1, w2)
 
 
 if __name__ == "__main__":
