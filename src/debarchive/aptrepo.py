@@ -23,14 +23,10 @@ Callers keep the :class:`PackageEntry` / :class:`SourceEntry` objects (or their 
 
 from __future__ import annotations
 
-import hashlib
-import lzma
 import os
-import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -38,7 +34,18 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
-from debarchive.digest import hashes_file, sha256_file
+from debarchive.generations import (
+    IndexFile,
+    carry_by_hash,
+    generations,
+    new_generation_name,
+    retained,
+    stamp_after,
+    suite_lock,
+    swap_symlink,
+    write_by_hash,
+    write_index,
+)
 from debarchive.pool import (
     ARCH_RE,
     RepoError,
@@ -49,7 +56,6 @@ from debarchive.pool import (
 )
 from debarchive.signing import SigningKey
 from debarchive.stanzas import PackageEntry, SourceEntry, import_deb, import_dsc, scan_deb, scan_dsc
-from debsandbox.locks import flock
 
 GENERATIONS_DIR = ".generations"
 
@@ -94,69 +100,37 @@ class PublishedRepo:
         return "\n".join(lines) + "\n"
 
 
-@dataclass
-class _Index:
-    path: str  # relative to dists/<suite>, e.g. main/binary-amd64/Packages.xz
-    size: int
-    md5: str
-    sha256: str
+@dataclass(frozen=True)
+class _ReleaseInfo:
+    """What a Release file says besides the indices' checksums."""
+
+    suite: str
+    components: tuple[str, ...]
+    arches: tuple[str, ...]
+    origin: str
+    label: str
+    description: str | None
+    date: datetime
+    valid_for: timedelta | None
 
 
-@contextmanager
-def _suite_lock(gen_root: Path) -> Iterator[None]:
-    gen_root.mkdir(parents=True, exist_ok=True)
-    with flock(gen_root / ".lock", keep_file=True):
-        yield
-
-
-def _xz(data: bytes) -> bytes:
-    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=1)
-
-
-def _write_index(
-    gen: Path, rel: str, data: bytes, previous: Path | None, indices: list[_Index]
-) -> None:
-    """Write ``rel`` (uncompressed) and ``rel.xz`` into generation ``gen``; reuse the previous
-    generation's .xz when the content is unchanged (compression is the slow part)."""
-    target = gen / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    raw_sha = hashlib.sha256(data).hexdigest()
-    indices.append(_Index(rel, len(data), hashlib.md5(data).hexdigest(), raw_sha))
-    xz_target = gen / f"{rel}.xz"
-    reused = False
-    if previous is not None:
-        old_raw, old_xz = previous / rel, previous / f"{rel}.xz"
-        if old_raw.is_file() and old_xz.is_file() and old_raw.stat().st_size == len(data) \
-                and sha256_file(old_raw) == raw_sha:
-            os.link(old_xz, xz_target)
-            reused = True
-    if not reused:
-        xz_target.write_bytes(_xz(data))
-    size, md5, sha = hashes_file(xz_target)
-    indices.append(_Index(f"{rel}.xz", size, md5, sha))
-
-
-def _release_text(
-    suite: str, components: Sequence[str], arches: Sequence[str], indices: Sequence[_Index], *, origin: str,
-    label: str, description: str | None, date: datetime, valid_for: timedelta | None,
-) -> str:
+def _release_text(info: _ReleaseInfo, indices: Sequence[IndexFile]) -> str:
     fields = [
-        ("Origin", origin),
-        ("Label", label),
-        ("Suite", suite),
-        ("Codename", suite),
-        ("Date", format_datetime(date.astimezone(UTC), usegmt=True)),
+        ("Origin", info.origin),
+        ("Label", info.label),
+        ("Suite", info.suite),
+        ("Codename", info.suite),
+        ("Date", format_datetime(info.date.astimezone(UTC), usegmt=True)),
     ]
-    if valid_for is not None:
-        fields.append(("Valid-Until", format_datetime((date + valid_for).astimezone(UTC), usegmt=True)))
+    if info.valid_for is not None:
+        fields.append(("Valid-Until", format_datetime((info.date + info.valid_for).astimezone(UTC), usegmt=True)))
     fields += [
         ("Acquire-By-Hash", "yes"),
-        ("Architectures", " ".join(arches)),
-        ("Components", " ".join(components)),
+        ("Architectures", " ".join(info.arches)),
+        ("Components", " ".join(info.components)),
     ]
-    if description:
-        fields.append(("Description", description))
+    if info.description:
+        fields.append(("Description", info.description))
     width = max(len(str(i.size)) for i in indices) if indices else 1
     md5 = "".join(f"\n {i.md5} {i.size:>{width}} {i.path}" for i in indices)
     sha = "".join(f"\n {i.sha256} {i.size:>{width}} {i.path}" for i in indices)
@@ -164,20 +138,6 @@ def _release_text(
         if "\n" in value or not value.strip():
             raise RepoError(f"Release field {name} must be one non-empty line, got {value!r}")
     return "".join(f"{k}: {v}\n" for k, v in fields) + f"MD5Sum:{md5}\nSHA256:{sha}\n"
-
-
-def _parse_release_hashes(release: Path) -> dict[str, tuple[str, str]]:
-    """path -> (md5, sha256) from an existing Release file."""
-    result: dict[str, list[str]] = {}
-    section = None
-    for line in release.read_text(encoding="utf-8").splitlines():
-        if not line.startswith(" "):
-            section = line.split(":", 1)[0]
-            continue
-        parts = line.split()
-        if len(parts) == 3 and section in ("MD5Sum", "SHA256"):
-            result.setdefault(parts[2], ["", ""])[0 if section == "MD5Sum" else 1] = parts[0]
-    return {k: (v[0], v[1]) for k, v in result.items()}
 
 
 def _check_identity(release: Path, wanted: dict[str, str], where: Path) -> None:
@@ -192,85 +152,92 @@ def _check_identity(release: Path, wanted: dict[str, str], where: Path) -> None:
         )
 
 
-def _carry_by_hash(gen: Path, retained: Iterable[Path]) -> None:
-    """Hard-link into ``gen`` the by-hash files named by the Release of each retained older generation,
-    so a client that read that InRelease still gets its indices after ``dists/<suite>`` moves on."""
-    for old in retained:
-        release = old / "Release"
-        if not release.is_file():
+def _check_arguments(suite: str, component: str, arches: Sequence[str], date: datetime | None) -> datetime:
+    """Refuse unsafe names and unusable architectures; the Release date (now, when not given)."""
+    check_word(suite, "suite name")
+    check_word(component, "component")
+    if not arches:
+        raise RepoError("publish() needs at least one architecture")
+    for a in arches:
+        if not ARCH_RE.match(a) or a == "all":
+            raise RepoError(f"invalid architecture {a!r} for Architectures: use Debian names like amd64 (not 'all')")
+    date = date or datetime.now(UTC)
+    if date.tzinfo is None:
+        raise RepoError("publish(date=...) needs a timezone-aware datetime")
+    return date
+
+
+def _package_stanzas(packages: Iterable[PackageEntry], arches: Sequence[str]) -> tuple[int, dict[str, list[str]]]:
+    """(number of packages, the stanzas of each architecture's Packages), merging identical duplicates."""
+    by_arch: dict[str, list[str]] = {a: [] for a in arches}
+    seen: dict[tuple[str, str, str], PackageEntry] = {}
+    for entry in packages:
+        entry.validate()  # cheap, and a stanza with a blank line would corrupt the whole index
+        ident = (entry.name, entry.version, entry.arch)
+        if ident in seen:
+            if seen[ident].sha256 != entry.sha256 or seen[ident].filename != entry.filename:
+                raise RepoError(
+                    f"{entry.name} {entry.version} {entry.arch} is listed twice with different files "
+                    f"({seen[ident].filename} and {entry.filename}); keep one"
+                )
             continue
-        for rel, digests in _parse_release_hashes(release).items():
-            for algo, digest in zip(("MD5Sum", "SHA256"), digests, strict=True):
-                if not digest:
-                    continue
-                by_hash = Path(rel).parent / "by-hash" / algo / digest
-                src, dest = old / by_hash, gen / by_hash
-                if dest.exists() or not src.is_file():
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.link(src, dest)
+        if entry.arch != "all" and entry.arch not in by_arch:
+            raise RepoError(
+                f"{entry.filename} is for architecture {entry.arch}, but the repository only has {', '.join(arches)}"
+            )
+        seen[ident] = entry
+    for entry in sorted(seen.values(), key=lambda e: (e.name, e.arch, e.version, e.filename)):
+        text = entry.stanza if entry.stanza.endswith("\n") else entry.stanza + "\n"
+        for a in [entry.arch] if entry.arch != "all" else arches:
+            by_arch[a].append(text)
+    return len(seen), by_arch
 
 
-def _write_by_hash(gen: Path, indices: Sequence[_Index]) -> None:
-    for idx in indices:
-        src = gen / idx.path
-        base = src.parent / "by-hash"
-        for algo, digest in (("MD5Sum", idx.md5), ("SHA256", idx.sha256)):
-            dest = base / algo / digest
-            if dest.exists():  # carried over from an older generation: same hash, same content
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.link(src, dest)
+def _source_stanzas(sources: Iterable[SourceEntry]) -> list[str]:
+    """The stanzas of Sources, one per name and version (the first given wins)."""
+    src_seen: dict[tuple[str, str], SourceEntry] = {}
+    for s in sources:
+        if "\n\n" in s.stanza.strip("\n") or not s.stanza.startswith("Package: "):
+            raise RepoError(f"source {s.name} {s.version}: a stanza must start with 'Package:' and hold no blank line")
+        src_seen.setdefault((s.name, s.version), s)
+    return [s.stanza if s.stanza.endswith("\n") else s.stanza + "\n" for _, s in sorted(src_seen.items())]
 
 
-def _generations(gen_root: Path) -> list[Path]:
-    """Complete generations, oldest first (names sort by creation time)."""
-    return sorted(p for p in gen_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _adopt_and_list(gen_root: Path, link: Path) -> tuple[list[Path], Path | None]:
+    """Clear what an interrupted publish left, adopt a plain ``dists/<suite>`` directory; returns the
+    generations on disk and the current one."""
+    for stale in gen_root.glob(".tmp-*"):  # an interrupted publish
+        shutil.rmtree(stale, ignore_errors=True)
+    if link.exists() and not link.is_symlink():
+        # a plain directory from another tool: adopt it as the oldest generation
+        os.replace(link, gen_root / "g00000000-adopted")
+    current = link.resolve() if link.is_symlink() and link.exists() else None
+    return generations(gen_root), current
 
 
-def _stamp_after(previous: Path | None, gen: Path, index_paths: Sequence[str]) -> None:
-    """Give the new generation's files a modification time in a later whole second than the previous
-    generation's. HTTP's Last-Modified/If-Modified-Since have one-second resolution: a republish within the
-    same second would otherwise be answered "304 Not Modified" and clients would keep the old InRelease."""
-    stamp = int(time.time())
-    if previous is not None:
-        for name in ("InRelease", "Release"):
-            try:
-                stamp = max(stamp, int((previous / name).stat().st_mtime) + 1)
-            except FileNotFoundError:
-                continue
-    for name in ("Release", "InRelease", "Release.gpg", *index_paths):
-        path = gen / name
-        if path.exists():
-            os.utime(path, (stamp, stamp))
-
-
-def _retained(generations: Sequence[Path], keep: int, keep_seconds: float) -> list[Path]:
-    """The last ``keep`` generations plus those published less than ``keep_seconds`` ago."""
-    now = time.time()
-    result = []
-    for i, gen in enumerate(generations):
-        try:  # the directory's own time: file times may be a little ahead (see _stamp_after)
-            age = now - gen.stat().st_mtime
-        except FileNotFoundError:
-            age = float("inf")
-        if i >= len(generations) - keep or age < keep_seconds:
-            result.append(gen)
-    return result
-
-
-def _new_generation_name(gen_root: Path) -> str:
-    """``g<serial>-<UTC time>``: names sort in creation order, whatever the clock does."""
-    serials = [int(m.group(1)) for p in gen_root.iterdir() if (m := re.match(r"^(?:\.tmp-)?g(\d+)-", p.name))]
-    return f"g{max(serials, default=0) + 1:08d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-
-
-def _swap_symlink(link: Path, target: str) -> None:
-    """Point ``link`` at ``target`` atomically (rename of a new symlink over the old one)."""
-    tmp = link.with_name(f".{link.name}.swap-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
+def _write_generation(
+    tmp: Path, info: _ReleaseInfo, by_arch: dict[str, list[str]], src_stanzas: list[str], current: Path | None,
+    carried: list[Path], key: SigningKey | None,
+) -> list[IndexFile]:
+    """Fill the new generation ``tmp``: indices, by-hash files (also those of ``carried`` generations),
+    Release and its signatures, modes and times. Returns its index files."""
+    component = info.components[0]
+    indices: list[IndexFile] = []
+    for a in info.arches:
+        write_index(tmp, f"{component}/binary-{a}/Packages", "\n".join(by_arch[a]).encode(), current, indices)
+    write_index(tmp, f"{component}/source/Sources", "\n".join(src_stanzas).encode(), current, indices)
+    carry_by_hash(tmp, carried)
+    write_by_hash(tmp, indices)
+    release = _release_text(info, indices).encode()
+    (tmp / "Release").write_bytes(release)
+    if key is not None:
+        inline, detached = key.sign_release(release)
+        (tmp / "InRelease").write_bytes(inline)
+        (tmp / "Release.gpg").write_bytes(detached)
+    for path in (tmp, *tmp.rglob("*")):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    stamp_after(current, tmp, [i.path for i in indices])
+    return indices
 
 
 def publish(
@@ -307,93 +274,32 @@ def publish(
     """
     started = time.monotonic()
     root = Path(root).absolute()
-    check_word(suite, "suite name")
-    check_word(component, "component")
-    if not arches:
-        raise RepoError("publish() needs at least one architecture")
-    for a in arches:
-        if not ARCH_RE.match(a) or a == "all":
-            raise RepoError(f"invalid architecture {a!r} for Architectures: use Debian names like amd64 (not 'all')")
+    date = _check_arguments(suite, component, arches, date)
     keep = max(2, keep)
-    date = date or datetime.now(UTC)
-    if date.tzinfo is None:
-        raise RepoError("publish(date=...) needs a timezone-aware datetime")
-
-    by_arch: dict[str, list[str]] = {a: [] for a in arches}
-    seen: dict[tuple[str, str, str], PackageEntry] = {}
-    for entry in packages:
-        entry.validate()  # cheap, and a stanza with a blank line would corrupt the whole index
-        ident = (entry.name, entry.version, entry.arch)
-        if ident in seen:
-            if seen[ident].sha256 != entry.sha256 or seen[ident].filename != entry.filename:
-                raise RepoError(
-                    f"{entry.name} {entry.version} {entry.arch} is listed twice with different files "
-                    f"({seen[ident].filename} and {entry.filename}); keep one"
-                )
-            continue
-        if entry.arch != "all" and entry.arch not in by_arch:
-            raise RepoError(
-                f"{entry.filename} is for architecture {entry.arch}, but the repository only has {', '.join(arches)}"
-            )
-        seen[ident] = entry
-    ordered = sorted(seen.values(), key=lambda e: (e.name, e.arch, e.version, e.filename))
-    for entry in ordered:
-        text = entry.stanza if entry.stanza.endswith("\n") else entry.stanza + "\n"
-        for a in [entry.arch] if entry.arch != "all" else arches:
-            by_arch[a].append(text)
-    src_seen: dict[tuple[str, str], SourceEntry] = {}
-    for s in sources:
-        if "\n\n" in s.stanza.strip("\n") or not s.stanza.startswith("Package: "):
-            raise RepoError(f"source {s.name} {s.version}: a stanza must start with 'Package:' and hold no blank line")
-        src_seen.setdefault((s.name, s.version), s)
-    src_stanzas = [s.stanza if s.stanza.endswith("\n") else s.stanza + "\n"
-                   for _, s in sorted(src_seen.items())]
+    count, by_arch = _package_stanzas(packages, arches)
+    src_stanzas = _source_stanzas(sources)
+    info = _ReleaseInfo(suite, (component,), tuple(arches), origin, label or origin, description, date, valid_for)
 
     dists = root / "dists"
     gen_root = dists / GENERATIONS_DIR / suite
     link = dists / suite
-    with _suite_lock(gen_root):
-        for stale in gen_root.glob(".tmp-*"):  # an interrupted publish
-            shutil.rmtree(stale, ignore_errors=True)
-        if link.exists() and not link.is_symlink():
-            # a plain directory from another tool: adopt it as the oldest generation
-            os.replace(link, gen_root / "g00000000-adopted")
-        olds = _generations(gen_root)
-        current = link.resolve() if link.is_symlink() and link.exists() else None
-        label = label or origin
+    with suite_lock(gen_root):
+        olds, current = _adopt_and_list(gen_root, link)
         if current is not None and (current / "Release").is_file() and not allow_identity_change:
-            _check_identity(current / "Release", {"Origin": origin, "Label": label}, link)
-        name = _new_generation_name(gen_root)
+            _check_identity(current / "Release", {"Origin": origin, "Label": info.label}, link)
+        name = new_generation_name(gen_root)
         tmp = gen_root / f".tmp-{name}"
         tmp.mkdir()
         try:
-            indices: list[_Index] = []
-            for a in arches:
-                _write_index(tmp, f"{component}/binary-{a}/Packages", "\n".join(by_arch[a]).encode(), current,
-                             indices)
-            _write_index(tmp, f"{component}/source/Sources", "\n".join(src_stanzas).encode(), current, indices)
-            _carry_by_hash(tmp, _retained(olds, keep - 1, keep_seconds))
-            _write_by_hash(tmp, indices)
-            release = _release_text(
-                suite, [component], arches, indices, origin=origin, label=label,
-                description=description, date=date, valid_for=valid_for,
-            ).encode()
-            (tmp / "Release").write_bytes(release)
-            if key is not None:
-                inline, detached = key.sign_release(release)
-                (tmp / "InRelease").write_bytes(inline)
-                (tmp / "Release.gpg").write_bytes(detached)
-            for path in (tmp, *tmp.rglob("*")):
-                os.chmod(path, 0o755 if path.is_dir() else 0o644)
-            _stamp_after(current, tmp, [i.path for i in indices])
-            final = gen_root / name
-            os.rename(tmp, final)
+            indices = _write_generation(tmp, info, by_arch, src_stanzas, current,
+                                        retained(olds, keep - 1, keep_seconds), key)
+            os.rename(tmp, gen_root / name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _swap_symlink(link, f"{GENERATIONS_DIR}/{suite}/{name}")
-        gens = _generations(gen_root)
-        survivors = set(_retained(gens, keep, keep_seconds))
+        swap_symlink(link, f"{GENERATIONS_DIR}/{suite}/{name}")
+        gens = generations(gen_root)
+        survivors = set(retained(gens, keep, keep_seconds))
         for old in gens:
             if old not in survivors:
                 shutil.rmtree(old, ignore_errors=True)
@@ -404,7 +310,7 @@ def publish(
         components=(component,),
         arches=tuple(arches),
         generation=name,
-        packages=len(ordered),
+        packages=count,
         sources=len(src_stanzas),
         seconds=time.monotonic() - started,
         index_files=tuple(i.path for i in indices),

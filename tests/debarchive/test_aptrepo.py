@@ -330,7 +330,7 @@ def test_crash_before_swap_keeps_old_index(tmp_path: Path, make_deb: DebMaker, m
         raise KeyboardInterrupt("simulated crash")
 
     # crash after writing every file of the new generation, just before the swap
-    monkeypatch.setattr(aptrepo, "_swap_symlink", crash)
+    monkeypatch.setattr(aptrepo, "swap_symlink", crash)
     with pytest.raises(KeyboardInterrupt):
         publish(root, "s", packages=[a, b], key=signing_key)
     after = {p.relative_to(dists): p.read_bytes() for p in dists.rglob("*") if p.is_file()}
