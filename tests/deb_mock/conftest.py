@@ -13,7 +13,10 @@ from srcpkg import make_source
 
 @pytest.fixture(scope="session")
 def mock_cache(test_cache: Path) -> Path:
-    d = test_cache / "deb-mock"
+    """deb-mock's cache for these tests only: they assert on what is in it (no build root left, which deps
+    snapshots exist), so no other test's builds may run in it meanwhile (the orchestrator's and the e2e tests'
+    builders use ``test_cache/deb-mock``); the tests using it form one xdist group (tests/conftest.py)."""
+    d = test_cache / "deb-mock-tests"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

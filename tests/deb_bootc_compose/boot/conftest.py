@@ -23,6 +23,7 @@ from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
 from httpserve import serve_directory
+from testcache import partial_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "disk"))
 import imagefixtures
@@ -45,7 +46,7 @@ def local_repo(root: Path, compose_cache: Path, mirror: str) -> Path:
     if not deb.exists():
         resp = httpx.get(f"{mirror}/{OLD_HELLO}", timeout=60, follow_redirects=True)
         resp.raise_for_status()
-        tmp = deb.with_suffix(".part")
+        tmp = partial_name(deb)
         tmp.write_bytes(resp.content)
         tmp.rename(deb)
     repo = root / "repo"

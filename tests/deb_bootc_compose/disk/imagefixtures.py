@@ -70,7 +70,7 @@ def _download(url: str, dest: Path) -> Path:
     if not dest.exists():
         with httpx.stream("GET", url, follow_redirects=True, timeout=120) as resp:
             resp.raise_for_status()
-            tmp = dest.with_suffix(".part")
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")  # workers may fetch it at the same time
             with open(tmp, "wb") as fh:
                 for chunk in resp.iter_bytes():
                     fh.write(chunk)

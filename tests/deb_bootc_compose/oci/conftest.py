@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from debsandbox.commands import run
+from testcache import locked, partial_name
 
 SOURCE_DATE_EPOCH = 1735689600  # 2025-01-01
 
@@ -23,15 +24,16 @@ def _minbase_tarball(test_cache: Path, mirror: str) -> Path:
     cache = test_cache / "compose-oci"
     cache.mkdir(parents=True, exist_ok=True)
     tarball = cache / f"trixie-minbase-{SOURCE_DATE_EPOCH}.tar"
-    if not tarball.exists():
-        tmp = tarball.with_name(f".{tarball.stem}.tmp.tar")
-        run(
-            ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet", "trixie", str(tmp), mirror],
-            extra_env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
-            log=cache / "mmdebstrap.log",
-            timeout=900,
-        )
-        os.replace(tmp, tarball)
+    with locked(cache / f".{tarball.name}.lock"):
+        if not tarball.exists():
+            tmp = partial_name(tarball).with_suffix(".tar")  # mmdebstrap picks the format by the suffix
+            run(
+                ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet", "trixie", str(tmp), mirror],
+                extra_env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
+                log=cache / "mmdebstrap.log",
+                timeout=900,
+            )
+            os.replace(tmp, tarball)
     return tarball
 
 
