@@ -161,39 +161,7 @@ def _write_layer_job(
                        ids=ids)
 
 
-def write_oci_image(
-    tree: Path,
-    out_dir: Path,
-    *,
-    ref_name: str,
-    labels: dict[str, str],
-    max_layers: int = 64,
-    source_date_epoch: int,
-    kernel_version: str | None,
-    ostree_commit: str | None,
-    previous_plan: Path | None,
-    plan_out: Path,
-    arch: str = "amd64",
-    archive_name: str = "image.oci-archive",
-    layout_name: str = "layout",
-    jobs: int | None = None,
-    compression_level: int = DEFAULT_LEVEL,
-    progress: Callable[[str], None] | None = None,
-    cancel: threading.Event | None = None,
-    ids: IdMap | None = None,
-) -> OciResult:
-    """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
-
-    Layers: package layers following the plan (``previous_plan`` keeps assignments stable; the plan used
-    is written to ``plan_out``), then the kernel layer (``usr/lib/modules/<kernel_version>`` and every
-    package owning files there), then the files no package owns. Same inputs, same manifest digest.
-
-    ``ids``: the tree was made in a user namespace with this id map (its files belong to subordinate ids on
-    disk); the layers carry what the namespace sees: host uid ``base + N`` as uid N, file capabilities in the
-    form a root-owned file has. Exact, and read-only: nothing from the tree is run.
-    """
-    started = time.monotonic()
-    say = progress or (lambda _msg: None)
+def _check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: threading.Event | None) -> None:
     for key, why in FORBIDDEN_LABELS.items():
         if key in labels:
             raise OciError(f"label {key!r} must not be set on this image: {why}; remove it from the oci labels")
@@ -202,7 +170,6 @@ def write_oci_image(
             f"invalid OCI reference name (tag) {ref_name!r}: use letters, digits and . _ - : @ + between them "
             '(for example "13" or "latest")'
         )
-    jobs = max(1, jobs or os.cpu_count() or 1)
     if (tree / "usr/etc").is_dir() and not (tree / "etc").is_dir():
         raise OciError(
             f"{tree} is in OSTree form (usr/etc, no etc): an OCI image needs /etc at the top level; "
@@ -210,9 +177,14 @@ def write_oci_image(
         )
     if cancel is not None and cancel.is_set():
         raise OciCancelled("the OCI image write was cancelled before it started")
-    entries = scan_tree(tree, ids)
-    say(f"scanned {len(entries)} entries of {tree}")
-    units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)
+
+
+def _layer_jobs(
+    entries: dict[str, TreeEntry], units: dict[str, str], hardlinks: dict[str, str], kernel_packages: set[str],
+    sizes: dict[str, int], max_layers: int, previous_plan: Path | None,
+) -> tuple[LayerPlan, list[_LayerJob]]:
+    """The layer plan (package layers within the budget ``max_layers`` leaves them) and the layers to write
+    in image order: the plan's, then the kernel's and the unowned files' (when there are such files)."""
     has_kernel = KERNEL in units.values()
     has_unowned = UNOWNED in units.values()
     budget = max_layers - int(has_kernel) - int(has_unowned)
@@ -247,74 +219,144 @@ def write_oci_image(
             wanted.update(parents(path))
         job.members = [entries[p] for p in sorted(wanted, key=order.__getitem__)]
         job.tar_estimate = sum(e.st.st_size for e in job.members if e.is_reg and e.path not in hardlinks)
+    return plan, jobs_list
+
+
+def _write_blobs(
+    tree: Path, jobs_list: list[_LayerJob], hardlinks: dict[str, str], source_date_epoch: int, blobs: Path,
+    level: int, jobs: int, cancel: threading.Event | None, ids: IdMap | None,
+) -> list[LayerBlob]:
+    """Write every layer's blob with ``jobs`` threads, the largest first; returns them in image order."""
+    blobs_by_job: dict[str, LayerBlob] = {}
+    stop = threading.Event()  # set on the first failure or interruption: the other layers stop early
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="oci-layer") as pool:
+        futures = {
+            job.id: pool.submit(
+                _write_layer_job, tree, job, hardlinks, source_date_epoch, blobs, level, stop, cancel, ids,
+            )
+            for job in sorted(jobs_list, key=lambda j: -j.tar_estimate)
+        }
+        try:
+            for job_id, future in futures.items():
+                blobs_by_job[job_id] = future.result()
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if cancel is not None and cancel.is_set():
+                raise OciCancelled("the OCI image write was cancelled; nothing was left behind") from None
+            raise
+    return [blobs_by_job[job.id] for job in jobs_list]
+
+
+def _image_labels(labels: dict[str, str], created: str, kernel_version: str | None,
+                  ostree_commit: str | None) -> dict[str, str]:
+    all_labels = dict(labels)
+    all_labels.update({"containers.bootc": "1", "ostree.bootable": "1", "org.opencontainers.image.created": created})
+    if kernel_version:
+        all_labels[KERNEL_LABEL] = kernel_version
+    if ostree_commit:
+        all_labels[OSTREE_COMMIT_LABEL] = ostree_commit
+    return all_labels
+
+
+def _write_manifest(
+    staging: Path, tree: Path, jobs_list: list[_LayerJob], layer_blobs: list[LayerBlob], all_labels: dict[str, str],
+    *, arch: str, created: str, ref_name: str,
+) -> tuple[str, str]:
+    """The image config, manifest and index in ``staging``; returns (manifest digest, config digest)."""
+    cmd = ["/sbin/init"] if any(os.path.lexists(tree / p) for p in ("sbin/init", "usr/sbin/init")) else None
+    config = make_config(
+        arch=arch,
+        layers=layer_blobs,
+        history=[_history_line(job) for job in jobs_list],
+        labels=all_labels,
+        created=created,
+        cmd=cmd,
+    )
+    annotations = {
+        k: v
+        for k, v in all_labels.items()
+        if k.startswith("org.opencontainers.image.") and k != "org.opencontainers.image.ref.name"
+    }
+    manifest_digest, config_digest, _size = write_layout(
+        staging,
+        config=config,
+        layers=layer_blobs,
+        layer_annotations=[{"org.debian.bootc.layer": job.id} for job in jobs_list],
+        ref_name=ref_name,
+        annotations=annotations,
+    )
+    return manifest_digest, config_digest
+
+
+def _replace_layout(out_dir: Path, layout_name: str, staging: Path) -> Path:
+    """Put the staged layout in place of ``out_dir/layout_name`` (the old one removed after the swap)."""
+    layout_dir = out_dir / layout_name
+    if layout_dir.exists() or layout_dir.is_symlink():
+        old = out_dir / f".{layout_name}.old-{os.getpid()}"
+        os.replace(layout_dir, old)
+        os.replace(staging, layout_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, layout_dir)
+    return layout_dir
+
+
+def write_oci_image(
+    tree: Path,
+    out_dir: Path,
+    *,
+    ref_name: str,
+    labels: dict[str, str],
+    max_layers: int = 64,
+    source_date_epoch: int,
+    kernel_version: str | None,
+    ostree_commit: str | None,
+    previous_plan: Path | None,
+    plan_out: Path,
+    arch: str = "amd64",
+    archive_name: str = "image.oci-archive",
+    layout_name: str = "layout",
+    jobs: int | None = None,
+    compression_level: int = DEFAULT_LEVEL,
+    progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    ids: IdMap | None = None,
+) -> OciResult:
+    """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
+
+    Layers: package layers following the plan (``previous_plan`` keeps assignments stable; the plan used
+    is written to ``plan_out``), then the kernel layer (``usr/lib/modules/<kernel_version>`` and every
+    package owning files there), then the files no package owns. Same inputs, same manifest digest.
+
+    ``ids``: the tree was made in a user namespace with this id map (its files belong to subordinate ids on
+    disk); the layers carry what the namespace sees: host uid ``base + N`` as uid N, file capabilities in the
+    form a root-owned file has. Exact, and read-only: nothing from the tree is run.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _msg: None)
+    _check_inputs(tree, ref_name, labels, cancel)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    entries = scan_tree(tree, ids)
+    say(f"scanned {len(entries)} entries of {tree}")
+    units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)
+    plan, jobs_list = _layer_jobs(entries, units, hardlinks, kernel_packages, sizes, max_layers, previous_plan)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout_dir = out_dir / layout_name
     staging = out_dir / f".{layout_name}.tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     blobs = staging / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     try:
-        blobs_by_job: dict[str, LayerBlob] = {}
-        stop = threading.Event()  # set on the first failure or interruption: the other layers stop early
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="oci-layer") as pool:
-            futures = {
-                job.id: pool.submit(
-                    _write_layer_job, tree, job, hardlinks, source_date_epoch, blobs, compression_level, stop, cancel,
-                    ids,
-                )
-                for job in sorted(jobs_list, key=lambda j: -j.tar_estimate)
-            }
-            try:
-                for job_id, future in futures.items():
-                    blobs_by_job[job_id] = future.result()
-            except BaseException:
-                stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                if cancel is not None and cancel.is_set():
-                    raise OciCancelled("the OCI image write was cancelled; nothing was left behind") from None
-                raise
+        layer_blobs = _write_blobs(tree, jobs_list, hardlinks, source_date_epoch, blobs, compression_level, jobs,
+                                   cancel, ids)
         say(f"wrote {len(jobs_list)} layers with {jobs} threads")
-        layer_blobs = [blobs_by_job[job.id] for job in jobs_list]
         created = rfc3339(source_date_epoch)
-        all_labels = dict(labels)
-        all_labels.update(
-            {"containers.bootc": "1", "ostree.bootable": "1", "org.opencontainers.image.created": created}
-        )
-        if kernel_version:
-            all_labels[KERNEL_LABEL] = kernel_version
-        if ostree_commit:
-            all_labels[OSTREE_COMMIT_LABEL] = ostree_commit
-        cmd = ["/sbin/init"] if any(os.path.lexists(tree / p) for p in ("sbin/init", "usr/sbin/init")) else None
-        config = make_config(
-            arch=arch,
-            layers=layer_blobs,
-            history=[_history_line(job) for job in jobs_list],
-            labels=all_labels,
-            created=created,
-            cmd=cmd,
-        )
-        annotations = {
-            k: v
-            for k, v in all_labels.items()
-            if k.startswith("org.opencontainers.image.") and k != "org.opencontainers.image.ref.name"
-        }
-        manifest_digest, config_digest, _size = write_layout(
-            staging,
-            config=config,
-            layers=layer_blobs,
-            layer_annotations=[{"org.debian.bootc.layer": job.id} for job in jobs_list],
-            ref_name=ref_name,
-            annotations=annotations,
-        )
-        if layout_dir.exists() or layout_dir.is_symlink():
-            old = out_dir / f".{layout_name}.old-{os.getpid()}"
-            os.replace(layout_dir, old)
-            os.replace(staging, layout_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, layout_dir)
+        all_labels = _image_labels(labels, created, kernel_version, ostree_commit)
+        manifest_digest, config_digest = _write_manifest(staging, tree, jobs_list, layer_blobs, all_labels,
+                                                         arch=arch, created=created, ref_name=ref_name)
+        layout_dir = _replace_layout(out_dir, layout_name, staging)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -322,15 +364,8 @@ def write_oci_image(
     write_archive(layout_dir, archive_path, source_date_epoch)
     plan.save(plan_out)
     layers = [
-        LayerInfo(
-            digest=blob.digest,
-            diff_id=blob.diff_id,
-            size=blob.size,
-            packages=job.packages,
-            id=job.id,
-            tar_size=blob.tar_size,
-            entries=len(job.members),
-        )
+        LayerInfo(digest=blob.digest, diff_id=blob.diff_id, size=blob.size, packages=job.packages, id=job.id,
+                  tar_size=blob.tar_size, entries=len(job.members))
         for job, blob in zip(jobs_list, layer_blobs, strict=True)
     ]
     seconds = time.monotonic() - started
