@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -33,21 +31,28 @@ from pydantic import (
 )
 
 from deb_bootc_compose import yamlmarks
+from deb_bootc_compose.imagespec import (
+    CONTROL,
+    BootTestSpec,
+    DiskSpec,
+    FileSpec,
+    GroupSpec,
+    OciSpec,
+    ScriptSpec,
+    StrictModel,
+    UserSpec,
+    VariantSpec,
+)
 
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
 # OSTree's own rule for a ref (ostree_validate_structureof_rev): components of [\w\d][-._\w\d]*, ASCII only
 OSTREE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
-# a user or group name as shadow's useradd accepts it, or a numeric ID
-ACCOUNT = re.compile(r"^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]+)$")
 SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)*$")
 COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)?$")
 URL = re.compile(r"^(https?|file)://[!#-~]+$")  # printable ASCII, no space or quote: it lands in apt's files
 LOCALE = re.compile(r"^[A-Za-z0-9_.@\-]+$")  # C.UTF-8, en_US.UTF-8, de_DE@euro
 KERNEL_ARG = re.compile(r"^[!#-&(-\[\]-~]+$")  # printable ASCII but space, quotes and backslash
-OCI_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # ComposeContext.extra key: the compose was started with --allow-host-paths
 ALLOW_HOST_PATHS_KEY = "allow_host_paths"
 ARCHES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
@@ -67,11 +72,7 @@ class ManifestError(ValueError):
         super().__init__("invalid manifest:\n  " + "\n  ".join(problems))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class OrchestratorRef(_Model):
+class OrchestratorRef(StrictModel):
     url: str
     tag: str
     key: str | None = None  # keyring file (path or URL); default: the hub's published key for the tag
@@ -91,7 +92,7 @@ class OrchestratorRef(_Model):
         return v
 
 
-class Source(_Model):
+class Source(StrictModel):
     """One apt source: a plain apt repository (``url``) or an orchestrator tag (``orchestrator``)."""
 
     url: str | None = None
@@ -143,158 +144,11 @@ class Source(_Model):
         return DEFAULT_ORCHESTRATOR_PRIORITY if self.is_orchestrator else DEFAULT_MIRROR_PRIORITY
 
 
-class VariantSpec(_Model):
-    add: list[str] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
-
-
-def _account(v: str, what: str) -> str:
-    if not ACCOUNT.match(v) or v.isdigit():
-        raise ValueError(f"{v!r} is not a valid {what} name (lower case letters, digits, '_' and '-', at most 32)")
-    return v
-
-
-def _no_control(v: str, what: str, also: str = "") -> str:
-    if CONTROL.search(v) or any(c in v for c in also):
-        shown = "newlines or control characters" + (f" or any of {also!r}" if also else "")
-        raise ValueError(f"{what} {v!r} must not hold {shown}")
-    return v
-
-
-class GroupSpec(_Model):
-    name: str
-    gid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _account(v, "group")
-
-
-class UserSpec(_Model):
-    name: str
-    uid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
-    gid: int | None = Field(default=None, ge=0, lt=2**32 - 1)
-    groups: list[str] = Field(default_factory=list)
-    shell: str = "/bin/bash"
-    gecos: str = ""
-    password_hash: str | None = None  # a crypt(3) hash; a fixed hash keeps the image reproducible
-    ssh_authorized_keys: list[str] = Field(default_factory=list)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _account(v, "user")
-
-    @field_validator("groups")
-    @classmethod
-    def _groups(cls, v: list[str]) -> list[str]:
-        for g in v:
-            _account(g, "group")
-        return v
-
-    @field_validator("shell")
-    @classmethod
-    def _shell(cls, v: str) -> str:
-        if not v.startswith("/") or not re.match(r"^[A-Za-z0-9_./+\-]+$", v):
-            raise ValueError(f"shell {v!r} must be an absolute path (letters, digits, '_', '.', '/', '+', '-')")
-        return v
-
-    @field_validator("gecos")
-    @classmethod
-    def _gecos(cls, v: str) -> str:
-        return _no_control(v, "gecos", ":")
-
-    @field_validator("ssh_authorized_keys")
-    @classmethod
-    def _keys(cls, v: list[str]) -> list[str]:
-        for key in v:
-            _no_control(key, "each SSH key (one key per entry)")
-        return v
-
-    @field_validator("password_hash")
-    @classmethod
-    def _hash(cls, v: str | None) -> str | None:
-        if v is not None and not (v.startswith("$") or v in ("!", "*", "!*")):
-            raise ValueError("must be a crypt(3) hash (e.g. from 'openssl passwd -6'), never a clear-text password")
-        if v is not None:
-            _no_control(v, "password_hash", ":")
-        return v
-
-
-class FileSpec(_Model):
-    path: str
-    content: str | None = None
-    source: str | None = None  # a file relative to the manifest
-    mode: str = "0644"
-    owner: str = "root"
-    group: str = "root"
-
-    @model_validator(mode="after")
-    def _check(self) -> FileSpec:
-        if (self.content is None) == (self.source is None):
-            raise ValueError("each file needs exactly one of 'content' or 'source'")
-        if not self.path.startswith("/") or ".." in Path(self.path).parts or self.path.rstrip("/") == "":
-            raise ValueError(f"path {self.path!r} must be absolute and must not contain '..'")
-        _no_control(self.path, "path")
-        if not self.owner.isdigit():
-            _account(self.owner, "user")
-        if not self.group.isdigit():
-            _account(self.group, "group")
-        if self.path == "/var" or self.path.startswith("/var/"):
-            raise ValueError(
-                f"path {self.path!r} is under /var, which an OSTree image does not ship; "
-                "put the file under /usr or /etc, or create it at boot with a tmpfiles.d entry"
-            )
-        if not re.match(r"^0?[0-7]{3,4}$", self.mode):
-            raise ValueError(f"mode {self.mode!r} must be octal, e.g. '0644'")
-        return self
-
-
-class ScriptSpec(_Model):
-    name: str | None = None
-    script: str | None = None
-    file: str | None = None  # relative to the manifest
-
-    @model_validator(mode="after")
-    def _check(self) -> ScriptSpec:
-        if (self.script is None) == (self.file is None):
-            raise ValueError("each postprocess entry needs exactly one of 'script' or 'file'")
-        return self
-
-
-class OciSpec(_Model):
-    name: str | None = None  # default: the manifest name
-    tag: str | None = None  # default: the manifest version
-    labels: dict[str, str] = Field(default_factory=dict)
-    max_layers: int = Field(default=64, ge=1, le=127)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not OCI_NAME.match(v):
-            raise ValueError(f"{v!r} is not an image name (lower case letters, digits, '.', '_', '-', '/')")
-        return v
-
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, v: str | None) -> str | None:
-        if v is not None and not OCI_TAG.match(v):
-            raise ValueError(f"{v!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128)")
-        return v
-
-
-class BootTestSpec(_Model):
-    enabled: bool = False
-    commands: list[str] = Field(default_factory=list)
-    timeout: int = Field(default=900, gt=0)
-
-
 GIT_URL = re.compile(r"^(https?|git|ssh|file)://\S+$")
 GIT_REF = re.compile(r"^[A-Za-z0-9._/+%~@^-]+$")
 
 
-class GitBuildSource(_Model):
+class GitBuildSource(StrictModel):
     """``{git: URL, ref: REF}``: a Debian packaging repository (debian/ at its root) at a branch, tag or commit."""
 
     git: str
@@ -334,7 +188,7 @@ BuildSource = Annotated[
 ]
 
 
-class BuildSpec(_Model):
+class BuildSpec(StrictModel):
     target: str
     sources: list[BuildSource] = Field(default_factory=list)
 
@@ -346,12 +200,7 @@ class BuildSpec(_Model):
         return v
 
 
-class DiskSpec(_Model):
-    free_space: str = "1GiB"  # free space left in the root filesystem
-    size: str | None = None  # a fixed total size instead
-
-
-class Manifest(_Model):
+class Manifest(StrictModel):
     name: str
     short: str | None = None  # Pungi's release short name, for latest-<short>-<version>; default: name
     version: str
