@@ -6,24 +6,21 @@ whole: build it under :func:`locked` (one lock file per thing) into a temporary 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from debsandbox.locks import flock
+
 
 @contextmanager
 def locked(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``lock_file`` (created if needed): other workers wait here meanwhile."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with flock(lock_file, keep_file=True):
+        yield
 
 
 def partial_name(dest: Path) -> Path:

@@ -10,7 +10,6 @@ directory keyed by a hash of everything that goes into them; every step runs for
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import inspect
 import json
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 
 from debsandbox.commands import run
+from debsandbox.locks import flock
 
 FIXTURE_VERSION = "3"  # bump to invalidate caches when the recipe below changes
 SUITE = "trixie"
@@ -61,8 +61,7 @@ class FixtureCommit:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with flock(path, keep_file=True):
         yield
 
 
