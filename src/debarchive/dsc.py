@@ -6,7 +6,6 @@ Checksums-Sha1, Files/md5) and its size. Errors name the file and, for downloads
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -17,6 +16,8 @@ from urllib.parse import urljoin, urlparse
 
 import httpx
 from debian.deb822 import Dsc
+
+from debarchive.digest import file_digests
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
 _HASHES = (("Checksums-Sha256", "sha256"), ("Checksums-Sha1", "sha1"), ("Files", "md5sum"))
@@ -132,12 +133,8 @@ def parse_dsc(path: Path) -> SourcePackage:
 
 
 def _all_sums(path: Path) -> dict[str, str]:
-    hs = {"sha256": hashlib.sha256(), "sha1": hashlib.sha1(), "md5sum": hashlib.md5()}
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            for h in hs.values():
-                h.update(chunk)
-    return {k: h.hexdigest() for k, h in hs.items()}
+    sums = file_digests(path, ("sha256", "sha1", "md5"))[1]
+    return {"sha256": sums["sha256"], "sha1": sums["sha1"], "md5sum": sums["md5"]}
 
 
 def verify(pkg: SourcePackage) -> None:
