@@ -7,15 +7,18 @@ when it starts empty. tests/README.md lists the shared fixtures and the parallel
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-# Tests that use one of these fixtures run in one xdist worker, one after the other (``--dist loadgroup``):
+# Tests that use one of these fixtures run in one xdist worker, one after the other (``-n N``, see below):
 # the fixture is built once per run, not once per worker, and tests that change what it made (a recompose in
 # the session compose's target, a deb-mock cache whose contents are asserted) never race another worker.
 # A test using none of them is grouped with the other tests of its file (its module fixtures are made once).
@@ -72,23 +75,62 @@ def xdist_groups(items: list[pytest.Item]) -> list[str]:
     return [names[root(i)] for i in range(len(items))]
 
 
+GROUPS_DIR = "deb_test_groups_dir"  # workerinput key: where workers write each test's group for the controller
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("dist", "no") == "load":  # plain ``-n N``: the groups below are not optional
-        config.option.dist = "loadgroup"
-    if config.getoption("dist", "no") == "loadgroup":
-        config.option.loadscopereorder = False  # keep the costliest-first order made below
+    if getattr(config, "workerinput", None) is None and config.getoption("dist", "no") in ("load", "loadgroup"):
+        config.option.loadscopereorder = False  # keep the costliest-first order the workers collect in
+        config.stash[groups_dir_key] = Path(tempfile.mkdtemp(prefix="deb-test-groups-"))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks
+def pytest_unconfigure(config: pytest.Config) -> None:
+    groups_dir = config.stash.get(groups_dir_key, None)
+    if groups_dir is not None:
+        shutil.rmtree(groups_dir, ignore_errors=True)
+
+
+groups_dir_key = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # xdist, in the controller, for each worker
+    groups_dir = node.config.stash.get(groups_dir_key, None)
+    if groups_dir is not None:
+        node.workerinput[GROUPS_DIR] = str(groups_dir)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` (``--dist load`` or ``loadgroup``): a group's tests go to one worker, groups in collection order.
+    (xdist's own loadgroup renames tests after their xdist_group mark, which pytest 9.2 no longer allows.)"""
+    groups_dir = config.stash.get(groups_dir_key, None)
+    if groups_dir is None:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # every worker has collected (and written its file) before scheduling
+                self.groups = {}
+                for f in sorted(groups_dir.glob("*.json")):
+                    self.groups.update(json.loads(f.read_text()))
+            return self.groups.get(nodeid, nodeid)
+
+    return GroupScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)  # after deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("dist", "no") != "loadgroup":
-        return  # one process: keep the files' order
+    groups_dir = getattr(config, "workerinput", {}).get(GROUPS_DIR)
+    if groups_dir is None:
+        return  # not an xdist worker: keep the files' order
     groups: dict[str, list[pytest.Item]] = {}
     for item, group in zip(items, xdist_groups(items), strict=True):
         mark = item.get_closest_marker("xdist_group")
-        if mark is None:
-            item.add_marker(pytest.mark.xdist_group(group))
-        else:  # a test's own mark wins
+        if mark is not None:  # a test's own mark wins
             group = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
         groups.setdefault(group, []).append(item)
 
@@ -98,6 +140,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return GROUP_SECONDS.get(name, 15 * slow + (len(members) - slow))
 
     items[:] = [i for name in sorted(groups, key=cost, reverse=True) for i in groups[name]]
+    out = Path(groups_dir) / f"{config.workerinput['workerid']}.json"  # type: ignore[attr-defined]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({i.nodeid: name for name, members in groups.items() for i in members}))
+    tmp.rename(out)
 
 
 MIRROR = os.environ.get("DEB_TEST_MIRROR", "http://deb.debian.org/debian")
