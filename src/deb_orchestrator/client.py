@@ -4,35 +4,76 @@ Typical use (compose)::
 
     from deb_orchestrator.client import HubClient
 
-    with HubClient("http://hub:8080", token="dob_…") as hub:
+    with HubClient.from_environment("http://hub:8080") as hub:   # token: DEB_ORCHESTRATOR_TOKEN or the config
         build = hub.find_build("hello_2.10-3")          # None when the hub never built it
         if build is None:
             sub = hub.submit("trixie-build", "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3.dsc")
-            task = hub.wait_task(sub["task"]["id"])      # follows the task tree until it finishes
+            task = hub.wait_task(sub.task.id)            # follows the task tree until it finishes
         repo = hub.wait_repo("trixie-dest", build="hello_2.10-3")   # published and signed
         line = hub.sources_line("trixie-dest", key_path="/etc/apt/keyrings/hub.asc")
 
+Answers are the typed models of :mod:`deb_orchestrator.wire` (``sub.task.id``; ``sub["task"]["id"]`` works too).
 Every method raises :class:`HubError` (with the HTTP status and the hub's message) on an error answer,
-and :class:`HubUnreachable` when the hub cannot be reached.
+and :class:`HubUnreachable` when the hub cannot be reached; :meth:`HubClient.from_environment` raises
+:class:`HubConfigError` for a configuration it cannot read.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
-from deb_orchestrator.states import FINAL_BUILD_STATES, FINAL_TASK_STATES, BuildState, RepoState, TaskState
+from deb_orchestrator.states import FINAL_BUILD_STATES, FINAL_TASK_STATES, BuildState, RepoState, TaskMethod, TaskState
+from deb_orchestrator.wire import (
+    CLAIM,
+    BuildCancelOut,
+    BuildClaim,
+    BuildDetail,
+    BuildOut,
+    CancelOut,
+    CompleteAndClaimOut,
+    CompleteOut,
+    EventOut,
+    HeartbeatOut,
+    HostCreated,
+    HostOut,
+    NoopClaim,
+    ReleaseOut,
+    RepoOut,
+    RepoWaitOut,
+    ResubmitOut,
+    SubmitOut,
+    TagBuildOut,
+    TaggedBuild,
+    TagOut,
+    TagRemoved,
+    TargetOut,
+    TargetRemoved,
+    TaskDetail,
+    TaskOut,
+    TokenCreated,
+    TokenOut,
+    TokenRevoked,
+    UploadOut,
+    WhoAmI,
+)
 from debarchive.digest import sha256_file
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc
 
 API = "/api/v1"
-__all__ = ["API", "FINAL_BUILD_STATES", "FINAL_TASK_STATES", "BuildState", "HubClient", "HubError", "HubUnreachable",
-           "RepoState", "TaskState"]
+DEFAULT_HUB = "http://127.0.0.1:8080"
+__all__ = ["API", "DEFAULT_HUB", "FINAL_BUILD_STATES", "FINAL_TASK_STATES", "BuildClaim", "BuildDetail", "BuildOut",
+           "BuildState", "HubClient", "HubConfigError", "HubError", "HubUnreachable", "NoopClaim", "RepoState",
+           "TaskDetail", "TaskMethod", "TaskOut", "TaskState", "config_path", "load_config"]
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class HubError(RuntimeError):
@@ -49,6 +90,52 @@ class HubUnreachable(HubError):
         super().__init__(0, f"cannot reach the hub at {url}: {reason}")
 
 
+class HubConfigError(ValueError):
+    """The configuration file or the token file named in it cannot be read."""
+
+
+def config_path() -> Path:
+    """``DEB_ORCHESTRATOR_CONFIG``, else ``$XDG_CONFIG_HOME/deb-orchestrator/config.toml``."""
+    env = os.environ.get("DEB_ORCHESTRATOR_CONFIG")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "deb-orchestrator" / "config.toml"
+
+
+def load_config() -> dict[str, Any]:
+    """The config file's keys (``hub``, ``token``, ``token_file``); empty when there is no file."""
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HubConfigError(f"cannot read the config file {path}: {exc}") from None
+
+
+def read_token_file(path: str | Path) -> str:
+    try:
+        return Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise HubConfigError(f"cannot read the token file {path}: {exc.strerror}") from None
+
+
+def hub_and_token(url: str | None = None, token: str | None = None,
+                  token_file: str | Path | None = None) -> tuple[str, str | None]:
+    """The hub URL and token: the arguments, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config
+    file (``hub``, ``token``, ``token_file``); the URL defaults to :data:`DEFAULT_HUB`."""
+    given_hub = url or os.environ.get("DEB_ORCHESTRATOR_HUB")
+    given_token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or token_file
+    cfg = {} if given_hub and given_token else load_config()
+    hub = given_hub or cfg.get("hub") or DEFAULT_HUB
+    token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
+    token_file = token_file or cfg.get("token_file")
+    if not token and token_file:
+        token = read_token_file(token_file)
+    return str(hub), None if token is None else str(token)
+
+
 class HubClient:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -57,6 +144,14 @@ class HubClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
                                  transport=transport)
+
+    @classmethod
+    def from_environment(cls, url: str | None = None, *, token: str | None = None,
+                         token_file: str | Path | None = None, timeout: float = 60.0) -> HubClient:
+        """A client for ``url`` (else DEB_ORCHESTRATOR_HUB, the config file's ``hub``, :data:`DEFAULT_HUB`) with
+        the token given, else DEB_ORCHESTRATOR_TOKEN, else the config file's ``token`` or ``token_file``."""
+        hub, found = hub_and_token(url, token, token_file)
+        return cls(hub, found, timeout=timeout)
 
     def __enter__(self) -> HubClient:
         return self
@@ -93,22 +188,30 @@ class HubClient:
         resp = self.request("POST", path, json=body, **kwargs)
         return resp.json() if resp.status_code != 204 and resp.content else None
 
+    @staticmethod
+    def _one(model: type[_M], data: Any) -> _M:
+        return model.model_validate(data)
+
+    @staticmethod
+    def _many(model: type[_M], data: Any) -> list[_M]:
+        return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
+
     # ------------------------------------------------------------------ builds
     def submit(self, target: str, source: str | Path, *, arches: list[str] | None = None,
-               priority: int = 20, requested_by: str | None = None) -> dict[str, Any]:
+               priority: int = 20, requested_by: str | None = None) -> SubmitOut:
         """Submit a .dsc (http(s) URL: the hub downloads it; local path: it and its files are uploaded).
 
         ``requested_by`` is recorded on a new build (e.g. ``compose hello-bootc-1-20261122.t.0``); the hub
         records the source URL (or ``upload:NAME.dsc``) when it is not given.
 
-        Returns ``{"existing": bool, "message": str, "build": {...}, "task": {...}}``; ``existing`` is true
-        when this source version was submitted before (the answer then names that build and its task).
+        ``existing`` in the answer is true when this source version was submitted before (the answer then
+        names that build and its task).
         """
         if isinstance(source, str) and is_url(source):
             body: dict[str, Any] = {"target": target, "source_url": source, "arches": arches, "priority": priority}
             if requested_by:
                 body["requested_by"] = requested_by
-            return dict(self.post("/builds", body, timeout=600))
+            return self._one(SubmitOut, self.post("/builds", body, timeout=600))
         dsc_path = Path(source)
         pkg = parse_dsc(dsc_path)
         paths = [dsc_path, *(dsc_path.parent / f.name for f in pkg.files)]
@@ -123,13 +226,13 @@ class HubClient:
             if requested_by:
                 data["requested_by"] = requested_by
             resp = self.request("POST", "/builds/upload", data=data, files=files, timeout=600)
-        return dict(resp.json())
+        return self._one(SubmitOut, resp.json())
 
-    def build(self, ref: str | int) -> dict[str, Any]:
+    def build(self, ref: str | int) -> BuildDetail:
         """A build by ``SOURCE_VERSION`` or ID, with its tasks, files, packages and buildroots."""
-        return dict(self.get(f"/builds/{ref}"))
+        return self._one(BuildDetail, self.get(f"/builds/{ref}"))
 
-    def find_build(self, ident: str) -> dict[str, Any] | None:
+    def find_build(self, ident: str) -> BuildDetail | None:
         """The build of ``SOURCE_VERSION`` (e.g. ``hello_2.10-3``), or None if the hub has none."""
         try:
             return self.build(ident)
@@ -138,14 +241,14 @@ class HubClient:
                 return None
             raise
 
-    def builds(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self.get("/builds", state=state, limit=limit))
+    def builds(self, state: str | None = None, limit: int = 100) -> list[BuildOut]:
+        return self._many(BuildOut, self.get("/builds", state=state, limit=limit))
 
-    def cancel_build(self, ref: str | int) -> dict[str, Any]:
-        return dict(self.post(f"/builds/{ref}/cancel"))
+    def cancel_build(self, ref: str | int) -> BuildCancelOut:
+        return self._one(BuildCancelOut, self.post(f"/builds/{ref}/cancel"))
 
-    def resubmit(self, ref: str | int) -> dict[str, Any]:
-        return dict(self.post(f"/builds/{ref}/resubmit"))
+    def resubmit(self, ref: str | int) -> ResubmitOut:
+        return self._one(ResubmitOut, self.post(f"/builds/{ref}/resubmit"))
 
     def download(self, path: str, dest: Path, *, api: bool = True) -> Path:
         """Stream ``path`` (e.g. ``/builds/hello_2.10-3/files/build.log``) to ``dest``."""
@@ -165,17 +268,17 @@ class HubClient:
         return dest
 
     # ------------------------------------------------------------------ tasks
-    def task(self, task_id: int) -> dict[str, Any]:
-        return dict(self.get(f"/tasks/{task_id}"))
+    def task(self, task_id: int) -> TaskDetail:
+        return self._one(TaskDetail, self.get(f"/tasks/{task_id}"))
 
-    def tasks(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self.get("/tasks", state=state, limit=limit))
+    def tasks(self, state: str | None = None, limit: int = 100) -> list[TaskOut]:
+        return self._many(TaskOut, self.get("/tasks", state=state, limit=limit))
 
-    def cancel_task(self, task_id: int) -> dict[str, Any]:
-        return dict(self.post(f"/tasks/{task_id}/cancel"))
+    def cancel_task(self, task_id: int) -> CancelOut:
+        return self._one(CancelOut, self.post(f"/tasks/{task_id}/cancel"))
 
     def wait_task(self, task_id: int, *, timeout: float | None = None, poll: float = 1.0,
-                  on_change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                  on_change: Callable[[TaskDetail], None] | None = None) -> TaskDetail:
         """Follow a task (and its subtasks) until it is closed, failed or canceled; returns it.
 
         A build task waiting for build-dependencies (a ``dep-wait`` subtask) is not finished: it continues
@@ -185,33 +288,47 @@ class HubClient:
         last: tuple[Any, ...] | None = None
         while True:
             task = self.task(task_id)
-            snapshot = (task["state"], tuple((c["id"], c["state"]) for c in task.get("children", [])))
+            snapshot = (task.state, tuple((c.id, c.state) for c in task.children))
             if snapshot != last and on_change is not None:
                 on_change(task)
             last = snapshot
-            if task["state"] in FINAL_TASK_STATES:
+            if task.state in FINAL_TASK_STATES:
                 return task
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} is still {task['state']} after {timeout} s")
+                raise TimeoutError(f"task {task_id} is still {task.state} after {timeout} s")
             time.sleep(poll)
 
     # ------------------------------------------------------------------ tags, targets, repos
     def add_tag(self, name: str, *, parents: list[str] | None = None, arches: list[str] | None = None,
-                external_repos: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                external_repos: list[dict[str, Any]] | None = None) -> TagOut:
         body: dict[str, Any] = {"name": name, "parents": parents or [], "external_repos": external_repos or []}
         if arches:
             body["arches"] = arches
-        return dict(self.post("/tags", body))
+        return self._one(TagOut, self.post("/tags", body))
 
-    def add_target(self, name: str, build_tag: str, dest_tag: str) -> dict[str, Any]:
-        return dict(self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag}))
+    def tags(self) -> list[TagOut]:
+        return self._many(TagOut, self.get("/tags"))
 
-    def remove_tag(self, name: str, *, force: bool = False) -> dict[str, Any]:
+    def tag(self, name: str) -> TagOut:
+        return self._one(TagOut, self.get(f"/tags/{name}"))
+
+    def add_target(self, name: str, build_tag: str, dest_tag: str) -> TargetOut:
+        return self._one(TargetOut, self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag}))
+
+    def targets(self) -> list[TargetOut]:
+        return self._many(TargetOut, self.get("/targets"))
+
+    def target(self, name: str) -> TargetOut:
+        """A build target: its build tag and destination tag."""
+        return self._one(TargetOut, self.get(f"/targets/{name}"))
+
+    def remove_tag(self, name: str, *, force: bool = False) -> TagRemoved:
         """Remove a tag and its repo; ``force`` also when other tags inherit from it (409 otherwise)."""
-        return dict(self.request("DELETE", f"/tags/{name}", params={"force": str(force).lower()}).json())
+        return self._one(TagRemoved, self.request("DELETE", f"/tags/{name}", params={"force": str(force).lower()})
+                         .json())
 
-    def remove_target(self, name: str) -> dict[str, Any]:
-        return dict(self.request("DELETE", f"/targets/{name}").json())
+    def remove_target(self, name: str) -> TargetRemoved:
+        return self._one(TargetRemoved, self.request("DELETE", f"/targets/{name}").json())
 
     def setup_target(self, target: str, *, mirror: str, suite: str, arches: list[str] | None = None,
                      components: list[str] | None = None, base: str | None = None, dest: str | None = None,
@@ -225,47 +342,50 @@ class HubClient:
         names = {"base": base or f"{target}-base", "dest": dest or f"{target}-dest",
                  "build": build or f"{target}-build", "target": target}
 
-        def exists(path: str) -> bool:
+        def exists(look: Callable[[str], object], name: str) -> bool:
             try:
-                self.get(path)
+                look(name)
             except HubError as exc:
                 if exc.status == 404:
                     return False
                 raise
             return True
 
-        if not exists(f"/tags/{names['base']}"):
+        if not exists(self.tag, names["base"]):
             self.add_tag(names["base"], arches=arches or ["amd64"], external_repos=[
                 {"url": mirror, "suite": suite, "components": components or ["main"]}])
-        if not exists(f"/tags/{names['dest']}"):
+        if not exists(self.tag, names["dest"]):
             self.add_tag(names["dest"], parents=[names["base"]])
-        if not exists(f"/tags/{names['build']}"):
+        if not exists(self.tag, names["build"]):
             self.add_tag(names["build"], parents=[names["dest"]])
-        if not exists(f"/targets/{target}"):
+        if not exists(self.target, target):
             self.add_target(target, names["build"], names["dest"])
         return names
 
-    def tag_build(self, tag: str, build: str | int) -> dict[str, Any]:
-        return dict(self.post(f"/tags/{tag}/builds", {"build": str(build)}))
+    def tag_build(self, tag: str, build: str | int) -> TagBuildOut:
+        return self._one(TagBuildOut, self.post(f"/tags/{tag}/builds", {"build": str(build)}))
 
-    def untag_build(self, tag: str, build: str | int) -> dict[str, Any]:
-        return dict(self.request("DELETE", f"/tags/{tag}/builds/{build}").json())
+    def untag_build(self, tag: str, build: str | int) -> TagBuildOut:
+        return self._one(TagBuildOut, self.request("DELETE", f"/tags/{tag}/builds/{build}").json())
 
-    def list_tagged(self, tag: str, *, inherit: bool = True) -> list[dict[str, Any]]:
-        return list(self.get(f"/tags/{tag}/builds", inherit=str(inherit).lower()))
+    def list_tagged(self, tag: str, *, inherit: bool = True) -> list[TaggedBuild]:
+        return self._many(TaggedBuild, self.get(f"/tags/{tag}/builds", inherit=str(inherit).lower()))
 
-    def latest_build(self, tag: str, package: str) -> dict[str, Any]:
-        return dict(self.get(f"/tags/{tag}/latest/{package}"))
+    def latest_build(self, tag: str, package: str) -> TaggedBuild:
+        return self._one(TaggedBuild, self.get(f"/tags/{tag}/latest/{package}"))
 
-    def repo(self, tag: str) -> dict[str, Any]:
-        """``{"tag", "generation", "state", "dirty", "builds", "packages", "published", …}``."""
-        return dict(self.get(f"/repos/{tag}"))
+    def repos(self) -> list[RepoOut]:
+        return self._many(RepoOut, self.get("/repos"))
 
-    def regen_repo(self, tag: str) -> dict[str, Any]:
-        return dict(self.post(f"/repos/{tag}/regen"))
+    def repo(self, tag: str) -> RepoOut:
+        """The tag's repository: generation, state, dirty, the builds it holds, when it was published."""
+        return self._one(RepoOut, self.get(f"/repos/{tag}"))
+
+    def regen_repo(self, tag: str) -> RepoOut:
+        return self._one(RepoOut, self.post(f"/repos/{tag}/regen"))
 
     def wait_repo(self, tag: str, *, build: str | int | None = None, after: int = 0,
-                  timeout: float = 600.0) -> dict[str, Any]:
+                  timeout: float = 600.0) -> RepoWaitOut:
         """Wait until the tag's repo is published (and holds ``build`` if given); returns its state.
 
         Raises TimeoutError after ``timeout`` seconds.
@@ -273,19 +393,19 @@ class HubClient:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            info = dict(self.request(
+            info = self._one(RepoWaitOut, self.request(
                 "GET", f"/repos/{tag}/wait",
                 params={k: v for k, v in {"build": build, "after": after, "timeout": min(max(remaining, 0), 30)}
                         .items() if v is not None},
                 timeout=60,
             ).json())
-            if info.get("done"):
+            if info.done:
                 return info
-            if info.get("state") == "failed":
-                raise HubError(500, f"publishing the repo of {tag} failed: {info.get('error')}")
+            if info.state == RepoState.FAILED:
+                raise HubError(500, f"publishing the repo of {tag} failed: {info.error}")
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"repo {tag} did not get {build or 'published'} within {timeout} s "
-                                   f"(generation {info.get('generation')}, state {info.get('state')})")
+                                   f"(generation {info.generation}, state {info.state})")
 
     def repo_url(self, tag: str) -> str:
         return f"{self.url}/repos/{tag}"
@@ -299,36 +419,47 @@ class HubClient:
         return f"deb [signed-by={key_path}] {self.repo_url(tag)} {tag} main"
 
     # ------------------------------------------------------------------ hosts, tokens
-    def add_host(self, name: str, arches: list[str], capacity: int = 1) -> dict[str, Any]:
-        return dict(self.post("/hosts", {"name": name, "arches": arches, "capacity": capacity}))
+    def add_host(self, name: str, arches: list[str], capacity: int = 1) -> HostCreated:
+        return self._one(HostCreated, self.post("/hosts", {"name": name, "arches": arches, "capacity": capacity}))
 
-    def hosts(self) -> list[dict[str, Any]]:
-        return list(self.get("/hosts"))
+    def hosts(self) -> list[HostOut]:
+        return self._many(HostOut, self.get("/hosts"))
 
-    def create_token(self, user: str, scopes: list[str], name: str = "") -> dict[str, Any]:
-        return dict(self.post("/tokens", {"user": user, "scopes": scopes, "name": name}))
+    def edit_host(self, name: str, *, enabled: bool | None = None, capacity: int | None = None) -> HostOut:
+        body = {k: v for k, v in {"enabled": enabled, "capacity": capacity}.items() if v is not None}
+        return self._one(HostOut, self.request("PATCH", f"/hosts/{name}", json=body).json())
 
-    def whoami(self) -> dict[str, Any]:
-        return dict(self.get("/whoami"))
+    def create_token(self, user: str, scopes: list[str], name: str = "") -> TokenCreated:
+        return self._one(TokenCreated, self.post("/tokens", {"user": user, "scopes": scopes, "name": name}))
 
-    def events(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-        return list(self.get("/events", after=after, limit=limit))
+    def tokens(self) -> list[TokenOut]:
+        return self._many(TokenOut, self.get("/tokens"))
+
+    def revoke_token(self, token_id: int) -> TokenRevoked:
+        return self._one(TokenRevoked, self.request("DELETE", f"/tokens/{token_id}").json())
+
+    def whoami(self) -> WhoAmI:
+        return self._one(WhoAmI, self.get("/whoami"))
+
+    def events(self, after: int = 0, limit: int = 200) -> list[EventOut]:
+        return self._many(EventOut, self.get("/events", after=after, limit=limit))
 
     # ------------------------------------------------------------------ builder protocol
-    def claim(self, arches: list[str], capacity: int | None = None, wait: float = 30.0) -> dict[str, Any] | None:
+    def claim(self, arches: list[str], capacity: int | None = None,
+              wait: float = 30.0) -> BuildClaim | NoopClaim | None:
         """Long-poll for a task; None when none came within ``wait`` seconds."""
         resp = self.request("POST", "/tasks/claim", json={"arches": arches, "capacity": capacity, "wait": wait},
                             timeout=wait + 30)
-        return None if resp.status_code == 204 else dict(resp.json())
+        return None if resp.status_code == 204 else CLAIM.validate_json(resp.content)
 
     def noop(self, count: int = 1, arch: str = "amd64", priority: int = 20) -> list[int]:
         """Queue no-op leaf tasks (admin): builders close them at once. For scheduler tests and benchmarks."""
         return list(self.post("/tasks/noop", {"count": count, "arch": arch, "priority": priority})["tasks"])
 
-    def heartbeat(self, task_id: int, fence: int, log: list[str] | None = None) -> dict[str, Any]:
-        return dict(self.post(f"/tasks/{task_id}/heartbeat", {"fence": fence, "log": log or []}))
+    def heartbeat(self, task_id: int, fence: int, log: list[str] | None = None) -> HeartbeatOut:
+        return self._one(HeartbeatOut, self.post(f"/tasks/{task_id}/heartbeat", {"fence": fence, "log": log or []}))
 
-    def upload(self, task_id: int, fence: int, path: Path, name: str | None = None) -> dict[str, Any]:
+    def upload(self, task_id: int, fence: int, path: Path, name: str | None = None) -> UploadOut:
         sha = sha256_file(path)
 
         def body() -> Iterator[bytes]:
@@ -338,18 +469,19 @@ class HubClient:
 
         resp = self.request("PUT", f"/tasks/{task_id}/files/{name or path.name}",
                             params={"fence": fence, "sha256": sha}, content=body(), timeout=600)
-        return dict(resp.json())
+        return self._one(UploadOut, resp.json())
 
-    def complete(self, task_id: int, fence: int, result: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.post(f"/tasks/{task_id}/complete", {"fence": fence, "result": result}))
+    def complete(self, task_id: int, fence: int, result: dict[str, Any]) -> CompleteOut:
+        return self._one(CompleteOut, self.post(f"/tasks/{task_id}/complete", {"fence": fence, "result": result}))
 
-    def release(self, task_id: int, fence: int, reason: str) -> dict[str, Any]:
-        return dict(self.post(f"/tasks/{task_id}/release", {"fence": fence, "reason": reason}))
+    def release(self, task_id: int, fence: int, reason: str) -> ReleaseOut:
+        return self._one(ReleaseOut, self.post(f"/tasks/{task_id}/release", {"fence": fence, "reason": reason}))
 
     def complete_and_claim(self, task_id: int, fence: int, result: dict[str, Any], arches: list[str],
-                           capacity: int | None = None, wait: float = 0.0) -> dict[str, Any]:
-        """``complete`` then ``claim`` in one request: ``{"completed": {...}, "next": payload or None}``.
+                           capacity: int | None = None, wait: float = 0.0) -> CompleteAndClaimOut:
+        """``complete`` then ``claim`` in one request: ``completed`` and ``next`` (a claim or None).
 
         A stale fence raises HubError 409 and claims nothing."""
         body = {"fence": fence, "result": result, "next": {"arches": arches, "capacity": capacity, "wait": wait}}
-        return dict(self.post(f"/tasks/{task_id}/complete-and-claim", body, timeout=wait + 60))
+        return self._one(CompleteAndClaimOut, self.post(f"/tasks/{task_id}/complete-and-claim", body,
+                                                        timeout=wait + 60))

@@ -13,6 +13,7 @@ from orch_hub import RunningHub
 
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 from deb_orchestrator.client import HubClient, HubError
+from deb_orchestrator.wire import CompleteAndClaimOut
 
 OK = {"state": "success", "exit_code": 0}
 
@@ -87,7 +88,7 @@ def test_complete_and_claim_long_polls_for_new_work(hub: RunningHub) -> None:
     (later,) = hub.admin.noop(1)
     t.join(20)
     answer = got["answer"]
-    assert isinstance(answer, dict) and answer["next"]["task_id"] == later
+    assert isinstance(answer, CompleteAndClaimOut) and answer.next is not None and answer.next.task_id == later
     assert float(got["at"]) - queued < 1.0  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,17 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import GitBuildSource
 from deb_bootc_compose.metadata import write_json
 from deb_bootc_compose.phases.base import Phase
+from deb_orchestrator.client import (
+    FINAL_BUILD_STATES,
+    BuildDetail,
+    BuildState,
+    HubClient,
+    HubConfigError,
+    HubError,
+    TaskMethod,
+    TaskOut,
+    TaskState,
+)
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc, strip_epoch
 
 EXTRA_KEY = "orchestrator_builds"
@@ -40,7 +51,6 @@ POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
 # after every other build of this compose finished and the repos settled, how long a dep-wait may stay
 DEP_WAIT_GRACE = float(os.environ.get("DEB_BOOTC_COMPOSE_DEP_WAIT_GRACE", "60"))
 BUILD_TIMEOUT = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_TIMEOUT", str(6 * 3600)))
-FINAL_BUILD = ("complete", "failed", "canceled")
 
 
 @dataclass
@@ -49,7 +59,7 @@ class Tracked:
     ident: str  # SOURCE_VERSION
     source: str
     version: str
-    build: dict[str, Any] = field(default_factory=dict)
+    build: BuildDetail | None = None  # the hub's build, once found or submitted
     submitted: bool = False
     state: str = ""  # last reported summary
     dep_wait_since: float | None = None
@@ -59,27 +69,6 @@ class Tracked:
     def shown(self) -> str:
         """The source as people know it: the .dsc URL or path, or the git URL at its commit."""
         return f"{self.git['url']} at {self.git['commit'][:12]}" if self.git else self.ref
-
-
-def _token() -> str | None:
-    token = os.environ.get("DEB_ORCHESTRATOR_TOKEN")
-    if token:
-        return token
-    from deb_orchestrator.cli.common import UsageError, load_config
-
-    try:
-        cfg = load_config()
-    except UsageError as exc:
-        raise ComposeError(str(exc)) from None
-    if cfg.get("token"):
-        return str(cfg["token"])
-    if cfg.get("token_file"):
-        path = Path(str(cfg["token_file"])).expanduser()
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise ComposeError(f"cannot read the orchestrator token file {path}: {exc.strerror}") from None
-    return None
 
 
 class BuildPhase(Phase):
@@ -147,13 +136,11 @@ class BuildPhase(Phase):
         return str(hubs[0])
 
     def _link(self, hub: str, t: Tracked) -> str:
-        task = t.build.get("task_id")
+        task = t.build.task_id if t.build is not None else None
         tail = f"{hub}/api/v1/tasks/{task}" if task else f"{hub}/api/v1/builds/{t.ident}"
         return f"{tail} (logs: deb-orchestrator download-logs {t.ident} --hub {hub})"
 
     def run(self) -> None:
-        from deb_orchestrator.client import HubClient, HubError
-
         spec = self.ctx.manifest.build
         hub_url = self._hub_url()
         tracked = [self._git_identity(i, ref) if isinstance(ref, GitBuildSource) else self._identity(ref)
@@ -162,13 +149,12 @@ class BuildPhase(Phase):
         if dup:
             raise ComposeError(f"build.sources names {', '.join(sorted(dup))} more than once")
         try:
-            with HubClient(hub_url, _token()) as hub:
-                target = hub.get(f"/targets/{spec.target}")
-                dest_tag = str(target["dest_tag"])
+            with HubClient.from_environment(hub_url) as hub:
+                dest_tag = hub.target(spec.target).dest_tag
                 for t in tracked:
                     self._find_or_submit(hub, spec.target, t)
                 self._follow(hub, hub_url, tracked)
-                tagged = {str(b["ident"]) for b in hub.list_tagged(dest_tag)}
+                tagged = {b.ident for b in hub.list_tagged(dest_tag)}
                 for t in tracked:
                     if t.ident not in tagged:  # built before for another target: the compose needs it here
                         self.progress(f"{t.ident}: complete but not in {dest_tag}: tagging it there")
@@ -177,8 +163,10 @@ class BuildPhase(Phase):
                     self.check_cancelled()
                     self.progress(f"{t.ident}: waiting for the repo of {dest_tag} to publish it")
                     info = hub.wait_repo(dest_tag, build=t.ident, timeout=1800)
-                    self.progress(f"{t.ident}: in {dest_tag} (repo generation {info.get('generation')})")
+                    self.progress(f"{t.ident}: in {dest_tag} (repo generation {info.generation})")
                 record = {t.ident: self._record(t, hub_url, spec.target, dest_tag) for t in tracked}
+        except HubConfigError as exc:
+            raise ComposeError(f"build: {exc}") from None
         except HubError as exc:
             if exc.status == 401 or exc.status == 403:
                 raise ComposeError(
@@ -201,69 +189,70 @@ class BuildPhase(Phase):
 
     @staticmethod
     def _record(t: Tracked, hub_url: str, target: str, dest_tag: str) -> dict[str, Any]:
-        arch_tasks = [x for x in t.build.get("tasks", []) if x.get("method") == "buildArch"]
+        b = _current(t)
+        arch_tasks = [x for x in b.tasks if x.method == TaskMethod.BUILD_ARCH]
         return {
-            "build_id": t.build.get("id"), "task_id": t.build.get("task_id"), "hub": hub_url,
+            "build_id": b.id, "task_id": b.task_id, "hub": hub_url,
             "target": target, "dest_tag": dest_tag, "source": t.source, "version": strip_epoch(t.version),
-            "submitted": t.submitted, "requested_by": t.build.get("requested_by"),
-            "tasks": {str(x["id"]): x.get("arch") for x in t.build.get("tasks", [])},
+            "submitted": t.submitted, "requested_by": b.requested_by,
+            "tasks": {str(x.id): x.arch for x in b.tasks},
             # the task that built each arch's .debs (arch "all" is built on one of the arches)
-            "arch_tasks": {str(x.get("arch")): x["id"] for x in arch_tasks},
-            "hosts": sorted({str(x["host"]) for x in arch_tasks if x.get("host")}),
+            "arch_tasks": {x.arch: x.id for x in arch_tasks},
+            "hosts": sorted({x.host for x in arch_tasks if x.host}),
             "ref": t.git["url"] if t.git else t.ref,
             "git": t.git,
         }
 
-    def _find_or_submit(self, hub: Any, target: str, t: Tracked) -> None:
+    def _find_or_submit(self, hub: HubClient, target: str, t: Tracked) -> None:
         existing = hub.find_build(t.ident)
         if existing is not None:
             # a failed or canceled build is reported as such by _follow (resubmitting is the user's decision)
             t.build = existing
-            self.progress(f"{t.ident}: the hub has build {existing['id']} ({existing['state']}): not submitted again")
+            self.progress(f"{t.ident}: the hub has build {existing.id} ({existing.state}): not submitted again")
             return
         self.progress(f"{t.ident}: submitting {t.shown} to target {target}")
         sub = hub.submit(target, t.ref, requested_by=f"compose {self.ctx.compose_id}")
-        t.submitted = not sub.get("existing", False)
-        t.build = hub.build(sub["build"]["id"])
-        self.progress(f"{t.ident}: build {t.build['id']}, task {t.build.get('task_id')}: {sub.get('message', '')}")
+        t.submitted = not sub.existing
+        t.build = hub.build(sub.build.id)
+        self.progress(f"{t.ident}: build {t.build.id}, task {t.build.task_id}: {sub.message}")
 
     # ------------------------------------------------------------------ following
-    def _summary(self, build: dict[str, Any]) -> str:
-        children = [x for x in build.get("tasks", []) if x.get("parent_id") is not None]
-        parts = [f"build {build['state']}"]
+    def _summary(self, build: BuildDetail) -> str:
+        children = [x for x in build.tasks if x.parent_id is not None]
+        parts = [f"build {build.state}"]
         for x in children:
-            host = f" on {x['host']}" if x.get("host") else ""
-            attempt = f" (attempt {x['attempts']})" if x.get("attempts", 0) > 1 else ""
-            parts.append(f"{x['method']} {x.get('arch') or ''} {x['state']}{host}{attempt}".replace("  ", " "))
+            host = f" on {x.host}" if x.host else ""
+            attempt = f" (attempt {x.attempts})" if x.attempts > 1 else ""
+            parts.append(f"{x.method} {x.arch or ''} {x.state}{host}{attempt}".replace("  ", " "))
         return ", ".join(parts)
 
     @staticmethod
-    def _dep_waiting(build: dict[str, Any]) -> list[dict[str, Any]]:
-        return [x for x in build.get("tasks", []) if x.get("state") == "dep-wait"]
+    def _dep_waiting(build: BuildDetail) -> list[TaskOut]:
+        return [x for x in build.tasks if x.state == TaskState.DEP_WAIT]
 
-    def _follow(self, hub: Any, hub_url: str, tracked: list[Tracked]) -> None:
+    def _follow(self, hub: HubClient, hub_url: str, tracked: list[Tracked]) -> None:
         deadline = time.monotonic() + BUILD_TIMEOUT
         while True:
             self.check_cancelled()
             for t in tracked:
-                if t.build.get("state") in FINAL_BUILD and t.state:
+                if _current(t).state in FINAL_BUILD_STATES and t.state:
                     continue
-                t.build = hub.build(t.build["id"])
+                t.build = hub.build(_current(t).id)
                 summary = self._summary(t.build)
                 if summary != t.state:
                     self.progress(f"{t.ident}: {summary}")
                     t.state = summary
             for t in tracked:
-                if t.build["state"] in ("failed", "canceled"):
+                if _current(t).state in (BuildState.FAILED, BuildState.CANCELED):
                     raise ComposeError(self._failure(hub, hub_url, t))
-            pending = [t for t in tracked if t.build["state"] != "complete"]
+            pending = [t for t in tracked if _current(t).state != BuildState.COMPLETE]
             if not pending:
                 return
             now = time.monotonic()
             # a dep-wait can only be released by a build that is still running (of this compose or another)
-            active = [t for t in pending if not self._dep_waiting(t.build)]
+            active = [t for t in pending if not self._dep_waiting(_current(t))]
             for t in pending:
-                if not self._dep_waiting(t.build):
+                if not self._dep_waiting(_current(t)):
                     t.dep_wait_since = None
                 elif t.dep_wait_since is None or active:
                     t.dep_wait_since = now
@@ -274,29 +263,37 @@ class BuildPhase(Phase):
                                    f"{BUILD_TIMEOUT:.0f} s; see {', '.join(self._link(hub_url, t) for t in pending)}")
             time.sleep(POLL_SECONDS)
 
-    def _failure(self, hub: Any, hub_url: str, t: Tracked) -> str:
-        failed = [x for x in t.build.get("tasks", []) if x.get("state") in ("failed", "canceled")]
-        reasons = "; ".join(f"task {x['id']} ({x['method']} {x.get('arch') or ''}): {x.get('error') or x['state']}"
-                            for x in failed) or t.build["state"]
+    def _failure(self, hub: HubClient, hub_url: str, t: Tracked) -> str:
+        b = _current(t)
+        failed = [x for x in b.tasks if x.state in (TaskState.FAILED, TaskState.CANCELED)]
+        reasons = "; ".join(f"task {x.id} ({x.method} {x.arch or ''}): {x.error or x.state}"
+                            for x in failed) or b.state
         tail = ""
         for x in failed:
             try:
-                full = hub.task(x["id"])
+                full = hub.task(x.id)
             except Exception:  # the failure itself is what matters; the tail is a bonus
                 continue
-            lines = (full.get("log_tail") or "").splitlines()[-25:]
+            lines = (full.log_tail or "").splitlines()[-25:]
             if lines:
                 tail = "\nlast lines of the build log:\n  " + "\n  ".join(lines)
                 break
-        return (f"build of {t.ident} ({t.shown}) {t.build['state']} at the orchestrator: {reasons}; "
+        return (f"build of {t.ident} ({t.shown}) {b.state} at the orchestrator: {reasons}; "
                 f"see {self._link(hub_url, t)}; after fixing the cause: deb-orchestrator resubmit {t.ident}{tail}")
 
     def _unsatisfiable(self, hub_url: str, t: Tracked) -> str:
         missing = []
-        for x in self._dep_waiting(t.build):
-            for m in x.get("missing") or []:
+        for x in self._dep_waiting(_current(t)):
+            for m in x.missing or []:
                 missing.append(str(m.get("relation") or m) if isinstance(m, dict) else str(m))
         what = ", ".join(missing) or "(the hub did not say which)"
         return (f"build of {t.ident} waits for build-dependencies that nothing in this compose will provide: {what}; "
                 f"no other build is running that could satisfy them (waited {DEP_WAIT_GRACE:.0f} s). Add the source "
                 f"that builds them to build.sources, or tag it into the build tag; see {self._link(hub_url, t)}")
+
+
+def _current(t: Tracked) -> BuildDetail:
+    """The hub's build of ``t`` (found or submitted before it is followed)."""
+    if t.build is None:
+        raise ComposeError(f"build: {t.ident} was not found or submitted at the hub")
+    return t.build

@@ -25,7 +25,7 @@ from typing import Any
 
 from deb_mock.api import AptSource, BuildRequest, BuildResult, ExitCode, ResultState
 from deb_orchestrator.client import HubClient, HubError
-from deb_orchestrator.states import TaskMethod
+from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
 from debarchive.digest import sha256_file
 
 TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
@@ -62,10 +62,10 @@ class Lost(Exception):
 
 
 class Job:
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.payload = payload
-        self.task_id = int(payload["task_id"])
-        self.fence = int(payload["fence"])
+    def __init__(self, claim: BuildClaim | NoopClaim) -> None:
+        self.claim = claim
+        self.task_id = claim.task_id
+        self.fence = claim.fence
         self.cancel = threading.Event()
         self.lost = False
         self.handed_back = False
@@ -90,7 +90,7 @@ class Builder:
         self.stopping = threading.Event()
         self.jobs: dict[int, tuple[Job, threading.Thread]] = {}
         self.done = 0
-        self.prefetched: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()  # claimed with a completion
+        self.prefetched: queue.SimpleQueue[BuildClaim | NoopClaim] = queue.SimpleQueue()  # claimed with a completion
         self.wake = threading.Event()
 
     # ------------------------------------------------------------------ main loop
@@ -115,20 +115,21 @@ class Builder:
         idle_since = time.monotonic()
         with HubClient(self.cfg.hub, self.cfg.token) as hub:
             who = hub.whoami()
-            if who.get("host_id") is None:
-                log.error("this token (user %s) belongs to no host; use the token add-host printed", who["user"])
+            if who.host_id is None:
+                log.error("this token (user %s) belongs to no host; use the token add-host printed", who.user)
                 return 2
-            log.info("builder for %s started (capacity %d)", who["user"], self.cfg.capacity)
+            log.info("builder for %s started (capacity %d)", who.user, self.cfg.capacity)
             while not self.stopping.is_set():
                 self._reap()
                 if self.cfg.once and self.done >= 1 and not self.jobs:
                     break
+                claim: BuildClaim | NoopClaim | None
                 try:  # a task claimed together with the last completion is ours already: start it
-                    payload = self.prefetched.get_nowait()
+                    claim = self.prefetched.get_nowait()
                 except queue.Empty:
-                    payload = None
-                if payload is not None:
-                    self._start(payload, work_root)
+                    claim = None
+                if claim is not None:
+                    self._start(claim, work_root)
                     idle_since = time.monotonic()
                     continue
                 if len(self.jobs) >= self.cfg.capacity or (self.cfg.once and (self.jobs or self.done)):
@@ -136,7 +137,7 @@ class Builder:
                     self.wake.clear()
                     continue
                 try:
-                    payload = hub.claim(self.cfg.arches, self.cfg.capacity, wait=self.cfg.claim_wait)
+                    claim = hub.claim(self.cfg.arches, self.cfg.capacity, wait=self.cfg.claim_wait)
                 except HubError as exc:
                     if exc.status in (401, 403):
                         log.error("the hub refused this builder: %s", exc.detail)
@@ -144,13 +145,13 @@ class Builder:
                     log.warning("claim failed: %s; retrying", exc)
                     self.stopping.wait(2.0)
                     continue
-                if payload is None:
+                if claim is None:
                     if self.cfg.idle_exit is not None and not self.jobs and \
                             time.monotonic() - idle_since > self.cfg.idle_exit:
                         break
                     continue
                 idle_since = time.monotonic()
-                self._start(payload, work_root)
+                self._start(claim, work_root)
             for _job, thread in list(self.jobs.values()):
                 thread.join()
             self._hand_back_prefetched(hub)
@@ -158,8 +159,8 @@ class Builder:
             shutil.rmtree(work_root, ignore_errors=True)
         return 0
 
-    def _start(self, payload: dict[str, Any], work_root: Path) -> None:
-        job = Job(payload)
+    def _start(self, claim: BuildClaim | NoopClaim, work_root: Path) -> None:
+        job = Job(claim)
         thread = threading.Thread(target=self._run_job, args=(job, work_root), name=f"task-{job.task_id}")
         self.jobs[job.task_id] = (job, thread)
         thread.start()
@@ -171,22 +172,22 @@ class Builder:
             except queue.Empty:
                 return
             try:
-                hub.release(int(p["task_id"]), int(p["fence"]), "builder stopping")
-                log.info("task %s handed back (claimed with the last completion)", p["task_id"])
+                hub.release(p.task_id, p.fence, "builder stopping")
+                log.info("task %s handed back (claimed with the last completion)", p.task_id)
             except HubError as exc:
-                log.warning("task %s: could not hand it back: %s", p["task_id"], exc)
+                log.warning("task %s: could not hand it back: %s", p.task_id, exc)
 
-    def _finish(self, hub: HubClient, job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, hub: HubClient, job: Job, result: dict[str, Any]) -> CompleteOut:
         """Report the result and, on a builder with one slot that is not stopping, claim the next task in
         the same request. (With more slots the main loop is usually inside a long-poll ``claim`` and would
         start a task claimed here only after it.)"""
         if self.stopping.is_set() or self.cfg.once or self.cfg.capacity != 1:
             return hub.complete(job.task_id, job.fence, result)
         answer = hub.complete_and_claim(job.task_id, job.fence, result, self.cfg.arches, self.cfg.capacity)
-        if answer.get("next"):
-            self.prefetched.put(answer["next"])
+        if answer.next is not None:
+            self.prefetched.put(answer.next)
             self.wake.set()
-        return dict(answer["completed"])
+        return answer.completed
 
     def _reap(self) -> None:
         for tid, (_, thread) in list(self.jobs.items()):
@@ -197,20 +198,20 @@ class Builder:
 
     # ------------------------------------------------------------------ one task
     def _run_job(self, job: Job, work_root: Path) -> None:
-        p = job.payload
-        log.info("task %d: %s %s for %s (attempt %d)", job.task_id, p.get("method", "buildArch"), p.get("build", ""),
-                 p["arch"], p["attempt"])
+        p = job.claim
+        log.info("task %d: %s %s for %s (attempt %d)", job.task_id, p.method,
+                 p.build if isinstance(p, BuildClaim) else "", p.arch, p.attempt)
         hub = HubClient(self.cfg.hub, self.cfg.token)
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(hub, job, beat_stop), daemon=True)
         beat.start()
         workdir = work_root / f"task-{job.task_id}-{job.fence}"
         try:
-            if p.get("method") == TaskMethod.NOOP:
+            if isinstance(p, NoopClaim):
                 self._finish(hub, job, {"state": ResultState.SUCCESS, "exit_code": ExitCode.SUCCESS, "source": {},
-                                        "arch": p["arch"]})
+                                        "arch": p.arch})
                 return
-            result = self._build(hub, job, workdir)
+            result = self._build(hub, p, job, workdir)
             if job.handed_back:
                 beat_stop.set()
                 beat.join()
@@ -252,7 +253,7 @@ class Builder:
                 delay = min(delay * 2, 15.0)
 
     def _heartbeat(self, hub: HubClient, job: Job, stop: threading.Event) -> None:
-        interval = float(job.payload.get("heartbeat_seconds", 10))
+        interval = job.claim.heartbeat_seconds
         while not stop.wait(interval):
             try:
                 answer = hub.heartbeat(job.task_id, job.fence, job.take_lines())
@@ -263,43 +264,43 @@ class Builder:
                     return
                 log.warning("task %d: heartbeat failed: %s", job.task_id, exc)
                 continue
-            if answer.get("cancel"):
+            if answer.cancel:
                 log.info("task %d was canceled on the hub", job.task_id)
                 job.lost = True
                 job.cancel.set()
                 return
 
-    def _build(self, hub: HubClient, job: Job, workdir: Path) -> BuildResult:
-        p = job.payload
+    def _build(self, hub: HubClient, p: BuildClaim, job: Job, workdir: Path) -> BuildResult:
         src_dir = workdir / "source"
         resultdir = workdir / "result"
         src_dir.mkdir(parents=True, exist_ok=True)
         resultdir.mkdir(parents=True, exist_ok=True)
 
         def infra(message: str, code: int = ExitCode.INFRA_ERROR) -> BuildResult:
-            return BuildResult(state="error", exit_code=code, source={"name": p["source"], "version": p["version"]},
-                               arch=p["arch"], error=message, resultdir=resultdir)
+            return BuildResult(state="error", exit_code=code, source={"name": p.source, "version": p.version},
+                               arch=p.arch, error=message, resultdir=resultdir)
 
         try:
-            for f in p["files"]:
-                dest = hub.download(f["url"].removeprefix("/api/v1"), src_dir / f["name"])
-                if sha256_file(dest) != f["sha256"]:
-                    return infra(f"downloaded {f['name']} does not match its sha256 {f['sha256']}")
-            key_text = hub.request("GET", p["tag_repo"]["key_path"], api=False).text
+            for f in p.files:
+                dest = hub.download(f.url.removeprefix("/api/v1"), src_dir / f.name)
+                if sha256_file(dest) != f.sha256:
+                    return infra(f"downloaded {f.name} does not match its sha256 {f.sha256}")
+            key_text = hub.request("GET", p.tag_repo.key_path, api=False).text
         except HubError as exc:
             return infra(f"cannot fetch the inputs from the hub: {exc}")
-        externals = p["external_repos"]
+        externals = p.external_repos
         if not externals:
-            return infra(f"build tag {p['build_tag']} inherits no external repo (e.g. the Debian mirror); "
+            return infra(f"build tag {p.build_tag} inherits no external repo (e.g. the Debian mirror); "
                          "add one with add-tag --external-repo", ExitCode.BAD_INPUT)
         base, extra = externals[0], externals[1:]
-        sources = [AptSource(url=f"{hub.url}{p['tag_repo']['path']}", suite=p["tag_repo"]["suite"],
-                             components=tuple(p["tag_repo"]["components"]), key=key_text)]
-        sources += [AptSource(url=e["url"], suite=e["suite"], components=tuple(e["components"]), key=e.get("key"))
-                    for e in extra]
+        if p.dsc is None:
+            return infra(f"build {p.build}: the hub lists no .dsc among its source files", ExitCode.BAD_INPUT)
+        sources = [AptSource(url=f"{hub.url}{p.tag_repo.path}", suite=p.tag_repo.suite,
+                             components=tuple(p.tag_repo.components), key=key_text)]
+        sources += [AptSource(url=e.url, suite=e.suite, components=tuple(e.components), key=e.key) for e in extra]
         request = BuildRequest(
-            source=src_dir / p["dsc"], resultdir=resultdir, suite=base["suite"], arch=p["arch"],
-            mirror=base["url"], extra_sources=sources, build_what=p["build_what"], cache_dir=self.cfg.cache_dir,
+            source=src_dir / p.dsc, resultdir=resultdir, suite=base.suite, arch=p.arch,
+            mirror=base.url, extra_sources=sources, build_what=p.build_what, cache_dir=self.cfg.cache_dir,
             on_log_line=job.add_line, cancel=job.cancel,
             # the hub's stored copy (uploaded by a token holder or fetched by the hub), each file checked above
             # against the sha256 the hub recorded: trusted as the hub's own (docs/security.md)
@@ -328,5 +329,5 @@ class Builder:
                 if path.is_file() and path.resolve().is_relative_to(resultdir.resolve()):
                     hub.upload(job.task_id, job.fence, path, name)
         out = self._finish(hub, job, data)
-        log.info("task %d: %s (exit %d)%s", job.task_id, out["state"], result.exit_code,
+        log.info("task %d: %s (exit %d)%s", job.task_id, out.state, result.exit_code,
                  f": {result.error}" if result.error else "")

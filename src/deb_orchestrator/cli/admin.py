@@ -46,7 +46,7 @@ def cmd_add_host(args: argparse.Namespace) -> int:
 
 def cmd_enable_host(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        emit(args, hub.request("PATCH", f"/hosts/{args.name}", json={"enabled": args.enabled}).json())
+        emit(args, hub.edit_host(args.name, enabled=args.enabled))
     return 0
 
 
@@ -60,14 +60,14 @@ def cmd_create_token(args: argparse.Namespace) -> int:
 
 def cmd_list_tokens(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        emit(args, hub.get("/tokens"), [("id", "ID"), ("user", "User"), ("name", "Name"), ("prefix", "Starts with"),
+        emit(args, hub.tokens(), [("id", "ID"), ("user", "User"), ("name", "Name"), ("prefix", "Starts with"),
                                         ("scopes", "Scopes"), ("revoked", "Revoked"), ("created", "Created")])
     return 0
 
 
 def cmd_revoke_token(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        out = hub.request("DELETE", f"/tokens/{args.id}").json()
+        out = hub.revoke_token(args.id)
         emit(args, out) if args.json else say(f"token {args.id} revoked")
     return 0
 

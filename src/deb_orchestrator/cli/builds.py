@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, say, when
 from deb_orchestrator.client import HubClient
-from deb_orchestrator.states import TaskState
+from deb_orchestrator.states import BuildState, TaskState
+from deb_orchestrator.wire import TaskDetail
 
 TASK_COLUMNS = [("id", "ID"), ("parent_id", "Parent"), ("method", "Method"), ("arch", "Arch"), ("state", "State"),
                 ("host", "Host"), ("attempts", "Attempts"), ("created", "Created"), ("error", "Error")]
@@ -29,7 +29,7 @@ def register(sub: Subparsers) -> None:
                 arg("--limit", type=int, default=50), listing=HubClient.tasks, columns=TASK_COLUMNS)
     add_command(sub, "taskinfo", cmd_taskinfo, "show a task, its subtasks, result and log tail", arg("task", type=int))
     add_command(sub, "list-builds", cmd_list, "list builds, newest first",
-                arg("--state", help="building, complete, failed, canceled, dep-wait"),
+                arg("--state", help=", ".join(BuildState)),
                 arg("--limit", type=int, default=50), listing=HubClient.builds, columns=BUILD_COLUMNS)
     add_command(sub, "buildinfo", cmd_buildinfo, "show a build (SOURCE_VERSION or ID)", "build")
     add_command(sub, "cancel", cmd_cancel, "cancel a task (ID) or a build (SOURCE_VERSION)", "ref")
@@ -41,7 +41,7 @@ def register(sub: Subparsers) -> None:
 
 
 def _watch(hub: HubClient, task_id: int, args: argparse.Namespace) -> int:
-    def changed(task: dict[str, Any]) -> None:
+    def changed(task: TaskDetail) -> None:
         if args.json:
             return
         kids = ", ".join(f"{c['method']} {c['arch']} {c['id']}: {c['state']}" for c in task.get("children", []))

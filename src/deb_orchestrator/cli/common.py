@@ -4,59 +4,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeAlias
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from deb_orchestrator.client import HubClient
+from deb_orchestrator import client as hubclient
+from deb_orchestrator.client import DEFAULT_HUB, HubClient, HubConfigError, config_path
+from deb_orchestrator.wire import Wire
 
-DEFAULT_HUB = "http://127.0.0.1:8080"
+__all__ = ["DEFAULT_HUB", "UsageError", "config_path", "hub_and_token", "load_config"]
 
 
 class UsageError(Exception):
     """Bad command line or configuration (exit 2)."""
 
 
-def config_path() -> Path:
-    env = os.environ.get("DEB_ORCHESTRATOR_CONFIG")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    return base / "deb-orchestrator" / "config.toml"
-
-
 def load_config() -> dict[str, Any]:
-    path = config_path()
-    if not path.exists():
-        return {}
     try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read the config file {path}: {exc}") from None
+        return hubclient.load_config()
+    except HubConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def hub_and_token(args: argparse.Namespace) -> tuple[str, str | None]:
-    """--hub/--token, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file."""
-    given_hub = args.hub or os.environ.get("DEB_ORCHESTRATOR_HUB")
-    given_token = args.token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or getattr(args, "token_file", None)
-    cfg = {} if given_hub and given_token else load_config()
-    hub = args.hub or os.environ.get("DEB_ORCHESTRATOR_HUB") or cfg.get("hub") or DEFAULT_HUB
-    token = args.token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
-    token_file = getattr(args, "token_file", None) or cfg.get("token_file")
-    if not token and token_file:
-        try:
-            token = Path(token_file).expanduser().read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read the token file {token_file}: {exc.strerror}") from None
-    return str(hub), token
+    """--hub/--token/--token-file, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file."""
+    try:
+        return hubclient.hub_and_token(args.hub, args.token, getattr(args, "token_file", None))
+    except HubConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def client(args: argparse.Namespace) -> HubClient:
@@ -101,7 +82,7 @@ def add_command(sub: Subparsers, name: str, func: Callable[[argparse.Namespace],
     return p
 
 
-def emit_secret(args: argparse.Namespace, out: dict[str, Any], key: str, *message: str) -> None:
+def emit_secret(args: argparse.Namespace, out: Wire, key: str, *message: str) -> None:
     """--json: the whole answer; otherwise ``message`` lines on stderr and the secret alone on the last line
     of stdout (for ``$(…)`` in scripts)."""
     if args.json:
@@ -119,6 +100,7 @@ def when(ts: float | None) -> str:
 def emit(args: argparse.Namespace, data: Any, columns: Sequence[tuple[str, str]] | None = None,
          title: str | None = None) -> None:
     """Print ``data`` as JSON (--json) or as a table of ``columns`` ((key, header) pairs)."""
+    data = plain(data)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -139,6 +121,17 @@ def emit(args: argparse.Namespace, data: Any, columns: Sequence[tuple[str, str]]
     for item in items:
         table.add_row(*[_cell(item.get(key)) for key, _ in columns])
     Console(width=max(100, Console().width), soft_wrap=False).print(table)
+
+
+def plain(data: Any) -> Any:
+    """The hub's answers (wire models, also inside lists and dicts) as the JSON the hub sent."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json", exclude_unset=True)
+    if isinstance(data, list):
+        return [plain(x) for x in data]
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    return data
 
 
 def _cell(value: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from deb_orchestrator.cli.builds import BUILD_COLUMNS
-from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, arg, client, emit, say
+from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, arg, client, emit, plain, say
 
 
 def register(sub: Subparsers) -> None:
@@ -76,7 +76,7 @@ def cmd_remove_target(args: argparse.Namespace) -> int:
 
 def cmd_list_tags(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        tags = hub.get("/tags")
+        tags = plain(hub.tags())
         if not args.json:
             for t in tags:
                 t["external_repos"] = [f"{e['url']} {e['suite']} {' '.join(e['components'])}"
@@ -88,7 +88,7 @@ def cmd_list_tags(args: argparse.Namespace) -> int:
 
 def cmd_taginfo(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        emit(args, hub.get(f"/tags/{args.name}"))
+        emit(args, hub.tag(args.name))
     return 0
 
 
@@ -100,7 +100,7 @@ def cmd_add_target(args: argparse.Namespace) -> int:
 
 def cmd_list_targets(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        emit(args, hub.get("/targets"), [("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag")])
+        emit(args, hub.targets(), [("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag")])
     return 0
 
 

@@ -33,11 +33,28 @@ def _ref_name(ref: str) -> str:
 def _type(s: dict[str, Any]) -> str:
     if "$ref" in s:
         return f"[{_ref_name(s['$ref'])}](#{_ref_name(s['$ref']).lower()})"
-    if "anyOf" in s:
-        return " or ".join(_type(x) for x in s["anyOf"])
+    for union in ("anyOf", "oneOf"):
+        if union in s:
+            return " or ".join(_type(x) for x in s[union])
+    if "const" in s:
+        return f"`{json.dumps(s['const'])}`"
     if s.get("type") == "array":
         return f"list of {_type(s.get('items', {}))}"
+    if s.get("type") == "object" and isinstance(s.get("additionalProperties"), dict):
+        return f"object of {_type(s['additionalProperties'])}"
     return str(s.get("type", "any"))
+
+
+def _answers(op: dict[str, Any]) -> str:
+    """``200`` Successful Response: [Model](#model), ``422`` …: each status with the schema of its JSON body."""
+    parts = []
+    for code, r in op.get("responses", {}).items():
+        text = f"`{code}` {r.get('description', '')}"
+        body = r.get("content", {}).get("application/json", {}).get("schema")
+        if body and not code.startswith("4"):
+            text += f": {_type(body)}"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def _constraints(s: dict[str, Any]) -> str:
@@ -75,13 +92,14 @@ def render(spec: dict[str, Any]) -> str:
             body = op.get("requestBody", {}).get("content", {})
             for media, content in body.items():
                 out += [f"Body ({media}): {_type(content.get('schema', {}))}", ""]
-            codes = ", ".join(f"`{code}` {r.get('description', '')}" for code, r in op.get("responses", {}).items())
-            out += [f"Answers: {codes}", ""]
+            out += [f"Answers: {_answers(op)}", ""]
     out += ["## Schemas", ""]
     for name, sch in spec.get("components", {}).get("schemas", {}).items():
         out += [f"### {name}", ""]
         if sch.get("description"):
             out += [sch["description"], ""]
+        if "enum" in sch:
+            out += ["One of " + ", ".join(f"`{json.dumps(v)}`" for v in sch["enum"]) + ".", ""]
         props = sch.get("properties", {})
         if props:
             required = set(sch.get("required", []))

@@ -28,6 +28,7 @@ from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
 from deb_orchestrator.hub.models import Artifact, Build, Event, Host, Task
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import LEAF_METHODS, TaskMethod, TaskState
+from deb_orchestrator.wire import BuildClaim, NoopClaim
 from debarchive.dsc import safe_name
 
 LOG_TAIL_LINES = 400
@@ -154,7 +155,7 @@ def _record(conn: Connection, kind: str, task_id: int, actor: str, now: float, *
 
 
 def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing, *, skip_locked: bool,
-               capacity: int | None = None) -> dict[str, Any] | None:
+               capacity: int | None = None) -> BuildClaim | NoopClaim | None:
     """Atomically hand the best free task this host can run to it; returns the claim payload or None.
 
     The host's row is locked first (PostgreSQL) so one host's concurrent claims take turns and cannot
@@ -192,8 +193,8 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
         return None if task is None else claim_payload(session, task, timing)
     _record(conn, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
     if row.method == TaskMethod.NOOP:
-        return {"task_id": row.id, "fence": row.fence, "attempt": row.attempts, "method": "noop", "arch": row.arch,
-                "lease_seconds": timing.lease_seconds, "heartbeat_seconds": timing.heartbeat_seconds}
+        return NoopClaim(task_id=row.id, fence=row.fence, attempt=row.attempts, method=TaskMethod.NOOP, arch=row.arch,
+                         lease_seconds=timing.lease_seconds, heartbeat_seconds=timing.heartbeat_seconds)
     task = session.get(Task, row.id)
     assert task is not None
     return claim_payload(session, task, timing)
@@ -362,12 +363,12 @@ def reap(session: Session) -> list[int]:
     return [t.id for t in expired]
 
 
-def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any]:
+def claim_payload(session: Session, task: Task, timing: Timing) -> BuildClaim | NoopClaim:
     """Everything a builder needs: the source files, the buildroot's apt sources, the attempt's fence."""
     if task.method == TaskMethod.NOOP:
-        return {"task_id": task.id, "fence": task.fence, "attempt": task.attempts, "method": "noop",
-                "arch": task.arch, "lease_seconds": timing.lease_seconds,
-                "heartbeat_seconds": timing.heartbeat_seconds}
+        return NoopClaim(task_id=task.id, fence=task.fence, attempt=task.attempts, method=TaskMethod.NOOP,
+                         arch=task.arch, lease_seconds=timing.lease_seconds,
+                         heartbeat_seconds=timing.heartbeat_seconds)
     build = session.get(Build, task.build_id)
     if build is None or build.target is None:
         raise HubError(f"task {task.id} has no build or target")
@@ -378,7 +379,7 @@ def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any
         for a in session.scalars(select(Artifact).where(Artifact.build_id == build.id, Artifact.kind == "source"))
     ]
     dsc = next((str(f["name"]) for f in files if str(f["name"]).endswith(".dsc")), None)
-    return {
+    return BuildClaim.model_validate({
         "task_id": task.id,
         "method": task.method,
         "fence": task.fence,
@@ -399,9 +400,7 @@ def claim_payload(session: Session, task: Task, timing: Timing) -> dict[str, Any
         ],
         "lease_seconds": timing.lease_seconds,
         "heartbeat_seconds": timing.heartbeat_seconds,
-    }
-
-
+    })
 
 
 def create_noop(session: Session, count: int, arch: str, owner: str, priority: int) -> list[int]:

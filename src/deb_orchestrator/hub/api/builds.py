@@ -17,8 +17,8 @@ from deb_orchestrator.hub.api.common import build_json, file_response, hub_of, t
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
-from deb_orchestrator.hub.schemas import BuildIn
 from deb_orchestrator.hub.service import Hub
+from deb_orchestrator.wire import BuildCancelOut, BuildDetail, BuildIn, BuildOut, ResubmitOut, SubmitOut
 from debarchive import dsc
 from debarchive.sourceauth import Verification
 
@@ -62,7 +62,7 @@ def _origins(hub: Hub, target: str) -> tuple[frozenset[str], list[sources.Extern
                          "or signed by a key in `hub --source-keyring`; 422 otherwise, nothing stored (upload it "
                          "instead, or run the hub with `--no-verify-source`). The build records how: "
                          "`source_trust` (archive, signature, caller for uploads, none) and "
-                         "`source_verification`.")
+                         "`source_verification`.", response_model=SubmitOut)
 async def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     hub = hub_of(request)
     sources.split_url(body.source_url)  # 400 for a URL that cannot be parsed
@@ -76,7 +76,8 @@ async def submit_url(body: BuildIn, request: Request, who: Principal = Depends(r
         await run_in_threadpool(shutil.rmtree, tmp, True)
 
 
-@router.post("/upload", status_code=201, summary="Submit a build by uploading a .dsc and its files (scope build)")
+@router.post("/upload", status_code=201, summary="Submit a build by uploading a .dsc and its files (scope build)",
+             response_model=SubmitOut)
 def submit_upload(
     request: Request,
     target: Annotated[str, Form(max_length=100)],
@@ -119,7 +120,7 @@ def submit_upload(
                        priority, how)
 
 
-@router.get("", summary="List builds (newest first)")
+@router.get("", summary="List builds (newest first)", response_model=list[BuildOut])
 def list_builds(request: Request, state: str | None = None, source: str | None = None,
                 limit: int = 100) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
@@ -131,7 +132,7 @@ def list_builds(request: Request, state: str | None = None, source: str | None =
         return [build_json(s, b) for b in s.scalars(q)]
 
 
-@router.get("/{ref}", summary="Show a build (SOURCE_VERSION or ID): tasks, files, packages")
+@router.get("/{ref}", summary="Show a build (SOURCE_VERSION or ID): tasks, files, packages", response_model=BuildDetail)
 def get_build(ref: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         b = builds.get_build(s, ref)
@@ -178,7 +179,8 @@ def _owned(who: Principal, b: Build, action: str) -> None:
                        "(admins may any)", 403)
 
 
-@router.post("/{ref}/cancel", summary="Cancel a build (scope build; your own builds, admins any)")
+@router.post("/{ref}/cancel", summary="Cancel a build (scope build; your own builds, admins any)",
+             response_model=BuildCancelOut)
 def cancel(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         b = builds.get_build(s, ref)
@@ -188,7 +190,8 @@ def cancel(ref: str, request: Request, who: Principal = Depends(require("build")
 
 
 @router.post("/{ref}/resubmit",
-             summary="Build a failed, canceled or dep-waiting build again (scope build; your own builds, admins any)")
+             summary="Build a failed, canceled or dep-waiting build again (scope build; your own builds, admins any)",
+             response_model=ResubmitOut)
 def resubmit(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:

@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from deb_orchestrator.hub.api.common import hub_of
 from deb_orchestrator.hub.models import Event
+from deb_orchestrator.wire import EventOut
 
 router = APIRouter(prefix="/events", tags=["events"])
 
 
-@router.get("", summary="Events after an ID (oldest first)")
+@router.get("", summary="Events after an ID (oldest first)", response_model=list[EventOut])
 def list_events(request: Request, after: int = 0, limit: int = 200, object_type: str | None = None,
                 object_id: int | None = None) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:

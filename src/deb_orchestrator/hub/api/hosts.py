@@ -12,18 +12,19 @@ from deb_orchestrator.hub.api.common import host_json, hub_of
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, NotFound
 from deb_orchestrator.hub.models import Host
-from deb_orchestrator.hub.schemas import HostIn, HostUpdate
+from deb_orchestrator.wire import HostCreated, HostIn, HostOut, HostUpdate
 
 router = APIRouter(prefix="/hosts", tags=["hosts"])
 
 
-@router.get("", summary="List builder hosts")
+@router.get("", summary="List builder hosts", response_model=list[HostOut])
 def list_hosts(request: Request) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         return [host_json(s, h) for h in s.scalars(select(Host).order_by(Host.name))]
 
 
-@router.post("", status_code=201, summary="Register a host; the answer holds its builder token (scope admin)")
+@router.post("", status_code=201, summary="Register a host; the answer holds its builder token (scope admin)",
+             response_model=HostCreated)
 def add_host(body: HostIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         if s.scalar(select(Host).where(Host.name == body.name)) is not None:
@@ -37,7 +38,7 @@ def add_host(body: HostIn, request: Request, who: Principal = Depends(require("a
         return {**host_json(s, host), "token": secret}
 
 
-@router.get("/{name}", summary="Show a host")
+@router.get("/{name}", summary="Show a host", response_model=HostOut)
 def get_host(name: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         host = s.scalar(select(Host).where(Host.name == name))
@@ -46,7 +47,7 @@ def get_host(name: str, request: Request) -> dict[str, Any]:
         return host_json(s, host)
 
 
-@router.patch("/{name}", summary="Enable, disable or resize a host (scope admin)")
+@router.patch("/{name}", summary="Enable, disable or resize a host (scope admin)", response_model=HostOut)
 def edit_host(name: str, body: HostUpdate, request: Request,
               who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:

@@ -15,23 +15,25 @@ from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.models import Tag
 from deb_orchestrator.hub.repos import repo_info
 from deb_orchestrator.states import RepoState
+from deb_orchestrator.wire import RepoOut, RepoWaitOut
 
 router = APIRouter(prefix="/repos", tags=["repos"])
 
 
-@router.get("", summary="Every tag repository with its generation and state")
+@router.get("", summary="Every tag repository with its generation and state", response_model=list[RepoOut])
 def list_repos(request: Request) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         return [repo_info(s, t) for t in s.scalars(select(Tag).order_by(Tag.name))]
 
 
-@router.get("/{tag}", summary="A tag repository: generation, state, builds it holds")
+@router.get("/{tag}", summary="A tag repository: generation, state, builds it holds", response_model=RepoOut)
 def get_repo(tag: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return repo_info(s, builds.get_tag(s, tag))
 
 
-@router.post("/{tag}/regen", status_code=202, summary="Publish a tag's repository again (scope tag)")
+@router.post("/{tag}/regen", status_code=202, summary="Publish a tag's repository again (scope tag)",
+             response_model=RepoOut)
 def regen(tag: str, request: Request, who: Principal = Depends(require("tag"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
@@ -44,7 +46,8 @@ def regen(tag: str, request: Request, who: Principal = Depends(require("tag"))) 
     return out
 
 
-@router.get("/{tag}/wait", summary="Long-poll until the repo is published (newer than `after`, holding `build`)")
+@router.get("/{tag}/wait", summary="Long-poll until the repo is published (newer than `after`, holding `build`)",
+            response_model=RepoWaitOut)
 async def wait(tag: str, request: Request, build: str | None = None, after: int = 0,
                timeout: float = 30.0) -> dict[str, Any]:
     hub = hub_of(request)

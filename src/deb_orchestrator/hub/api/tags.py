@@ -13,7 +13,16 @@ from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import ExternalRepo, Repo, Tag, TagListing, TagParent, Target
-from deb_orchestrator.hub.schemas import ExternalRepoIn, TagBuildIn, TagIn, TagUpdate
+from deb_orchestrator.wire import (
+    ExternalRepoIn,
+    TagBuildIn,
+    TagBuildOut,
+    TaggedBuild,
+    TagIn,
+    TagOut,
+    TagRemoved,
+    TagUpdate,
+)
 
 router = APIRouter(prefix="/tags", tags=["tags"])
 
@@ -37,13 +46,13 @@ def _set_externals(s: Session, tag: Tag, repos: list[ExternalRepoIn]) -> None:
                            key=e.key, priority=i))
 
 
-@router.get("", summary="List tags")
+@router.get("", summary="List tags", response_model=list[TagOut])
 def list_tags(request: Request) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         return [tag_json(s, t) for t in s.scalars(select(Tag).order_by(Tag.name))]
 
 
-@router.post("", status_code=201, summary="Create a tag (scope admin)")
+@router.post("", status_code=201, summary="Create a tag (scope admin)", response_model=TagOut)
 def add_tag(body: TagIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
@@ -62,13 +71,14 @@ def add_tag(body: TagIn, request: Request, who: Principal = Depends(require("adm
     return out
 
 
-@router.get("/{name}", summary="Show a tag")
+@router.get("/{name}", summary="Show a tag", response_model=TagOut)
 def get_tag(name: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return tag_json(s, builds.get_tag(s, name))
 
 
-@router.patch("/{name}", summary="Change a tag's parents, external repos or arches (scope admin)")
+@router.patch("/{name}", summary="Change a tag's parents, external repos or arches (scope admin)",
+              response_model=TagOut)
 def edit_tag(
     name: str, body: TagUpdate, request: Request, who: Principal = Depends(require("admin"))
 ) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def edit_tag(
 
 
 @router.delete("/{name}", summary="Remove a tag and its published repository (scope tag; remove-tag)",
-               responses={409: {"description": "still used by tags or targets"}})
+               responses={409: {"description": "still used by tags or targets"}}, response_model=TagRemoved)
 def remove_tag(name: str, request: Request, force: bool = False,
                who: Principal = Depends(require("tag"))) -> dict[str, Any]:
     """Refused (409) while a target builds in or lands in the tag, and while other tags inherit from it
@@ -127,7 +137,8 @@ def remove_tag(name: str, request: Request, force: bool = False,
             "repo_removed": removed}
 
 
-@router.get("/{name}/builds", summary="Builds in a tag (list-tagged); inherit=true follows inheritance")
+@router.get("/{name}/builds", summary="Builds in a tag (list-tagged); inherit=true follows inheritance",
+            response_model=list[TaggedBuild])
 def list_tagged(name: str, request: Request, inherit: bool = True) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         tag = builds.get_tag(s, name)
@@ -135,7 +146,8 @@ def list_tagged(name: str, request: Request, inherit: bool = True) -> list[dict[
         return [{**build_json(s, b), "tag": tag_name} for b, tag_name in visible]
 
 
-@router.get("/{name}/latest/{package}", summary="The build of a source package a tag sees (latest-build)")
+@router.get("/{name}/latest/{package}", summary="The build of a source package a tag sees (latest-build)",
+            response_model=TaggedBuild)
 def latest_build(name: str, package: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         tag = builds.get_tag(s, name)
@@ -145,7 +157,7 @@ def latest_build(name: str, package: str, request: Request) -> dict[str, Any]:
         raise NotFound(f"tag {name} (with inheritance) has no build of {package}")
 
 
-@router.post("/{name}/builds", status_code=201, summary="Tag a build (scope tag)")
+@router.post("/{name}/builds", status_code=201, summary="Tag a build (scope tag)", response_model=TagBuildOut)
 def tag_build(
     name: str, body: TagBuildIn, request: Request, who: Principal = Depends(require("tag"))
 ) -> dict[str, Any]:
@@ -159,7 +171,7 @@ def tag_build(
     return out
 
 
-@router.delete("/{name}/builds/{build}", summary="Untag a build (scope tag)")
+@router.delete("/{name}/builds/{build}", summary="Untag a build (scope tag)", response_model=TagBuildOut)
 def untag_build(name: str, build: str, request: Request, who: Principal = Depends(require("tag"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:

@@ -12,18 +12,18 @@ from deb_orchestrator.hub.api.common import hub_of, target_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict
 from deb_orchestrator.hub.models import Build, Target
-from deb_orchestrator.hub.schemas import TargetIn
+from deb_orchestrator.wire import TargetIn, TargetOut, TargetRemoved
 
 router = APIRouter(prefix="/targets", tags=["targets"])
 
 
-@router.get("", summary="List targets")
+@router.get("", summary="List targets", response_model=list[TargetOut])
 def list_targets(request: Request) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         return [target_json(t) for t in s.scalars(select(Target).order_by(Target.name))]
 
 
-@router.post("", status_code=201, summary="Create a target (scope admin)")
+@router.post("", status_code=201, summary="Create a target (scope admin)", response_model=TargetOut)
 def add_target(body: TargetIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         if s.scalar(select(Target).where(Target.name == body.name)) is not None:
@@ -38,14 +38,14 @@ def add_target(body: TargetIn, request: Request, who: Principal = Depends(requir
         return target_json(target)
 
 
-@router.get("/{name}", summary="Show a target")
+@router.get("/{name}", summary="Show a target", response_model=TargetOut)
 def get_target(name: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return target_json(builds.get_target(s, name))
 
 
 @router.delete("/{name}", summary="Remove a target (scope admin; remove-target)",
-               responses={409: {"description": "builds for it are still running"}})
+               responses={409: {"description": "builds for it are still running"}}, response_model=TargetRemoved)
 def remove_target(name: str, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     """Refused (409) while builds submitted to it are building or waiting for dependencies; the finished
     ones keep their tags and files but no longer name a target (the event log keeps the name)."""

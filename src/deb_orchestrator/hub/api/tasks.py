@@ -18,7 +18,6 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
-from pydantic import Field
 from sqlalchemy import func, select
 
 from deb_orchestrator.hub import builds, packages, scheduler
@@ -26,17 +25,31 @@ from deb_orchestrator.hub.api.common import file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, Build, Task
-from deb_orchestrator.hub.schemas import ClaimIn, CompleteIn, HeartbeatIn, NoopIn, ReleaseIn
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
 from deb_orchestrator.states import BuildState, TaskState
+from deb_orchestrator.wire import (
+    BuildClaim,
+    CancelOut,
+    Claim,
+    ClaimIn,
+    CompleteAndClaimIn,
+    CompleteAndClaimOut,
+    CompleteIn,
+    CompleteOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    NoopClaim,
+    NoopIn,
+    NoopOut,
+    ReleaseIn,
+    ReleaseOut,
+    TaskDetail,
+    TaskOut,
+    UploadOut,
+)
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-
-
-class CompleteAndClaimIn(CompleteIn):
-    next: ClaimIn = Field(default_factory=ClaimIn, description="what to claim next: arches, capacity, wait "
-                                                               "(long-poll seconds; 0 answers at once)")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -49,7 +62,7 @@ def _host_id(who: Principal) -> int:
     return who.host_id
 
 
-@router.get("", summary="List tasks (newest first)")
+@router.get("", summary="List tasks (newest first)", response_model=list[TaskOut])
 def list_tasks(request: Request, state: str | None = None, method: str | None = None,
                limit: int = 100) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
@@ -61,7 +74,7 @@ def list_tasks(request: Request, state: str | None = None, method: str | None = 
         return [task_json(t) for t in s.scalars(q)]
 
 
-@router.get("/{task_id}", summary="Show a task with its subtasks, result and buildroot")
+@router.get("/{task_id}", summary="Show a task with its subtasks, result and buildroot", response_model=TaskDetail)
 def get_task(task_id: int, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         t = builds.get_task(s, task_id)
@@ -76,7 +89,8 @@ def log_tail(task_id: int, request: Request) -> str:
         return builds.get_task(s, task_id).log_tail
 
 
-@router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build; your own, admins any)")
+@router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build; your own, admins any)",
+             response_model=CancelOut)
 def cancel(task_id: int, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         task = builds.get_task(s, task_id)
@@ -88,7 +102,8 @@ def cancel(task_id: int, request: Request, who: Principal = Depends(require("bui
         return {"canceled_tasks": builds.cancel_task(s, task, who.user)}
 
 
-@router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)")
+@router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)",
+             response_model=NoopOut)
 def noop(body: NoopIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
@@ -97,14 +112,14 @@ def noop(body: NoopIn, request: Request, who: Principal = Depends(require("admin
     return {"tasks": ids}
 
 
-def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> dict[str, Any] | None:
+def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> BuildClaim | NoopClaim | None:
     with hub.db.session() as s:
         return scheduler.claim_next(s, host_id, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite,
                                     capacity=body.capacity)
 
 
 async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
-                     seen: int | None = None) -> dict[str, Any] | None:
+                     seen: int | None = None) -> BuildClaim | NoopClaim | None:
     """Claim, waiting up to ``body.wait`` seconds for work. ``seen``: a claim already found nothing at this
     work generation (skip the first attempt)."""
     deadline = time.monotonic() + body.wait
@@ -125,14 +140,15 @@ async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
 
 
 @router.post("/claim", summary="Long-poll for a task (scope builder); 204 when none came within `wait`",
-             responses={204: {"description": "no task"}})
+             responses={204: {"description": "no task"}}, response_model=Claim)
 async def claim(body: ClaimIn, request: Request, who: Principal = Depends(require("builder"))) -> Response:
     hub = hub_of(request)
     payload = await _long_poll(hub, _host_id(who), body, request)
-    return Response(status_code=204) if payload is None else _json(payload)
+    return Response(status_code=204) if payload is None else _json(payload.model_dump())
 
 
-@router.post("/{task_id}/heartbeat", summary="Renew the lease and send new log lines (scope builder)")
+@router.post("/{task_id}/heartbeat", summary="Renew the lease and send new log lines (scope builder)",
+             response_model=HeartbeatOut)
 def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
               who: Principal = Depends(require("builder"))) -> Response:
     hub = hub_of(request)
@@ -141,7 +157,7 @@ def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
 
 
 @router.put("/{task_id}/files/{name}", status_code=201,
-            summary="Upload a result file (raw body; scope builder). Query: fence, sha256")
+            summary="Upload a result file (raw body; scope builder). Query: fence, sha256", response_model=UploadOut)
 async def upload(task_id: int, name: str, fence: int, sha256: str, request: Request,
                  who: Principal = Depends(require("builder"))) -> dict[str, Any]:
     hub = hub_of(request)
@@ -215,7 +231,8 @@ def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[st
     return out
 
 
-@router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)")
+@router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)",
+             response_model=CompleteOut)
 def complete(task_id: int, body: CompleteIn, request: Request,
              who: Principal = Depends(require("builder"))) -> Response:
     return _json(_complete(hub_of(request), task_id, body, _host_id(who)))
@@ -226,13 +243,14 @@ def complete(task_id: int, body: CompleteIn, request: Request,
              description="One request for a builder's `complete` followed by `claim`: the result is recorded "
                          "(and committed) first, exactly as `complete` does — a stale fence is refused with 409 "
                          "and nothing is claimed — then the next task is claimed as `claim` does, waiting up "
-                         "to `next.wait` seconds. Answers `{\"completed\": …, \"next\": payload or null}`.")
+                         "to `next.wait` seconds. Answers `{\"completed\": …, \"next\": payload or null}`.",
+                         response_model=CompleteAndClaimOut)
 async def complete_and_claim(task_id: int, body: CompleteAndClaimIn, request: Request,
                              who: Principal = Depends(require("builder"))) -> Response:
     hub = hub_of(request)
     host_id = _host_id(who)
 
-    def both() -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+    def both() -> tuple[dict[str, Any], int, BuildClaim | NoopClaim | None]:
         done = _complete(hub, task_id, body, host_id)
         seen = hub.work.generation
         return done, seen, _try_claim(hub, host_id, body.next)
@@ -240,10 +258,11 @@ async def complete_and_claim(task_id: int, body: CompleteAndClaimIn, request: Re
     done, seen, nxt = await run_in_threadpool(both)
     if nxt is None and body.next.wait > 0:
         nxt = await _long_poll(hub, host_id, body.next, request, seen=seen)
-    return _json({"completed": done, "next": nxt})
+    return _json({"completed": done, "next": None if nxt is None else nxt.model_dump()})
 
 
-@router.post("/{task_id}/release", summary="Hand a task back to the queue (builder stopping; scope builder)")
+@router.post("/{task_id}/release", summary="Hand a task back to the queue (builder stopping; scope builder)",
+             response_model=ReleaseOut)
 def release(task_id: int, body: ReleaseIn, request: Request,
             who: Principal = Depends(require("builder"))) -> dict[str, Any]:
     hub = hub_of(request)

@@ -12,17 +12,18 @@ from deb_orchestrator.hub.api.common import hub_of
 from deb_orchestrator.hub.auth import Principal, current_principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.models import Token
-from deb_orchestrator.hub.schemas import TokenIn
+from deb_orchestrator.wire import TokenCreated, TokenIn, TokenOut, TokenRevoked, WhoAmI
 
 router = APIRouter(tags=["tokens"])
 
 
-@router.get("/whoami", summary="The user and scopes of the calling token")
+@router.get("/whoami", summary="The user and scopes of the calling token", response_model=WhoAmI)
 def whoami(who: Principal = Depends(current_principal)) -> dict[str, Any]:
     return {"user": who.user, "scopes": sorted(who.scopes), "host_id": who.host_id, "token_id": who.token_id}
 
 
-@router.post("/tokens", status_code=201, summary="Create a token for a user (scope admin); shown once")
+@router.post("/tokens", status_code=201, summary="Create a token for a user (scope admin); shown once",
+             response_model=TokenCreated)
 def create_token(body: TokenIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     try:
         scopes = auth.parse_scopes(body.scopes)
@@ -36,14 +37,14 @@ def create_token(body: TokenIn, request: Request, who: Principal = Depends(requi
         return {"id": tok.id, "user": body.user, "scopes": scopes, "token": secret}
 
 
-@router.get("/tokens", summary="List tokens (without secrets; scope admin)")
+@router.get("/tokens", summary="List tokens (without secrets; scope admin)", response_model=list[TokenOut])
 def list_tokens(request: Request, who: Principal = Depends(require("admin"))) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
         return [{"id": t.id, "user": t.user.name, "name": t.name, "prefix": t.prefix, "scopes": t.scopes.split(","),
                  "revoked": t.revoked, "created": t.created} for t in s.scalars(select(Token).order_by(Token.id))]
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token (scope admin)")
+@router.delete("/tokens/{token_id}", summary="Revoke a token (scope admin)", response_model=TokenRevoked)
 def revoke_token(token_id: int, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         tok = s.get(Token, token_id)

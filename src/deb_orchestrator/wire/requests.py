@@ -1,4 +1,4 @@
-"""Request bodies of the REST API (pydantic). Answers are plain JSON objects documented per route."""
+"""Request bodies of the hub's REST API (see :mod:`deb_orchestrator.wire`)."""
 
 from __future__ import annotations
 
@@ -180,3 +180,8 @@ class NoopIn(BaseModel):
     count: int = Field(default=1, ge=1, le=10_000)
     arch: str = Field(default="amd64", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
     priority: int = Field(default=20, ge=0, le=1000)
+
+
+class CompleteAndClaimIn(CompleteIn):
+    next: ClaimIn = Field(default_factory=ClaimIn, description="what to claim next: arches, capacity, wait "
+                                                               "(long-poll seconds; 0 answers at once)")
