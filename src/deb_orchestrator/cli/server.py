@@ -13,16 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from deb_orchestrator.cli.common import UsageError, config_path, hub_and_token, load_config
+from deb_orchestrator.hub.config import DEFAULT_LISTEN, HubSettings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("hub", help="run the hub (REST API, scheduler, tag repositories, web pages)")
     p.add_argument("--data", required=True, type=Path, help="data directory (SQLite DB, artifacts, repos, key)")
     p.add_argument("--db", help="database URL (default: sqlite under --data; postgresql+psycopg://… for production)")
-    p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
-    p.add_argument("--lease", type=float, default=45.0, help="seconds before a silent builder loses its task")
-    p.add_argument("--heartbeat", type=float, default=10.0, help="seconds between builder heartbeats")
-    p.add_argument("--max-attempts", type=int, default=3, help="attempts per task for infrastructure errors")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    p.add_argument("--lease", type=float, default=HubSettings.lease_seconds,
+                   help="seconds before a silent builder loses its task")
+    p.add_argument("--heartbeat", type=float, default=HubSettings.heartbeat_seconds,
+                   help="seconds between builder heartbeats")
+    p.add_argument("--max-attempts", type=int, default=HubSettings.max_attempts,
+                   help="attempts per task for infrastructure errors")
     p.add_argument("--workers", type=int,
                    help="hub processes serving the API (default: 1 on SQLite, the CPU count on PostgreSQL; "
                         "more than 1 needs PostgreSQL)")
@@ -88,7 +92,6 @@ def run_hub(args: argparse.Namespace) -> int:
     import uvicorn
 
     from deb_orchestrator.hub.app import create_app
-    from deb_orchestrator.hub.config import HubSettings
     from deb_orchestrator.hub.service import Hub
 
     host, port = _listen(args.listen)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DEFAULT_LISTEN = "127.0.0.1:8080"  # what `deb-orchestrator hub` listens on without --listen
+
 
 @dataclass
 class HubSettings:
