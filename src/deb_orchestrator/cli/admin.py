@@ -5,31 +5,29 @@ from __future__ import annotations
 
 import argparse
 
-from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, emit_secret, say
+from deb_orchestrator.cli.common import Subparsers, add_command, add_query, arg, client, emit_secret
 
 
 def register(sub: Subparsers) -> None:
-    add_command(sub, "list-hosts", cmd_list_hosts, "list builder hosts")
+    add_query(sub, "list-hosts", lambda hub, _: hub.hosts(), "list builder hosts",
+              columns=[("name", "Host"), ("arches", "Arches"), ("capacity", "Capacity"), ("enabled", "Enabled"),
+                       ("last_heartbeat", "Last heartbeat"), ("running", "Tasks")])
     add_command(sub, "add-host", cmd_add_host, "register a builder host; prints its token on the last line", "name",
                 arg("--arch", action="append", dest="arches", required=True, help="architecture (repeat)"),
                 arg("--capacity", type=int, default=1))
     for verb, enabled in (("enable-host", True), ("disable-host", False)):
-        add_command(sub, verb, cmd_enable_host, f"{verb.split('-')[0]} a host", "name", enabled=enabled)
+        add_query(sub, verb, lambda hub, a: hub.edit_host(a.name, enabled=a.enabled), f"{verb.split('-')[0]} a host",
+                  "name", enabled=enabled)
     add_command(sub, "create-token", cmd_create_token, "create an API token for a user; prints it on the last line",
                 "user", arg("--scope", action="append", dest="scopes", required=True,
                             help="admin, build or tag (repeat); builder tokens come from add-host"),
                 arg("--name", default="", help="what the token is for"))
-    add_command(sub, "list-tokens", cmd_list_tokens, "list API tokens (without their secrets)")
-    add_command(sub, "revoke-token", cmd_revoke_token, "revoke an API token by ID (see list-tokens)",
-                arg("id", type=int))
-    add_command(sub, "whoami", cmd_whoami, "the user and scopes of the current token")
-
-
-def cmd_list_hosts(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.hosts(), [("name", "Host"), ("arches", "Arches"), ("capacity", "Capacity"),
-                                 ("enabled", "Enabled"), ("last_heartbeat", "Last heartbeat"), ("running", "Tasks")])
-    return 0
+    add_query(sub, "list-tokens", lambda hub, _: hub.tokens(), "list API tokens (without their secrets)",
+              columns=[("id", "ID"), ("user", "User"), ("name", "Name"), ("prefix", "Starts with"),
+                       ("scopes", "Scopes"), ("revoked", "Revoked"), ("created", "Created")])
+    add_query(sub, "revoke-token", lambda hub, a: hub.revoke_token(a.id), "revoke an API token by ID (see list-tokens)",
+              arg("id", type=int), told=lambda _, a: f"token {a.id} revoked")
+    add_query(sub, "whoami", lambda hub, _: hub.whoami(), "the user and scopes of the current token")
 
 
 def cmd_add_host(args: argparse.Namespace) -> int:
@@ -44,35 +42,9 @@ def cmd_add_host(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_enable_host(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.edit_host(args.name, enabled=args.enabled))
-    return 0
-
-
 def cmd_create_token(args: argparse.Namespace) -> int:
     with client(args) as hub:
         out = hub.create_token(args.user, args.scopes, args.name)
         emit_secret(args, out, "token",
                     f"token {out['id']} for {out['user']} with scopes {','.join(out['scopes'])} (shown once):")
-    return 0
-
-
-def cmd_list_tokens(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.tokens(), [("id", "ID"), ("user", "User"), ("name", "Name"), ("prefix", "Starts with"),
-                                        ("scopes", "Scopes"), ("revoked", "Revoked"), ("created", "Created")])
-    return 0
-
-
-def cmd_revoke_token(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        out = hub.revoke_token(args.id)
-        emit(args, out) if args.json else say(f"token {args.id} revoked")
-    return 0
-
-
-def cmd_whoami(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.whoami())
     return 0

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from deb_orchestrator.cli.common import Subparsers, add_command, arg, client, emit, say, when
+from deb_orchestrator.cli.common import Subparsers, add_command, add_query, arg, client, emit, say, when
 from deb_orchestrator.client import HubClient
 from deb_orchestrator.states import BuildState, TaskState
 from deb_orchestrator.wire import TaskDetail
@@ -24,13 +24,11 @@ def register(sub: Subparsers) -> None:
                 arg("--arch", action="append", dest="arches", help="build only these arches (repeat)"),
                 arg("--priority", type=int, default=20, help="lower runs first (default 20)"))
     add_command(sub, "watch-task", cmd_watch, "follow a task until it finishes", arg("task", type=int))
-    add_command(sub, "list-tasks", cmd_list, "list tasks, newest first",
-                arg("--state", help=", ".join(TaskState)),
-                arg("--limit", type=int, default=50), listing=HubClient.tasks, columns=TASK_COLUMNS)
+    add_query(sub, "list-tasks", lambda hub, a: hub.tasks(state=a.state, limit=a.limit), "list tasks, newest first",
+              arg("--state", help=", ".join(TaskState)), arg("--limit", type=int, default=50), columns=TASK_COLUMNS)
     add_command(sub, "taskinfo", cmd_taskinfo, "show a task, its subtasks, result and log tail", arg("task", type=int))
-    add_command(sub, "list-builds", cmd_list, "list builds, newest first",
-                arg("--state", help=", ".join(BuildState)),
-                arg("--limit", type=int, default=50), listing=HubClient.builds, columns=BUILD_COLUMNS)
+    add_query(sub, "list-builds", lambda hub, a: hub.builds(state=a.state, limit=a.limit), "list builds, newest first",
+              arg("--state", help=", ".join(BuildState)), arg("--limit", type=int, default=50), columns=BUILD_COLUMNS)
     add_command(sub, "buildinfo", cmd_buildinfo, "show a build (SOURCE_VERSION or ID)", "build")
     add_command(sub, "cancel", cmd_cancel, "cancel a task (ID) or a build (SOURCE_VERSION)", "ref")
     add_command(sub, "resubmit", cmd_resubmit, "build a failed, canceled or dep-waiting build again",
@@ -76,13 +74,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     with client(args) as hub:
         return _watch(hub, args.task, args)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """list-tasks and list-builds: ``args.listing`` is the client method, ``args.columns`` the table."""
-    with client(args) as hub:
-        emit(args, args.listing(hub, state=args.state, limit=args.limit), args.columns)
-    return 0
 
 
 def cmd_taskinfo(args: argparse.Namespace) -> int:

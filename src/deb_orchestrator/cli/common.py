@@ -82,6 +82,28 @@ def add_command(sub: Subparsers, name: str, func: Callable[[argparse.Namespace],
     return p
 
 
+Fetch: TypeAlias = Callable[[HubClient, argparse.Namespace], Any]
+Told: TypeAlias = Callable[[Any, argparse.Namespace], str]
+
+
+def add_query(sub: Subparsers, name: str, fetch: Fetch, help: str, *arguments: str | Arg,
+              columns: Sequence[tuple[str, str]] | None = None, told: Told | None = None,
+              **defaults: Any) -> argparse.ArgumentParser:
+    """A command that makes one client call, ``fetch(hub, args)``, and prints its answer: JSON with --json,
+    else ``told(answer, args)`` on stderr when given, else a table of ``columns`` (or of the answer's keys)."""
+    return add_command(sub, name, run_query, help, *arguments, fetch=fetch, columns=columns, told=told, **defaults)
+
+
+def run_query(args: argparse.Namespace) -> int:
+    with client(args) as hub:
+        out = args.fetch(hub, args)
+        if args.told is not None and not args.json:
+            say(args.told(out, args))
+        else:
+            emit(args, out, args.columns)
+    return 0
+
+
 def emit_secret(args: argparse.Namespace, out: Wire, key: str, *message: str) -> None:
     """--json: the whole answer; otherwise ``message`` lines on stderr and the secret alone on the last line
     of stdout (for ``$(…)`` in scripts)."""

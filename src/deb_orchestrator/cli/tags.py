@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from deb_orchestrator.cli.builds import BUILD_COLUMNS
-from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, arg, client, emit, plain, say
+from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, add_query, arg, client, emit, plain, say
+
+TAGGED_COLUMNS = [*BUILD_COLUMNS[:3], ("tag", "From tag")]
 
 
 def register(sub: Subparsers) -> None:
@@ -20,21 +22,28 @@ def register(sub: Subparsers) -> None:
                 arg("--force", action="store_true",
                     help="also when other tags inherit from it (they lose this parent)"))
     add_command(sub, "list-tags", cmd_list_tags, "list tags")
-    add_command(sub, "taginfo", cmd_taginfo, "show a tag", "name")
-    add_command(sub, "add-target", cmd_add_target, "create a build target", "name", "build_tag", "dest_tag")
-    add_command(sub, "remove-target", cmd_remove_target, "remove a build target", "name")
-    add_command(sub, "list-targets", cmd_list_targets, "list build targets")
-    add_command(sub, "tag-build", cmd_tag_build, "tag a build", "tag", "build")
-    add_command(sub, "untag-build", cmd_untag_build, "untag a build", "tag", "build")
-    add_command(sub, "list-tagged", cmd_list_tagged, "builds a tag holds (with inheritance unless --no-inherit)",
-                "tag", arg("--no-inherit", action="store_true"))
-    add_command(sub, "latest-build", cmd_latest_build, "the build of a source package a tag sees", "tag", "package")
+    add_query(sub, "taginfo", lambda hub, a: hub.tag(a.name), "show a tag", "name")
+    add_query(sub, "add-target", lambda hub, a: hub.add_target(a.name, a.build_tag, a.dest_tag),
+              "create a build target", "name", "build_tag", "dest_tag")
+    add_query(sub, "remove-target", lambda hub, a: hub.remove_target(a.name), "remove a build target", "name",
+              told=lambda out, _: f"removed target {out['target']}")
+    add_query(sub, "list-targets", lambda hub, _: hub.targets(), "list build targets",
+              columns=[("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag")])
+    add_query(sub, "tag-build", lambda hub, a: hub.tag_build(a.tag, a.build), "tag a build", "tag", "build",
+              told=lambda out, _: f"tagged {out['build']} in {out['tag']}")
+    add_query(sub, "untag-build", lambda hub, a: hub.untag_build(a.tag, a.build), "untag a build", "tag", "build",
+              told=lambda out, _: f"untagged {out['build']} from {out['tag']}")
+    add_query(sub, "list-tagged", lambda hub, a: hub.list_tagged(a.tag, inherit=not a.no_inherit),
+              "builds a tag holds (with inheritance unless --no-inherit)", "tag",
+              arg("--no-inherit", action="store_true"), columns=TAGGED_COLUMNS)
+    add_query(sub, "latest-build", lambda hub, a: hub.latest_build(a.tag, a.package),
+              "the build of a source package a tag sees", "tag", "package", columns=TAGGED_COLUMNS)
     add_command(sub, "regen-repo", cmd_regen_repo, "publish a tag's repository again", "tag",
                 arg("--wait", action="store_true"))
     add_command(sub, "wait-repo", cmd_wait_repo, "wait until a tag's repository is published (with --build: holds it)",
                 "tag", arg("--build", help="SOURCE_VERSION or build ID"),
                 arg("--timeout", type=float, default=3600.0))
-    add_command(sub, "repoinfo", cmd_repoinfo, "a tag repository's generation and state", "tag")
+    add_query(sub, "repoinfo", lambda hub, a: hub.repo(a.tag), "a tag repository's generation and state", "tag")
 
 
 def cmd_add_tag(args: argparse.Namespace) -> int:
@@ -67,13 +76,6 @@ def cmd_remove_tag(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_remove_target(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        out = hub.remove_target(args.name)
-        emit(args, out) if args.json else say(f"removed target {out['target']}")
-    return 0
-
-
 def cmd_list_tags(args: argparse.Namespace) -> int:
     with client(args) as hub:
         tags = plain(hub.tags())
@@ -83,50 +85,6 @@ def cmd_list_tags(args: argparse.Namespace) -> int:
                                        for e in t["external_repos"]]
         emit(args, tags, [("name", "Tag"), ("arches", "Arches"), ("parents", "Parents"),
                                       ("inheritance", "Inheritance"), ("external_repos", "External repos")])
-    return 0
-
-
-def cmd_taginfo(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.tag(args.name))
-    return 0
-
-
-def cmd_add_target(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.add_target(args.name, args.build_tag, args.dest_tag))
-    return 0
-
-
-def cmd_list_targets(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.targets(), [("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag")])
-    return 0
-
-
-def cmd_tag_build(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        out = hub.tag_build(args.tag, args.build)
-        emit(args, out) if args.json else say(f"tagged {out['build']} in {out['tag']}")
-    return 0
-
-
-def cmd_untag_build(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        out = hub.untag_build(args.tag, args.build)
-        emit(args, out) if args.json else say(f"untagged {out['build']} from {out['tag']}")
-    return 0
-
-
-def cmd_list_tagged(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.list_tagged(args.tag, inherit=not args.no_inherit), [*BUILD_COLUMNS[:3], ("tag", "From tag")])
-    return 0
-
-
-def cmd_latest_build(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.latest_build(args.tag, args.package), [*BUILD_COLUMNS[:3], ("tag", "From tag")])
     return 0
 
 
@@ -147,10 +105,4 @@ def cmd_wait_repo(args: argparse.Namespace) -> int:
             say(f"repo {args.tag} generation {out['generation']} is published"
                 + (f" and holds {args.build}" if args.build else ""))
             print(hub.sources_line(args.tag, f"/etc/apt/keyrings/{args.tag}.asc"))
-    return 0
-
-
-def cmd_repoinfo(args: argparse.Namespace) -> int:
-    with client(args) as hub:
-        emit(args, hub.repo(args.tag))
     return 0
