@@ -13,59 +13,34 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deb_bootc_compose import __version__, composeid, status, treeops
+from deb_bootc_compose import __version__, composeid, phaserecord, status, treeops
 from deb_bootc_compose.errors import ComposeError, Interrupted
-from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, Manifest
+from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
+from deb_bootc_compose.phaserecord import PhaseOutcome
 from deb_bootc_compose.phases.base import ComposeContext, ImageRecord, Phase, ProgressCallback
 from deb_bootc_compose.phases.gather import GatherPhase
-from deb_bootc_compose.phases.init import InitPhase
-from deb_bootc_compose.phases.ostree_commit import OstreeCommitPhase, rev_parse
-from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
-from deb_bootc_compose.phases.rootfs import RootfsPhase
+from deb_bootc_compose.phases.oci import remember_plans
+from deb_bootc_compose.phases.order import NAMES, OUTPUT_PHASE, PHASES, REUSE_PHASES, select_skipped
+from deb_bootc_compose.phases.ostree_commit import rev_parse
 from debsandbox.commands import CommandError
 from debsandbox.locks import flock
 
 log = logging.getLogger("deb_bootc_compose")
 
-# (module under deb_bootc_compose.phases, class): run in this order after ostree-commit when present
-OPTIONAL_PHASES = [
-    ("oci", "OciPhase"),
-    ("disk", "DiskPhase"),
-    ("boot_test", "BootTestPhase"),
-    ("checksums", "ChecksumsPhase"),
-    ("metadata", "MetadataPhase"),
-]
-# (module, class): run between init and gather when present, e.g. building the manifest's `build:` sources
-PRE_GATHER_PHASES = [("build", "BuildPhase")]
-# phases that still run when a no-op recompose reuses the previous deliverables
-REUSE_PHASES = ("checksums", "metadata")
-INCOMPLETE_KEY = "incomplete"
-REUSED_CHECKSUMS_KEY = "reused_checksums"  # str(path) -> (inode, size, sha256) of hard-linked deliverables
 OUTPUT_FORMATS = {"oci": "ociarchive", "raw": "raw", "qcow2": "qcow2"}
-
-
-def optional_phase(module: str, cls: str) -> type[Phase] | None:
-    name = f"deb_bootc_compose.phases.{module}"
-    if importlib.util.find_spec(name) is None:
-        return None
-    mod = importlib.import_module(name)
-    phase = getattr(mod, cls, None)
-    return phase if isinstance(phase, type) and issubclass(phase, Phase) else None
 
 
 def input_hash(manifest: Manifest, lock_digest: str) -> str:
@@ -76,6 +51,41 @@ def input_hash(manifest: Manifest, lock_digest: str) -> str:
     return h.hexdigest()
 
 
+def reuse_key(ihash: str, manifest: Manifest, skipped: Iterable[str]) -> str:
+    """What a compose's deliverables are remembered under: its input hash and, when phases were skipped, the
+    outputs it therefore lacks (a compose without its disk images must not stand in for one with them; one
+    that skipped only phases making no deliverable, such as boot-test, may)."""
+    left_out = set(skipped)
+    missing = sorted({out for out in manifest.outputs if OUTPUT_PHASE[out] in left_out})
+    if not missing:
+        return ihash
+    return hashlib.sha256(f"{ihash}\0without:{','.join(missing)}".encode()).hexdigest()
+
+
+def missing_deliverables(ctx: ComposeContext) -> list[str]:
+    """Why the compose is not complete (empty: FINISHED). Every variant needs its commit, every output the
+    manifest asks for (but those of phases left out on purpose), and every deliverable its checksum."""
+    problems: list[str] = list(ctx.incomplete)
+    for vs in ctx.variants:
+        label = f"{vs.variant}/{vs.arch}"
+        if not vs.commit:
+            problems.append(f"{label}: no OSTree commit")
+        formats = {img.format for img in vs.images}
+        for out in ctx.manifest.outputs:
+            if OUTPUT_PHASE[out] in ctx.skipped:
+                continue  # not expected: the phase that makes it was left out on purpose
+            if OUTPUT_FORMATS[out] not in formats:
+                problems.append(f"{label}: no {out} deliverable was produced")
+        for img in vs.images:
+            if not Path(img.path).exists():
+                problems.append(f"{label}: deliverable {img.path} is missing")
+            elif not img.checksums.get("sha256"):
+                problems.append(f"{label}: deliverable {img.path} has no checksum")
+        if vs.images and not ctx.paths.checksum_file(vs.variant, vs.arch).is_file():
+            problems.append(f"{label}: no CHECKSUM file in {ctx.paths.variant_dir(vs.variant, vs.arch)}")
+    return problems
+
+
 @dataclass
 class ComposeResult:
     paths: ComposePaths
@@ -84,6 +94,7 @@ class ComposeResult:
     incomplete: list[str] = field(default_factory=list)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    phases: list[PhaseOutcome] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -92,6 +103,22 @@ def target_lock(target: TargetPaths, progress: Callable[[str], None]) -> Iterato
     waiting = f"another compose is running in {target.target}; waiting for it to finish"
     with flock(target.lock, keep_file=True, on_wait=lambda: progress(waiting)):
         yield
+
+
+@contextlib.contextmanager
+def global_log(paths: ComposePaths) -> Iterator[None]:
+    """Everything the compose logs also goes to its ``logs/global.log``."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(paths.log_global())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root_logger = logging.getLogger("deb_bootc_compose")
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root_logger.removeHandler(handler)
+        handler.close()
 
 
 class Compose:
@@ -107,6 +134,8 @@ class Compose:
         keep_work: bool = False,
         orchestrator_url: str | None = None,
         allow_host_paths: bool = False,
+        skip_phases: Iterable[str] = (),
+        just_phases: Iterable[str] = (),
     ) -> None:
         self.manifest_path = manifest_path.resolve()
         self.target = TargetPaths(target_dir.resolve())
@@ -118,6 +147,8 @@ class Compose:
         self.orchestrator_url = orchestrator_url.rstrip("/") if orchestrator_url else None
         self.allow_host_paths = allow_host_paths
         self.phase = "start"  # the phase running now (for the record of an interruption)
+        # PhaseSelectionError (a usage error) before anything is created
+        self.skipped = select_skipped(skip_phases, just_phases)
         if compose_type not in composeid.TYPE_SUFFIX:
             raise ComposeError(f"compose type {compose_type!r} is not one of {', '.join(composeid.TYPE_SUFFIX)}")
         if self.lockfile is not None and not self.lockfile.is_file():
@@ -164,78 +195,83 @@ class Compose:
         ctx = ComposeContext(
             manifest=manifest, manifest_path=self.manifest_path, target=self.target, paths=paths,
             compose_id=cid, compose_type=self.compose_type, cancel=self.cancel, progress=self.progress_cb,
+            lockfile_in=self.lockfile, allow_host_paths=self.allow_host_paths, skipped=dict(self.skipped),
         )
-        ctx.extra[ALLOW_HOST_PATHS_KEY] = self.allow_host_paths
-        if self.lockfile is not None:
-            ctx.extra["lockfile_in"] = self.lockfile
-        paths.logs.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(paths.log_global())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root_logger = logging.getLogger("deb_bootc_compose")
-        root_logger.addHandler(handler)
-        root_logger.setLevel(logging.INFO)
         result = ComposeResult(paths=paths, status=status.STARTED)
-        try:
-            self._run_phase(InitPhase(ctx), result)
-            for module, cls in PRE_GATHER_PHASES:
-                pre = optional_phase(module, cls)
-                if pre is not None:
-                    self._run_phase(pre(ctx), result)
-            self._run_phase(GatherPhase(ctx), result)
-            ihash = input_hash(manifest, ctx.extra["lockfile"].digest())
-            ctx.extra["input_hash"] = ihash
-            reused = self._reusable(ctx, ihash)
-            if reused is not None:
-                self._reuse(ctx, reused, result)
-                phases = [(m, c) for m, c in OPTIONAL_PHASES if m in REUSE_PHASES]
-            else:
-                for core in (RootfsPhase, OstreePreparePhase, OstreeCommitPhase):
-                    self._run_phase(core(ctx), result)
-                phases = OPTIONAL_PHASES
-            for module, cls in phases:
-                phase_cls = optional_phase(module, cls)
-                if phase_cls is None:
-                    self._say("compose", f"phase {module} is not available in this version: skipped")
-                    continue
-                self._run_phase(phase_cls(ctx), result)
-            result.incomplete = self._check_deliverables(ctx)
-            final = status.FINISHED_INCOMPLETE if result.incomplete else status.FINISHED
-            status.write(paths, final)
-            result.status = final
-            if final == status.FINISHED:
-                self._record(ctx, ihash)
-                oci = importlib.import_module("deb_bootc_compose.phases.oci") if optional_phase("oci", "OciPhase") \
-                    else None
-                if oci is not None and reused is None:
-                    oci.remember_plans(ctx)
-                self._update_latest(manifest, paths)
-            for reason in result.incomplete:
-                self._say("compose", f"incomplete: {reason}")
-        except BaseException as exc:
-            self._doom(ctx, exc)
-            result.status = status.DOOMED
-            raise
-        finally:
-            if not self.keep_work:
-                with contextlib.suppress(Exception):
-                    treeops.remove_tree(paths.work)
-            result.seconds = time.monotonic() - start
-            self._say("compose", f"{cid}: {result.status} in {result.seconds:.1f}s")
-            root_logger.removeHandler(handler)
-            handler.close()
+        with global_log(paths):
+            try:
+                reused = self._run_phases(ctx, result)
+                self._finish(ctx, reused, result)
+            except BaseException as exc:
+                self._doom(ctx, exc, result)
+                result.status = status.DOOMED
+                raise
+            finally:
+                if not self.keep_work:
+                    with contextlib.suppress(Exception):
+                        treeops.remove_tree(paths.work)
+                result.seconds = time.monotonic() - start
+                self._say("compose", f"{cid}: {result.status} in {result.seconds:.1f}s")
         return result
+
+    def _run_phases(self, ctx: ComposeContext, result: ComposeResult) -> dict[str, Any] | None:
+        """Every phase of :data:`PHASES` in order; returns the record of the compose reused, if any."""
+        if ctx.skipped:
+            self._say("compose", "skipping " + ", ".join(f"{n} ({why})" for n, why in ctx.skipped.items()))
+        reused: dict[str, Any] | None = None
+        for phase_cls in PHASES:
+            if reused is not None and phase_cls.name not in REUSE_PHASES and phase_cls.name not in ctx.skipped:
+                why = f"inputs unchanged since {reused['compose_id']}"
+                result.phases.append(PhaseOutcome(phase_cls.name, phaserecord.REUSED, reason=why))
+                continue
+            self._run_phase(phase_cls(ctx), result)
+            if phase_cls is GatherPhase:
+                reused = self._after_gather(ctx, result)
+        return reused
+
+    def _after_gather(self, ctx: ComposeContext, result: ComposeResult) -> dict[str, Any] | None:
+        """The inputs are known: reuse the deliverables of the last compose with the same ones, if any."""
+        if ctx.lockfile is None:
+            raise ComposeError("gather wrote no lockfile")
+        ctx.input_hash = input_hash(ctx.manifest, ctx.lockfile.digest())
+        reused = self._reusable(ctx)
+        if reused is not None:
+            self._reuse(ctx, reused, result)
+        return reused
+
+    def _finish(self, ctx: ComposeContext, reused: dict[str, Any] | None, result: ComposeResult) -> None:
+        result.incomplete = missing_deliverables(ctx)
+        final = status.FINISHED_INCOMPLETE if result.incomplete else status.FINISHED
+        phaserecord.write(ctx.paths, final, NAMES, result.phases, ctx.skipped)
+        status.write(ctx.paths, final)
+        result.status = final
+        if final == status.FINISHED:
+            self._record(ctx)
+            if reused is None:
+                remember_plans(ctx)
+            self._update_latest(ctx.manifest, ctx.paths)
+        for reason in result.incomplete:
+            self._say("compose", f"incomplete: {reason}")
 
     def _run_phase(self, phase: Phase, result: ComposeResult) -> None:
         self.cancel_check(phase.name)
-        reason = phase.skip_reason()
+        user_skip = phase.ctx.skipped.get(phase.name)
+        reason = f"skipped: {user_skip}" if user_skip else phase.skip_reason()
         if reason:
-            self._say(phase.name, f"skipped: {reason}")
+            self._say(phase.name, reason if user_skip else f"skipped: {reason}")
+            state = phaserecord.SKIPPED if user_skip else phaserecord.NOT_NEEDED
+            result.phases.append(PhaseOutcome(phase.name, state, reason=user_skip or reason))
             return
         t0 = time.monotonic()
         self.phase = phase.name
         self._say(phase.name, "started")
-        phase.run()
+        try:
+            phase.run()
+        except BaseException:
+            result.phases.append(PhaseOutcome(phase.name, phaserecord.FAILED, round(time.monotonic() - t0, 1)))
+            raise
         result.phase_seconds[phase.name] = round(time.monotonic() - t0, 1)
+        result.phases.append(PhaseOutcome(phase.name, phaserecord.DONE, result.phase_seconds[phase.name]))
         self._say(phase.name, f"done in {result.phase_seconds[phase.name]:.1f}s")
 
     def cancel_check(self, where: str) -> None:
@@ -243,26 +279,7 @@ class Compose:
             raise KeyboardInterrupt(f"compose interrupted before {where}")
 
     # ---- deliverables and status ----
-    def _check_deliverables(self, ctx: ComposeContext) -> list[str]:
-        problems: list[str] = list(ctx.extra.get(INCOMPLETE_KEY, []))
-        for vs in ctx.variants:
-            label = f"{vs.variant}/{vs.arch}"
-            if not vs.commit:
-                problems.append(f"{label}: no OSTree commit")
-            formats = {img.format for img in vs.images}
-            for out in ctx.manifest.outputs:
-                if OUTPUT_FORMATS[out] not in formats:
-                    problems.append(f"{label}: no {out} deliverable was produced")
-            for img in vs.images:
-                if not Path(img.path).exists():
-                    problems.append(f"{label}: deliverable {img.path} is missing")
-                elif not img.checksums.get("sha256"):
-                    problems.append(f"{label}: deliverable {img.path} has no checksum")
-            if vs.images and not ctx.paths.checksum_file(vs.variant, vs.arch).is_file():
-                problems.append(f"{label}: no CHECKSUM file in {ctx.paths.variant_dir(vs.variant, vs.arch)}")
-        return problems
-
-    def _doom(self, ctx: ComposeContext, exc: BaseException) -> None:
+    def _doom(self, ctx: ComposeContext, exc: BaseException, result: ComposeResult) -> None:
         paths = ctx.paths
         with contextlib.suppress(Exception):
             if isinstance(exc, Interrupted):
@@ -276,6 +293,8 @@ class Compose:
             # nothing half-made may look finished: deliverables and their checksums go
             if paths.deliverables.exists():
                 treeops.remove_tree(paths.deliverables)
+            if paths.metadata.is_dir():
+                phaserecord.write(paths, status.DOOMED, NAMES, result.phases, ctx.skipped)
             status.write(paths, status.DOOMED)
 
     def _update_latest(self, manifest: Manifest, paths: ComposePaths) -> None:
@@ -286,9 +305,14 @@ class Compose:
         tmp.replace(link)
 
     # ---- no-op recompose ----
-    def _record(self, ctx: ComposeContext, ihash: str) -> None:
+    def _input_record(self, ctx: ComposeContext) -> Path:
+        if ctx.input_hash is None:
+            raise ComposeError("no input hash: gather must run first")
+        return self.target.input_record(reuse_key(ctx.input_hash, ctx.manifest, ctx.skipped))
+
+    def _record(self, ctx: ComposeContext) -> None:
         rec: dict[str, Any] = {
-            "input_hash": ihash,
+            "input_hash": ctx.input_hash,
             "compose_id": ctx.compose_id,
             "tool_version": __version__,
             "variants": [
@@ -304,14 +328,14 @@ class Compose:
                 for vs in ctx.variants
             ],
         }
-        path = self.target.input_record(ihash)
+        path = self._input_record(ctx)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=2, default=str))
         tmp.replace(path)
 
-    def _reusable(self, ctx: ComposeContext, ihash: str) -> dict[str, Any] | None:
-        path = self.target.input_record(ihash)
+    def _reusable(self, ctx: ComposeContext) -> dict[str, Any] | None:
+        path = self._input_record(ctx)
         if not path.is_file():
             return None
         try:
@@ -337,7 +361,7 @@ class Compose:
         linked: set[Path] = set()
         if src.is_dir():
             for root, _dirs, files in os.walk(src):
-                dest_dir = ctx.paths.topdir / os.path.relpath(root, prev.topdir)
+                dest_dir = ctx.paths.deliverables / os.path.relpath(root, src)
                 dest_dir.mkdir(parents=True, exist_ok=True)
                 for f in files:
                     s, d = os.path.join(root, f), dest_dir / f
@@ -363,10 +387,10 @@ class Compose:
             ]
         # a hard link is the very file the previous compose checksummed: the checksums phase may trust its
         # recorded SHA256 (same inode and size) instead of reading hundreds of MB again
-        ctx.extra[REUSED_CHECKSUMS_KEY] = {
+        ctx.reused_checksums = {
             str(img.path): (img.path.stat().st_ino, img.size, img.checksums["sha256"])
             for vs in ctx.variants for img in vs.images
             if img.path in linked and img.checksums.get("sha256") and img.path.stat().st_size == img.size
         }
-        ctx.extra["reused_from"] = prev.compose_id
+        ctx.reused_from = prev.compose_id
         result.reused_from = prev.compose_id

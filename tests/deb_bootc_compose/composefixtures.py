@@ -79,7 +79,7 @@ def make_context(
         compose_type="test",
         source_date_epoch=SDE,
     )
-    ctx.extra["lockfile"] = lock
+    ctx.lockfile = lock
     for variant in ("base", "kde-desktop"):
         tree = paths.tree(variant, "amd64")
         if not tree.exists():

@@ -91,7 +91,7 @@ def test_checksums_phase_trusts_a_reused_hard_link_only_while_it_is_that_file(tm
         vs.images = []
     ctx.variants[0].images = [ImageRecord("base", "amd64", disk, "raw", "raw")]
     st = disk.stat()
-    ctx.extra["reused_checksums"] = {str(disk): (st.st_ino, st.st_size, "f" * 64)}
+    ctx.reused_checksums = {str(disk): (st.st_ino, st.st_size, "f" * 64)}
     ChecksumsPhase(ctx).run()
     assert ctx.variants[0].images[0].checksums["sha256"] == "f" * 64  # trusted, not read
     # the path now holds another file (a new inode): hashed for real

@@ -60,7 +60,8 @@ def gather(tmp_path: Path, hub: str, priority: int | None = None) -> Lockfile:
                          compose_type="production")
     InitPhase(ctx).run()
     GatherPhase(ctx).run()
-    lock: Lockfile = ctx.extra["lockfile"]
+    lock = ctx.lockfile
+    assert lock is not None
     return lock
 
 

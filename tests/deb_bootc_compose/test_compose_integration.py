@@ -20,6 +20,7 @@ from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext
+from deb_bootc_compose.phases.order import NAMES
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
 from debarchive.digest import sha256_file
 
@@ -273,6 +274,38 @@ def test_noop_recompose(minimal_compose: SessionCompose) -> None:
         assert "apt-get update" not in gather_log
         assert run.seconds <= 6.0, f"no-op recompose {extra} took {run.seconds:.1f}s"
 
+
+
+def test_skipped_phases_are_recorded_and_the_compose_finishes(minimal_compose: SessionCompose) -> None:
+    """--skip-phase disk,boot-test, then --just-phase oci, in the session's target: the phases are left out,
+    said so in the log and in metadata/phases.json, and the compose ends FINISHED. None of them makes a
+    deliverable of minimal.yaml, so the session compose's deliverables are reused (seconds, not minutes)."""
+    session = json.loads((minimal_compose.topdir / "metadata/phases.json").read_text())["payload"]
+    assert [p["name"] for p in session["phases"]] == NAMES and session["skipped"] == []
+    states = {p["name"]: p["state"] for p in session["phases"]}
+    assert states["disk"] == states["boot-test"] == states["build"] == "not-needed"
+    assert {states[n] for n in NAMES if n not in ("disk", "boot-test", "build")} == {"done"}
+    for options, why, skipped in ((["--skip-phase", "disk,boot-test"], "--skip-phase", ["disk", "boot-test"]),
+                                  (["--just-phase", "oci"], "--just-phase oci", ["build", "disk", "boot-test"])):
+        run = run_cli(["--config", str(minimal_compose.manifest), "--target-dir", str(minimal_compose.target),
+                       "--compose-type", "test", *options])
+        assert run.returncode == 0, run.stderr[-3000:]
+        topdir = Path(run.last_line)
+        assert (topdir / "STATUS").read_text().strip() == "FINISHED"
+        record = json.loads((topdir / "metadata/phases.json").read_text())
+        assert record["header"] == {"type": "deb-bootc-compose.phases", "version": "1.0"}
+        payload = record["payload"]
+        assert payload["compose"] == {"id": topdir.name, "status": "FINISHED"} and payload["skipped"] == skipped
+        assert [p["name"] for p in payload["phases"]] == NAMES
+        phases = {p["name"]: p for p in payload["phases"]}
+        for name in skipped:
+            assert phases[name] == {"name": name, "state": "skipped", "reason": why}
+            assert f"{name}: skipped: {why}" in run.stderr
+        assert f"disk: skipped: {why}" in (topdir / "logs/global.log").read_text()
+        assert phases["rootfs"]["state"] == phases["oci"]["state"] == "reused"
+        assert phases["gather"]["state"] == phases["metadata"]["state"] == "done"
+        assert phases["metadata"]["seconds"] >= 0
+        assert "inputs unchanged: reused" in run.stderr and run.seconds < 30, run.stderr[-2000:]
 
 def test_failing_postprocess_shows_its_output(minimal_compose: SessionCompose, tmp_path: Path) -> None:
     """The postprocess step on the real tree (a copy): sandboxed, no network, output shown on failure."""

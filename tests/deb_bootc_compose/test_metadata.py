@@ -91,7 +91,7 @@ def test_metadata_from_lockfile_on_disk(tmp_path: Path) -> None:
     ChecksumsPhase(ctx).run()
     for vs in ctx.variants:
         vs.lock = None  # as after a reuse: read metadata/lockfile.yaml
-    ctx.extra.pop("lockfile")
+    ctx.lockfile = None
     MetadataPhase(ctx).run()
     assert md.load_packages(ctx.paths.metadata / "packages.json")["base"]["amd64"][1].name == "hello"
 

@@ -128,7 +128,8 @@ def gather(mpath: Path, target: TargetPaths, compose_id: str) -> tuple[Lockfile,
                          paths=target.compose(compose_id), compose_id=compose_id, compose_type="test")
     InitPhase(ctx).run()
     GatherPhase(ctx).run()
-    return ctx.extra["lockfile"], (ctx.paths.logs / "gather.log").read_text()
+    assert ctx.lockfile is not None
+    return ctx.lockfile, (ctx.paths.logs / "gather.log").read_text()
 
 
 @pytest.mark.integration

@@ -109,7 +109,7 @@ def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp
         build_phase.BuildPhase(ctx).run()
     assert sb.seen == ["orch-app_1.0", "liborch_1.0", "orch-app_1.0"]
     assert any("orch-app_1.0:" in m and "dep-wait" in m for m in messages), messages
-    record = ctx.extra[build_phase.EXTRA_KEY]
+    record = ctx.orchestrator_builds
     admin = hub.admin
     for ident in ("orch-app_1.0", "liborch_1.0"):
         b = admin.build(ident)
@@ -126,7 +126,7 @@ def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp
         build_phase.BuildPhase(ctx2).run()
     assert sb2.seen == []
     assert sum("not submitted again" in m for m in messages2) == 2
-    assert all(not r["submitted"] for r in ctx2.extra[build_phase.EXTRA_KEY].values())
+    assert all(not r["submitted"] for r in ctx2.orchestrator_builds.values())
 
 
 def test_dep_wait_nothing_can_satisfy_fails_with_the_missing_relation(
@@ -142,7 +142,7 @@ def test_dep_wait_nothing_can_satisfy_fails_with_the_missing_relation(
     msg = str(err.value)
     assert "orch-app_1.0" in msg and "liborch-dev (>= 1)" in msg
     assert f"{hub.url}/api/v1/tasks/" in msg and "build.sources" in msg
-    assert build_phase.EXTRA_KEY not in ctx.extra
+    assert ctx.orchestrator_builds == {}
 
 
 def test_failed_build_fails_with_reason_log_tail_and_link(hub: RunningHub, tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_build_made_for_another_target_is_tagged_into_the_dest_tag(hub: RunningH
     build_phase.BuildPhase(ctx).run()
     assert any("complete but not in dest: tagging it there" in m for m in messages), messages
     assert "orch-elsewhere_1.0" in {b["ident"] for b in admin.list_tagged("dest", inherit=False)}
-    assert ctx.extra[build_phase.EXTRA_KEY]["orch-elsewhere_1.0"]["submitted"] is False
+    assert ctx.orchestrator_builds["orch-elsewhere_1.0"]["submitted"] is False
 
 
 def test_git_source_is_built_and_recorded_with_its_commit(hub: RunningHub, tmp_path: Path) -> None:

@@ -194,7 +194,7 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
                 raise AssertionError(f"{exc}\n--- b1:\n{machines.log('b1')[-3000:]}\n--- b2:\n"
                                      f"{machines.log('b2')[-3000:]}\n--- hub:\n{machines.log('hub')[-3000:]}") from exc
 
-        record = ctx.extra[build_phase.EXTRA_KEY]
+        record = ctx.orchestrator_builds
         assert set(record) == {"scaleout-native_1.0", "scaleout-quilt_2.0-1"}
         hosts = set()
         for ident, rec in record.items():
@@ -261,6 +261,6 @@ def test_hub_and_two_builders_in_their_own_network_namespaces(lab: Lab, tmp_path
         after = admin.task(task["id"])
         assert after["host"] == survivor and after["attempts"] == 2, after
         assert admin.build("scaleout-failover_1.0")["state"] == "complete"
-        assert ctx2.extra[build_phase.EXTRA_KEY]["scaleout-failover_1.0"]["hosts"] == [survivor]
+        assert ctx2.orchestrator_builds["scaleout-failover_1.0"]["hosts"] == [survivor]
         assert any(f"on {victim}" in m for m in messages2), messages2
         assert any(f"on {survivor} (attempt 2)" in m for m in messages2), messages2

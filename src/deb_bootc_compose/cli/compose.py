@@ -24,6 +24,7 @@ from deb_bootc_compose.compose import Compose
 from deb_bootc_compose.errors import ComposeError, Interrupted
 from deb_bootc_compose.lockfile import LockfileError
 from deb_bootc_compose.manifest import ManifestError
+from deb_bootc_compose.phases.order import NAMES, skippable
 
 HELP = "compose a manifest into an OSTree commit, a bootc OCI image and disk images (the default verb)"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -42,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-host-paths", action="store_true",
                    help="let files[].source and postprocess file: name files outside the manifest's directory "
                         "(absolute paths, '..', symlinks leading out)")
+    p.add_argument("--skip-phase", action="append", default=[], metavar="PHASE",
+                   help=f"leave this phase out (repeatable, or comma-separated): one of {', '.join(skippable())}; "
+                   "the compose still ends FINISHED without that phase's outputs")
+    p.add_argument("--just-phase", action="append", default=[], metavar="PHASE",
+                   help="run only these of the phases that can be skipped (repeatable, or comma-separated); the "
+                   f"others ({', '.join(n for n in NAMES if n not in skippable())}) always run")
     p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
     return p
@@ -113,7 +120,8 @@ def main(argv: list[str]) -> int:
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
                     keep_work=args.keep_work, orchestrator_url=args.orchestrator, progress=None,
-                    allow_host_paths=args.allow_host_paths)
+                    allow_host_paths=args.allow_host_paths, skip_phases=args.skip_phase,
+                    just_phases=args.just_phase)
     except ComposeError as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE

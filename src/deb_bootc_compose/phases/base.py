@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from deb_bootc_compose.lockfile import LockedVariant, Lockfile
+from deb_bootc_compose.manifest import Manifest
+from deb_bootc_compose.oci import OciResult
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
 
 ProgressCallback = Callable[[str, str], None]  # (phase, message)
@@ -43,34 +46,56 @@ class VariantState:
     arch: str
     packages: list[str] = field(default_factory=list)  # requested names after variant add/remove
     added_packages: list[str] = field(default_factory=list)  # what compose added itself, and why
-    lock: Any = None  # the resolved lockfile entries for this variant/arch
-    tree: Path | None = None
-    kernel_version: str | None = None
+    lock: LockedVariant | None = None  # gather: the resolved lockfile entries for this variant/arch
+    tree: Path | None = None  # rootfs, then ostree-prepare
+    kernel_version: str | None = None  # ostree-prepare
     ref: str | None = None
-    commit: str | None = None
-    oci: Any = None  # the OCI writer's result
-    images: list[ImageRecord] = field(default_factory=list)
+    commit: str | None = None  # ostree-commit
+    oci: OciResult | None = None  # oci: the OCI writer's result
+    images: list[ImageRecord] = field(default_factory=list)  # oci, disk; checksums adds their SHA-256
 
 
 @dataclass
 class ComposeContext:
-    manifest: Any  # deb_bootc_compose.manifest.Manifest
+    """What a compose knows: its inputs, then what each phase leaves for the later ones (typed fields, one per
+    fact; a phase that adds a fact adds a field here)."""
+
+    manifest: Manifest
     manifest_path: Path
     target: TargetPaths
     paths: ComposePaths
     compose_id: str
     compose_type: str  # production | nightly | test
-    source_date_epoch: int | None = None
-    variants: list[VariantState] = field(default_factory=list)
+    source_date_epoch: int | None = None  # gather (from the lockfile)
+    variants: list[VariantState] = field(default_factory=list)  # init
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: ProgressCallback | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # ---- from the command line ----
+    lockfile_in: Path | None = None  # --lockfile: compose exactly this
+    allow_host_paths: bool = False  # --allow-host-paths: manifest files may name paths outside its directory
+    skipped: dict[str, str] = field(default_factory=dict)  # phase name -> why (--skip-phase, --just-phase)
+    # ---- left by the phases ----
+    lockfile: Lockfile | None = None  # gather
+    input_hash: str | None = None  # after gather: manifest + lockfile + tool version
+    orchestrator_builds: dict[str, dict[str, Any]] = field(default_factory=dict)  # build: SOURCE_VERSION -> ids
+    reused_from: str | None = None  # the compose whose deliverables a no-op recompose reuses
+    # str(path) -> (inode, size, sha256) of the deliverables a no-op recompose hard-linked
+    reused_checksums: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    disk: dict[str, dict[str, Any]] = field(default_factory=dict)  # disk: "variant/arch" -> its figures
+    boot_test: dict[str, dict[str, Any]] = field(default_factory=dict)  # boot-test: "variant/arch" -> report
+    incomplete: list[str] = field(default_factory=list)  # why the compose is FINISHED_INCOMPLETE (boot-test)
 
 
 class Phase(ABC):
-    """One step of a compose. Subclasses set ``name`` and implement :meth:`run`."""
+    """One step of a compose. Subclasses set ``name`` and implement :meth:`run`.
+
+    ``skippable``: ``--skip-phase``/``--just-phase`` may leave the phase out and the compose still ends
+    FINISHED (nothing later needs what it makes, or the later phase notices its absence). Otherwise
+    ``needed_because`` says why it always runs (shown when someone asks to skip it)."""
 
     name: ClassVar[str]
+    skippable: ClassVar[bool] = False
+    needed_because: ClassVar[str] = ""
 
     def __init__(self, ctx: ComposeContext) -> None:
         self.ctx = ctx

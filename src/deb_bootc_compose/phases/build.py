@@ -10,7 +10,7 @@ to the task. A failed build fails the compose with its reason, log tail and log 
 waits until the target's destination tag repository is published with every build, so gather sees them.
 
 Builds it submits record the compose as ``requested_by`` (``compose <COMPOSE_ID>``) at the hub.
-What was built is recorded in ``ctx.extra["orchestrator_builds"]`` (SOURCE_VERSION → build/task IDs),
+What was built is recorded in ``ctx.orchestrator_builds`` (SOURCE_VERSION → build/task IDs),
 which the metadata phase writes into packages.json for each .deb that came from the tag, and in
 ``metadata/builds.json`` (every build with its hub, target, tasks per arch, requested_by and, for git
 sources, the URL, the ref and the resolved commit).
@@ -29,7 +29,7 @@ import httpx
 
 from deb_bootc_compose import gitsource
 from deb_bootc_compose.errors import ComposeError
-from deb_bootc_compose.manifest import GitBuildSource
+from deb_bootc_compose.manifest import BuildSpec, GitBuildSource
 from deb_bootc_compose.metadata import write_json
 from deb_bootc_compose.phases.base import Phase
 from deb_orchestrator.client import (
@@ -45,7 +45,6 @@ from deb_orchestrator.client import (
 )
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc, strip_epoch
 
-EXTRA_KEY = "orchestrator_builds"
 BUILDS_JSON = "builds.json"  # in the compose's metadata/ (ComposePaths.builds_json)
 POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
 # after every other build of this compose finished and the repos settled, how long a dep-wait may stay
@@ -73,6 +72,13 @@ class Tracked:
 
 class BuildPhase(Phase):
     name = "build"
+    skippable = True
+
+    def _spec(self) -> BuildSpec:
+        spec = self.ctx.manifest.build
+        if spec is None:
+            raise ComposeError("build: the manifest has no build: section")
+        return spec
 
     def skip_reason(self) -> str | None:
         spec = self.ctx.manifest.build
@@ -86,8 +92,7 @@ class BuildPhase(Phase):
         where = f"{self.ctx.manifest_path}:build.sources.{index}"
         self.progress(f"{entry.git} ({entry.ref}): cloning and making the source package")
         try:
-            made = gitsource.prepare(entry.git, entry.ref, self.ctx.paths.git_source(index),
-                                     where=where)
+            made = gitsource.prepare(entry.git, entry.ref, self.ctx.paths.git_source(index), where=where)
         except gitsource.GitSourceError as exc:
             raise ComposeError(str(exc)) from None
         self.progress(f"{made.ident}: made from {entry.git} at {made.commit} ({made.format})")
@@ -141,7 +146,7 @@ class BuildPhase(Phase):
         return f"{tail} (logs: deb-orchestrator download-logs {t.ident} --hub {hub})"
 
     def run(self) -> None:
-        spec = self.ctx.manifest.build
+        spec = self._spec()
         hub_url = self._hub_url()
         tracked = [self._git_identity(i, ref) if isinstance(ref, GitBuildSource) else self._identity(ref)
                    for i, ref in enumerate(spec.sources)]
@@ -179,7 +184,7 @@ class BuildPhase(Phase):
             raise ComposeError(f"build: {exc}") from None
         except TimeoutError as exc:
             raise ComposeError(f"build: {exc}") from None
-        self.ctx.extra[EXTRA_KEY] = record
+        self.ctx.orchestrator_builds = record
         write_json(self.ctx.paths.builds_json, {
             "header": {"type": "deb-bootc-compose.builds", "version": "1.0"},
             "payload": {"compose": {"id": self.ctx.compose_id}, "builds": record},

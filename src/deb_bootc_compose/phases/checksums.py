@@ -2,7 +2,7 @@
 ``checksums``/``size`` (which images.json and the FINISHED check read).
 
 A no-op recompose hard-links the previous compose's deliverables; their SHA256, recorded when they were
-written, is reused while the file is still that inode with that size (``ctx.extra["reused_checksums"]``)."""
+written, is reused while the file is still that inode with that size (``ctx.reused_checksums``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from deb_bootc_compose.phases.base import Phase
 
 class ChecksumsPhase(Phase):
     name = "checksums"
+    needed_because = "a compose is FINISHED only when every deliverable has its checksum"
 
     def run(self) -> None:
         for vs in self.ctx.variants:
@@ -24,7 +25,7 @@ class ChecksumsPhase(Phase):
                 continue
             base = self.ctx.paths.variant_dir(vs.variant, vs.arch)
             items = []
-            known = self.ctx.extra.get("reused_checksums", {})
+            known = self.ctx.reused_checksums
             for img in vs.images:
                 item = self._known(img.path, base, known.get(str(img.path)))
                 try:

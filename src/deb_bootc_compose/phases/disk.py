@@ -9,7 +9,6 @@ failed or interrupted build lists nothing and leaves no partial file.
 
 from __future__ import annotations
 
-from typing import Any
 
 from deb_bootc_compose.disk import errors as disk_errors
 from deb_bootc_compose.disk.builder import build_disk
@@ -17,34 +16,26 @@ from deb_bootc_compose.disk.install import parse_size
 from deb_bootc_compose.disk.layout import DiskOptions, MiB
 from deb_bootc_compose.disk.sysroot import InstallSource
 from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.phases.base import ImageRecord, Phase
 
 DISK_FORMATS = ("raw", "qcow2")
 
 
-def _field(obj: Any, name: str, default: Any) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def disk_options(manifest: Any) -> tuple[DiskOptions, int | None]:
+def disk_options(manifest: Manifest) -> tuple[DiskOptions, int | None]:
     """DiskOptions from the manifest, and the fixed total size when ``disk.size`` asks for one."""
-    disk = getattr(manifest, "disk", None)
-    free = parse_size(_field(disk, "free_space", "1GiB") or "1GiB", "disk.free_space")
-    total = _field(disk, "size", None)
-    return (DiskOptions(free_space=free, kernel_args=tuple(getattr(manifest, "kernel_args", []) or [])),
+    free = parse_size(manifest.disk.free_space or "1GiB", "disk.free_space")
+    total = manifest.disk.size
+    return (DiskOptions(free_space=free, kernel_args=tuple(manifest.kernel_args)),
             parse_size(total, "disk.size") if total else None)
 
 
 class DiskPhase(Phase):
     name = "disk"
+    skippable = True
 
     def formats(self) -> list[str]:
-        outputs = list(getattr(self.ctx.manifest, "outputs", []) or [])
-        return [f for f in DISK_FORMATS if f in outputs]
+        return [f for f in DISK_FORMATS if f in self.ctx.manifest.outputs]
 
     def skip_reason(self) -> str | None:
         if not self.formats():
@@ -53,9 +44,9 @@ class DiskPhase(Phase):
 
     def run(self) -> None:
         options, total = disk_options(self.ctx.manifest)
-        osname = str(getattr(self.ctx.manifest, "name", "debian"))
+        osname = self.ctx.manifest.name
         repo = self.ctx.target.ostree_repo
-        figures = self.ctx.extra.setdefault("disk", {})
+        figures = self.ctx.disk
         for v in self.ctx.variants:
             self.check_cancelled()
             if not v.ref or not v.commit:

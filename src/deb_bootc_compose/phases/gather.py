@@ -6,6 +6,8 @@ downloaded from their recorded URL when the pool lacks them).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from deb_bootc_compose import pool
 from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt
 from deb_bootc_compose.errors import ComposeError
@@ -39,9 +41,10 @@ def bootable_additions(requested: list[str], arch: str) -> list[AddedPackage]:
 
 class GatherPhase(Phase):
     name = "gather"
+    needed_because = "every later phase works from the lockfile it writes"
 
     def run(self) -> None:
-        given = self.ctx.extra.get("lockfile_in")
+        given = self.ctx.lockfile_in
         cache: ResolutionCache | None = None
         releases: dict[str, ReleaseState] | None = None
         reused = False
@@ -70,17 +73,14 @@ class GatherPhase(Phase):
                     self.progress(f"resolution not remembered: {not_recorded}")
         lock.write(self.ctx.paths.lockfile)
         self.ctx.source_date_epoch = lock.source_date_epoch
-        self.ctx.extra["lockfile"] = lock
+        self.ctx.lockfile = lock
         for vs in self.ctx.variants:
             lv = lock.variant(vs.variant, vs.arch)
             vs.lock = lv
             vs.added_packages = [a.name for a in lv.added]
         self.progress(f"lockfile {self.ctx.paths.lockfile} (SOURCE_DATE_EPOCH={lock.source_date_epoch})")
 
-    def _from_lockfile(self, path: object) -> Lockfile:
-        from pathlib import Path
-
-        assert isinstance(path, Path)
+    def _from_lockfile(self, path: Path) -> Lockfile:
         try:
             lock = load_lockfile(path)
         except LockfileError as exc:

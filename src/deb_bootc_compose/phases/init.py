@@ -11,6 +11,7 @@ from deb_bootc_compose.phases.base import Phase, VariantState
 
 class InitPhase(Phase):
     name = "init"
+    needed_because = "it creates the compose directory, its STATUS and the variant list"
 
     def run(self) -> None:
         p = self.ctx.paths

@@ -11,45 +11,40 @@ from typing import Any
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.lockfile import LockedPackage, LockedVariant
+from deb_bootc_compose.lockfile import load as load_lockfile
 from deb_bootc_compose.phases.base import Phase, VariantState
 from debarchive.dsc import strip_epoch
 
 
-def _field(item: Any, key: str) -> Any:
-    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
-
-
-def package_rows(lock: Any, builds: dict[str, dict[str, Any]] | None = None) -> list[md.PackageMeta]:
+def package_rows(lock: LockedVariant | list[LockedPackage], builds: dict[str, dict[str, Any]] | None = None
+                 ) -> list[md.PackageMeta]:
     """PackageMeta rows from a lockfile variant (``LockedVariant``) or a list of its package entries.
 
     ``builds`` (the build phase's record, SOURCE_VERSION → {build_id, task_id, hub, dest_tag}) marks each
     .deb that came from the hub's tag repository with the orchestrator build and task that made it.
     """
     builds = builds or {}
-    items = lock if isinstance(lock, list) else getattr(lock, "packages", None)
-    if items is None:
-        raise ComposeError("no package list for this variant (did gather run?)")
+    items = lock if isinstance(lock, list) else lock.packages
     rows = []
     for p in items:
-        name = str(_field(p, "name") or "")
-        version = str(_field(p, "version") or "")
-        source = str(_field(p, "source") or name)
-        source_version = str(_field(p, "source_version") or version)
-        repo = str(_field(p, "repo") or "")
+        source = p.source or p.name
+        source_version = p.source_version or p.version
+        repo = p.repo
         made = builds.get(f"{source}_{strip_epoch(source_version)}")
         if made is not None and repo != f"{made.get('hub')}/repos/{made.get('dest_tag')}":
             made = None  # the same source version, but this .deb came from elsewhere (e.g. the mirror)
         rows.append(
             md.PackageMeta(
-                name=name,
-                version=version,
-                arch=str(_field(p, "arch") or ""),
+                name=p.name,
+                version=p.version,
+                arch=p.arch,
                 source=source,
                 source_version=source_version,
-                sha256=str(_field(p, "sha256") or ""),
-                size=int(_field(p, "size") or 0),
-                filename=str(_field(p, "filename") or ""),
-                url=str(_field(p, "url") or ""),
+                sha256=p.sha256,
+                size=p.size,
+                filename=p.filename,
+                url=p.url,
                 apt_source=repo,
                 orchestrator_build=made.get("build_id") if made else None,
                 orchestrator_task=made.get("task_id") if made else None,
@@ -60,24 +55,23 @@ def package_rows(lock: Any, builds: dict[str, dict[str, Any]] | None = None) -> 
 
 class MetadataPhase(Phase):
     name = "metadata"
+    needed_because = "metadata/ (composeinfo.json, images.json, packages.json) is the compose's output contract"
 
     def compose_meta(self) -> md.ComposeMeta:
         m = self.ctx.manifest
         return md.ComposeMeta(
             compose_id=self.ctx.compose_id,
             release_name=str(m.name),
-            release_short=str(getattr(m, "short_name", None) or m.name),
+            release_short=m.short_name,
             release_version=str(m.version),
         )
 
-    def _lock_for(self, vs: VariantState) -> Any:
+    def _lock_for(self, vs: VariantState) -> LockedVariant:
         if vs.lock is not None:
             return vs.lock
-        lock = self.ctx.extra.get("lockfile")
+        lock = self.ctx.lockfile
         if lock is None and self.ctx.paths.lockfile.is_file():
-            from deb_bootc_compose.lockfile import load
-
-            lock = load(self.ctx.paths.lockfile)
+            lock = load_lockfile(self.ctx.paths.lockfile)
         if lock is None:
             raise ComposeError(f"{vs.variant}/{vs.arch}: no lockfile to list packages from ({self.ctx.paths.lockfile})")
         return lock.variant(vs.variant, vs.arch)
@@ -114,7 +108,7 @@ class MetadataPhase(Phase):
                     )
                 )
             packages.setdefault(vs.variant, {})[vs.arch] = package_rows(
-                self._lock_for(vs), self.ctx.extra.get("orchestrator_builds")
+                self._lock_for(vs), self.ctx.orchestrator_builds
             )
         try:
             md.dump(md.compose_info(meta, variants.values()), paths.composeinfo)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from deb_bootc_compose import treeops
 from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.phases.base import ComposeContext, ImageRecord, Phase, VariantState
@@ -31,19 +31,19 @@ IMAGE_TYPE = "bootable-container"
 IMAGE_FORMAT = "ociarchive"
 
 
-def image_name(manifest: Any) -> str:
+def image_name(manifest: Manifest) -> str:
     return str(manifest.oci.name or manifest.name)
 
 
-def image_tag(manifest: Any) -> str:
+def image_tag(manifest: Manifest) -> str:
     return str(manifest.oci.tag or manifest.version)
 
 
-def archive_name(manifest: Any, variant: str, arch: str) -> str:
+def archive_name(manifest: Manifest, variant: str, arch: str) -> str:
     return f"{image_name(manifest)}-{variant}-{manifest.version}.{arch}.oci-archive"
 
 
-def image_labels(manifest: Any, variant: str) -> dict[str, str]:
+def image_labels(manifest: Manifest, variant: str) -> dict[str, str]:
     """Content-derived labels only (no compose ID, no date but SOURCE_DATE_EPOCH's); the manifest's win."""
     labels = {
         "org.opencontainers.image.title": image_name(manifest),
@@ -76,6 +76,7 @@ def remember_plans(ctx: ComposeContext) -> None:
 
 class OciPhase(Phase):
     name = "oci"
+    skippable = True
 
     def plan_path(self, vs: VariantState) -> Path:
         return plan_path(self.ctx, vs)
@@ -85,8 +86,8 @@ class OciPhase(Phase):
         own = self.plan_path(vs)
         if own.is_file():
             return own, "the layer plan of the last finished compose"
-        given = self.ctx.extra.get("lockfile_in")
-        if isinstance(given, Path) and given.parent.name == "metadata":
+        given = self.ctx.lockfile_in
+        if given is not None and given.parent.name == "metadata":
             theirs = ComposePaths.at(given.parent.parent).oci_plan(vs.variant, vs.arch)
             if theirs.is_file():
                 return theirs, f"the layer plan of the lockfile's compose ({theirs})"

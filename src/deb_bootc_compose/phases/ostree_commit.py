@@ -94,6 +94,7 @@ def rev_parse(repo: Path, ref: str) -> str | None:
 
 class OstreeCommitPhase(Phase):
     name = "ostree-commit"
+    needed_because = "the OSTree commit is the compose's main deliverable (disk images install it)"
 
     def run(self) -> None:
         target = self.ctx.target

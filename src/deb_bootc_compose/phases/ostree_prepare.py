@@ -18,7 +18,7 @@ from deb_bootc_compose import lint, treeops
 from deb_bootc_compose.aptconfig import PrivateApt
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
-from deb_bootc_compose.manifest import ALLOW_HOST_PATHS_KEY, resolve_manifest_file
+from deb_bootc_compose.manifest import resolve_manifest_file
 from deb_bootc_compose.phases.base import Phase, VariantState
 from debsandbox.commands import CommandError
 
@@ -56,6 +56,7 @@ def _tmpfiles_escape(path: str) -> str:
 
 class OstreePreparePhase(Phase):
     name = "ostree-prepare"
+    needed_because = "the OSTree commit and the OCI image are made from the tree it prepares"
 
     def run(self) -> None:
         for vs in self.ctx.variants:
@@ -230,7 +231,7 @@ class OstreePreparePhase(Phase):
         """A file the manifest names, resolved (and checked) the way the manifest's validation did."""
         try:
             path = resolve_manifest_file(self.ctx.manifest_path, value,
-                                         allow_host_paths=bool(self.ctx.extra.get(ALLOW_HOST_PATHS_KEY)))
+                                         allow_host_paths=self.ctx.allow_host_paths)
         except ValueError as exc:
             raise ComposeError(f"manifest {key}: {exc}") from exc
         return path.read_bytes()

@@ -20,7 +20,6 @@ from pathlib import Path
 from deb_bootc_compose import pool, treeops
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
-from deb_bootc_compose.lockfile import LockedVariant
 from deb_bootc_compose.phases.base import Phase, VariantState
 from debsandbox.commands import CommandError, run
 from debsandbox.sandbox import Bind, Sandbox, owned_dir
@@ -75,6 +74,7 @@ def remove_mountpoint_dirs(tree: Path, host_path: Path) -> list[str]:
 
 class RootfsPhase(Phase):
     name = "rootfs"
+    needed_because = "the OSTree commit and the OCI image are made from the tree it installs"
 
     def run(self) -> None:
         for vs in self.ctx.variants:
@@ -82,7 +82,9 @@ class RootfsPhase(Phase):
             self.build(vs)
 
     def build(self, vs: VariantState) -> None:
-        lv: LockedVariant = vs.lock
+        lv = vs.lock
+        if lv is None:
+            raise ComposeError(f"{vs.variant}/{vs.arch}: no locked package set (gather must run before rootfs)")
         paths = self.ctx.paths
         repo = paths.local_repo(vs.variant, vs.arch)
         tree = paths.tree(vs.variant, vs.arch)

@@ -11,7 +11,7 @@ import imagefixtures
 import pytest
 
 from deb_bootc_compose.phases.base import ImageRecord
-from deb_bootc_compose.phases.boot_test import INCOMPLETE_KEY, BootTestPhase
+from deb_bootc_compose.phases.boot_test import BootTestPhase
 
 pytestmark = pytest.mark.boot
 
@@ -31,7 +31,7 @@ def test_unbootable_image_fails_in_time_and_marks_the_compose(
     phase.run()  # does not raise: the compose goes on and ends FINISHED_INCOMPLETE
     elapsed = time.monotonic() - start
     assert elapsed < 30 + 90, f"the failing boot test took {elapsed:.0f}s for a 30s timeout"
-    reasons = ctx.extra[INCOMPLETE_KEY]
+    reasons = ctx.incomplete
     assert len(reasons) == 1 and "boot-test base/amd64 failed" in reasons[0] and "within 30s" in reasons[0]
     serial = ctx.paths.logs / "boot-test-base-amd64-serial.log"
     assert serial.is_file() and serial.stat().st_size > 0 and str(serial) in reasons[0]

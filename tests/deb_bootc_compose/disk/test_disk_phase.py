@@ -56,7 +56,7 @@ def test_disk_phase_builds_bootable_layout(compose_v1: imagefixtures.FixtureComp
     assert root_boot.split() == [".", ".."] or "ostree" not in root_boot
     subprocess.run(["e2fsck", "-fn", f"{raw}?offset={disk.offsets['root']}"], check=False)  # informative only
 
-    figures = ctx.extra["disk"]["base/amd64"]
+    figures = ctx.disk["base/amd64"]
     print(f"\nFIGURE disk build: {compose_v1.seconds:.0f}s; virtual {raw.stat().st_size // MiB} MiB; "
           f"allocated raw {figures['allocated']['raw'] // MiB} MiB, qcow2 {qcow2.stat().st_size // MiB} MiB")
 

@@ -138,7 +138,7 @@ def test_lockfile_of_a_compose_brings_its_plan_to_a_fresh_target(tmp_path: Path)
     OciPhase(fresh).write(fresh.variants[0])
     assert fresh.variants[0].oci.manifest_digest != reference  # a fresh plan gives another split
     again = make_context(tmp_path / "c")
-    again.extra["lockfile_in"] = first.paths.lockfile
+    again.lockfile_in = first.paths.lockfile
     OciPhase(again).write(again.variants[0])
     assert again.variants[0].oci.manifest_digest == reference
     assert LayerPlan.load(again.paths.oci_dir("base", "amd64") / PLAN_NAME).layer_of() == shuffled
