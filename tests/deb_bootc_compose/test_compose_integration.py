@@ -19,9 +19,11 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
-from deb_bootc_compose.phases.base import ComposeContext
+from deb_bootc_compose.phases.base import ComposeContext, VariantState
 from deb_bootc_compose.phases.order import NAMES
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
+from deb_bootc_compose.prepare import PrepareJob, files, postprocess, prepare_tree, toplevel, users
+from deb_bootc_compose.prepare import autovar as autovar_step
 from debarchive.digest import sha256_file
 
 pytestmark = pytest.mark.integration
@@ -320,9 +322,8 @@ def test_failing_postprocess_shows_its_output(minimal_compose: SessionCompose, t
     ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=target,
                          paths=target.compose("x-1-20260101.0"), compose_id="x-1-20260101.0", compose_type="test",
                          source_date_epoch=1700000000)
-    phase = OstreePreparePhase(ctx)
     with pytest.raises(ComposeError) as info, Tree(tree) as t:
-        phase._postprocess(t, "base/amd64")
+        postprocess.run(PrepareJob.of(OstreePreparePhase(ctx), VariantState("base", "amd64"), t))
     msg = str(info.value)
     assert "postprocess script breaks failed with exit code" in msg
     assert "about to fail: marker-4711" in msg and "/nonexistent-dir" in msg and "never" not in msg
@@ -391,11 +392,9 @@ def test_users_groups_files_on_the_real_tree(minimal_compose: SessionCompose, tm
     ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=target,
                          paths=target.compose("x-1-20260101.0"), compose_id="x-1-20260101.0", compose_type="test",
                          source_date_epoch=1700000000)
-    phase = OstreePreparePhase(ctx)
     t = Tree(tree)
-    phase._toplevel(t)
-    phase._users(t)
-    phase._files(t)
+    job = PrepareJob.of(OstreePreparePhase(ctx), VariantState("base", "amd64"), t)
+    prepare_tree(job, [toplevel.STEP, users.STEP, files.STEP])
     passwd = (tree / "etc/passwd").read_text()
     assert "admin:x:1000:1000::/var/home/admin:/bin/bash" in passwd
     group = (tree / "etc/group").read_text()
@@ -412,7 +411,7 @@ def test_users_groups_files_on_the_real_tree(minimal_compose: SessionCompose, tm
     motd = (tree / "etc/motd").stat()
     assert (treeops.inner_uid(ids, motd.st_uid), treeops.inner_gid(ids, motd.st_gid)) == (0, 0)
     assert (tree / "etc/motd").read_text() == "Debian bootc server image (deb-bootc-compose)\n"
-    phase._autovar(t)
+    autovar_step.run(job)
     autovar = (tree / "usr/lib/tmpfiles.d/deb-bootc-autovar.conf").read_text()
     assert "d /var/home/admin 0700 1000 1000 - -" in autovar
     assert ("C /var/home/admin/.ssh/authorized_keys - - - - /usr/share/factory/var/home/admin/.ssh/authorized_keys"

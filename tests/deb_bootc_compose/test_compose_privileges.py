@@ -24,8 +24,9 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
-from deb_bootc_compose.phases.base import ComposeContext
+from deb_bootc_compose.phases.base import ComposeContext, VariantState
 from deb_bootc_compose.phases.ostree_prepare import OstreePreparePhase
+from deb_bootc_compose.prepare import PrepareJob, postprocess
 from debsandbox import idmap
 from debsandbox.sandbox import owned_dir
 
@@ -86,7 +87,7 @@ def test_postprocess_cannot_mknod_the_host_disk_or_write_host_paths(
                          source_date_epoch=1700000000)
     try:
         with pytest.raises(ComposeError) as info, Tree(tree) as t:
-            OstreePreparePhase(ctx)._postprocess(t, "base/amd64")
+            postprocess.run(PrepareJob.of(OstreePreparePhase(ctx), VariantState("base", "amd64"), t))
         msg = str(info.value)
         assert "postprocess script escape failed with exit code" in msg, msg
         assert re.search(r"mknod: .*/devs/hostdisk.*Operation not permitted", msg), msg
