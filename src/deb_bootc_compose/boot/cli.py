@@ -1,4 +1,5 @@
-"""``deb-bootc-compose boot-test COMPOSE_DIR_OR_IMAGE``; call :func:`main` with the arguments after the verb.
+"""``deb-bootc-compose boot-test COMPOSE_DIR_OR_IMAGE``: :func:`register` adds the verb to the command line;
+:func:`main` takes the arguments after the verb.
 
 From Python, :func:`main` also takes ``then``: more work in the same VM session once every check passed
 (an update and a rollback, say), so that it costs no extra boot."""
@@ -16,15 +17,25 @@ from .firmware import BootTestError
 from .runner import DEFAULT_TIMEOUT, BootTestSpec, Continuation, boot_test, find_disk_image, packages_from_metadata
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+HELP = "boot a compose's disk image in QEMU (TCG/KVM, OVMF, no network) and check the running system"
+DESCRIPTION = ("Boot a compose's disk image (or any image file) in QEMU on a throw-away overlay and check it: "
+               "multi-user.target, no failed units, read-only /usr, writable /etc and /var, the booted OSTree "
+               "commit, the installed packages, and the manifest's boot_test.commands.")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("boot-test", help=HELP, description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deb-bootc-compose boot-test",
-        description="Boot a compose's disk image (or any image file) in QEMU on a throw-away overlay and check "
-        "it: multi-user.target, no failed units, read-only /usr, writable /etc and /var, the booted OSTree "
-        "commit, the installed packages, and the manifest's boot_test.commands.",
-    )
+    p = argparse.ArgumentParser(prog="deb-bootc-compose boot-test", description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", type=Path, help="a compose directory or a .raw/.qcow2 disk image")
     p.add_argument("--variant", default="base")
     p.add_argument("--arch", default="amd64")
@@ -39,7 +50,6 @@ def parser() -> argparse.ArgumentParser:
                    "image holding the next compose's OSTree repository, for an update without network")
     p.add_argument("--log-dir", type=Path, help="where the serial log and report go (default: the compose's logs/ "
                    "or the image's directory)")
-    return p
 
 
 def _manifest_boot_test(compose: Path) -> tuple[list[str], float | None]:
@@ -82,7 +92,10 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
 
 
 def main(argv: list[str] | None = None, then: Continuation | None = None) -> int:
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv), then)
+
+
+def run(args: argparse.Namespace, then: Continuation | None = None) -> int:
     try:
         spec = spec_for(args)
         for disk in args.disks:

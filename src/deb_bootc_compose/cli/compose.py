@@ -30,8 +30,14 @@ HELP = "compose a manifest into an OSTree commit, a bootc OCI image and disk ima
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deb-bootc-compose", description=HELP)
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The compose verb; ``deb-bootc-compose --config … --target-dir …`` without a verb means it too."""
+    p = sub.add_parser("compose", help=HELP, description=HELP, prog="deb-bootc-compose")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", required=True, type=Path, help="the manifest (YAML)")
     p.add_argument("--target-dir", "-t", required=True, type=Path,
                    help="where composes, the shared OSTree repo and the package pool live")
@@ -51,7 +57,6 @@ def parser() -> argparse.ArgumentParser:
                    f"others ({', '.join(n for n in NAMES if n not in skippable())}) always run")
     p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
-    return p
 
 
 class Progress:
@@ -114,8 +119,7 @@ def stop_on_signals(cancel: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,

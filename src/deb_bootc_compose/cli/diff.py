@@ -12,9 +12,9 @@ from deb_bootc_compose.diff import DiffError, diff_composes
 HELP = "packages added, removed and changed between two composes"
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deb-bootc-compose diff",
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "diff", help=HELP,
         description="List packages added, removed and changed (version) between two composes. OLD and NEW are "
         "compose directories (or latest-* links), or their metadata/packages.json or metadata/lockfile.yaml.",
     )
@@ -24,7 +24,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--exit-code", action="store_true", help="exit with 1 when there are differences (as git diff --exit-code)"
     )
-    args = parser.parse_args(argv)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         result = diff_composes(Path(args.old), Path(args.new))
     except DiffError as exc:

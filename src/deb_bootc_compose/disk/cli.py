@@ -1,4 +1,5 @@
-"""``deb-bootc-compose install-to-disk SOURCE DISK``; call :func:`main` with the arguments after the verb."""
+"""``deb-bootc-compose install-to-disk SOURCE DISK``: :func:`register` adds the verb to the command line;
+:func:`main` takes the arguments after the verb."""
 
 from __future__ import annotations
 
@@ -13,14 +14,24 @@ from .install import InstallRequest, install, parse_size
 from .layout import DiskOptions, MiB
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+HELP = "install a compose, an OSTree ref or an OCI bootc image onto a disk image file or block device"
+DESCRIPTION = ("Install a compose's OSTree commit (or an OCI bootc image) onto a new disk image or a block "
+               "device: GPT, ESP with GRUB, /boot, root; the installed system follows the source's ref.")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("install-to-disk", help=HELP, description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deb-bootc-compose install-to-disk",
-        description="Install a compose's OSTree commit (or an OCI bootc image) onto a new disk image or a "
-        "block device: GPT, ESP with GRUB, /boot, root; the installed system follows the source's ref.",
-    )
+    p = argparse.ArgumentParser(prog="deb-bootc-compose install-to-disk", description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="a compose directory, ostree:REPO[:REF], an OSTree repo directory, "
                    "oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
     p.add_argument("disk", type=Path, help="the disk image to write (.raw or .qcow2) or a block device")
@@ -39,11 +50,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", type=Path, help="log file (default: DISK.install.log next to the scratch files)")
     p.add_argument("--i-know-this-wipes", dest="wipe", metavar="DEVICE",
                    help="required to write a block device: repeat the device path")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         options = DiskOptions(free_space=parse_size(args.free_space, "--free-space"),
                               kernel_args=tuple(args.karg), serial_console=not args.no_serial_console)
