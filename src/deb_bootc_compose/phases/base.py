@@ -109,9 +109,10 @@ class Phase(ABC):
     def progress(self, message: str) -> None:
         if self.ctx.progress is not None:
             self.ctx.progress(self.name, message)
-        self._write_log(message)
+        self.write_log(message)
 
-    def _write_log(self, message: str) -> None:
+    def write_log(self, message: str) -> None:
+        """A line in the phase log only (not shown to the user)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} {message}\n")

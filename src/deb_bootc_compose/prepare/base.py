@@ -31,7 +31,7 @@ class PrepareJob:
     @classmethod
     def of(cls, phase: Phase, vs: VariantState, tree: Tree) -> PrepareJob:
         return cls(ctx=phase.ctx, vs=vs, tree=tree, log_path=phase.log_path, progress=phase.progress,
-                   write_log=phase._write_log)
+                   write_log=phase.write_log)
 
     @property
     def label(self) -> str:
