@@ -9,7 +9,6 @@ failed or interrupted build lists nothing and leaves no partial file.
 
 from __future__ import annotations
 
-
 from deb_bootc_compose.disk import errors as disk_errors
 from deb_bootc_compose.disk.builder import build_disk
 from deb_bootc_compose.disk.install import parse_size
