@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deb_bootc_compose.errors import ComposeError
-from deb_bootc_compose.manifest import UserSpec
+from deb_bootc_compose.imagespec import UserSpec
 from deb_bootc_compose.prepare.base import PrepareJob, Step
 from debsandbox.commands import CommandError
 
