@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deb_orchestrator.client import HubClient
+from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
 
 CHANGELOG = """{name} ({version}) unstable; urgency=medium
 
@@ -81,11 +82,12 @@ class FakeBuilder:
         self.arches = arches or ["amd64"]
         workdir.mkdir(parents=True, exist_ok=True)
 
-    def claim(self, wait: float = 5.0) -> dict[str, Any] | None:
+    def claim(self, wait: float = 5.0) -> BuildClaim | NoopClaim | None:
         return self.client.claim(self.arches, wait=wait)
 
-    def finish(self, payload: dict[str, Any], exit_code: int = 0, *, missing: list[dict[str, Any]] | None = None,
-               provides: str = "", error: str | None = None) -> dict[str, Any]:
+    def finish(self, payload: BuildClaim | NoopClaim, exit_code: int = 0, *,
+               missing: list[dict[str, Any]] | None = None, provides: str = "",
+               error: str | None = None) -> CompleteOut:
         tid, fence = payload["task_id"], payload["fence"]
         out = self.workdir / f"t{tid}-{fence}"
         out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,7 @@ class FakeBuilder:
         (out / "result.json").write_text(json.dumps(result))
         return self.client.complete(tid, fence, result)
 
-    def step(self, exit_code: int = 0, **kwargs: Any) -> dict[str, Any]:
+    def step(self, exit_code: int = 0, **kwargs: Any) -> CompleteOut:
         payload = self.claim()
         assert payload is not None, "no task to claim"
         return self.finish(payload, exit_code, **kwargs)
@@ -159,7 +161,7 @@ def deb_control(package: str, version: str, arch: str = "all", source: str | Non
             f"{extra}Description: crafted\n test\n")
 
 
-def put_file(client: HubClient, payload: dict[str, Any], path: Path, name: str | None = None) -> Any:
+def put_file(client: HubClient, payload: BuildClaim | NoopClaim, path: Path, name: str | None = None) -> Any:
     """Upload ``path`` for a claimed task over real HTTP; returns the raw response (no raise on 4xx)."""
     import httpx
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +25,7 @@ from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.service import Hub
 
 POSTGRES_URL = os.environ.get("DEB_TEST_POSTGRES_URL")
+CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 
@@ -112,16 +116,13 @@ class HubProcess:
     """``deb-orchestrator hub`` as a real process (its own memory, its own workers); stopped with SIGTERM."""
 
     def __init__(self, data: Path, *args: str, log: Path | None = None) -> None:
-        import subprocess
-        import sys
-
         import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log or data.parent / f"hub-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deb_orchestrator.cli", "hub", "--data", str(data), "--listen",
+            [*CLI, "hub", "--data", str(data), "--listen",
              f"127.0.0.1:{self.port}", *args], stdout=self.log_path.open("a"), stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 90
@@ -135,11 +136,23 @@ class HubProcess:
             assert time.monotonic() < deadline, "the hub did not start"
             time.sleep(0.2)
         self.token = (data / "admin.token").read_text().strip()
+        self.env = {**os.environ, "DEB_ORCHESTRATOR_HUB": self.url, "DEB_ORCHESTRATOR_TOKEN": self.token}
+
+    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """``deb-orchestrator ARGS`` as the admin; it must succeed."""
+        res = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert res.returncode == 0, f"{args} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
+        return res
+
+    def builder(self, token: str, cache: Path, log: Path, work: Path | None = None) -> subprocess.Popen[bytes]:
+        """``deb-orchestrator builder`` with a host's token (in its environment: ``ps`` would show --token), in
+        its own process group; its work directory defaults to LOG.work (under the test's tmp_path)."""
+        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--cache-dir", str(cache), "--work-dir",
+                                 str(work or log.with_suffix(".work"))],
+                                env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": token}, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        import signal
-        import subprocess
-
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -147,3 +160,14 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def stop_builder(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a builder hands its tasks back and exits), then SIGKILL to its process group after 120 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -7,22 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from orch_apt import apt_install_from, chroot_tarball
 from orch_helpers import make_source
-from orch_hub import free_port
+from orch_hub import CLI, HubProcess, stop_builder
 
 from deb_orchestrator.client import HubClient
 
 pytestmark = pytest.mark.integration
-
-CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 
 
 def debmock_cache(test_cache: Path) -> Path:
@@ -30,67 +26,14 @@ def debmock_cache(test_cache: Path) -> Path:
     return test_cache / "deb-mock"
 
 
-class Hub:
-    def __init__(self, data: Path, lease: float = 45.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (data.parent / "hub.log").open("w")
-        self.proc = subprocess.Popen([*CLI, "hub", "--data", str(data), "--listen", f"127.0.0.1:{self.port}",
-                                      "--lease", str(lease), "--heartbeat", "1"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, (data.parent / "hub.log").read_text()
-            assert time.monotonic() < deadline, "hub did not start"
-            time.sleep(0.2)
-        self.token = (data / "admin.token").read_text().strip()
-        self.env = {**os.environ, "DEB_ORCHESTRATOR_HUB": self.url, "DEB_ORCHESTRATOR_TOKEN": self.token}
-
-    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        assert res.returncode == 0, f"{args} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
-        return res
-
-    def builder(self, token: str, cache: Path, log: Path) -> subprocess.Popen[bytes]:
-        work = log.with_suffix(".work")  # under the test's tmp_path, also when the builder is killed
-        return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--cache-dir", str(cache),
-                                 "--work-dir", str(work)],
-                                env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": token},  # not --token: ps shows it
-                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = Hub(tmp_path / "data", lease=6.0)
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    h = HubProcess(tmp_path / "data", "--lease", "6.0", "--heartbeat", "1", log=tmp_path / "hub.log")
     yield h
     h.stop()
 
 
-def stop_builder(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def test_build_hello_and_install_from_tag_repo(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+def test_build_hello_and_install_from_tag_repo(hub: HubProcess, tmp_path: Path, test_cache: Path, mirror: str) -> None:
     with HubClient(hub.url, hub.token) as admin:  # base (the trixie mirror) <- dest <- build; trixie: build -> dest
         admin.setup_target("trixie", mirror=mirror, suite="trixie", base="base", dest="dest", build="build")
     token = hub.cli("add-host", "builder-1", "--arch", "amd64").stdout.strip().splitlines()[-1]
@@ -125,7 +68,7 @@ def test_build_hello_and_install_from_tag_repo(hub: Hub, tmp_path: Path, test_ca
     assert version == "2.10-3"
 
 
-def test_kill_9_builder_mid_build(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+def test_kill_9_builder_mid_build(hub: HubProcess, tmp_path: Path, test_cache: Path, mirror: str) -> None:
     hub.cli("add-tag", "base", "--arch", "amd64", "--external-repo", mirror, "trixie", "main")
     hub.cli("add-target", "t", "base", "base")
     tokens = [hub.cli("add-host", f"b{i}", "--arch", "amd64").stdout.strip().splitlines()[-1] for i in (1, 2)]
@@ -174,7 +117,7 @@ def test_kill_9_builder_mid_build(hub: Hub, tmp_path: Path, test_cache: Path, mi
 
 
 
-def test_real_failure_and_dep_wait_release(hub: Hub, tmp_path: Path, test_cache: Path, mirror: str) -> None:
+def test_real_failure_and_dep_wait_release(hub: HubProcess, tmp_path: Path, test_cache: Path, mirror: str) -> None:
     """A failing build keeps its logs; a build missing a build-dependency waits (Dep-Wait) and is built by
     itself once another build puts the missing package in the repository its build tag sees."""
     with HubClient(hub.url, hub.token) as admin:  # base (the trixie mirror) <- dest <- build; trixie: build -> dest

@@ -15,6 +15,7 @@ from orch_helpers import FakeBuilder, make_deb, make_source, sha256
 from orch_hub import HubFactory, RunningHub
 
 from deb_orchestrator.client import HubClient, HubError
+from deb_orchestrator.wire import BuildClaim, NoopClaim
 
 MIRROR = "http://deb.debian.org/debian"
 CONTROL = "Package: orch-deb\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: x\n x\n"
@@ -57,7 +58,7 @@ def deb(control: str = CONTROL, control_names: tuple[str, ...] = ("./control",),
 
 
 @pytest.fixture
-def claimed(make_hub: HubFactory, tmp_path: Path) -> Iterator[tuple[RunningHub, HubClient, dict[str, object]]]:
+def claimed(make_hub: HubFactory, tmp_path: Path) -> Iterator[tuple[RunningHub, HubClient, BuildClaim | NoopClaim]]:
     hub = make_hub(lease_seconds=120.0)  # the claim must outlive a slow run
     admin = hub.admin
     admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
@@ -69,7 +70,7 @@ def claimed(make_hub: HubFactory, tmp_path: Path) -> Iterator[tuple[RunningHub, 
     yield hub, builder, payload
 
 
-def refused(builder: HubClient, payload: dict[str, object], tmp_path: Path, content: bytes,
+def refused(builder: HubClient, payload: BuildClaim | NoopClaim, tmp_path: Path, content: bytes,
             name: str = "orch-deb_1.0_all.deb") -> str:
     path = tmp_path / "upload.bin"
     path.write_bytes(content)
@@ -80,7 +81,7 @@ def refused(builder: HubClient, payload: dict[str, object], tmp_path: Path, cont
     return err.value.detail
 
 
-def test_crafted_debs_refused(claimed: tuple[RunningHub, HubClient, dict[str, object]], tmp_path: Path) -> None:
+def test_crafted_debs_refused(claimed: tuple[RunningHub, HubClient, BuildClaim | NoopClaim], tmp_path: Path) -> None:
     hub, builder, payload = claimed
     # path traversal in the ar archive, control.tar, data.tar (absolute, '..', hard link out)
     detail = refused(builder, payload, tmp_path, deb(ar_names=("debian-binary", "../../evil/", "data.tar.xz")))
@@ -121,7 +122,7 @@ def test_crafted_debs_refused(claimed: tuple[RunningHub, HubClient, dict[str, ob
     assert err.value.status == 400 and "declared sha256" in err.value.detail
 
 
-def test_real_debs_accepted(claimed: tuple[RunningHub, HubClient, dict[str, object]], tmp_path: Path) -> None:
+def test_real_debs_accepted(claimed: tuple[RunningHub, HubClient, BuildClaim | NoopClaim], tmp_path: Path) -> None:
     """dpkg-deb's packages (and the crafted good one) pass; the build completes with them."""
     hub, builder, payload = claimed
     tid, fence = int(str(payload["task_id"])), int(str(payload["fence"]))

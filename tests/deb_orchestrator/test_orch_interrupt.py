@@ -8,31 +8,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from orch_helpers import make_source
-from orch_hub import HubProcess
+from orch_hub import HubProcess, stop_builder
 
 from deb_orchestrator.client import HubClient
 from debsandbox.procs import alive, descendants
 
 pytestmark = pytest.mark.integration
-
-CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 SLOW_BUILD = "override_dh_auto_build:\n\techo building slowly; sleep 25\n"  # signalled in this window
-
-
-
-
-
-
-def start_builder(hub: HubProcess, token: str, cache: Path, work: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*CLI, "builder", "--hub", hub.url, "--cache-dir", str(cache), "--work-dir", str(work)],
-                            env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": token}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def test_builder_sigint_and_sigterm_mid_build(tmp_path: Path, test_cache: Path, mirror: str) -> None:
@@ -49,7 +36,7 @@ def test_builder_sigint_and_sigterm_mid_build(tmp_path: Path, test_cache: Path, 
         leaf = next(t for t in admin.task(sub["task"]["id"])["children"] if t["method"] == "buildArch")
         cache = test_cache / "deb-mock"
         for i, sig in enumerate((signal.SIGINT, signal.SIGTERM)):
-            proc = start_builder(hub, tokens[i], cache, tmp_path / f"work{i}", tmp_path / f"b{i}.log")
+            proc = hub.builder(tokens[i], cache, tmp_path / f"b{i}.log", work=tmp_path / f"work{i}")
             builders.append(proc)
             deadline = time.monotonic() + 1200
             while True:  # dpkg-buildpackage runs in the sandbox: the build is in the middle of its work
@@ -73,7 +60,7 @@ def test_builder_sigint_and_sigterm_mid_build(tmp_path: Path, test_cache: Path, 
             assert after["state"] == "free" and after["host"] is None, after  # handed back, not left to the lease
             assert not list((tmp_path / f"work{i}").glob("task-*")), "the build's work directory was left behind"
             print(f"{signal.Signals(sig).name}: builder stopped in {seconds:.1f} s, {len(below)} processes reaped")
-        last = start_builder(hub, tokens[2], cache, tmp_path / "work2", tmp_path / "b2.log")
+        last = hub.builder(tokens[2], cache, tmp_path / "b2.log", work=tmp_path / "work2")
         builders.append(last)
         final = admin.wait_task(sub["task"]["id"], timeout=1800)
         assert final["state"] == "closed", final
@@ -83,13 +70,7 @@ def test_builder_sigint_and_sigterm_mid_build(tmp_path: Path, test_cache: Path, 
         admin.close()
     finally:
         for proc in builders:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(120)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_builder(proc)
         hub.stop()
 
 

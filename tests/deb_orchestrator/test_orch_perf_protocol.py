@@ -122,7 +122,7 @@ def test_builder_daemon_uses_complete_and_claim(hub: RunningHub, tmp_path: Path,
     calls: list[int] = []
     real = HubClient.complete_and_claim
 
-    def counting(self: HubClient, task_id: int, *args: object, **kwargs: object) -> dict[str, object]:
+    def counting(self: HubClient, task_id: int, *args: object, **kwargs: object) -> CompleteAndClaimOut:
         calls.append(task_id)
         return real(self, task_id, *args, **kwargs)  # type: ignore[arg-type]
 

@@ -74,8 +74,8 @@ def test_remove_target_and_tags(hub: RunningHub, tmp_path: Path) -> None:
     status, detail = _status(lambda: admin.remove_tag("dest"))
     assert status == 409 and "parent of build" in detail and "--force" in detail
     before = admin.repo("build")["generation"]
-    out = admin.remove_tag("dest", force=True)
-    assert out == {"tag": "dest", "deleted": True, "untagged_builds": ["orch-rm_1.0"],
+    removed = admin.remove_tag("dest", force=True)
+    assert removed == {"tag": "dest", "deleted": True, "untagged_builds": ["orch-rm_1.0"],
                    "children_detached": ["build"], "repo_removed": True}
     assert not repo.exists() and not [p for p in hub.settings.repos_dir.iterdir() if "dest" in p.name]
     assert httpx.get(f"{hub.url}/repos/dest/dists/dest/InRelease").status_code == 404

@@ -20,6 +20,7 @@ from orch_helpers import FakeBuilder, craft_deb, deb_control, make_source, put_f
 from orch_hub import HubFactory, RunningHub
 
 from deb_orchestrator.client import HubClient, HubError
+from deb_orchestrator.wire import BuildClaim, NoopClaim
 from httpserve import serve_directory
 
 MIRROR = "http://deb.debian.org/debian"
@@ -31,7 +32,7 @@ def setup_target(admin: HubClient) -> None:
     admin.add_target("t", "base", "dest")
 
 
-def claimed(hub: RunningHub, tmp_path: Path, name: str, **source: Any) -> tuple[HubClient, dict[str, Any]]:
+def claimed(hub: RunningHub, tmp_path: Path, name: str, **source: Any) -> tuple[HubClient, BuildClaim | NoopClaim]:
     """Submit a source made with dpkg-source and claim its buildArch task with a new host's token."""
     token = hub.admin.add_host(f"h-{name}", ["amd64"])["token"]
     builder = hub.client(token)
