@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from debsandbox.bwrap import bwrap_argv
+
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "examples" / "minimal.yaml"
 CLI = str(Path(sys.executable).parent / "deb-bootc-compose")
@@ -71,9 +73,8 @@ def floor(work: Path, sde: int) -> dict[str, float]:
     t["mmdebstrap"] = time.monotonic() - s
     kver = next((tree / "usr/lib/modules").iterdir()).name
     s = time.monotonic()
-    sh(["bwrap", "--bind", str(tree), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-net",
-        "dracut", "--no-hostonly", "--reproducible", "--add", "ostree", "--force", "--kver", kver,
-        f"/usr/lib/modules/{kver}/initramfs.img"], env=env)
+    sh(bwrap_argv(["dracut", "--no-hostonly", "--reproducible", "--add", "ostree", "--force", "--kver", kver,
+                   f"/usr/lib/modules/{kver}/initramfs.img"], root=tree, user_namespace=False), env=env)
     t["dracut"] = time.monotonic() - s
     for d in ("dev", "proc", "sys", "run", "tmp"):
         shutil.rmtree(tree / d, ignore_errors=True)

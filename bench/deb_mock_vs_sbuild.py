@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -43,7 +42,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from debarchive.dsc import SourcePackage, fetch
+from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import CommandError, run
+from debsandbox.locks import flock
+from debsandbox.sandbox import Bind
 
 MIRROR = os.environ.get("DEB_TEST_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = {
@@ -70,12 +72,8 @@ class BenchError(RuntimeError):
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with flock(path, keep_file=True):
+        yield
 
 
 def _has_subids(user: str, path: Path) -> bool:
@@ -280,16 +278,13 @@ class Floor:
     def root(self, pkg: SourcePackage) -> Path:
         return self.dir / pkg.ident / "root"
 
-    def _bwrap(self, root: Path, srcdir: Path, *, network: bool) -> list[str]:
-        argv = [
-            "bwrap", "--bind", str(root), "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp",
-            "--ro-bind", str(srcdir), "/src", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
-        ]  # fmt: skip
-        if network:
-            argv += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
-        else:
-            argv += ["--unshare-net"]
-        return argv
+    def _bwrap(
+        self, command: list[str], root: Path, srcdir: Path, *, network: bool,
+        binds: tuple[Bind, ...] = (), chdir: str | None = None, env: dict[str, str] | None = None,
+    ) -> list[str]:
+        """``command`` as root in the floor's root (no user namespace: apt and runuser switch users)."""
+        return bwrap_argv(command, root=root, binds=[Bind(srcdir, "/src"), *binds], network=network,
+                          user_namespace=False, chdir=chdir, env=env)
 
     def prepare(self, pkg: SourcePackage) -> None:
         """Extract the tarball and install the build-dependencies once per package (kept between runs)."""
@@ -308,7 +303,7 @@ class Floor:
                 f"useradd --uid {FLOOR_UID} --user-group --home-dir /build builder"
             )
             try:
-                run([*self._bwrap(root, pkg.directory, network=True), "sh", "-c", script], log=log, timeout=TIMEOUT)
+                run(self._bwrap(["sh", "-c", script], root, pkg.directory, network=True), log=log, timeout=TIMEOUT)
             except CommandError as exc:
                 raise BenchError(f"preparing the floor root for {pkg.ident} failed: {exc.tail[-300:]}") from None
             stamp.write_text(str(self.tarball.stat().st_mtime))
@@ -319,13 +314,11 @@ class Floor:
             f"set -e; cd /build; dpkg-source --no-check -x /src/{pkg.dsc_path.name} pkg; cd pkg; "
             "dpkg-buildpackage -b -us -uc"
         )
-        argv = [
-            *self._bwrap(self.root(pkg), pkg.directory, network=False),
-            "--bind", str(build), "/build", "--chdir", "/build",
-            "--setenv", "HOME", "/build", "--setenv", "DEB_BUILD_OPTIONS", f"parallel={jobs}",
-            "--setenv", "LANG", "C.UTF-8",
-            "runuser", "-u", "builder", "--", "sh", "-c", script,
-        ]  # fmt: skip
+        argv = self._bwrap(
+            ["runuser", "-u", "builder", "--", "sh", "-c", script], self.root(pkg), pkg.directory, network=False,
+            binds=(Bind(build, "/build", ro=False),), chdir="/build",
+            env={"HOME": "/build", "DEB_BUILD_OPTIONS": f"parallel={jobs}", "LANG": "C.UTF-8"},
+        )
         fresh_dir(outdir)
         log = outdir / "build.log"
         start = time.monotonic()
