@@ -4,66 +4,32 @@ running deb-mock, the tag set-up of docs/orchestrator.md over the trixie mirror,
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import httpx
 
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.phases.base import ComposeContext
 from deb_orchestrator.client import HubClient
 
-CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_orchestrator"))
+from orch_hub import HubProcess, stop_builder
+
 COMPOSE = [str(Path(sys.executable).parent / "deb-bootc-compose")]
 HELLO_DSC = "pool/main/h/hello/hello_2.10-3.dsc"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LoopHub:
-    """``deb-orchestrator hub`` in its own process group; ``stop()`` ends it and every builder it started."""
+class LoopHub(HubProcess):
+    """``deb-orchestrator hub`` in its own process group (orch_hub.HubProcess) with the builders it started;
+    ``stop()`` ends them and the hub."""
 
     def __init__(self, data: Path, lease: float = 30.0) -> None:
-        self.data = data
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         data.mkdir(parents=True, exist_ok=True)
-        self.log_path = data.parent / "hub.log"
-        self.log = self.log_path.open("w")
+        super().__init__(data, "--lease", str(lease), "--heartbeat", "1", log=data.parent / "hub.log")
+        self.data = data
         self.builders: list[subprocess.Popen[bytes]] = []
-        self.proc = subprocess.Popen([*CLI, "hub", "--data", str(data), "--listen", f"127.0.0.1:{self.port}",
-                                      "--lease", str(lease), "--heartbeat", "1"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the hub did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        self.token = (data / "admin.token").read_text().strip()
-        self.env = {**os.environ, "DEB_ORCHESTRATOR_HUB": self.url, "DEB_ORCHESTRATOR_TOKEN": self.token}
-
-    def cli(self, *args: str, timeout: float = 900) -> str:
-        res = subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise AssertionError(f"deb-orchestrator {' '.join(args)} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
-        return res.stdout
 
     def setup_trixie(self, mirror: str) -> None:
         """docs/orchestrator.md's tag set: base (the mirror) ← dest ← build; target trixie: build → dest."""
@@ -71,26 +37,15 @@ class LoopHub:
             admin.setup_target("trixie", mirror=mirror, suite="trixie")
 
     def start_builder(self, name: str, cache: Path, workdir: Path) -> subprocess.Popen[bytes]:
-        token = self.cli("add-host", name, "--arch", "amd64").strip().splitlines()[-1]
-        log = (workdir / f"{name}.log").open("w")
-        proc = subprocess.Popen([*CLI, "builder", "--hub", self.url, "--token", token, "--cache-dir", str(cache),
-                                 "--work-dir", str(workdir / f"{name}.work")],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        token = self.cli("add-host", name, "--arch", "amd64").stdout.strip().splitlines()[-1]
+        proc = self.builder(token, cache, workdir / f"{name}.log", work=workdir / f"{name}.work")
         self.builders.append(proc)
         return proc
 
     def stop(self) -> None:
-        for proc in [*self.builders, self.proc]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.builders, self.proc]:
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.log.close()
+        for proc in self.builders:
+            stop_builder(proc)
+        super().stop()
 
 
 def hello_manifest(path: Path, hub_url: str, mirror: str, outputs: str = "[oci]") -> Path:

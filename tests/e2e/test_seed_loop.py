@@ -88,7 +88,7 @@ def test_unknown_target_is_a_clear_error(loop_hub: LoopHub, tmp_path: Path, mirr
     run = run_compose(manifest, tmp_path / "composes", loop_hub.env, timeout=600)
     assert run.returncode != 0
     assert "sid" in run.stderr and "add-target" in run.stderr, run.stderr[-3000:]
-    assert loop_hub.cli("list-builds", "--json").strip() in ("[]", "")  # nothing was submitted
+    assert loop_hub.cli("list-builds", "--json").stdout.strip() in ("[]", "")  # nothing was submitted
 
 
 def test_missing_token_is_a_clear_error(loop_hub: LoopHub, tmp_path: Path, mirror: str) -> None:
