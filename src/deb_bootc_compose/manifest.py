@@ -53,8 +53,6 @@ COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+
 URL = re.compile(r"^(https?|file)://[!#-~]+$")  # printable ASCII, no space or quote: it lands in apt's files
 LOCALE = re.compile(r"^[A-Za-z0-9_.@\-]+$")  # C.UTF-8, en_US.UTF-8, de_DE@euro
 KERNEL_ARG = re.compile(r"^[!#-&(-\[\]-~]+$")  # printable ASCII but space, quotes and backslash
-# ComposeContext.extra key: the compose was started with --allow-host-paths
-ALLOW_HOST_PATHS_KEY = "allow_host_paths"
 ARCHES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
 REF_FIELDS = {"name", "suite", "arch", "variant", "version"}
 DEFAULT_ORCHESTRATOR_PRIORITY = 990
