@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from apt_chroot import AptChroot, RecordingHandler, Served, chroot_tarball, unpack_chroot
-from debarchive_helpers import DebMaker, build_deb
+from debarchive_helpers import DebMaker, build_deb, still_there_after
 
 from debarchive.signing import SigningKey
 
@@ -34,10 +34,14 @@ def no_gpg_agent_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     """Every GnuPG agent these tests (or the code under test) start must be stopped again."""
     yield
     base = str(tmp_path_factory.getbasetemp())
-    leaked = _gpg_agents_under((base,))
-    # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
-    leaked += [a for a in _gpg_agents_under(("/tmp/dak-",)) if not Path(a.split()[2]).exists()]
-    assert leaked == [], f"gpg-agent processes left running: {leaked}"
+
+    def leaked() -> list[str]:
+        found = _gpg_agents_under((base,))
+        # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
+        return found + [a for a in _gpg_agents_under(("/tmp/dak-",)) if not Path(a.split()[2]).exists()]
+
+    left = still_there_after(leaked)
+    assert left == [], f"gpg-agent processes left running: {left}"
 
 
 @pytest.fixture(scope="session")

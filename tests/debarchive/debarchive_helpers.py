@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +107,14 @@ def build_source(out_dir: Path, name: str = "dak-hello", version: str = "1.0") -
     dsc = out_dir / f"{name}_{version}.dsc"
     assert dsc.is_file()
     return dsc
+
+
+def still_there_after(find: Callable[[], list[str]], seconds: float = 5.0) -> list[str]:
+    """What ``find`` keeps returning for ``seconds``: a leak persists, a process another xdist worker is
+    stopping right now (its agent killed, its home link just removed) is gone a moment later."""
+    deadline = time.monotonic() + seconds
+    found = find()
+    while found and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = find()
+    return found

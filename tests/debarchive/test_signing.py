@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from debarchive_helpers import gpgv, secret_key_listing
+from debarchive_helpers import gpgv, secret_key_listing, still_there_after
 
 from debarchive.signing import SigningError, SigningKey
 
@@ -43,7 +43,7 @@ def test_ensure_creates_then_loads_same_key(tmp_path: Path) -> None:
     assert listing.count("\nsec:") + listing.startswith("sec:") == 1
     assert ":ed25519:" in listing
     assert "\nsec:u:255:22:" in "\n" + listing  # ed25519 (algo 22), no expiry field
-    assert agents_of_gone_homes() == []
+    assert still_there_after(agents_of_gone_homes) == []
 
 
 def test_clearsign_and_detached_verify_with_gpgv(signing_key: SigningKey, tmp_path: Path) -> None:
