@@ -212,7 +212,8 @@ class VirtualMachine:
             if now > deadline:
                 raise BootTestError(
                     f"the VM did not reach a shell within {timeout:.0f}s (boot {self.boots}); "
-                    f"serial log: {self.cfg.serial_log}"
+                    f"serial log: {self.cfg.serial_log}; the guest's shell channel gave {len(self._buf)} bytes "
+                    f"but no answer ({self._buf[-200:]!r}); the console's last lines:\n{self._console_tail()}"
                 )
             if not self.running:
                 raise BootTestError(f"QEMU exited during boot {self.boots}; serial log: {self.cfg.serial_log}; "
@@ -228,6 +229,16 @@ class VirtualMachine:
                 seconds = time.monotonic() - self._started
                 self.boot_seconds.append(seconds)
                 return seconds
+
+    def _console_tail(self, lines: int = 25) -> str:
+        """The end of this boot's console output (for errors: the log file may not outlive a CI run)."""
+        try:
+            with open(self.cfg.serial_log, "rb") as fh:
+                fh.seek(self._console_offset)
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return "(unreadable)"
+        return "\n".join(text.replace("\r", "").splitlines()[-lines:])
 
     def _kernel_started(self) -> bool:
         try:
