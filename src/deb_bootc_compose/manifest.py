@@ -43,6 +43,7 @@ from deb_bootc_compose.imagespec import (
     UserSpec,
     VariantSpec,
 )
+from deb_bootc_compose.updatespec import UpdateSpec, key_files
 
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
@@ -220,6 +221,7 @@ class Manifest(StrictModel):
     boot_test: BootTestSpec = Field(default_factory=BootTestSpec)
     build: BuildSpec | None = None
     disk: DiskSpec = Field(default_factory=DiskSpec)
+    update: UpdateSpec | None = None  # where installed machines fetch signed updates (updatespec.py)
 
     @field_validator("version")
     @classmethod
@@ -398,8 +400,10 @@ def _ref_problems(m: Manifest, doc: yamlmarks.LocatedDocument, data: dict[str, A
 
 def _file_problems(m: Manifest, doc: yamlmarks.LocatedDocument, allow_host_paths: bool) -> list[str]:
     problems = []
-    named = [((("files", i, "source")), f.source) for i, f in enumerate(m.files)]
+    named: list[tuple[tuple[str | int, ...], str | None]]
+    named = [(("files", i, "source"), f.source) for i, f in enumerate(m.files)]
     named += [(("postprocess", i, "file"), s.file) for i, s in enumerate(m.postprocess)]
+    named += key_files(m.update)
     for loc, value in named:
         if value is None:
             continue
