@@ -56,6 +56,17 @@ class OstreeUpdateSpec(StrictModel):
 class RegistryUpdateSpec(StrictModel):
     name: str  # HOST[:PORT]/PATH, may hold {variant}, {name} and {arch}; no tag
     public_key: str  # the sigstore public key (``deb-bootc-compose keygen``), relative to the manifest
+    # where OpenPGP ("simple signing") signatures are served (``push --lookaside-dir`` published there); needed
+    # only when ``public_key`` is an OpenPGP key: sigstore signatures live in the registry beside the image
+    lookaside: str | None = None
+
+    @field_validator("lookaside")
+    @classmethod
+    def _lookaside(cls, v: str | None) -> str | None:
+        if v is not None and not UPDATE_URL.match(v):
+            raise ValueError(f"lookaside {v!r} must be an http:// or https:// URL (printable ASCII, no spaces or "
+                             "quotes)")
+        return v.rstrip("/") if v is not None else None
 
     @field_validator("name")
     @classmethod

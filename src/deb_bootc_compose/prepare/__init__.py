@@ -6,9 +6,9 @@ module and one line here. Every step edits the tree through the job's :class:`~d
 (paths resolved inside the tree) and runs commands in it through :meth:`PrepareJob.in_tree`.
 
 Order matters (docs/compose.md, "The OSTree-ready tree"): host files, apt sources, toplevel symlinks,
-users, files, postprocess scripts, image defaults, kernel, initramfs (prepare-root.conf first), /boot,
-dpkg/debconf databases to /usr/lib/sysimage, /var to tmpfiles.d, API filesystems emptied, the host's writes
-adopted into the tree's user namespace, lint.
+users, files, postprocess scripts, the registry policy, image defaults, kernel, initramfs (prepare-root.conf
+first), /boot, dpkg/debconf databases to /usr/lib/sysimage, /var to tmpfiles.d, API filesystems emptied, the
+host's writes adopted into the tree's user namespace, lint.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from deb_bootc_compose.prepare import (
     locale_conf,
     machine_id,
     postprocess,
+    registry_policy,
     root_locked,
     ssh_host_keys,
     sysimage,
@@ -45,6 +46,7 @@ STEPS: list[Step] = [
     users.STEP,  # the manifest's groups and users
     files.STEP,  # the manifest's files
     postprocess.STEP,  # the manifest's postprocess scripts (sandboxed, no network)
+    registry_policy.STEP,  # update.registry: its key, /etc/containers/policy.json, registries.d
     ssh_host_keys.STEP,  # none in the image; made at first boot
     root_locked.STEP,  # root's password locked
     locale_conf.STEP,  # the manifest's locale
