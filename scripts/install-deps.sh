@@ -21,6 +21,8 @@ APT_PACKAGES=(
   # deb-bootc-compose: OSTree, OCI, disks, boot tests
   ostree skopeo umoci podman runc mtools dosfstools fdisk e2fsprogs qemu-system-x86 qemu-utils ovmf
   iproute2 iptables
+  # registry push tests: a real registry (its service is never started: see policy-rc.d below), TLS tools
+  docker-registry openssl
   # benchmarks compare against sbuild and debos (debos runs only with --disable-fakemachine here)
   sbuild debos
   python3-venv
@@ -30,6 +32,14 @@ want=$(printf '%s\n' "${APT_PACKAGES[@]}" | sort | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then
   echo "==> apt: installing ${#APT_PACKAGES[@]} host packages"
   apt-get update -q
+  # service packages (docker-registry) start their daemon in postinst, which fails without systemd: a
+  # policy-rc.d that forbids starting services (ours only if there is none; removed afterwards); tests start
+  # their own instances on free ports
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
   mkdir -p "$(dirname "$stamp")" && echo "$want" > "$stamp"
 fi
