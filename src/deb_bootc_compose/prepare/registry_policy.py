@@ -1,8 +1,8 @@
 """With ``update.registry``: the image trusts its registry repository only with the registry key.
 
-* the public key at ``/usr/share/deb-bootc/keys/registry.pub`` (sigstore) or ``registry.asc`` (OpenPGP): under
-  ``/usr``, so it is part of the image and changes only with an update (rotation goes through an update that
-  ships both keys; see docs/security.md);
+* the public key at ``/usr/share/deb-bootc/keys/registry.pub`` (sigstore; a file with several keys, during a
+  rotation, becomes ``registry-1.pub``… trusted through ``keyPaths``) or ``registry.asc`` (OpenPGP, a keyring as
+  given): under ``/usr``, so it is part of the image and changes only with an update (docs/registry.md);
 * ``/etc/containers/policy.json``: the repositories of the manifest's variants (``update.registry.name``)
   require a signature by that key; everything else keeps the image's policy (Debian's containers-common:
   ``insecureAcceptAnything``), so only what the machine updates from is locked down
@@ -28,8 +28,15 @@ REGISTRIES_D = "etc/containers/registries.d"
 REGISTRIES_FILE = f"{REGISTRIES_D}/deb-bootc.yaml"
 
 
-def key_file(kind: str) -> str:
-    return f"{KEY_DIR}/registry.pub" if kind == SIGSTORE else f"{KEY_DIR}/registry.asc"
+def key_files(kind: str, key: bytes, where: str) -> dict[str, bytes]:
+    """Where the key goes in the image: one sigstore key per file (``registry.pub``, or ``registry-N.pub`` for
+    each key of a file that holds several: a rotation); an OpenPGP key file as given (a keyring)."""
+    if kind != SIGSTORE:
+        return {f"{KEY_DIR}/registry.asc": key}
+    pems = keys.public_pems(key, where)
+    if len(pems) == 1:
+        return {f"{KEY_DIR}/registry.pub": pems[0]}
+    return {f"{KEY_DIR}/registry-{i}.pub": pem for i, pem in enumerate(pems, 1)}
 
 
 def repositories(manifest: Manifest, arch: str) -> list[str]:
@@ -45,11 +52,11 @@ def files(manifest: Manifest, arch: str, key: bytes, existing_policy: dict[str, 
     reg = manifest.update.registry
     try:
         kind = key_kind(key)
-        if kind == SIGSTORE:
-            key = keys.public_pem(key, f"update.registry.public_key ({reg.public_key})")
+        installed = key_files(kind, key, f"update.registry.public_key ({reg.public_key})")
+        paths = ["/" + rel for rel in installed]
         repos = repositories(manifest, arch)
-        trusts = [Trust(r, "/" + key_file(kind), kind) for r in repos]
-        out = {key_file(kind): key, POLICY: dumps(merged(existing_policy, trusts))}
+        trusts = [Trust(r, paths[0], kind, tuple(paths[1:])) for r in repos]
+        out = {**installed, POLICY: dumps(merged(existing_policy, trusts))}
         out[REGISTRIES_FILE] = registries_d(repos, kind, reg.lookaside)
     except (PolicyError, keys.SigningKeyError) as exc:
         raise ComposeError(f"manifest update.registry: {exc}") from None

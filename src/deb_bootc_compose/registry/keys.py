@@ -189,6 +189,18 @@ def parse_public(data: bytes, where: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
+def public_pems(data: bytes, where: str) -> list[bytes]:
+    """Every PEM ``PUBLIC KEY`` block of ``data`` (a file trusting several keys, during a rotation), each
+    checked and re-encoded; at least one."""
+    text = data.decode("ascii", errors="replace")
+    begin = f"-----BEGIN {PUBLIC_PEM}-----"
+    chunks = [begin + part for part in text.split(begin)[1:]]
+    if not chunks:
+        raise SigningKeyError(f"{where}: no PEM block 'PUBLIC KEY' (a sigstore public key from "
+                              "`deb-bootc-compose keygen`)")
+    return [public_pem(chunk.encode(), f"{where} (key {i + 1})") for i, chunk in enumerate(chunks)]
+
+
 def load_public(path: Path) -> ec.EllipticCurvePublicKey:
     return parse_public(_read_small(path, "public key"), str(path))
 
@@ -233,6 +245,7 @@ __all__ = [
     "load_public",
     "parse_public",
     "public_pem",
+    "public_pems",
     "read_passphrase",
     "write_pair",
 ]

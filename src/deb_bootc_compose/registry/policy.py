@@ -54,11 +54,17 @@ class Trust:
     repository: str  # HOST[:PORT]/PATH, no tag
     key_path: str  # absolute path of the public key where the policy is used
     kind: str  # SIGSTORE or OPENPGP
+    more_keys: tuple[str, ...] = ()  # sigstore: further keys, any of which may sign (a key rotation)
 
     def requirement(self) -> dict[str, Any]:
         identity = {"type": "matchRepository"}
         if self.kind == SIGSTORE:
+            if self.more_keys:  # containers/image >= 5.30 (trixie has 5.34)
+                return {"type": "sigstoreSigned", "keyPaths": [self.key_path, *self.more_keys],
+                        "signedIdentity": identity}
             return {"type": "sigstoreSigned", "keyPath": self.key_path, "signedIdentity": identity}
+        if self.more_keys:
+            raise PolicyError("OpenPGP: put every trusted key in the one key file (a keyring), not in more_keys")
         return {"type": "signedBy", "keyType": "GPGKeys", "keyPath": self.key_path, "signedIdentity": identity}
 
 

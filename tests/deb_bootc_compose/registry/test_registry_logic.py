@@ -229,6 +229,12 @@ def test_prepare_step_files(pair: keys.KeyPair) -> None:
     files = registry_policy.files(gpg, "amd64", b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n...", None)
     assert "usr/share/deb-bootc/keys/registry.asc" in files
     assert b"https://sigs.example/os" in files["etc/containers/registries.d/deb-bootc.yaml"]
+    two = registry_policy.files(m, "amd64", pair.public_pem + keys.generate(PASS).public_pem, None)
+    assert sorted(k for k in two if k.endswith(".pub")) == ["usr/share/deb-bootc/keys/registry-1.pub",
+                                                            "usr/share/deb-bootc/keys/registry-2.pub"]
+    rule = json.loads(two["etc/containers/policy.json"])["transports"]["docker"]["r.example/os/base"][0]
+    assert rule["keyPaths"] == ["/usr/share/deb-bootc/keys/registry-1.pub", "/usr/share/deb-bootc/keys/registry-2.pub"]
+    assert "keyPath" not in rule
     no_lookaside = _manifest(registry={"name": "r.example/os/{variant}", "public_key": "k.asc"})
     with pytest.raises(ComposeError, match=r"update.registry: .*lookaside"):
         registry_policy.files(no_lookaside, "amd64", b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n", None)

@@ -63,7 +63,7 @@ def test_sigstore_keys_and_attachments_under_trixies_skopeo(trixie: Path, work: 
     (tmp_path / "pass").write_text("sigstore passphrase\n")
     for name in ("release", "intruder"):
         assert main(["keygen", "--output", str(tmp_path / name), "--passphrase-file", str(tmp_path / "pass")]) == 0
-    for f in ("release.key", "release.pub", "pass"):
+    for f in ("release.key", "release.pub", "intruder.pub", "pass"):
         shutil.copy(tmp_path / f, work / f)
     shutil.copytree(registry.cert_dir, work / "certs")
     repo = f"{registry.host}/sig/base"
@@ -91,6 +91,7 @@ def test_sigstore_keys_and_attachments_under_trixies_skopeo(trixie: Path, work: 
 
     def pull(tag: str) -> subprocess.CompletedProcess[str]:
         out = f"/work/out-{tag}"
+        shutil.rmtree(work / f"out-{tag}", ignore_errors=True)
         return skopeo(trixie, "--policy", "/work/policy.json", *common, "copy", "--src-cert-dir", "/work/certs",
                       f"docker://{repo}:{tag}", f"dir:{out}")
 
@@ -104,3 +105,11 @@ def test_sigstore_keys_and_attachments_under_trixies_skopeo(trixie: Path, work: 
     assert no_sig.returncode != 0 and "A signature was required, but no signature exists" in no_sig.stderr
     wrong = pull("foreign")
     assert wrong.returncode != 0 and "rejected" in wrong.stderr, wrong.stderr
+
+    # a key rotation: both keys trusted (keyPaths), either signature passes; unsigned still refused
+    rotation = Trust(repo, "/work/release.pub", SIGSTORE, ("/work/intruder.pub",))
+    (work / "policy.json").write_bytes(policy_json([rotation], default_reject=True))
+    for tag in ("ours", "foreign"):
+        ok = pull(f"{tag}")
+        assert ok.returncode == 0, f"{tag} under two keys: {ok.stderr}"
+    assert pull("unsigned").returncode != 0
