@@ -92,8 +92,7 @@ def _layout_image(paths: ComposePaths, variant: str, arch: str) -> ComposeImage 
     return ComposeImage(variant, arch, layout, ref_name, digest)
 
 
-def destinations(manifest: Manifest, images: list[ComposeImage], given: str | None) -> dict[ComposeImage, Destination]:
-    """Where each image goes: ``given`` (REGISTRY/NAME[:TAG]) or ``update.registry.name``."""
+def _template_and_tag(manifest: Manifest, given: str | None) -> tuple[str, str]:
     if given is None:
         if manifest.update is None or manifest.update.registry is None:
             raise PushError("the compose's manifest has no update.registry.name: give the destination as "
@@ -104,18 +103,46 @@ def destinations(manifest: Manifest, images: list[ComposeImage], given: str | No
         tag = given_tag or str(manifest.version)
     if not TAG.match(tag):
         raise PushError(f"{tag!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)")
+    return template, tag
+
+
+def _repository(template: str, manifest: Manifest, variant: str, arch: str) -> str:
+    repo = template.format(name=manifest.name, variant=variant, arch=arch)
+    if not REGISTRY_NAME.match(repo):
+        raise PushError(f"{repo!r} is not a registry repository HOST[:PORT]/PATH (lower case, no scheme)")
+    return repo
+
+
+def destinations(manifest: Manifest, images: list[ComposeImage], given: str | None) -> dict[ComposeImage, Destination]:
+    """Where each image goes: ``given`` (REGISTRY/NAME[:TAG]) or ``update.registry.name``. With several arches
+    each arch has its own tags (``TAG-ARCH``, ``latest-ARCH``); :func:`index_destinations` names the index's."""
+    template, tag = _template_and_tag(manifest, given)
     if len({i.variant for i in images}) > 1 and "{variant}" not in template:
         raise PushError(f"the compose has several variants ({', '.join(sorted({i.variant for i in images}))}): "
                         "put {variant} in the destination so that each has its own repository")
-    out: dict[ComposeImage, Destination] = {}
     several_arches = len({i.arch for i in images}) > 1
+    if several_arches and "{arch}" in template:
+        raise PushError("the compose has several arches: they share one repository (an image index); "
+                        "leave {arch} out of the destination")
+    out: dict[ComposeImage, Destination] = {}
     for img in images:
-        repo = template.format(name=manifest.name, variant=img.variant, arch=img.arch)
-        if not REGISTRY_NAME.match(repo):
-            raise PushError(f"{repo!r} is not a registry repository HOST[:PORT]/PATH (lower case, no scheme)")
-        # several arches: each arch under its own tags (an image index over them is not made yet)
+        repo = _repository(template, manifest, img.variant, img.arch)
         tags = (f"{tag}-{img.arch}", f"{LATEST}-{img.arch}") if several_arches else (tag, LATEST)
         out[img] = Destination(repo, tuple(dict.fromkeys(tags)))
+    return out
+
+
+def index_destinations(manifest: Manifest, images: list[ComposeImage], given: str | None
+                       ) -> dict[str, tuple[Destination, list[ComposeImage]]]:
+    """variant → (where its image index goes: ``TAG`` and ``latest``, its arch images) for every variant
+    composed for several arches; empty when the compose has one arch."""
+    if len({i.arch for i in images}) < 2:
+        return {}
+    template, tag = _template_and_tag(manifest, given)
+    out: dict[str, tuple[Destination, list[ComposeImage]]] = {}
+    for variant in sorted({i.variant for i in images}):
+        members = sorted((i for i in images if i.variant == variant), key=lambda i: i.arch)
+        out[variant] = (Destination(_repository(template, manifest, variant, ""), (tag, LATEST)), members)
     return out
 
 
@@ -134,4 +161,5 @@ def _split(given: str) -> tuple[str, str | None]:
     return name, tag
 
 
-__all__ = ["LATEST", "ComposeImage", "Destination", "PushError", "destinations", "load_compose"]
+__all__ = ["LATEST", "ComposeImage", "Destination", "PushError", "destinations", "index_destinations",
+           "load_compose"]

@@ -8,6 +8,9 @@ signing key decides the signature format:
   ``REPO:sha256-<hex>.sig`` (cosign's attachment; see :mod:`.sigstore_attach` for why not by skopeo);
 * an OpenPGP secret key: skopeo signs ("simple signing", ``--sign-by``) into ``--lookaside-dir``, a directory
   to serve at the URL the images' ``registries.d`` names (``update.registry.lookaside``).
+
+A variant composed for several arches: each arch image goes to ``TAG-ARCH`` and ``latest-ARCH``, then an image
+index over them (:mod:`.index`) to ``TAG`` and ``latest`` (``skopeo copy --all``), signed like the images.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from deb_bootc_compose.registry.images import (
     Destination,
     PushError,
     destinations,
+    index_destinations,
     load_compose,
 )
+from deb_bootc_compose.registry.index import write_index_layout
 from deb_bootc_compose.registry.policy import OPENPGP, SIGSTORE
 from deb_bootc_compose.registry.skopeo import Skopeo, blob_counts
 
@@ -124,10 +129,40 @@ def _lookaside_config(sk: Skopeo, targets: dict[ComposeImage, Destination], look
     (sk.registries_d / "deb-bootc-compose-push.yaml").write_text(f"docker:\n{body}")
 
 
+def _signing(stack: ExitStack, sk: Skopeo, opts: PushOptions, fmt: str,
+             targets: dict[ComposeImage, Destination]) -> list[str]:
+    """skopeo's signing arguments (OpenPGP: a temporary GnuPG home, signatures into the lookaside dir)."""
+    if fmt != OPENPGP:
+        return []
+    assert opts.sign_key is not None and opts.lookaside_dir is not None
+    signer = stack.enter_context(gpg_signer(opts.sign_key, opts.passphrase_file))
+    sk.env.update(signer.env)
+    _lookaside_config(sk, targets, opts.lookaside_dir)
+    extra = ["--sign-by", signer.fingerprint]
+    if opts.passphrase_file is not None:
+        extra += ["--sign-passphrase-file", str(opts.passphrase_file)]
+    return extra
+
+
+def _push_index(sk: Skopeo, variant: str, dest: Destination, members: list[ComposeImage], extra: list[str],
+                key: ec.EllipticCurvePrivateKey | None, fmt: str) -> Pushed:
+    """The variant's image index (its arch images are in the registry already) to ``dest``'s tags."""
+    layout = Path(tempfile.mkdtemp(prefix=f"index-{variant}-", dir=sk.workdir))
+    digest = write_index_layout(layout / "layout", members, "index")
+    arches = "+".join(m.arch for m in members)
+    index = ComposeImage(variant, arches, layout / "layout", "index", digest)
+    uploaded, present = _copy_image(sk, index, dest, ["--all", *extra])
+    if key is not None:
+        _attach_sigstore(sk, key, index, dest)
+    return Pushed(variant, f"{arches} (index)", dest.repository, dest.tags, digest, uploaded, present, fmt)
+
+
 def push(opts: PushOptions) -> list[Pushed]:
-    """Push every OCI image of the compose; what was pushed, with digests."""
+    """Push every OCI image of the compose (and, with several arches, each variant's image index); what was
+    pushed, with digests."""
     manifest, images = load_compose(opts.compose)
     targets = destinations(manifest, images, opts.destination)
+    indexes = index_destinations(manifest, images, opts.destination)
     fmt = UNSIGNED if opts.sign_key is None else key_format(opts.sign_key)
     if fmt == OPENPGP and opts.lookaside_dir is None:
         raise PushError("OpenPGP signatures are stored beside the registry: give --lookaside-dir DIR (served at "
@@ -137,15 +172,7 @@ def push(opts: PushOptions) -> list[Pushed]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deb-bootc-push-")))
         sk = Skopeo(workdir, log=opts.log, cert_dir=opts.cert_dir, tls_verify=opts.tls_verify)
-        extra: list[str] = []
-        if fmt == OPENPGP:
-            assert opts.sign_key is not None and opts.lookaside_dir is not None
-            signer = stack.enter_context(gpg_signer(opts.sign_key, opts.passphrase_file))
-            sk.env.update(signer.env)
-            _lookaside_config(sk, targets, opts.lookaside_dir)
-            extra = ["--sign-by", signer.fingerprint]
-            if opts.passphrase_file is not None:
-                extra += ["--sign-passphrase-file", str(opts.passphrase_file)]
+        extra = _signing(stack, sk, opts, fmt, targets)
         for img, dest in targets.items():
             opts.progress(f"{img.variant}/{img.arch}: pushing {img.digest} to {dest.repository} "
                           f"({', '.join(dest.tags)})")
@@ -154,6 +181,10 @@ def push(opts: PushOptions) -> list[Pushed]:
                 _attach_sigstore(sk, sigstore_key, img, dest)
             results.append(Pushed(img.variant, img.arch, dest.repository, dest.tags, img.digest, uploaded, present,
                                   fmt))
+        for variant, (dest, members) in indexes.items():
+            opts.progress(f"{variant}: pushing the image index of {', '.join(m.arch for m in members)} to "
+                          f"{dest.repository} ({', '.join(dest.tags)})")
+            results.append(_push_index(sk, variant, dest, members, extra, sigstore_key, fmt))
     return results
 
 

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from deb_bootc_compose.oci.layout import oci_arch
+
 REGISTRY = "/usr/bin/docker-registry"
 
 
@@ -185,11 +187,7 @@ def _tar_layer(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def tiny_compose(target: Path, label: str, version: str = "1") -> Path:
-    """A FINISHED compose directory whose one image (base/amd64) is a one-file layer: ``label`` makes the
-    digest differ. Shaped like a real compose's (ComposePaths), for the push tests that need no real OS."""
-    top = target / f"tiny-{label}-{version}-20260101.t.0"
-    layout = top / "compose" / "base" / "amd64" / "oci" / "layout"
+def _tiny_layout(layout: Path, content: bytes, arch: str, version: str) -> None:
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
 
@@ -198,8 +196,9 @@ def tiny_compose(target: Path, label: str, version: str = "1") -> Path:
         (blobs / h).write_bytes(data)
         return {"digest": f"sha256:{h}", "size": len(data)}
 
-    layer = _tar_layer({"etc/label": label.encode()})
-    config = {"architecture": "amd64", "os": "linux", "config": {},
+    layer = _tar_layer({"etc/label": content})
+    goarch, variant = oci_arch(arch)
+    config = {"architecture": goarch, "os": "linux", "config": {}, **({"variant": variant} if variant else {}),
               "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]}}
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
@@ -210,9 +209,18 @@ def tiny_compose(target: Path, label: str, version: str = "1") -> Path:
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": "application/vnd.oci.image.manifest.v1+json", **entry,
          "annotations": {"org.opencontainers.image.ref.name": version}}]}))
+
+
+def tiny_compose(target: Path, label: str, version: str = "1", arches: tuple[str, ...] = ("amd64",)) -> Path:
+    """A FINISHED compose directory whose images (base/ARCH) are one-file layers: ``label`` makes the digests
+    differ. Shaped like a real compose's (ComposePaths), for the push tests that need no real OS."""
+    top = target / f"tiny-{label}-{version}-20260101.t.0"
+    for arch in arches:
+        _tiny_layout(top / "compose" / "base" / arch / "oci" / "layout", f"{label} {arch}".encode(), arch, version)
     (top / "metadata").mkdir()
     (top / "metadata" / "manifest.yaml").write_text(
-        f"name: tiny\nversion: '{version}'\nsuite: trixie\nsources: [{{url: http://deb.debian.org/debian}}]\n")
+        f"name: tiny\nversion: '{version}'\nsuite: trixie\nsources: [{{url: http://deb.debian.org/debian}}]\n"
+        f"arches: [{', '.join(arches)}]\n")
     (top / "STATUS").write_text("FINISHED\n")
     return top
 

@@ -23,7 +23,7 @@ from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.prepare import registry_policy
 from deb_bootc_compose.prepare.base import PrepareJob
 from deb_bootc_compose.registry import keys, sigstore_attach
-from deb_bootc_compose.registry.images import ComposeImage, PushError, destinations
+from deb_bootc_compose.registry.images import ComposeImage, PushError, destinations, index_destinations
 from deb_bootc_compose.registry.policy import (
     OPENPGP,
     SIGSTORE,
@@ -204,6 +204,12 @@ def test_destinations_and_tags() -> None:
         ("localhost:5000/debian-bootc-base", ("rc1", "latest"), "localhost:5000")]
     arches = destinations(m, [_img("base"), _img("base", "arm64")], "r.example/os/base")
     assert sorted(d.tags for d in arches.values()) == [("13-amd64", "latest-amd64"), ("13-arm64", "latest-arm64")]
+    idx = index_destinations(m, [_img("base"), _img("base", "arm64")], "r.example/os/base")
+    assert [(v, d.repository, d.tags, [i.arch for i in members]) for v, (d, members) in idx.items()] == [
+        ("base", "r.example/os/base", ("13", "latest"), ["amd64", "arm64"])]
+    assert index_destinations(m, [_img("base")], "r.example/os/base") == {}
+    with pytest.raises(PushError, match=r"leave \{arch\} out"):
+        destinations(m, [_img("base"), _img("base", "arm64")], "r.example/os/base-{arch}")
     with pytest.raises(PushError, match="several variants"):
         destinations(m, [_img("base"), _img("desktop")], "r.example/os/one")
     with pytest.raises(PushError, match=r"update\.registry\.name"):

@@ -5,6 +5,9 @@ does not exist are one clear line each."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,29 @@ def test_push_errors_are_one_clear_line(registry: Registry, keys_dir: Path, tmp_
     assert "no update.registry.name" in err(["push", str(compose)])
     assert "--lookaside-dir" in err(["push", str(compose), f"{registry.host}/os/base", "--sign-key",
                                      str(keys_dir / "release.sec.asc")])
+
+
+def test_several_arches_make_a_signed_image_index(registry: Registry, keys_dir: Path, tmp_path: Path,
+                                                  podman: Podman, capsys: pytest.CaptureFixture[str]) -> None:
+    lookaside = tmp_path / "lookaside"
+    compose = tiny_compose(tmp_path, "multi", arches=("amd64", "arm64"))
+    repo = f"{registry.host}/multi/base"
+    assert _push(registry, compose, "multi/base", *_signed(keys_dir, "release", lookaside)) == 0
+    out = capsys.readouterr().out
+    assert f"base/amd64+arm64 (index): {repo}@sha256:" in out and f"  {repo}:1-arm64" in out, out
+    raw = subprocess.run(["skopeo", "--insecure-policy", "inspect", "--raw", "--cert-dir", str(registry.cert_dir),
+                          f"docker://{repo}:1"], capture_output=True, text=True, check=True).stdout
+    index = json.loads(raw)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert {(m["platform"]["architecture"], m["digest"]) for m in index["manifests"]} == {
+        ("amd64", layout_digest(compose, arch="amd64")), ("arm64", layout_digest(compose, arch="arm64"))}
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() in out  # the index digest printed is the registry's
+
+    podman.registries_d("test.yaml", f'docker:\n  "{registry.host}":\n    lookaside: "file://{lookaside}"\n')
+    policy = tmp_path / "policy.json"
+    policy.write_bytes(policy_json([Trust(repo, str(keys_dir / "release.pub.asc"), OPENPGP)], default_reject=True))
+    pulled = podman.run("pull", "--arch", "arm64", "--signature-policy", str(policy), "--cert-dir",
+                        str(registry.cert_dir), f"docker://{repo}:latest")
+    assert pulled.returncode == 0, pulled.stderr
+    arch = podman.run("image", "inspect", "--format", "{{.Architecture}}", f"{repo}:latest")
+    assert arch.stdout.strip() == "arm64"
