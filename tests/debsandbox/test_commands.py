@@ -4,6 +4,7 @@ left the command's process group (a new session, as daemons and some tools' help
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -55,8 +56,14 @@ def test_timeout_and_interrupt_kill_descendants(tmp_path: Path) -> None:
         import _thread
         _thread.interrupt_main()
 
-    threading.Timer(1.0, interrupt).start()
-    with pytest.raises(KeyboardInterrupt):
-        run(["sh", "-c", spawn_escapers(tmp_path)])
+    # interrupt_main() does nothing where SIGINT is ignored, as in some pytest-xdist workers: install Python's
+    # default handler (KeyboardInterrupt) for the length of the test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(1.0, interrupt).start()
+        with pytest.raises(KeyboardInterrupt):
+            run(["sh", "-c", spawn_escapers(tmp_path)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert [p for p in pids(tmp_path) if alive(p)] == []
     assert os.getpgrp() == os.getpgid(0)  # the test's own group was never signalled
