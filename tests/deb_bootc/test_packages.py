@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from deb_bootc import packages
 
 PAIRS = [("1.0", "1.0"), ("1.0", "1.0-1"), ("1.0~rc1", "1.0"), ("1.0", "1.0+b1"), ("1:0.9", "2.0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from deb_bootc import parse
 
 A = "a" * 64
