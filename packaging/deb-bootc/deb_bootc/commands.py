@@ -54,14 +54,16 @@ def _pull_metadata(sr: Sysroot, remote: str, ref: str) -> str:
             time.sleep(2 * attempt)  # a publish in progress: the summary and its signature catch up
             continue
         if parse.is_signature_error(res.err):
-            raise RefusedError(f"{remote}:{ref} refused: {msg}; nothing was downloaded or staged")
+            raise RefusedError(f"{remote}:{ref} refused: its newest commit is not signed by a key this machine "
+                               f"trusts for remote {remote!r} ({msg}); nothing was downloaded or staged")
         raise ClientError(f"cannot fetch {remote}:{ref}: {msg}")
     commit = sr.rev_parse(f"{remote}:{ref}")
     if commit is None:
         raise ClientError(f"{remote}:{ref}: ostree pulled it but has no such ref")
     sig = sr.signatures(commit, remote)
     if sig.state != "valid":
-        raise RefusedError(f"{remote}:{ref} commit {commit[:12]} is {sig.state}: {'; '.join(sig.detail)}; "
+        raise RefusedError(f"{remote}:{ref} refused: commit {commit[:12]} is {sig.state} (not signed by a key this "
+                           f"machine trusts for remote {remote!r}: {'; '.join(sig.detail) or 'no signature'}); "
                            "nothing was staged")
     return commit
 

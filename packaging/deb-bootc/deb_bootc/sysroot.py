@@ -57,6 +57,8 @@ class Deployment:
             return "pending"
         if self.rollback:
             return "rollback"
+        if self.index == 0:
+            return "default"  # an offline sysroot's next boot (nothing is booted from it)
         return "other"
 
     def to_json(self) -> dict[str, object]:
