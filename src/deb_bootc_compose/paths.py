@@ -41,6 +41,11 @@ class TargetPaths:
         """Where the pool keeps the .deb whose SHA-256 is ``sha256``."""
         return self.pool / "by-sha256" / sha256[:2] / f"{sha256}.deb"
 
+    def client_debs(self, source_hash: str) -> Path:
+        """The deb-bootc .deb built from the client source whose hash is ``source_hash`` (hard links of pool
+        files: the pool keeps local builds by source as well as by content)."""
+        return self.pool / "by-source" / "deb-bootc" / source_hash
+
     def apt_root(self, key: str) -> Path:
         """A private apt configuration (sources, keyrings, lists, empty dpkg status), cached across composes."""
         return self.state / "apt" / key
@@ -118,6 +123,11 @@ class ComposePaths:
     @property
     def ostree_json(self) -> Path:
         return self.metadata / "ostree.json"
+
+    @property
+    def client_build(self) -> Path:
+        """deb-mock's result directory when the build phase builds the deb-bootc client locally."""
+        return self.work / "client-build"
 
     @property
     def builds_json(self) -> Path:

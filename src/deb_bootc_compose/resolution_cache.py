@@ -140,9 +140,10 @@ def _key_material(manifest: Manifest, manifest_dir: Path) -> bytes:
 class ResolutionCache:
     """The last resolution of one manifest (by content) in one target directory, and what it depended on."""
 
-    def __init__(self, state_dir: Path, manifest: Manifest, manifest_dir: Path) -> None:
+    def __init__(self, state_dir: Path, manifest: Manifest, manifest_dir: Path, extra: str = "") -> None:
+        """``extra``: further inputs of the resolution (the hash of the deb-bootc client's source)."""
         self.manifest = manifest
-        self.key = hashlib.sha256(_key_material(manifest, manifest_dir)).hexdigest()
+        self.key = hashlib.sha256(_key_material(manifest, manifest_dir) + extra.encode()).hexdigest()
         self.path = state_dir / "resolutions" / f"{self.key}.json"
         self.urls = release_urls(manifest)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from clienthelpers import OSNAME, REF, client, commit, deployments, export_key, make_key, make_tree, sh
+
 from httpserve import serve_directory
 
 pytestmark = pytest.mark.integration

@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-serial-console", action="store_true",
                    help="do not add console=tty0 console=ttyS0,115200n8 to the kernel arguments")
     p.add_argument("--stateroot", default="debian", help="OSTree stateroot (os) name (default debian)")
-    p.add_argument("--remote-url", help="where the installed system pulls updates from (default: the "
-                   "source repository as a file:// URL)")
+    p.add_argument("--remote-url", help="where the installed system pulls updates from, unverified (default: the "
+                   "signed update remote the image carries, manifest update.ostree; else a remote with no URL)")
     p.add_argument("--scratch", type=Path, help="directory for temporary files (default: next to DISK)")
     p.add_argument("--log", type=Path, help="log file (default: DISK.install.log next to the scratch files)")
     p.add_argument("--i-know-this-wipes", dest="wipe", metavar="DEVICE",

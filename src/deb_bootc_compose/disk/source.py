@@ -26,7 +26,6 @@ from .errors import SourceError
 from .sysroot import InstallSource
 
 OCI_DEFAULT_REF = "deb-bootc/oci"
-NO_REMOTE_URL = "file:///var/lib/deb-bootc/updates/repo"
 
 
 def list_refs(repo: Path) -> list[str]:
@@ -63,7 +62,7 @@ def from_repo(repo: Path, ref: str | None, remote_url: str | None = None) -> Ins
         raise SourceError(f"{repo} is not an OSTree repository (no config file and objects/ directory)")
     ref = _pick_ref(repo, ref, str(repo))
     commit = rev_parse(repo, ref)
-    return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
+    return InstallSource(repo, ref, commit, remote_url)
 
 
 def compose_commit(compose: Path, variant: str, arch: str) -> tuple[str, str]:
@@ -103,7 +102,7 @@ def from_compose(compose: Path, variant: str = "base", arch: str = "amd64", remo
     if not has_commit(repo, commit):
         raise SourceError(f"{compose} made commit {commit} ({ref}), but {repo} no longer holds it "
                           "(pruned?); recompose with its metadata/lockfile.yaml to get it back")
-    return InstallSource(repo, ref, commit, remote_url or f"file://{repo}")
+    return InstallSource(repo, ref, commit, remote_url)
 
 
 def is_compose_dir(path: Path) -> bool:
@@ -178,7 +177,7 @@ def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote
         run(["ostree", "commit", f"--repo={repo}", f"--branch={ref}", f"--tree=dir={rootfs}", "--no-bindings",
              f"--subject=imported from {spec}"], log=log)
         shutil.rmtree(rootfs)
-        yield InstallSource(repo, ref, rev_parse(repo, ref), remote_url or NO_REMOTE_URL)
+        yield InstallSource(repo, ref, rev_parse(repo, ref), remote_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -19,6 +19,7 @@ from debsandbox import idmap
 from debsandbox.commands import run
 from debsandbox.sandbox import owned_dir
 
+from ..errors import ComposeError
 from ..intree import Tree
 from . import grub
 from .errors import DiskError
@@ -60,12 +61,14 @@ class Deployment:
 
 @dataclass(frozen=True)
 class InstallSource:
-    """A commit in a local repository, and how the installed system follows updates."""
+    """A commit in a local repository, and how the installed system follows updates: the signed remote the
+    image carries (manifest ``update.ostree``), else ``remote_url`` when one is asked for (install-to-disk
+    ``--remote-url``), else a remote without a URL (the machine follows no update source)."""
 
     repo: Path
     ref: str
     commit: str
-    remote_url: str
+    remote_url: str | None = None
 
 
 def repo_mode(repo: Path) -> str:
@@ -106,13 +109,16 @@ def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log:
         in_namespace(["ostree", *args], paths, log, ids=ids, cancel=cancel)
 
     ostree("init", in_repo, "--mode=bare")
-    ostree("remote", "add", in_repo, "--no-gpg-verify", osname, src.remote_url, src.ref)
     ostree("pull-local", in_repo, "@src@", src.commit)
-    ostree("refs", in_repo, f"--create={osname}:{src.ref}", src.commit)
     # the image's tools: a hard-linked checkout of the commit (costs no space, removed before mkfs)
     toolroot = staging / "image-tools"
     ostree("checkout", in_repo, "--require-hardlinks", src.commit, f"@staging@/{toolroot.name}")
     tools = ImageTools(toolroot, log, cancel, ids)
+    remote = _origin_remote(src, tools, osname)
+    if remote == osname and _remote_in_image(tools) is None:  # the image carries none: one in the repo config
+        url = ["--no-gpg-verify", osname, src.remote_url] if src.remote_url else [osname, ""]
+        ostree("remote", "add", in_repo, *url, src.ref)
+    ostree("refs", in_repo, f"--create={remote}:{src.ref}", src.commit)
     if not tools.has("usr/bin/ostree"):
         raise DiskError(f"commit {src.commit} has no /usr/bin/ostree: add ostree and ostree-boot to the image")
     if not any((toolroot / "usr/lib/modules").glob("*/vmlinuz")):
@@ -122,11 +128,31 @@ def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log:
     tools.run(["ostree", "admin", "os-init", "--sysroot=/target", osname], binds)
     deploy = ["ostree", "admin", "deploy", "--sysroot=/target", f"--os={osname}"]
     deploy += [f"--karg-append={a}" for a in kargs]
-    tools.run([*deploy, f"{osname}:{src.ref}"], binds)
+    tools.run([*deploy, f"{remote}:{src.ref}"], binds)
     path = sysroot / "ostree" / "deploy" / osname / "deploy" / f"{src.commit}.0"
     if not path.is_dir():
         raise DiskError(f"ostree admin deploy did not create {path}; see {log}")
     return Deployment(sysroot, osname, src.commit, path, tools)
+
+
+def _remote_in_image(tools: ImageTools) -> str | None:
+    from deb_bootc_compose.prepare.update_remote import remote_in_tree
+
+    try:
+        return remote_in_tree(tools.tree)
+    except ComposeError as exc:
+        raise DiskError(str(exc)) from None
+
+
+def _origin_remote(src: InstallSource, tools: ImageTools, osname: str) -> str:
+    """The remote the deployment's origin names: the image's own (signed, from its remotes.d), else ``osname``."""
+    carried = _remote_in_image(tools)
+    if carried is None:
+        return osname
+    if src.remote_url:
+        raise DiskError(f"the image follows its own signed update remote {carried!r} (/etc/ostree/remotes.d); "
+                        f"--remote-url {src.remote_url} cannot replace it")
+    return carried
 
 
 def configure(dep: Deployment, workdir: Path, log: Path) -> Path:

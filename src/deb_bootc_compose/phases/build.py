@@ -19,6 +19,7 @@ sources, the URL, the ref and the resolved commit).
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from typing import Any
 
 import httpx
 
-from deb_bootc_compose import gitsource
+from deb_bootc_compose import clientdeb, gitsource
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import BuildSpec, GitBuildSource
 from deb_bootc_compose.metadata import write_json
 from deb_bootc_compose.phases.base import Phase
+from deb_bootc_compose.phases.rootfs import HOST_ARCH
 from deb_orchestrator.client import (
     FINAL_BUILD_STATES,
     BuildDetail,
@@ -72,7 +74,7 @@ class Tracked:
 
 class BuildPhase(Phase):
     name = "build"
-    skippable = True
+    skippable = True  # skipped, a manifest with update: gets no client (gather says so)
 
     def _spec(self) -> BuildSpec:
         spec = self.ctx.manifest.build
@@ -82,9 +84,31 @@ class BuildPhase(Phase):
 
     def skip_reason(self) -> str | None:
         spec = self.ctx.manifest.build
-        if spec is None or not spec.sources:
-            return "the manifest has no build: sources"
+        if (spec is None or not spec.sources) and self.ctx.manifest.update is None:
+            return "the manifest has no build: sources and no update: section (no client to build)"
         return None
+
+    def run(self) -> None:
+        if self.ctx.manifest.update is not None:
+            self._client()
+        spec = self.ctx.manifest.build
+        if spec is not None and spec.sources:
+            self._orchestrator()
+
+    # ------------------------------------------------------------------ the update client
+    def _client(self) -> None:
+        """Build (or find in the pool) the deb-bootc client: local, through deb-mock's API (see clientdeb)."""
+        m = self.ctx.manifest
+        mirrors = [s.repo_url() for s in m.sources if not s.is_orchestrator and s.repo_url().startswith("http")]
+        if not mirrors:
+            raise ComposeError("build: the update client is built with deb-mock from a Debian mirror, and the "
+                               "manifest's sources name none (an http(s) url: entry)")
+        arch = HOST_ARCH.get(platform.machine(), platform.machine())
+        deb = clientdeb.ensure(self.ctx.target, self.ctx.paths.client_build, suite=m.suite, arch=arch,
+                               mirror=mirrors[0], log=self.log_path, cancel=self.ctx.cancel, progress=self.progress)
+        how = "built now" if deb.built else "from the pool (source unchanged)"
+        self.progress(f"{deb.name} {deb.version}: {how}, {deb.size} bytes, source {deb.source_hash[:12]}")
+        self.ctx.client_deb = deb
 
     # ------------------------------------------------------------------ identity
     def _git_identity(self, index: int, entry: GitBuildSource) -> Tracked:
@@ -145,7 +169,7 @@ class BuildPhase(Phase):
         tail = f"{hub}/api/v1/tasks/{task}" if task else f"{hub}/api/v1/builds/{t.ident}"
         return f"{tail} (logs: deb-orchestrator download-logs {t.ident} --hub {hub})"
 
-    def run(self) -> None:
+    def _orchestrator(self) -> None:
         spec = self._spec()
         hub_url = self._hub_url()
         tracked = [self._git_identity(i, ref) if isinstance(ref, GitBuildSource) else self._identity(ref)

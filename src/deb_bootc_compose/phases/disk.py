@@ -52,7 +52,9 @@ class DiskPhase(Phase):
                 raise ComposeError(f"disk: variant {v.variant}/{v.arch} has no OSTree commit (did ostree_commit run?)")
             images = self.ctx.paths.images_dir(v.variant, v.arch)
             outputs = {fmt: images / f"{self.ctx.compose_id}-{v.variant}-{v.arch}.{fmt}" for fmt in self.formats()}
-            src = InstallSource(repo=repo, ref=v.ref, commit=v.commit, remote_url=f"file://{repo.resolve()}")
+            # the deployment follows the image's signed update remote (update.ostree), or no URL at all: never the
+            # build host's repository
+            src = InstallSource(repo=repo, ref=v.ref, commit=v.commit)
             self.progress(f"{v.variant}/{v.arch}: installing {v.commit[:12]} into {', '.join(outputs)}")
             try:
                 result = build_disk(src, outputs, self.ctx.paths.variant_work(v.variant, v.arch), self.log_path,

@@ -51,7 +51,9 @@ class GatherPhase(Phase):
         if given:
             lock = self._from_lockfile(given)
         else:
-            cache = ResolutionCache(self.ctx.target.state, self.ctx.manifest, self.ctx.manifest_path.parent)
+            client = self.ctx.client_deb
+            cache = ResolutionCache(self.ctx.target.state, self.ctx.manifest, self.ctx.manifest_path.parent,
+                                    extra=f"client:{client.sha256}" if client else "")
             releases, why = cache.check()
             previous, why_not = cache.reusable(releases)
             if previous is not None:
@@ -118,15 +120,18 @@ class GatherPhase(Phase):
                 self.check_cancelled()
                 requested = m.variant_packages(vs.variant)
                 self._check_names(requested, idx, arch)
-                added = bootable_additions(requested, arch)
+                boot = bootable_additions(requested, arch)
+                added = boot + self._client_additions([*requested, *(a.name for a in boot)])
+                client = self.ctx.client_deb.name if self.ctx.client_deb else None
                 self.progress(
                     f"{vs.variant}/{arch}: resolving {len(requested)} requested + {len(added)} added packages "
                     f"+ the essential/required base"
                 )
                 resolved = apt.resolve(
-                    [*base, *requested, *(a.name for a in added)], m.exclude, self.log_path, cancel=self.ctx.cancel
+                    [*base, *requested, *(a.name for a in added if a.name != client)], m.exclude, self.log_path,
+                    cancel=self.ctx.cancel
                 )
-                locked = []
+                locked = [self.ctx.client_deb.locked()] if self.ctx.client_deb else []
                 for r in resolved:
                     src, srcver = idx.source_of.get((r.name, r.version, r.arch), (r.name, r.version))
                     locked.append(
@@ -134,7 +139,7 @@ class GatherPhase(Phase):
                                       url=r.url, repo=r.repo, source=src, source_version=srcver)
                     )
                 variants.setdefault(vs.variant, {})[arch] = LockedVariant(
-                    requested=requested, added=added, packages=locked
+                    requested=requested, added=added, packages=sorted(locked, key=lambda p: p.name)
                 )
                 mb = sum(p.size for p in locked) / 1e6
                 self.progress(f"{vs.variant}/{arch}: {len(locked)} packages, {mb:.1f} MB")
@@ -146,6 +151,22 @@ class GatherPhase(Phase):
             sources=[s.model_dump(mode="json", exclude_none=True) for s in m.sources],
             variants=variants,
         )
+
+    def _client_additions(self, have_already: list[str]) -> list[AddedPackage]:
+        """The deb-bootc client (built by the build phase) and what it needs, for a manifest with ``update:``."""
+        m, deb = self.ctx.manifest, self.ctx.client_deb
+        if m.update is None:
+            return []
+        if deb is None:
+            self.progress("the manifest has update: but the build phase was skipped: the image gets no deb-bootc")
+            return []
+        have = set(have_already)
+        out = [AddedPackage(name=d, reason=f"needed by {deb.name}") for d in deb.depends]
+        if m.update.registry is not None:
+            out.append(AddedPackage(name="skopeo", reason=f"{deb.name} switch/upgrade from a registry"))
+        out = [a for a in out if a.name not in have]
+        # deb-bootc itself is not in apt's sources: it joins the locked set as the .deb the build phase made
+        return [AddedPackage(name=deb.name, reason="the update client (the manifest has update:)"), *out]
 
     def _check_names(self, requested: list[str], idx: PackageIndex, arch: str) -> None:
         m = self.ctx.manifest

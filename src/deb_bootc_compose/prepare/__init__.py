@@ -5,10 +5,10 @@ Each step is one module with one purpose and a ``STEP`` (:class:`~deb_bootc_comp
 module and one line here. Every step edits the tree through the job's :class:`~deb_bootc_compose.intree.Tree`
 (paths resolved inside the tree) and runs commands in it through :meth:`PrepareJob.in_tree`.
 
-Order matters (docs/compose.md, "The OSTree-ready tree"): host files, apt sources, toplevel symlinks,
-users, files, postprocess scripts, the registry policy, image defaults, kernel, initramfs (prepare-root.conf
-first), /boot, dpkg/debconf databases to /usr/lib/sysimage, /var to tmpfiles.d, API filesystems emptied, the
-host's writes adopted into the tree's user namespace, lint.
+Order matters (docs/compose.md, "The OSTree-ready tree"): host files, apt sources, the update remote,
+toplevel symlinks, users, files, postprocess scripts, the registry policy, image defaults, kernel, initramfs
+(prepare-root.conf first), /boot, dpkg/debconf databases to /usr/lib/sysimage, /var to tmpfiles.d, API
+filesystems emptied, the host's writes adopted into the tree's user namespace, lint.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from deb_bootc_compose.prepare import (
     sysimage,
     tmpfiles_overrides,
     toplevel,
+    update_remote,
     users,
 )
 from deb_bootc_compose.prepare.base import PrepareJob, Step
@@ -42,6 +43,7 @@ from deb_bootc_compose.prepare.base import PrepareJob, Step
 STEPS: list[Step] = [
     host_files.STEP,  # no /etc/hostname, empty /etc/resolv.conf
     apt_sources.STEP,  # the manifest's sources in /etc/apt/sources.list.d/compose.sources
+    update_remote.STEP,  # update.ostree: /etc/ostree/remotes.d/NAME.conf (gpg-verify) and its public key
     toplevel.STEP,  # /home, /root, /opt, /srv, /mnt, /usr/local into /var; /media, /ostree, /sysroot
     users.STEP,  # the manifest's groups and users
     files.STEP,  # the manifest's files

@@ -45,7 +45,8 @@ def test_disk_phase_builds_bootable_layout(compose_v1: imagefixtures.FixtureComp
     commit = compose_v1.commit.commit
     repo_config = disk.debugfs("root", "cat /ostree/repo/config")
     assert "bootloader=grub2" in repo_config
-    assert '[remote "debian"]' in repo_config and f"url=file://{compose_v1.commit.repo}" in repo_config
+    # no update section: a remote without a URL (never the build host's file:// repository)
+    assert '[remote "debian"]' in repo_config and "\nurl=\n" in repo_config and "file://" not in repo_config
     refs = disk.debugfs("root", f"cat /ostree/repo/refs/remotes/debian/{compose_v1.commit.ref}")
     assert refs.strip() == commit  # the deployment follows the ref, so `ostree admin upgrade` works
     deploy = f"/ostree/deploy/debian/deploy/{commit}.0"

@@ -48,10 +48,11 @@ def test_install_a_compose_directory_to_qcow2(minimal_compose: SessionCompose, t
     # exactly the compose's commit, deployed under the stateroot asked for
     deploy = f"/ostree/deploy/mine/deploy/{recorded.commit}.0"
     assert "usr" in debugfs("root", f"ls {deploy}").split()
-    # the installed system follows the compose repository's ref: `ostree admin upgrade` takes the next compose
+    # the installed system follows the ref on a remote without a URL: the manifest has no update section, and
+    # the build host's repository (file://) is never an image's update source
     config = debugfs("root", "cat /ostree/repo/config")
-    assert '[remote "mine"]' in config and f"url={recorded.remote_url}" in config
-    assert recorded.remote_url == f"file://{compose.parent.resolve()}/ostree/repo"
+    assert '[remote "mine"]' in config and "\nurl=\n" in config and "file://" not in config
+    assert recorded.remote_url is None
     origin = debugfs("root", f"cat {deploy}.origin")
     assert f"refspec=mine:{recorded.ref}" in origin
     assert debugfs("root", f"cat /ostree/repo/refs/remotes/mine/{recorded.ref}").strip() == recorded.commit
@@ -69,11 +70,12 @@ def test_install_the_compose_oci_layout_to_raw(minimal_compose: SessionCompose, 
     compose = minimal_compose.topdir
     layout = compose / "compose/base/amd64/oci/layout"
     recorded = source.from_compose(compose)
+    remote_url = f"file://{compose.parent.resolve()}/ostree/repo"  # asked for explicitly
     disk = tmp_path / "from-oci.raw"
     rc = compose_main(["install-to-disk", f"oci:{layout}:nope", str(disk)])
     assert rc == 2 and "no tag 'nope'" in capsys.readouterr().err and not disk.exists()
     rc = compose_main(["install-to-disk", f"oci:{layout}:13", str(disk), "--free-space", "256MiB",
-                       "--remote-url", recorded.remote_url])
+                       "--remote-url", remote_url])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.strip().splitlines()[-1] == str(disk)
@@ -86,7 +88,7 @@ def test_install_the_compose_oci_layout_to_raw(minimal_compose: SessionCompose, 
     # the image's /etc (top level in the container form) became the deployment's /etc
     assert debugfs("root", f"cat {deploy}/etc/passwd").startswith("root:x:0:0:")
     assert "tmpfiles.d" in debugfs("root", f"ls {deploy}/usr/etc")  # ostree keeps the defaults in /usr/etc
-    assert f"url={recorded.remote_url}" in debugfs("root", "cat /ostree/repo/config")
+    assert f"url={remote_url}" in debugfs("root", "cat /ostree/repo/config")
     cfg = debugfs("boot", "cat /loader/grub.cfg")
     assert "ostree=/ostree/boot.1/debian/" in cfg and f"vmlinuz-{kernel_version(compose, recorded.commit)}" in cfg
     assert sorted(p.name for p in tmp_path.iterdir()) == ["from-oci.raw", "from-oci.raw.install.log"]
