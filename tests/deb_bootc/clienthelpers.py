@@ -60,7 +60,9 @@ def make_tree(root: Path, version: str, pkgs: dict[str, str]) -> Path:
 
 
 def commit(repo: Path, tree: Path, ref: str, version: str, pkgs: dict[str, str] | None,
-           sign: tuple[Path, str] | None) -> str:
+           sign: tuple[Path, str] | None, summary_key: tuple[Path, str] | None = None) -> str:
+    """Commit ``tree`` to ``ref`` (signed with ``sign``), then the summary (signed with ``summary_key``, by
+    default the commit's key) as a publisher would."""
     meta = [f"--add-metadata-string=version={version}"]
     if pkgs is not None:
         meta.append(f"--add-metadata-string=deb-bootc.packages={json.dumps(pkgs, sort_keys=True)}")
@@ -69,8 +71,13 @@ def commit(repo: Path, tree: Path, ref: str, version: str, pkgs: dict[str, str] 
     if sign is not None:
         home, key = sign
         sh("ostree", "gpg-sign", f"--repo={repo}", f"--gpg-homedir={home}", csum, key)
-    sh("ostree", "summary", "-u", f"--repo={repo}")
+    update_summary(repo, summary_key or sign)
     return csum
+
+
+def update_summary(repo: Path, key: tuple[Path, str] | None) -> None:
+    signing = [f"--gpg-homedir={key[0]}", f"--gpg-sign={key[1]}"] if key else []
+    sh("ostree", "summary", "-u", f"--repo={repo}", *signing)
 
 
 def deployments(sysroot: Path) -> list[dict[str, object]]:

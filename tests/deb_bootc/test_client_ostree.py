@@ -1,5 +1,10 @@
 """deb-bootc against a real OSTree sysroot (``ostree admin init-fs``/``os-init``/``deploy`` in a temporary
-directory) following a remote served over HTTP on 127.0.0.1 with OpenPGP-signed commits."""
+directory) following a remote served over HTTP on 127.0.0.1 with OpenPGP-signed commits and summary.
+
+The remote is configured as compose's update-remote step configures images (gpg-verify and
+gpg-verify-summary on, ``gpgkeypath=`` naming the keyring compose makes from the manifest's public key). It
+sits in the repository's config here: libostree reads ``/etc/ostree/remotes.d`` only for the running system's
+repository (the VM tests cover that placement)."""
 
 from __future__ import annotations
 
@@ -9,8 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clienthelpers import OSNAME, REF, client, commit, deployments, export_key, make_key, make_tree, sh
+from clienthelpers import (
+    OSNAME,
+    REF,
+    client,
+    commit,
+    deployments,
+    export_key,
+    make_key,
+    make_tree,
+    sh,
+    update_summary,
+)
 
+from deb_bootc_compose.prepare.update_remote import public_keyring
 from httpserve import serve_directory
 
 pytestmark = pytest.mark.integration
@@ -44,8 +61,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         sh("ostree", "admin", "init-fs", sysroot)
         sh("ostree", "admin", "os-init", f"--sysroot={sysroot}", OSNAME)
         sysrepo = sysroot / "ostree/repo"
-        sh("ostree", "remote", "add", f"--repo={sysrepo}", f"--gpg-import={export_key(good[0], tmp / 'good.asc')}",
-           OSNAME, url, REF)
+        keyring, _ = public_keyring(export_key(good[0], tmp / "good.asc").read_bytes(), "test key")
+        (tmp / "keyring.gpg").write_bytes(keyring)
+        sh("ostree", "remote", "add", f"--repo={sysrepo}", "--set=gpg-verify=true", "--set=gpg-verify-summary=true",
+           f"--set=gpgkeypath={tmp / 'keyring.gpg'}", OSNAME, url, REF)
         sh("ostree", "pull", f"--repo={sysrepo}", OSNAME, REF)
         sh("ostree", "admin", "deploy", f"--sysroot={sysroot}", f"--os={OSNAME}", f"{OSNAME}:{REF}")
         yield Setup(tmp, repo, url, sysroot, good, other, v1)
@@ -93,7 +112,8 @@ def test_upgrade_deploys_the_signed_update_and_keeps_the_previous(setup: Setup) 
 def test_unsigned_or_wrongly_signed_updates_are_refused(setup: Setup, signer: str) -> None:
     before = deployments(setup.sysroot)
     sign = None if signer == "unsigned" else setup.other
-    bad = commit(setup.repo, make_tree(setup.tmp / f"t-{signer}", "3", V2), REF, "3", V2, sign)
+    # the summary stays signed by the publisher's key: the commit itself is what must be refused
+    bad = commit(setup.repo, make_tree(setup.tmp / f"t-{signer}", "3", V2), REF, "3", V2, sign, setup.good)
     for args in (("upgrade", "--check"), ("upgrade",)):
         res = client(setup.sysroot, *args)
         assert res.returncode == 3, (args, res.stdout, res.stderr)
@@ -103,7 +123,7 @@ def test_unsigned_or_wrongly_signed_updates_are_refused(setup: Setup, signer: st
     # put the published ref back on the last good commit for the tests after this one
     good = deps_checksum(before)
     sh("ostree", "reset", f"--repo={setup.repo}", REF, good)
-    sh("ostree", "summary", "-u", f"--repo={setup.repo}")
+    update_summary(setup.repo, setup.good)
 
 
 def deps_checksum(deps: list[dict[str, object]]) -> str:
