@@ -6,9 +6,11 @@ of the sysroot's /boot falls back to syncfs instead of freezing the host's files
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 CLIENT = Path(__file__).resolve().parents[2] / "packaging" / "deb-bootc"
@@ -37,6 +39,12 @@ def make_key(home: Path, uid: str) -> str:
        ns=False)
     out = sh("gpg", "--homedir", home, "--with-colons", "--list-keys", ns=False)
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+
+
+def stop_agent(home: Path) -> None:
+    """The gpg-agent that key generation and signing started for ``home`` (no agent outlives its test)."""
+    if home.is_dir():
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
 
 
 def export_key(home: Path, dest: Path) -> Path:
@@ -75,9 +83,18 @@ def commit(repo: Path, tree: Path, ref: str, version: str, pkgs: dict[str, str] 
     return csum
 
 
+_published = itertools.count(1)
+
+
 def update_summary(repo: Path, key: tuple[Path, str] | None) -> None:
     signing = [f"--gpg-homedir={key[0]}", f"--gpg-sign={key[1]}"] if key else []
     sh("ostree", "summary", "-u", f"--repo={repo}", *signing)
+    # the test server answers If-Modified-Since with a one-second resolution: a summary republished within the
+    # second a client cached the last one would look unchanged. A real publisher is never that fast.
+    stamp = time.time() + 10 * next(_published)
+    for name in ("summary", "summary.sig"):
+        if (repo / name).exists():
+            os.utime(repo / name, (stamp, stamp))
 
 
 def deployments(sysroot: Path) -> list[dict[str, object]]:

@@ -24,6 +24,7 @@ from clienthelpers import (
     make_key,
     make_tree,
     sh,
+    stop_agent,
     update_summary,
 )
 
@@ -50,8 +51,16 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("client")
-    good = (tmp / "gpg-good", make_key(tmp / "gpg-good", "Updates <updates@example.org>"))
-    other = (tmp / "gpg-other", make_key(tmp / "gpg-other", "Mallory <m@example.org>"))
+    try:
+        good = (tmp / "gpg-good", make_key(tmp / "gpg-good", "Updates <updates@example.org>"))
+        other = (tmp / "gpg-other", make_key(tmp / "gpg-other", "Mallory <m@example.org>"))
+        yield from _served(tmp, good, other)
+    finally:
+        for home in (tmp / "gpg-good", tmp / "gpg-other"):
+            stop_agent(home)
+
+
+def _served(tmp: Path, good: tuple[Path, str], other: tuple[Path, str]) -> Iterator[Setup]:
     repo = tmp / "published"
     sh("ostree", "init", f"--repo={repo}", "--mode=archive")
     v1 = commit(repo, make_tree(tmp / "t1", "1", V1), REF, "1", V1, good)
