@@ -63,7 +63,7 @@ def test_secret_keys_and_garbage_are_refused(keys: tuple[Path, list[str]]) -> No
                  old).encode()
     with pytest.raises(ComposeError, match="SECRET key"):
         update_remote.public_keyring(secret, "update.ostree.gpg_public_key (keys/secret.asc)")
-    with pytest.raises(ComposeError, match="not an OpenPGP public key|holds no OpenPGP public key"):
+    with pytest.raises(ComposeError, match=r"not an OpenPGP public key|holds no OpenPGP public key"):
         update_remote.public_keyring(b"hello\n", "update.ostree.gpg_public_key (keys/x.asc)")
 
 
