@@ -6,10 +6,14 @@ of the sysroot's /boot falls back to syncfs instead of freezing the host's files
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import itertools
 import json
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -101,3 +105,54 @@ def deployments(sysroot: Path) -> list[dict[str, object]]:
     res = client(sysroot, "status", "--json")
     assert res.returncode == 0, res.stderr
     return list(json.loads(res.stdout)["deployments"])
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+    (layout / "blobs/sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_oci_layout(layout: Path, tag: str, version: str, layers: list[dict[str, bytes | None]]) -> str:
+    """A real OCI image layout (the bytes skopeo and bootc read) with one image tagged ``tag``: each layer maps
+    member names to contents (None: a directory; a name ending in ``.wh.X`` is a whiteout). The manifest digest."""
+    diff_ids, descs = [], []
+    for members in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                if data is None:
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                else:
+                    info.size, info.mode = len(data), 0o644
+                    tar.addfile(info, io.BytesIO(data))
+        diff_ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+        gz = gzip.compress(raw.getvalue(), mtime=0)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(layout, gz)})
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Labels": {"org.opencontainers.image.version": version, "containers.bootc": "1"}},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, json.dumps(config).encode())}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cdesc,
+                "layers": descs}
+    mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             **_blob(layout, json.dumps(manifest).encode()), "annotations": {"org.opencontainers.image.ref.name": tag}}
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [mdesc]}))
+    return str(mdesc["digest"])
+
+
+def image_layers(version: str) -> list[dict[str, bytes | None]]:
+    """A bootable-looking image in two layers; the second whites out a file of the first."""
+    base: dict[str, bytes | None] = {
+        "etc/": None, "etc/os-release": f"ID=debian\nVERSION={version}\n".encode(), "usr/": None, "usr/bin/": None,
+        "usr/bin/old-tool": b"old", "usr/lib/modules/6.12.0-1-amd64/vmlinuz": b"kernel " + version.encode(),
+        "usr/lib/modules/6.12.0-1-amd64/initramfs.img": b"initramfs", "opt/": None, "opt/x/": None,
+        "opt/x/lower": b"lower",
+    }
+    top: dict[str, bytes | None] = {"usr/bin/.wh.old-tool": b"", "opt/x/.wh..wh..opq": b"",
+                                    "opt/x/upper": b"upper", "etc/motd": f"image {version}\n".encode()}
+    return [base, top]

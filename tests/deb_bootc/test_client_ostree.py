@@ -21,7 +21,9 @@ from clienthelpers import (
     commit,
     deployments,
     export_key,
+    image_layers,
     make_key,
+    make_oci_layout,
     make_tree,
     sh,
     stop_agent,
@@ -163,3 +165,37 @@ def test_usage_and_not_a_sysroot(setup: Setup, tmp_path: Path) -> None:
     assert client(setup.sysroot).returncode == 2
     res = client(tmp_path, "status")
     assert res.returncode == 4 and "not an OSTree sysroot" in res.stderr
+
+
+def test_switch_to_an_oci_image_and_follow_it(setup: Setup) -> None:
+    """``switch oci:LAYOUT:TAG`` goes the registry path (skopeo copy under the policy into the client's store,
+    layers applied with whiteouts, a local commit, a deployment whose origin records the image); ``upgrade``
+    then follows the image: nothing new while its digest stays, the new image once it changes."""
+    layout = setup.tmp / "layout"
+    first = make_oci_layout(layout, "stable", "20", image_layers("20"))
+    ref = f"oci:{layout}:stable"
+    res = client(setup.sysroot, "switch", ref)
+    assert res.returncode == 0, res.stderr
+    d = deployments(setup.sysroot)[0]
+    assert d["origin"]["image"] == ref and d["version"] == "20" and d["signature"]["state"] == "policy"
+    tree = setup.sysroot / f"ostree/deploy/{OSNAME}/deploy/{d['checksum']}.{d['serial']}"
+    assert (tree / "usr/etc/motd").read_text() == "image 20\n" and (tree / "etc/motd").is_file()
+    assert not (tree / "usr/bin/old-tool").exists()  # whited out by the second layer
+    assert sorted(p.name for p in (tree / "opt/x").iterdir()) == ["upper"]  # an opaque directory
+    origin = (setup.sysroot / f"ostree/deploy/{OSNAME}/deploy/{d['checksum']}.{d['serial']}.origin").read_text()
+    assert f"image={ref}" in origin and "refspec=deb-bootc/image/" in origin
+    store = setup.sysroot / f"ostree/deploy/{OSNAME}/var/lib/deb-bootc/images"
+    assert first.split(":")[1] in {p.name for p in (store / "blobs/sha256").iterdir()}
+
+    same = client(setup.sysroot, "upgrade", "--check")
+    assert same.returncode == 77, same.stdout + same.stderr
+    assert client(setup.sysroot, "upgrade").returncode == 77
+    make_oci_layout(layout, "stable", "21", image_layers("21"))
+    check = client(setup.sysroot, "upgrade", "--check")
+    assert check.returncode == 0 and "update available" in check.stdout, check.stdout + check.stderr
+    up = client(setup.sysroot, "upgrade")
+    assert up.returncode == 0, up.stderr
+    deps = deployments(setup.sysroot)
+    assert [x["version"] for x in deps[:2]] == ["21", "20"] and deps[0]["origin"]["image"] == ref
+    bad = client(setup.sysroot, "switch", "oci:relative/path:tag")
+    assert bad.returncode == 2

@@ -25,7 +25,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--check", action="store_true",
                    help="only say whether there is an update and what it changes (exit 0: yes, 77: no)")
     u.add_argument("--json", action="store_true", help="with --check: machine-readable output")
-    w = sub.add_parser("switch", help="follow another ref (REMOTE:REF) or image (docker://HOST/NAME:TAG)")
+    w = sub.add_parser("switch", help="follow another ref (REMOTE:REF) or image (docker://HOST/NAME:TAG, "
+                                      "oci:/PATH:TAG)")
     w.add_argument("target", metavar="TARGET")
     sub.add_parser("rollback", help="make the previous deployment the default")
     return p

@@ -14,7 +14,6 @@ from .errors import NO_UPDATE, OK, ClientError, RefusedError, UsageError
 from .runner import last_line
 from .sysroot import DIGEST_KEY, IMAGE_KEY, Deployment, Sysroot, require_root
 
-WORK = "/var/lib/deb-bootc"
 PULL_ATTEMPTS = 3  # a summary and its signature published at different moments: retry (docs/client.md)
 
 
@@ -161,11 +160,12 @@ def switch(sr: Sysroot, target: str) -> int:
     require_root()
     deps = sr.deployments(signatures=False)
     cur = sr.default(deps)
-    if target.startswith("docker://"):
+    if target.startswith(image.TRANSPORTS):
         return _switch_image(sr, cur, image.check_reference(target))
     remote, ref = parse.split_refspec(target)
     if not remote or not ref or "://" in target:
-        raise UsageError(f"{target!r}: give REMOTE:REF (a configured ostree remote) or docker://HOST/NAME:TAG")
+        raise UsageError(f"{target!r}: give REMOTE:REF (a configured ostree remote), docker://HOST/NAME:TAG or "
+                         "oci:/PATH/TO/LAYOUT:TAG")
     _verified_remote(sr, remote)
     commit = _pull_metadata(sr, remote, ref)
     res = sr.ostree("pull", remote, ref, quiet=False, check=False)
@@ -178,15 +178,16 @@ def switch(sr: Sysroot, target: str) -> int:
     return _staged(sr, commit)
 
 
-def _import(sr: Sysroot, reference: str, tag: str, store: str) -> str:
+def _import(sr: Sysroot, osname: str, reference: str, tag: str, store: str) -> str:
     """Commit the image tagged ``tag`` in the store (once per manifest digest); the commit checksum."""
     img = image.read(store, tag, reference)
     branch = image.local_ref(reference)
     have = sr.rev_parse(branch)
     if have and sr.metadata(have, DIGEST_KEY) == img.digest:
         return have
-    os.makedirs(os.path.join(WORK, "tmp"), mode=0o700, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="import-", dir=os.path.join(WORK, "tmp"))
+    scratch = os.path.join(sr.state_dir(osname), "tmp")
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="import-", dir=scratch)
     try:
         root = image.unpack(img, work)
         version = img.labels.get(image.VERSION_LABEL)
@@ -204,8 +205,9 @@ def _import(sr: Sysroot, reference: str, tag: str, store: str) -> str:
 
 def _deploy_image(sr: Sysroot, cur: Deployment, reference: str, commit: str) -> int:
     branch = image.local_ref(reference)
-    os.makedirs(os.path.join(WORK, "tmp"), mode=0o700, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.join(WORK, "tmp"), suffix=".origin") as fh:
+    scratch = os.path.join(sr.state_dir(cur.osname), "tmp")
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=scratch, suffix=".origin") as fh:
         fh.write(f"[origin]\nrefspec={branch}\n\n[deb-bootc]\nimage={reference}\n")
         fh.flush()
         ok = sr.admin("deploy", *_deploy_args(sr, cur.osname), f"--origin-file={fh.name}", commit, quiet=False,
@@ -215,9 +217,10 @@ def _deploy_image(sr: Sysroot, cur: Deployment, reference: str, commit: str) -> 
     return _staged(sr, commit)
 
 
-def _switch_image(sr: Sysroot, cur: Deployment, reference: str, store: str = image.STORE) -> int:
+def _switch_image(sr: Sysroot, cur: Deployment, reference: str) -> int:
+    store = os.path.join(sr.state_dir(cur.osname), image.STORE)
     tag = image.pull(reference, store)
-    commit = _import(sr, reference, tag, store)
+    commit = _import(sr, cur.osname, reference, tag, store)
     if commit == cur.checksum:
         print(f"this machine already runs {reference} ({commit[:12]})")
         return NO_UPDATE
@@ -239,8 +242,9 @@ def _upgrade_image(sr: Sysroot, cur: Deployment, deps: list[Deployment], check: 
             return NO_UPDATE
         print(f"update available: {reference} is now {digest} (verified against the policy when fetched)")
         return OK
-    tag = image.pull(reference)
-    commit = _import(sr, reference, tag, image.STORE)
+    store = os.path.join(sr.state_dir(cur.osname), image.STORE)
+    tag = image.pull(reference, store)
+    commit = _import(sr, cur.osname, reference, tag, store)
     if commit in (cur.checksum, _newest(deps, cur).checksum):
         print(f"no update: {reference} ({commit[:12]}) is what this machine already has")
         return NO_UPDATE

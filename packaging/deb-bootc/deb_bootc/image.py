@@ -16,12 +16,15 @@ from . import layers, parse
 from .errors import ClientError, RefusedError, UsageError
 from .runner import last_line, run
 
-STORE = "/var/lib/deb-bootc/images"  # one OCI layout: blobs shared by every image the machine followed
+STORE = "images"  # under the client's state directory: one OCI layout, blobs shared by every image followed
 LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
                "application/vnd.docker.image.rootfs.diff.tar.gzip")
 REFERENCE = re.compile(r"^docker://([a-z0-9]([a-z0-9.\-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._\-]+)+)"
                        r"(:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[0-9a-f]{64})$")
+# a local OCI layout (an image carried on a disk, or made by deb-bootc-compose): oci:/ABSOLUTE/PATH:TAG
+LOCAL_REFERENCE = re.compile(r"^oci:/[A-Za-z0-9._/\-]+:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 VERSION_LABEL = "org.opencontainers.image.version"
+TRANSPORTS = ("docker://", "oci:")
 
 
 @dataclass
@@ -33,9 +36,9 @@ class Image:
 
 
 def check_reference(ref: str) -> str:
-    if not REFERENCE.match(ref):
+    if not (REFERENCE.match(ref) or (LOCAL_REFERENCE.match(ref) and "/../" not in ref + "/")):
         raise UsageError(f"{ref!r} is not an image reference this client follows: use docker://HOST/NAME:TAG "
-                         "(or docker://HOST/NAME@sha256:DIGEST)")
+                         "(or docker://HOST/NAME@sha256:DIGEST, or oci:/PATH/TO/LAYOUT:TAG)")
     return ref
 
 
@@ -46,11 +49,11 @@ def layout_tag(reference: str) -> str:
 
 def local_ref(reference: str) -> str:
     """The OSTree ref the imported commits of ``reference`` live on."""
-    slug = re.sub(r"[^A-Za-z0-9._\-]+", "-", reference.removeprefix("docker://")).strip("-")
+    slug = re.sub(r"[^A-Za-z0-9._\-]+", "-", reference.removeprefix("docker://")).strip("-.")
     return f"deb-bootc/image/{slug[:180]}"
 
 
-def pull(reference: str, store: str = STORE) -> str:
+def pull(reference: str, store: str) -> str:
     """Copy the image into the store (the policy decides whether it may be used); returns the store tag."""
     check_reference(reference)
     os.makedirs(store, mode=0o700, exist_ok=True)

@@ -87,6 +87,13 @@ class Sysroot:
         """Whether this is the running system booted from a deployment (staging needs that)."""
         return os.path.realpath(self.path) == "/" and os.path.exists("/run/ostree-booted")
 
+    def state_dir(self, osname: str) -> str:
+        """Where the client keeps images and scratch trees: /var/lib/deb-bootc of the machine (for another
+        sysroot, the same directory in its stateroot's /var)."""
+        if os.path.realpath(self.path) == "/":
+            return "/var/lib/deb-bootc"
+        return os.path.join(self.path, "ostree", "deploy", osname, "var", "lib", "deb-bootc")
+
     def admin(self, verb: str, *args: str, quiet: bool = True, check: bool = True) -> Result:
         return run(["ostree", "admin", verb, f"--sysroot={self.path}", *args], quiet=quiet, check=check)
 
