@@ -70,7 +70,7 @@ def test_secret_keys_and_garbage_are_refused(keys: tuple[Path, list[str]]) -> No
 def test_remote_file_and_the_remote_a_tree_carries(tmp_path: Path) -> None:
     conf = update_remote.remote_conf("debian-bootc", "https://updates.example.org/debian-atomic")
     assert '[remote "debian-bootc"]\nurl=https://updates.example.org/debian-atomic\ngpg-verify=true\n' in conf
-    assert "gpg-verify-summary=true\ngpgkeypath=/usr/share/ostree/keys/debian-bootc.gpg\n" in conf
+    assert "gpg-verify-summary=true\ngpgkeypath=/usr/share/deb-bootc/keys/ostree.gpg\n" in conf
     root = tmp_path / "tree"
     (root / "usr/etc/ostree/remotes.d").mkdir(parents=True)
     with Tree(root) as t:

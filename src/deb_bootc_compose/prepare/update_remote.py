@@ -1,6 +1,6 @@
 """The image's OSTree update remote (manifest ``update.ostree``): ``/etc/ostree/remotes.d/NAME.conf`` with
 signature verification on (commits and summary) and ``gpgkeypath=`` naming the manifest's public key, kept
-in ``/usr/share/ostree/keys/NAME.gpg`` (a binary keyring: /usr travels with every update, so a rotated key
+in ``/usr/share/deb-bootc/keys/ostree.gpg`` (a binary keyring: /usr travels with every update, so a rotated key
 arrives with the image that announces it). NAME is the manifest's name; the disk phase and
 ``install-to-disk`` read it back from the commit (:func:`remote_in_tree`) for the deployment's origin.
 
@@ -20,13 +20,17 @@ from deb_bootc_compose.prepare.base import PrepareJob, Step
 from debsandbox.commands import CommandError, run
 
 REMOTES_D = "etc/ostree/remotes.d"
-KEYS_DIR = "usr/share/ostree/keys"
+KEYS_DIR = "usr/share/deb-bootc/keys"  # beside the registry policy's key (prepare/registry_policy.py)
+KEY_FILE = f"{KEYS_DIR}/ostree.gpg"
+MAX_KEY_BYTES = 1 << 20  # a few keys are a few KiB; refuse to feed gpg anything large
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
 def public_keyring(data: bytes, where: str) -> tuple[bytes, list[str]]:
     """A binary keyring of the public keys in ``data`` (armored or binary, one key or several) and their
     fingerprints; ComposeError for anything holding a secret key or no key at all."""
+    if len(data) > MAX_KEY_BYTES:
+        raise ComposeError(f"{where} is {len(data)} bytes: larger than any public key file ({MAX_KEY_BYTES})")
     with tempfile.TemporaryDirectory(prefix="deb-bootc-compose-gpg-") as home:
         src = Path(home) / "key"
         src.write_bytes(data)
@@ -51,7 +55,7 @@ def public_keyring(data: bytes, where: str) -> tuple[bytes, list[str]]:
 def remote_conf(name: str, url: str) -> str:
     return (f"# the update remote of this image (deb-bootc-compose, manifest update.ostree); see deb-bootc status\n"
             f'[remote "{name}"]\nurl={url}\ngpg-verify=true\ngpg-verify-summary=true\n'
-            f"gpgkeypath=/{KEYS_DIR}/{name}.gpg\n")
+            f"gpgkeypath=/{KEY_FILE}\n")
 
 
 def run_step(job: PrepareJob) -> None:
@@ -66,7 +70,7 @@ def run_step(job: PrepareJob) -> None:
                                    where)
     t = job.tree
     job.own_dir(KEYS_DIR)
-    t.write_bytes(f"{KEYS_DIR}/{name}.gpg", keyring)
+    t.write_bytes(KEY_FILE, keyring)
     job.own_dir(REMOTES_D)
     t.write_text(f"{REMOTES_D}/{name}.conf", remote_conf(name, m.update.ostree.url))
     job.write_log(f"{job.label}: update remote {name} -> {m.update.ostree.url}, keys {', '.join(fprs)}")

@@ -75,10 +75,10 @@ def test_a_compose_with_update_installs_the_client_and_the_signed_remote(
     commit = ostree(repo, "rev-parse", ref).strip()
     conf = ostree(repo, "cat", commit, "/usr/etc/ostree/remotes.d/debian-bootc.conf")
     assert f'[remote "debian-bootc"]\nurl={URL}\ngpg-verify=true\ngpg-verify-summary=true\n' in conf
-    assert "gpgkeypath=/usr/share/ostree/keys/debian-bootc.gpg" in conf
+    assert "gpgkeypath=/usr/share/deb-bootc/keys/ostree.gpg" in conf
     keyring = tmp_path / "keyring.gpg"
     keyring.write_bytes(subprocess.run(["ostree", f"--repo={repo}", "cat", commit,
-                                        "/usr/share/ostree/keys/debian-bootc.gpg"], capture_output=True,
+                                        "/usr/share/deb-bootc/keys/ostree.gpg"], capture_output=True,
                                        check=True).stdout)
     shown = subprocess.run(["gpg", "--homedir", str(tmp_path), "--with-colons", "--show-keys", str(keyring)],
                            capture_output=True, text=True, check=True).stdout
