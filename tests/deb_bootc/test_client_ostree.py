@@ -9,6 +9,7 @@ repository (the VM tests cover that placement)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,3 +200,25 @@ def test_switch_to_an_oci_image_and_follow_it(setup: Setup) -> None:
     assert [x["version"] for x in deps[:2]] == ["21", "20"] and deps[0]["origin"]["image"] == ref
     bad = client(setup.sysroot, "switch", "oci:relative/path:tag")
     assert bad.returncode == 2
+
+
+def test_a_remote_without_url_is_no_update_source(setup: Setup) -> None:
+    """What disks of images composed without update: follow (a remote with no URL)."""
+    sh("ostree", "remote", "add", f"--repo={setup.sysroot / 'ostree/repo'}", "nourl", "", REF)
+    res = client(setup.sysroot, "switch", f"nourl:{REF}")
+    assert res.returncode == 1 and "no URL: this image follows no update source" in res.stderr
+
+
+def test_rollback_makes_the_previous_deployment_the_default(setup: Setup) -> None:
+    before = deployments(setup.sysroot)
+    assert len(before) >= 2
+    res = client(setup.sysroot, "rollback")
+    usage = subprocess.run(["ostree", "admin", "set-default", "--help"], capture_output=True, text=True, check=False)
+    has_set_default = "admin set-default" in usage.stdout + usage.stderr
+    if has_set_default:  # ostree >= 2023 (trixie's 2025.2, what images run)
+        assert res.returncode == 0, res.stderr
+        after = deployments(setup.sysroot)
+        assert [d["checksum"] for d in after[:2]] == [before[1]["checksum"], before[0]["checksum"]]
+    else:  # bookworm's 2022.7 on this host: said clearly, nothing changed
+        assert res.returncode == 1 and "ostree admin set-default" in res.stderr, res.stderr
+        assert deployments(setup.sysroot) == before

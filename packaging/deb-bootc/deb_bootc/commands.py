@@ -251,6 +251,12 @@ def _upgrade_image(sr: Sysroot, cur: Deployment, deps: list[Deployment], check: 
     return _deploy_image(sr, cur, reference, commit)
 
 
+def has_set_default(sr: Sysroot) -> bool:
+    """``ostree admin set-default`` (ostree >= 2023); older ones answer ``--help`` with the general usage."""
+    res = sr.admin("set-default", "--help", check=False)
+    return res.rc == 0 and "admin set-default" in res.out + res.err
+
+
 def rollback(sr: Sysroot) -> int:
     require_root()
     deps = sr.deployments(signatures=False)
@@ -264,7 +270,7 @@ def rollback(sr: Sysroot) -> int:
     target = next((d for d in deps if d.index > cur.index), None)
     if target is None:
         raise ClientError("there is no previous deployment to roll back to")
-    if sr.admin("set-default", "--help", check=False).rc != 0:
+    if not has_set_default(sr):
         raise ClientError("this ostree has no 'ostree admin set-default' (ostree >= 2023.x has it); choose the "
                           "previous entry in the boot menu instead")
     sr.admin("set-default", str(target.index))
