@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 # The commit metadata key deb-bootc-compose writes: a JSON object {package name: version} as a string.
 PACKAGES_KEY = "deb-bootc.packages"
-NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9\-]+)?$")
 VERSION = re.compile(r"^[A-Za-z0-9.+~:\-]+$")
 
 
