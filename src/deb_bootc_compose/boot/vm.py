@@ -1,8 +1,13 @@
 """A QEMU virtual machine for tests: q35 + OVMF, no network, serial console to a log file, and a root
-shell on a second serial port that needs no password and leaves the shipped image untouched.
+shell on a virtio-serial port that needs no password and leaves the shipped image untouched.
+
+The shell's channel is a virtio-serial port, not a second UART: OVMF and GRUB treat every UART as a console
+(their menus and keystroke reads reach it), and a second UART that the firmware had used once left the guest's
+bash unanswering on the next boot after an upgrade (seen twice under load). Nothing but the guest's bash ever
+opens the virtio port, and QEMU holds what the host sends until bash has opened it.
 
 How the shell gets in: QEMU hands systemd two credentials through SMBIOS type 11 —
-``systemd.extra-unit.deb-bootc-test-shell.service`` (a unit running bash on ``/dev/ttyS1``) and
+``systemd.extra-unit.deb-bootc-test-shell.service`` (a unit running bash on the port) and
 ``systemd.unit-dropin.multi-user.target`` (``Wants=`` it). systemd-debug-generator (systemd >= 256)
 turns them into a transient unit and drop-in under ``/run``. Nothing is written to the disk image: the
 VM runs on a throw-away qcow2 overlay and a per-VM copy of the OVMF variables, so several boots of one
@@ -33,17 +38,22 @@ from .firmware import BootTestError, find_firmware
 from .kvm import choose_accel
 
 SHELL_UNIT = "deb-bootc-test-shell.service"
-SHELL_SERVICE = """\
+# the virtio-serial port's name: /dev/virtio-ports/<name> in the guest; a port opens once (EBUSY after), so
+# bash gets it read-write on one descriptor
+SHELL_PORT = "org.debian.bootc.test-shell"
+# systemd's device unit for the port's udev link: "-" in a path is escaped as \x2d
+_PORT_DEVICE = "dev-virtio\\x2dports-" + SHELL_PORT.replace("-", "\\x2d") + ".device"
+SHELL_SERVICE = f"""\
 [Unit]
-Description=Root shell on ttyS1 for the deb-bootc boot test (handed in as a credential)
+Description=Root shell on a virtio-serial port for the deb-bootc boot test (handed in as a credential)
 ConditionPathExists=!/etc/initrd-release
-After=systemd-udev-settle.service dev-ttyS1.device
+After={_PORT_DEVICE}
+BindsTo={_PORT_DEVICE}
 
 [Service]
 Type=simple
 Environment=HOME=/root TERM=dumb
-ExecStart=/bin/sh -c 'stty -F /dev/ttyS1 raw -echo 115200; exec /bin/bash --norc --noprofile \
-</dev/ttyS1 >/dev/ttyS1 2>/dev/null'
+ExecStart=/bin/sh -c 'exec /bin/bash --norc --noprofile <>/dev/virtio-ports/{SHELL_PORT} >&0 2>/dev/null'
 Restart=always
 RestartSec=1
 """
@@ -129,8 +139,9 @@ class VirtualMachine:
             "-device", "virtio-rng-pci",
             "-chardev", f"file,id=console,path={self.cfg.serial_log},append=on",
             "-serial", "chardev:console",
+            "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=shell,path={self.sock_path},server=on,wait=off",
-            "-serial", "chardev:shell",
+            "-device", f"virtserialport,chardev=shell,name={SHELL_PORT}",
         ]
         for disk in self.cfg.extra_disks:
             argv += ["-drive", f"if=virtio,format={image_format(disk)},file={disk},readonly=on"]
@@ -159,9 +170,22 @@ class VirtualMachine:
             if not self.running or time.monotonic() > deadline:
                 raise BootTestError(f"QEMU did not start; see {self.qemu_log}: {self._qemu_tail()}")
             time.sleep(0.1)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(self.sock_path))
+        self.sock = self._connect(deadline)
         self._buf = b""
+
+    def _connect(self, deadline: float) -> socket.socket:
+        """Connect to QEMU's shell socket: its path appears at bind(), a moment before QEMU listens."""
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(self.sock_path))
+                return sock
+            except ConnectionRefusedError:
+                sock.close()
+                if not self.running or time.monotonic() > deadline:
+                    raise BootTestError(f"QEMU did not accept the shell connection; see {self.qemu_log}: "
+                                        f"{self._qemu_tail()}") from None
+                time.sleep(0.1)
 
     def _qemu_tail(self) -> str:
         try:
@@ -218,17 +242,29 @@ class VirtualMachine:
             if not self.running:
                 raise BootTestError(f"QEMU exited during boot {self.boots}; serial log: {self.cfg.serial_log}; "
                                     f"QEMU said: {self._qemu_tail()}")
-            # Keystrokes must not reach the firmware or GRUB (a key stops GRUB's countdown): ping the
-            # shell only once the kernel runs; until bash opens ttyS1 the kernel drops what arrives.
+            # QEMU holds what we send until the guest's bash opens the port, so pings pile up there: ping
+            # only once the kernel runs (a few, not one per 5 s of firmware and GRUB)
             if now >= next_ping and self._kernel_started():
                 self._send(f"\necho {token[:8]}''{token[8:]}\n")
                 next_ping = now + 5
             self._buf += self._read(1.0)
             if token.encode() in self._buf:
-                self._buf = self._buf.split(token.encode(), 1)[1]
+                self._sync(deadline)
                 seconds = time.monotonic() - self._started
                 self.boot_seconds.append(seconds)
                 return seconds
+
+    def _sync(self, deadline: float) -> None:
+        """Wait until the answers to every ping sent so far have arrived (bash answers in order), so that no
+        late ping answer lands in the next command's output."""
+        self._seq += 1
+        token = f"__DBC_SYNC_{self._seq}__".encode()
+        self._send(f"echo {token[:8].decode()}''{token[8:].decode()}\n")
+        while token not in self._buf:
+            if time.monotonic() > deadline:
+                raise BootTestError(f"the guest's shell stopped answering right after it started (boot {self.boots})")
+            self._buf += self._read(1.0)
+        self._buf = self._buf.split(token, 1)[1]
 
     def _console_tail(self, lines: int = 25) -> str:
         """The end of this boot's console output (for errors: the log file may not outlive a CI run)."""
