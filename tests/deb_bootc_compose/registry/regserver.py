@@ -148,7 +148,8 @@ def make_gpg_key(workdir: Path, name: str, passphrase: str) -> tuple[Path, Path]
 
 @dataclass
 class Podman:
-    """podman with private storage, run root and registries.d (through HOME): nothing under /etc touched."""
+    """podman with private storage (overlay: vfs keeps a full copy of the tree per layer, minutes for a bootc
+    image), run root and registries.d (through HOME): nothing under /etc touched."""
 
     root: Path  # storage and HOME (registries.d) live here
     runroot: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp")))  # <= 50 chars
@@ -165,7 +166,7 @@ class Podman:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = ["podman", "--root", str(self.root / "storage"), "--runroot", str(self.runroot),
-                "--storage-driver", "vfs", "--cgroup-manager=cgroupfs", "--events-backend=file", *args]
+                "--storage-driver", "overlay", "--cgroup-manager=cgroupfs", "--events-backend=file", *args]
         env = {**os.environ, "HOME": str(self.home)}
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
 
@@ -174,6 +175,7 @@ class Podman:
 
     def close(self) -> None:
         self.run("rmi", "--all", "--force")
+        shutil.rmtree(self.root / "storage", ignore_errors=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
 
 
