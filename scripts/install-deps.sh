@@ -23,6 +23,8 @@ APT_PACKAGES=(
   iproute2 iptables
   # registry push tests: a real registry (its service is never started: see policy-rc.d below), TLS tools
   docker-registry openssl
+  # the VM update test serves the published OSTree repository with nginx (its own instance on a free port)
+  nginx
   # benchmarks compare against sbuild and debos (debos runs only with --disable-fakemachine here)
   sbuild debos
   python3-venv
@@ -32,7 +34,7 @@ want=$(printf '%s\n' "${APT_PACKAGES[@]}" | sort | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then
   echo "==> apt: installing ${#APT_PACKAGES[@]} host packages"
   apt-get update -q
-  # service packages (docker-registry) start their daemon in postinst, which fails without systemd: a
+  # service packages (docker-registry, nginx) start their daemon in postinst, which fails without systemd: a
   # policy-rc.d that forbids starting services (ours only if there is none; removed afterwards); tests start
   # their own instances on free ports
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -17,7 +17,7 @@ from .firmware import BootTestError
 from .runner import DEFAULT_TIMEOUT, BootTestSpec, Continuation, boot_test, find_disk_image, packages_from_metadata
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-HELP = "boot a compose's disk image in QEMU (TCG/KVM, OVMF, no network) and check the running system"
+HELP = "boot a compose's disk image in QEMU (TCG/KVM, OVMF, no network unless --net) and check the running system"
 DESCRIPTION = ("Boot a compose's disk image (or any image file) in QEMU on a throw-away overlay and check it: "
                "multi-user.target, no failed units, read-only /usr, writable /etc and /var, the booted OSTree "
                "commit, the installed packages, and the manifest's boot_test.commands.")
@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disk", action="append", type=Path, default=[], dest="disks", metavar="IMAGE",
                    help="attach another disk image, read-only, as /dev/vdb, /dev/vdc… (repeatable); e.g. an ext4 "
                    "image holding the next compose's OSTree repository, for an update without network")
+    p.add_argument("--net", action="store_true",
+                   help="give the VM QEMU user networking (virtio-net); the guest reaches the host's services at "
+                   "10.0.2.2 (e.g. a published OSTree repository served on the host); default: no network")
     p.add_argument("--log-dir", type=Path, help="where the serial log and report go (default: the compose's logs/ "
                    "or the image's directory)")
 
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace, then: Continuation | None = None) -> int:
         print(f"boot-test: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"boot-test: booting {spec.image} (serial log: {spec.log_dir / (spec.name + '-serial.log')})", flush=True)
-    report = boot_test(spec, then=then, extra_disks=list(args.disks))
+    report = boot_test(spec, then=then, extra_disks=list(args.disks), net=args.net)
     print(report.summary())
     if report.boot_seconds is not None:
         print(f"boot to shell: {report.boot_seconds:.0f}s under {report.accel}; {report.userspace_seconds or ''}")

@@ -1,4 +1,4 @@
-"""A QEMU virtual machine for tests: q35 + OVMF, no network, serial console to a log file, and a root
+"""A QEMU virtual machine for tests: q35 + OVMF, no network unless asked for, serial console to a log file, and a root
 shell on a virtio-serial port that needs no password and leaves the shipped image untouched.
 
 The shell's channel is a virtio-serial port, not a second UART: OVMF and GRUB treat every UART as a console
@@ -58,6 +58,19 @@ Restart=always
 RestartSec=1
 """
 SHELL_DROPIN = f"[Unit]\nWants={SHELL_UNIT}\n"
+NET_USER = "user,model=virtio-net-pci"  # --net: the host is 10.0.2.2 from the guest
+HOST_FROM_GUEST = "10.0.2.2"
+# slirp's fixed addresses, configured by systemd-networkd (in trixie's systemd package) from a runtime file:
+# images carry no network configuration, and nothing is written to the image
+GUEST_NETWORK = """\
+[Match]
+Type=ether
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+DNS=10.0.2.3
+"""
+GUEST_NETWORK_FILE = "/run/systemd/network/50-deb-bootc-test.network"
 
 
 def smbios_credentials(creds: dict[str, str]) -> list[str]:
@@ -91,6 +104,9 @@ class VMConfig:
     cpus: int = 2
     extra_disks: list[Path] = field(default_factory=list)  # attached read-only, as /dev/vdb, /dev/vdc...
     accel: str | None = None  # None: probe
+    # QEMU user networking (slirp): the guest gets 10.0.2.15 by DHCP and reaches the host's loopback services
+    # at 10.0.2.2; nothing is forwarded into the guest
+    net: bool = False
 
 
 def image_format(path: Path) -> str:
@@ -132,7 +148,7 @@ class VirtualMachine:
         argv = [
             "qemu-system-x86_64", "-machine", f"q35,accel={self.accel}", "-cpu", cpu,
             "-m", str(self.cfg.memory_mb), "-smp", str(self.cfg.cpus), "-nodefaults", "-no-user-config",
-            "-display", "none", "-nic", "none", "-no-reboot",
+            "-display", "none", "-nic", NET_USER if self.cfg.net else "none", "-no-reboot",
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.fw.code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={self.vars}",
             "-drive", f"if=virtio,format=qcow2,file={self.overlay},cache=unsafe",
@@ -315,10 +331,21 @@ class VirtualMachine:
     def boot(self, timeout: float) -> float:
         self.start()
         try:
-            return self.wait_for_shell(timeout)
+            seconds = self.wait_for_shell(timeout)
+            if self.cfg.net:
+                self.network_up()
+            return seconds
         except BaseException:
             self.kill()
             raise
+
+    def network_up(self, timeout: float = 120) -> None:
+        """Give the guest slirp's address (10.0.2.15, gateway and host 10.0.2.2) with systemd-networkd."""
+        b64 = base64.b64encode(GUEST_NETWORK.encode()).decode()
+        self.check(f"mkdir -p /run/systemd/network && echo {b64} | base64 -d > {GUEST_NETWORK_FILE} && "
+                   "systemctl start systemd-networkd.service && "
+                   f"/usr/lib/systemd/systemd-networkd-wait-online --any --ipv4 --timeout={int(timeout)}",
+                   timeout=timeout + 30)
 
     def poweroff(self, timeout: float = 300) -> None:
         """Clean shutdown (staged deployments are finalized here); keeps reading so nothing blocks."""
