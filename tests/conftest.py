@@ -44,6 +44,7 @@ GROUP_SECONDS: dict[str, float] = {
     "tests/e2e/test_scaleout.py": 130,
     "tests/deb_orchestrator/test_orch_hub_restart.py": 100,
     "tests/deb_orchestrator/test_orch_interrupt.py": 80,
+    "tests/deb_bootc_compose/registry/test_registry_image_policy.py": 180,  # a compose with update.registry
 }
 SLOW_MARKS = ("integration", "boot", "bench")
 
