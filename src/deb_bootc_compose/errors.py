@@ -24,3 +24,11 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_name: str) -> None:
         self.signal = signal_name
         super().__init__(f"interrupted by {signal_name}")
+
+
+class PublishError(ComposeError):
+    """``publish`` cannot go on (a compose that is not FINISHED, a missing commit, an unusable key, a busy or
+    foreign repository); the message says what and where. Raised before the repository is touched when it is
+    about the inputs: then ``untouched`` is True."""
+
+    untouched = False
