@@ -12,8 +12,9 @@ the archive repo reads the recorded metadata, not the subordinate ids of the fil
 hostile maintainer script might plant there cannot reach the archive repo.
 
 The commit carries only content-derived values: the manifest's version, ``--timestamp`` from the
-lockfile's SOURCE_DATE_EPOCH, no parent, no ref binding, a fixed subject. The same tree gives the same
-commit checksum on any day and in any target directory.
+lockfile's SOURCE_DATE_EPOCH, no parent, no ref binding, a fixed subject, and the image's package list
+(``deb-bootc.packages``, :mod:`deb_bootc_compose.commitmeta`). The same tree gives the same commit checksum on
+any day and in any target directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deb_bootc_compose import treeops
+from deb_bootc_compose.commitmeta import PACKAGES_KEY, metadata_argument
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.phases.base import Phase, VariantState
@@ -121,6 +123,13 @@ class OstreeCommitPhase(Phase):
             f"--add-metadata-string=version={m.version}",
             f"--add-metadata-string=debian.suite={m.suite}",
         ]
+        if vs.lock is not None:
+            packages = metadata_argument(((p.name, p.version, p.arch) for p in vs.lock.packages), vs.arch)
+            if packages is None:
+                self.progress(f"{vs.variant}/{vs.arch}: {len(vs.lock.packages)} packages are too many for one "
+                              f"command-line argument: the commit carries no {PACKAGES_KEY} list")
+            else:
+                argv.append(packages)
         ids = treeops.tree_ids()
         treeops.adopt_host_writes(vs.tree, ids)
         try:
