@@ -1,5 +1,5 @@
-"""The package list in commit metadata: GVariant text that ostree accepts and prints back, read with the
-standard library."""
+"""The package list in commit metadata: a JSON string ostree stores and prints back, read with the standard
+library (as the deb-bootc client reads it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deb_bootc_compose.commitmeta import PACKAGES_KEY, metadata_argument, packages_gvariant, parse_packages
+from deb_bootc_compose.commitmeta import PACKAGES_KEY, metadata_argument, packages_json, parse_packages
 from deb_bootc_compose.errors import ComposeError
 
 PKGS = [("systemd", "257.9-1~deb13u1", "amd64"), ("base-files", "13.8+deb13u1", "amd64"),
@@ -16,17 +16,17 @@ PKGS = [("systemd", "257.9-1~deb13u1", "amd64"), ("base-files", "13.8+deb13u1", 
 
 
 def test_sorted_and_foreign_arches_keyed() -> None:
-    text = packages_gvariant(PKGS, "amd64")
-    assert text == ("@a{ss} {'base-files': '13.8+deb13u1', 'epoch': '1:2.0', 'libc6:i386': '2.41-12', "
-                    "'systemd': '257.9-1~deb13u1', 'tzdata': '2025b-4+deb13u1'}")
-    assert packages_gvariant(reversed(PKGS), "amd64") == text  # order of the lockfile does not matter
-    assert parse_packages(text)["libc6:i386"] == "2.41-12"
+    text = packages_json(PKGS, "amd64")
+    assert text == ('{"base-files":"13.8+deb13u1","epoch":"1:2.0","libc6:i386":"2.41-12",'
+                    '"systemd":"257.9-1~deb13u1","tzdata":"2025b-4+deb13u1"}')
+    assert packages_json(reversed(PKGS), "amd64") == text  # order of the lockfile does not matter
+    assert parse_packages(repr(text))["libc6:i386"] == "2.41-12"
 
 
 @pytest.mark.parametrize(("name", "version"), [("bad'name", "1"), ("ok", "1'"), ("ok", "1\\x"), ("Upper", "1")])
-def test_quotes_never_reach_the_gvariant_text(name: str, version: str) -> None:
+def test_quotes_never_reach_the_metadata(name: str, version: str) -> None:
     with pytest.raises(ComposeError, match="not a Debian package name"):
-        packages_gvariant([(name, version, "amd64")], "amd64")
+        packages_json([(name, version, "amd64")], "amd64")
 
 
 def test_too_long_for_one_argument_is_none() -> None:
