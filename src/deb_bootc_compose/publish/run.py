@@ -155,7 +155,11 @@ def _publish_locked(source_repo: Path, sources: list[Source], repo: PublishedRep
             repo.pull_local(source_repo, s.commit)
             result.changed = True
         signed[s.ref] = repo.sign(s.commit, sig)  # before the delta: its superblock embeds the signatures
-        result.changed |= signed[s.ref]
+        if signed[s.ref]:
+            result.changed = True
+            for frm, to in repo.deltas():  # deltas made before carry the old signatures only: made again
+                if to == s.commit:
+                    repo.delete_delta(frm, to)
         plan = plans[s.ref]
         if plan.previous and repo.has_commit(plan.previous) and (plan.previous, s.commit) not in repo.deltas():
             repo.generate_delta(plan.previous, s.commit)

@@ -167,6 +167,16 @@ def test_two_keys_for_a_rotation(composes: list[Path], served: tuple[Path, str],
     for name in ("good", "other"):  # a client that trusts either key pulls
         done = pull(client(tmp_path / name, url, keys[name].public))
         assert done.returncode == 0, done.stderr
+    # v2 published with the old key, then again with both: the delta is made again with both signatures, so a
+    # machine on v1 that trusts only the new key updates through it
+    assert cli(composes[1], "--to", dest, "--gpg-key", keys["good"].secret) == 0
+    assert cli(composes[1], "--to", dest, "--gpg-key", keys["good"].secret, "--gpg-key", keys["other"].secret) == 0
+    machine = client(tmp_path / "machine", url, keys["other"].public)
+    v1 = compose_commit(composes[0])
+    assert subprocess.run(["ostree", f"--repo={machine}", "pull", "origin", f"{REF}@{v1}"]).returncode == 0
+    done = subprocess.run(["ostree", f"--repo={machine}", "pull", "--require-static-deltas", "origin", REF],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_gpg_homedir_and_key_id(composes: list[Path], served: tuple[Path, str], keys: dict[str, KeyFiles],
