@@ -21,6 +21,7 @@ from deb_bootc_compose.errors import PublishError
 
 FORMAT = 1
 CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
+REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")  # what OSTree accepts
 MAX_RECORD = 16 << 20
 
 
@@ -68,7 +69,9 @@ class History:
             if data.get("format") != FORMAT:
                 raise ValueError(f"unknown format {data.get('format')!r}")
             refs = {str(r): [str(c) for c in cs] for r, cs in data["refs"].items()}
-            for commits in refs.values():
+            for ref, commits in refs.items():
+                if not REF.match(ref):
+                    raise ValueError(f"{ref!r} is not an OSTree ref")
                 if not all(CHECKSUM.match(c) for c in commits):
                     raise ValueError("a commit is not a SHA-256 checksum")
             summary = data.get("summary") or {}

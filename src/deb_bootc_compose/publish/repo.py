@@ -15,11 +15,11 @@ from pathlib import Path
 from deb_bootc_compose.errors import PublishError
 from debsandbox.commands import CommandError, run
 
+from .history import REF
 from .keys import Signer
 
 SIGNATURE_KEY = re.compile(r"^\s*Signature made .* key ID ([0-9A-Fa-f]{16})\s*$", re.M)
 SUMMARY_FILES = ("summary", "summary.sig")
-REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 
 
 class PublishedRepo:

@@ -28,9 +28,9 @@ from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from debsandbox.locks import LockBusy, flock
 
-from .history import History, plan_ref
+from .history import REF, History, plan_ref
 from .keys import KeySpec, Signer, signer
-from .repo import REF, PublishedRepo
+from .repo import PublishedRepo
 
 DEFAULT_KEEP = 3
 HISTORY_FILE = Path("deb-bootc") / "history.json"
@@ -113,6 +113,9 @@ def check_target(dest: Path) -> None:
         if repo.mode() not in ("archive", "archive-z2"):
             raise PublishError(f"--to {dest} is an OSTree repository in {repo.mode()!r} mode; web servers serve "
                                "archive-mode repositories: publish into a new directory")
+        if not (dest / HISTORY_FILE).exists() and repo.commits():
+            raise PublishError(f"--to {dest} is an OSTree repository that publish did not make (no {HISTORY_FILE}): "
+                               "publish would prune commits it does not know; publish into a new directory")
         return
     if any(dest.iterdir()):
         raise PublishError(f"--to {dest} is neither empty nor an OSTree repository; publish into a new or empty "
@@ -143,9 +146,11 @@ def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, 
 
 def _publish_locked(source_repo: Path, sources: list[Source], repo: PublishedRepo, sig: Signer, keep: int
                     ) -> PublishResult:
+    record = repo.root / HISTORY_FILE
     if not repo.exists():
         repo.init()
-    record = repo.root / HISTORY_FILE
+    if not record.exists():  # from now on the repository is ours (an interrupted first publish included)
+        History().write(record)
     history = History.load(record)
     plans = {s.ref: plan_ref(s.ref, history.refs.get(s.ref, []), s.commit, keep) for s in sources}
     result = PublishResult(repo.root)

@@ -56,7 +56,8 @@ def test_history_round_trip_and_summary_metadata(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", ['{"format": 2, "refs": {}}', '{"format": 1, "refs": {"r": ["nothex"]}}',
-                                     "not json", '{"format": 1}'])
+                                     "not json", '{"format": 1}',
+                                     '{"format": 1, "refs": {"a\'] evil": []}}'])
 def test_a_damaged_record_is_a_clear_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "history.json"
     path.write_text(content)

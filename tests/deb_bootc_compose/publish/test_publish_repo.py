@@ -232,6 +232,12 @@ def test_bad_inputs_leave_dir_untouched(composes: list[Path], tmp_path: Path, ke
     assert cli(composes[1], "--to", other, "--gpg-key", good) == 2
     assert "neither empty nor an OSTree repository" in capsys.readouterr().err
     assert [p.name for p in other.iterdir()] == ["precious"]
+    # an archive repository publish did not make (its commits would be pruned): refused
+    foreign = composes[0].parent / "ostree" / "repo"
+    before = snapshot(foreign)
+    assert cli(composes[1], "--to", foreign, "--gpg-key", good) == 2
+    assert "did not make" in capsys.readouterr().err
+    assert snapshot(foreign) == before
 
 
 def test_concurrent_publish_is_refused(composes: list[Path], tmp_path: Path, keys: dict[str, KeyFiles]) -> None:
