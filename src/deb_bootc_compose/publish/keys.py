@@ -49,12 +49,12 @@ class KeySpec:
         env = os.environ if env is None else env
         files = list(files or [])
         key_ids = list(key_ids or [])
-        if not files and homedir is None and not key_ids:
-            if env.get(ENV_KEY):
-                files = [Path(env[ENV_KEY])]
-            if env.get(ENV_HOMEDIR):
+        if not files and homedir is None and not key_ids and env.get(ENV_KEY):
+            files = [Path(env[ENV_KEY])]
+        if not files:  # each half of --gpg-homedir/--key-id may come from the environment
+            if homedir is None and env.get(ENV_HOMEDIR):
                 homedir = Path(env[ENV_HOMEDIR])
-            if env.get(ENV_KEY_ID):
+            if not key_ids and env.get(ENV_KEY_ID):
                 key_ids = [k.strip() for k in env[ENV_KEY_ID].split(",") if k.strip()]
         if files and (homedir is not None or key_ids):
             raise PublishError("give the signing key either as --gpg-key FILE or as --gpg-homedir DIR --key-id ID, "
@@ -184,7 +184,7 @@ def _import_files(home: Path, files: tuple[Path, ...]) -> list[str]:
 def _lookup_ids(home: Path, key_ids: tuple[str, ...]) -> list[str]:
     fingerprints: list[str] = []
     for key_id in key_ids:
-        found = secret_fingerprints(home, key_id) if _homedir_ok(home) else []
+        found = secret_fingerprints(home, key_id)
         if len(found) != 1:
             have = ", ".join(secret_fingerprints(home)) or "none"
             what = "no usable secret signing key" if not found else f"{len(found)} secret keys"
@@ -195,10 +195,9 @@ def _lookup_ids(home: Path, key_ids: tuple[str, ...]) -> list[str]:
     return fingerprints
 
 
-def _homedir_ok(home: Path) -> bool:
+def _check_homedir(home: Path) -> None:
     if not home.is_dir():
         raise PublishError(f"--gpg-homedir {home}: not a directory")
-    return True
 
 
 HOME_PREFIX = "dbc-gpg-"
@@ -250,7 +249,7 @@ def signer(spec: KeySpec) -> Iterator[Signer]:
         return
     assert spec.homedir is not None
     home = spec.homedir.resolve()
-    _homedir_ok(home)
+    _check_homedir(home)
     had_agent = _agent_running(home)
     try:
         yield Signer(home, tuple(_lookup_ids(home, spec.key_ids)))

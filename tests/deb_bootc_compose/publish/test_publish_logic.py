@@ -79,8 +79,11 @@ def test_keys_from_options_and_environment(tmp_path: Path) -> None:
     assert KeySpec.from_options(None, None, None, env={"DEB_BOOTC_GPG_KEY": str(f)}) == KeySpec(files=(f,))
     env = {"DEB_BOOTC_GPG_HOMEDIR": str(tmp_path), "DEB_BOOTC_GPG_KEY_ID": "A1, B2"}
     assert KeySpec.from_options(None, None, None, env=env) == KeySpec(homedir=tmp_path, key_ids=("A1", "B2"))
-    # the command line wins over the environment
+    # the command line wins over the environment; each half of homedir/key id may come from either
     assert KeySpec.from_options([f], None, None, env=env) == KeySpec(files=(f,))
+    assert KeySpec.from_options(None, None, ["C3"], env=env) == KeySpec(homedir=tmp_path, key_ids=("C3",))
+    with pytest.raises(PublishError, match="go together"):  # a key id on the command line: not the env's key file
+        KeySpec.from_options(None, None, ["C3"], env={"DEB_BOOTC_GPG_KEY": str(f)})
 
 
 @pytest.mark.parametrize(("files", "homedir", "ids", "match"), [
