@@ -139,8 +139,10 @@ def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, 
         try:
             stack.enter_context(flock(dest / LOCK_FILE, blocking=False, keep_file=True))
         except LockBusy:
-            raise PublishError(f"{dest} is being published by another process (lock {dest / LOCK_FILE}); "
-                               "wait for it and try again") from None
+            busy = PublishError(f"{dest} is being published by another process (lock {dest / LOCK_FILE}); "
+                                "wait for it and try again")
+            busy.untouched = True
+            raise busy from None
         return _publish_locked(source_repo, sources, PublishedRepo(dest, log), sig, keep)
 
 

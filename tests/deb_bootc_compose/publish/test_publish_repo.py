@@ -245,8 +245,12 @@ def test_concurrent_publish_is_refused(composes: list[Path], tmp_path: Path, key
 
     dest = tmp_path / "pub"
     publish(composes[0], dest, KeySpec(files=(keys["good"].secret,)))
-    with flock(dest / ".deb-bootc-publish.lock", keep_file=True), pytest.raises(PublishError, match="another process"):
-        publish(composes[1], dest, KeySpec(files=(keys["good"].secret,)))
+    before = snapshot(dest)
+    with flock(dest / ".deb-bootc-publish.lock", keep_file=True):
+        with pytest.raises(PublishError, match="another process") as info:
+            publish(composes[1], dest, KeySpec(files=(keys["good"].secret,)))
+        assert info.value.untouched  # exit code 2
+    assert snapshot(dest) == before
 
 
 def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], served: tuple[Path, str],
