@@ -51,9 +51,12 @@ class PrepareJob:
         if self.ctx.cancel.is_set():
             raise KeyboardInterrupt("compose interrupted during ostree-prepare")
 
-    def in_tree(self, argv: list[str], *, capture: bool = False, timeout: float = 3600) -> Completed:
-        """Run ``argv`` in the tree (SOURCE_DATE_EPOCH set, logged to the phase log); CommandError on failure."""
-        env = {"SOURCE_DATE_EPOCH": str(self.ctx.source_date_epoch)}
+    def in_tree(self, argv: list[str], *, capture: bool = False, timeout: float = 3600,
+                source_date_epoch: int | None = None) -> Completed:
+        """Run ``argv`` in the tree (SOURCE_DATE_EPOCH set: the compose's, or ``source_date_epoch``; logged to the
+        phase log); CommandError on failure."""
+        sde = self.ctx.source_date_epoch if source_date_epoch is None else source_date_epoch
+        env = {"SOURCE_DATE_EPOCH": str(sde)}
         return treeops.in_tree(self.tree.root, argv, log=self.log_path, env=env, cancel=self.ctx.cancel,
                                capture=capture, timeout=timeout)
 
