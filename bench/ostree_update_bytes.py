@@ -146,7 +146,7 @@ def make_v2(v1: Path, work: Path) -> tuple[Path, dict[str, Any]]:
                if p["name"] == PACKAGE]
     if not entries:
         raise SystemExit(f"{v1} has no {PACKAGE} to update")
-    old = entries[0]
+    old = dict(entries[0])  # entries are updated in place below
     target = work / "target-v2"
     link_pool(v1.parent / "pool", target / "pool")
     deb, version = rebuild(target / "pool" / "by-sha256" / old["sha256"][:2] / f"{old['sha256']}.deb", work, new_sde)

@@ -32,6 +32,7 @@ def test_ostree_update_bytes_quick(minimal_compose: SessionCompose, tmp_path: Pa
     assert "initramfs: unchanged" in done.stdout
     data = json.loads(report.read_text())
     assert data["change"]["sde"][1] > data["change"]["sde"][0]  # the update moved SOURCE_DATE_EPOCH
+    assert data["change"]["from"] != data["change"]["to"]
     changed = {path for _, path, _ in data["changed"]}
     assert "/usr/bin/hello" in changed
     assert 0 < data["update"]["bytes"] < data["full"]["bytes"]
