@@ -253,6 +253,21 @@ def test_concurrent_publish_is_refused(composes: list[Path], tmp_path: Path, key
     assert snapshot(dest) == before
 
 
+def wait_for_home(proc: subprocess.Popen[bytes], timeout: float = 60) -> Path | None:
+    """The private GnuPG home the publish process ``proc`` holds the lock of (None: it ended first)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("/tmp/dbc-gpg-") and target.endswith("/.publish.lock"):
+                    return Path(target).parent
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return None
+
+
 def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], served: tuple[Path, str],
                                                         keys: dict[str, KeyFiles], tmp_path: Path) -> None:
     """Kill the publish of v2 at several moments: clients pull a verified commit every time; the next publish
@@ -261,16 +276,19 @@ def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], ser
     good = keys["good"].secret
     publish(composes[0], dest, KeySpec(files=(good,)))
     v1 = ostree(dest, "rev-parse", REF)
-    homes_before = set(Path("/tmp").glob("dbc-gpg-*"))
     left_behind: set[Path] = set()
-    for n, delay in enumerate((0.2, 0.35, 0.5, 0.65, 0.8, 0.95)):
+    # each round starts a publish, waits until it holds its private GnuPG home (the keys are being checked: the
+    # repository work follows), lets it run a little longer each time, and kills its whole process group
+    for n, delay in enumerate((0.0, 0.1, 0.2, 0.3, 0.45, 0.6)):
         proc = subprocess.Popen([*CLI, "publish", str(composes[1]), "--to",
                                  str(dest), "--gpg-key", str(good)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
+        home = wait_for_home(proc)
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        left_behind |= set(Path("/tmp").glob("dbc-gpg-*")) - homes_before
+        if home is not None and home.exists():
+            left_behind.add(home)
         repo = client(tmp_path / f"c{n}", url, keys["good"].public)
         done = pull(repo)
         assert done.returncode == 0, (delay, done.stderr)
