@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,3 +307,63 @@ def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], ser
     assert left_behind, "no publish was killed while it held its private GnuPG home"
     assert not [p for p in left_behind if p.exists()]
     assert not [cmd for cmd, home in agents() if Path(home) in left_behind]
+
+
+def nginx_location(dest: Path) -> str:
+    """The ``location /debian-atomic/`` block of docs/publishing.md's nginx configuration, aliased to ``dest``."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "publishing.md").read_text()
+    start = text.index("    location /debian-atomic/ {")
+    depth, end = 0, start
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0 and text[end] == "}":
+            break
+    return text[start:end + 1].replace("/srv/www/debian-atomic/", f"{dest}/")
+
+
+def test_served_by_nginx_with_the_documented_config(composes: list[Path], keys: dict[str, KeyFiles],
+                                                    tmp_path: Path) -> None:
+    dest = tmp_path / "pub"
+    publish(composes[0], dest, KeySpec(files=(keys["good"].secret,)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""daemon off; user root; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;
+events {{}}
+http {{
+    access_log off; default_type application/octet-stream;
+    client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+{nginx_location(dest)}
+    }}
+}}
+""")
+    server = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/debian-atomic"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/config", timeout=5) as resp:
+                    assert b"mode=archive" in resp.read()
+                break
+            except OSError:
+                assert server.poll() is None, (prefix / "error.log").read_text()
+                assert time.monotonic() < deadline, "nginx did not answer"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"{url}/summary", timeout=5) as resp:
+            assert resp.headers["Cache-Control"] == "no-cache"
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{url}/.deb-bootc-publish.lock", timeout=5)
+        assert denied.value.code == 403
+        done = pull(client(tmp_path / "c", url, keys["good"].public))
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
