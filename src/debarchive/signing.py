@@ -91,23 +91,28 @@ def _gpg(home: Path) -> Iterator[_Gpg]:
             g.close()
 
 
-def _secret_fingerprints(gpg: _Gpg) -> list[str]:
-    """Fingerprints of the signing-capable primary secret keys, in keyring order."""
-    out = gpg(["--with-colons", "--list-secret-keys"], what="listing secret keys")
+def signing_fingerprints(colons: str) -> list[str]:
+    """Fingerprints (upper case) of the signing-capable, usable primary secret keys in ``gpg --with-colons
+    --list-secret-keys`` output, in keyring order (revoked, expired, disabled and invalid keys left out)."""
     result: list[str] = []
     want_fpr = False
-    for line in out.splitlines():
+    for line in colons.splitlines():
         fields = line.split(":")
         if fields[0] == "sec":
             caps = fields[11] if len(fields) > 11 else ""
             revoked_or_expired = fields[1] in ("r", "e", "d", "i")
             want_fpr = "S" in caps and not revoked_or_expired
         elif fields[0] == "fpr" and want_fpr:
-            result.append(fields[9])
+            result.append(fields[9].upper())
             want_fpr = False
         elif fields[0] in ("ssb", "uid"):
             want_fpr = False
     return result
+
+
+def _secret_fingerprints(gpg: _Gpg) -> list[str]:
+    """Fingerprints of the signing-capable primary secret keys, in keyring order."""
+    return signing_fingerprints(gpg(["--with-colons", "--list-secret-keys"], what="listing secret keys"))
 
 
 def _prepare_home(home: Path) -> Path:

@@ -10,23 +10,9 @@ from pathlib import Path
 
 import pytest
 from apt_chroot import AptChroot, RecordingHandler, Served, chroot_tarball, unpack_chroot
-from debarchive_helpers import DebMaker, build_deb, still_there_after
+from debarchive_helpers import DebMaker, build_deb, gpg_agents, still_there_after
 
 from debarchive.signing import SigningKey
-
-
-def _gpg_agents_under(prefixes: tuple[str, ...]) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith("gpg-agent") and any(a.startswith(prefixes) for a in argv[1:]):
-            found.append(" ".join(argv))
-    return found
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,9 +22,9 @@ def no_gpg_agent_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     base = str(tmp_path_factory.getbasetemp())
 
     def leaked() -> list[str]:
-        found = _gpg_agents_under((base,))
         # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
-        return found + [a for a in _gpg_agents_under(("/tmp/dak-",)) if not Path(a.split()[2]).exists()]
+        return [cmd for cmd, home in gpg_agents() if home.startswith(base) or
+                (home.startswith("/tmp/dak-") and not Path(home).exists())]
 
     left = still_there_after(leaked)
     assert left == [], f"gpg-agent processes left running: {left}"

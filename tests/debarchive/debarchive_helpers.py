@@ -118,3 +118,18 @@ def still_there_after(find: Callable[[], list[str]], seconds: float = 5.0) -> li
         time.sleep(0.2)
         found = find()
     return found
+
+
+def gpg_agents() -> list[tuple[str, str]]:
+    """Running gpg-agents: (command line, home directory), for the tests that check none is left behind."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("gpg-agent") and "--homedir" in argv[:-1]:
+            found.append((" ".join(argv), argv[argv.index("--homedir") + 1]))
+    return found

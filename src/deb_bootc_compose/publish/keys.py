@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deb_bootc_compose.errors import PublishError
+from debarchive.signing import signing_fingerprints
 from debsandbox.commands import CommandError, run
 from debsandbox.locks import LockBusy, flock
 
@@ -115,19 +116,7 @@ def secret_fingerprints(home: Path, selector: str | None = None) -> list[str]:
         if selector:  # gpg fails when nothing matches
             return []
         raise
-    result: list[str] = []
-    want = False
-    for line in out.splitlines():
-        fields = line.split(":")
-        if fields[0] == "sec":
-            caps = fields[11] if len(fields) > 11 else ""
-            want = "S" in caps and fields[1] not in ("r", "e", "d", "i")
-        elif fields[0] == "fpr" and want:
-            result.append(fields[9].upper())
-            want = False
-        elif fields[0] in ("ssb", "uid"):
-            want = False
-    return result
+    return signing_fingerprints(out)
 
 
 def _try_sign(home: Path, fingerprint: str, where: str) -> None:

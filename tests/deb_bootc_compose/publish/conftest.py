@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "debarchive"))
-from debarchive_helpers import still_there_after
-from pubhelpers import agents
+from debarchive_helpers import gpg_agents, still_there_after
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,7 +19,7 @@ def no_gpg_agent_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
     def leaked() -> list[str]:
         # publish's private homes are /tmp/dbc-gpg-*, removed after use; the tests' homes are under basetemp
-        return [cmd for cmd, home in agents() if home.startswith(base) or
+        return [cmd for cmd, home in gpg_agents() if home.startswith(base) or
                 (home.startswith("/tmp/dbc-gpg-") and not Path(home).exists())]
 
     left = still_there_after(leaked)

@@ -99,18 +99,3 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, bytes | None]]:
         data = p.read_bytes() if p.is_file() and not p.is_symlink() and st.st_size < 65536 else None
         result[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns, data)
     return result
-
-
-def agents() -> list[tuple[str, str]]:
-    """Running gpg-agents: (command line, home directory)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith("gpg-agent") and "--homedir" in argv[:-1]:
-            found.append((" ".join(argv), argv[argv.index("--homedir") + 1]))
-    return found

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pubhelpers import REF, KeyFiles, agents, client, make_key, ostree, pull, snapshot, tiny_compose
+from debarchive_helpers import gpg_agents
+from pubhelpers import REF, KeyFiles, client, make_key, ostree, pull, snapshot, tiny_compose
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.cli import main
@@ -306,7 +307,7 @@ def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], ser
     # the killed publishes' private GnuPG homes (and agents) were removed by the next publish
     assert left_behind, "no publish was killed while it held its private GnuPG home"
     assert not [p for p in left_behind if p.exists()]
-    assert not [cmd for cmd, home in agents() if Path(home) in left_behind]
+    assert not [cmd for cmd, home in gpg_agents() if Path(home) in left_behind]
 
 
 def nginx_location(dest: Path) -> str:
