@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from apt_chroot import AptChroot, RecordingHandler, Served, chroot_tarball, unpack_chroot
-from debarchive_helpers import DebMaker, build_deb, gpg_agents, still_there_after
+from debarchive_helpers import DebMaker, assert_no_gpg_agent_left, build_deb
 
 from debarchive.signing import SigningKey
 
@@ -19,15 +19,8 @@ from debarchive.signing import SigningKey
 def no_gpg_agent_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every GnuPG agent these tests (or the code under test) start must be stopped again."""
     yield
-    base = str(tmp_path_factory.getbasetemp())
-
-    def leaked() -> list[str]:
-        # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
-        return [cmd for cmd, home in gpg_agents() if home.startswith(base) or
-                (home.startswith("/tmp/dak-") and not Path(home).exists())]
-
-    left = still_there_after(leaked)
-    assert left == [], f"gpg-agent processes left running: {left}"
+    # debarchive.signing reaches each home through a short link /tmp/dak-*/h, removed after use
+    assert_no_gpg_agent_left(str(tmp_path_factory.getbasetemp()), "/tmp/dak-")
 
 
 @pytest.fixture(scope="session")

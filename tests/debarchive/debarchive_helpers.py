@@ -133,3 +133,15 @@ def gpg_agents() -> list[tuple[str, str]]:
         if argv and argv[0].endswith("gpg-agent") and "--homedir" in argv[:-1]:
             found.append((" ".join(argv), argv[argv.index("--homedir") + 1]))
     return found
+
+
+def assert_no_gpg_agent_left(base: str, private_prefix: str) -> None:
+    """No gpg-agent of a home under ``base`` (the tests' own), nor of a removed private home of the code under
+    test (``private_prefix``, e.g. /tmp/dak-), is still running 5 s from now."""
+
+    def leaked() -> list[str]:
+        return [cmd for cmd, home in gpg_agents() if home.startswith(base) or
+                (home.startswith(private_prefix) and not Path(home).exists())]
+
+    left = still_there_after(leaked)
+    assert left == [], f"gpg-agent processes left running: {left}"
