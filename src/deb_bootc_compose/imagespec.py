@@ -4,6 +4,7 @@ the OCI image, the boot test and the disk (see :mod:`deb_bootc_compose.manifest`
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -13,6 +14,16 @@ ACCOUNT = re.compile(r"^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]+)$")
 OCI_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def template_sample(template: str, known: set[str], what: str) -> str:
+    """``template`` with every ``{field}`` filled with "x", for checking what it makes; ValueError naming
+    unknown fields."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    unknown = fields - known
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)} in {what}; known: {sorted(known)}")
+    return template.format(**{f: "x" for f in known})
 
 
 class StrictModel(BaseModel):

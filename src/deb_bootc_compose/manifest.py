@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,6 +41,7 @@ from deb_bootc_compose.imagespec import (
     StrictModel,
     UserSpec,
     VariantSpec,
+    template_sample,
 )
 from deb_bootc_compose.updatespec import UpdateSpec, key_files
 
@@ -291,11 +291,7 @@ class Manifest(StrictModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, v: str) -> str:
-        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-        unknown = fields - REF_FIELDS
-        if unknown:
-            raise ValueError(f"unknown field(s) {sorted(unknown)} in ref template; known: {sorted(REF_FIELDS)}")
-        sample = v.format(**{f: "x" for f in REF_FIELDS})
+        sample = template_sample(v, REF_FIELDS, "ref template")
         if not OSTREE_REF.match(sample):
             raise ValueError(f"ref template {v!r} does not make an OSTree ref: components of letters, digits, "
                              "'_', '.', '-' separated by '/'")

@@ -14,11 +14,10 @@ requires signatures by ``registry.public_key`` for ``registry.name``. Key paths 
 from __future__ import annotations
 
 import re
-import string
 
 from pydantic import field_validator, model_validator
 
-from deb_bootc_compose.imagespec import CONTROL, StrictModel
+from deb_bootc_compose.imagespec import CONTROL, StrictModel, template_sample
 
 # an http(s) URL of printable ASCII without spaces or quotes: it lands in the image's ostree remote config
 UPDATE_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[!#-&(-~]*)?$")
@@ -71,11 +70,7 @@ class RegistryUpdateSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-        unknown = fields - REGISTRY_FIELDS
-        if unknown:
-            raise ValueError(f"unknown field(s) {sorted(unknown)} in registry name; known: {sorted(REGISTRY_FIELDS)}")
-        sample = v.format(**{f: "x" for f in REGISTRY_FIELDS})
+        sample = template_sample(v, REGISTRY_FIELDS, "registry name")
         if not REGISTRY_NAME.match(sample):
             raise ValueError(f"{v!r} is not a registry repository HOST[:PORT]/PATH (lower case; no tag or digest: "
                              "the tag is the compose's version)")
