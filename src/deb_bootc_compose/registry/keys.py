@@ -57,13 +57,7 @@ class KeyPair:
 
 def read_passphrase(path: Path) -> bytes:
     """The first line of ``path`` (as containers/image reads ``--sign-passphrase-file``), never empty."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_PASSPHRASE_FILE + 1)
-    except OSError as exc:
-        raise SigningKeyError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
-    if len(data) > MAX_PASSPHRASE_FILE:
-        raise SigningKeyError(f"the passphrase file {path} is larger than {MAX_PASSPHRASE_FILE} bytes")
+    data = _read_small(path, "passphrase file", MAX_PASSPHRASE_FILE)
     line = data.split(b"\n", 1)[0]
     if not line:
         raise SigningKeyError(f"the passphrase file {path} is empty (its first line is the passphrase)")
@@ -153,14 +147,14 @@ def generate(passphrase: bytes) -> KeyPair:
     return KeyPair(_pem(SIGSTORE_PEM, encrypt(der, passphrase)), public)
 
 
-def _read_small(path: Path, what: str) -> bytes:
+def _read_small(path: Path, what: str, limit: int = MAX_KEY_FILE) -> bytes:
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_KEY_FILE + 1)
+            data = f.read(limit + 1)
     except OSError as exc:
         raise SigningKeyError(f"cannot read the {what} {path}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE:
-        raise SigningKeyError(f"{path} is larger than {MAX_KEY_FILE} bytes: not a {what}")
+    if len(data) > limit:
+        raise SigningKeyError(f"{path} is larger than {limit} bytes: not a {what}")
     return data
 
 
