@@ -1,9 +1,14 @@
-"""Two REAL composes, one VM session: the boot test of v1 (``boot-test COMPOSE_DIR --disk UPDATES``), state made on
-v1, v2's commit delivered with no network (its compose's repository on a second disk, a ``file://`` remote),
-``ostree admin upgrade --stage``, reboot into v2 and check it, roll back to v1 and check that too.
+"""The real update path, one VM session: two REAL composes of a manifest with an ``update.ostree`` section,
+published with ``deb-bootc-compose publish`` into a directory that Debian's nginx serves on the host; v1 boots
+with ``boot-test --net`` and follows ``http://10.0.2.2:PORT/debian-atomic`` with the image's own signed remote.
+
+In the guest, with the ``deb-bootc`` client the images carry: ``status`` (v1, its signed remote), ``upgrade``
+refused (exit 3, nothing staged) while the server offers a newer commit signed by another key, then an unsigned
+one; v2 published; ``upgrade --check`` reports v2 and its package changes, ``upgrade`` stages it, power-off, boot
+v2 (packages, ``/etc`` merge, ``/var`` kept, a user made on v1 logs in), ``rollback``, reboot into v1.
 
 v1 = ``update_v1`` (hello 2.10-3 from a local signed repo, no openssh-server, qcow2 built by the compose);
-v2 = ``minimal_compose`` (examples/minimal.yaml: trixie's hello 2.10-5, openssh-server ADDED).
+v2 = ``update_v2`` (trixie's hello 2.10-5, openssh-server ADDED), composed in v1's target.
 """
 
 from __future__ import annotations
@@ -16,19 +21,23 @@ import time
 from pathlib import Path
 
 import pytest
-from compose_helpers import SessionCompose
+from compose_helpers import SessionCompose, run_cli
+from updatesource import PUBLISHED_PATH, OpenPGPKey, UpdateSource, make_openpgp_key, stop_gpg_agent
 
 from deb_bootc_compose.boot import cli as boot_cli
 from deb_bootc_compose.boot.checks import BootReport, booted_deployment
 from deb_bootc_compose.boot.runner import packages_from_metadata
 from deb_bootc_compose.boot.vm import VirtualMachine
 from deb_bootc_compose.disk import source
+from nginxserve import nginx
 
-# two composes (~6 min each) and three TCG boots (1-7 min each, by the machine's load) in one test
+# two composes (~5 min each), three TCG boots (1-7 min each, by the machine's load) and an update over HTTP
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(5400)]
 BOOT_TIMEOUT = 1500
 PASSWORD = "Secret-123"
-REMOTE = "debian-bootc"  # the disk phase names the stateroot and its remote after the manifest's name
+REMOTE = "debian-bootc"  # the manifest's name: the stateroot, and the update remote the image carries
+REFUSED = 3  # deb-bootc's exit codes (docs/client.md)
+NO_UPDATE = 77
 
 
 def sha256(path: Path) -> str:
@@ -39,32 +48,78 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def updates_disk(repo: Path, dest: Path) -> Path:
-    """An ext4 image (label "updates") with the v2 compose's repository at /repo; built without mounting."""
-    content = dest.parent / "updates-content"
-    content.mkdir()
-    subprocess.run(["cp", "-al", str(repo), str(content / "repo")], check=True)  # hard links: no copy
-    size = sum(p.stat().st_size for p in content.rglob("*") if p.is_file())
-    with open(dest, "wb") as fh:
-        fh.truncate(size * 2 + (128 << 20))
-    subprocess.run(["mkfs.ext4", "-q", "-L", "updates", "-d", str(content), str(dest)], check=True)
-    subprocess.run(["rm", "-rf", str(content)], check=True)
-    return dest
+def ostree(repo: Path, *args: str) -> str:
+    done = subprocess.run(["ostree", f"--repo={repo}", *args], capture_output=True, text=True)
+    assert done.returncode == 0, f"ostree {args}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def publish(compose: Path, dest: Path, key: OpenPGPKey) -> str:
+    run = run_cli(["publish", str(compose), "--to", str(dest), "--gpg-key", str(key.secret)], timeout=1800)
+    assert run.returncode == 0, f"publish {compose}: {run.stdout}{run.stderr}"
+    return run.stdout
+
+
+def forged_repo(dest: Path, target_repo: Path, base: str, ref: str, signer: OpenPGPKey | None,
+                publisher: OpenPGPKey, age: int) -> str:
+    """A repository whose ref is a NEWER commit of ``base``'s tree signed by ``signer`` (or not at all) while the
+    summary is signed by the publisher: the commit's own signature is what the client must refuse. Its summary
+    files are dated ``age`` seconds back: two forged summaries of the same size written in the same second
+    would look "not modified" to a client that cached the other (nginx's ETag is mtime and size)."""
+    ostree(dest, "init", "--mode=archive")
+    ostree(dest, "pull-local", str(target_repo), base)  # hard links
+    commit = ostree(dest, "commit", f"--branch={ref}", f"--tree=ref={base}", "--parent=none", "--no-bindings",
+                    f"--subject=not the publisher's ({'other key' if signer else 'unsigned'})",
+                    "--add-metadata-string=version=13.99")
+    if signer is not None:
+        ostree(dest, "gpg-sign", f"--gpg-homedir={signer.home}", commit, signer.fingerprint)
+    ostree(dest, "summary", "-u", f"--gpg-homedir={publisher.home}", f"--gpg-sign={publisher.fingerprint}")
+    when = time.time() - age
+    for name in ("summary", "summary.sig"):
+        os.utime(dest / name, (when, when))
+    return commit
+
+
+def serve(www: Path, name: str) -> None:
+    """Point the served ``debian-atomic`` at ``www/name`` (an atomic symlink swap; nginx follows it)."""
+    tmp = www / f".{PUBLISHED_PATH}.new"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(name)
+    os.replace(tmp, www / PUBLISHED_PATH)
 
 
 def version(vm: VirtualMachine, package: str) -> str:
     return vm.check(f"dpkg-query -W -f '${{Version}}' {package}").strip()
 
 
-def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: SessionCompose, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
-    v1_dir, v2_dir = update_v1.topdir, minimal_compose.topdir
+def client_json(vm: VirtualMachine, args: str, rc: int = 0) -> dict[str, object]:
+    res = vm.shell(f"deb-bootc {args} --json 2>/dev/null", timeout=900)
+    assert res.returncode == rc, (args, res.returncode, res.output)
+    data = json.loads(res.output)
+    assert isinstance(data, dict)
+    return data
+
+
+def roles(vm: VirtualMachine) -> list[tuple[str, str]]:
+    deps = client_json(vm, "status")["deployments"]
+    assert isinstance(deps, list)
+    return [(d["role"], d["checksum"]) for d in deps]
+
+
+def package_changes(old: dict[str, str], new: dict[str, str]) -> tuple[set[str], set[str], set[str]]:
+    return (set(new) - set(old), set(old) - set(new), {n for n in set(old) & set(new) if old[n] != new[n]})
+
+
+def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompose, update_source: UpdateSource,
+                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    v1_dir, v2_dir = update_v1.topdir, update_v2.topdir
     v1, v2 = source.from_compose(v1_dir), source.from_compose(v2_dir)
     assert v1.ref == v2.ref and v1.commit != v2.commit
     v1_pkgs = packages_from_metadata(v1_dir, "base", "amd64") or {}
     v2_pkgs = packages_from_metadata(v2_dir, "base", "amd64") or {}
     assert (v1_pkgs["hello"], v2_pkgs["hello"]) == ("2.10-3", "2.10-5")  # upgraded
     assert "openssh-server" in v2_pkgs and "openssh-server" not in v1_pkgs  # added
+    assert "deb-bootc" in v1_pkgs and "deb-bootc" in v2_pkgs  # the update section brings the client
     # v1 was composed with outputs [oci, qcow2]: the qcow2 alone, listed in images.json with its checksum
     images = json.loads((v1_dir / "metadata/images.json").read_text())["payload"]["images"]["base"]["amd64"]
     assert sorted(i["format"] for i in images) == ["ociarchive", "qcow2"]
@@ -73,32 +128,89 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
     image = v1_dir / qcow2["path"]
     assert sha256(image) == qcow2["checksums"]["sha256"]
 
-    updates = updates_disk(v2_dir.parent / "ostree" / "repo", tmp_path / "updates.ext4")
-    steps: dict[str, float] = {}
+    # --- the server: v1 published and signed; two forged repositories of a newer commit, for the refusals ---
+    publisher = update_source.key
+    www = tmp_path / "www"
+    www.mkdir()
+    target_repo = update_v1.target / "ostree/repo"
+    mallory = make_openpgp_key(tmp_path, "mallory")
+    try:
+        forged = {name: forged_repo(www / name, target_repo, v2.commit, v2.ref, signer, publisher, age)
+                  for name, signer, age in (("other-key", mallory, 7200), ("unsigned", None, 3600))}
+    finally:
+        stop_gpg_agent(mallory)
+    assert "published, signed" in publish(v1_dir, www / "pub", publisher)
+    serve(www, "pub")
 
+    steps: dict[str, float] = {}
     reports: list[BootReport] = []  # the boot test's report, handed to the continuation
 
     def update_and_rollback(vm: VirtualMachine, report: BootReport) -> None:
         reports.append(report)
+        # --- boot-test --net: the guest reaches the host's nginx at 10.0.2.2 ---
+        probe = (f"exec 3<>/dev/tcp/10.0.2.2/{update_source.port} && printf 'GET /{PUBLISHED_PATH}/config "
+                 "HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3; exec 3<&-")
+        answer = vm.check(probe, timeout=60)
+        assert "200 OK" in answer and "mode=archive" in answer, answer
+        # --- v1 follows the signed remote its image carries ---
+        conf = vm.check(f"cat /etc/ostree/remotes.d/{REMOTE}.conf")
+        assert f"url={update_source.url}\n" in conf and "gpg-verify=true" in conf, conf
+        # ostree admin status itself fails here: v1's commit came from the compose's disk image, and its detached
+        # signature is only in the published repository (the client lists deployments without it)
+        status = vm.check("deb-bootc status")
+        assert f"origin:    {REMOTE}:{v1.ref}" in status and "signature: unsigned" in status, status
+        assert roles(vm) == [("booted", v1.commit)]
+        assert vm.shell("deb-bootc upgrade --check").returncode == NO_UPDATE  # v1 is the newest published
+        # that check fetched v1's commit object from the repository, with its signature: now verified locally
+        status = vm.check("deb-bootc status")
+        assert "signature: valid (Good signature from" in status, status
         # --- state on v1 that the update must keep ---
         vm.check(f"useradd -m -s /bin/bash alice && echo 'alice:{PASSWORD}' | chpasswd")
         vm.check("echo 'made on v1' > /etc/deb-bootc-test.conf")
         vm.check("echo 'kept' > /var/lib/deb-bootc-test-data")
-        # --- v2 without network: the compose's repository on the second disk replaces the remote's URL ---
+        # --- a newer commit signed by another key, then an unsigned one: refused, nothing staged ---
+        before = roles(vm)
+        for name, commit in forged.items():
+            serve(www, name)
+            for args in ("upgrade --check", "upgrade"):
+                res = vm.shell(f"deb-bootc {args}", timeout=300)
+                assert res.returncode == REFUSED, (name, args, res.output)
+                assert "refused" in res.output and "not signed by a key this machine trusts" in res.output, res.output
+            assert roles(vm) == before
+            assert vm.shell(f"ostree ls {commit} /usr/sbin/sshd").returncode != 0  # its tree was not fetched
+        # --- v2 published (a delta from v1): check, upgrade, stage ---
         t = time.monotonic()
-        vm.check("mkdir -p /run/updates && mount -o ro LABEL=updates /run/updates")
-        vm.check(f"ostree remote delete {REMOTE} && ostree remote add --no-gpg-verify {REMOTE} "
-                 f"file:///run/updates/repo {v1.ref}")
-        vm.check("ostree admin upgrade --stage", timeout=900)
-        staged = vm.check("ostree admin status")
-        assert v2.commit in staged and "staged" in staged, staged
+        out = publish(v2_dir, www / "pub", publisher)
+        assert "published, signed" in out and f"delta from {v1.commit[:12]}" in out, out
+        serve(www, "pub")
+        steps["publish v2"] = time.monotonic() - t
+        t = time.monotonic()
+        check = client_json(vm, "upgrade --check")
+        assert check["update"] is True, check
+        to = check["to"]
+        assert isinstance(to, dict) and to["checksum"] == v2.commit and to["version"] == "13.1", check
+        changes = check["changes"]
+        assert isinstance(changes, dict), check
+        added, removed, changed = package_changes(v1_pkgs, v2_pkgs)
+        assert {p["name"] for p in changes["added"]} == added and "openssh-server" in added, changes
+        assert {p["name"] for p in changes["removed"]} == removed, changes
+        assert {p["name"] for p in changes["upgraded"] + changes["downgraded"]} == changed, changes
+        assert {"name": "hello", "from": "2.10-3", "to": "2.10-5"} in changes["upgraded"], changes
+        text = vm.check("deb-bootc upgrade --check")
+        assert "hello 2.10-3 -> 2.10-5" in text and "openssh-server" in text, text
+        upgraded = vm.shell("deb-bootc upgrade", timeout=1200)
+        assert upgraded.returncode == 0, upgraded.output
+        assert roles(vm) == [("staged", v2.commit), ("booted", v1.commit)]
+        steps["check+upgrade"] = time.monotonic() - t
         vm.poweroff(timeout=600)  # ostree-finalize-staged runs during this shutdown
-        steps["pull+stage+finalize"] = time.monotonic() - t
         # --- v2 ---
         steps["boot v2"] = vm.boot(BOOT_TIMEOUT)
-        status = vm.check("ostree admin status")
+        status = vm.shell("ostree admin status").output  # the listing, then ostree's complaint about v1's
         assert booted_deployment(status) == (REMOTE, v2.commit), status
-        assert v1.commit in status and "rollback" in status, status
+        assert roles(vm) == [("booted", v2.commit), ("rollback", v1.commit)]
+        status = vm.check("deb-bootc status")
+        assert status.count("signature: valid (Good signature from") == 2, status  # v2 as pulled, v1 since the check
+        assert vm.shell("deb-bootc upgrade --check").returncode == NO_UPDATE
         assert version(vm, "hello") == "2.10-5" and vm.check("hello").strip() == "Hello, world!"
         assert version(vm, "openssh-server") == v2_pkgs["openssh-server"]
         vm.check("test -x /usr/sbin/sshd && test -f /etc/ssh/sshd_config")  # its /etc files arrived in the merge
@@ -111,26 +223,30 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
         verify = "perl -e 'exit(crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? 0 : 1)'"
         vm.check(f"h=$(getent shadow alice | cut -d: -f2); {verify} '{PASSWORD}' \"$h\"")
         assert vm.check("systemctl is-system-running --wait", timeout=600).strip() == "running"
-        # --- roll back to v1 ---
-        vm.check("ostree admin set-default 1")
+        # --- roll back to v1 with the client ---
+        vm.check("deb-bootc rollback")
+        after = roles(vm)
+        assert [c for _, c in after] == [v1.commit, v2.commit] and ("booted", v2.commit) in after, after
         vm.poweroff(timeout=600)
         steps["boot rollback"] = vm.boot(BOOT_TIMEOUT)
-        status = vm.check("ostree admin status")
+        status = vm.shell("ostree admin status").output
         assert booted_deployment(status) == (REMOTE, v1.commit), status
+        assert roles(vm)[0] == ("booted", v1.commit)
         assert version(vm, "hello") == "2.10-3"
         assert vm.shell("test -e /usr/sbin/sshd").returncode != 0
         assert vm.check("cat /etc/deb-bootc-test.conf").strip() == "made on v1"
         assert vm.check("id -un alice").strip() == "alice"
+        assert vm.check("cat /var/home/alice/on-v2 && echo ok").strip() == "ok"  # /var is shared
 
     # the boot-test command line on the v1 compose directory (its image, its commit, its packages, the
-    # manifest's boot_test.commands), with the updates disk attached; the update goes on in the same VM session
+    # manifest's boot_test.commands), with QEMU user networking; the update goes on in the same VM session
     spec = boot_cli.spec_for(boot_cli.parser().parse_args([str(v1_dir)]))
     assert spec.image == image and spec.expected_commit == v1.commit
     assert spec.expected_packages == v1_pkgs and "hello" in spec.commands and spec.timeout == 1500
     logs = tmp_path / "logs"
     start = time.monotonic()
-    rc = boot_cli.main([str(v1_dir), "--log-dir", str(logs), "--disk", str(updates)],
-                       then=update_and_rollback)
+    with nginx(www, update_source.port, tmp_path / "nginx"):
+        rc = boot_cli.main([str(v1_dir), "--net", "--log-dir", str(logs)], then=update_and_rollback)
     seconds = time.monotonic() - start
     out = capsys.readouterr().out
     assert rc == 0 and reports, out
@@ -141,12 +257,15 @@ def test_update_then_rollback(update_v1: SessionCompose, minimal_compose: Sessio
     written = json.loads((logs / "boot-test.json").read_text())
     assert written["ok"] is True and written["booted_commit"] == v1.commit and written["image"] == str(image)
     assert report.booted_commit == v1.commit
-    assert len(steps) == 3, steps
+    assert len(steps) == 4, steps
     names = {c.name for c in report.checks}
     assert {"multi-user.target reached", "systemctl is-system-running", "/usr is read-only",
             "booted deployment is this compose's commit", "dpkg -l lists the image's packages"} <= names
     serial = Path(report.serial_log).read_text(errors="replace")
     assert serial.count("Linux version") >= 3 and "multi-user.target" in serial  # all three boots are logged
+    # the machine fetched v2 through the static delta publish made
+    access = (tmp_path / "nginx/access.log").read_text()
+    assert f"/{PUBLISHED_PATH}/deltas/" in access, access[-3000:]
     assert sha256(image) == qcow2["checksums"]["sha256"]  # the shipped image was never written
     assert not [p for p in os.listdir(tmp_path / "logs") if p.startswith(".boot-test-")]
     assert not list(v1_dir.glob("logs/boot-test*"))  # boot_test.enabled is false: the compose booted nothing
