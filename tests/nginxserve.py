@@ -32,12 +32,15 @@ http {{
     sendfile on;
     server {{
         listen 127.0.0.1:{port};
-        root {root};
-        autoindex off;
-        location ~ /\\. {{ deny all; }}
+{server}
     }}
 }}
 """
+# what a server block holds unless the caller gives its own (e.g. the location block the docs show)
+SERVE_ROOT = """\
+        root {root};
+        autoindex off;
+        location ~ /\\. {{ deny all; }}"""
 
 
 def free_port() -> int:
@@ -47,12 +50,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def nginx(root: Path, port: int, workdir: Path) -> Iterator[str]:
-    """Serve ``root`` (symbolic links followed) on 127.0.0.1:``port``; yields the base URL."""
+def nginx(root: Path, port: int, workdir: Path, server: str | None = None) -> Iterator[str]:
+    """Serve ``root`` (symbolic links followed) on 127.0.0.1:``port``, or what the ``server`` block's own
+    directives say; yields the base URL."""
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
     user = "user root root;" if os.geteuid() == 0 else ""  # workers read what the test (root) wrote
-    conf.write_text(CONFIG.format(user=user, work=workdir, port=port, root=root))
+    body = server if server is not None else SERVE_ROOT.format(root=root)
+    conf.write_text(CONFIG.format(user=user, work=workdir, port=port, server=body))
     with open(workdir / "stderr.log", "wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.publish import HISTORY_FILE, History, KeySpec, publish
 from httpserve import serve_directory
+from nginxserve import free_port, nginx
 
 pytestmark = pytest.mark.integration
 
@@ -326,38 +326,10 @@ def test_served_by_nginx_with_the_documented_config(composes: list[Path], keys: 
                                                     tmp_path: Path) -> None:
     dest = tmp_path / "pub"
     publish(composes[0], dest, KeySpec(files=(keys["good"].secret,)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""daemon off; user root; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;
-events {{}}
-http {{
-    access_log off; default_type application/octet-stream;
-    client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-{nginx_location(dest)}
-    }}
-}}
-""")
-    server = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}/debian-atomic"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/config", timeout=5) as resp:
-                    assert b"mode=archive" in resp.read()
-                break
-            except OSError:
-                assert server.poll() is None, (prefix / "error.log").read_text()
-                assert time.monotonic() < deadline, "nginx did not answer"
-                time.sleep(0.1)
+    with nginx(dest, free_port(), tmp_path / "nginx", server=nginx_location(dest)) as base:
+        url = f"{base}/debian-atomic"
+        with urllib.request.urlopen(f"{url}/config", timeout=5) as resp:
+            assert b"mode=archive" in resp.read()
         with urllib.request.urlopen(f"{url}/summary", timeout=5) as resp:
             assert resp.headers["Cache-Control"] == "no-cache"
         with pytest.raises(urllib.error.HTTPError) as denied:
@@ -365,6 +337,3 @@ http {{
         assert denied.value.code == 403
         done = pull(client(tmp_path / "c", url, keys["good"].public))
         assert done.returncode == 0, done.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
