@@ -140,17 +140,22 @@ def test_finished_build_survives_a_hub_restart_at_report_time(make_hub: HubFacto
     first.admin.submit("t", make_source(tmp_path, "orch-restart", "1.0"))
     port = int(first.url.rsplit(":", 1)[1])
     back: list[RunningHub] = []
+    restarts: list[threading.Timer] = []
 
     def build_then_lose_the_hub(request: BuildRequest) -> BuildResult:
         result = dpkg_deb_build(request)
         first.stop()
-        threading.Timer(3.0, lambda: back.append(make_hub(port=port))).start()
+        restarts.append(threading.Timer(3.0, lambda: back.append(make_hub(port=port))))
+        restarts[0].start()
         return result
 
     caplog.set_level(logging.WARNING, logger="deb_orchestrator.builder")
     _builder, t, codes = run_builder(BuilderConfig(hub=first.url, token=token, work_dir=tmp_path / "w",
                                                   claim_wait=0.5, once=True, build_fn=build_then_lose_the_hub))
     t.join(timeout=120)
+    # the builder may finish on the new hub before make_hub() has returned to the timer's thread
+    for timer in restarts:
+        timer.join(timeout=120)
     assert codes == [0] and back
     admin = back[0].admin
     build = admin.build("orch-restart_1.0")

@@ -73,7 +73,8 @@ def test_remove_target_and_tags(hub: RunningHub, tmp_path: Path) -> None:
     # dest is still a parent of build: refused without --force, naming the child
     status, detail = _status(lambda: admin.remove_tag("dest"))
     assert status == 409 and "parent of build" in detail and "--force" in detail
-    before = admin.repo("build")["generation"]
+    # the build's own publication of "build" (it inherits dest) is over: the next generation is the removal's
+    before = admin.wait_repo("build", build="orch-rm_1.0", timeout=60)["generation"]
     removed = admin.remove_tag("dest", force=True)
     assert removed == {"tag": "dest", "deleted": True, "untagged_builds": ["orch-rm_1.0"],
                    "children_detached": ["build"], "repo_removed": True}

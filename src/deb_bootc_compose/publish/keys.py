@@ -204,6 +204,8 @@ def sweep_stale_homes() -> list[Path]:
     for home in sorted(_tmp_dir().glob(f"{HOME_PREFIX}*")):
         if home.is_symlink() or not home.is_dir() or home.stat().st_uid != os.getuid():
             continue
+        if not (home / HOME_LOCK).exists():  # being made right now (mkdtemp, then the lock): not stale
+            continue
         try:
             with flock(home / HOME_LOCK, blocking=False, keep_file=True):
                 _stop_agent(home)

@@ -1,19 +1,20 @@
 """OpenPGP "simple signing" for skopeo: the secret key file imported into a private, temporary GnuPG home
-(short path: GnuPG's agent socket lives there), the passphrase checked before skopeo runs, the agent stopped
-and the home removed afterwards. skopeo (gpgme) signs with ``--sign-by FINGERPRINT``; the signatures go to
-the ``lookaside-staging`` directory of the push's private ``registries.d``."""
+(publish's ``private_home``: a short path for the agent's socket, locked while in use so that no publish sweeps
+it, the agent stopped and the home removed afterwards), the passphrase checked before skopeo runs. skopeo
+(gpgme) signs with ``--sign-by FINGERPRINT``; the signatures go to the ``lookaside-staging`` directory of the
+push's private ``registries.d``."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from deb_bootc_compose.publish.keys import private_home
 from deb_bootc_compose.registry.images import PushError
+from debarchive.signing import signing_fingerprints
 from debsandbox.commands import run
 
 
@@ -32,24 +33,13 @@ def _gpg(home: Path, args: list[str], stdin: bytes | None = None) -> tuple[int, 
 
 def _secret_fingerprints(home: Path) -> list[str]:
     _rc, out = _gpg(home, ["--with-colons", "--list-secret-keys"])
-    fprs: list[str] = []
-    seen_sec = False
-    for line in out.splitlines():
-        fields = line.split(":")
-        if fields[0] == "sec":
-            seen_sec = True
-        elif fields[0] == "fpr" and seen_sec:
-            fprs.append(fields[9])
-            seen_sec = False
-    return fprs
+    return signing_fingerprints(out)
 
 
 @contextmanager
 def gpg_signer(key_file: Path, passphrase_file: Path | None) -> Iterator[GpgSigner]:
     """Import ``key_file`` (an OpenPGP secret key) into a temporary home; yield what skopeo needs."""
-    home = Path(tempfile.mkdtemp(prefix="dbc-gpg-", dir="/tmp"))
-    try:
-        os.chmod(home, 0o700)
+    with private_home() as home:  # publish's: locked while in use, its agent stopped, removed after
         rc, out = _gpg(home, ["--import", str(key_file)])
         fprs = _secret_fingerprints(home)
         if rc != 0 or not fprs:
@@ -64,9 +54,6 @@ def gpg_signer(key_file: Path, passphrase_file: Path | None) -> Iterator[GpgSign
                 raise PushError(f"{key_file}: the key needs a passphrase: give --sign-passphrase-file")
             raise PushError(f"{key_file}: wrong passphrase in {passphrase_file} (gpg cannot sign with the key)")
         yield GpgSigner(fprs[0], {"GNUPGHOME": str(home)})
-    finally:
-        run(["gpgconf", "--kill", "all"], extra_env={"GNUPGHOME": str(home)}, check=False)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 __all__ = ["GpgSigner", "gpg_signer"]

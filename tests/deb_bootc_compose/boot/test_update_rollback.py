@@ -139,6 +139,7 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
                   for name, signer, age in (("other-key", mallory, 7200), ("unsigned", None, 3600))}
     finally:
         stop_gpg_agent(mallory)
+        stop_gpg_agent(publisher)  # it signed the forged summaries
     assert "published, signed" in publish(v1_dir, www / "pub", publisher)
     serve(www, "pub")
 

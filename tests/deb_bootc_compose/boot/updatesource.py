@@ -35,7 +35,9 @@ def make_openpgp_key(where: Path, name: str) -> OpenPGPKey:
     secret.write_text(run("--armor", "--export-secret-keys", fpr))
     secret.chmod(0o600)
     public.write_text(run("--armor", "--export", fpr))
-    return OpenPGPKey(home, fpr, secret, public)
+    key = OpenPGPKey(home, fpr, secret, public)
+    stop_gpg_agent(key)  # at once: other tests of this worker check that no agent under its basetemp runs on
+    return key
 
 
 def stop_gpg_agent(key: OpenPGPKey) -> None:
