@@ -116,6 +116,8 @@ def stage(src: InstallSource, staging: Path, osname: str, kargs: list[str], log:
     tools = ImageTools(toolroot, log, cancel, ids)
     remote = _origin_remote(src, tools, osname)
     if remote == osname and _remote_in_image(tools) is None:  # the image carries none: one in the repo config
+        # --remote-url is the operator's explicit choice for an image without update: (no key to verify with):
+        # unverified, said so in its --help; the deb-bootc client refuses to upgrade from such a remote (exit 3)
         url = ["--no-gpg-verify", osname, src.remote_url] if src.remote_url else [osname, ""]
         ostree("remote", "add", in_repo, *url, src.ref)
     ostree("refs", in_repo, f"--create={remote}:{src.ref}", src.commit)
