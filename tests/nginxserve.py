@@ -43,12 +43,6 @@ SERVE_ROOT = """\
         location ~ /\\. {{ deny all; }}"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def nginx(root: Path, port: int, workdir: Path, server: str | None = None) -> Iterator[str]:
     """Serve ``root`` (symbolic links followed) on 127.0.0.1:``port``, or what the ``server`` block's own

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,16 +22,11 @@ from deb_orchestrator.client import HubClient
 from deb_orchestrator.hub.app import create_app
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.service import Hub
+from httpserve import free_port
 
 POSTGRES_URL = os.environ.get("DEB_TEST_POSTGRES_URL")
 CLI = [sys.executable, "-m", "deb_orchestrator.cli"]
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -9,6 +9,8 @@ One generator for the image (the ``registry_policy`` prepare step) and for the t
   image signed for another repository does not);
 * every other image stays as Debian ships it (``insecureAcceptAnything``), so ``podman pull debian`` keeps
   working on the machine: the policy guards what the machine updates from, not every container it runs.
+  ``default_reject=True`` makes it ``reject`` for everything else: the tests use it, so that an image passes
+  only through the repository's own requirement, never through the default.
 * ``registries.d``: ``use-sigstore-attachments: true`` for the registry host (sigstore signatures live in
   the registry beside the image), or ``lookaside: URL`` for OpenPGP signatures (served beside the registry).
 """
@@ -67,10 +69,9 @@ class Trust:
         return {"type": "signedBy", "keyType": "GPGKeys", "keyPath": self.key_path, "signedIdentity": identity}
 
 
-def policy(trusts: list[Trust]) -> dict[str, Any]:
-    """The policy.json document: each repository needs its key; everything else is accepted as Debian's
-    containers-common policy accepts it (the policy guards the update source, not every container)."""
-    default = [{"type": "insecureAcceptAnything"}]
+def policy(trusts: list[Trust], *, default_reject: bool = False) -> dict[str, Any]:
+    """The policy.json document: each repository needs its key; everything else as ``default_reject`` says."""
+    default = [{"type": "reject"}] if default_reject else [{"type": "insecureAcceptAnything"}]
     docker: dict[str, list[dict[str, Any]]] = {}
     for t in trusts:
         registry_host(t.repository)
@@ -98,8 +99,8 @@ def dumps(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def policy_json(trusts: list[Trust]) -> bytes:
-    return dumps(policy(trusts))
+def policy_json(trusts: list[Trust], *, default_reject: bool = False) -> bytes:
+    return dumps(policy(trusts, default_reject=default_reject))
 
 
 def registries_d(repositories: list[str], kind: str, lookaside: str | None = None) -> bytes:

@@ -32,8 +32,7 @@ from updatesource import UpdateSource, make_openpgp_key, stop_gpg_agent
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
-from httpserve import serve_directory
-from nginxserve import free_port
+from httpserve import free_port, serve_directory
 from testcache import partial_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "disk"))

@@ -22,8 +22,8 @@ from deb_bootc_compose.cli import main
 from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.publish import HISTORY_FILE, History, KeySpec, publish
-from httpserve import serve_directory
-from nginxserve import free_port, nginx
+from httpserve import free_port, serve_directory
+from nginxserve import nginx
 
 pytestmark = pytest.mark.integration
 

@@ -148,7 +148,8 @@ def test_policy_requires_the_key_for_the_repository_only() -> None:
     assert doc["transports"]["docker"] == {"r.example:5000/os/base": [
         {"type": "sigstoreSigned", "keyPath": "/usr/share/deb-bootc/keys/registry.pub",
          "signedIdentity": {"type": "matchRepository"}}]}
-    gpg = policy([Trust("r.example/os/base", "/k.asc", OPENPGP)])
+    gpg = policy([Trust("r.example/os/base", "/k.asc", OPENPGP)], default_reject=True)
+    assert gpg["default"] == [{"type": "reject"}]
     # a maintainer's locked-down default (their own policy.json through files:) is kept by the merge
     assert merged({"default": [{"type": "reject"}]}, [Trust("r.example/os/base", "/k.asc", OPENPGP)])[
         "default"] == [{"type": "reject"}]
