@@ -13,7 +13,6 @@ v2 = ``update_v2`` (trixie's hello 2.10-5, openssh-server ADDED), composed in v1
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from deb_bootc_compose.boot.checks import BootReport, booted_deployment
 from deb_bootc_compose.boot.runner import packages_from_metadata
 from deb_bootc_compose.boot.vm import VirtualMachine
 from deb_bootc_compose.disk import source
+from debarchive.digest import sha256_file
 from nginxserve import nginx
 
 # two composes (~5 min each), three TCG boots (1-7 min each, by the machine's load) and an update over HTTP
@@ -38,14 +38,6 @@ PASSWORD = "Secret-123"
 REMOTE = "debian-bootc"  # the manifest's name: the stateroot, and the update remote the image carries
 REFUSED = 3  # deb-bootc's exit codes (docs/client.md)
 NO_UPDATE = 77
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ostree(repo: Path, *args: str) -> str:
@@ -126,7 +118,7 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     qcow2 = next(i for i in images if i["format"] == "qcow2")
     assert not list((v1_dir / "compose/base/amd64/images").glob("*.raw"))
     image = v1_dir / qcow2["path"]
-    assert sha256(image) == qcow2["checksums"]["sha256"]
+    assert sha256_file(image) == qcow2["checksums"]["sha256"]
 
     # --- the server: v1 published and signed; two forged repositories of a newer commit, for the refusals ---
     publisher = update_source.key
@@ -267,7 +259,7 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     # the machine fetched v2 through the static delta publish made
     access = (tmp_path / "nginx/access.log").read_text()
     assert f"/{PUBLISHED_PATH}/deltas/" in access, access[-3000:]
-    assert sha256(image) == qcow2["checksums"]["sha256"]  # the shipped image was never written
+    assert sha256_file(image) == qcow2["checksums"]["sha256"]  # the shipped image was never written
     assert not [p for p in os.listdir(tmp_path / "logs") if p.startswith(".boot-test-")]
     assert not list(v1_dir.glob("logs/boot-test*"))  # boot_test.enabled is false: the compose booted nothing
     print(f"\nFIGURE update+rollback: {seconds:.0f}s for 3 boots (v1 shell after {report.boot_seconds}s; "
