@@ -3,7 +3,8 @@
 The order keeps the repository valid for clients at every moment (a ``kill -9`` anywhere leaves something
 they can pull from; the next publish finishes the job):
 
-1. check everything that can be checked without touching DIR: the compose, its commits, the keys;
+1. check everything that can be checked without touching DIR: the compose, its commits, the keys, and that
+   the machines that will verify each commit trust one of those keys (:mod:`.trust`);
 2. objects: pull each commit in (``pull-local --untrusted``), sign it (detached ``.commitmeta``: the commit
    checksum stays the compose's), write the static delta from the previously published commit of its ref;
 3. the record (``deb-bootc/history.json``), then the refs;
@@ -31,6 +32,7 @@ from debsandbox.locks import LockBusy, flock
 from .history import REF, History, plan_ref
 from .keys import KeySpec, Signer, signer
 from .repo import PublishedRepo
+from .trust import check_trusted, trusted_keys
 
 DEFAULT_KEEP = 3
 HISTORY_FILE = Path("deb-bootc") / "history.json"
@@ -122,6 +124,19 @@ def check_target(dest: Path) -> None:
                            "directory")
 
 
+def check_keys(source_repo: Path, sources: list[Source], dest: Path, sig: Signer) -> None:
+    """Every machine that will verify a commit trusts one of the signing keys (:mod:`.trust`)."""
+    repo = PublishedRepo(dest)
+    history = History.load(dest / HISTORY_FILE) if (dest / HISTORY_FILE).is_file() else History()
+    for s in sources:
+        check_trusted(trusted_keys(source_repo, s.commit), sig.fingerprints, s.label,
+                      "machines installed from or updated to this compose")
+        previous = plan_ref(s.ref, history.refs.get(s.ref, []), s.commit, 1).previous
+        if previous and repo.exists() and repo.has_commit(previous):
+            check_trusted(trusted_keys(dest, previous), sig.fingerprints, s.label,
+                          "machines running the previously published commit")
+
+
 def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, log: Path | None = None
             ) -> PublishResult:
     """Publish ``compose`` into ``dest`` (see the module docstring)."""
@@ -132,6 +147,7 @@ def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, 
             source_repo, sources = compose_sources(compose)
             check_target(dest)
             sig = stack.enter_context(signer(keys))
+            check_keys(source_repo, sources, dest, sig)
         except PublishError as exc:
             exc.untouched = True
             raise
