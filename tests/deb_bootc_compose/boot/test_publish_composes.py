@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from compose_helpers import SessionCompose
+from updatesource import UpdateSource
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.commitmeta import PACKAGES_KEY, parse_packages
+from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.publish import HISTORY_FILE, History, KeySpec, publish
 from httpserve import serve_directory
@@ -37,8 +39,12 @@ def packages(repo: Path, commit: str) -> dict[str, str]:
 
 
 def test_publish_v1_then_v2_and_update_through_the_delta(update_v1: SessionCompose, minimal_compose: SessionCompose,
-                                                         tmp_path: Path) -> None:
-    key = make_key(tmp_path, "updates")
+                                                         update_source: UpdateSource, tmp_path: Path) -> None:
+    # a key v1's image does not trust is refused (machines would refuse it); the publisher's key is what it trusts
+    with pytest.raises(PublishError, match="trust only key"):
+        publish(update_v1.topdir, tmp_path / "refused", KeySpec(files=(make_key(tmp_path, "stranger").secret,)))
+    assert not (tmp_path / "refused").exists()
+    key = update_source.key
     spec = KeySpec(files=(key.secret,))
     dest = tmp_path / "pub"
     ref, c1 = commit_of(update_v1.topdir)
