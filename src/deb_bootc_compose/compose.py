@@ -35,6 +35,7 @@ from deb_bootc_compose.phases.gather import GatherPhase
 from deb_bootc_compose.phases.oci import remember_plans
 from deb_bootc_compose.phases.order import NAMES, OUTPUT_PHASE, PHASES, REUSE_PHASES, select_skipped
 from deb_bootc_compose.phases.ostree_commit import rev_parse
+from deb_bootc_compose.variants import all_outputs
 from debsandbox.commands import CommandError
 from debsandbox.locks import flock
 
@@ -56,7 +57,7 @@ def reuse_key(ihash: str, manifest: Manifest, skipped: Iterable[str]) -> str:
     outputs it therefore lacks (a compose without its disk images must not stand in for one with them; one
     that skipped only phases making no deliverable, such as boot-test, may)."""
     left_out = set(skipped)
-    missing = sorted({out for out in manifest.outputs if OUTPUT_PHASE[out] in left_out})
+    missing = sorted({out for out in all_outputs(manifest) if OUTPUT_PHASE[out] in left_out})
     if not missing:
         return ihash
     return hashlib.sha256(f"{ihash}\0without:{','.join(missing)}".encode()).hexdigest()
@@ -64,14 +65,15 @@ def reuse_key(ihash: str, manifest: Manifest, skipped: Iterable[str]) -> str:
 
 def missing_deliverables(ctx: ComposeContext) -> list[str]:
     """Why the compose is not complete (empty: FINISHED). Every variant needs its commit, every output the
-    manifest asks for (but those of phases left out on purpose), and every deliverable its checksum."""
+    manifest or the variant asks for (but those of phases left out on purpose), and every deliverable its
+    checksum."""
     problems: list[str] = list(ctx.incomplete)
     for vs in ctx.variants:
         label = f"{vs.variant}/{vs.arch}"
         if not vs.commit:
             problems.append(f"{label}: no OSTree commit")
         formats = {img.format for img in vs.images}
-        for out in ctx.manifest.outputs:
+        for out in ctx.manifest.for_variant(vs.variant).outputs:
             if OUTPUT_PHASE[out] in ctx.skipped:
                 continue  # not expected: the phase that makes it was left out on purpose
             if OUTPUT_FORMATS[out] not in formats:

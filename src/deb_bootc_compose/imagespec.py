@@ -6,14 +6,21 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from deb_bootc_compose import osrelease
 
 # a user or group name as shadow's useradd accepts it, or a numeric ID
 ACCOUNT = re.compile(r"^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]+)$")
 OCI_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
+
+OutputName = Literal["oci", "raw", "qcow2"]
 
 
 def template_sample(template: str, known: set[str], what: str) -> str:
@@ -30,11 +37,6 @@ class StrictModel(BaseModel):
     """A manifest section: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class VariantSpec(StrictModel):
-    add: list[str] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
 
 
 def _account(v: str, what: str) -> str:
@@ -177,6 +179,55 @@ class BootTestSpec(StrictModel):
     enabled: bool = False
     commands: list[str] = Field(default_factory=list)
     timeout: int = Field(default=900, gt=0)
+
+
+def package_names(v: list[str]) -> list[str]:
+    bad = [p for p in v if not PACKAGE_NAME.match(p)]
+    if bad:
+        raise ValueError(f"not Debian package names: {', '.join(map(repr, bad))}")
+    return v
+
+
+def script_entries(v: Any) -> Any:
+    """``postprocess:`` before validation: a plain string is an inline script."""
+    if isinstance(v, list):
+        return [{"script": item} if isinstance(item, str) else item for item in v]
+    return v
+
+
+def outputs_with_oci(v: list[OutputName] | None) -> list[OutputName] | None:
+    if v is not None and "oci" not in v:
+        raise ValueError("outputs must contain 'oci' (the bootc image every other output derives from)")
+    return v
+
+
+def os_release_keys(v: Any) -> dict[str, str]:
+    """``os_release:`` checked by :func:`osrelease.check`; the error carries the bad key so that the manifest's
+    error names its line."""
+    try:
+        return osrelease.check(v)
+    except osrelease.OsReleaseProblem as exc:
+        raise PydanticCustomError("os_release", "{message}", {"message": str(exc), "key": exc.key}) from None
+
+
+PackageNames = Annotated[list[str], AfterValidator(package_names)]
+Scripts = Annotated[list[ScriptSpec], BeforeValidator(script_entries)]
+Outputs = Annotated[list[OutputName], AfterValidator(outputs_with_oci)]
+OsRelease = Annotated[dict[str, str], BeforeValidator(os_release_keys)]
+
+
+class VariantSpec(StrictModel):
+    """One variant's own settings: ``add``/``remove``, ``files`` and ``postprocess`` add to the manifest's;
+    ``outputs`` and ``boot_test`` replace the manifest's when given; ``os_release`` is merged over the
+    manifest's key by key (see :meth:`deb_bootc_compose.manifest.Manifest.for_variant`)."""
+
+    add: PackageNames = Field(default_factory=list)
+    remove: PackageNames = Field(default_factory=list)
+    files: list[FileSpec] = Field(default_factory=list)
+    postprocess: Scripts = Field(default_factory=list)
+    outputs: Annotated[list[OutputName] | None, AfterValidator(outputs_with_oci)] = None
+    boot_test: BootTestSpec | None = None
+    os_release: OsRelease = Field(default_factory=dict)
 
 
 class DiskSpec(StrictModel):

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     Discriminator,
@@ -32,20 +32,25 @@ from pydantic import (
 from deb_bootc_compose import yamlmarks
 from deb_bootc_compose.imagespec import (
     CONTROL,
+    PACKAGE_NAME,
     BootTestSpec,
     DiskSpec,
     FileSpec,
     GroupSpec,
     OciSpec,
-    ScriptSpec,
+    OsRelease,
+    OutputName,
+    Outputs,
+    PackageNames,
+    Scripts,
     StrictModel,
     UserSpec,
     VariantSpec,
     template_sample,
 )
 from deb_bootc_compose.updatespec import UpdateSpec, key_files
+from deb_bootc_compose.variants import VariantSettings, settings_of
 
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
 # OSTree's own rule for a ref (ostree_validate_structureof_rev): components of [\w\d][-._\w\d]*, ASCII only
 OSTREE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
@@ -59,8 +64,7 @@ REF_FIELDS = {"name", "suite", "arch", "variant", "version"}
 DEFAULT_ORCHESTRATOR_PRIORITY = 990
 DEFAULT_MIRROR_PRIORITY = 500
 
-
-OutputName = Literal["oci", "raw", "qcow2"]
+__all__ = ["PACKAGE_NAME", "Manifest", "ManifestError", "OutputName", "VariantSettings", "load", "parse"]
 
 
 class ManifestError(ValueError):
@@ -205,8 +209,8 @@ class Manifest(StrictModel):
     version: str
     suite: str
     sources: list[Source] = Field(min_length=1)
-    packages: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
+    packages: PackageNames = Field(default_factory=list)
+    exclude: PackageNames = Field(default_factory=list)
     variants: dict[str, VariantSpec] = Field(default_factory=lambda: {"base": VariantSpec()})
     arches: list[str] = Field(default_factory=lambda: ["amd64"])
     kernel_args: list[str] = Field(default_factory=list)
@@ -214,14 +218,15 @@ class Manifest(StrictModel):
     users: list[UserSpec] = Field(default_factory=list)
     groups: list[GroupSpec] = Field(default_factory=list)
     files: list[FileSpec] = Field(default_factory=list)
-    postprocess: list[ScriptSpec] = Field(default_factory=list)
+    postprocess: Scripts = Field(default_factory=list)
     ref: str = "{name}/{suite}/{arch}/{variant}"
     oci: OciSpec = Field(default_factory=OciSpec)
-    outputs: list[OutputName] = Field(default_factory=lambda: list[OutputName](["oci"]))
+    outputs: Outputs = Field(default_factory=lambda: list[OutputName](["oci"]))
     boot_test: BootTestSpec = Field(default_factory=BootTestSpec)
     build: BuildSpec | None = None
     disk: DiskSpec = Field(default_factory=DiskSpec)
     update: UpdateSpec | None = None  # where installed machines fetch signed updates (updatespec.py)
+    os_release: OsRelease = Field(default_factory=dict)  # the image's identity over Debian's (osrelease.py)
 
     @field_validator("version")
     @classmethod
@@ -260,14 +265,6 @@ class Manifest(StrictModel):
             raise ValueError(f"locale {v!r} must look like C.UTF-8 or en_US.UTF-8 (no spaces, quotes or newlines)")
         return v
 
-    @field_validator("packages", "exclude")
-    @classmethod
-    def _packages(cls, v: list[str]) -> list[str]:
-        bad = [p for p in v if not PACKAGE_NAME.match(p)]
-        if bad:
-            raise ValueError(f"not Debian package names: {', '.join(map(repr, bad))}")
-        return v
-
     @field_validator("arches")
     @classmethod
     def _arches(cls, v: list[str]) -> list[str]:
@@ -297,22 +294,12 @@ class Manifest(StrictModel):
                              "'_', '.', '-' separated by '/'")
         return v
 
-    @field_validator("postprocess", mode="before")
-    @classmethod
-    def _scripts(cls, v: Any) -> Any:
-        # a plain string is an inline script
-        if isinstance(v, list):
-            return [{"script": item} if isinstance(item, str) else item for item in v]
-        return v
-
     @model_validator(mode="after")
     def _cross(self) -> Manifest:
         if len(self.variants) > 1 and "{variant}" not in self.ref:
             raise ValueError("with several variants the 'ref' template must contain {variant}")
         if len(self.arches) > 1 and "{arch}" not in self.ref:
             raise ValueError("with several arches the 'ref' template must contain {arch}")
-        if "oci" not in self.outputs:
-            raise ValueError("outputs must contain 'oci' (the bootc image every other output derives from)")
         return self
 
     # ---- derived values ----
@@ -320,18 +307,13 @@ class Manifest(StrictModel):
     def short_name(self) -> str:
         return self.short or self.name
 
+    def for_variant(self, variant: str) -> VariantSettings:
+        """What one variant gets: the manifest's settings with the variant's own (docs/compose.md, "Variants")."""
+        return settings_of(self, variant)
+
     def variant_packages(self, variant: str) -> list[str]:
         """The requested package names of one variant: packages + add − remove − exclude, order kept."""
-        spec = self.variants[variant]
-        wanted = [*self.packages, *spec.add]
-        drop = set(spec.remove) | set(self.exclude)
-        seen: set[str] = set()
-        out: list[str] = []
-        for p in wanted:
-            if p not in drop and p not in seen:
-                seen.add(p)
-                out.append(p)
-        return out
+        return list(self.for_variant(variant).packages)
 
     def ref_for(self, variant: str, arch: str) -> str:
         return self.ref.format(name=self.name, suite=self.suite, arch=arch, variant=variant, version=self.version)
@@ -344,13 +326,15 @@ class Manifest(StrictModel):
 
 
 def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
-    loc: tuple[str | int, ...] = tuple(p for p in err.get("loc", ()) if p not in UNION_TAGS)
+    loc: tuple[str | int, ...] = tuple(p for p in err.get("loc", ()) if p not in UNION_TAGS and p != "[key]")
     # pydantic inserts model/union names into loc for some errors; keep the ones that are real keys
     msg = str(err.get("msg", "invalid"))
     msg = msg.removeprefix("Value error, ")
     if err.get("type") == "missing":
         where = doc.where(loc[:-1])
         return f"{where.rsplit(':', 1)[0]}:{'.'.join(map(str, loc))}: required key is missing"
+    if err.get("type") == "os_release" and err.get("ctx", {}).get("key") is not None:
+        loc = (*loc, err["ctx"]["key"])  # the bad entry's own line
     if err.get("type") == "extra_forbidden":
         return f"{doc.where(loc)}: unknown key (check the spelling; see docs/compose.md for the schema)"
     return f"{doc.where(loc)}: {msg}"
@@ -399,6 +383,9 @@ def _file_problems(m: Manifest, doc: yamlmarks.LocatedDocument, allow_host_paths
     named: list[tuple[tuple[str | int, ...], str | None]]
     named = [(("files", i, "source"), f.source) for i, f in enumerate(m.files)]
     named += [(("postprocess", i, "file"), s.file) for i, s in enumerate(m.postprocess)]
+    for name, spec in m.variants.items():
+        named += [(("variants", name, "files", i, "source"), f.source) for i, f in enumerate(spec.files)]
+        named += [(("variants", name, "postprocess", i, "file"), s.file) for i, s in enumerate(spec.postprocess)]
     named += key_files(m.update)
     for loc, value in named:
         if value is None:

@@ -134,7 +134,7 @@ def test_several_errors_reported_at_once(tmp_path: Path) -> None:
         ("files: [{path: etc/x, content: y}]\n", "files.0", "must be absolute"),
         ("users: [{name: Root!}]\n", "users.0.name", "not a valid user name"),
         ("users: [{name: bob, password_hash: secret}]\n", "users.0.password_hash", "never a clear-text password"),
-        ("outputs: [raw]\n", "(top level)", "outputs must contain 'oci'"),
+        ("outputs: [raw]\n", "outputs", "outputs must contain 'oci'"),
         ("outputs: [oci, vmdk]\n", "outputs.1", "oci"),
         ("postprocess: [{name: x}]\n", "postprocess.0", "exactly one of 'script' or 'file'"),
         ("variants: {}\n", "variants", "at least one variant"),

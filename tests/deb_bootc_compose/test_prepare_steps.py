@@ -21,6 +21,8 @@ def test_step_order_constraints() -> None:
     before = [
         ("toplevel", "users"),  # homes in /var/home
         ("files", "postprocess"),  # scripts see the manifest's files
+        ("os-release", "postprocess"),  # scripts see the image's identity
+        ("os-release", "initramfs"),  # dracut copies /usr/lib/os-release into the initramfs
         ("kernel", "initramfs"),  # dracut needs the kernel version
         ("initramfs", "boot-dir"),  # dracut runs with /boot as the kernel package left it
         ("sysimage", "autovar"),  # the dpkg link becomes an L+ line

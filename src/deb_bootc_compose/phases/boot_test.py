@@ -1,4 +1,5 @@
-"""Phase ``boot-test``: boot each variant's disk image in QEMU and check it (``boot_test: {enabled: true}``).
+"""Phase ``boot-test``: boot each variant's disk image in QEMU and check it (``boot_test: {enabled: true}``, the
+manifest's or the variant's own; a variant without a disk image in its outputs is not booted).
 
 A failing boot test does not abort the compose: the report goes to ``logs/boot-test-<variant>-<arch>.json``
 with the full serial log beside it, and the reason is appended to ``ctx.incomplete`` — the
@@ -16,11 +17,13 @@ class BootTestPhase(Phase):
     skippable = True
 
     def skip_reason(self) -> str | None:
-        if not self.ctx.manifest.boot_test.enabled:
+        m = self.ctx.manifest
+        settings = [m.for_variant(v) for v in m.variants]
+        if not any(s.boot_test.enabled for s in settings):
             return "boot_test.enabled is false"
         if "disk" in self.ctx.skipped:
             return f"no disk image to boot: the disk phase is skipped ({self.ctx.skipped['disk']})"
-        if not {"raw", "qcow2"} & set(self.ctx.manifest.outputs):
+        if not any(s.boots for s in settings):
             return "no disk image to boot (add raw or qcow2 to outputs)"
         return None
 
@@ -33,11 +36,16 @@ class BootTestPhase(Phase):
         return None
 
     def run(self) -> None:
-        commands, timeout = list(self.ctx.manifest.boot_test.commands), float(self.ctx.manifest.boot_test.timeout)
         results = self.ctx.boot_test
         for v in self.ctx.variants:
             self.check_cancelled()
             key = f"{v.variant}/{v.arch}"
+            settings = self.ctx.manifest.for_variant(v.variant)
+            if not settings.boots:
+                why = "boot_test.enabled is false" if not settings.boot_test.enabled else "no disk image in its outputs"
+                self.progress(f"{key}: not booted ({why})")
+                continue
+            commands, timeout = list(settings.boot_test.commands), float(settings.boot_test.timeout)
             rec = self._image(v.images)
             if rec is None:
                 self.ctx.incomplete.append(f"boot-test {key}: no disk image was built")

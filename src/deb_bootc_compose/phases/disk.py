@@ -1,4 +1,5 @@
-"""Phase ``disk``: raw and/or qcow2 images from each variant's OSTree commit (``outputs: [oci, raw, qcow2]``).
+"""Phase ``disk``: raw and/or qcow2 images from each variant's OSTree commit (``outputs: [oci, raw, qcow2]``, the
+manifest's or the variant's own: a variant whose outputs name no disk format gets none).
 
 Reads ``VariantState.ref``/``.commit`` (set by ``ostree_commit``), the manifest's ``kernel_args`` and
 ``disk: {free_space, size}``; writes ``compose/<variant>/<arch>/images/<compose_id>-<variant>-<arch>.{raw,qcow2}``
@@ -18,7 +19,7 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.phases.base import ImageRecord, Phase
 
-DISK_FORMATS = ("raw", "qcow2")
+DISK_FORMATS = ("raw", "qcow2")  # the order of variants.VariantSettings.disk_formats
 
 
 def disk_options(manifest: Manifest) -> tuple[DiskOptions, int | None]:
@@ -33,11 +34,11 @@ class DiskPhase(Phase):
     name = "disk"
     skippable = True
 
-    def formats(self) -> list[str]:
-        return [f for f in DISK_FORMATS if f in self.ctx.manifest.outputs]
+    def formats(self, variant: str) -> list[str]:
+        return list(self.ctx.manifest.for_variant(variant).disk_formats)
 
     def skip_reason(self) -> str | None:
-        if not self.formats():
+        if not any(self.formats(v) for v in self.ctx.manifest.variants):
             return "the manifest's outputs ask for no disk image (add raw and/or qcow2)"
         return None
 
@@ -48,10 +49,14 @@ class DiskPhase(Phase):
         figures = self.ctx.disk
         for v in self.ctx.variants:
             self.check_cancelled()
+            formats = self.formats(v.variant)
+            if not formats:
+                self.progress(f"{v.variant}/{v.arch}: no disk image (the variant's outputs name none)")
+                continue
             if not v.ref or not v.commit:
                 raise ComposeError(f"disk: variant {v.variant}/{v.arch} has no OSTree commit (did ostree_commit run?)")
             images = self.ctx.paths.images_dir(v.variant, v.arch)
-            outputs = {fmt: images / f"{self.ctx.compose_id}-{v.variant}-{v.arch}.{fmt}" for fmt in self.formats()}
+            outputs = {fmt: images / f"{self.ctx.compose_id}-{v.variant}-{v.arch}.{fmt}" for fmt in formats}
             # the deployment follows the image's signed update remote (update.ostree), or no URL at all: never the
             # build host's repository
             src = InstallSource(repo=repo, ref=v.ref, commit=v.commit)

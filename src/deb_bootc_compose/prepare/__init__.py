@@ -6,7 +6,7 @@ module and one line here. Every step edits the tree through the job's :class:`~d
 (paths resolved inside the tree) and runs commands in it through :meth:`PrepareJob.in_tree`.
 
 Order matters (docs/compose.md, "The OSTree-ready tree"): host files, apt sources, the update remote,
-toplevel symlinks, users, files, postprocess scripts, the registry policy, image defaults, kernel, initramfs
+toplevel symlinks, os-release, users, files, postprocess scripts, the registry policy, image defaults, kernel, initramfs
 (prepare-root.conf first), /boot, dpkg/debconf databases to /usr/lib/sysimage, /var to tmpfiles.d, API
 filesystems emptied, the host's writes adopted into the tree's user namespace, lint.
 """
@@ -28,6 +28,7 @@ from deb_bootc_compose.prepare import (
     lint_check,
     locale_conf,
     machine_id,
+    os_release,
     postprocess,
     registry_policy,
     root_locked,
@@ -45,9 +46,10 @@ STEPS: list[Step] = [
     apt_sources.STEP,  # the manifest's sources in /etc/apt/sources.list.d/compose.sources
     update_remote.STEP,  # update.ostree: /etc/ostree/remotes.d/NAME.conf (gpg-verify) and its public key
     toplevel.STEP,  # /home, /root, /opt, /srv, /mnt, /usr/local into /var; /media, /ostree, /sysroot
+    os_release.STEP,  # os_release: the manifest's and the variant's keys over Debian's /usr/lib/os-release
     users.STEP,  # the manifest's groups and users
-    files.STEP,  # the manifest's files
-    postprocess.STEP,  # the manifest's postprocess scripts (sandboxed, no network)
+    files.STEP,  # the manifest's files, then the variant's
+    postprocess.STEP,  # the manifest's postprocess scripts, then the variant's (sandboxed, no network)
     registry_policy.STEP,  # update.registry: its key, /etc/containers/policy.json, registries.d
     ssh_host_keys.STEP,  # none in the image; made at first boot
     root_locked.STEP,  # root's password locked

@@ -12,6 +12,7 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.manifest import Manifest, resolve_manifest_file
 from deb_bootc_compose.phases.base import ComposeContext, Phase, VariantState
+from deb_bootc_compose.variants import VariantSettings
 from debsandbox.commands import Completed
 
 
@@ -40,6 +41,11 @@ class PrepareJob:
     @property
     def manifest(self) -> Manifest:
         return self.ctx.manifest
+
+    @property
+    def settings(self) -> VariantSettings:
+        """This variant's files, postprocess scripts, os-release keys… (the manifest's with the variant's own)."""
+        return self.ctx.manifest.for_variant(self.vs.variant)
 
     @property
     def kver(self) -> str:

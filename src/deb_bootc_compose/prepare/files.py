@@ -1,4 +1,5 @@
-"""The manifest's ``files:`` (content or a source file next to the manifest), with owner, group and mode."""
+"""The manifest's ``files:`` and the variant's own (content or a source file next to the manifest), with owner,
+group and mode."""
 
 from __future__ import annotations
 
@@ -25,17 +26,17 @@ def ids_of(t: Tree, owner: str, group: str, what: str) -> tuple[int, int]:
 
 def run(job: PrepareJob) -> None:
     t = job.tree
-    for i, f in enumerate(job.manifest.files):
+    for key, f in job.settings.files:
         dest = f.path.lstrip("/")
         t.mkdir(os.path.dirname(dest), parents=True, exist_ok=True)
         if t.is_symlink(dest) or t.is_dir(dest):
-            raise ComposeError(f"manifest files[{i}]: {f.path} exists in the tree as a directory or symlink")
+            raise ComposeError(f"manifest {key}: {f.path} exists in the tree as a directory or symlink")
         if f.source is not None:
-            data = job.manifest_file(f.source, f"files[{i}].source")
+            data = job.manifest_file(f.source, f"{key}.source")
         else:
             assert f.content is not None
             data = f.content.encode()
-        uid, gid = ids_of(t, f.owner, f.group, f"files[{i}] ({f.path})")
+        uid, gid = ids_of(t, f.owner, f.group, f"{key} ({f.path})")
         t.write_bytes(dest, data, int(f.mode, 8))
         t.chown(dest, uid, gid)
         t.chmod(dest, int(f.mode, 8))  # chown clears set-id bits

@@ -1,5 +1,5 @@
-"""The manifest's postprocess scripts: ``/bin/sh -e`` in the tree's user namespace, no network; a failing
-script stops the compose with its output."""
+"""The manifest's postprocess scripts, then the variant's own: ``/bin/sh -e`` in the tree's user namespace, no
+network; a failing script stops the compose with its output."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from deb_bootc_compose.prepare.base import PrepareJob, Step
 
 
 def run(job: PrepareJob) -> None:
-    for i, s in enumerate(job.manifest.postprocess):
-        name = s.name or (s.file if s.file else f"postprocess[{i}]")
+    for key, s in job.settings.postprocess:
+        name = s.name or (s.file if s.file else key)
         if s.file is not None:
-            script = job.manifest_file(s.file, f"postprocess[{i}].file")
+            script = job.manifest_file(s.file, f"{key}.file")
         else:
             assert s.script is not None
             script = s.script.encode()

@@ -1,0 +1,108 @@
+"""One real compose (the CLI) of a manifest with two variants, in the session compose's target (its pool and apt
+lists make gather cheap): variant ``a`` takes the manifest's settings, ``b`` adds a package, a file, a postprocess
+script and an os-release identity, and asks for other outputs. Each variant's commit, os-release and entries
+in images.json, ostree.json and packages.json are checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import productmd.images
+import pytest
+import yaml
+from compose_helpers import EXAMPLES, SessionCompose, run_cli
+
+from deb_bootc_compose import osrelease
+
+pytestmark = pytest.mark.integration
+NAME = "variants-bootc"  # its own compose IDs, refs and latest link: the session compose's stay as they are
+OWN = "/usr/share/variants-test"
+
+
+def ostree(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ostree", f"--repo={repo}", *args], check=check, capture_output=True, text=True)
+
+
+def write_manifest(tmp_path: Path) -> Path:
+    data = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
+    data.update({
+        "name": NAME,
+        "files": [{"path": f"{OWN}/from-manifest", "content": "manifest\n"}],
+        "postprocess": [{"name": "order", "script": f"echo manifest > {OWN}/order\n"}],
+        "outputs": ["oci", "qcow2"],
+        "variants": {
+            "a": {},
+            "b": {
+                "add": ["tree"],
+                "files": [{"path": f"{OWN}/b.txt", "source": "b.txt", "mode": "0640"}],
+                # runs after the manifest's script, in a tree holding b's own package
+                "postprocess": [{"name": "b-order", "script": f"echo b >> {OWN}/order\n"
+                                                              f"tree --version > {OWN}/tree-version\n"}],
+                "outputs": ["oci"],
+                "os_release": {"ID": "particle-os", "NAME": "Particle-OS", "VERSION_ID": "1", "VARIANT_ID": "b",
+                               "PRETTY_NAME": "Particle-OS 1 (on Debian 13)"},
+            },
+        },
+    })
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (tmp_path / "b.txt").write_text("only in b\n")
+    return path
+
+
+def test_two_variants_get_their_own_settings(minimal_compose: SessionCompose, tmp_path: Path) -> None:
+    run = run_cli(["--config", str(write_manifest(tmp_path)), "--target-dir", str(minimal_compose.target),
+                   "--compose-type", "test"])
+    assert run.returncode == 0, run.stderr[-4000:]
+    topdir = Path(run.last_line)
+    assert topdir.name.startswith(f"{NAME}-13-") and (topdir / "STATUS").read_text().strip() == "FINISHED"
+    repo = minimal_compose.target / "ostree/repo"
+    a, b = (f"{NAME}/trixie/amd64/{v}" for v in ("a", "b"))
+
+    def cat(ref: str, path: str) -> str:
+        return ostree(repo, "cat", ref, path).stdout
+
+    # packages: b's added package in b only
+    assert ostree(repo, "ls", b, "/usr/bin/tree").returncode == 0
+    assert ostree(repo, "ls", a, "/usr/bin/tree", check=False).returncode != 0
+    # files and postprocess: the manifest's in both, b's own after them in b only
+    for ref in (a, b):
+        assert cat(ref, f"{OWN}/from-manifest") == "manifest\n"
+    assert cat(a, f"{OWN}/order") == "manifest\n" and cat(b, f"{OWN}/order") == "manifest\nb\n"
+    assert cat(b, f"{OWN}/tree-version").startswith("tree v")
+    assert cat(b, f"{OWN}/b.txt") == "only in b\n" and ostree(repo, "ls", b, f"{OWN}/b.txt").stdout.startswith("-00640")
+    assert ostree(repo, "ls", a, f"{OWN}/b.txt", check=False).returncode != 0
+    # os-release: a keeps Debian's byte for byte (as the session compose has it); b has its identity over Debian's
+    debian = cat("debian-bootc/trixie/amd64/base", "/usr/lib/os-release")
+    assert cat(a, "/usr/lib/os-release") == debian
+    keys = osrelease.parse(cat(b, "/usr/lib/os-release"))
+    assert {k: keys[k] for k in ("ID", "ID_LIKE", "NAME", "VERSION_ID", "VARIANT_ID", "PRETTY_NAME")} == {
+        "ID": "particle-os", "ID_LIKE": "debian", "NAME": "Particle-OS", "VERSION_ID": "1", "VARIANT_ID": "b",
+        "PRETTY_NAME": "Particle-OS 1 (on Debian 13)"}
+    assert keys["VERSION_CODENAME"] == osrelease.parse(debian)["VERSION_CODENAME"] == "trixie"
+    assert ostree(repo, "ls", b, "/usr/etc/os-release").stdout.rstrip().endswith("-> ../usr/lib/os-release")
+    check_metadata(topdir)
+
+
+def check_metadata(topdir: Path) -> None:
+    """images.json: a has its OCI archive and the manifest's qcow2; b, whose outputs replace the manifest's, has
+    only its OCI archive (and no images directory); ostree.json and packages.json list both."""
+    images = productmd.images.Images()
+    images.load(str(topdir / "metadata/images.json"))
+    formats = {v: sorted(img.format for img in images[v]["amd64"]) for v in ("a", "b")}
+    assert formats == {"a": ["ociarchive", "qcow2"], "b": ["ociarchive"]}
+    for v in ("a", "b"):
+        for img in images[v]["amd64"]:
+            assert (topdir / img.path).is_file() and img.subvariant == v, img.path
+    assert (topdir / "compose/a/amd64/images").is_dir() and not (topdir / "compose/b/amd64/images").exists()
+    commits = json.loads((topdir / "metadata/ostree.json").read_text())["payload"]["variants"]
+    assert {v: commits[v]["amd64"]["ref"] for v in commits} == {"a": f"{NAME}/trixie/amd64/a",
+                                                                 "b": f"{NAME}/trixie/amd64/b"}
+    packages = json.loads((topdir / "metadata/packages.json").read_text())["payload"]["packages"]
+    names = {v: {row["name"] for row in packages[v]["amd64"]} for v in ("a", "b")}
+    assert names["b"] - names["a"] == {"tree"} and names["a"] <= names["b"]
+    phases = {p["name"]: p["state"] for p in json.loads((topdir / "metadata/phases.json").read_text())["payload"]
+              ["phases"]}
+    assert phases["disk"] == "done" and phases["boot-test"] == "not-needed"
