@@ -76,7 +76,8 @@ def test_a_variants_own_settings_add_replace_or_merge(tmp_path: Path) -> None:
     # packages: + add − remove − exclude (the manifest's exclude wins over a variant's add)
     assert p.packages == ("systemd", "tree") and m.variant_packages("particle") == ["systemd", "tree"]
     # files and postprocess: the manifest's first, then the variant's, each with where it was written
-    assert [(k, f.path) for k, f in p.files] == [("files[0]", "/etc/motd"), ("variants.particle.files[0]", "/etc/issue")]
+    assert [(k, f.path) for k, f in p.files] == [("files[0]", "/etc/motd"),
+                                                 ("variants.particle.files[0]", "/etc/issue")]
     assert [k for k, _ in p.postprocess] == ["postprocess[0]", "variants.particle.postprocess[0]",
                                               "variants.particle.postprocess[1]"]
     assert p.postprocess[2].spec.script == "echo two"  # a plain string is an inline script, as in the manifest's
