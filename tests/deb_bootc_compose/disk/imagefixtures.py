@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -218,13 +217,15 @@ class FixtureCompose:
 
 
 def fixture_manifest(commands: list[str] | None = None, timeout: int = 900, free_space: str = "1GiB") -> Any:
-    """A stand-in for the compose manifest with exactly the fields the disk and boot-test phases read."""
-    return SimpleNamespace(
-        name=OSNAME, outputs=["oci", "raw", "qcow2"], kernel_args=[],
-        disk=SimpleNamespace(free_space=free_space, size=None),
-        boot_test=SimpleNamespace(enabled=True, commands=commands if commands is not None else ["hello"],
-                                  timeout=timeout),
-    )
+    """The compose manifest the disk and boot-test phases read (one variant, base, with the manifest's settings)."""
+    from deb_bootc_compose.manifest import Manifest
+
+    return Manifest.model_validate({
+        "name": OSNAME, "version": VERSION, "suite": "trixie", "sources": [{"url": "http://deb.debian.org/debian"}],
+        "outputs": ["oci", "raw", "qcow2"], "kernel_args": [], "disk": {"free_space": free_space},
+        "boot_test": {"enabled": True, "commands": commands if commands is not None else ["hello"],
+                      "timeout": timeout},
+    })
 
 
 def make_context(target: Path, commit: FixtureCommit, compose_id: str, manifest: Any) -> Any:
