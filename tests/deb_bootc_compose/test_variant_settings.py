@@ -47,6 +47,7 @@ variants:
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     p = tmp_path / "m.yaml"
     p.write_text(text)
     (tmp_path / "issue").write_text("Particle-OS \\n \\l\n")
