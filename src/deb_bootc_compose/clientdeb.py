@@ -1,15 +1,16 @@
 """The ``deb-bootc`` update client as a real .deb, for images whose manifest has an ``update:`` section.
 
 Its source is the Debian source package in ``packaging/deb-bootc`` (``$DEB_BOOTC_CLIENT_SOURCE`` names
-another copy). The build phase builds it locally through deb-mock's Python API (DESIGN.md allows compose
-exactly this use) for the manifest's suite and mirror, and keeps the .deb in the target's pool twice over:
-by content (``pool/by-sha256``, like every .deb a compose uses) and by the hash of the source it was built
-from (``pool/by-source/deb-bootc/<hash>/``), so an unchanged client is never built again. gather adds it,
-with the dependencies its control file names, to every variant's package set.
+another copy). For a manifest without ``build:`` the build phase builds it locally through deb-mock's
+Python API (DESIGN.md allows compose exactly this use) for the manifest's suite and mirror, and keeps the
+.deb in the target's pool twice over: by content (``pool/by-sha256``, like every .deb a compose uses) and
+by the hash of the source it was built from (``pool/by-source/deb-bootc/<hash>/``), so an unchanged client
+is never built again. gather adds it, with the dependencies its control file names, to every variant's
+package set.
 
-With ``build.target`` (an orchestrator) the same source could go through the hub like any build source; the
-hub's one-build-per-version rule would then need the source hash in the version. Today the client is built
-locally in both cases (docs/client.md).
+With ``build.target`` (an orchestrator) the client goes through the hub instead, like any build source,
+its version carrying this module's :func:`source_hash` (:mod:`deb_bootc_compose.clientsource`); this
+module's local build serves manifests without ``build:`` (docs/client.md).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class ClientDeb:
     depends: tuple[str, ...]  # package names from Depends (first alternative of each)
     source_hash: str
     built: bool  # built by this compose (False: found in the pool)
+
+    @property
+    def cache_key(self) -> str:
+        """What the resolution cache adds to its key for this client."""
+        return f"client:{self.sha256}"
 
     def locked(self) -> LockedPackage:
         return LockedPackage(name=self.name, version=self.version, arch=self.arch, sha256=self.sha256,

@@ -17,16 +17,20 @@ for the compose metadata.
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from debarchive.dsc import SourcePackageError, parse_dsc, strip_epoch
-from debsandbox.bwrap import bwrap_argv
+from deb_bootc_compose.dsctree import (
+    DscTreeError,
+    changelog_field,
+    last_line,
+    make_dsc,
+    source_format,
+    upstream_version,
+)
+from debarchive.dsc import strip_epoch
 from debsandbox.commands import CommandError, CommandTimeout, output, run
-from debsandbox.sandbox import Bind
 
 SUPPORTED_FORMATS = ("3.0 (native)", "3.0 (quilt)")
 # never wait for a password or a host-key question: a source that needs one fails with git's message
@@ -58,11 +62,6 @@ def gbp_upstream_tag(upstream_version: str) -> str:
     return "upstream/" + upstream_version.replace("~", "_").replace(":", "%")
 
 
-def upstream_version(version: str) -> str:
-    """``1:2.10-3`` → ``2.10``."""
-    return strip_epoch(version).rsplit("-", 1)[0]
-
-
 def _git(args: list[str], cwd: Path | None, log: Path, timeout: float = 600) -> str:
     return output(["git", *args], cwd=cwd, log=log, extra_env=GIT_ENV, timeout=timeout)
 
@@ -85,21 +84,6 @@ def _archive(repo: Path, commit: str, dest: Path, log: Path) -> None:
     tar.unlink()
 
 
-def _changelog_field(tree: Path, name: str) -> str:
-    """One field of debian/changelog's top entry (stdout only: dpkg-parsechangelog warns on stderr)."""
-    res = subprocess.run(["dpkg-parsechangelog", "-l", str(tree / "debian" / "changelog"), "-S", name],
-                         capture_output=True, text=True, timeout=60)
-    if res.returncode != 0 or not res.stdout.strip():
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()] or ["(no output)"]
-        raise GitSourceError(f"debian/changelog is unreadable: {lines[-1].strip()}")
-    return res.stdout.strip()
-
-
-def sandboxed(argv: list[str], writable: Path) -> list[str]:
-    """``argv`` in bubblewrap: the host read-only, ``writable`` writable, no network, nothing shared."""
-    return bwrap_argv(argv, binds=[Bind(writable, str(writable), ro=False)], chdir=str(writable), new_session=True)
-
-
 def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> GitSource:
     """Clone ``url``, check out ``ref`` and make a source package in ``work``; returns what was made.
 
@@ -117,7 +101,7 @@ def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> 
     except CommandTimeout:
         raise GitSourceError(f"{what}: cloning timed out; check the URL and that the server answers") from None
     except CommandError as exc:
-        raise GitSourceError(f"{what}: cannot clone it: {_last_line(exc)}; check the URL and that the "
+        raise GitSourceError(f"{what}: cannot clone it: {last_line(exc)}; check the URL and that the "
                              "repository is reachable from this machine") from None
     commit = _resolve(clone, ref, log)
     if commit is None:
@@ -133,12 +117,11 @@ def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> 
     if not (tree / "debian" / "changelog").is_file():
         raise GitSourceError(f"{what}: commit {commit[:12]} has debian/ but no debian/changelog")
     try:
-        source = _changelog_field(tree, "Source")
-        version = _changelog_field(tree, "Version")
-    except GitSourceError as exc:
+        source = changelog_field(tree, "Source")
+        version = changelog_field(tree, "Version")
+    except DscTreeError as exc:
         raise GitSourceError(f"{what}: at {commit[:12]}: {exc}") from None
-    fmt_file = tree / "debian" / "source" / "format"
-    fmt = fmt_file.read_text().strip() if fmt_file.is_file() else "1.0"
+    fmt = source_format(tree)
     if fmt not in SUPPORTED_FORMATS:
         raise GitSourceError(f"{what}: debian/source/format is {fmt!r}; git sources support "
                              f"{' and '.join(SUPPORTED_FORMATS)}")
@@ -156,24 +139,11 @@ def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> 
         orig = work / f"{source}_{upstream}.orig.tar.gz"
         run(["git", "archive", "--format=tar.gz", f"--prefix={source}-{upstream}/", f"--output={orig}",
              upstream_commit], cwd=clone, log=log, extra_env=GIT_ENV)
-    package_dir = work / f"{source}-{upstream}"
-    tree.rename(package_dir)
     shutil.rmtree(clone)
     try:
-        run(sandboxed(["dpkg-source", "-b", package_dir.name], work), log=log, timeout=600)
-    except CommandError as exc:
-        raise GitSourceError(f"{what}: dpkg-source -b failed at {commit[:12]}: {_last_line(exc)} "
-                             f"(full output: {log})") from None
-    dsc = work / f"{source}_{strip_epoch(version)}.dsc"
-    try:
-        pkg = parse_dsc(dsc)
-    except SourcePackageError as exc:
-        raise GitSourceError(f"{what}: dpkg-source made no usable {dsc.name}: {exc}") from None
-    shutil.rmtree(package_dir)
-    return GitSource(url=url, ref=ref, commit=commit, source=pkg.source, version=pkg.version, format=fmt, dsc=dsc)
+        pkg = make_dsc(tree, work, source=source, version=version, log=log)
+    except DscTreeError as exc:
+        raise GitSourceError(f"{what}: at {commit[:12]}: {exc}") from None
+    return GitSource(url=url, ref=ref, commit=commit, source=pkg.source, version=pkg.version, format=fmt,
+                     dsc=pkg.dsc_path)
 
-
-def _last_line(exc: CommandError) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if re.search(r"fatal|error|not found|could not|unable", ln, re.I)]
-    return (useful or lines or ["(no output)"])[-1]

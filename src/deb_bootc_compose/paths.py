@@ -130,6 +130,11 @@ class ComposePaths:
         return self.work / "client-build"
 
     @property
+    def client_source(self) -> Path:
+        """The deb-bootc client's source package made for the orchestrator (manifest with ``build.target``)."""
+        return self.work / "client-source"
+
+    @property
     def builds_json(self) -> Path:
         """What the build phase had the orchestrator build (only when the manifest has ``build:``)."""
         return self.metadata / "builds.json"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from deb_bootc_compose.clientdeb import ClientDeb
+from deb_bootc_compose.clientsource import TaggedClient
 from deb_bootc_compose.lockfile import LockedVariant, Lockfile
 from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.oci import OciResult
@@ -79,7 +80,8 @@ class ComposeContext:
     lockfile: Lockfile | None = None  # gather
     input_hash: str | None = None  # after gather: manifest + lockfile + tool version
     orchestrator_builds: dict[str, dict[str, Any]] = field(default_factory=dict)  # build: SOURCE_VERSION -> ids
-    client_deb: ClientDeb | None = None  # build: the deb-bootc client .deb (manifest with update:)
+    # build: the deb-bootc client (manifest with update:), built locally or by the orchestrator (build.target)
+    client_deb: ClientDeb | TaggedClient | None = None
     reused_from: str | None = None  # the compose whose deliverables a no-op recompose reuses
     # str(path) -> (inode, size, sha256) of the deliverables a no-op recompose hard-linked
     reused_checksums: dict[str, tuple[int, int, str]] = field(default_factory=dict)

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from deb_bootc_compose import clientdeb, gitsource
+from deb_bootc_compose import clientdeb, clientsource, gitsource
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import BuildSpec, GitBuildSource
 from deb_bootc_compose.metadata import write_json
@@ -65,10 +65,13 @@ class Tracked:
     state: str = ""  # last reported summary
     dep_wait_since: float | None = None
     git: dict[str, str] | None = None  # url, ref, commit, format of a git source
+    client: clientsource.ClientSource | None = None  # the deb-bootc client (update: with build.target)
 
     @property
     def shown(self) -> str:
-        """The source as people know it: the .dsc URL or path, or the git URL at its commit."""
+        """The source as people know it: the .dsc URL or path, the git URL at its commit, the client's tree."""
+        if self.client is not None:
+            return f"the deb-bootc client ({self.client.origin}, source {self.client.source_hash[:12]})"
         return f"{self.git['url']} at {self.git['commit'][:12]}" if self.git else self.ref
 
 
@@ -89,13 +92,24 @@ class BuildPhase(Phase):
         return None
 
     def run(self) -> None:
-        if self.ctx.manifest.update is not None:
-            self._client()
         spec = self.ctx.manifest.build
-        if spec is not None and spec.sources:
-            self._orchestrator()
+        client: Tracked | None = None
+        if self.ctx.manifest.update is not None:
+            if spec is None:
+                self._client()
+            else:
+                client = self._client_source()
+        if client is not None or (spec is not None and spec.sources):
+            self._orchestrator(client)
 
     # ------------------------------------------------------------------ the update client
+    def _client_source(self) -> Tracked:
+        """The deb-bootc client's source package for the hub, its version carrying its source hash (clientsource)."""
+        self.progress("making the source package of the deb-bootc client for the orchestrator")
+        made = clientsource.prepare(self.ctx.paths.client_source)
+        self.progress(f"{made.ident}: made from {made.origin} (source {made.source_hash[:12]})")
+        return Tracked(ref=str(made.dsc), ident=made.ident, source=made.source, version=made.version, client=made)
+
     def _client(self) -> None:
         """Build (or find in the pool) the deb-bootc client: local, through deb-mock's API (see clientdeb)."""
         m = self.ctx.manifest
@@ -169,11 +183,13 @@ class BuildPhase(Phase):
         tail = f"{hub}/api/v1/tasks/{task}" if task else f"{hub}/api/v1/builds/{t.ident}"
         return f"{tail} (logs: deb-orchestrator download-logs {t.ident} --hub {hub})"
 
-    def _orchestrator(self) -> None:
+    def _orchestrator(self, client: Tracked | None) -> None:
+        """Have the hub build ``build.sources`` (and the client's source package, when given)."""
         spec = self._spec()
         hub_url = self._hub_url()
         tracked = [self._git_identity(i, ref) if isinstance(ref, GitBuildSource) else self._identity(ref)
                    for i, ref in enumerate(spec.sources)]
+        tracked += [client] if client is not None else []
         dup = {t.ident for t in tracked if sum(1 for o in tracked if o.ident == t.ident) > 1}
         if dup:
             raise ComposeError(f"build.sources names {', '.join(sorted(dup))} more than once")
@@ -209,6 +225,8 @@ class BuildPhase(Phase):
         except TimeoutError as exc:
             raise ComposeError(f"build: {exc}") from None
         self.ctx.orchestrator_builds = record
+        if client is not None:
+            self._tagged_client(client, record[client.ident])
         write_json(self.ctx.paths.builds_json, {
             "header": {"type": "deb-bootc-compose.builds", "version": "1.0"},
             "payload": {"compose": {"id": self.ctx.compose_id}, "builds": record},
@@ -228,9 +246,19 @@ class BuildPhase(Phase):
             # the task that built each arch's .debs (arch "all" is built on one of the arches)
             "arch_tasks": {x.arch: x.id for x in arch_tasks},
             "hosts": sorted({x.host for x in arch_tasks if x.host}),
-            "ref": t.git["url"] if t.git else t.ref,
+            "ref": t.git["url"] if t.git else str(t.client.origin) if t.client else t.ref,
             "git": t.git,
+            "client": {"source_hash": t.client.source_hash, "tree": str(t.client.origin)} if t.client else None,
         }
+
+    def _tagged_client(self, t: Tracked, record: dict[str, Any]) -> None:
+        """gather takes the client the hub built from the destination tag (clientsource.TaggedClient)."""
+        assert t.client is not None
+        self.ctx.client_deb = clientsource.TaggedClient(
+            name=clientdeb.NAME, version=t.version, source_hash=t.client.source_hash, depends=t.client.depends,
+            build_id=record["build_id"], dest_tag=record["dest_tag"])
+        how = "submitted now" if t.submitted else "the hub had this version already (source unchanged)"
+        self.progress(f"{clientdeb.NAME} {t.version}: {how}, build {record['build_id']}, from {record['dest_tag']}")
 
     def _find_or_submit(self, hub: HubClient, target: str, t: Tracked) -> None:
         existing = hub.find_build(t.ident)

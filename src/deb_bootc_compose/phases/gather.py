@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from deb_bootc_compose import pool
-from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt
+from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt, ResolvedPackage
+from deb_bootc_compose.clientdeb import ClientDeb
+from deb_bootc_compose.clientsource import TaggedClient
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import AddedPackage, LockedPackage, LockedVariant, Lockfile, LockfileError
 from deb_bootc_compose.lockfile import load as load_lockfile
@@ -53,7 +55,7 @@ class GatherPhase(Phase):
         else:
             client = self.ctx.client_deb
             cache = ResolutionCache(self.ctx.target.state, self.ctx.manifest, self.ctx.manifest_path.parent,
-                                    extra=f"client:{client.sha256}" if client else "")
+                                    extra=client.cache_key if client else "")
             releases, why = cache.check()
             previous, why_not = cache.reusable(releases)
             if previous is not None:
@@ -122,16 +124,13 @@ class GatherPhase(Phase):
                 self._check_names(requested, idx, arch)
                 boot = bootable_additions(requested, arch)
                 added = boot + self._client_additions([*requested, *(a.name for a in boot)])
-                client = self.ctx.client_deb.name if self.ctx.client_deb else None
                 self.progress(
                     f"{vs.variant}/{arch}: resolving {len(requested)} requested + {len(added)} added packages "
                     f"+ the essential/required base"
                 )
-                resolved = apt.resolve(
-                    [*base, *requested, *(a.name for a in added if a.name != client)], m.exclude, self.log_path,
-                    cancel=self.ctx.cancel
-                )
-                locked = [self.ctx.client_deb.locked()] if self.ctx.client_deb else []
+                resolved = self._apt_resolve(apt, [*base, *requested, *(a.name for a in added)])
+                client = self.ctx.client_deb
+                locked = [client.locked()] if isinstance(client, ClientDeb) else []
                 for r in resolved:
                     src, srcver = idx.source_of.get((r.name, r.version, r.arch), (r.name, r.version))
                     locked.append(
@@ -152,6 +151,26 @@ class GatherPhase(Phase):
             variants=variants,
         )
 
+    def _apt_resolve(self, apt: PrivateApt, names: list[str]) -> list[ResolvedPackage]:
+        """apt's resolution of ``names``: a client built locally is left out (the build phase made its .deb),
+        one the orchestrator built is asked for at its exact version (``deb-bootc=VERSION``, from the tag)."""
+        client, m = self.ctx.client_deb, self.ctx.manifest
+        if client is not None:
+            names = [n for n in names if n != client.name]
+        if not isinstance(client, TaggedClient):
+            return apt.resolve(names, m.exclude, self.log_path, cancel=self.ctx.cancel)
+        try:
+            resolved = apt.resolve([*names, client.apt_request], m.exclude, self.log_path, cancel=self.ctx.cancel)
+        except ComposeError as exc:
+            raise ComposeError(f"{exc}\n{client.name} {client.version} was built by the orchestrator into the "
+                               f"tag {client.dest_tag} (build {client.build_id}); the manifest's orchestrator "
+                               f"source must be that tag or one inheriting from it") from None
+        got = [r for r in resolved if r.name == client.name]
+        if [r.version for r in got] != [client.version]:
+            raise ComposeError(f"apt resolved {client.name} {[r.version for r in got]}, not the orchestrator's "
+                               f"build {client.version} from {client.dest_tag}")
+        return resolved
+
     def _client_additions(self, have_already: list[str]) -> list[AddedPackage]:
         """The deb-bootc client (built by the build phase) and what it needs, for a manifest with ``update:``."""
         m, deb = self.ctx.manifest, self.ctx.client_deb
@@ -165,8 +184,12 @@ class GatherPhase(Phase):
         if m.update.registry is not None:
             out.append(AddedPackage(name="skopeo", reason=f"{deb.name} switch/upgrade from a registry"))
         out = [a for a in out if a.name not in have]
-        # deb-bootc itself is not in apt's sources: it joins the locked set as the .deb the build phase made
-        return [AddedPackage(name=deb.name, reason="the update client (the manifest has update:)"), *out]
+        # built locally, deb-bootc is not in apt's sources: it joins the locked set as the .deb the build phase
+        # made; built by the orchestrator, apt takes it from the destination tag at its exact version
+        reason = "the update client (the manifest has update:)"
+        if isinstance(deb, TaggedClient):
+            reason += f", built by the orchestrator ({deb.name} {deb.version} in {deb.dest_tag})"
+        return [AddedPackage(name=deb.name, reason=reason), *out]
 
     def _check_names(self, requested: list[str], idx: PackageIndex, arch: str) -> None:
         m = self.ctx.manifest
