@@ -74,12 +74,18 @@ def run_compose(manifest: Path, target: Path, env: dict[str, str], timeout: floa
 
 
 def phase_context(tmp: Path, hub_url: str, sources: Sequence[Path | str | dict[str, str]], *, target: str, tag: str,
-                  mirror: str = "http://deb.debian.org/debian") -> tuple[ComposeContext, list[str]]:
+                  mirror: str = "http://deb.debian.org/debian", packages: str = "[hello]",
+                  update: bool = False) -> tuple[ComposeContext, list[str]]:
     """A compose context for running the build phase on its own; returns it and the progress messages.
 
-    ``sources`` are .dsc paths or URLs, or ``{"git": URL, "ref": REF}`` mappings."""
+    ``sources`` are .dsc paths or URLs, or ``{"git": URL, "ref": REF}`` mappings. ``update``: the manifest
+    has an ``update:`` section (so the build phase makes the deb-bootc client too)."""
     manifest_path = tmp / "manifest.yaml"
     src = "\n".join(f"    - {json.dumps(s) if isinstance(s, dict) else s}" for s in sources)
+    extra = ""
+    if update:
+        (tmp / "ostree.asc").write_text("the build and gather phases do not read the key\n")
+        extra = 'update:\n  ostree: {url: "https://updates.example.org/repo", gpg_public_key: ostree.asc}\n'
     manifest_path.write_text(f"""\
 name: loop
 version: "1"
@@ -89,10 +95,9 @@ sources:
   - orchestrator: {{url: "{hub_url}", tag: {tag}}}
 build:
   target: {target}
-  sources:
-{src}
-packages: [hello]
-""")
+  sources:{chr(10) + src if src else " []"}
+packages: {packages}
+{extra}""")
     paths = TargetPaths(tmp / "target")
     messages: list[str] = []
     ctx = ComposeContext(manifest=load_manifest(manifest_path), manifest_path=manifest_path, target=paths,

@@ -1,7 +1,8 @@
 """The build phase against a real hub (uvicorn in a thread, real HTTP, real signed repos) whose builder is
 scripted (tests/deb_orchestrator's FakeBuilder: the real protocol, dpkg-deb instead of deb-mock), so the
 dep-wait and failure paths are tested in seconds: a dep-wait satisfied by another build of the same compose,
-one nothing can satisfy, a failed build (reason, log tail, link), and no second submission of a build."""
+one nothing can satisfy, a failed build (reason, log tail, link), and no second submission of a build; and
+the deb-bootc client of a manifest with update: going through the hub once per client source."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from e2e_loop import phase_context
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import RunningHub, start_hub
 
+from deb_bootc_compose import clientdeb
+from deb_bootc_compose.clientsource import TaggedClient
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.phases import build as build_phase
 from deb_bootc_compose.phases.base import ComposeContext
@@ -232,3 +235,91 @@ def test_git_source_is_built_and_recorded_with_its_commit(hub: RunningHub, tmp_p
     arch_task = next(t for t in b["tasks"] if t["method"] == "buildArch")
     assert rec["arch_tasks"] == {arch_task["arch"]: arch_task["id"]} and rec["hosts"] == [arch_task["host"]]
     assert rec["requested_by"] == f"compose {ctx.compose_id}" and rec["ref"] == f"{url}/orch-git.git"
+
+
+CLIENT = Path(__file__).resolve().parents[2] / "packaging" / "deb-bootc"
+
+
+def _client_compose(tmp: Path, hub: RunningHub, answer: Answer) -> tuple[ComposeContext, list[str], list[str]]:
+    """The build phase of a manifest with update: and build.target (no other sources); returns the context,
+    its progress messages and the builds the builder was given."""
+    tmp.mkdir()
+    ctx, messages = phase_context(tmp, hub.url, [], target="t", tag="dest", mirror=MIRROR, update=True)
+    with ScriptedBuilder(hub, tmp, answer) as sb:
+        build_phase.BuildPhase(ctx).run()
+    return ctx, messages, sb.seen
+
+
+def _client_version(src: Path) -> str:
+    import subprocess
+
+    base = subprocess.run(["dpkg-parsechangelog", "-l", str(src / "debian" / "changelog"), "-S", "Version"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    return f"{base}+src{clientdeb.source_hash(src)[:12]}"
+
+
+def test_update_client_is_built_by_the_hub_once_per_source(hub: RunningHub, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """update: + build.target: the client's source package (version + source hash) goes to the hub like a
+    build source; an unchanged client is not submitted again; a changed one is a new version; going back to
+    an older source tags its build into the destination again (the tag shows the latest tagging)."""
+    import json
+    import shutil
+
+    src = tmp_path / "client-src"
+    shutil.copytree(CLIENT, src, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv(clientdeb.SOURCE_ENV, str(src))
+    version = _client_version(src)
+    ident = f"deb-bootc_{version}"
+
+    ctx, messages, seen = _client_compose(tmp_path / "c1", hub, lambda p, fb: fb.finish(p, 0))
+    assert seen == [ident]
+    assert f"{ident}: submitting the deb-bootc client ({src}, source {version[-12:]}) to target t" in messages
+    client = ctx.client_deb
+    assert isinstance(client, TaggedClient) and client.apt_request == f"deb-bootc={version}"
+    b = hub.admin.build(ident)
+    assert b["state"] == "complete" and b["requested_by"] == f"compose {ctx.compose_id}"
+    assert (client.build_id, client.dest_tag, client.depends) == (b["id"], "dest", ("python3", "ostree"))
+    assert {f["name"] for f in b["files"] if f["kind"] == "source"} == {f"{ident}.dsc", f"{ident}.tar.xz"}
+    rec = json.loads(ctx.paths.builds_json.read_text())["payload"]["builds"][ident]
+    assert rec["submitted"] is True and rec["build_id"] == b["id"] and rec["ref"] == str(src)
+    assert rec["client"] == {"source_hash": clientdeb.source_hash(src), "tree": str(src)} and rec["git"] is None
+    packages = hub.admin.request("GET", "/repos/dest/dists/dest/main/binary-amd64/Packages", api=False).text
+    assert "Package: deb-bootc\n" in packages and f"Version: {version}\n" in packages  # it waited for the repo
+
+    # a second compose, the client unchanged: the same version, which the hub has; nothing is submitted
+    ctx2, messages2, seen2 = _client_compose(tmp_path / "c2", hub, lambda p, fb: fb.finish(p, 0))
+    assert seen2 == [] and any(f"{ident}: the hub has build {b['id']} (complete)" in m for m in messages2)
+    assert isinstance(ctx2.client_deb, TaggedClient) and ctx2.client_deb.version == version
+    assert ctx2.orchestrator_builds[ident]["submitted"] is False
+
+    # the client's source changes: a new version, built once
+    cli = src / "deb_bootc" / "cli.py"
+    original = cli.read_text()
+    cli.write_text(original + "\n# changed\n")
+    version3 = _client_version(src)
+    assert version3 != version
+    ctx3, _, seen3 = _client_compose(tmp_path / "c3", hub, lambda p, fb: fb.finish(p, 0))
+    assert seen3 == [f"deb-bootc_{version3}"] and isinstance(ctx3.client_deb, TaggedClient)
+    assert ctx3.client_deb.version == version3
+    assert sorted(x["ident"] for x in hub.admin.builds() if x["source"] == "deb-bootc") == sorted(
+        [ident, f"deb-bootc_{version3}"])
+
+    # back to the first source: its build is reused and tagged into dest again, where gather looks for it
+    cli.write_text(original)
+    ctx4, messages4, seen4 = _client_compose(tmp_path / "c4", hub, lambda p, fb: fb.finish(p, 0))
+    assert seen4 == [] and f"{ident}: dest shows a later tagging of deb-bootc: tagging {ident} again" in messages4
+    assert isinstance(ctx4.client_deb, TaggedClient) and ctx4.client_deb.version == version
+    assert [x["ident"] for x in hub.admin.list_tagged("dest") if x["source"] == "deb-bootc"] == [ident]
+
+
+def test_update_client_and_build_sources_go_to_the_hub_together(hub: RunningHub, tmp_path: Path) -> None:
+    dsc = make_source(tmp_path, "orch-with-client", "1.0")
+    ctx, _ = phase_context(tmp_path, hub.url, [dsc], target="t", tag="dest", mirror=MIRROR, update=True)
+    with ScriptedBuilder(hub, tmp_path, lambda p, fb: fb.finish(p, 0)) as sb:
+        build_phase.BuildPhase(ctx).run()
+    client = ctx.client_deb
+    assert isinstance(client, TaggedClient)
+    assert sorted(sb.seen) == sorted(["orch-with-client_1.0", f"deb-bootc_{client.version}"])
+    assert set(ctx.orchestrator_builds) == {"orch-with-client_1.0", f"deb-bootc_{client.version}"}
+    assert ctx.orchestrator_builds["orch-with-client_1.0"]["client"] is None

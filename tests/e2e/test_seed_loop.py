@@ -1,18 +1,24 @@
 """The seed loop for real: compose asks the hub for hello 2.10-3, a builder process builds it with deb-mock,
 the hub publishes it in trixie-dest's signed repo, and the compose gathers it from there (over the mirror's
-newer hello) into an OCI image whose dpkg database says 2.10-3. Plus the build phase's clear errors."""
+newer hello) into an OCI image whose dpkg database says 2.10-3; the deb-bootc client of a manifest with
+update: built the same way and locked from the tag. Plus the build phase's clear errors."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_loop import HELLO_DSC, LoopHub, hello_manifest, run_compose
+from e2e_loop import HELLO_DSC, LoopHub, hello_manifest, phase_context, run_compose
 
+from deb_bootc_compose.clientsource import TaggedClient
+from deb_bootc_compose.phases.build import BuildPhase
+from deb_bootc_compose.phases.gather import GatherPhase
+from deb_bootc_compose.phases.init import InitPhase
 from deb_orchestrator.client import HubClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_bootc_compose"))
@@ -106,3 +112,48 @@ def test_bad_build_source_is_a_clear_error(loop_hub: LoopHub, tmp_path: Path, mi
     run = run_compose(manifest, tmp_path / "composes", loop_hub.env, timeout=600)
     assert run.returncode != 0
     assert "missing/hello_9.9-1.dsc" in run.stderr and "relative to the manifest" in run.stderr, run.stderr[-3000:]
+
+
+def test_update_client_built_by_a_builder_is_locked_from_the_tag(loop_hub: LoopHub, tmp_path: Path, test_cache: Path,
+                                                                 mirror: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest with update: and build.target: a real builder builds the deb-bootc client (its version carries
+    its source hash) with deb-mock, the hub publishes it in trixie-dest, and gather locks that .deb from the tag
+    repository (pinned, at its exact version) with what it depends on."""
+    builder = loop_hub.start_builder("builder-1", test_cache / "deb-mock", tmp_path)
+    monkeypatch.setenv("DEB_ORCHESTRATOR_TOKEN", loop_hub.token)
+    ctx, messages = phase_context(tmp_path, loop_hub.url, [], target="trixie", tag="trixie-dest", mirror=mirror,
+                                  packages="[systemd]", update=True)
+    compose_cache = test_cache / "compose"
+    (compose_cache / "pool").mkdir(parents=True, exist_ok=True)
+    seed_target(compose_cache, ctx.target.target)
+    InitPhase(ctx).run()
+    try:
+        BuildPhase(ctx).run()
+    except Exception:
+        print((tmp_path / "builder-1.log").read_text()[-3000:])
+        raise
+    client = ctx.client_deb
+    assert isinstance(client, TaggedClient) and "+src" in client.version, messages
+    assert builder.poll() is None, "the builder died"
+    ident = f"deb-bootc_{client.version}"
+    with HubClient(loop_hub.url) as hub:
+        build = hub.build(ident)
+        debs = [f for f in build["files"] if f["name"] == f"{ident}_all.deb"]
+    assert build["state"] == "complete" and len(debs) == 1
+
+    GatherPhase(ctx).run()
+    harvest_target(compose_cache, ctx.target.target)
+    assert ctx.lockfile is not None
+    lv = ctx.lockfile.variant("base", "amd64")
+    locked = {p.name: p for p in lv.packages}
+    deb = locked["deb-bootc"]
+    repo = f"{loop_hub.url}/repos/trixie-dest"
+    assert (deb.version, deb.arch, deb.repo, deb.sha256) == (client.version, "all", repo, debs[0]["sha256"])
+    assert deb.url.startswith(repo + "/") and (deb.source, deb.source_version) == ("deb-bootc", client.version)
+    assert {"python3", "ostree"} <= set(locked) and locked["python3"].repo == mirror
+    added = {a.name: a.reason for a in lv.added}
+    assert "built by the orchestrator" in added["deb-bootc"] and added["python3"] == "needed by deb-bootc"
+    assert f"repo: {repo}" in ctx.paths.lockfile.read_text()
+    pooled = ctx.target.pool_deb(deb.sha256)
+    listing = subprocess.run(["dpkg-deb", "-c", str(pooled)], check=True, capture_output=True, text=True).stdout
+    assert "./usr/bin/deb-bootc" in listing and os.path.getsize(pooled) == deb.size

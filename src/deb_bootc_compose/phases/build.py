@@ -6,8 +6,14 @@ asks the hub whether it has that build; if not it submits it to ``build.target``
 build of this compose until each one is complete, reporting which package is in which state. A build in
 dep-wait is waited for while other builds of this compose are still running (they may provide what it
 lacks); once nothing else can change it, the compose fails with the missing build-dependencies and a link
-to the task. A failed build fails the compose with its reason, log tail and log link. Finally the phase
-waits until the target's destination tag repository is published with every build, so gather sees them.
+to the task. A failed build fails the compose with its reason, log tail and log link. A build the
+destination tag does not show (built for another target, or hidden by a later tagging of another version of
+its source) is tagged there (again). Finally the phase waits until the target's destination tag repository
+is published with every build, so gather sees them.
+
+With an ``update:`` section the phase also makes the ``deb-bootc`` client: with ``build:`` as one more
+source for the hub, its version carrying its source hash (:mod:`deb_bootc_compose.clientsource`), else
+locally with deb-mock (:mod:`deb_bootc_compose.clientdeb`); ``ctx.client_deb`` tells gather which.
 
 Builds it submits record the compose as ``requested_by`` (``compose <COMPOSE_ID>``) at the hub.
 What was built is recorded in ``ctx.orchestrator_builds`` (SOURCE_VERSION → build/task IDs),
@@ -201,9 +207,8 @@ class BuildPhase(Phase):
                 self._follow(hub, hub_url, tracked)
                 tagged = {b.ident for b in hub.list_tagged(dest_tag)}
                 for t in tracked:
-                    if t.ident not in tagged:  # built before for another target: the compose needs it here
-                        self.progress(f"{t.ident}: complete but not in {dest_tag}: tagging it there")
-                        hub.tag_build(dest_tag, t.ident)
+                    if t.ident not in tagged:
+                        self._tag(hub, dest_tag, t)
                 for t in tracked:
                     self.check_cancelled()
                     self.progress(f"{t.ident}: waiting for the repo of {dest_tag} to publish it")
@@ -259,6 +264,19 @@ class BuildPhase(Phase):
             build_id=record["build_id"], dest_tag=record["dest_tag"])
         how = "submitted now" if t.submitted else "the hub had this version already (source unchanged)"
         self.progress(f"{clientdeb.NAME} {t.version}: {how}, build {record['build_id']}, from {record['dest_tag']}")
+
+    def _tag(self, hub: HubClient, dest_tag: str, t: Tracked) -> None:
+        """Make ``t``'s build the one ``dest_tag`` shows: tag it there (built before for another target), or
+        tag it again when a newer tagging of its source hides it (another version, e.g. a changed client)."""
+        try:
+            self.progress(f"{t.ident}: complete but not in {dest_tag}: tagging it there")
+            hub.tag_build(dest_tag, t.ident)
+        except HubError as exc:
+            if exc.status != 409 or "already tagged" not in exc.detail:
+                raise
+            self.progress(f"{t.ident}: {dest_tag} shows a later tagging of {t.source}: tagging {t.ident} again")
+            hub.untag_build(dest_tag, t.ident)
+            hub.tag_build(dest_tag, t.ident)
 
     def _find_or_submit(self, hub: HubClient, target: str, t: Tracked) -> None:
         existing = hub.find_build(t.ident)
