@@ -41,7 +41,7 @@ GROUP_SECONDS: dict[str, float] = {
     "minimal-compose": 1530,
     "deb-mock-cache": 750,
     "disk-fixture": 250,
-    "tests/e2e/test_seed_loop.py": 200,
+    "tests/e2e/test_seed_loop.py": 230,  # + the deb-bootc client built by a real builder (~28 s)
     "tests/deb_orchestrator/test_orch_builder_integration.py": 170,
     "tests/bench/test_deb_mock_bench.py": 150,
     "tests/e2e/test_scaleout.py": 130,
