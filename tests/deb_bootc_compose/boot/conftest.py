@@ -5,12 +5,16 @@
 * ``update_source``: where the update test's images follow their updates: a port picked now (nginx serves the
   published repository there later, as ``http://10.0.2.2:PORT/debian-atomic`` seen from the VM) and the
   publisher's OpenPGP key pair, made for the session (its GnuPG home kept for the test, its agent stopped at the
-  end).
+  end); a second port for the registry (``registry.test:RPORT``, docker-registry on loopback later) and its
+  sigstore key pair, made by ``deb-bootc-compose keygen``.
 * ``update_v1``: a REAL compose (the CLI, from the mirror) of the update test's v1 — the minimal manifest
   without openssh-server, with bookworm's ``hello 2.10-3`` from a local signed apt repository (made with
   debarchive, served over HTTP, pinned at 990 like an orchestrator tag), ``outputs: [oci, qcow2]`` and an
-  ``update.ostree`` section naming that URL and public key (so the image carries the deb-bootc client and the
-  signed remote).
+  ``update`` section: ``ostree`` naming that URL and public key, ``registry`` naming
+  ``registry.test:RPORT/debian-bootc/{variant}`` and the sigstore public key (so the image carries the deb-bootc
+  client, the signed remote, skopeo and a ``policy.json`` requiring that key for that repository);
+  ``disk.free_space`` leaves room for a ``deb-bootc switch docker://…`` (the image's layers and one unpacked
+  tree in ``/var``).
 * ``update_v2``: v2, a second compose in v1's target (warm pool): examples/minimal.yaml's packages (trixie's
   ``hello 2.10-5``, ``openssh-server`` added) with the same ``update`` section; no disk image.
 """
@@ -27,8 +31,9 @@ import httpx
 import pytest
 import yaml
 from compose_helpers import SessionCompose, harvest_target, run_cli, seed_target
-from updatesource import UpdateSource, make_openpgp_key, stop_gpg_agent
+from updatesource import RegistryKey, UpdateSource, make_openpgp_key, stop_gpg_agent
 
+from deb_bootc_compose.cli import main as compose_main
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 from debarchive.stanzas import import_deb
@@ -44,9 +49,14 @@ V1_PACKAGES = ["systemd", "systemd-sysv", "linux-image-amd64", "hello"]  # examp
 V2_PACKAGES = ["systemd", "systemd-sysv", "linux-image-amd64", "openssh-server", "iputils-arping", "hello"]
 @pytest.fixture(scope="session")
 def update_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateSource]:
-    key = make_openpgp_key(tmp_path_factory.mktemp("update-key"), "updates")
+    where = tmp_path_factory.mktemp("update-key")
+    key = make_openpgp_key(where, "updates")
+    passphrase = where / "registry.pass"
+    passphrase.write_text("registry key of the update test\n")
+    assert compose_main(["keygen", "--output", str(where / "registry"), "--passphrase-file", str(passphrase)]) == 0
+    registry_key = RegistryKey(where / "registry.key", where / "registry.pub", passphrase)
     try:
-        yield UpdateSource(free_port(), key)
+        yield UpdateSource(free_port(), key, free_port(), registry_key)
     finally:
         stop_gpg_agent(key)
 
@@ -74,13 +84,15 @@ def local_repo(root: Path, compose_cache: Path, mirror: str) -> Path:
 
 
 def update_manifest(work: Path, name: str, source: UpdateSource, body: dict[str, object]) -> Path:
-    """``body`` plus the update section, written beside a copy of the public key it names."""
+    """``body`` plus the update section, written beside copies of the public keys it names."""
     keys = work / "keys"
     keys.mkdir(exist_ok=True)
     shutil.copyfile(source.key.public, keys / "ostree.asc")
+    shutil.copyfile(source.registry_key.public, keys / "registry.pub")
+    update = {"ostree": {"url": source.url, "gpg_public_key": "keys/ostree.asc"},
+              "registry": {"name": source.registry_name, "public_key": "keys/registry.pub"}}
     manifest = work / name
-    manifest.write_text(yaml.safe_dump(
-        {**body, "update": {"ostree": {"url": source.url, "gpg_public_key": "keys/ostree.asc"}}}, sort_keys=False))
+    manifest.write_text(yaml.safe_dump({**body, "update": update}, sort_keys=False))
     return manifest
 
 
@@ -113,7 +125,9 @@ def update_v1(compose_cache: Path, test_cache: Path, mirror: str, update_source:
                              "priority": 990}],
                 "packages": V1_PACKAGES,
                 "outputs": ["oci", "qcow2"],
-                "disk": {"free_space": "512MiB"},
+                # deb-bootc switch docker://… keeps the image's layers (~260 MB) and unpacks one tree (~550 MB)
+                # under /var before committing it: 512 MiB was enough for the OSTree update, not for that
+                "disk": {"free_space": "1536MiB"},
                 "boot_test": {"enabled": False, "commands": ["hello", 'test "$(hello)" = "Hello, world!"'],
                               "timeout": 1500},
             })

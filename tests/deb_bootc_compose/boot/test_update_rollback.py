@@ -1,11 +1,37 @@
-"""The real update path, one VM session: two REAL composes of a manifest with an ``update.ostree`` section,
-published with ``deb-bootc-compose publish`` into a directory that Debian's nginx serves on the host; v1 boots
-with ``boot-test --net`` and follows ``http://10.0.2.2:PORT/debian-atomic`` with the image's own signed remote.
+"""The real update path and the registry path, one VM session: two REAL composes of a manifest with an
+``update`` section (``ostree`` and ``registry``), v1 published with ``deb-bootc-compose publish`` into a directory
+that Debian's nginx serves on the host; v1 boots with ``boot-test --net`` and follows
+``http://10.0.2.2:PORT/debian-atomic`` with the image's own signed remote.
 
 In the guest, with the ``deb-bootc`` client the images carry: ``status`` (v1, its signed remote), ``upgrade``
 refused (exit 3, nothing staged) while the server offers a newer commit signed by another key, then an unsigned
 one; v2 published; ``upgrade --check`` reports v2 and its package changes, ``upgrade`` stages it, power-off, boot
 v2 (packages, ``/etc`` merge, ``/var`` kept, a user made on v1 logs in), ``rollback``, reboot into v1.
+
+Then the registry (Debian's docker-registry over TLS with a test CA, on loopback, known as ``registry.test:RPORT``
+on both sides): v1's OCI image pushed unsigned as ``…/debian-bootc/base:unsigned``, then v2's pushed with
+``push --sign-key`` (a ``keygen`` sigstore key) to the manifest's own ``update.registry.name`` (``:13.1`` and
+``:latest``). In the guest, on v1: ``deb-bootc switch docker://…:unsigned`` is refused by the image's own
+``/etc/containers/policy.json`` (exit 3, nothing staged, no blob fetched), ``switch docker://…:13.1`` pulls
+through trixie's skopeo under that policy, applies the layers and commits them (the imported commit has
+exactly v2's content: ``ostree diff`` empty, same ContentChecksum), reboot into it: v2's packages, the image
+origin and ``policy`` signature state in ``status``, ``/etc`` and ``/var`` kept, ``upgrade --check`` and
+``upgrade`` exit 77 (the registry still has that digest).
+
+Why this shape:
+
+* One session for both paths (the issue's CI budget): the registry part starts where the rollback left the
+  machine (v1 booted, v2 deployed), so it costs no boot of v1 of its own, only its reboot; v2's OSTree
+  commit is then in the machine's repository, which gives the strongest content check (the imported commit
+  against the compose's own, in the guest).
+* The composes are the update test's (``update_v1``, ``update_v2``), with ``update.registry`` added: the images
+  carry skopeo and the policy; v1 has ``disk.free_space: 1536MiB`` (the switch keeps the layers and unpacks one
+  tree under ``/var``).
+* The unsigned image is v1's, not v2's under another tag: sigstore signatures are attached per manifest digest
+  (``REPO:sha256-<hex>.sig``), so v2 under any tag of the repository would carry v2's signature. It is pushed
+  first, so that ``latest`` ends on the signed v2.
+* ``registry.test`` on both sides (tests/deb_bootc_compose/boot/registryvm.py): a sigstore signature names the
+  repository it was pushed as, and the policy accepts it for that repository only.
 
 v1 = ``update_v1`` (hello 2.10-3 from a local signed repo, no openssh-server, qcow2 built by the compose);
 v2 = ``update_v2`` (trixie's hello 2.10-5, openssh-server ADDED), composed in v1's target.
@@ -21,7 +47,8 @@ from pathlib import Path
 
 import pytest
 from compose_helpers import SessionCompose, run_cli
-from updatesource import PUBLISHED_PATH, OpenPGPKey, UpdateSource, make_openpgp_key, stop_gpg_agent
+from registryvm import private_hosts, push, serve_registry, trust_registry
+from updatesource import PUBLISHED_PATH, REGISTRY_NAME, OpenPGPKey, UpdateSource, make_openpgp_key, stop_gpg_agent
 
 from deb_bootc_compose.boot import cli as boot_cli
 from deb_bootc_compose.boot.checks import BootReport, booted_deployment
@@ -31,13 +58,15 @@ from deb_bootc_compose.disk import source
 from debarchive.digest import sha256_file
 from nginxserve import nginx
 
-# two composes (~5 min each), three TCG boots (1-7 min each, by the machine's load) and an update over HTTP
+# two composes (~5 min each), four TCG boots (1-7 min each, by the machine's load), an update over HTTP and an
+# image pulled from a registry and imported under TCG
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(5400)]
 BOOT_TIMEOUT = 1500
 PASSWORD = "Secret-123"
 REMOTE = "debian-bootc"  # the manifest's name: the stateroot, and the update remote the image carries
 REFUSED = 3  # deb-bootc's exit codes (docs/client.md)
 NO_UPDATE = 77
+REGISTRY_KEY = "/usr/share/deb-bootc/keys/registry.pub"  # where the registry-policy prepare step installs it
 
 
 def ostree(repo: Path, *args: str) -> str:
@@ -98,6 +127,81 @@ def roles(vm: VirtualMachine) -> list[tuple[str, str]]:
     return [(d["role"], d["checksum"]) for d in deps]
 
 
+def content_checksum(vm: VirtualMachine, commit: str) -> str:
+    """The commit's ContentChecksum (of its whole tree: files, owners, modes, xattrs), from ``ostree show``."""
+    out = vm.shell(f"ostree show {commit}").output  # it may also complain about the commit's signature
+    found = [line.split()[-1] for line in out.splitlines() if line.startswith("ContentChecksum:")]
+    assert len(found) == 1, out
+    return found[0]
+
+
+def free_mib(vm: VirtualMachine) -> int:
+    return int(vm.check("df --output=avail -m /var | tail -n 1").strip())
+
+
+def switch_to_registry(vm: VirtualMachine, repo: str, ca: Path, v1: str, v2: str, v2_pkgs: dict[str, str],
+                       steps: dict[str, float], figures: dict[str, int]) -> str:
+    """In the guest, booted on v1 with v2 deployed: the unsigned image refused, the signed one (v2's image)
+    switched to, reboot into it; returns the imported commit."""
+    trust_registry(vm, repo.split("/", 1)[0], ca)
+    policy = json.loads(vm.check("cat /etc/containers/policy.json"))  # the image's own, from update.registry
+    assert policy["transports"]["docker"][repo] == [
+        {"type": "sigstoreSigned", "keyPath": REGISTRY_KEY, "signedIdentity": {"type": "matchRepository"}}], policy
+    before = roles(vm)
+    assert before == [("booted", v1), ("rollback", v2)], before
+    # --- unsigned: refused by the policy before anything is fetched ---
+    res = vm.shell(f"deb-bootc switch docker://{repo}:unsigned", timeout=600)
+    assert res.returncode == REFUSED, res.output
+    assert "refused by /etc/containers/policy.json" in res.output, res.output
+    assert "A signature was required, but no signature exists" in res.output, res.output
+    assert roles(vm) == before
+    assert vm.check("ostree refs deb-bootc/image").strip() == ""  # nothing imported
+    assert vm.check("find /var/lib/deb-bootc/images -type f -path '*/blobs/*' 2>/dev/null | wc -l").strip() == "0"
+    # --- signed: pulled under the policy, layers applied, committed, staged ---
+    figures["free MiB before"] = free_mib(vm)
+    t = time.monotonic()
+    reference = f"docker://{repo}:13.1"
+    res = vm.shell(f"deb-bootc switch {reference}", timeout=3600)
+    assert res.returncode == 0, res.output[-3000:]
+    steps["switch"] = time.monotonic() - t
+    figures["free MiB after"] = free_mib(vm)
+    figures["store MiB"] = int(vm.check("du -sm /var/lib/deb-bootc/images | cut -f1").strip())
+    deps = client_json(vm, "status")["deployments"]
+    assert isinstance(deps, list)
+    staged = deps[0]
+    imported = staged["checksum"]
+    assert [(d["role"], d["checksum"]) for d in deps] == [("staged", imported), ("booted", v1), ("rollback", v2)]
+    assert staged["origin"]["image"] == reference and staged["version"] == "13.1", staged
+    assert staged["signature"]["state"] == "policy", staged
+    # the imported commit has exactly the content of v2's OSTree commit (in this repository since the upgrade)
+    assert imported != v2
+    assert vm.check(f"ostree diff {v2} {imported}").strip() == ""
+    assert content_checksum(vm, imported) == content_checksum(vm, v2)
+    vm.poweroff(timeout=600)
+    # --- the image's content booted ---
+    steps["boot image"] = vm.boot(BOOT_TIMEOUT)
+    status = vm.shell("ostree admin status").output
+    assert booted_deployment(status) == (REMOTE, imported), status
+    assert roles(vm)[:2] == [("booted", imported), ("rollback", v1)]
+    text = vm.check("deb-bootc status")
+    assert f"origin:    {reference}" in text and "signature: policy" in text, text
+    assert version(vm, "hello") == "2.10-5" and vm.check("hello").strip() == "Hello, world!"
+    assert version(vm, "openssh-server") == v2_pkgs["openssh-server"]
+    vm.check("test -x /usr/sbin/sshd && test -f /etc/ssh/sshd_config")
+    assert vm.check("cat /etc/deb-bootc-test.conf").strip() == "made on v1"  # /etc merged from v1's
+    assert vm.check("id -un alice").strip() == "alice" and vm.check("test -f /var/home/alice/on-v2 && echo ok")
+    assert vm.check("systemctl is-system-running --wait", timeout=600).strip() == "running"
+    # the machine now follows the image: the registry still has that digest
+    t = time.monotonic()
+    check = vm.shell("deb-bootc upgrade --check", timeout=600)
+    assert check.returncode == NO_UPDATE and "no update" in check.output, check.output
+    again = vm.shell("deb-bootc upgrade", timeout=1200)  # copied again under the policy (no blob fetched)
+    assert again.returncode == NO_UPDATE and "no update" in again.output, again.output
+    assert roles(vm)[0] == ("booted", imported)
+    steps["image upgrade checks"] = time.monotonic() - t
+    return imported
+
+
 def package_changes(old: dict[str, str], new: dict[str, str]) -> tuple[set[str], set[str], set[str]]:
     return (set(new) - set(old), set(old) - set(new), {n for n in set(old) & set(new) if old[n] != new[n]})
 
@@ -136,7 +240,9 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     serve(www, "pub")
 
     steps: dict[str, float] = {}
+    figures: dict[str, int] = {}
     reports: list[BootReport] = []  # the boot test's report, handed to the continuation
+    imported: list[str] = []  # the commit the registry image became in the guest
 
     def update_and_rollback(vm: VirtualMachine, report: BootReport) -> None:
         reports.append(report)
@@ -237,9 +343,25 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     assert spec.image == image and spec.expected_commit == v1.commit
     assert spec.expected_packages == v1_pkgs and "hello" in spec.commands and spec.timeout == 1500
     logs = tmp_path / "logs"
+    repo = f"{update_source.registry_host}/debian-bootc/base"
     start = time.monotonic()
-    with nginx(www, update_source.port, tmp_path / "nginx"):
-        rc = boot_cli.main([str(v1_dir), "--net", "--log-dir", str(logs)], then=update_and_rollback)
+    with (serve_registry(tmp_path / "registry", update_source.registry_port, (REGISTRY_NAME,)) as registry,
+          nginx(www, update_source.port, tmp_path / "nginx")):
+        # --- the registry: v1 unsigned (tag "unsigned"), then v2 signed to the manifest's own destination ---
+        t = time.monotonic()
+        hosts = private_hosts(tmp_path)
+        out = push(v1_dir, registry, hosts, f"{update_source.registry_name}:unsigned")
+        assert f"{repo}@" in out and "(unsigned;" in out and f"{repo}:unsigned" in out, out
+        out = push(v2_dir, registry, hosts, key=update_source.registry_key)
+        assert "(signed (sigstore);" in out and f"{repo}:13.1" in out and f"{repo}:latest" in out, out
+        steps["push v1+v2"] = time.monotonic() - t
+
+        def whole_session(vm: VirtualMachine, report: BootReport) -> None:
+            update_and_rollback(vm, report)
+            imported.append(switch_to_registry(vm, repo, registry.cert_dir / "ca.crt", v1.commit, v2.commit,
+                                               v2_pkgs, steps, figures))
+
+        rc = boot_cli.main([str(v1_dir), "--net", "--log-dir", str(logs)], then=whole_session)
     seconds = time.monotonic() - start
     out = capsys.readouterr().out
     assert rc == 0 and reports, out
@@ -250,17 +372,18 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     written = json.loads((logs / "boot-test.json").read_text())
     assert written["ok"] is True and written["booted_commit"] == v1.commit and written["image"] == str(image)
     assert report.booted_commit == v1.commit
-    assert len(steps) == 4, steps
+    assert len(steps) == 8 and len(imported) == 1, steps
     names = {c.name for c in report.checks}
     assert {"multi-user.target reached", "systemctl is-system-running", "/usr is read-only",
             "booted deployment is this compose's commit", "dpkg -l lists the image's packages"} <= names
     serial = Path(report.serial_log).read_text(errors="replace")
-    assert serial.count("Linux version") >= 3 and "multi-user.target" in serial  # all three boots are logged
+    assert serial.count("Linux version") >= 4 and "multi-user.target" in serial  # all four boots are logged
     # the machine fetched v2 through the static delta publish made
     access = (tmp_path / "nginx/access.log").read_text()
     assert f"/{PUBLISHED_PATH}/deltas/" in access, access[-3000:]
     assert sha256_file(image) == qcow2["checksums"]["sha256"]  # the shipped image was never written
     assert not [p for p in os.listdir(tmp_path / "logs") if p.startswith(".boot-test-")]
     assert not list(v1_dir.glob("logs/boot-test*"))  # boot_test.enabled is false: the compose booted nothing
-    print(f"\nFIGURE update+rollback: {seconds:.0f}s for 3 boots (v1 shell after {report.boot_seconds}s; "
-          + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items()) + f"); {report.userspace_seconds}")
+    print(f"\nFIGURE update+rollback+registry: {seconds:.0f}s for 4 boots (v1 shell after {report.boot_seconds}s; "
+          + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items()) + f"); {report.userspace_seconds}; "
+          + ", ".join(f"{k} {v}" for k, v in figures.items()))

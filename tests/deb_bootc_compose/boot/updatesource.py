@@ -1,5 +1,5 @@
-"""Where the update test's images follow their updates, and the OpenPGP keys it signs with (plain module:
-the boot conftest and the update test import it)."""
+"""Where the update test's images follow their updates (the published OSTree repository, and the registry
+repository), and the keys it signs with (plain module: the boot conftest and the update test import it)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 HOST_FROM_GUEST = "10.0.2.2"  # QEMU user networking (boot-test --net)
 PUBLISHED_PATH = "debian-atomic"
+# the registry's name on both sides: 127.0.0.1 for the host's push (a private /etc/hosts), 10.0.2.2 in the guest;
+# a sigstore signature names the repository it was pushed as, so both must say the same (.test: RFC 2606)
+REGISTRY_NAME = "registry.test"
+REGISTRY_PATH = "debian-bootc/{variant}"
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,30 @@ def stop_gpg_agent(key: OpenPGPKey) -> None:
 
 
 @dataclass(frozen=True)
+class RegistryKey:
+    """A sigstore key pair made by ``deb-bootc-compose keygen``, and the file holding its passphrase."""
+
+    secret: Path  # PREFIX.key: what ``push --sign-key`` takes
+    public: Path  # PREFIX.pub: what a manifest names
+    passphrase: Path
+
+
+@dataclass(frozen=True)
 class UpdateSource:
     port: int  # nginx listens on 127.0.0.1:port; the VM reaches it as 10.0.2.2:port
     key: OpenPGPKey  # the publisher's
+    registry_port: int  # docker-registry listens on 127.0.0.1:registry_port, known as REGISTRY_NAME on both sides
+    registry_key: RegistryKey
 
     @property
     def url(self) -> str:
         return f"http://{HOST_FROM_GUEST}:{self.port}/{PUBLISHED_PATH}"
+
+    @property
+    def registry_host(self) -> str:
+        return f"{REGISTRY_NAME}:{self.registry_port}"
+
+    @property
+    def registry_name(self) -> str:
+        """``update.registry.name``: the repository template of the manifest."""
+        return f"{self.registry_host}/{REGISTRY_PATH}"

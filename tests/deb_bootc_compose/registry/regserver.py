@@ -37,8 +37,9 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_tls(out: Path) -> tuple[Path, Path, Path]:
-    """A test CA and a server certificate for 127.0.0.1: (ca.crt, server.crt, server.key)."""
+def make_tls(out: Path, names: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1, localhost and the host ``names``: (ca.crt, server.crt,
+    server.key)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("deb-bootc test CA")).issuer_name(_name("deb-bootc test CA"))
@@ -51,7 +52,8 @@ def make_tls(out: Path) -> tuple[Path, Path, Path]:
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
+                                                        *(x509.DNSName(n) for n in ("localhost", *names))]),
+                           critical=False)
             .sign(ca_key, hashes.SHA256()))
     out.mkdir(parents=True, exist_ok=True)
     paths = out / "ca.crt", out / "server.crt", out / "server.key"
@@ -82,13 +84,14 @@ class Registry:
 
 
 @contextmanager
-def serve_registry(workdir: Path) -> Iterator[Registry]:
-    """Debian's docker-registry over TLS on a free loopback port with its own storage; stopped at the end."""
-    ca, cert, key = make_tls(workdir / "tls")
+def serve_registry(workdir: Path, port: int | None = None, names: tuple[str, ...] = ()) -> Iterator[Registry]:
+    """Debian's docker-registry over TLS on loopback (``port``, or a free one) with its own storage; its
+    certificate also names the host ``names`` (a name the client resolves to this address); stopped at the end."""
+    ca, cert, key = make_tls(workdir / "tls", names)
     cert_dir = workdir / "certs"
     cert_dir.mkdir()
     shutil.copy(ca, cert_dir / "ca.crt")
-    port = free_port()
+    port = port or free_port()
     storage, log = workdir / "storage", workdir / "registry.log"
     config = workdir / "config.yml"
     config.write_text(json.dumps({  # YAML is a superset of JSON
