@@ -10,6 +10,7 @@ the guest gets ``10.0.2.2 registry.test`` in its own ``/etc/hosts``."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,15 @@ def push(compose: Path, registry: Registry, hosts: Path, destination: str | None
     return done.stdout
 
 
+def image_layers(compose: Path, variant: str = "base", arch: str = "amd64") -> set[str]:
+    """The layer digests of the compose's OCI image (what a machine switching to it fetches)."""
+    layout = compose / "compose" / variant / arch / "oci" / "layout"
+    index = json.loads((layout / "index.json").read_text())
+    algo, hexd = index["manifests"][0]["digest"].split(":")
+    manifest = json.loads((layout / "blobs" / algo / hexd).read_text())
+    return {layer["digest"] for layer in manifest["layers"]}
+
+
 def trust_registry(vm: VirtualMachine, host: str, ca: Path) -> None:
     """In the guest: REGISTRY_NAME is the host (10.0.2.2), and ``host``'s certificates come from the test CA
     (containers' per-registry directory /etc/containers/certs.d/HOST:PORT/)."""
@@ -57,4 +67,4 @@ def trust_registry(vm: VirtualMachine, host: str, ca: Path) -> None:
     vm.check(f"mkdir -p {certs} && echo {b64} | base64 -d > {certs}/ca.crt")
 
 
-__all__ = ["Registry", "private_hosts", "push", "serve_registry", "trust_registry"]
+__all__ = ["Registry", "image_layers", "private_hosts", "push", "serve_registry", "trust_registry"]

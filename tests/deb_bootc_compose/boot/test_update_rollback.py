@@ -47,7 +47,7 @@ from pathlib import Path
 
 import pytest
 from compose_helpers import SessionCompose, run_cli
-from registryvm import private_hosts, push, serve_registry, trust_registry
+from registryvm import Registry, image_layers, private_hosts, push, serve_registry, trust_registry
 from updatesource import PUBLISHED_PATH, REGISTRY_NAME, OpenPGPKey, UpdateSource, make_openpgp_key, stop_gpg_agent
 
 from deb_bootc_compose.boot import cli as boot_cli
@@ -139,17 +139,20 @@ def free_mib(vm: VirtualMachine) -> int:
     return int(vm.check("df --output=avail -m /var | tail -n 1").strip())
 
 
-def switch_to_registry(vm: VirtualMachine, repo: str, ca: Path, v1: str, v2: str, v2_pkgs: dict[str, str],
-                       steps: dict[str, float], figures: dict[str, int]) -> str:
+def switch_to_registry(vm: VirtualMachine, registry: Registry, repo: str, v1: str, v2: str, v2_layers: set[str],
+                       v2_pkgs: dict[str, str], steps: dict[str, float], figures: dict[str, int]) -> str:
     """In the guest, booted on v1 with v2 deployed: the unsigned image refused, the signed one (v2's image)
-    switched to, reboot into it; returns the imported commit."""
-    trust_registry(vm, repo.split("/", 1)[0], ca)
+    switched to, reboot into it; returns the imported commit. The registry's log says which blobs the guest
+    fetched."""
+    began = time.monotonic()
+    trust_registry(vm, repo.split("/", 1)[0], registry.cert_dir / "ca.crt")
     policy = json.loads(vm.check("cat /etc/containers/policy.json"))  # the image's own, from update.registry
     assert policy["transports"]["docker"][repo] == [
         {"type": "sigstoreSigned", "keyPath": REGISTRY_KEY, "signedIdentity": {"type": "matchRepository"}}], policy
     before = roles(vm)
     assert before == [("booted", v1), ("rollback", v2)], before
     # --- unsigned: refused by the policy before anything is fetched ---
+    offset = registry.log_offset()
     res = vm.shell(f"deb-bootc switch docker://{repo}:unsigned", timeout=600)
     assert res.returncode == REFUSED, res.output
     assert "refused by /etc/containers/policy.json" in res.output, res.output
@@ -157,13 +160,17 @@ def switch_to_registry(vm: VirtualMachine, repo: str, ca: Path, v1: str, v2: str
     assert roles(vm) == before
     assert vm.check("ostree refs deb-bootc/image").strip() == ""  # nothing imported
     assert vm.check("find /var/lib/deb-bootc/images -type f -path '*/blobs/*' 2>/dev/null | wc -l").strip() == "0"
+    assert registry.blob_fetches_since(offset) == []  # not even its config
     # --- signed: pulled under the policy, layers applied, committed, staged ---
     figures["free MiB before"] = free_mib(vm)
     t = time.monotonic()
+    offset = registry.log_offset()
     reference = f"docker://{repo}:13.1"
     res = vm.shell(f"deb-bootc switch {reference}", timeout=3600)
     assert res.returncode == 0, res.output[-3000:]
     steps["switch"] = time.monotonic() - t
+    fetched = [d for d in registry.blob_fetches_since(offset) if d in v2_layers]
+    assert sorted(fetched) == sorted(v2_layers), "each layer of the image fetched once"
     figures["free MiB after"] = free_mib(vm)
     figures["store MiB"] = int(vm.check("du -sm /var/lib/deb-bootc/images | cut -f1").strip())
     deps = client_json(vm, "status")["deployments"]
@@ -193,12 +200,15 @@ def switch_to_registry(vm: VirtualMachine, repo: str, ca: Path, v1: str, v2: str
     assert vm.check("systemctl is-system-running --wait", timeout=600).strip() == "running"
     # the machine now follows the image: the registry still has that digest
     t = time.monotonic()
+    offset = registry.log_offset()
     check = vm.shell("deb-bootc upgrade --check", timeout=600)
     assert check.returncode == NO_UPDATE and "no update" in check.output, check.output
     again = vm.shell("deb-bootc upgrade", timeout=1200)  # copied again under the policy (no blob fetched)
     assert again.returncode == NO_UPDATE and "no update" in again.output, again.output
     assert roles(vm)[0] == ("booted", imported)
+    assert not set(registry.blob_fetches_since(offset)) & v2_layers  # the layers came from the machine's store
     steps["image upgrade checks"] = time.monotonic() - t
+    steps["registry part in all"] = time.monotonic() - began
     return imported
 
 
@@ -358,7 +368,7 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
 
         def whole_session(vm: VirtualMachine, report: BootReport) -> None:
             update_and_rollback(vm, report)
-            imported.append(switch_to_registry(vm, repo, registry.cert_dir / "ca.crt", v1.commit, v2.commit,
+            imported.append(switch_to_registry(vm, registry, repo, v1.commit, v2.commit, image_layers(v2_dir),
                                                v2_pkgs, steps, figures))
 
         rc = boot_cli.main([str(v1_dir), "--net", "--log-dir", str(logs)], then=whole_session)
@@ -372,7 +382,7 @@ def test_update_then_rollback(update_v1: SessionCompose, update_v2: SessionCompo
     written = json.loads((logs / "boot-test.json").read_text())
     assert written["ok"] is True and written["booted_commit"] == v1.commit and written["image"] == str(image)
     assert report.booted_commit == v1.commit
-    assert len(steps) == 8 and len(imported) == 1, steps
+    assert len(steps) == 9 and len(imported) == 1, steps
     names = {c.name for c in report.checks}
     assert {"multi-user.target reached", "systemctl is-system-running", "/usr is read-only",
             "booted deployment is this compose's commit", "dpkg -l lists the image's packages"} <= names

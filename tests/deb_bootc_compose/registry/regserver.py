@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -81,6 +82,14 @@ class Registry:
             text = f.read().decode(errors="replace")
         return [ln for ln in text.splitlines() if "blobs/uploads" in ln and 'http.request.method=POST' in ln
                 and "response completed" in ln]
+
+    def blob_fetches_since(self, offset: int) -> list[str]:
+        """The digests of the blobs fetched (GET …/blobs/sha256:HEX answered) after ``offset``, in order."""
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        return [m.group(1) for ln in text.splitlines() if "http.request.method=GET" in ln and "response completed" in ln
+                for m in [re.search(r'http\.request\.uri="/v2/[^"]*/blobs/(sha256:[0-9a-f]{64})"', ln)] if m]
 
 
 @contextmanager
