@@ -323,3 +323,29 @@ def test_update_client_and_build_sources_go_to_the_hub_together(hub: RunningHub,
     assert sorted(sb.seen) == sorted(["orch-with-client_1.0", f"deb-bootc_{client.version}"])
     assert set(ctx.orchestrator_builds) == {"orch-with-client_1.0", f"deb-bootc_{client.version}"}
     assert ctx.orchestrator_builds["orch-with-client_1.0"]["client"] is None
+
+
+@pytest.mark.integration
+def test_update_client_in_a_tag_the_manifest_does_not_follow_is_a_clear_error(
+    hub: RunningHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub builds the client into the target's dest tag, but the manifest's orchestrator source is another
+    tag: gather (real apt over the mirror and the tag's signed repo) says where the client went."""
+    from deb_bootc_compose.phases.gather import GatherPhase
+    from deb_bootc_compose.phases.init import InitPhase
+
+    admin = hub.admin
+    admin.add_tag("elsewhere", parents=["base"])
+    admin.regen_repo("elsewhere")
+    admin.wait_repo("elsewhere", timeout=60)
+    ctx, _ = phase_context(tmp_path, hub.url, [], target="t", tag="elsewhere", mirror=MIRROR, update=True)
+    InitPhase(ctx).run()
+    with ScriptedBuilder(hub, tmp_path, lambda p, fb: fb.finish(p, 0)):
+        build_phase.BuildPhase(ctx).run()
+    client = ctx.client_deb
+    assert isinstance(client, TaggedClient) and client.dest_tag == "dest"
+    with pytest.raises(ComposeError) as err:
+        GatherPhase(ctx).run()
+    msg = str(err.value)
+    assert f"deb-bootc {client.version} was built by the orchestrator into the tag dest (build " in msg
+    assert "the manifest's orchestrator source must be that tag or one inheriting from it" in msg
