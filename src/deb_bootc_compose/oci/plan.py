@@ -30,15 +30,17 @@ class PlannedLayer:
     id: str  # "p0001", stable across composes
     packages: list[str] = field(default_factory=list)
     size: int = 0  # bytes of regular files in this compose
+    variants: list[str] = field(default_factory=list)  # the compose's variants whose images hold this layer
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "packages": self.packages, "size": self.size}
+        return {"id": self.id, "packages": self.packages, "size": self.size, "variants": self.variants}
 
 
 @dataclass
 class LayerPlan:
     layers: list[PlannedLayer] = field(default_factory=list)
     budget: int = 0  # package layers allowed when the plan was made
+    variants: list[str] = field(default_factory=list)  # the compose's variants (of this arch) planned together
 
     def layer_of(self) -> dict[str, str]:
         return {pkg: layer.id for layer in self.layers for pkg in layer.packages}
@@ -48,6 +50,7 @@ class LayerPlan:
             "format": PLAN_FORMAT,
             "version": PLAN_VERSION,
             "budget": self.budget,
+            "variants": self.variants,
             "layers": [layer.to_json() for layer in self.layers],
         }
 
@@ -85,8 +88,14 @@ class LayerPlan:
             if item["id"] in seen:
                 raise PlanError(f"{path}: layers[{i}]: layer id {item['id']!r} appears twice")
             seen.add(item["id"])
-            layers.append(PlannedLayer(item["id"], list(item["packages"]), int(item.get("size") or 0)))
-        return cls(layers=layers, budget=int(data.get("budget") or 0))
+            layers.append(PlannedLayer(item["id"], list(item["packages"]), int(item.get("size") or 0),
+                                       _names(item.get("variants"))))
+        return cls(layers=layers, budget=int(data.get("budget") or 0), variants=_names(data.get("variants")))
+
+
+def _names(value: object) -> list[str]:
+    """The optional ``variants`` lists (plans written before compose-wide planning have none)."""
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _layer_id(n: int) -> str:
@@ -132,12 +141,14 @@ def _fresh(sizes: dict[str, int], budget: int, first_number: int) -> list[Planne
     return layers
 
 
-def make_plan(sizes: dict[str, int], budget: int, previous: LayerPlan | None = None) -> LayerPlan:
-    """Assign every package of ``sizes`` (name → bytes) to one of at most ``budget`` layers."""
+def make_plan(sizes: dict[str, int], budget: int, previous: LayerPlan | None = None,
+              first_number: int = 1) -> LayerPlan:
+    """Assign every package of ``sizes`` (name → bytes) to one of at most ``budget`` layers; new layers are
+    numbered from ``first_number`` on (or after the previous plan's highest, when that is higher)."""
     if budget < 1:
         raise PlanError(f"at least one package layer is needed, the budget is {budget}")
     if previous is None or not previous.layers:
-        layers = _fresh(sizes, budget, 1)
+        layers = _fresh(sizes, budget, first_number)
     else:
         layers = []
         placed: set[str] = set()
@@ -156,7 +167,7 @@ def make_plan(sizes: dict[str, int], budget: int, previous: LayerPlan | None = N
             layers.remove(drop)
         new = [p for p in sizes if p not in placed]
         if new:
-            number = _next_number(previous.layers)  # ids of dropped layers are not reused
+            number = max(_next_number(previous.layers), first_number)  # ids of dropped layers are not reused
             total = sum(sizes.values())
             small_new: list[str] = []
             for pkg in _by_size(sizes, new):

@@ -12,20 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deb_bootc_compose.oci.dpkg_owners import read_ownership
+from deb_bootc_compose.oci.analysis import KERNEL, UNOWNED, TreeAnalysis, analyze_tree
+from deb_bootc_compose.oci.composeplan import make_compose_plan
 from deb_bootc_compose.oci.errors import OciCancelled, OciError
 from deb_bootc_compose.oci.layout import image_config as make_config
 from deb_bootc_compose.oci.layout import rfc3339, write_archive, write_layout
-from deb_bootc_compose.oci.plan import LayerPlan, make_plan
+from deb_bootc_compose.oci.plan import LayerPlan
+from deb_bootc_compose.oci.sharing import separate_differences
 from deb_bootc_compose.oci.tarlayer import DEFAULT_LEVEL, LayerBlob, write_layer
-from deb_bootc_compose.oci.tree import TreeEntry, parents, scan_tree
+from deb_bootc_compose.oci.tree import TreeEntry, parents
 from debsandbox.idmap import IdMap
 
 # The grammar of org.opencontainers.image.ref.name (OCI image-spec, annotations).
 _REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
 REF_NAME_RE = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*")
-KERNEL = "kernel"
-UNOWNED = "unowned"
 OSTREE_COMMIT_LABEL = "org.debian.bootc.ostree-commit"
 KERNEL_LABEL = "ostree.linux"
 FORBIDDEN_LABELS = {"ostree.commit": "it tells bootc to expect an encapsulated OSTree commit, which this image is not"}
@@ -70,77 +70,20 @@ class _LayerJob:
     assigned: set[str]
     members: list[TreeEntry] = field(default_factory=list)
     tar_estimate: int = 0
+    variants: int = 1  # of the compose, planned together
 
 
 def _history_line(job: _LayerJob) -> str:
     if job.id == KERNEL:
         what = "kernel, initramfs and modules"
     elif job.id == UNOWNED:
-        what = "files no package owns"
+        what = "files no package owns" + (" and files that differ between variants" if job.variants > 1 else "")
     else:
         what = f"packages layer {job.id}"
     if job.packages:
         names = ", ".join(job.packages[:12]) + (f" and {len(job.packages) - 12} more" if len(job.packages) > 12 else "")
         what += f": {names}"
     return f"deb-bootc-compose {what}"
-
-
-def _assign(
-    tree: Path, entries: dict[str, TreeEntry], kernel_version: str | None
-) -> tuple[dict[str, str], dict[str, str], set[str], dict[str, int]]:
-    """Return (path → unit, hardlink follower → leader, kernel packages, package → bytes).
-
-    A unit is a package name, KERNEL or UNOWNED.
-    """
-    ownership = read_ownership(tree, entries)
-    kernel_prefix = f"usr/lib/modules/{kernel_version}" if kernel_version else None
-    if kernel_prefix is not None:
-        top = entries.get(kernel_prefix)
-        if top is None or not top.is_dir:
-            raise OciError(
-                f"kernel version {kernel_version} was given but {tree / kernel_prefix} is not a directory: "
-                "the tree must carry its kernel, initramfs and modules there (see ostree-prepare)"
-            )
-
-    def in_kernel(path: str) -> bool:
-        return kernel_prefix is not None and (path == kernel_prefix or path.startswith(kernel_prefix + "/"))
-
-    kernel_packages: set[str] = set()
-    for path in entries:
-        if in_kernel(path):
-            kernel_packages.update(ownership.owners.get(path, ()))
-    units: dict[str, str] = {}
-    for path in entries:
-        if in_kernel(path):
-            units[path] = KERNEL
-            continue
-        owner = ownership.owner(path)
-        if owner is None:
-            units[path] = UNOWNED
-        elif owner in kernel_packages:
-            units[path] = KERNEL
-        else:
-            units[path] = owner
-    # Hardlink groups stay together, with the unit of their first path in tree order.
-    leaders: dict[tuple[int, int], str] = {}
-    hardlinks: dict[str, str] = {}
-    for path, entry in entries.items():
-        if entry.is_dir or entry.st.st_nlink < 2:
-            continue
-        key = (entry.st.st_dev, entry.st.st_ino)
-        leader = leaders.get(key)
-        if leader is None:
-            leaders[key] = path
-        else:
-            hardlinks[path] = leader
-            units[path] = units[leader]
-    sizes: dict[str, int] = {pkg: 0 for pkg in ownership.packages if pkg not in kernel_packages}
-    for path, entry in entries.items():
-        unit = units[path]
-        if unit in (KERNEL, UNOWNED) or not entry.is_reg or path in hardlinks:
-            continue
-        sizes[unit] = sizes.get(unit, 0) + entry.st.st_size
-    return units, hardlinks, kernel_packages, sizes
 
 
 def _write_layer_job(
@@ -161,7 +104,7 @@ def _write_layer_job(
                        ids=ids)
 
 
-def _check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: threading.Event | None) -> None:
+def check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: threading.Event | None) -> None:
     for key, why in FORBIDDEN_LABELS.items():
         if key in labels:
             raise OciError(f"label {key!r} must not be set on this image: {why}; remove it from the oci labels")
@@ -179,36 +122,50 @@ def _check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: thr
         raise OciCancelled("the OCI image write was cancelled before it started")
 
 
-def _layer_jobs(
-    entries: dict[str, TreeEntry], units: dict[str, str], hardlinks: dict[str, str], kernel_packages: set[str],
-    sizes: dict[str, int], max_layers: int, previous_plan: Path | None,
-) -> tuple[LayerPlan, list[_LayerJob]]:
-    """The layer plan (package layers within the budget ``max_layers`` leaves them) and the layers to write
-    in image order: the plan's, then the kernel's and the unowned files' (when there are such files)."""
-    has_kernel = KERNEL in units.values()
-    has_unowned = UNOWNED in units.values()
+def package_budget(analysis: TreeAnalysis, max_layers: int, label: str = "") -> int:
+    """The package layers ``max_layers`` leaves once the kernel's and the image's own last layer are counted."""
+    has_kernel = KERNEL in analysis.units.values()
+    has_unowned = UNOWNED in analysis.units.values()
     budget = max_layers - int(has_kernel) - int(has_unowned)
-    if sizes and budget < 1:
+    if analysis.packages and budget < 1:
         need = 1 + int(has_kernel) + int(has_unowned)
         raise OciError(
-            f"max_layers is {max_layers} but this tree needs at least {need} layers "
+            f"{label}max_layers is {max_layers} but this tree needs at least {need} layers "
             "(one for packages, one for the kernel, one for files no package owns); raise oci.max_layers"
         )
-    previous = LayerPlan.load(previous_plan) if previous_plan is not None and previous_plan.exists() else None
-    plan = make_plan(sizes, budget, previous) if sizes else LayerPlan(layers=[], budget=max(budget, 0))
+    return budget
 
-    jobs_list: list[_LayerJob] = []
-    by_unit: dict[str, _LayerJob] = {}
-    for planned in plan.layers:
-        job = _LayerJob(planned.id, list(planned.packages), set())
-        jobs_list.append(job)
-        for pkg in planned.packages:
-            by_unit[pkg] = job
-    if has_kernel:
-        by_unit[KERNEL] = _LayerJob(KERNEL, sorted(kernel_packages, key=os.fsencode), set())
-        jobs_list.append(by_unit[KERNEL])
-    if has_unowned:
-        by_unit[UNOWNED] = _LayerJob(UNOWNED, [], set())
+
+def plan_images(analyses: dict[str, TreeAnalysis], max_layers: int, source_date_epoch: int,
+                previous: LayerPlan | None, check: Callable[[], None] | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, LayerPlan]:
+    """The layer plans of the images of one compose (variant → analysis of its tree, in the compose's order),
+    made together: paths that differ between variants go to each variant's own last layer (``analyses``
+    are updated), packages shared by several variants get the same layers in each (see composeplan)."""
+    if len(analyses) > 1:
+        moved = separate_differences(analyses, source_date_epoch, check)
+        for v, paths in moved.items():
+            if progress is not None:
+                progress(f"{v}: {len(paths)} paths differ from another variant holding their package: they go "
+                         "to the image's own last layer")
+    sizes = {v: a.sizes() for v, a in analyses.items()}
+    budgets = {v: package_budget(a, max_layers, f"{v}: " if len(analyses) > 1 else "") for v, a in analyses.items()}
+    return make_compose_plan(sizes, budgets, previous)
+
+
+def _layer_jobs(analysis: TreeAnalysis, plan: LayerPlan) -> list[_LayerJob]:
+    """The layers to write in image order: the plan's layers shared by every variant of the plan, the
+    kernel's, the plan's other layers, then the image's own (files no package owns or that differ)."""
+    units, entries = analysis.units, analysis.entries
+    jobs_list = [_LayerJob(planned.id, list(planned.packages), set()) for planned in plan.layers]
+    by_unit = {pkg: job for job in jobs_list for pkg in job.packages}
+    if KERNEL in units.values():
+        kernel_at = next((i for i, x in enumerate(plan.layers) if len(x.variants) < len(plan.variants)),
+                         len(plan.layers))
+        by_unit[KERNEL] = _LayerJob(KERNEL, sorted(analysis.kernel_packages, key=os.fsencode), set())
+        jobs_list.insert(kernel_at, by_unit[KERNEL])
+    if UNOWNED in units.values():
+        by_unit[UNOWNED] = _LayerJob(UNOWNED, [], set(), variants=len(plan.variants))
         jobs_list.append(by_unit[UNOWNED])
     for path, unit in units.items():
         by_unit[unit].assigned.add(path)
@@ -218,8 +175,8 @@ def _layer_jobs(
         for path in job.assigned:
             wanted.update(parents(path))
         job.members = [entries[p] for p in sorted(wanted, key=order.__getitem__)]
-        job.tar_estimate = sum(e.st.st_size for e in job.members if e.is_reg and e.path not in hardlinks)
-    return plan, jobs_list
+        job.tar_estimate = sum(e.st.st_size for e in job.members if e.is_reg and e.path not in analysis.hardlinks)
+    return jobs_list
 
 
 def _write_blobs(
@@ -302,6 +259,23 @@ def _replace_layout(out_dir: Path, layout_name: str, staging: Path) -> Path:
     return layout_dir
 
 
+@dataclass(frozen=True)
+class ImageOptions:
+    """What an image is written with, but its tree and plan."""
+
+    ref_name: str
+    labels: dict[str, str]
+    source_date_epoch: int
+    kernel_version: str | None
+    ostree_commit: str | None
+    plan_out: Path
+    arch: str = "amd64"
+    archive_name: str = "image.oci-archive"
+    layout_name: str = "layout"
+    jobs: int | None = None
+    compression_level: int = DEFAULT_LEVEL
+
+
 def write_oci_image(
     tree: Path,
     out_dir: Path,
@@ -322,12 +296,14 @@ def write_oci_image(
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     ids: IdMap | None = None,
+    variant: str = "image",
 ) -> OciResult:
     """Write ``tree`` as a bootc OCI image: ``out_dir/<layout_name>/`` (OCI layout) and ``out_dir/<archive_name>``.
 
     Layers: package layers following the plan (``previous_plan`` keeps assignments stable; the plan used
     is written to ``plan_out``), then the kernel layer (``usr/lib/modules/<kernel_version>`` and every
     package owning files there), then the files no package owns. Same inputs, same manifest digest.
+    (A compose's variants are planned together: :func:`plan_images`, then :func:`write_planned_image`.)
 
     ``ids``: the tree was made in a user namespace with this id map (its files belong to subordinate ids on
     disk); the layers carry what the namespace sees: host uid ``base + N`` as uid N, file capabilities in the
@@ -335,34 +311,49 @@ def write_oci_image(
     """
     started = time.monotonic()
     say = progress or (lambda _msg: None)
-    _check_inputs(tree, ref_name, labels, cancel)
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    entries = scan_tree(tree, ids)
-    say(f"scanned {len(entries)} entries of {tree}")
-    units, hardlinks, kernel_packages, sizes = _assign(tree, entries, kernel_version)
-    plan, jobs_list = _layer_jobs(entries, units, hardlinks, kernel_packages, sizes, max_layers, previous_plan)
+    check_inputs(tree, ref_name, labels, cancel)
+    analysis = analyze_tree(tree, kernel_version, ids)
+    say(f"scanned {len(analysis.entries)} entries of {tree}")
+    previous = LayerPlan.load(previous_plan) if previous_plan is not None and previous_plan.exists() else None
+    plan = plan_images({variant: analysis}, max_layers, source_date_epoch, previous)[variant]
+    options = ImageOptions(ref_name, labels, source_date_epoch, kernel_version, ostree_commit, plan_out, arch,
+                           archive_name, layout_name, jobs, compression_level)
+    return write_planned_image(analysis, plan, out_dir, options, progress=progress, cancel=cancel, started=started)
 
+
+def write_planned_image(
+    analysis: TreeAnalysis, plan: LayerPlan, out_dir: Path, options: ImageOptions, *,
+    progress: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
+    started: float | None = None,
+) -> OciResult:
+    """Write the image of an analysed tree with its plan (from :func:`plan_images`); see write_oci_image."""
+    started = time.monotonic() if started is None else started
+    say = progress or (lambda _msg: None)
+    o = options
+    tree, ids = analysis.tree, analysis.ids
+    jobs = max(1, o.jobs or os.cpu_count() or 1)
+    jobs_list = _layer_jobs(analysis, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".{layout_name}.tmp-{os.getpid()}"
+    staging = out_dir / f".{o.layout_name}.tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     blobs = staging / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     try:
-        layer_blobs = _write_blobs(tree, jobs_list, hardlinks, source_date_epoch, blobs, compression_level, jobs,
-                                   cancel, ids)
+        layer_blobs = _write_blobs(tree, jobs_list, analysis.hardlinks, o.source_date_epoch, blobs,
+                                   o.compression_level, jobs, cancel, ids)
         say(f"wrote {len(jobs_list)} layers with {jobs} threads")
-        created = rfc3339(source_date_epoch)
-        all_labels = _image_labels(labels, created, kernel_version, ostree_commit)
+        created = rfc3339(o.source_date_epoch)
+        all_labels = _image_labels(o.labels, created, o.kernel_version, o.ostree_commit)
         manifest_digest, config_digest = _write_manifest(staging, tree, jobs_list, layer_blobs, all_labels,
-                                                         arch=arch, created=created, ref_name=ref_name)
-        layout_dir = _replace_layout(out_dir, layout_name, staging)
+                                                         arch=o.arch, created=created, ref_name=o.ref_name)
+        layout_dir = _replace_layout(out_dir, o.layout_name, staging)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    archive_path = out_dir / archive_name
-    write_archive(layout_dir, archive_path, source_date_epoch)
-    plan.save(plan_out)
+    archive_path = out_dir / o.archive_name
+    write_archive(layout_dir, archive_path, o.source_date_epoch)
+    plan.save(o.plan_out)
     layers = [
         LayerInfo(digest=blob.digest, diff_id=blob.diff_id, size=blob.size, packages=job.packages, id=job.id,
                   tar_size=blob.tar_size, entries=len(job.members))
@@ -376,8 +367,8 @@ def write_oci_image(
         manifest_digest=manifest_digest,
         config_digest=config_digest,
         layers=layers,
-        plan_path=plan_out,
-        ref_name=ref_name,
+        plan_path=o.plan_out,
+        ref_name=o.ref_name,
         labels=all_labels,
         seconds=seconds,
     )

@@ -22,7 +22,18 @@ from pathlib import Path
 from deb_bootc_compose import treeops
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import Manifest
-from deb_bootc_compose.oci import OciCancelled, OciError, OciResult, write_oci_image
+from deb_bootc_compose.oci import (
+    ImageOptions,
+    OciCancelled,
+    OciError,
+    OciResult,
+    check_inputs,
+    plan_images,
+    write_planned_image,
+)
+from deb_bootc_compose.oci.analysis import TreeAnalysis, analyze_tree
+from deb_bootc_compose.oci.composeplan import merge_plans
+from deb_bootc_compose.oci.plan import LayerPlan
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.phases.base import ComposeContext, ImageRecord, Phase, VariantState
 
@@ -94,44 +105,71 @@ class OciPhase(Phase):
         return None, "a fresh layer plan"
 
     def run(self) -> None:
+        by_arch: dict[str, list[VariantState]] = {}
         for vs in self.ctx.variants:
+            by_arch.setdefault(vs.arch, []).append(vs)
+        for states in by_arch.values():
             self.check_cancelled()
-            self.write(vs)
+            self.write_together(states)
 
     def write(self, vs: VariantState) -> OciResult:
+        """One variant's image, planned alone."""
+        return self.write_together([vs])[0]
+
+    def analyze(self, vs: VariantState) -> TreeAnalysis:
         label = f"{vs.variant}/{vs.arch}"
         m = self.ctx.manifest
         if vs.tree is None or not vs.tree.is_dir():
             raise ComposeError(f"{label}: no prepared tree to make an OCI image from (did ostree-prepare run?)")
-        sde = self.ctx.source_date_epoch
-        if sde is None:
-            raise ComposeError("no SOURCE_DATE_EPOCH: gather must run before the oci phase")
-        out_dir = self.ctx.paths.oci_dir(vs.variant, vs.arch)
-        plan = self.ctx.paths.oci_plan(vs.variant, vs.arch)
-        previous, how = self.previous_plan(vs)
-        self.progress(f"{label}: writing the OCI image with {how}, at most {m.oci.max_layers} layers")
         # the tree belongs to the subordinate ids of the namespace it was made in: the layers carry the
         # namespace's view of it (root's files as 0:0, file capabilities as root-owned files have them)
         ids = treeops.tree_ids()
         treeops.adopt_host_writes(vs.tree, ids)
         try:
-            result = write_oci_image(
-                vs.tree,
-                out_dir,
-                ref_name=image_tag(m),
-                labels=image_labels(m, vs.variant),
-                max_layers=m.oci.max_layers,
-                source_date_epoch=sde,
-                kernel_version=vs.kernel_version,
-                ostree_commit=vs.commit,
-                previous_plan=previous,
-                plan_out=plan,
-                arch=vs.arch,
-                archive_name=archive_name(m, vs.variant, vs.arch),
-                progress=lambda msg: self.progress(f"{label}: {msg}"),
-                cancel=self.ctx.cancel,
-                ids=ids,
-            )
+            check_inputs(vs.tree, image_tag(m), image_labels(m, vs.variant), self.ctx.cancel)
+            return analyze_tree(vs.tree, vs.kernel_version, ids)
+        except OciCancelled:
+            raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
+        except (OciError, ValueError) as exc:
+            raise ComposeError(f"{label}: OCI image: {exc}") from exc
+
+    def write_together(self, states: list[VariantState]) -> list[OciResult]:
+        """The images of ``states`` (one arch), their layers planned together: layers shared between variants
+        are the same blobs in each image."""
+        m = self.ctx.manifest
+        sde = self.ctx.source_date_epoch
+        if sde is None:
+            raise ComposeError("no SOURCE_DATE_EPOCH: gather must run before the oci phase")
+        analyses = {vs.variant: self.analyze(vs) for vs in states}
+        previous = []
+        for vs in states:
+            path, how = self.previous_plan(vs)
+            self.progress(f"{vs.variant}/{vs.arch}: planning the OCI image's layers with {how}, "
+                          f"at most {m.oci.max_layers} layers")
+            if path is not None:
+                previous.append(path)
+        try:
+            plans = plan_images(analyses, m.oci.max_layers, sde, merge_plans([LayerPlan.load(p) for p in previous]),
+                                self.check_cancelled, self.progress)
+        except (OciError, ValueError) as exc:
+            raise ComposeError(f"{'/'.join(vs.variant for vs in states)}: OCI layer plan: {exc}") from exc
+        return [self.write_planned(vs, analyses[vs.variant], plans[vs.variant]) for vs in states]
+
+    def write_planned(self, vs: VariantState, analysis: TreeAnalysis, plan: LayerPlan) -> OciResult:
+        label = f"{vs.variant}/{vs.arch}"
+        m = self.ctx.manifest
+        self.check_cancelled()
+        shared = [x.id for x in plan.layers if len(x.variants) > 1]
+        if shared:
+            self.progress(f"{label}: {len(shared)} package layers shared with other variants")
+        options = ImageOptions(
+            ref_name=image_tag(m), labels=image_labels(m, vs.variant), source_date_epoch=int(
+                self.ctx.source_date_epoch or 0), kernel_version=vs.kernel_version, ostree_commit=vs.commit,
+            plan_out=self.ctx.paths.oci_plan(vs.variant, vs.arch), arch=vs.arch,
+            archive_name=archive_name(m, vs.variant, vs.arch))
+        try:
+            result = write_planned_image(analysis, plan, self.ctx.paths.oci_dir(vs.variant, vs.arch), options,
+                                         progress=lambda msg: self.progress(f"{label}: {msg}"), cancel=self.ctx.cancel)
         except OciCancelled:
             raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
         except (OciError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -53,19 +54,43 @@ def test_oci_phase_writes_every_variant(tmp_path: Path) -> None:
 
 
 def test_next_compose_keeps_layers(tmp_path: Path) -> None:
+    """An upgrade of a package both variants hold changes its (shared) layer only, in both images."""
     first = make_context(tmp_path)
     OciPhase(first).run()
     remember_plans(first)
     second = make_context(tmp_path, compose_id="debian-bootc-13-20261122.t.1")
-    tree = second.variants[0].tree
-    assert tree is not None
-    (tree / "usr/bin/hello").write_bytes(b"hello 2.10-4\n")
+    for vs in second.variants:
+        assert vs.tree is not None
+        (vs.tree / "usr/bin/hello").write_bytes(b"hello 2.10-4\n")
     OciPhase(second).run()
-    a, b = first.variants[0].oci, second.variants[0].oci
-    changed = [x.id for x, y in zip(a.layers, b.layers, strict=True) if x.digest != y.digest]
-    assert len(changed) == 1 and "hello" in next(x for x in b.layers if x.id == changed[0]).packages
-    # the other variant did not change at all: same digest in a different compose
-    assert first.variants[1].oci.manifest_digest == second.variants[1].oci.manifest_digest
+    for before, after in zip(first.variants, second.variants, strict=True):
+        a, b = before.oci, after.oci
+        assert a is not None and b is not None
+        changed = [x.id for x, y in zip(a.layers, b.layers, strict=True) if x.digest != y.digest]
+        assert len(changed) == 1 and "hello" in next(x for x in b.layers if x.id == changed[0]).packages
+    # the two variants' trees are the same here: every layer is shared, the images differ only in labels
+    base, kde = (vs.oci for vs in second.variants)
+    assert base is not None and kde is not None
+    assert [x.digest for x in base.layers] == [x.digest for x in kde.layers]
+
+
+def test_one_variant_changing_a_package_file(tmp_path: Path) -> None:
+    """A file one variant changed leaves its package's shared layer in both images (to each image's last
+    layer); the package's other files stay shared."""
+    ctx = make_context(tmp_path)
+    kde = ctx.variants[1].tree
+    assert kde is not None
+    (kde / "usr/bin/hello").write_bytes(b"hello, kde\n")
+    OciPhase(ctx).run()
+    images = [vs.oci for vs in ctx.variants if vs.oci is not None]
+    assert len(images) == 2
+    for result in images:
+        hello = next(x for x in result.layers if "hello" in x.packages)
+        assert "usr/bin/hello" not in layer_paths(result, hello.digest)
+        assert "usr/lib/sysimage/dpkg/info/hello.list" in layer_paths(result, hello.digest)
+        assert "usr/bin/hello" in layer_paths(result, result.layers[-1].digest)
+    assert [x.digest for x in images[0].layers[:-1]] == [x.digest for x in images[1].layers[:-1]]
+    assert images[0].layers[-1].digest != images[1].layers[-1].digest
 
 
 def test_oci_phase_errors(tmp_path: Path) -> None:
@@ -93,6 +118,12 @@ def test_oci_phase_cancelled(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt, match="interrupted during oci"):
         OciPhase(ctx).write(ctx.variants[0])
     assert not ctx.paths.oci_dir("base", "amd64").joinpath("layout").exists()
+
+
+def layer_paths(result: OciResult, digest: str) -> set[str]:
+    blob = result.layout_dir / "blobs/sha256" / digest.split(":")[1]
+    with tarfile.open(blob) as tar:
+        return {m.name.rstrip("/") for m in tar.getmembers()}
 
 
 def shuffled_plan(path: Path) -> LayerPlan:
