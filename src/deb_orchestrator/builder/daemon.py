@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deb_mock.api import AptSource, BuildRequest, BuildResult, ExitCode, ResultState
+from deb_orchestrator.builder.metrics import BuilderMetrics
 from deb_orchestrator.client import HubClient, HubError
 from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
 from debarchive.digest import sha256_file
@@ -92,6 +93,19 @@ class Builder:
         self.done = 0
         self.prefetched: queue.SimpleQueue[BuildClaim | NoopClaim] = queue.SimpleQueue()  # claimed with a completion
         self.wake = threading.Event()
+        self.started = False  # the hub accepted this builder's token
+        self.metrics = BuilderMetrics()  # served by `builder --metrics-listen`
+        self.metrics.watch(self._state, self._running, cfg.capacity)
+
+    def _state(self) -> str:
+        if self.stopping.is_set():
+            return "stopping"
+        if not self.started:
+            return "starting"
+        return "building" if self._running() else "idle"
+
+    def _running(self) -> int:
+        return sum(1 for _, thread in list(self.jobs.values()) if thread.is_alive())
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -118,6 +132,8 @@ class Builder:
             if who.host_id is None:
                 log.error("this token (user %s) belongs to no host; use the token add-host printed", who.user)
                 return 2
+            self.started = True
+            self.metrics.heard_from_hub()
             log.info("builder for %s started (capacity %d)", who.user, self.cfg.capacity)
             while not self.stopping.is_set():
                 self._reap()
@@ -138,7 +154,9 @@ class Builder:
                     continue
                 try:
                     claim = hub.claim(self.cfg.arches, self.cfg.capacity, wait=self.cfg.claim_wait)
+                    self.metrics.heard_from_hub()
                 except HubError as exc:
+                    self.metrics.hub_errors.inc()
                     if exc.status in (401, 403):
                         log.error("the hub refused this builder: %s", exc.detail)
                         return 2
@@ -206,10 +224,12 @@ class Builder:
         beat = threading.Thread(target=self._heartbeat, args=(hub, job, beat_stop), daemon=True)
         beat.start()
         workdir = work_root / f"task-{job.task_id}-{job.fence}"
+        started, outcome = time.monotonic(), "error"
         try:
             if isinstance(p, NoopClaim):
                 self._finish(hub, job, {"state": ResultState.SUCCESS, "exit_code": ExitCode.SUCCESS, "source": {},
                                         "arch": p.arch})
+                outcome = ResultState.SUCCESS
                 return
             result = self._build(hub, p, job, workdir)
             if job.handed_back:
@@ -217,19 +237,25 @@ class Builder:
                 beat.join()
                 hub.release(job.task_id, job.fence, "builder stopping (SIGTERM)")
                 log.info("task %d handed back", job.task_id)
+                outcome = "handed-back"
                 return
             if job.lost:
                 log.warning("task %d: attempt lost (lease expired or canceled); dropping the result", job.task_id)
+                outcome = "lost"
                 return
             # the heartbeat keeps running while the result goes up: if the hub was away, the lease is renewed
             # as soon as it is back, before the retried upload arrives
             self._retrying(job, "reporting the result", lambda: self._report(hub, job, result))
+            outcome = result.state
         except HubError as exc:
             level = logging.WARNING if exc.status == 409 else logging.ERROR
             log.log(level, "task %d: %s", job.task_id, exc)
+            self.metrics.hub_errors.inc()
+            outcome = "lost" if exc.status == 409 else "error"
         except Exception:
             log.exception("task %d: builder error", job.task_id)
         finally:
+            self.metrics.finished(str(outcome), time.monotonic() - started)
             beat_stop.set()
             hub.close()
             if not self.cfg.keep_work:
@@ -257,12 +283,14 @@ class Builder:
         while not stop.wait(interval):
             try:
                 answer = hub.heartbeat(job.task_id, job.fence, job.take_lines())
+                self.metrics.heard_from_hub()
             except HubError as exc:
                 if exc.status in (404, 409):
                     job.lost = True
                     job.cancel.set()
                     return
                 log.warning("task %d: heartbeat failed: %s", job.task_id, exc)
+                self.metrics.hub_errors.inc()
                 continue
             if answer.cancel:
                 log.info("task %d was canceled on the hub", job.task_id)

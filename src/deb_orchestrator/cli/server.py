@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="accept .dsc URLs that cannot be authenticated (neither in a signed index of the "
                         "target's external repositories nor signed by a --source-keyring key); logged and "
                         "recorded on each build as source_trust none")
+    p.add_argument("--metrics-token-required", action="store_true",
+                   default=HubSettings.metrics_token_required,
+                   help="GET /metrics needs a valid API token (any scope); without this option scraping is "
+                        "anonymous, like the other reads")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -56,14 +60,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--work-dir", type=Path, help="where builds run (default: a temporary directory)")
     b.add_argument("--once", action="store_true", help="exit after one task (tests, debugging)")
     b.add_argument("--idle-exit", type=float, help="exit after this many seconds without work")
+    b.add_argument("--metrics-listen", metavar="ADDR:PORT",
+                   help="serve the builder's own metrics (Prometheus) at http://ADDR:PORT/metrics, e.g. "
+                        "127.0.0.1:9465 (anonymous: bind an address only your Prometheus reaches)")
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=run_builder, json=False)
 
 
-def _listen(text: str) -> tuple[str, int]:
+def _listen(text: str, option: str = "--listen", example: str = "127.0.0.1:8080") -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8080")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"{option} {text!r}: give HOST:PORT, e.g. {example}")
     return host.strip("[]"), int(port)
 
 
@@ -92,6 +99,7 @@ def run_hub(args: argparse.Namespace) -> int:
     import uvicorn
 
     from deb_orchestrator.hub.app import create_app
+    from deb_orchestrator.hub.metrics import enable_multiprocess
     from deb_orchestrator.hub.service import Hub
 
     host, port = _listen(args.listen)
@@ -107,13 +115,15 @@ def run_hub(args: argparse.Namespace) -> int:
                            heartbeat_seconds=args.heartbeat, max_attempts=args.max_attempts, workers=workers,
                            allow_source_hosts=[h.strip().lower() for h in args.allow_source_host if h.strip()],
                            verify_source=not args.no_verify_source,
-                           source_keyrings=[str(Path(k).absolute()) for k in args.source_keyring])
+                           source_keyrings=[str(Path(k).absolute()) for k in args.source_keyring],
+                           metrics_token_required=args.metrics_token_required)
     for k in settings.source_keyrings:
         if not Path(k).is_file():
             raise UsageError(f"--source-keyring {k}: no such file")
     if not settings.verify_source:
         logging.getLogger("deb_orchestrator.hub").warning(
             "--no-verify-source: .dsc URLs that cannot be authenticated are accepted (recorded on each build)")
+    enable_multiprocess(settings.metrics_dir)  # counters of every worker in one place, emptied now
     hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
     if hub.admin_token_path is not None:
         print(f"admin token: {hub.admin_token_path} (mode 0600; "
@@ -234,7 +244,18 @@ def run_builder(args: argparse.Namespace) -> int:
     if not token:
         raise UsageError("the builder needs its host token: --token-file FILE or DEB_ORCHESTRATOR_TOKEN "
                          "(add-host prints it)")
+    listen = _listen(args.metrics_listen, "--metrics-listen", "127.0.0.1:9465") if args.metrics_listen else None
     cfg = BuilderConfig(hub=url, token=token, capacity=args.capacity, arches=args.arches or [],
                         cache_dir=args.cache_dir, work_dir=args.work_dir, once=args.once,
                         idle_exit=args.idle_exit)
-    return Builder(cfg).run()
+    builder = Builder(cfg)
+    if listen is not None:
+        try:
+            builder.metrics.serve(*listen)
+        except OSError as exc:
+            raise UsageError(f"--metrics-listen {args.metrics_listen}: cannot listen there: {exc.strerror}") from None
+        print(f"builder metrics on http://{args.metrics_listen}/metrics", flush=True)
+    try:
+        return builder.run()
+    finally:
+        builder.metrics.close()

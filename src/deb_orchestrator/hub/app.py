@@ -17,11 +17,12 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.staticfiles import StaticFiles
 
-from deb_orchestrator.hub.api import builds, events, hosts, repos, tags, targets, tasks, tokens
+from deb_orchestrator.hub.api import builds, events, hosts, metrics, repos, tags, targets, tasks, tokens
 from deb_orchestrator.hub.api.common import SAFE_HEADERS
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import POOL_SIZE
 from deb_orchestrator.hub.errors import HubError, NotFound
+from deb_orchestrator.hub.metrics import RequestCounter
 from deb_orchestrator.hub.packages import mib
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.web import pages
@@ -133,8 +134,10 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
                   openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
     app.state.hub = the_hub
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
     for module in (tasks, builds, tags, targets, repos, hosts, tokens, events):  # busiest first: routes match in order
         app.include_router(module.router, prefix=API)
+    app.include_router(metrics.router)
 
     @app.exception_handler(HubError)
     async def hub_error(_: Request, exc: HubError) -> JSONResponse:

@@ -24,7 +24,7 @@ from deb_orchestrator.hub.models import Token, User
 SCOPES = ("admin", "build", "tag", "builder")
 TOKEN_PREFIX = "dob_"
 
-_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer dob_…`")
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer dob_…`")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def lookup(session: Session, secret: str) -> Principal | None:
 
 
 async def current_principal(
-    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
     if creds is None or not creds.credentials:
         raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token-file)",

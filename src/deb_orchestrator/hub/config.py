@@ -31,6 +31,8 @@ class HubSettings:
     source_fetch_queue: int = 8  # submissions waiting for a fetch slot before the hub answers 503
     verify_source: bool = True  # authenticate .dsc URLs (signed index or signature); False: --no-verify-source
     source_keyrings: list[str] = field(default_factory=list)  # keys that may sign a .dsc in no signed index
+    # GET /metrics (docs/operations.md): anonymous unless this is set (then any valid token may scrape)
+    metrics_token_required: bool = False
 
     @property
     def database_url(self) -> str:
@@ -47,3 +49,9 @@ class HubSettings:
     @property
     def gnupg_dir(self) -> Path:
         return self.data / "gnupg"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the hub's processes keep their counters and histograms (prometheus_client's multiprocess
+        mode), so that /metrics answers for all workers; emptied whenever `deb-orchestrator hub` starts."""
+        return self.data / "metrics"

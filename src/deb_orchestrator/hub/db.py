@@ -6,7 +6,7 @@ and claims are atomic. PostgreSQL: claims use ``SELECT … FOR UPDATE SKIP LOCKE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+FACTS = "deb_orchestrator.metrics"  # Session.info key of what a transaction noted for the metrics
 POOL_SIZE = 20  # PostgreSQL connections kept per hub process; also the cap on concurrent request threads
 
 
@@ -37,12 +38,18 @@ class Database:
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # what a committed transaction noted for the metrics (hub/metrics.py note()), handed over after the commit
+        self.on_commit: Callable[[list[Any]], None] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on an exception."""
-        with self.sessions() as s, s.begin():
-            yield s
+        with self.sessions() as s:
+            with s.begin():
+                yield s
+            facts = s.info.pop(FACTS, None)
+        if facts and self.on_commit is not None:
+            self.on_commit(facts)
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import builds, events
 from deb_orchestrator.hub.db import Database
+from deb_orchestrator.hub.metrics import HubMetrics
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Repo, Tag, Target, Task
 from deb_orchestrator.hub.notify import Signal
 from deb_orchestrator.hub.store import Store
@@ -35,7 +36,7 @@ log = logging.getLogger("deb_orchestrator.hub.repos")
 
 class RepoPublisher:
     def __init__(self, db: Database, store: Store, root: Path, key: SigningKey | None, origin: str,
-                 work: Signal, changed: Signal) -> None:
+                 work: Signal, changed: Signal, metrics: HubMetrics) -> None:
         self.db = db
         self.store = store
         self.root = root
@@ -43,6 +44,7 @@ class RepoPublisher:
         self.origin = origin
         self.work = work  # notified when dep-wait tasks are requeued
         self.changed = changed  # notified after every publication
+        self.metrics = metrics
         self.wakeup = Signal()
         self.lock = threading.Lock()  # held while a repo is written or removed
         self._stop = threading.Event()
@@ -146,9 +148,11 @@ class RepoPublisher:
                     repo.error = str(exc)
                     events.record(s, "repo.failed", "repo", repo_id, "hub", tag=tag_name, error=str(exc))
             log.exception("publishing %s failed", tag_name)
+            self.metrics.repo_publish.labels("failed").observe(time.monotonic() - started)
             self.changed.notify()
             return
         seconds = time.monotonic() - started
+        self.metrics.repo_publish.labels("success").observe(seconds)
         with self.db.session() as s:
             repo = s.get(Repo, repo_id)
             if repo is None:

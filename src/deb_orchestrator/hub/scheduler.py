@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, literal_colum
 from sqlalchemy.orm import Session
 
 from deb_mock.api import RETRYABLE_EXIT_CODES, ExitCode
-from deb_orchestrator.hub import builds, events, inheritance
+from deb_orchestrator.hub import builds, events, inheritance, metrics
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
 from deb_orchestrator.hub.models import Artifact, Build, Event, Host, Task
 from deb_orchestrator.hub.store import Store
@@ -79,6 +79,8 @@ def claim(session: Session, host: Host, arches: list[str], timing: Timing, *, sk
         task.lease_expires = now + timing.lease_seconds
         task.log_tail = ""
         events.record(session, "task.claimed", "task", task.id, host.name, fence=task.fence, attempt=task.attempts)
+        if task.attempts == 1:
+            metrics.task_started(session, task.arch, now - task.created)
         return task
     return None
 
@@ -117,7 +119,8 @@ _BEAT_PG = text(
 _T = TypeVar("_T")
 _TASK_FOR_COMPLETE = (
     select(TASKS.c.id, TASKS.c.state, TASKS.c.fence, TASKS.c.host_id, TASKS.c.method, TASKS.c.parent_id,
-           TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, HOSTS.c.name.label("host_name"))
+           TASKS.c.attempts, TASKS.c.max_attempts, TASKS.c.excluded_hosts, TASKS.c.started,
+           HOSTS.c.name.label("host_name"))
     .select_from(TASKS.outerjoin(HOSTS, TASKS.c.host_id == HOSTS.c.id)).where(TASKS.c.id == bindparam("b_task")))
 
 
@@ -145,7 +148,7 @@ def _claim_statement(dialect: str, skip_locked: bool) -> Any:
             .values(state=TaskState.OPEN, host_id=bindparam("b_host"), fence=TASKS.c.fence + 1,
                     attempts=TASKS.c.attempts + 1, started=bindparam("b_now"), lease_expires=bindparam("b_expires"),
                     log_tail="")
-            .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch))
+            .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch, TASKS.c.created))
 
 
 def _record(conn: Connection, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
@@ -192,6 +195,8 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
         task = claim(session, orm_host, arches, timing, skip_locked=skip_locked)
         return None if task is None else claim_payload(session, task, timing)
     _record(conn, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
+    if row.attempts == 1:
+        metrics.task_started(session, row.arch, now - row.created)
     if row.method == TaskMethod.NOOP:
         return NoopClaim(task_id=row.id, fence=row.fence, attempt=row.attempts, method=TaskMethod.NOOP, arch=row.arch,
                          lease_seconds=timing.lease_seconds, heartbeat_seconds=timing.heartbeat_seconds)
@@ -331,6 +336,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
                     "drop this work")
     _record(conn, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
             exit_code=code, error=values.get("error"), attempt=task.attempts)
+    metrics.task_finished(session, metrics.result_of(code), now - (task.started or now))
     build_state = None
     if task.parent_id is not None and (parent := session.get(Task, task.parent_id)) is not None:
         build_state = builds.finish_parent(session, store, parent)
@@ -359,6 +365,7 @@ def reap(session: Session) -> list[int]:
         task.host_id = None
         task.lease_expires = None
         task.error = f"lease expired: builder {host} stopped heartbeating"
+        metrics.task_finished(session, "lost", now - (task.started or now))
         events.record(session, "task.requeued", "task", task.id, "hub", reason=task.error)
     return [t.id for t in expired]
 

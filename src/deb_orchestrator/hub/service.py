@@ -19,6 +19,8 @@ from sqlalchemy import select, update
 from deb_orchestrator.hub import auth, packages, scheduler, sources
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import Database
+from deb_orchestrator.hub.dbgauges import DatabaseGauges
+from deb_orchestrator.hub.metrics import HubMetrics
 from deb_orchestrator.hub.models import Repo, Tag, Task, Token
 from deb_orchestrator.hub.notify import PgBridge, Signal
 from deb_orchestrator.hub.repos import RepoPublisher
@@ -79,6 +81,9 @@ class Hub:
             os.close(os.open(self._sqlite, os.O_RDWR | os.O_CREAT, 0o600))
         self.db = Database(settings.database_url)
         self.db.migrate()
+        self.metrics = HubMetrics()
+        self.metrics.add(DatabaseGauges(self.db, settings))
+        self.db.on_commit = self.metrics.apply
         self.store = Store(settings.store_dir)
         old_umask = os.umask(0o077)  # a new key's files are private from the start (still one thread here)
         try:
@@ -90,7 +95,7 @@ class Hub:
         self.repos_changed = Signal()  # a repo was published
         self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
-                                       self.work, self.repos_changed)
+                                       self.work, self.repos_changed, self.metrics)
         self.fetcher = sources.Fetcher(settings)
         self.tokens = auth.TokenCache(settings.data / "auth-epoch")
         self.deb_limits = packages.Limits(settings.max_deb_control_bytes, settings.max_deb_data_bytes)
