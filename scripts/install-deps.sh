@@ -25,6 +25,9 @@ APT_PACKAGES=(
   docker-registry openssl
   # the VM update test serves the published OSTree repository with nginx (its own instance on a free port)
   nginx
+  # promtool: the metrics tests check the hub's /metrics output and test contrib/prometheus/alerts.yml
+  # (a service package too: its Prometheus server is never started here)
+  prometheus
   # benchmarks compare against sbuild and debos (debos runs only with --disable-fakemachine here)
   sbuild debos
   python3-venv
@@ -34,9 +37,9 @@ want=$(printf '%s\n' "${APT_PACKAGES[@]}" | sort | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! dpkg -s "${APT_PACKAGES[@]}" >/dev/null 2>&1; then
   echo "==> apt: installing ${#APT_PACKAGES[@]} host packages"
   apt-get update -q
-  # service packages (docker-registry, nginx) start their daemon in postinst, which fails without systemd: a
-  # policy-rc.d that forbids starting services (ours only if there is none; removed afterwards); tests start
-  # their own instances on free ports
+  # service packages (docker-registry, nginx, prometheus) start their daemon in postinst, which fails without
+  # systemd: a policy-rc.d that forbids starting services (ours only if there is none; removed afterwards);
+  # tests start their own instances on free ports
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
