@@ -149,6 +149,8 @@ class Compose:
         self.orchestrator_url = orchestrator_url.rstrip("/") if orchestrator_url else None
         self.allow_host_paths = allow_host_paths
         self.phase = "start"  # the phase running now (for the record of an interruption)
+        self.context: ComposeContext | None = None  # once the compose started: also after it failed
+        self.result: ComposeResult | None = None
         # PhaseSelectionError (a usage error) before anything is created
         self.skipped = select_skipped(skip_phases, just_phases)
         if compose_type not in composeid.TYPE_SUFFIX:
@@ -200,6 +202,7 @@ class Compose:
             lockfile_in=self.lockfile, allow_host_paths=self.allow_host_paths, skipped=dict(self.skipped),
         )
         result = ComposeResult(paths=paths, status=status.STARTED)
+        self.context, self.result = ctx, result
         with global_log(paths):
             try:
                 reused = self._run_phases(ctx, result)

@@ -19,7 +19,7 @@ from types import FrameType
 
 from rich.console import Console
 
-from deb_bootc_compose import status
+from deb_bootc_compose import metricsfile, status
 from deb_bootc_compose.compose import Compose
 from deb_bootc_compose.errors import ComposeError, Interrupted
 from deb_bootc_compose.lockfile import LockfileError
@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"others ({', '.join(n for n in NAMES if n not in skippable())}) always run")
     p.add_argument("--keep-work", action="store_true", help="keep the work/ directory (trees) for debugging")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the result")
+    p.add_argument("--metrics-textfile", type=Path, metavar="FILE.prom",
+                   help="after the run (whatever its end), replace FILE.prom with its result, duration, phase "
+                        "durations and image sizes for node_exporter's textfile collector")
 
 
 class Progress:
@@ -121,6 +124,35 @@ def stop_on_signals(cancel: threading.Event) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    textfile: Path | None = args.metrics_textfile
+    if textfile is not None:
+        try:
+            metricsfile.check_path(textfile)
+        except ComposeError as exc:
+            err.print(f"deb-bootc-compose: {exc}", markup=False)
+            return EXIT_USAGE
+    start = time.monotonic()
+    code, c = _compose(args, err)
+    if textfile is not None:
+        try:
+            metricsfile.write(textfile, _metrics_run(args.config, code, c, time.monotonic() - start))
+        except OSError as exc:  # the compose's own result stands; the stale file shows in monitoring
+            err.print(f"deb-bootc-compose: cannot write --metrics-textfile {textfile}: {exc}", markup=False)
+    return code
+
+
+def _metrics_run(config: Path, code: int, c: Compose | None, seconds: float) -> metricsfile.ComposeRun:
+    run = metricsfile.ComposeRun(manifest=config.name, exit_code=code, seconds=seconds)
+    if c is not None and c.result is not None:
+        result = c.result
+        run.status, run.compose_id, run.phases = result.status, result.paths.compose_id, list(result.phases)
+        if c.context is not None and result.status in (status.FINISHED, status.FINISHED_INCOMPLETE):
+            run.images = [img for vs in c.context.variants for img in vs.images]
+    return run
+
+
+def _compose(args: argparse.Namespace, err: Console) -> tuple[int, Compose | None]:
+    """The compose and its exit status, with the Compose object when one was made."""
     try:
         c = Compose(args.config, args.target_dir, compose_type=args.compose_type, lockfile=args.lockfile,
                     keep_work=args.keep_work, orchestrator_url=args.orchestrator, progress=None,
@@ -128,7 +160,11 @@ def run(args: argparse.Namespace) -> int:
                     just_phases=args.just_phase)
     except ComposeError as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
+    return _run_compose(c, args, err), c
+
+
+def _run_compose(c: Compose, args: argparse.Namespace, err: Console) -> int:
     try:
         with stop_on_signals(c.cancel), Progress(args.quiet) as progress:
             c.progress_cb = progress
