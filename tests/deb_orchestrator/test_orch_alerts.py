@@ -1,9 +1,11 @@
 """The shipped alerting rules (contrib/prometheus/alerts.yml): valid for Prometheus, each alert firing in
 its promtool unit test (contrib/prometheus/alerts_test.yml) and silent where it should be, and written
-against metrics a real hub exports."""
+against metrics a real hub exports; the Grafana dashboard's queries (contrib/grafana) parsed by promtool and
+written against the same metrics."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -17,6 +19,7 @@ from orch_metrics import fetch, parse, promtool
 pytestmark = pytest.mark.integration
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 ALERTS, ALERT_TESTS = CONTRIB / "alerts.yml", CONTRIB / "alerts_test.yml"
+DASHBOARD = CONTRIB.parent / "grafana" / "deb-orchestrator-hub.json"
 WANTED = {"DebOrchestratorBuilderLost", "DebOrchestratorQueueStuck", "DebOrchestratorRepoPublishFailing",
           "DebBootcComposeFailed", "DebOrchestratorDataDiskFilling", "DiskFilling"}
 
@@ -24,6 +27,23 @@ WANTED = {"DebOrchestratorBuilderLost", "DebOrchestratorQueueStuck", "DebOrchest
 def alerts() -> dict[str, str]:
     rules = yaml.safe_load(ALERTS.read_text())
     return {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+
+
+def dashboard_queries() -> list[str]:
+    """Every panel's PromQL, with the dashboard's variable replaced by what "All" selects."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [t["expr"].replace("$job", ".*") for p in panels for t in p["targets"]]
+
+
+def test_dashboard_queries_parse(tmp_path: Path) -> None:
+    queries = dashboard_queries()
+    assert len(queries) >= 10
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": q}
+                                                         for i, q in enumerate(queries)]}]}
+    (tmp_path / "dashboard.yml").write_text(yaml.safe_dump(rules))
+    check = subprocess.run([promtool(), "check", "rules", str(tmp_path / "dashboard.yml")], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_promtool_checks_and_tests_the_rules() -> None:
@@ -50,5 +70,6 @@ def test_alerts_use_metrics_the_hub_exports(hub: RunningHub, tmp_path: Path) -> 
     fb.step(0)
     admin.noop(1)  # one task left waiting: the queue's gauges have an architecture to report
     exported = {name for name, _ in parse(fetch(hub.url).text)}
-    used = {n for expr in alerts().values() for n in re.findall(r"\bdeb_orchestrator_\w+", expr)}
-    assert used and used <= exported, f"the alerts use metrics the hub does not export: {used - exported}"
+    for what, exprs in (("alerts", list(alerts().values())), ("dashboard", dashboard_queries())):
+        used = {n for expr in exprs for n in re.findall(r"\bdeb_orchestrator_\w+", expr)}
+        assert used and used <= exported, f"the {what} use metrics the hub does not export: {used - exported}"
