@@ -39,6 +39,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[key]
 
 
+def grown(after: Samples, before: Samples, name: str, **labels: str) -> float:
+    """How much a counter or histogram sample grew between two scrapes (absent: 0). The ``hub`` fixture's hub
+    may have served other tests of the module before, and counts only grow."""
+    key = (name, frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import HubFactory, RunningHub
-from orch_metrics import check_metrics, fetch, parse, scrape, value
+from orch_metrics import check_metrics, fetch, grown, parse, scrape, value
 
 from deb_orchestrator.hub.dbgauges import builder_state
 
@@ -26,6 +26,7 @@ def setup(hub: RunningHub) -> None:
 
 
 def test_queue_builders_tasks_and_repos(hub: RunningHub, tmp_path: Path) -> None:
+    base = scrape(hub.url)  # counters: what this test adds to them; gauges: the state, read as it is
     setup(hub)
     admin = hub.admin
     fb = FakeBuilder(hub.client(admin.add_host("b1", ["amd64"])["token"]), tmp_path / "b1")
@@ -55,10 +56,10 @@ def test_queue_builders_tasks_and_repos(hub: RunningHub, tmp_path: Path) -> None
     assert value(m, "deb_orchestrator_builder_enabled", host="b2") == 0
     assert value(m, "deb_orchestrator_builder_last_heartbeat_seconds", host="b1") < 5
     assert ("deb_orchestrator_builder_last_heartbeat_seconds", frozenset({("host", "b3")})) not in m
-    assert value(m, "deb_orchestrator_task_wait_seconds_count", arch="amd64") == 1
-    assert value(m, "deb_orchestrator_task_wait_seconds_sum", arch="amd64") >= 1.0
-    assert value(m, "deb_orchestrator_task_wait_seconds_bucket", arch="amd64", le="1.0") == 0  # waited > 1 s
-    assert value(m, "deb_orchestrator_task_wait_seconds_bucket", arch="amd64", le="5.0") == 1
+    assert grown(m, base, "deb_orchestrator_task_wait_seconds_count", arch="amd64") == 1
+    assert grown(m, base, "deb_orchestrator_task_wait_seconds_sum", arch="amd64") >= 1.0
+    assert grown(m, base, "deb_orchestrator_task_wait_seconds_bucket", arch="amd64", le="1.0") == 0  # waited > 1 s
+    assert grown(m, base, "deb_orchestrator_task_wait_seconds_bucket", arch="amd64", le="5.0") == 1
 
     time.sleep(0.5)  # the builder works this long on it
     assert fb.finish(first, 0)["state"] == "closed"
@@ -70,27 +71,26 @@ def test_queue_builders_tasks_and_repos(hub: RunningHub, tmp_path: Path) -> None
     assert value(m, "deb_orchestrator_tasks", state="free", arch="amd64") == 0
     assert value(m, "deb_orchestrator_task_oldest_free_seconds", arch="amd64") == 0
     assert value(m, "deb_orchestrator_builders", state="ready") == 1
-    assert value(m, "deb_orchestrator_task_wait_seconds_count", arch="amd64") == 2
-    assert value(m, "deb_orchestrator_task_duration_seconds_count", result="success") == 1
-    assert value(m, "deb_orchestrator_task_duration_seconds_sum", result="success") >= 0.5
-    assert value(m, "deb_orchestrator_task_duration_seconds_count", result="failed") == 1
-    assert value(m, "deb_orchestrator_repo_publish_seconds_count", result="success") >= 1
+    assert grown(m, base, "deb_orchestrator_task_wait_seconds_count", arch="amd64") == 2
+    assert grown(m, base, "deb_orchestrator_task_duration_seconds_count", result="success") == 1
+    assert grown(m, base, "deb_orchestrator_task_duration_seconds_sum", result="success") >= 0.5
+    assert grown(m, base, "deb_orchestrator_task_duration_seconds_count", result="failed") == 1
+    assert grown(m, base, "deb_orchestrator_repo_publish_seconds_count", result="success") >= 1
     assert value(m, "deb_orchestrator_repos", state="ready") >= 1
     assert value(m, "deb_orchestrator_repos", state="failed") == 0
     assert value(m, "deb_orchestrator_data_filesystem_avail_bytes") > 0
     # requests by route template, method and status: the two submissions, the long-poll claims
-    assert value(m, "deb_orchestrator_http_requests_total", method="POST", handler="/api/v1/builds/upload",
-                 code="201") == 2
-    assert value(m, "deb_orchestrator_http_requests_total", method="POST", handler="/api/v1/tasks/claim",
-                 code="200") == 2
-    # the scrapes before this one (a request is counted once it is answered)
-    assert value(m, "deb_orchestrator_http_requests_total", method="GET", handler="/metrics", code="200") == 2
+    requests = "deb_orchestrator_http_requests_total"
+    assert grown(m, base, requests, method="POST", handler="/api/v1/builds/upload", code="201") == 2
+    assert grown(m, base, requests, method="POST", handler="/api/v1/tasks/claim", code="200") == 2
+    # the scrapes before this one, the first included (a request is counted once it is answered)
+    assert grown(m, base, requests, method="GET", handler="/metrics", code="200") == 3
     httpx.get(f"{hub.url}/no/such/page")
-    m = scrape(hub.url)
-    assert value(m, "deb_orchestrator_http_requests_total", method="GET", handler="unmatched", code="404") == 1
+    assert grown(scrape(hub.url), base, requests, method="GET", handler="unmatched", code="404") == 1
 
 
 def test_failed_publication_is_counted(hub: RunningHub, tmp_path: Path) -> None:
+    base = scrape(hub.url)
     setup(hub)
     fb = FakeBuilder(hub.client(hub.admin.add_host("b1", ["amd64"])["token"]), tmp_path / "b1")
     hub.admin.wait_repo("dest", timeout=30)
@@ -105,7 +105,7 @@ def test_failed_publication_is_counted(hub: RunningHub, tmp_path: Path) -> None:
         time.sleep(0.1)
     m = scrape(hub.url)
     assert value(m, "deb_orchestrator_repos", state="failed") == 1
-    assert value(m, "deb_orchestrator_repo_publish_seconds_count", result="failed") >= 1
+    assert grown(m, base, "deb_orchestrator_repo_publish_seconds_count", result="failed") >= 1
     pool.unlink()  # repaired: the next publication succeeds and the gauge follows
     hub.admin.regen_repo("dest")
     hub.admin.wait_repo("dest", build="orch-a_1.0", timeout=30)
