@@ -19,6 +19,7 @@ from deb_bootc_compose.clientsource import TaggedClient
 from deb_bootc_compose.phases.build import BuildPhase
 from deb_bootc_compose.phases.gather import GatherPhase
 from deb_bootc_compose.phases.init import InitPhase
+from deb_bootc_compose.phases.metadata import package_rows
 from deb_orchestrator.client import HubClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deb_bootc_compose"))
@@ -154,6 +155,10 @@ def test_update_client_built_by_a_builder_is_locked_from_the_tag(loop_hub: LoopH
     added = {a.name: a.reason for a in lv.added}
     assert "built by the orchestrator" in added["deb-bootc"] and added["python3"] == "needed by deb-bootc"
     assert f"repo: {repo}" in ctx.paths.lockfile.read_text()
+    rows = {r.name: r for r in package_rows(lv, ctx.orchestrator_builds)}  # what packages.json says
+    assert (rows["deb-bootc"].orchestrator_build, rows["deb-bootc"].orchestrator_task) == (build["id"],
+                                                                                          build["task_id"])
+    assert rows["python3"].orchestrator_build is None
     pooled = ctx.target.pool_deb(deb.sha256)
     listing = subprocess.run(["dpkg-deb", "-c", str(pooled)], check=True, capture_output=True, text=True).stdout
     assert "./usr/bin/deb-bootc" in listing and os.path.getsize(pooled) == deb.size
