@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 
 import productmd.images
@@ -52,11 +53,17 @@ def write_manifest(tmp_path: Path) -> Path:
     return path
 
 
-def test_two_variants_get_their_own_settings(minimal_compose: SessionCompose, tmp_path: Path) -> None:
-    run = run_cli(["--config", str(write_manifest(tmp_path)), "--target-dir", str(minimal_compose.target),
-                   "--compose-type", "test"])
+@pytest.fixture(scope="module")
+def variants_compose(minimal_compose: SessionCompose, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-variant compose (once for this module's tests); its directory."""
+    manifest = write_manifest(tmp_path_factory.mktemp("variants-manifest"))
+    run = run_cli(["--config", str(manifest), "--target-dir", str(minimal_compose.target), "--compose-type", "test"])
     assert run.returncode == 0, run.stderr[-4000:]
-    topdir = Path(run.last_line)
+    return Path(run.last_line)
+
+
+def test_two_variants_get_their_own_settings(minimal_compose: SessionCompose, variants_compose: Path) -> None:
+    topdir = variants_compose
     assert topdir.name.startswith(f"{NAME}-13-") and (topdir / "STATUS").read_text().strip() == "FINISHED"
     repo = minimal_compose.target / "ostree/repo"
     a, b = (f"{NAME}/trixie/amd64/{v}" for v in ("a", "b"))
@@ -106,3 +113,50 @@ def check_metadata(topdir: Path) -> None:
     phases = {p["name"]: p["state"] for p in json.loads((topdir / "metadata/phases.json").read_text())["payload"]
               ["phases"]}
     assert phases["disk"] == "done" and phases["boot-test"] == "not-needed"
+
+
+def image_layers(topdir: Path, variant: str) -> tuple[Path, list[dict[str, object]]]:
+    """The blobs directory and the manifest's layers of the variant's OCI layout."""
+    layout = topdir / f"compose/{variant}/amd64/oci/layout"
+    blobs = layout / "blobs/sha256"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    return blobs, manifest["layers"]
+
+
+def layer_names(blob: Path) -> set[str]:
+    with tarfile.open(blob, "r:gz") as tar:
+        return {m.name.rstrip("/") for m in tar.getmembers()}
+
+
+def test_variants_share_their_common_layers(variants_compose: Path) -> None:
+    """Layers common to both images are the same blobs (a registry stores them once); what only one image has
+    is its own: b's package layer and each image's last layer (files no package owns, files that differ)."""
+    topdir = variants_compose
+    (blobs, a), (_, b) = image_layers(topdir, "a"), image_layers(topdir, "b")
+    ids = {v: {str(x["annotations"]["org.debian.bootc.layer"]): x for x in layers}  # type: ignore[index]
+           for v, layers in (("a", a), ("b", b))}
+    common = sorted(set(ids["a"]) & set(ids["b"]) - {"unowned"})
+    assert "kernel" in common and len(common) >= 10
+    for layer_id in common:
+        assert ids["a"][layer_id]["digest"] == ids["b"][layer_id]["digest"], layer_id
+    plans = {v: json.loads((topdir / f"compose/{v}/amd64/oci/layer-plan.json").read_text()) for v in "ab"}
+    own_b = {x["id"]: x["packages"] for x in plans["b"]["layers"] if x["variants"] == ["b"]}
+    assert sorted(p for pkgs in own_b.values() for p in pkgs) == ["tree"]
+    assert set(ids["a"]) - set(common) == {"unowned"}
+    assert set(ids["b"]) - set(common) == {"unowned", *own_b}
+    # identity files are in each image's last layer, never in a shared one (b's os-release is its own)
+    base_files = next(x["id"] for x in plans["a"]["layers"] if "base-files" in x["packages"])
+    assert "usr/lib/os-release" not in layer_names(blobs / str(ids["a"][base_files]["digest"]).split(":")[1])
+    for v in "ab":
+        last = image_layers(topdir, v)[1][-1]
+        names = layer_names(topdir / f"compose/{v}/amd64/oci/layout/blobs/sha256" / str(last["digest"]).split(":")[1])
+        assert "usr/lib/os-release" in names and "etc/passwd" in names
+    sizes = {v: {str(x["digest"]): int(x["size"]) for x in layers} for v, layers in (("a", a), ("b", b))}  # type: ignore[call-overload]
+    alone = sum(sum(s.values()) for s in sizes.values())
+    together = sum({**sizes["a"], **sizes["b"]}.values())
+    own = sum(sizes[v][str(ids[v][i]["digest"])] for v in "ab" for i in set(ids[v]) - set(common))
+    shared = sum(sizes["a"][str(ids["a"][i]["digest"])] for i in common)
+    assert together == shared + own  # shared layers stored once
+    print(f"FIGURE variants a+b OCI layers: {together / 1e6:.1f} MB stored together vs {alone / 1e6:.1f} MB "
+          f"one by one ({len(common)} shared layers, {shared / 1e6:.1f} MB; own layers {own / 1e6:.2f} MB)")
