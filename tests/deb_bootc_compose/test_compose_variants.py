@@ -9,6 +9,7 @@ import json
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import productmd.images
 import pytest
@@ -115,7 +116,7 @@ def check_metadata(topdir: Path) -> None:
     assert phases["disk"] == "done" and phases["boot-test"] == "not-needed"
 
 
-def image_layers(topdir: Path, variant: str) -> tuple[Path, list[dict[str, object]]]:
+def image_layers(topdir: Path, variant: str) -> tuple[Path, list[dict[str, Any]]]:
     """The blobs directory and the manifest's layers of the variant's OCI layout."""
     layout = topdir / f"compose/{variant}/amd64/oci/layout"
     blobs = layout / "blobs/sha256"
@@ -134,7 +135,7 @@ def test_variants_share_their_common_layers(variants_compose: Path) -> None:
     is its own: b's package layer and each image's last layer (files no package owns, files that differ)."""
     topdir = variants_compose
     (blobs, a), (_, b) = image_layers(topdir, "a"), image_layers(topdir, "b")
-    ids = {v: {str(x["annotations"]["org.debian.bootc.layer"]): x for x in layers}  # type: ignore[index]
+    ids = {v: {str(x["annotations"]["org.debian.bootc.layer"]): x for x in layers}
            for v, layers in (("a", a), ("b", b))}
     common = sorted(set(ids["a"]) & set(ids["b"]) - {"unowned"})
     assert "kernel" in common and len(common) >= 10
@@ -152,7 +153,7 @@ def test_variants_share_their_common_layers(variants_compose: Path) -> None:
         last = image_layers(topdir, v)[1][-1]
         names = layer_names(topdir / f"compose/{v}/amd64/oci/layout/blobs/sha256" / str(last["digest"]).split(":")[1])
         assert "usr/lib/os-release" in names and "etc/passwd" in names
-    sizes = {v: {str(x["digest"]): int(x["size"]) for x in layers} for v, layers in (("a", a), ("b", b))}  # type: ignore[call-overload]
+    sizes = {v: {str(x["digest"]): int(x["size"]) for x in layers} for v, layers in (("a", a), ("b", b))}
     alone = sum(sum(s.values()) for s in sizes.values())
     together = sum({**sizes["a"], **sizes["b"]}.values())
     own = sum(sizes[v][str(ids[v][i]["digest"])] for v in "ab" for i in set(ids[v]) - set(common))
