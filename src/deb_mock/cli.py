@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from deb_mock import __version__
+from deb_mock import __version__, cliopts
 from deb_mock import config as configmod
 from deb_mock.chain import run_chain
-from deb_mock.chroot import rootcache, working
+from deb_mock.chroot import copy, rootcache, working
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, DebMockError
 from deb_mock.progress import Progress
@@ -56,6 +56,28 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help="look for configs here instead of the user and system directories (repeatable)",
     )
+    _modes(p)
+    p.add_argument("packages", nargs="*", metavar="DSC", help="more sources for --rebuild or --chain (mock style)")
+    p.add_argument("--recurse", action="store_true", help="with --chain: retry failed builds after the others")
+    p.add_argument("--enable-network", action="store_true", help="allow network access during the build")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--arch-only", "-B", action="store_true", help="architecture-dependent packages only (-B)")
+    what.add_argument("--indep-only", "-A", action="store_true", help="architecture-independent packages only (-A)")
+    p.add_argument("--timeout", type=float, help="stop the build after this many seconds")
+    p.add_argument(
+        "--no-verify-source",
+        action="store_true",
+        help="build a .dsc fetched over http(s) even if it is in no signed index of its mirror and not signed "
+        "by a key in the config's source_keyrings (logged, and recorded in result.json as source_verified: false)",
+    )
+    cliopts.add_build_options(p)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="stream the build log")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
+    p.add_argument("--version", action="version", version=f"deb-mock {__version__}")
+    return p
+
+
+def _modes(p: argparse.ArgumentParser) -> None:
     modes = p.add_mutually_exclusive_group()
     modes.add_argument("--rebuild", nargs="*", metavar="DSC", help="build .dsc files (paths or http(s) URLs)")
     modes.add_argument("--buildsrc", metavar="DIR", type=Path, help="build an unpacked source tree (with debian/)")
@@ -76,23 +98,10 @@ def parser() -> argparse.ArgumentParser:
     modes.add_argument("--clean", action="store_true", help="remove the working chroot and kept failed root")
     modes.add_argument("--scrub", choices=working.SCRUB_CHOICES, help="remove chroots and/or caches")
     modes.add_argument("--list-configs", action="store_true", help="list the configs and where they come from")
-    p.add_argument("packages", nargs="*", metavar="DSC", help="more sources for --rebuild or --chain (mock style)")
-    p.add_argument("--recurse", action="store_true", help="with --chain: retry failed builds after the others")
-    p.add_argument("--enable-network", action="store_true", help="allow network access during the build")
-    what = p.add_mutually_exclusive_group()
-    what.add_argument("--arch-only", "-B", action="store_true", help="architecture-dependent packages only (-B)")
-    what.add_argument("--indep-only", "-A", action="store_true", help="architecture-independent packages only (-A)")
-    p.add_argument("--timeout", type=float, help="stop the build after this many seconds")
-    p.add_argument(
-        "--no-verify-source",
-        action="store_true",
-        help="build a .dsc fetched over http(s) even if it is in no signed index of its mirror and not signed "
-        "by a key in the config's source_keyrings (logged, and recorded in result.json as source_verified: false)",
-    )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="stream the build log")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
-    p.add_argument("--version", action="version", version=f"deb-mock {__version__}")
-    return p
+    modes.add_argument("--copyin", nargs="+", metavar="PATH", help="copy host paths into the chroot --shell uses: "
+                       "--copyin PATH... DEST (into DEST if it is a directory there)")
+    modes.add_argument("--copyout", nargs="+", metavar="PATH", help="copy paths of the chroot --shell uses to the "
+                       "host: --copyout PATH... DEST (links and special files are refused)")
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -128,6 +137,8 @@ def _summary(progress: Progress, result: BuildResult) -> None:
         progress.info(f"deb-mock: {name}: {result.state} (exit {result.exit_code}): {result.error}{where}")
         for m in result.missing:
             progress.info(f"  missing: {m.relation}")
+    if result.kept_root:
+        progress.info(f"deb-mock: the build's root is kept in {result.kept_root} (--shell enters it; --clean)")
 
 
 def _request(args: argparse.Namespace, source: str | Path, resultdir: Path, progress: Progress) -> BuildRequest:
@@ -143,6 +154,7 @@ def _request(args: argparse.Namespace, source: str | Path, resultdir: Path, prog
         config_dirs=args.configdir,
         timeout=args.timeout,
         verify_source=not args.no_verify_source,
+        **args.build_fields,
     )
 
 
@@ -187,10 +199,17 @@ def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: P
         progress.info(f"deb-mock: root cache refreshed: {cache.root}")
         return 0
     with rootcache.using(cache, paths):
-        if args.shell is not None:
-            root = working.failed_root(cfg, paths)
-            if root is None:
-                root, _ = working.init(cfg, paths, cache)
+        if args.shell is not None or args.copyin or args.copyout:
+            root = working.shell_root(cfg, paths, cache)
+            if args.copyin:
+                copy.copy_in(root, args.copyin, log)
+                dest = args.copyin[-1]
+                progress.info(f"deb-mock: copied {len(args.copyin) - 1} path(s) to {dest} in the {root.label}")
+                return 0
+            if args.copyout:
+                written = copy.copy_out(root, args.copyout, paths, log)
+                progress.info(f"deb-mock: copied {len(written)} file(s) from the {root.label} to {args.copyout[-1]}")
+                return 0
             progress.info(f"deb-mock: entering the {root.label}")
             argv = ["/bin/bash", "-l"] if not args.shell else ["/bin/sh", "-c", " ".join(args.shell)]
             return working.interactive(root.sandbox(network=args.enable_network), argv)
@@ -256,17 +275,22 @@ def main(argv: list[str] | None = None) -> int:
                 args.install,
                 args.clean,
                 args.scrub,
+                args.copyin,
+                args.copyout,
             ]
         ):
             parser().print_usage(sys.stderr)
             print("deb-mock: say what to do: --rebuild, --buildsrc, --chain, --init, --shell, ...", file=sys.stderr)
             return int(ExitCode.BAD_INPUT)
+        building = bool(args.rebuild or args.buildsrc or args.chain)
+        cliopts.check_applicable(args, building)
+        args.build_fields = cliopts.request_fields(args)
         try:
-            cfg = configmod.load_config(args.config, args.configdir)
+            cfg = configmod.load_config(args.config, args.configdir, args.build_fields["config_overrides"])
         except configmod.ConfigError as exc:
             raise BadInput(str(exc)) from None
         with progress:
-            if args.rebuild or args.buildsrc or args.chain:
+            if building:
                 return _builds(args, cfg, progress)
             return _chroot_ops(args, cfg, progress)
     except DebMockError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,58 @@ def _resolve_include(inc: str, including: Path, dirs: list[Path]) -> Path:
     raise ConfigError(f"{including}: include {inc!r} not found (looked in {including.parent} and the config dirs)")
 
 
-def load_config(name_or_path: str, dirs: list[Path] | None = None) -> MockConfig:
-    """Load a config by name (search path) or by path to a .toml file."""
+_DEFINE_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+NOT_DEFINABLE = ("name", "include", "source_file")
+
+
+def parse_define(text: str) -> dict[str, Any]:
+    """``-D KEY=VALUE``: a config value for one run, as a table to merge over the config.
+
+    VALUE is TOML (``2``, ``true``, ``["a", "b"]``, ``"text"``, ``{ A = "b" }``); a value that is not valid
+    TOML and does not start like a TOML string, array or table is taken as a string, so that
+    ``-D mirror=http://host/debian`` works. KEY may be dotted (``environment.DEB_BUILD_OPTIONS``).
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not _DEFINE_KEY.match(key):
+        raise ConfigError(f"-D {text!r}: expected KEY=VALUE (e.g. parallel=2, environment.FOO=\"bar\")")
+    if key.split(".")[0] in NOT_DEFINABLE:
+        raise ConfigError(f"-D {text!r}: {key.split('.')[0]!r} is not a setting -D can change")
+    value = value.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value}")
+        if set(parsed) != {"v"}:
+            raise ConfigError(f"-D {text!r}: the value must be one TOML value")
+        data: Any = parsed["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if not value or value[0] in "[{\"'":
+            raise ConfigError(f"-D {text!r}: not a TOML value: {exc}") from None
+        data = value
+    for part in reversed(key.split(".")):
+        data = {part: data}
+    return dict(data)
+
+
+def merge_defines(defines: list[str]) -> dict[str, Any]:
+    """Every ``-D`` of a command line as one table (later ones win)."""
+    out: dict[str, Any] = {}
+    for d in defines:
+        out = _merge(out, parse_define(d))
+    return out
+
+
+def _validated(data: dict[str, Any], where: Path | str) -> MockConfig:
+    try:
+        return MockConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: invalid config: {problems}") from None
+
+
+def load_config(
+    name_or_path: str, dirs: list[Path] | None = None, overrides: dict[str, Any] | None = None
+) -> MockConfig:
+    """Load a config by name (search path) or by path to a .toml file; ``overrides`` (``-D``) win."""
     search = search_path(dirs)
     path = Path(name_or_path)
     if not (name_or_path.endswith(".toml") and path.is_file()):
@@ -166,20 +217,18 @@ def load_config(name_or_path: str, dirs: list[Path] | None = None) -> MockConfig
             valid = ", ".join(found) or "(none)"
             raise ConfigError(f"unknown config {name_or_path!r}; valid configs: {valid}")
         path = found[name_or_path]
-    data = _load_file(path, search, ())
+    data = _merge(_load_file(path, search, ()), overrides or {})
     data.setdefault("name", path.stem)
     data["source_file"] = str(path)
-    try:
-        return MockConfig(**data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: invalid config: {problems}") from None
+    return _validated(data, f"{path}{' with -D' if overrides else ''}")
 
 
-def config_for_suite(suite: str, arch: str = "amd64", mirror: str | None = None) -> MockConfig:
+def config_for_suite(
+    suite: str, arch: str = "amd64", mirror: str | None = None, overrides: dict[str, Any] | None = None
+) -> MockConfig:
     """A config built from the Debian template for an arbitrary suite (the build request's suite form)."""
     data = _load_file(BUILTIN_DIR / "templates" / "debian.toml", [BUILTIN_DIR], ())
     data.update(name=f"debian-{suite}-{arch}", suite=suite, arch=arch)
     if mirror:
         data["mirror"] = mirror
-    return MockConfig(**data)
+    return _validated(_merge(data, overrides or {}), f"suite {suite}{' with -D' if overrides else ''}")

@@ -27,6 +27,13 @@ class BuildFailed(DebMockError):
     state = "failed"
 
 
+class Refused(DebMockError):
+    """Something a build (or a chroot's contents) left is refused: a link, a FIFO, a device... (exit 1)."""
+
+    exit_code = ExitCode.BUILD_FAILED
+    state = "failed"
+
+
 class DepWait(DebMockError):
     """Build-dependencies cannot be satisfied (exit 3); ``missing`` lists the relations."""
 

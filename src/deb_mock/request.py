@@ -73,6 +73,12 @@ class BuildRequest:
     verify_source: bool = True  # False: build it unchecked (--no-verify-source; recorded in result.json)
     expected_dsc_sha256: str | None = None  # the caller knows the .dsc's sha256 (e.g. the hub's record)
     trusted_source: str | None = None  # the caller vouches for the source itself; says why (recorded)
+    # build options (docs/deb-mock.md, "Build options"); the CLI maps its flags onto these
+    nocheck: bool = False  # --nocheck: DEB_BUILD_OPTIONS nocheck and the nocheck profile
+    profiles: list[str] = field(default_factory=list)  # --profile: DEB_BUILD_PROFILES, and apt-get build-dep -P
+    config_overrides: dict[str, Any] = field(default_factory=dict)  # -D KEY=VALUE, merged over the config
+    keep_root: bool = False  # --no-clean: keep the build's root after a successful build too
+    postinstall: bool = False  # --postinstall: install the built .debs into the build's root afterwards
 
 
 @dataclass
@@ -114,11 +120,12 @@ class BuildResult:
     source_verified: bool | None = None
     source_trust: str | None = None  # archive | signature | checksum | caller | none
     source_verification: str | None = None  # one line for people
+    kept_root: str | None = None  # where the build's root was kept (a failed build, or --no-clean)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("resultdir")
-        for key in ("error", "source_verified", "source_trust", "source_verification"):
+        for key in ("error", "source_verified", "source_trust", "source_verification", "kept_root"):
             if data[key] is None:
                 data.pop(key)
         return data
@@ -147,6 +154,7 @@ class BuildResult:
             source_verified=data.get("source_verified"),
             source_trust=data.get("source_trust"),
             source_verification=data.get("source_verification"),
+            kept_root=data.get("kept_root"),
         )
 
     @classmethod

@@ -7,11 +7,12 @@ CACHE/deps-cache/<entry>/upper/                          build-dependency snapsh
 CACHE/builds/<config>/<id>/                              throw-away build roots
 CACHE/failed/<config>/                                   the root of the last failed build of a config
 CACHE/chroots/<config>/                                  the persistent working chroot (--init/--shell)
+CACHE/scratch/<name>/                                    short-lived work directories (--copyout's staging)
 CACHE/locks/                                             flock files (removed when free)
 ```
 
-Run by root, the directories holding trees (root-cache, deps-cache, builds, failed, chroots) are root's and
-0700: the trees in them are owned by the sandbox's mapped ids (the overlay shows them with their real
+Run by root, the directories holding trees (root-cache, deps-cache, builds, failed, chroots, scratch) are
+root's and 0700: the trees in them are owned by the sandbox's mapped ids (the overlay shows them with their real
 owners), so no host path may lead a mapped id to them. Sandboxes reach their layers only through bind
 mounts that real root makes for them (see :mod:`debsandbox.nsexec`).
 """
@@ -53,6 +54,10 @@ class CachePaths:
     def chroot(self, config: str) -> Path:
         return self.root / "chroots" / config
 
+    def scratch(self, name: str) -> Path:
+        """A short-lived work directory (the caller makes it and removes it)."""
+        return self.root / "scratch" / name
+
     def lock(self, name: str) -> Path:
         """The lock file ``name`` (its directory made if need be)."""
         (self.root / "locks").mkdir(parents=True, exist_ok=True)
@@ -71,6 +76,7 @@ class CachePaths:
             self.root / "builds",
             self.root / "failed",
             self.root / "chroots",
+            self.root / "scratch",
         ):
             d.mkdir(exist_ok=True)
             st = d.lstat()

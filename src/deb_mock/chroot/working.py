@@ -56,8 +56,9 @@ def init(config: MockConfig, paths: CachePaths, cache: rootcache.RootCache) -> t
     return WorkingRoot((cache.root,), base / "upper", f"working chroot {base}"), made
 
 
-def failed_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
-    """The kept root of the config's last failed build, if its layers still exist."""
+def kept_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
+    """The kept root of the config's last build (a failed one, or one run with ``--no-clean``), if its
+    layers still exist."""
     base = paths.failed(config.name)
     try:
         meta = json.loads((base / "meta.json").read_text())
@@ -66,7 +67,14 @@ def failed_root(config: MockConfig, paths: CachePaths) -> WorkingRoot | None:
     lower = tuple(Path(p) for p in meta["lower"])
     if not all(p.is_dir() for p in lower):
         return None
-    return WorkingRoot(lower, base / meta.get("upper", "upper"), f"root of the last failed build ({base})")
+    which = "failed build" if meta.get("state", "failed") != "success" else "build (kept with --no-clean)"
+    return WorkingRoot(lower, base / meta.get("upper", "upper"), f"root of the last {which} ({base})")
+
+
+def shell_root(config: MockConfig, paths: CachePaths, cache: rootcache.RootCache) -> WorkingRoot:
+    """Where ``--shell``, ``--copyin`` and ``--copyout`` work: the kept root of the last build, else the
+    working chroot (made if need be)."""
+    return kept_root(config, paths) or init(config, paths, cache)[0]
 
 
 def interactive(sandbox: Sandbox, argv: list[str]) -> int:

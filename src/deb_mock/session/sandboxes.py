@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deb_mock import aptsources
 from deb_mock.config import SANDBOX_HOSTNAME, MockConfig
+from deb_mock.errors import BadInput
+from deb_mock.profiles import build_env
 from deb_mock.request import AptSource
 from debsandbox.sandbox import Bind, OverlayRoot, Sandbox
 
@@ -22,27 +25,27 @@ class ExtraSources:
 
     @classmethod
     def prepare(cls, sources: list[AptSource], workdir: Path) -> ExtraSources:
+        """Check each source (:mod:`deb_mock.aptsources`), copy its key and write the sources list."""
         d = workdir / "extra"
         (d / "keys").mkdir(parents=True, exist_ok=True)
         out = cls(d)
         lines = []
         for i, src in enumerate(sources):
+            where = f"extra apt repository {src.url}"
+            try:
+                aptsources.check_source(src, where)
+                key = aptsources.key_material(src.key, where) if src.key else None
+            except aptsources.SourceError as exc:
+                raise BadInput(str(exc)) from None
             key_path = None
-            if src.key:
-                key_file = d / "keys" / f"deb-mock-{i}.asc"
-                kp = Path(src.key)
-                if "\n" not in src.key and kp.is_file():
-                    key_file.write_bytes(kp.read_bytes())
-                    if not src.key.endswith(".asc"):
-                        key_file = key_file.rename(key_file.with_suffix(".gpg"))
-                else:
-                    key_file.write_text(src.key)
+            if key is not None:
+                key_file = d / "keys" / f"deb-mock-{i}{key[1]}"
+                key_file.write_bytes(key[0])
                 key_path = f"/etc/apt/keyrings/{key_file.name}"
             url = src.url
             if url.startswith("file:"):
-                host_dir = Path(url.removeprefix("file://").removeprefix("file:"))
                 inner = f"/deb-mock/repos/{i}"
-                out.binds.append(Bind(host_dir, inner, ro=True))
+                out.binds.append(Bind(Path(aptsources.file_path(url)), inner, ro=True))
                 url = f"file:{inner}"
             lines.append(AptSource(url, src.suite, src.components, None, src.trusted).one_line(key_path))
         if lines:
@@ -90,15 +93,15 @@ def root_sandbox(lower: tuple[Path, ...], builddir: Path, name: str, binds: list
 
 
 def build_sandbox(
-    config: MockConfig, lower: tuple[Path, ...], builddir: Path, binds: list[Bind], network: bool
+    config: MockConfig,
+    lower: tuple[Path, ...],
+    builddir: Path,
+    binds: list[Bind],
+    network: bool,
+    profiles: list[str] | None = None,
 ) -> Sandbox:
-    env = {
-        "HOME": "/build",
-        "USER": config.build_user,
-        "LOGNAME": config.build_user,
-        "DEB_BUILD_OPTIONS": f"parallel={config.jobs}",
-    }
-    env.update(config.environment)
+    env = {"HOME": "/build", "USER": config.build_user, "LOGNAME": config.build_user}
+    env.update(build_env(config, profiles or []))
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
         binds=list(binds),

@@ -16,15 +16,17 @@ import shlex
 import stat
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from deb_mock import aptsources
 from deb_mock import config as configmod
+from deb_mock import profiles as buildprofiles
 from deb_mock.chroot import depcache, rootcache
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
 from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
-from deb_mock.session import relations
+from deb_mock.session import postinstall, prepare, relations
 from deb_mock.session.logs import StateLog
 from deb_mock.session.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
 from deb_mock.session.source import BuildSource, from_dsc, from_tree
@@ -32,7 +34,7 @@ from debarchive import safeio
 from debarchive.sourceauth import SourceTrust, Verification, authenticate_dsc, check_sha256
 from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout
 from debsandbox.idmap import IdMapError
-from debsandbox.locks import flock, remove_unless_locked
+from debsandbox.locks import flock
 from debsandbox.sandbox import Bind, remove_tree
 
 RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
@@ -40,6 +42,8 @@ BUILDROOT_LIST = "/var/lib/deb-mock/buildroot.tsv"
 OUTPUT_DIR = "build/reproducible-path"  # where dpkg-buildpackage leaves the results, below the build's root
 DEBIAN_ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _RESULT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
+# what apt-get update says of a repository its key does not verify (not worth a retry elsewhere)
+UNVERIFIED_REPO = ("NO_PUBKEY", "is not signed", "couldn't be verified", "were invalid", "BADSIG")
 _FLAGS = {"binary": ("-b", ""), "arch": ("-B", "--arch-only"), "indep": ("-A", "--indep-only")}
 
 
@@ -52,6 +56,9 @@ class Build:
     builddir: Path
     source: BuildSource | None = None
     verification: Verification | None = None
+    profiles: list[str] = field(default_factory=list)  # the active build profiles (deb_mock.profiles)
+    extra: ExtraSources | None = None  # the extra apt sources, once prepared
+    keep: bool = False  # keep the root when the build ends (see keep_root)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -101,13 +108,16 @@ class Build:
         assert self.source is not None
         return Bind(self.source.path if self.source.is_tree else self.source.path.parent, "/deb-mock/src", ro=True)
 
-    def _apt_binds(self, extra: ExtraSources) -> list[Bind]:
+    def apt_options(self) -> str:
+        return f"{_FLAGS[self.request.build_what][1]} {buildprofiles.apt_option(self.profiles)}".strip()
+
+    def apt_binds(self, extra: ExtraSources) -> list[Bind]:
         binds = [self.source_bind(), *extra.binds]
         if extra.present:
             binds.append(Bind(extra.dir, "/deb-mock/extra", ro=True))
         return binds
 
-    def _lists_stale(self, cache: rootcache.RootCache) -> bool:
+    def lists_stale(self, cache: rootcache.RootCache) -> bool:
         # the lists were fetched when the root cache was made (their mtimes are the server's, not ours)
         return time.time() - cache.created > self.config.apt_lists_max_age_hours * 3600
 
@@ -121,6 +131,7 @@ class Build:
             s.build_depends,
             s.build_depends_arch,
             s.build_depends_indep,
+            ",".join(self.profiles),
         ]
         digest = hashlib.sha256("\0".join(fields).encode()).hexdigest()[:24]
         return self.paths.deps_cache / ".resolved" / f"{digest}.json"
@@ -128,16 +139,16 @@ class Build:
     def resolve(self, cache: rootcache.RootCache, extra: ExtraSources) -> tuple[list[str], bool]:
         """Simulate the build-dependency install; return (resolved set, whether lists were refreshed)."""
         assert self.source is not None
-        full_update = self._lists_stale(cache)
+        full_update = self.lists_stale(cache)
         # Without extra sources and with the root cache's own lists, the resolution is a pure function of
         # the root cache and the build-dependency fields: remember it (saves an apt run per warm build).
         memo = None if (extra.present or full_update) else self._memo_path(cache)
         if memo is not None and memo.is_file():
             with contextlib.suppress(OSError, ValueError):
                 return list(json.loads(memo.read_text())), False
-        opt = _FLAGS[self.request.build_what][1]
+        opt = self.apt_options()
         body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {shlex.quote(self.source.sandbox_path)}"
-        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        sb = root_sandbox((cache.root,), self.builddir, "deps", self.apt_binds(extra), network=True)
         res = sb.run(
             ["sh", "-c", apt_script(full_update=full_update, extra=extra.present, body=body)],
             log=self.state.root_log,
@@ -146,6 +157,8 @@ class Build:
             cancel=self.request.cancel,
         )
         if res.returncode == 42:
+            if any(sign in res.output for sign in UNVERIFIED_REPO):
+                raise BadInput(f"an apt repository could not be verified with its key (see {self.state.root_log})")
             raise InfraError(
                 f"apt-get update failed (mirror or extra repository unreachable?); see {self.state.root_log}"
             )
@@ -166,7 +179,8 @@ class Build:
             fields.append(self.source.build_depends_arch)
         if self.request.build_what in ("binary", "indep"):
             fields.append(self.source.build_depends_indep)
-        return [r for f in fields if f for r in relations.applicable(f, self.config.arch)]
+        profiles = frozenset(self.profiles)
+        return [r for f in fields if f for r in relations.applicable(f, self.config.arch, profiles)]
 
     def explain_dep_wait(self, cache: rootcache.RootCache, extra: ExtraSources, apt_tail: str) -> None:
         """Find which relations cannot be satisfied (each checked on its own) and raise DepWait."""
@@ -175,7 +189,7 @@ class Build:
             f"apt-get satisfy -s {shlex.quote(r.text)} >/dev/null 2>&1 || echo '@@@ missing {i}'"
             for i, r in enumerate(rels)
         )
-        sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=True)
+        sb = root_sandbox((cache.root,), self.builddir, "deps", self.apt_binds(extra), network=True)
         res = sb.run(
             ["sh", "-c", apt_script(full_update=False, extra=False, body=checks or "true")],
             log=self.state.root_log,
@@ -194,7 +208,7 @@ class Build:
 
     def install_deps(self, cache: rootcache.RootCache, extra: ExtraSources, full_update: bool) -> None:
         assert self.source is not None
-        opt = _FLAGS[self.request.build_what][1]
+        opt = self.apt_options()
         dsc = shlex.quote(self.source.sandbox_path)
         build_dep = f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {dsc}"
         install = "\n".join(
@@ -214,7 +228,7 @@ class Build:
         steps.append((install, False))
         try:
             for script, network in steps:
-                sb = root_sandbox((cache.root,), self.builddir, "deps", self._apt_binds(extra), network=network)
+                sb = root_sandbox((cache.root,), self.builddir, "deps", self.apt_binds(extra), network=network)
                 sb.run(["sh", "-c", script], log=self.state.root_log, cancel=self.request.cancel)
         except CommandError as exc:
             if "No space left on device" in exc.tail:
@@ -222,7 +236,8 @@ class Build:
             raise InfraError(f"installing build-dependencies failed (see root.log): {exc.tail[-400:]}") from None
 
     def deps_layer(self, cache: rootcache.RootCache) -> depcache.DepsEntry:
-        extra = ExtraSources.prepare(self.request.extra_sources, self.builddir)
+        sources = [*aptsources.config_sources(self.config), *self.request.extra_sources]
+        extra = self.extra = ExtraSources.prepare(sources, self.builddir)
         resolved, full_update = self.resolve(cache, extra)
         key = depcache.key_for(cache.ident + self.request.build_what, resolved)
         self.state.note(f"build-dependency set: {len(resolved)} packages to install, key {key}", root_log=True)
@@ -268,7 +283,7 @@ class Build:
         )
         timeout = self.request.timeout or self.config.build_timeout or None
         lower = (deps.layer, cache.root)
-        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network)
+        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network, self.profiles)
         try:
             sb.run(
                 ["sh", "-c", script],
@@ -352,50 +367,38 @@ class Build:
             packages.append(BuildrootPackage(name, version, arch))
         return packages
 
-    def keep_failed_root(self, cache: rootcache.RootCache, deps: depcache.DepsEntry | None) -> None:
-        failed = self.paths.failed(self.config.name)
-        remove_tree(failed)
-        failed.parent.mkdir(parents=True, exist_ok=True)
+    def build_collect_install(self, cache: rootcache.RootCache, deps: depcache.DepsEntry, result: BuildResult) -> None:
+        """The build, its results, and with ``--postinstall`` their installation. The root is kept (for
+        ``--shell``) when the build fails or its packages do not install."""
+        assert self.source is not None
+        with self.state.phase("build", f"{self.source.name} {self.source.version}"):
+            try:
+                self.run_build(cache, deps)
+            except BuildFailed:
+                self.keep = self.request.keep_failed_root
+                raise
+        with self.state.phase("results"):
+            self.collect(result, deps)
+        if self.request.postinstall:
+            with self.state.phase("postinstall"):
+                try:
+                    postinstall.install(self, cache, deps, result)
+                except BuildFailed:
+                    self.keep = self.request.keep_failed_root
+                    raise
+
+    def keep_root(self, cache: rootcache.RootCache, deps: depcache.DepsEntry | None, state: str) -> Path:
+        """Keep the build's root for ``--shell``/``--copyout`` (one per config: the last failed build's, or
+        the last one built with ``--no-clean``) until the next build of the config or ``--clean``."""
+        kept = self.paths.failed(self.config.name)
+        remove_tree(kept)
+        kept.parent.mkdir(parents=True, exist_ok=True)
         lower = [str(p) for p in ((deps.layer,) if deps else ()) + (cache.root,)]
         upper = "upper" if (self.builddir / "upper").is_dir() else "deps"
-        (self.builddir / "meta.json").write_text(json.dumps({"lower": lower, "upper": upper, "time": time.time()}))
-        self.builddir.rename(failed)
-
-
-def _record_verification(build: Build, result: BuildResult, state: StateLog) -> None:
-    v = build.verification
-    if v is None:
-        return
-    result.source_verified, result.source_trust, result.source_verification = v.verified, v.trust, v.how
-    if v.verified:
-        state.note(f"source: trusted ({v.trust}): {v.how}", root_log=True)
-    else:
-        state.note(f"source: NOT VERIFIED: {v.how}", root_log=True)
-
-
-def _remove_abandoned_builds(paths: CachePaths, config: str, keep: Path) -> None:
-    """Remove throw-away roots of builds whose process died (kill -9, power loss): nobody holds their lock."""
-    for d in paths.builds(config).iterdir():
-        if d == keep or not d.is_dir():
-            continue
-        remove_unless_locked(d, paths.lock(f"build-{d.name}"))
-
-
-def _resolve_config(request: BuildRequest) -> configmod.MockConfig:
-    try:
-        if request.config:
-            cfg = configmod.load_config(request.config, request.config_dirs)
-        elif request.suite:
-            cfg = configmod.config_for_suite(request.suite, request.arch, request.mirror)
-        else:
-            raise BadInput("the build request names neither a config nor a suite")
-    except configmod.ConfigError as exc:
-        raise BadInput(str(exc)) from None
-    if request.mirror and request.config:
-        cfg = cfg.model_copy(update={"mirror": request.mirror})
-    if request.extra_packages:
-        cfg = cfg.model_copy(update={"packages": sorted({*cfg.packages, *request.extra_packages})})
-    return cfg
+        meta = {"lower": lower, "upper": upper, "time": time.time(), "state": state}
+        (self.builddir / "meta.json").write_text(json.dumps(meta))
+        self.builddir.rename(kept)
+        return kept
 
 
 def run_build(request: BuildRequest) -> BuildResult:
@@ -409,23 +412,23 @@ def run_build(request: BuildRequest) -> BuildResult:
     build: Build | None = None
     cache: rootcache.RootCache | None = None
     deps: depcache.DepsEntry | None = None
-    keep = False
     stack = contextlib.ExitStack()
     try:
-        config = _resolve_config(request)
+        config = prepare.resolve_config(request)
         result.arch = config.arch
         paths = CachePaths(request.cache_dir or default_cache_dir())
         paths.root.mkdir(parents=True, exist_ok=True)
         builddir = paths.builds(config.name) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         builddir.mkdir(parents=True)
         stack.enter_context(flock(paths.lock(f"build-{builddir.name}")))
-        _remove_abandoned_builds(paths, config.name, keep=builddir)
+        prepare.remove_abandoned_builds(paths, config.name, keep=builddir)
         build = Build(request, config, paths, state, builddir)
+        build.profiles = prepare.active_profiles(config, request)
         with state.phase("source"):
             try:
                 build.source = build.fetch_source()
             finally:
-                _record_verification(build, result, state)
+                prepare.record_verification(build.verification, result, state)
         result.source = {"name": build.source.name, "version": build.source.version}
         state.note(f"building {build.source.name} {build.source.version} for {config.arch} in {config.name}")
         with state.phase("root-cache"):
@@ -435,15 +438,9 @@ def run_build(request: BuildRequest) -> BuildResult:
             with state.phase("deps"):
                 deps = build.deps_layer(cache)
             with depcache.using(deps, paths):
-                with state.phase("build", f"{build.source.name} {build.source.version}"):
-                    try:
-                        build.run_build(cache, deps)
-                    except BuildFailed:
-                        keep = request.keep_failed_root
-                        raise
-                with state.phase("results"):
-                    build.collect(result, deps)
+                build.build_collect_install(cache, deps, result)
         result.state, result.exit_code = "success", int(ExitCode.SUCCESS)
+        build.keep = request.keep_root
     except DepWait as exc:
         result.state, result.exit_code, result.error = "dep-wait", int(exc.exit_code), str(exc)
         result.missing = [MissingDependency(rel, pkgs) for rel, pkgs in exc.missing]
@@ -464,8 +461,9 @@ def run_build(request: BuildRequest) -> BuildResult:
         result.phases = dict(state.phases)
         if build is not None:
             with contextlib.suppress(OSError):
-                if keep and cache is not None:
-                    build.keep_failed_root(cache, deps)
+                if build.keep and cache is not None:
+                    result.kept_root = str(build.keep_root(cache, deps, result.state))
+                    state.note(f"the build's root is kept in {result.kept_root} (--shell, --copyout; --clean)")
                 else:
                     remove_tree(build.builddir)
         stack.close()
