@@ -162,14 +162,60 @@ def _setup_dev(root: str) -> None:
         os.symlink(target, f"{dev}/{name}")
 
 
-def _bind(src: str, dst: str, ro: bool) -> None:
-    if os.path.isdir(src):
-        _mkdirs(dst)
-    else:
-        _mkdirs(os.path.dirname(dst))
-        _touch(dst)
-    _mount(src, dst, None, MS_BIND | MS_REC)
-    _remount(dst, MS_NOSUID | MS_NODEV | (MS_RDONLY if ro else 0))
+def _mount_point(root: str, dst: str, is_dir: bool) -> int:
+    """An ``O_PATH`` descriptor of ``dst`` (an absolute path inside ``root``), made if missing (directories,
+    and a file at the end when ``is_dir`` is false), reached without following any link: the root may hold
+    what a build or a maintainer script left (``/deb-mock -> /var/tmp/x``), and a link there would lead this
+    process, which still sees the host, out of the root."""
+    parts = [p for p in dst.split("/") if p]
+    if not parts or any(p == ".." for p in parts):
+        raise SandboxSetupError(f"bind destination {dst!r}: an absolute path without '..' is needed")
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            want_dir = is_dir or not last
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if want_dir:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                else:
+                    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=fd))
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            if not (stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)):
+                kind = "directory" if want_dir else "file"
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else f"not a {kind}"
+                shown = "/" + "/".join(parts[: i + 1])
+                raise SandboxSetupError(f"bind destination {dst}: {shown} is {what} in the root; refusing to use it")
+            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if want_dir else 0)
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _bind(src: str, root: str | None, dst: str, ro: bool) -> None:
+    """Bind ``src`` at ``dst`` in ``root`` (None: on the host file system, the caller's own paths)."""
+    if root is None:
+        if os.path.isdir(src):
+            _mkdirs(dst)
+        else:
+            _mkdirs(os.path.dirname(dst))
+            _touch(dst)
+        _mount(src, dst, None, MS_BIND | MS_REC)
+        _remount(dst, MS_NOSUID | MS_NODEV | (MS_RDONLY if ro else 0))
+        return
+    fd = _mount_point(root, dst, os.path.isdir(src))
+    try:
+        _mount(src, f"/proc/self/fd/{fd}", None, MS_BIND | MS_REC)  # the very inode checked, not a path again
+    finally:
+        os.close(fd)
+    _remount(root + dst, MS_NOSUID | MS_NODEV | (MS_RDONLY if ro else 0))
 
 
 MERGED = "/tmp/root"
@@ -240,7 +286,7 @@ def _assemble(spec: dict[str, Any]) -> str | None:
     root = spec.get("root")  # with its @name@ tokens replaced
     if root is None:
         for b in spec.get("binds", []):
-            _bind(b["src"], b["dst"], b.get("ro", False))
+            _bind(b["src"], None, b["dst"], b.get("ro", False))
         return None
     # the new root is assembled on a private tmpfs, at a path ns-root can always reach
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
@@ -265,7 +311,7 @@ def _assemble(spec: dict[str, Any]) -> str | None:
     if spec.get("dev", True):
         _setup_dev(merged)
     for b in spec.get("binds", []):
-        _bind(b["src"], merged + b["dst"], b.get("ro", False))
+        _bind(b["src"], merged, b["dst"], b.get("ro", False))
     for t in spec.get("tmpfs", []):
         _mkdirs(merged + t)
         _mount("tmpfs", merged + t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")

@@ -112,3 +112,29 @@ def test_killed_sandbox_leaves_no_process(tmp_path: Path, lower: Path) -> None:
         sb.run(["sh", "-c", "sleep 301 & sleep 302"], timeout=2)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "sleep 301" not in ps and "sleep 302" not in ps
+
+
+def test_bind_destinations_never_follow_links_in_the_root(tmp_path: Path, lower: Path, host_dir: Path) -> None:
+    """A root may hold what a build left: ``/deb-mock -> HOST_DIR``. The launcher, which still sees the host when
+    it makes the mount points, must not create them (or mount) through that link."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("hello\n")
+    up = tmp_path / "b"
+    (up / "upper").mkdir(parents=True)
+    (up / "upper" / "deb-mock").symlink_to(host_dir)
+    (up / "upper" / "file-bind").symlink_to(host_dir / "marker")
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), binds=[Bind(data, "/deb-mock/src")])
+    with pytest.raises(CommandError) as exc:
+        sb.run(["sh", "-c", ":"])
+    assert "/deb-mock is a symbolic link in the root; refusing to use it" in exc.value.tail
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), binds=[Bind(data / "in.txt", "/file-bind")])
+    with pytest.raises(CommandError) as exc:
+        sb.run(["sh", "-c", ":"])
+    assert "/file-bind is a symbolic link in the root" in exc.value.tail
+    assert sorted(p.name for p in host_dir.iterdir()) == ["marker"]
+    assert (host_dir / "marker").read_text() == "HOST-SECRET-MARKER\n"
+    # a deep destination that does not exist yet is made (directories, then the file), inside the root
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), binds=[Bind(data / "in.txt", "/a/b/c.txt")])
+    assert sb.run(["cat", "/a/b/c.txt"], capture=True).output == "hello\n"
+    assert (up / "upper" / "a" / "b" / "c.txt").is_file()

@@ -59,7 +59,7 @@ def _run(root: WorkingRoot, binds: list[Bind], script: str, log: Path) -> None:
     except CommandError as exc:
         said = [t for t in exc.tail.splitlines() if t.startswith(("deb-mock:", "cp:"))]
         why = "; ".join(said or exc.tail.strip().splitlines()[-1:])
-        if exc.returncode == REFUSED:
+        if exc.returncode == REFUSED or "refusing to use it" in exc.tail:  # a link planted where we bind
             raise Refused(why) from None
         raise BadInput(f"copying failed: {why} (log: {log})") from None
 
@@ -77,12 +77,14 @@ def copy_in(root: WorkingRoot, args: list[str], log: Path) -> None:
         if not (host.is_file() or host.is_dir()):
             raise BadInput(f"--copyin: {src}: no such file or directory on the host (or not a file or directory)")
         name = host.resolve().name
-        binds.append(Bind(host.resolve(), f"/deb-mock/copyin/{i}", ro=True))
+        # mount points stay in a kept upper: a name per kind, so that a file never meets an earlier directory
+        inside = f"/deb-mock/copyin/{i}.{'dir' if host.is_dir() else 'file'}"
+        binds.append(Bind(host.resolve(), inside, ro=True))
         target = f'"$dest"/{shlex.quote(name)}'
         lines += [
             f'if [ "$into" = 1 ]; then t={target}; else t="$dest"; mkdir -p "$(dirname "$t")"; fi',
             'check "$t"',
-            f'cp -r -T -- /deb-mock/copyin/{i} "$t"',
+            f'cp -r -T -- {inside} "$t"',
         ]
     _run(root, binds, "\n".join(lines) + "\n", log)
 
