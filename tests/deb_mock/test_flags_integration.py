@@ -120,7 +120,6 @@ def test_profile_selects_the_build_dependencies(deb_mock, flag_sources) -> None:
     assert "HELLO-FROM-PROFILE-DEP" in log  # the <pkg.dm-profiled.stage1> dependency was installed
     assert "DBO=parallel=1 DBP=pkg.dm-profiled.stage1" in log  # and -D parallel=1 reached DEB_BUILD_OPTIONS
     assert "hello" in {b["package"] for b in run.result["buildroot"]}
-    assert "apt-get build-dep -s -P pkg.dm-profiled.stage1 " in run.log("root.log")
 
 
 def test_addrepo_and_config_repos_provide_a_build_dependency(  # type: ignore[no-untyped-def]
