@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -55,6 +56,23 @@ def database_url(kind: str, data: Path) -> Iterator[str]:
         yield f"sqlite:///{data / 'hub.db'}"
 
 
+Listing = dict[str, tuple[str, int]]  # relative path -> (kind d/f/l, permission bits)
+
+
+def data_listing(data: Path) -> Listing:
+    """What is in a hub's data directory; the signing key's GnuPG home is one entry (its files are gpg's)."""
+    out: Listing = {}
+    for root, dirs, files in os.walk(data):
+        for name in [*dirs, *files]:
+            path = Path(root) / name
+            st = path.lstat()
+            kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+            out[str(path.relative_to(data))] = (kind, stat.S_IMODE(st.st_mode))
+        if Path(root) == data and "gnupg" in dirs:
+            dirs.remove("gnupg")
+    return out
+
+
 @dataclass
 class RunningHub:
     url: str
@@ -63,6 +81,7 @@ class RunningHub:
     admin_token: str
     server: uvicorn.Server
     thread: threading.Thread
+    fresh: Listing = field(default_factory=dict)  # its data directory as it started (orch_reset)
     clients: list[HubClient] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> HubClient:
@@ -100,7 +119,7 @@ def start_hub(settings: HubSettings, signing: Path | None, port: int | None = No
             raise RuntimeError("the hub did not start")
         time.sleep(0.02)
     token = (settings.data / "admin.token").read_text().strip()
-    return RunningHub(f"http://127.0.0.1:{port}", settings, hub, token, server, thread)
+    return RunningHub(f"http://127.0.0.1:{port}", settings, hub, token, server, thread, data_listing(settings.data))
 
 
 HubFactory = Callable[..., RunningHub]

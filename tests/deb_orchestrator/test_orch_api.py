@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 from orch_helpers import FakeBuilder, make_source
-from orch_hub import HubFactory, RunningHub
+from orch_hub import RunningHub
 
 from deb_orchestrator.client import HubClient, HubError
 
 MIRROR = "http://deb.debian.org/debian"
+HUB_SETTINGS = {"lease_seconds": 120.0}  # the module's hub: a claim below must outlive a slow run
 
 
 def setup_tags(admin: HubClient) -> None:
@@ -125,8 +126,7 @@ def test_auth_401_and_403(hub: RunningHub, tmp_path: Path) -> None:
     assert err.value.status in (400, 422)
 
 
-def test_path_traversal_upload_refused(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=120.0)  # the claim below must outlive a slow run
+def test_path_traversal_upload_refused(hub: RunningHub, tmp_path: Path) -> None:
     setup_tags(hub.admin)
     token = hub.admin.add_host("b1", ["amd64"])["token"]
     hub.admin.submit("trixie-test", make_source(tmp_path, "orch-d", "1.0"))

@@ -135,7 +135,7 @@ def test_finished_build_survives_a_hub_restart_at_report_time(make_hub: HubFacto
                                                               caplog: pytest.LogCaptureFixture) -> None:
     """The hub goes away just as the build finishes: the builder keeps its result, retries the upload and
     the completion, and the hub (back on the same port and data) takes them — one attempt, no rebuild."""
-    first = make_hub()
+    first = make_hub()  # own hubs: it stops the hub and starts another on its data and port
     token = setup(first)
     first.admin.submit("t", make_source(tmp_path, "orch-restart", "1.0"))
     port = int(first.url.rsplit(":", 1)[1])

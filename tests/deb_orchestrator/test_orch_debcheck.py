@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from orch_helpers import FakeBuilder, make_deb, make_source, sha256
-from orch_hub import HubFactory, RunningHub
+from orch_hub import RunningHub
 
 from deb_orchestrator.client import HubClient, HubError
 from deb_orchestrator.wire import BuildClaim, NoopClaim
 
 MIRROR = "http://deb.debian.org/debian"
+HUB_SETTINGS = {"lease_seconds": 120.0}  # the module's hub: the claim must outlive a slow run
 CONTROL = "Package: orch-deb\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: x\n x\n"
 
 
@@ -58,8 +59,7 @@ def deb(control: str = CONTROL, control_names: tuple[str, ...] = ("./control",),
 
 
 @pytest.fixture
-def claimed(make_hub: HubFactory, tmp_path: Path) -> Iterator[tuple[RunningHub, HubClient, BuildClaim | NoopClaim]]:
-    hub = make_hub(lease_seconds=120.0)  # the claim must outlive a slow run
+def claimed(hub: RunningHub, tmp_path: Path) -> Iterator[tuple[RunningHub, HubClient, BuildClaim | NoopClaim]]:
     admin = hub.admin
     admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
     admin.add_target("t", "base", "base")

@@ -95,7 +95,7 @@ def test_success_tags_and_publishes(hub: RunningHub, tmp_path: Path) -> None:
 
 
 def test_dead_builder_lease_expires_and_late_result_refused(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=3.0)
+    hub = make_hub(lease_seconds=3.0)  # own hub: a short lease it waits out
     admin = setup(hub)
     dead, alive = builder(hub, "dead", tmp_path), builder(hub, "alive", tmp_path)
     admin.submit("t", make_source(tmp_path, "orch-a", "1.0"))
@@ -118,7 +118,7 @@ def test_dead_builder_lease_expires_and_late_result_refused(make_hub: HubFactory
 
 
 def test_heartbeats_keep_the_lease(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=3.0)
+    hub = make_hub(lease_seconds=3.0)  # own hub: a short lease the heartbeats outlast
     admin = setup(hub)
     fb, other = builder(hub, "b1", tmp_path), builder(hub, "b2", tmp_path)
     admin.submit("t", make_source(tmp_path, "orch-a", "1.0"))
@@ -233,7 +233,7 @@ def test_builder_hands_back_on_release(hub: RunningHub, tmp_path: Path) -> None:
 
 
 def test_hub_restart_mid_build_loses_nothing(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=30.0)
+    hub = make_hub(lease_seconds=30.0)  # own hubs: it stops the hub and starts another on its data
     admin = setup(hub)
     token = admin.add_host("b1", ["amd64"])["token"]
     sub = admin.submit("t", make_source(tmp_path, "orch-a", "1.0"))

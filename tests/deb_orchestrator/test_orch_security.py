@@ -24,6 +24,7 @@ from deb_orchestrator.wire import BuildClaim, NoopClaim
 from httpserve import serve_directory
 
 MIRROR = "http://deb.debian.org/debian"
+HUB_SETTINGS = {"lease_seconds": 300.0}  # the module's hub: claims must outlive a slow run
 
 
 def setup_target(admin: HubClient) -> None:
@@ -48,9 +49,7 @@ def refused(resp: httpx.Response, *words: str) -> None:
         assert w in resp.json()["detail"], (w, resp.text)
 
 
-def test_deb_control_fields_parsed_like_dpkg_and_only_this_builds_packages(make_hub: HubFactory,
-                                                                          tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=300.0)
+def test_deb_control_fields_parsed_like_dpkg_and_only_this_builds_packages(hub: RunningHub, tmp_path: Path) -> None:
     setup_target(hub.admin)
     builder, p = claimed(hub, tmp_path, "orch-s", binaries=["orch-s", "orch-s-data"])
     debs = tmp_path / "debs"
@@ -82,7 +81,7 @@ def test_deb_control_fields_parsed_like_dpkg_and_only_this_builds_packages(make_
 
 
 def test_deb_unpacked_data_size_is_capped(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=300.0, max_deb_data_bytes=8 << 20)
+    hub = make_hub(lease_seconds=300.0, max_deb_data_bytes=8 << 20)  # own hub: the limit is read at its start
     setup_target(hub.admin)
     builder, p = claimed(hub, tmp_path, "orch-z")
     big = craft_deb(tmp_path / "orch-z_1.0_all.deb", deb_control("orch-z", "1.0"),
@@ -93,7 +92,7 @@ def test_deb_unpacked_data_size_is_capped(make_hub: HubFactory, tmp_path: Path) 
 
 
 def test_uploads_capped_while_streaming(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=300.0, max_upload_bytes=1 << 20)
+    hub = make_hub(lease_seconds=300.0, max_upload_bytes=1 << 20)  # own hub: limits read at start, changed below
     setup_target(hub.admin)
     builder, p = claimed(hub, tmp_path, "orch-u")
 
@@ -125,8 +124,7 @@ def test_uploads_capped_while_streaming(make_hub: HubFactory, tmp_path: Path) ->
     assert not [p for p in (hub.settings.store_dir / "tmp").rglob("*") if p.is_file()]
 
 
-def test_artifacts_come_from_their_own_task_with_safe_types(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=300.0)
+def test_artifacts_come_from_their_own_task_with_safe_types(hub: RunningHub, tmp_path: Path) -> None:
     setup_target(hub.admin)
     dsc = make_source(tmp_path, "orch-h", "1.0")
     page = b"<html><script>alert(document.cookie)</script></html>"
@@ -277,8 +275,9 @@ def hostile_server(redirect_to: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def test_source_urls_only_from_allowed_hosts_within_limits(make_hub: HubFactory, tmp_path: Path) -> None:
+    # own hub: fetch pool and limits of its own (the pool is made at start); authentication: the next test
     hub = make_hub(lease_seconds=300.0, source_timeout=3.0, source_fetch_workers=2, source_fetch_queue=4,
-                   source_max_bytes=64 << 20, verify_source=False)  # authentication: the next test
+                   source_max_bytes=64 << 20, verify_source=False)
     (tmp_path / "mirror").mkdir()
     make_source(tmp_path / "mirror", "orch-url", "1.0")
     make_source(tmp_path / "mirror", "orch-url2", "1.0")
@@ -343,14 +342,13 @@ def _pool_dir(root: Path, name: str) -> Path:
     return d
 
 
-def test_fetched_sources_are_authenticated(make_hub: HubFactory, signing_home: Path, tmp_path: Path) -> None:
+def test_fetched_sources_are_authenticated(hub: RunningHub, signing_home: Path, tmp_path: Path) -> None:
     """A mirror whose bookworm InRelease is signed by the external repo's key (the target's suite is trixie:
     the hub looks in sibling releases too): a listed .dsc is accepted, a tampered one and an unlisted unsigned
     one are refused with 422 before any of their files is fetched, and nothing of them is stored."""
     from debarchive import aptrepo
     from debarchive.signing import SigningKey
 
-    hub = make_hub()
     key = SigningKey.load(signing_home)
     root = tmp_path / "www" / "debian"
     good = make_source(_pool_dir(root, "orch-auth"), "orch-auth", "1.0")
@@ -411,7 +409,7 @@ def test_fetched_sources_are_authenticated(make_hub: HubFactory, signing_home: P
 
 
 def test_no_verify_source_accepts_and_records(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(verify_source=False)
+    hub = make_hub(verify_source=False)  # own hub: a setting of its own
     (tmp_path / "www").mkdir()
     plain = make_source(tmp_path / "www", "orch-unchecked", "1.0")
     with serve_directory(tmp_path / "www") as base:

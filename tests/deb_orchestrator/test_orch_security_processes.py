@@ -102,7 +102,7 @@ def test_revoked_token_fails_at_once_in_every_worker(tmp_path: Path) -> None:
 
 
 def test_secret_files_are_private_and_fixed_at_start(make_hub: HubFactory, db_kind: str) -> None:
-    hub = make_hub()
+    hub = make_hub()  # own hubs: it stops the hub, makes its files readable and starts another
     data = hub.settings.data
     secrets = [data / "admin.token", hub.settings.gnupg_dir, *[p for p in hub.settings.gnupg_dir.rglob("*")
                                                                if p.is_file() and not p.name.startswith("S.")]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from orch_helpers import make_deb, make_source, sha256
-from orch_hub import HubFactory
+from orch_hub import HubFactory, RunningHub
 
 MIRROR = "http://deb.debian.org/debian"
 BUILDINFO = "Format: 1.0\nSource: orch-web\nBinary: orch-web\nArchitecture: all\nVersion: 1.0\n" \
@@ -30,7 +30,7 @@ def check_links(web: httpx.Client, page: str) -> None:
 
 
 def test_detail_pages(make_hub: HubFactory, tmp_path: Path) -> None:
-    hub = make_hub(lease_seconds=2.0)
+    hub = make_hub(lease_seconds=2.0)  # own hub: a short lease it waits out
     web = hub.client().http  # one connection for all pages (closed with the hub's clients)
     admin = hub.admin
     admin.add_tag("base", external_repos=[{"url": MIRROR, "suite": "trixie", "components": ["main"]}])
@@ -127,8 +127,7 @@ def test_detail_pages(make_hub: HubFactory, tmp_path: Path) -> None:
         check_links(web, text)
 
 
-def test_unknown_objects_404(make_hub: HubFactory) -> None:
-    hub = make_hub()
+def test_unknown_objects_404(hub: RunningHub) -> None:
     web = hub.client().http
     for path, message in [("/builds/nope_1.0", "no build &#39;nope_1.0&#39;"), ("/builds/999", "no build"),
                           ("/tasks/999", "no task 999"), ("/tasks/abc", "tasks are named by number"),
