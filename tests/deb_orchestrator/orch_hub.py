@@ -65,7 +65,10 @@ def data_listing(data: Path) -> Listing:
     for root, dirs, files in os.walk(data):
         for name in [*dirs, *files]:
             path = Path(root) / name
-            st = path.lstat()
+            try:
+                st = path.lstat()
+            except FileNotFoundError:  # removed meanwhile (a publication under way)
+                continue
             kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
             out[str(path.relative_to(data))] = (kind, stat.S_IMODE(st.st_mode))
         if Path(root) == data and "gnupg" in dirs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import httpx
@@ -43,7 +44,7 @@ def use(h: RunningHub, tmp_path: Path) -> None:
     (data / "stray" / "dir" / "file").write_text("left by a test\n")
     (data / "repos" / "link").symlink_to(data / "stray")
     os.chmod(data / "store" / "objects", 0o700)
-    (data / "store" / "tmp").rmdir()
+    shutil.rmtree(data / "store" / "tmp")
 
 
 def test_a_reset_hub_is_a_fresh_hub(make_hub: HubFactory, hub: RunningHub, tmp_path: Path) -> None:
@@ -65,14 +66,14 @@ def test_a_reset_hub_is_a_fresh_hub(make_hub: HubFactory, hub: RunningHub, tmp_p
     assert after == fresh, {k: (fresh[k], after[k]) for k in fresh if after[k] != fresh[k]}
     # what the next test sees: ids from 1, a new first admin token, the old tokens refused, no repository
     assert h.admin_token != old_admin
+    assert h.admin.builds() == [] and h.admin.events() == [] and h.admin.tags() == []
+    assert httpx.get(f"{h.url}/repos/dest/dists/dest/InRelease").status_code == 404
     assert h.admin.whoami()["token_id"] == 1
     with pytest.raises(HubError) as err:
         h.client(old_admin).whoami()
     assert err.value.status == 401
     assert h.admin.add_tag("dest")["id"] == 1
     assert h.admin.noop(1) == [1]
-    assert httpx.get(f"{h.url}/repos/dest/dists/dest/InRelease").status_code == 404
-    assert h.admin.builds() == [] and h.admin.events() == []
 
     use(hub, tmp_path / "shared")  # for the next test: the module's hub, used
 
