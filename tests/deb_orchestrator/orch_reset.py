@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from orch_hub import Listing, RunningHub, data_listing
+from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import text
 
 from deb_orchestrator.hub import auth, sources
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import Database
+from deb_orchestrator.hub.metrics import HubMetrics
 
 KEPT_TABLES = {"alembic_version"}  # the schema's revision: a fresh hub has it too
 # Every attribute of a Hub, and what a reset does with it. test_orch_shared_hub fails on an attribute missing
@@ -31,6 +33,7 @@ HUB_ATTRIBUTES = {
     "primary": "constant",
     "_sqlite": "constant",
     "db": "every row deleted, identities restarted (reset_tables)",
+    "metrics": "its counters and histograms emptied (reset_metrics); its gauges are read from the database",
     "store": "its files removed (reset_files)",
     "key": "kept: every hub of a session has the same key (a copy of signing_home)",
     "work": "a wake-up counter: only compared with itself (waiters re-check the database)",
@@ -94,6 +97,17 @@ def reset_files(data: Path, fresh: Listing) -> None:
             os.chmod(path, mode)
 
 
+def counters(metrics: HubMetrics) -> list[MetricWrapperBase]:
+    """The hub's own counters and histograms (every one HubMetrics holds, also one added later)."""
+    return [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+
+
+def reset_metrics(metrics: HubMetrics) -> None:
+    """Counts of a fresh hub: none (every metric has labels, so a fresh one has no series)."""
+    for m in counters(metrics):
+        m.clear()
+
+
 def reset_hub(h: RunningHub) -> None:
     """Bring a running hub back to the state it had when it started (see the module's docstring)."""
     if not h.thread.is_alive() or h.server.should_exit:
@@ -104,6 +118,7 @@ def reset_hub(h: RunningHub) -> None:
     hub = h.hub
     with hub.publisher.lock:
         reset_tables(hub.db)
+        reset_metrics(hub.metrics)
         reset_files(h.settings.data, h.fresh)
         hub.tokens = auth.TokenCache(h.settings.data / "auth-epoch")
         old, hub.fetcher = hub.fetcher, sources.Fetcher(h.settings)
@@ -148,6 +163,8 @@ def hub_state(h: RunningHub) -> dict[str, Any]:
         "deb limits": (hub.deb_limits.control_bytes, hub.deb_limits.data_bytes),
         "cached tokens": (len(hub.tokens._entries), hub.tokens._epoch, hub.tokens.epoch()),
         "fetches": hub.fetcher._busy,
+        "counts": sorted((s.name, sorted(s.labels.items()), s.value) for m in counters(hub.metrics)
+                         for metric in m.collect() for s in metric.samples),
         "key": hub.key.fingerprint if hub.key else None,
         "threads": (hub.publisher._thread is not None and hub.publisher._thread.is_alive(),
                     hub._reaper is not None and hub._reaper.is_alive()),

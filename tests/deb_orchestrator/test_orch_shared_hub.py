@@ -14,7 +14,7 @@ import httpx
 import pytest
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import HubFactory, RunningHub
-from orch_reset import HUB_ATTRIBUTES, hub_state, reset_hub, settings_changes
+from orch_reset import HUB_ATTRIBUTES, counters, hub_state, reset_hub, settings_changes
 
 from deb_orchestrator.client import HubError
 
@@ -58,7 +58,8 @@ def test_a_reset_hub_is_a_fresh_hub(make_hub: HubFactory, hub: RunningHub, tmp_p
     old_admin = h.admin_token
     used = hub_state(h)
     assert used != fresh
-    for key in ("tables", "files", "cached tokens"):  # the use above reaches each of these
+    assert len(counters(h.hub.metrics)) >= 4
+    for key in ("tables", "files", "cached tokens", "counts"):  # the use above reaches each of these
         assert used[key] != fresh[key], key
 
     reset_hub(h)
