@@ -3,7 +3,7 @@ layer), hardlink groups and the bytes each package brings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deb_bootc_compose.oci.dpkg_owners import read_ownership
@@ -24,6 +24,10 @@ class TreeAnalysis:
     kernel_packages: set[str]
     packages: list[str]  # dpkg's package names but the kernel's, sorted
     ids: IdMap | None = None
+    # directories whose metadata differs between variants: every layer but the last writes them as the
+    # first variant (in compose order) has them (tree, entry); the last layer writes them as they are here
+    dir_sources: dict[str, tuple[Path, TreeEntry]] = field(default_factory=dict)
+    restate: set[str] = field(default_factory=set)
 
     def sizes(self) -> dict[str, int]:
         """Package → bytes of the regular files its layer holds (hardlink followers not counted again)."""

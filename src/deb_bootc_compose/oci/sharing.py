@@ -6,8 +6,11 @@ carries, must have the same tar header (type, mode, owner, clamped mtime, link t
 attributes, hardlink target) and the same bytes in every variant holding the package. A path that differs
 in any of them (an os-release rewritten for one variant, a file a postprocess script or a trigger changed,
 one owned by another package there) leaves the package's layer in *every* variant and goes to each
-variant's own last layer; a hardlink group leaves whole. Nothing is assumed from package names or
-versions: the trees are compared.
+variant's own last layer; a hardlink group leaves whole. A directory that is a directory everywhere but
+with other metadata (an mtime a different package gave it) does not take what is below it along: every
+layer but the last writes it as the first variant holding it has it, and each image's last layer writes
+it again as the image has it (the last layer's wins). Nothing is assumed from package names or versions:
+the trees are compared.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from deb_bootc_compose.oci.analysis import UNOWNED, TreeAnalysis
 from deb_bootc_compose.oci.tarlayer import read_xattrs
-from deb_bootc_compose.oci.tree import TreeError, parents
+from deb_bootc_compose.oci.tree import TreeError
 
 Fingerprint = tuple[object, ...]
 
@@ -80,7 +83,7 @@ def _unit_differences(unit: str, holders: list[_Prints], by_unit: list[dict[str,
     out = {
         path for path in candidates
         if any(h.a.units.get(path) != unit for h in holders)
-        or not same(key, path) or not all(same(key, d) for d in parents(path))
+        or not (all(h.a.entries[path].is_dir for h in holders) or same(key, path))
     }
     # a hardlink group leaves whole, in every holder
     changed = bool(out)
@@ -123,4 +126,22 @@ def separate_differences(analyses: Mapping[str, TreeAnalysis], source_date_epoch
     for v, paths in moved.items():
         for path in paths:
             analyses[v].units[path] = UNOWNED
+    _harmonize_dirs(prints)
     return moved
+
+
+def _harmonize_dirs(prints: list[_Prints]) -> None:
+    """Directories of several trees whose metadata differs: written as the first tree has them in every layer
+    but the last, and again as each tree has them in its last layer."""
+    dirs: dict[str, list[_Prints]] = {}
+    for p in prints:
+        for path, entry in p.a.entries.items():
+            if entry.is_dir:
+                dirs.setdefault(path, []).append(p)
+    for path, holders in dirs.items():
+        if len(holders) < 2 or len({h.metadata(path) for h in holders}) == 1:
+            continue
+        first = holders[0].a
+        for h in holders:
+            h.a.dir_sources[path] = (first.tree, first.entries[path])
+            h.a.restate.add(path)

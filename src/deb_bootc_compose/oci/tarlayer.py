@@ -13,7 +13,7 @@ import os
 import stat
 import struct
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -306,12 +306,14 @@ def write_layer(
     level: int = DEFAULT_LEVEL,
     should_stop: Callable[[], bool] | None = None,
     ids: IdMap | None = None,
+    sources: Mapping[str, tuple[Path, TreeEntry]] | None = None,
 ) -> LayerBlob:
     """Write ``members`` (already in order) as one gzip layer into ``dest_dir/<hex digest>``.
 
     ``hardlinks`` maps a path to the earlier path of the same inode that carries its data. ``ids``: the tree
     was made in a user namespace with that map (the members' owners are already inner ids, see
     :func:`~deb_bootc_compose.oci.tree.scan_tree`); xattrs are written as the namespace reads them.
+    ``sources``: directories written as another tree has them (path → that tree and its entry; no data).
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir / f".layer-{os.getpid()}-{id(members):x}.tmp"
@@ -322,7 +324,8 @@ def write_layer(
             for entry in members:
                 if should_stop is not None and should_stop():
                     raise OciCancelled("the OCI image write was cancelled")
-                made = header_for(tree, entry, source_date_epoch, hardlinks.get(entry.path), ids)
+                root, entry = sources[entry.path] if sources and entry.path in sources else (tree, entry)
+                made = header_for(root, entry, source_date_epoch, hardlinks.get(entry.path), ids)
                 if made is None:
                     continue
                 header, size = made

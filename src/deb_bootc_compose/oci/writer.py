@@ -71,6 +71,7 @@ class _LayerJob:
     members: list[TreeEntry] = field(default_factory=list)
     tar_estimate: int = 0
     variants: int = 1  # of the compose, planned together
+    sources: dict[str, tuple[Path, TreeEntry]] = field(default_factory=dict)  # see TreeAnalysis.dir_sources
 
 
 def _history_line(job: _LayerJob) -> str:
@@ -101,7 +102,7 @@ def _write_layer_job(
         return stop.is_set() or (cancel is not None and cancel.is_set())
 
     return write_layer(tree, job.members, hardlinks, source_date_epoch, blobs, level=level, should_stop=should_stop,
-                       ids=ids)
+                       ids=ids, sources=job.sources)
 
 
 def check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: threading.Event | None) -> None:
@@ -125,7 +126,7 @@ def check_inputs(tree: Path, ref_name: str, labels: dict[str, str], cancel: thre
 def package_budget(analysis: TreeAnalysis, max_layers: int, label: str = "") -> int:
     """The package layers ``max_layers`` leaves once the kernel's and the image's own last layer are counted."""
     has_kernel = KERNEL in analysis.units.values()
-    has_unowned = UNOWNED in analysis.units.values()
+    has_unowned = UNOWNED in analysis.units.values() or bool(analysis.restate)
     budget = max_layers - int(has_kernel) - int(has_unowned)
     if analysis.packages and budget < 1:
         need = 1 + int(has_kernel) + int(has_unowned)
@@ -164,13 +165,15 @@ def _layer_jobs(analysis: TreeAnalysis, plan: LayerPlan) -> list[_LayerJob]:
                          len(plan.layers))
         by_unit[KERNEL] = _LayerJob(KERNEL, sorted(analysis.kernel_packages, key=os.fsencode), set())
         jobs_list.insert(kernel_at, by_unit[KERNEL])
-    if UNOWNED in units.values():
-        by_unit[UNOWNED] = _LayerJob(UNOWNED, [], set(), variants=len(plan.variants))
+    if UNOWNED in units.values() or analysis.restate:
+        by_unit[UNOWNED] = _LayerJob(UNOWNED, [], set(analysis.restate), variants=len(plan.variants))
         jobs_list.append(by_unit[UNOWNED])
     for path, unit in units.items():
         by_unit[unit].assigned.add(path)
     order = {path: i for i, path in enumerate(entries)}
     for job in jobs_list:
+        if job.id != UNOWNED:
+            job.sources = analysis.dir_sources
         wanted = set(job.assigned)
         for path in job.assigned:
             wanted.update(parents(path))

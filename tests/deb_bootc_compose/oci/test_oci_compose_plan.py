@@ -123,9 +123,25 @@ def test_differences_leave_the_shared_layers(tmp_path: Path) -> None:
     assert analyses["b"].units["usr/bin/perl5.40.0"] == "perl-base"
 
 
-def test_a_differing_directory_takes_what_is_below_it(tmp_path: Path) -> None:
+def test_a_directory_with_other_metadata_keeps_what_is_below_it(tmp_path: Path) -> None:
+    """A directory is a directory in both trees, only its mode differs: nothing moves; every layer but the last
+    writes it as the first tree has it, each image's last layer as the image has it."""
     a, b = make_tree(tmp_path / "a"), make_tree(tmp_path / "b")
     os.chmod(b / "usr/share/doc/bash", 0o750)
     analyses = {"a": analyze_tree(a, KVER), "b": analyze_tree(b, KVER)}
     moved = separate_differences(analyses, SDE)
-    assert moved["a"] == moved["b"] == {"usr/share/doc/bash", "usr/share/doc/bash/copyright"}
+    assert moved == {"a": set(), "b": set()}
+    for analysis in analyses.values():
+        assert analysis.restate == {"usr/share/doc/bash"}
+        source_tree, entry = analysis.dir_sources["usr/share/doc/bash"]
+        assert source_tree == a and entry.st.st_mode & 0o777 == 0o755
+    # a directory in one tree, a symlink in the other: what is below it cannot be shared
+    c, d = make_tree(tmp_path / "c"), make_tree(tmp_path / "d")
+    (d / "usr/share/doc/bash/copyright").unlink()
+    (d / "usr/share/doc/bash").rmdir()
+    os.symlink("bash-doc", d / "usr/share/doc/bash")
+    analyses = {"c": analyze_tree(c, KVER), "d": analyze_tree(d, KVER)}
+    moved = separate_differences(analyses, SDE)
+    assert moved["c"] == {"usr/share/doc/bash", "usr/share/doc/bash/copyright"}
+    assert moved["d"] == {"usr/share/doc/bash"}
+    assert analyses["c"].restate == set()

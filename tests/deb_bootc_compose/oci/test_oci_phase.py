@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -93,6 +94,23 @@ def test_one_variant_changing_a_package_file(tmp_path: Path) -> None:
     assert images[0].layers[-1].digest != images[1].layers[-1].digest
 
 
+def test_a_directory_with_other_metadata(tmp_path: Path) -> None:
+    """A directory whose mode differs between the variants: the layers but the last are still the same blobs,
+    each image's last layer has the directory as its tree has it."""
+    ctx = make_context(tmp_path)
+    kde = ctx.variants[1].tree
+    assert kde is not None
+    os.chmod(kde / "usr/share/doc/bash", 0o750)
+    OciPhase(ctx).run()
+    images = [vs.oci for vs in ctx.variants if vs.oci is not None]
+    assert len(images) == 2
+    assert [x.digest for x in images[0].layers[:-1]] == [x.digest for x in images[1].layers[:-1]]
+    bash = next(x for x in images[1].layers if "bash" in x.packages)
+    assert layer_modes(images[1], bash.digest)["usr/share/doc/bash"] == 0o755  # as the first variant has it
+    for result, mode in zip(images, (0o755, 0o750), strict=True):
+        assert layer_modes(result, result.layers[-1].digest)["usr/share/doc/bash"] == mode
+
+
 def test_oci_phase_errors(tmp_path: Path) -> None:
     ctx = make_context(tmp_path)
     ctx.source_date_epoch = None
@@ -124,6 +142,12 @@ def layer_paths(result: OciResult, digest: str) -> set[str]:
     blob = result.layout_dir / "blobs/sha256" / digest.split(":")[1]
     with tarfile.open(blob) as tar:
         return {m.name.rstrip("/") for m in tar.getmembers()}
+
+
+def layer_modes(result: OciResult, digest: str) -> dict[str, int]:
+    blob = result.layout_dir / "blobs/sha256" / digest.split(":")[1]
+    with tarfile.open(blob) as tar:
+        return {m.name.rstrip("/"): m.mode for m in tar.getmembers()}
 
 
 def shuffled_plan(path: Path) -> LayerPlan:
