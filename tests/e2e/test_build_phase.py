@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ def test_dep_wait_satisfied_by_another_build_of_the_compose(hub: RunningHub, tmp
             fb_seen_done.add("orch-app_1.0")
             fb.finish(p, 3, missing=missing, error="unsatisfiable: liborch-dev (>= 1)")
         else:
+            if p["build"] == "liborch_1.0":  # held until the phase (it polls) has seen app waiting for it
+                deadline = time.monotonic() + 60
+                while not any("orch-app_1.0:" in m and "dep-wait" in m for m in messages):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
             fb.finish(p, 0, provides="liborch-dev" if p["build"] == "liborch_1.0" else "")
 
     fb_seen_done: set[str] = set()
