@@ -10,14 +10,13 @@ that key as it does for the mirror; the build itself never has the network.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from deb_mock.config import MockConfig
 from deb_mock.request import AptSource
+from debarchive.safeio import UnsafeEntry, read_named_file
 
 MAX_KEY_BYTES = 1 << 20
 _ARMOR_PUBLIC = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -119,21 +118,14 @@ def _packet_tag(first: int) -> int | None:
 
 def _read_key_file(path: Path, where: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        return read_named_file(path, MAX_KEY_BYTES)
     except FileNotFoundError:
         raise SourceError(f"{where}: key file {path} does not exist") from None
+    except UnsafeEntry as exc:
+        not_key = "; not a key" if "larger" in exc.what else ""
+        raise SourceError(f"{where}: key file {path} {exc.what}{not_key}") from None
     except OSError as exc:
         raise SourceError(f"{where}: key file {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SourceError(f"{where}: key file {path} is not a regular file")
-        if st.st_size > MAX_KEY_BYTES:
-            raise SourceError(f"{where}: key file {path} is larger than {MAX_KEY_BYTES} bytes; not a key")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read(MAX_KEY_BYTES + 1)
-    finally:
-        os.close(fd)
 
 
 def config_sources(config: MockConfig) -> list[AptSource]:

@@ -171,6 +171,26 @@ def read_below(base: Path, rel: str | Path, *, limit: int = 64 << 20) -> bytes:
         return read_bytes(d, parts[-1], limit=limit, label=str(base / Path(*parts)))
 
 
+def read_named_file(path: Path, limit: int) -> bytes:
+    """A small file a user named (a key, a passphrase: their own path, links followed), read without blocking
+    on a FIFO: :class:`UnsafeEntry` for anything but a regular file or more than ``limit`` bytes; the
+    ``OSError`` of ``open`` (e.g. :class:`FileNotFoundError`) otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeEntry(str(path), "is not a regular file")
+        if st.st_size > limit:
+            raise UnsafeEntry(str(path), f"is larger than {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise UnsafeEntry(str(path), f"is larger than {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
 def copy_out(dir_fd: int, name: str, dest_dir: Path, *, label: str | None = None) -> tuple[str, int]:
     """Copy regular file ``name`` from ``dir_fd`` to ``dest_dir/name``; return (sha256, size).
 

@@ -59,3 +59,17 @@ def test_a_linked_directory_on_the_way_is_refused(tree: Path) -> None:
         safeio.read_below(tree, "out/../out/good.deb")
     with safeio.opened_dir(tree, "out") as d:
         assert [n for n, _ in safeio.entries(d)] == sorted(os.listdir(tree / "out"))
+
+
+def test_read_named_file_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    """A key or passphrase file the user named: read when small and regular; a FIFO never blocks the reader."""
+    (tmp_path / "key").write_bytes(b"k" * 10)
+    assert safeio.read_named_file(tmp_path / "key", 10) == b"k" * 10
+    with pytest.raises(safeio.UnsafeEntry, match="is larger than 9 bytes"):
+        safeio.read_named_file(tmp_path / "key", 9)
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("fifo", ""):
+        with pytest.raises(safeio.UnsafeEntry, match="is not a regular file"):
+            safeio.read_named_file(tmp_path / name, 10)
+    with pytest.raises(FileNotFoundError):
+        safeio.read_named_file(tmp_path / "missing", 10)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deb_bootc_compose.errors import PublishError
+from debarchive.safeio import UnsafeEntry, read_named_file
 from debarchive.signing import signing_fingerprints
 from debsandbox.commands import CommandError, run
 from debsandbox.locks import LockBusy, flock
@@ -142,12 +143,12 @@ def _stop_agent(home: Path) -> None:
 
 def _read_key_file(path: Path) -> bytes:
     try:
-        if not path.is_file():
-            raise PublishError(f"--gpg-key {path}: no such file (an exported OpenPGP secret key: "
-                               "gpg --export-secret-keys --armor KEYID > FILE)")
-        if path.stat().st_size > MAX_KEY_FILE:
-            raise PublishError(f"--gpg-key {path}: {path.stat().st_size} bytes is too large for an OpenPGP key")
-        return path.read_bytes()
+        return read_named_file(path, MAX_KEY_FILE)
+    except FileNotFoundError:
+        raise PublishError(f"--gpg-key {path}: no such file (an exported OpenPGP secret key: "
+                           "gpg --export-secret-keys --armor KEYID > FILE)") from None
+    except UnsafeEntry as exc:
+        raise PublishError(f"--gpg-key {path}: {exc.what}; not an OpenPGP key file") from None
     except OSError as exc:
         raise PublishError(f"--gpg-key {path}: cannot read it ({exc.strerror})") from None
 

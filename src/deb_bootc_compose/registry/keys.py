@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from debarchive.safeio import UnsafeEntry, read_named_file
+
 SIGSTORE_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_PEM = "ENCRYPTED COSIGN PRIVATE KEY"
 PUBLIC_PEM = "PUBLIC KEY"
@@ -149,13 +151,11 @@ def generate(passphrase: bytes) -> KeyPair:
 
 def _read_small(path: Path, what: str, limit: int = MAX_KEY_FILE) -> bytes:
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
+        return read_named_file(path, limit)
+    except UnsafeEntry as exc:
+        raise SigningKeyError(f"{path} {exc.what}: not a {what}") from None
     except OSError as exc:
         raise SigningKeyError(f"cannot read the {what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise SigningKeyError(f"{path} is larger than {limit} bytes: not a {what}")
-    return data
 
 
 def load_private(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:

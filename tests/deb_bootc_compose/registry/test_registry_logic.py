@@ -113,6 +113,12 @@ def test_passphrase_file_is_its_first_line(tmp_path: Path) -> None:
         keys.read_passphrase(f)
     with pytest.raises(keys.SigningKeyError, match="cannot read"):
         keys.read_passphrase(tmp_path / "missing")
+    os.mkfifo(tmp_path / "fifo")  # a FIFO given as the passphrase file is refused, never waited on
+    with pytest.raises(keys.SigningKeyError, match="is not a regular file: not a passphrase file"):
+        keys.read_passphrase(tmp_path / "fifo")
+    f.write_bytes(b"x" * (keys.MAX_PASSPHRASE_FILE + 1))
+    with pytest.raises(keys.SigningKeyError, match="is larger than"):
+        keys.read_passphrase(f)
 
 
 def test_keygen_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
