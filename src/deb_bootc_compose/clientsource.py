@@ -22,7 +22,7 @@ from pathlib import Path
 from debian.deb822 import Deb822
 
 from deb_bootc_compose import clientdeb
-from deb_bootc_compose.dsctree import DscTreeError, changelog_field, make_dsc, source_format
+from deb_bootc_compose.dsctree import DscTreeError, changelog_fields, make_dsc, source_format
 from deb_bootc_compose.errors import ComposeError
 from debarchive.dsc import strip_epoch
 
@@ -111,7 +111,7 @@ def prepare(work: Path) -> ClientSource:
                            f"a {NATIVE} source package (its version gets the source hash appended)")
     changelog = tree / "debian" / "changelog"
     try:
-        fields = {f: changelog_field(tree, f) for f in ("Source", "Version", "Distribution", "Maintainer", "Date")}
+        fields = changelog_fields(tree, "Source", "Version", "Distribution", "Maintainer", "Date")
         version = hub_version(fields["Version"], digest)
         entry = changelog_entry(fields["Source"], version, distribution=fields["Distribution"],
                                 maintainer=fields["Maintainer"], date=fields["Date"], digest=digest)

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from debian.deb822 import Deb822
+
 from debarchive.dsc import SourcePackage, SourcePackageError, parse_dsc, strip_epoch
 from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import CommandError, run
@@ -23,14 +25,17 @@ class DscTreeError(RuntimeError):
     """The tree cannot be made into a source package; the message says why."""
 
 
-def changelog_field(tree: Path, name: str) -> str:
-    """One field of debian/changelog's top entry (stdout only: dpkg-parsechangelog warns on stderr)."""
-    res = subprocess.run(["dpkg-parsechangelog", "-l", str(tree / "debian" / "changelog"), "-S", name],
+def changelog_fields(tree: Path, *names: str) -> dict[str, str]:
+    """Fields of debian/changelog's top entry, from one ``dpkg-parsechangelog`` run (its stdout only: it warns
+    on stderr); DscTreeError when it fails or one of ``names`` is missing or empty."""
+    res = subprocess.run(["dpkg-parsechangelog", "-l", str(tree / "debian" / "changelog")],
                          capture_output=True, text=True, timeout=60)
-    if res.returncode != 0 or not res.stdout.strip():
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()] or ["(no output)"]
+    fields = dict(Deb822(res.stdout)) if res.returncode == 0 else {}
+    missing = [n for n in names if not str(fields.get(n, "")).strip()]
+    if res.returncode != 0 or missing:
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()] or [f"no {', '.join(missing)} field"]
         raise DscTreeError(f"debian/changelog is unreadable: {lines[-1].strip()}")
-    return res.stdout.strip()
+    return {n: str(fields[n]).strip() for n in names}
 
 
 def source_format(tree: Path) -> str:

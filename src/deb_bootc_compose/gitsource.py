@@ -23,7 +23,7 @@ from pathlib import Path
 
 from deb_bootc_compose.dsctree import (
     DscTreeError,
-    changelog_field,
+    changelog_fields,
     last_line,
     make_dsc,
     source_format,
@@ -117,8 +117,8 @@ def prepare(url: str, ref: str, work: Path, *, where: str = "build.sources") -> 
     if not (tree / "debian" / "changelog").is_file():
         raise GitSourceError(f"{what}: commit {commit[:12]} has debian/ but no debian/changelog")
     try:
-        source = changelog_field(tree, "Source")
-        version = changelog_field(tree, "Version")
+        fields = changelog_fields(tree, "Source", "Version")
+        source, version = fields["Source"], fields["Version"]
     except DscTreeError as exc:
         raise GitSourceError(f"{what}: at {commit[:12]}: {exc}") from None
     fmt = source_format(tree)
