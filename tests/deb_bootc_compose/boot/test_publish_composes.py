@@ -4,7 +4,8 @@ has v1 reads what v2 changes from the commit metadata alone, then pulls v2 throu
 verified; publishing v2 again changes nothing.
 
 Cost: two publishes of real commits (pull-local, signature, one static delta) and a client's full pull of v1;
-no compose of its own (``update_v1`` is the update test's, ``minimal_compose`` the session's)."""
+no compose of its own (``update_v1`` and ``update_v2`` are the update test's: this test is in their group, not the
+session compose's, so the two groups run side by side)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def packages(repo: Path, commit: str) -> dict[str, str]:
     return parse_packages(ostree(repo, "show", f"--print-metadata-key={PACKAGES_KEY}", commit))
 
 
-def test_publish_v1_then_v2_and_update_through_the_delta(update_v1: SessionCompose, minimal_compose: SessionCompose,
+def test_publish_v1_then_v2_and_update_through_the_delta(update_v1: SessionCompose, update_v2: SessionCompose,
                                                          update_source: UpdateSource, tmp_path: Path) -> None:
     # a key v1's image does not trust is refused (machines would refuse it); the publisher's key is what it trusts
     with pytest.raises(PublishError, match="trust only key"):
@@ -48,16 +49,16 @@ def test_publish_v1_then_v2_and_update_through_the_delta(update_v1: SessionCompo
     spec = KeySpec(files=(key.secret,))
     dest = tmp_path / "pub"
     ref, c1 = commit_of(update_v1.topdir)
-    ref2, c2 = commit_of(minimal_compose.topdir)
+    ref2, c2 = commit_of(update_v2.topdir)
     assert ref == ref2 and c1 != c2
     first = publish(update_v1.topdir, dest, spec)
     assert first.refs[0].commit == c1 and first.refs[0].delta_from is None
-    second = publish(minimal_compose.topdir, dest, spec)
+    second = publish(update_v2.topdir, dest, spec)
     assert second.refs[0].commit == c2 and second.refs[0].delta_from == c1
     assert History.load(dest / HISTORY_FILE).refs[ref] == [c2, c1]  # v1 kept (--keep 3)
     assert ostree(dest, "static-delta", "list").split() == [f"{c1}-{c2}"]
     before = snapshot(dest)
-    assert not publish(minimal_compose.topdir, dest, spec).changed
+    assert not publish(update_v2.topdir, dest, spec).changed
     assert snapshot(dest) == before
 
     with serve_directory(dest) as url:
