@@ -32,3 +32,10 @@ class PublishError(ComposeError):
     about the inputs: then ``untouched`` is True."""
 
     untouched = False
+
+
+class PruneError(ComposeError):
+    """``prune`` cannot go on (a compose or publish is using the target, a bad policy, an unreadable record); the
+    message says what and where. ``untouched``: raised before anything was removed (bad input, a busy target)."""
+
+    untouched = False

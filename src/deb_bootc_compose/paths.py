@@ -4,7 +4,7 @@
 TARGET/<COMPOSE_ID>/STATUS, metadata/, compose/<variant>/<arch>/{oci,images,CHECKSUM}, logs/, work/
 TARGET/ostree/repo            shared archive-mode OSTree repo
 TARGET/pool/                  content-addressed .deb pool shared by composes
-TARGET/.state/                cross-compose state (input records, apt roots, layer plans, the lock)
+TARGET/.state/                cross-compose state (input records, apt roots, layer plans, publish records, locks)
 TARGET/latest-<short>-<version> -> <COMPOSE_ID>
 ```
 No other module joins names under a compose or target directory: they ask these classes. A compose
@@ -55,14 +55,33 @@ class TargetPaths:
         """The bare OSTree repo commits are made in first (fast), then pulled into :attr:`ostree_repo`."""
         return self.state / "ostree-bare"
 
+    @property
+    def input_records(self) -> Path:
+        return self.state / "inputs"
+
     def input_record(self, input_hash: str) -> Path:
         """What a FINISHED compose with these inputs produced, for no-op recomposes."""
-        return self.state / "inputs" / f"{input_hash}.json"
+        return self.input_records / f"{input_hash}.json"
 
     @property
     def lock(self) -> Path:
         """Held (flock) while a compose runs in this target directory."""
         return self.state / "compose.lock"
+
+    @property
+    def prune_lock(self) -> Path:
+        """Held exclusively by ``prune``, shared by ``publish`` while it reads this target's commits."""
+        return self.state / "prune.lock"
+
+    @property
+    def trash(self) -> Path:
+        """Compose directories ``prune`` has taken out of the target and is removing (emptied by the next prune)."""
+        return self.state / "trash"
+
+    @property
+    def published(self) -> Path:
+        """``publish``'s records of where this target's commits were published (one JSON file per repository)."""
+        return self.state / "published"
 
     def oci_plan(self, name: str, variant: str, arch: str) -> Path:
         """The layer plan of the last FINISHED compose of manifest ``name``'s variant/arch (the next one's start)."""

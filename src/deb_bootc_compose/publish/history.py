@@ -19,6 +19,7 @@ from pathlib import Path
 
 from deb_bootc_compose.errors import PublishError
 
+HISTORY_FILE = Path("deb-bootc") / "history.json"  # in the published repository
 FORMAT = 1
 CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
 REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")  # what OSTree accepts

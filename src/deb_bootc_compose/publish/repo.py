@@ -58,6 +58,11 @@ class PublishedRepo:
         objects = self.root / "objects"
         return sorted(p.parent.name + p.name[:-len(".commit")] for p in objects.glob("??/*.commit"))
 
+    def heads(self) -> dict[str, str]:
+        """Every ref of the repository and the commit it points at."""
+        return {ref: self.ostree("rev-parse", ref, capture=True).strip()
+                for ref in self.ostree("refs", capture=True).split()}
+
     def rev_parse(self, ref: str) -> str | None:
         done = run(["ostree", f"--repo={self.root}", "rev-parse", ref], check=False, capture=True)
         return done.output.strip() if done.returncode == 0 else None

@@ -10,7 +10,8 @@ they can pull from; the next publish finishes the job):
 3. the record (``deb-bootc/history.json``), then the refs;
 4. deltas that involve no kept commit go, then ``summary`` is regenerated and signed (``summary.sig``), and
    its checksums recorded: a publish that stopped before this point is not "current", the next one redoes it;
-5. commits beyond ``--keep`` are deleted with the objects only they reached.
+5. commits beyond ``--keep`` are deleted with the objects only they reached;
+6. the compose's target directory records where its commits went (:mod:`.usage`): ``prune`` keeps those.
 
 Nothing is written when the compose is already published as recorded (publishing twice changes nothing: a new
 summary would carry a new timestamp and signature).
@@ -29,13 +30,13 @@ from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from debsandbox.locks import LockBusy, flock
 
-from .history import REF, History, plan_ref
+from .history import HISTORY_FILE, REF, History, plan_ref
 from .keys import KeySpec, Signer, signer
 from .repo import PublishedRepo
 from .trust import check_trusted, trusted_keys
+from .usage import record_published
 
 DEFAULT_KEEP = 3
-HISTORY_FILE = Path("deb-bootc") / "history.json"
 LOCK_FILE = ".deb-bootc-publish.lock"
 SUMMARY_HISTORY_KEY = "deb-bootc.history"
 CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
@@ -144,6 +145,13 @@ def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, 
         try:  # the inputs, before DIR is touched
             if keep < 1:
                 raise PublishError(f"--keep {keep}: keep at least 1 commit per ref")
+            target = ComposePaths.at(compose.resolve()).target
+            if target.state.is_dir():  # prune must not delete the commits while they are read
+                try:
+                    stack.enter_context(flock(target.prune_lock, shared=True, blocking=False, keep_file=True))
+                except LockBusy:
+                    raise PublishError(f"{target.target} is being pruned (lock {target.prune_lock}); publish "
+                                       "after the prune") from None
             source_repo, sources = compose_sources(compose)
             check_target(dest)
             sig = stack.enter_context(signer(keys))
@@ -159,7 +167,13 @@ def publish(compose: Path, dest: Path, keys: KeySpec, keep: int = DEFAULT_KEEP, 
                                 "wait for it and try again")
             busy.untouched = True
             raise busy from None
-        return _publish_locked(source_repo, sources, PublishedRepo(dest, log), sig, keep)
+        result = _publish_locked(source_repo, sources, PublishedRepo(dest, log), sig, keep)
+        try:
+            record_published(target, dest, {s.ref: s.commit for s in sources})
+        except OSError as exc:
+            raise PublishError(f"{dest} is published, but recording that in {target.published} failed ({exc}): "
+                               "`deb-bootc-compose prune` would not know these commits are served") from exc
+        return result
 
 
 def _publish_locked(source_repo: Path, sources: list[Source], repo: PublishedRepo, sig: Signer, keep: int
