@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="base")
     p.add_argument("--arch", default="amd64")
     p.add_argument("--command", action="append", default=None, dest="commands",
-                   help="a command line that must exit 0 in the guest (repeatable; default: the manifest's "
+                   help="a command line that must exit 0 in the guest (repeatable; default: the variant's "
                    "boot_test.commands when the compose keeps its manifest)")
     p.add_argument("--expect-commit", help="the OSTree commit that must be booted (default: the compose's)")
     p.add_argument("--timeout", type=float, default=None,
@@ -51,11 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--net", action="store_true",
                    help="give the VM QEMU user networking (virtio-net); the guest reaches the host's services at "
                    "10.0.2.2 (e.g. a published OSTree repository served on the host); default: no network")
+    p.add_argument("--image-network", action="store_true",
+                   help="like --net, but the image configures the interface itself (e.g. its own DHCP client): "
+                   "nothing is written in the guest")
     p.add_argument("--log-dir", type=Path, help="where the serial log and report go (default: the compose's logs/ "
                    "or the image's directory)")
 
 
-def _manifest_boot_test(compose: Path) -> tuple[list[str], float | None]:
+def _manifest_boot_test(compose: Path, variant: str) -> tuple[list[str], float | None]:
     paths = ComposePaths.at(compose)
     for candidate in sorted(paths.metadata.glob("*.yaml")) + sorted(paths.logs.glob("*.yaml")):
         if candidate.name == paths.lockfile.name:
@@ -66,7 +69,10 @@ def _manifest_boot_test(compose: Path) -> tuple[list[str], float | None]:
             m = manifest.load(candidate, check_files=False)  # a copy: the files it names are not beside it
         except Exception:
             continue
-        return list(m.boot_test.commands), float(m.boot_test.timeout)
+        if variant not in m.variants:
+            return [], None
+        spec = m.for_variant(variant).boot_test
+        return list(spec.commands), float(spec.timeout)
     return [], None
 
 
@@ -85,7 +91,7 @@ def spec_for(args: argparse.Namespace) -> BootTestSpec:
                 commit = disk_source.compose_commit(target, args.variant, args.arch)[1]
             except disk_source.SourceError as exc:
                 raise BootTestError(f"{exc}; or name the commit to expect with --expect-commit") from exc
-        commands, timeout = _manifest_boot_test(target)
+        commands, timeout = _manifest_boot_test(target, args.variant)
         return BootTestSpec(image=image, log_dir=args.log_dir or paths.logs, expected_commit=commit,
                             expected_packages=packages_from_metadata(target, args.variant, args.arch),
                             commands=args.commands if args.commands is not None else commands,
@@ -108,7 +114,8 @@ def run(args: argparse.Namespace, then: Continuation | None = None) -> int:
         print(f"boot-test: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"boot-test: booting {spec.image} (serial log: {spec.log_dir / (spec.name + '-serial.log')})", flush=True)
-    report = boot_test(spec, then=then, extra_disks=list(args.disks), net=args.net)
+    report = boot_test(spec, then=then, extra_disks=list(args.disks), net=args.net or args.image_network,
+                       net_setup=not args.image_network)
     print(report.summary())
     if report.boot_seconds is not None:
         print(f"boot to shell: {report.boot_seconds:.0f}s under {report.accel}; {report.userspace_seconds or ''}")

@@ -33,13 +33,13 @@ class BootTestSpec:
 
 @contextmanager
 def session(image: Path, log_dir: Path, name: str = "boot-test", extra_disks: list[Path] | None = None,
-            workdir: Path | None = None, net: bool = False) -> Iterator[VirtualMachine]:
+            workdir: Path | None = None, net: bool = False, net_setup: bool = True) -> Iterator[VirtualMachine]:
     """A VM on a throw-away overlay of ``image``; the console log goes to ``log_dir/<name>-serial.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     own = workdir is None
     work = workdir or Path(tempfile.mkdtemp(prefix=f".{name}-", dir=log_dir))
     vm = VirtualMachine(VMConfig(image=image, workdir=work, serial_log=log_dir / f"{name}-serial.log",
-                                 extra_disks=list(extra_disks or []), net=net))
+                                 extra_disks=list(extra_disks or []), net=net, net_setup=net_setup))
     try:
         yield vm
     finally:
@@ -55,13 +55,13 @@ Continuation = Callable[[VirtualMachine, BootReport], None]
 
 
 def boot_test(spec: BootTestSpec, then: Continuation | None = None, extra_disks: list[Path] | None = None,
-              net: bool = False) -> BootReport:
+              net: bool = False, net_setup: bool = True) -> BootReport:
     """Boot ``spec.image``, run every check, power off; never raises for a failing guest (see report.error).
 
     ``then`` (when every check passed) goes on in the same VM session before the final power-off, e.g. an
     update and a rollback with more reboots, so that they cost no extra boot; the report is written before it
     runs, and what it raises propagates (the VM is killed and the logs are kept). ``net``: QEMU user
-    networking (the guest reaches the host at 10.0.2.2).
+    networking (the guest reaches the host at 10.0.2.2); ``net_setup`` False leaves its configuration to the image.
     """
     report = BootReport(image=str(spec.image), accel="", serial_log=str(spec.log_dir / f"{spec.name}-serial.log"))
     started = time.monotonic()
@@ -72,7 +72,7 @@ def boot_test(spec: BootTestSpec, then: Continuation | None = None, extra_disks:
         (spec.log_dir / f"{spec.name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
     try:
-        with session(spec.image, spec.log_dir, spec.name, extra_disks, net=net) as vm:
+        with session(spec.image, spec.log_dir, spec.name, extra_disks, net=net, net_setup=net_setup) as vm:
             report.accel = vm.accel
             report.boot_seconds = round(vm.boot(spec.timeout), 1)
             run_checks(vm, report, spec.expected_commit, spec.expected_packages, spec.commands)

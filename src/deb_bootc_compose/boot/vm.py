@@ -107,6 +107,8 @@ class VMConfig:
     # QEMU user networking (slirp): the guest gets 10.0.2.15 by DHCP and reaches the host's loopback services
     # at 10.0.2.2; nothing is forwarded into the guest
     net: bool = False
+    # with ``net``: False leaves configuring the interface to the image (its own DHCP), nothing written in the guest
+    net_setup: bool = True
 
 
 def image_format(path: Path) -> str:
@@ -332,7 +334,7 @@ class VirtualMachine:
         self.start()
         try:
             seconds = self.wait_for_shell(timeout)
-            if self.cfg.net:
+            if self.cfg.net and self.cfg.net_setup:
                 self.network_up()
             return seconds
         except BaseException:

@@ -1,0 +1,122 @@
+"""Debian Atomic (examples/debian-atomic): one real compose of the three variants, then one VM session per
+variant in which it proves its purpose, through ``boot-test``'s own code path (the variant's
+``boot_test.commands`` from the compose's manifest, plus the checks below):
+
+* base: the image brings its network up by itself (DHCP from QEMU's slirp; the boot test writes no network
+  configuration), resolves through systemd-resolved, sshd listens with host keys made at this first boot;
+* container-host: podman runs a container from a local OCI archive (a tiny static program, on a second disk);
+* cloud: cloud-init configures the machine from a NoCloud seed disk (hostname, a file, a command).
+
+The module compose runs in a target of its own, seeded with the test cache's pool, and its images share
+their common layers (checked on the real OCI layouts). Cost: one three-variant compose and three TCG boots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from atomicfixtures import CONTAINER_SAYS, SEED_HOSTNAME, nocloud_seed_disk, tiny_container_disk
+from compose_helpers import EXAMPLES, harvest_target, run_cli, seed_target
+
+from deb_bootc_compose import osrelease
+from deb_bootc_compose.boot import cli
+from deb_bootc_compose.boot.runner import boot_test
+
+pytestmark = pytest.mark.boot
+MANIFEST = EXAMPLES / "debian-atomic" / "debian-atomic.yaml"
+VARIANTS = ("base", "container-host", "cloud")
+
+
+@pytest.fixture(scope="module")
+def atomic(compose_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compose of examples/debian-atomic (the CLI, as a user runs it); its directory."""
+    target = tmp_path_factory.mktemp("atomic-target")
+    seed_target(compose_cache, target)
+    try:
+        run = run_cli(["--config", str(MANIFEST), "--target-dir", str(target), "--compose-type", "test"])
+    finally:
+        harvest_target(compose_cache, target)
+    assert run.returncode == 0, f"the Debian Atomic compose failed ({run.returncode}):\n{run.stderr[-6000:]}"
+    return Path(run.last_line)
+
+
+def ostree_cat(topdir: Path, variant: str, path: str) -> str:
+    entry = json.loads((topdir / "metadata/ostree.json").read_text())["payload"]["variants"][variant]["amd64"]
+    done = subprocess.run(["ostree", f"--repo={topdir.parent / 'ostree/repo'}", "cat", entry["commit"], path],
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def layers(topdir: Path, variant: str) -> dict[str, dict[str, object]]:
+    layout = topdir / f"compose/{variant}/amd64/oci/layout"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    return {str(x["annotations"]["org.debian.bootc.layer"]): x for x in manifest["layers"]}
+
+
+def test_one_compose_three_images_sharing_their_layers(atomic: Path) -> None:
+    assert (atomic / "STATUS").read_text().strip() == "FINISHED"
+    images = json.loads((atomic / "metadata/images.json").read_text())["payload"]["images"]
+    packages = json.loads((atomic / "metadata/packages.json").read_text())["payload"]["packages"]
+    for variant in VARIANTS:
+        assert sorted(i["format"] for i in images[variant]["amd64"]) == ["ociarchive", "qcow2"], variant
+        release = osrelease.parse(ostree_cat(atomic, variant, "/usr/lib/os-release"))
+        assert release["NAME"] == "Debian Atomic" and release["VARIANT_ID"] == variant, release
+    names = {v: {str(p["name"]) for p in packages[v]["amd64"]} for v in VARIANTS}
+    assert "podman" in names["container-host"] and "podman" not in names["base"] | names["cloud"]
+    assert "cloud-init" in names["cloud"] and "cloud-init" not in names["base"] | names["container-host"]
+    assert {"openssh-server", "sudo", "systemd-resolved", "locales"} <= names["base"] & names["cloud"]
+    # the layers of packages every variant holds are the same blobs in the three images
+    by_variant = {v: layers(atomic, v) for v in VARIANTS}
+    common = set.intersection(*(set(ls) for ls in by_variant.values())) - {"unowned"}
+    assert "kernel" in common and len(common) >= 10
+    for layer_id in common:
+        assert len({str(by_variant[v][layer_id]["digest"]) for v in VARIANTS}) == 1, layer_id
+    sizes = {str(x["digest"]): int(str(x["size"])) for ls in by_variant.values() for x in ls.values()}
+    alone = sum(int(str(x["size"])) for ls in by_variant.values() for x in ls.values())
+    together = sum(sizes.values())  # what a registry stores: each blob once
+    shared = sum(int(str(by_variant["base"][i]["size"])) for i in common)
+    assert shared > alone / 6  # most of each image is the common part
+    assert together <= alone - 2 * shared  # the common layers are stored once, not three times
+    print(f"FIGURE debian-atomic OCI layers: {together / 1e6:.1f} MB stored together vs {alone / 1e6:.1f} MB "
+          f"one by one ({len(common)} layers shared by the three)")
+
+
+def boot(atomic: Path, variant: str, extra: list[str], disks: list[Path]) -> None:
+    """One VM session of ``variant``: the boot test's checks, the variant's manifest commands, then ``extra``."""
+    args = cli.parser().parse_args([str(atomic), "--variant", variant, "--image-network",
+                                    "--log-dir", str(atomic / "logs" / f"boot-{variant}")])
+    spec = cli.spec_for(args)
+    assert spec.commands, f"{variant}: the compose's manifest gives no boot_test.commands"
+    spec.commands = [*spec.commands, *extra]
+    report = boot_test(spec, extra_disks=disks, net=True, net_setup=False)
+    assert report.ok, f"{variant}: {report.summary()}\nserial log: {report.serial_log}"
+
+
+def test_base_is_a_server_that_configures_itself(atomic: Path) -> None:
+    boot(atomic, "base", [
+        "/usr/lib/systemd/systemd-networkd-wait-online --any --ipv4 --timeout=180",
+        "ip -4 -o addr show | grep -q 'inet 10.0.2.15/'",  # slirp's DHCP answer, asked for by the image itself
+        "resolvectl dns | grep -q 10.0.2.3",  # the DNS server DHCP gave, in systemd-resolved
+        "! test -e /run/systemd/network/50-deb-bootc-test.network",
+    ], [])
+
+
+def test_container_host_runs_a_container_from_a_local_oci_archive(atomic: Path, tmp_path: Path) -> None:
+    disk = tiny_container_disk(tmp_path)
+    boot(atomic, "container-host", [
+        "cat /dev/vdb > /var/tmp/tiny.tar",
+        f"podman run --rm --network=none oci-archive:/var/tmp/tiny.tar | grep -qx '{CONTAINER_SAYS}'",
+    ], [disk])
+
+
+def test_cloud_image_is_configured_by_cloud_init_from_a_seed(atomic: Path, tmp_path: Path) -> None:
+    seed = nocloud_seed_disk(tmp_path)
+    boot(atomic, "cloud", [
+        "cloud-init status --wait --long",
+        f'test "$(hostname)" = {SEED_HOSTNAME}',
+        "grep -qx 'seeded by cloud-init' /etc/debian-atomic-seeded",
+        "test -f /var/lib/debian-atomic-runcmd",
+    ], [seed])
