@@ -42,6 +42,8 @@ GROUP_SECONDS: dict[str, float] = {
     # the session compose, the update-bytes bench (one lockfile compose, ~130 s), the two-variant compose (~160 s),
     # the hostile and recompose tests, installs from the compose (~80 s), the registry push and import tests
     "minimal-compose": 700,
+    # the three-variant Debian Atomic compose (~8 min cold) and one TCG boot per variant (3-5 min each)
+    "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1200,
     "deb-mock-cache": 800,  # + the build options tests (test_flags_integration.py, ~40 s warm)
     "disk-fixture": 250,
     "tests/e2e/test_seed_loop.py": 230,  # + the deb-bootc client built by a real builder (~28 s)
