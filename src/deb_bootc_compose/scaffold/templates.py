@@ -1,0 +1,63 @@
+"""The files ``init`` writes besides the manifest: README, build.sh, Containerfile (``str.format`` templates)."""
+
+from __future__ import annotations
+
+CONTAINERFILE = """\
+# {pretty}: a custom variant of {base}, made by deb-bootc-compose init (docs/variants.md).
+FROM {image}
+
+# Packages on top of the base, from the image's own apt sources (its manifest's image_sources). Leave no apt
+# lists or caches behind: `deb-bootc-compose lint` refuses an image that keeps them.
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+# The identity: os-release, the console greeting, the message of the day.
+COPY os-release /usr/lib/os-release
+COPY issue /etc/issue
+COPY motd /etc/motd
+
+# After installing or removing a kernel, regenerate the initramfs the way the compose made it:
+#   RUN kver=$(ls /usr/lib/modules) \\
+#    && dracut --no-hostonly --reproducible --add ostree --force --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
+"""
+
+BUILD_CONTAINERFILE = """\
+#!/bin/sh
+# Build {name} from the Containerfile, check it is still a bootable bootc image, make a disk image of it and
+# boot that in QEMU. Needs podman, skopeo, qemu and deb-bootc-compose (run as root for install-to-disk).
+set -eu
+cd "$(dirname "$0")"
+mkdir -p out
+podman=podman
+[ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs"  # no systemd on this host
+$podman build --tag localhost/{name}:latest .
+rm -f out/{name}.oci.tar
+$podman save --format oci-archive --output out/{name}.oci.tar localhost/{name}:latest
+deb-bootc-compose lint oci-archive:out/{name}.oci.tar
+deb-bootc-compose install-to-disk oci-archive:out/{name}.oci.tar out/{name}.qcow2 --stateroot {name}
+deb-bootc-compose boot-test out/{name}.qcow2 --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
+"""
+
+BUILD_MANIFEST = """\
+#!/bin/sh
+# Compose {name} from {manifest}, check its image, and boot it in QEMU (run as root, or with subordinate ids).
+set -eu
+cd "$(dirname "$0")"
+compose=$(deb-bootc-compose --config {manifest} --target-dir composes | tail -n 1)
+deb-bootc-compose lint "$compose"
+deb-bootc-compose boot-test "$compose" --variant {variant} --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
+echo "$compose"
+"""
+
+README = """\
+# {pretty}
+
+A custom variant of {base}, made with `deb-bootc-compose init` ({how}).
+
+- `{source}` says what the image is: {what}
+- `build.sh` builds it, checks it with `deb-bootc-compose lint` and boots it in QEMU with `boot-test`.
+
+Change the identity in {identity}, add packages, then run `./build.sh`. docs/variants.md (in deb-bootc-compose)
+walks through the rest: publishing updates, pushing to a registry, and what to do after a kernel change.
+"""

@@ -1,0 +1,107 @@
+"""``deb-bootc-compose init``: the projects it writes (both flavours) and what it refuses, writing nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from compose_helpers import EXAMPLES
+
+from deb_bootc_compose import manifest, osrelease
+from deb_bootc_compose.cli import main
+
+ATOMIC = EXAMPLES / "debian-atomic" / "debian-atomic.yaml"
+
+
+def init(*args: object) -> int:
+    return main(["init", *map(str, args)])
+
+
+def test_manifest_project_from_debian_atomic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "particle"
+    assert init("particle-os", "--from", ATOMIC, "--variant", "container-host", "--pretty-name", "Particle-OS",
+                "--os-version", "2", "--dir", dest) == 0
+    assert str(dest / "particle-os.yaml") in capsys.readouterr().out
+    m = manifest.load(dest / "particle-os.yaml")
+    assert (m.name, m.version, list(m.variants)) == ("particle-os", "2", ["container-host"])
+    settings = m.for_variant("container-host")
+    assert "podman" in settings.packages and "openssh-server" in settings.packages  # the base's, kept
+    assert dict(settings.os_release) == {"ID": "particle-os", "ID_LIKE": "debian", "NAME": "Particle-OS",
+                                         "VERSION_ID": "2", "VARIANT_ID": "container-host",
+                                         "PRETTY_NAME": "Particle-OS 2 (Debian trixie based)"}
+    files = {f.spec.path: f.spec.content for f in settings.files}
+    assert files["/etc/issue"].startswith("Particle-OS 2") and "Particle-OS" in str(files["/etc/motd"])
+    build = dest / "build.sh"
+    assert build.stat().st_mode & 0o111 and "--variant container-host" in build.read_text()
+    assert "podman info" in build.read_text()  # the base variant's own checks come along
+    subprocess.run(["sh", "-n", str(build)], check=True)
+
+
+def test_manifest_project_copies_what_the_base_reads_and_drops_its_updates(tmp_path: Path) -> None:
+    base_dir = tmp_path / "base"
+    (base_dir / "files").mkdir(parents=True)
+    (base_dir / "files/motd.extra").write_text("extra\n")
+    (base_dir / "scripts").mkdir()
+    (base_dir / "scripts/tune.sh").write_text("true\n")
+    (base_dir / "keys").mkdir()
+    (base_dir / "keys/ostree.asc").write_text("not read by init\n")
+    data = yaml.safe_load(ATOMIC.read_text())
+    data["files"].append({"path": "/etc/motd.d/extra", "source": "files/motd.extra"})
+    data["postprocess"].append({"name": "tune", "file": "scripts/tune.sh"})
+    data["update"] = {"ostree": {"url": "https://updates.example.org/atomic", "gpg_public_key": "keys/ostree.asc"}}
+    (base_dir / "atomic.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    dest = tmp_path / "p"
+    assert init("particle-os", "--from", base_dir / "atomic.yaml", "--dir", dest) == 0
+    text = (dest / "particle-os.yaml").read_text()
+    assert "update" not in yaml.safe_load(text) and "updates.example.org" not in text
+    assert (dest / "files/motd.extra").read_text() == "extra\n" and (dest / "scripts/tune.sh").is_file()
+    assert not (dest / "keys").exists()
+    manifest.load(dest / "particle-os.yaml")  # the copied files are where it says
+
+
+def test_containerfile_project(tmp_path: Path) -> None:
+    compose = tmp_path / "atomic-13-20261205.t.0"
+    layout = compose / "compose/base/amd64/oci/layout"
+    layout.mkdir(parents=True)
+    (layout / "index.json").write_text("{}")
+    (compose / "STATUS").write_text("FINISHED\n")
+    dest = tmp_path / "cf"
+    assert init("particle-os", "--containerfile", "--from", compose, "--package", "tree", "--package", "htop",
+                "--dir", dest) == 0
+    containerfile = (dest / "Containerfile").read_text()
+    assert f"FROM oci:{layout}\n" in containerfile
+    assert "apt-get install -y --no-install-recommends tree htop" in containerfile
+    assert "rm -rf /var/lib/apt/lists/*" in containerfile and "COPY os-release /usr/lib/os-release" in containerfile
+    release = osrelease.parse((dest / "os-release").read_text())
+    assert release["ID"] == "particle-os" and release["ID_LIKE"] == "debian"
+    build = (dest / "build.sh").read_text()
+    assert "deb-bootc-compose lint oci-archive:out/particle-os.oci.tar" in build and "'dpkg -s htop'" in build
+    subprocess.run(["sh", "-n", str(dest / "build.sh")], check=True)
+    assert init("x", "--containerfile", "--from", "docker://registry.example.org/atomic:13", "--dir",
+                tmp_path / "d") == 0
+    assert "FROM docker://registry.example.org/atomic:13" in (tmp_path / "d/Containerfile").read_text()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["Bad_Name", "--from", ATOMIC], "a variant name is lower case"),
+    (["ok", "--from", "/nonexistent/m.yaml"], "no such manifest or compose directory"),
+    (["ok", "--from", ATOMIC, "--variant", "desktop"], "no variant 'desktop' (it has: base, container-host, cloud)"),
+    (["ok", "--containerfile", "--from", "/nonexistent"], "not an image reference"),
+])
+def test_refusals_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[object],
+                                message: str) -> None:
+    dest = tmp_path / "proj"
+    assert init(*args, "--dir", dest) == 2
+    assert message in capsys.readouterr().err
+    assert not dest.exists()
+
+
+def test_an_existing_project_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "proj"
+    dest.mkdir()
+    (dest / "mine").write_text("keep\n")
+    assert init("ok", "--from", ATOMIC, "--dir", dest) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in dest.iterdir()] == ["mine"]
