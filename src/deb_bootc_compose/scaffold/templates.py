@@ -10,16 +10,16 @@ FROM {image}
 # lists or caches behind: `deb-bootc-compose lint` refuses an image that keeps them.
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
- && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+ && apt-get clean \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /var/log/alternatives.log
 
 # The identity: os-release, the console greeting, the message of the day.
 COPY os-release /usr/lib/os-release
 COPY issue /etc/issue
 COPY motd /etc/motd
 
-# After installing or removing a kernel, regenerate the initramfs the way the compose made it:
-#   RUN kver=$(ls /usr/lib/modules) \\
-#    && dracut --no-hostonly --reproducible --add ostree --force --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
+# After a kernel change, regenerate the initramfs in the same RUN and set the ostree.linux label
+# (docs/variants.md, "After a kernel change").
 """
 
 BUILD_CONTAINERFILE = """\
