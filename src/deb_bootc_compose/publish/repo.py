@@ -1,8 +1,8 @@
 """The OSTree operations on the published repository (archive mode), each one safe to repeat.
 
 Every write goes through ``ostree`` itself, which writes objects, detached metadata, deltas and refs to a
-temporary name and renames them into place; ``summary`` and ``summary.sig`` are two such files written one
-after the other (see docs/publishing.md for the window between them).
+temporary name and renames them into place; ``summary`` and ``summary.sig`` are made together in a staging
+repository and renamed into place one right after the other (see docs/publishing.md for the window between them).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from pathlib import Path
 
 from deb_bootc_compose.errors import PublishError
@@ -20,6 +21,7 @@ from .keys import Signer
 
 SIGNATURE_KEY = re.compile(r"^\s*Signature made .* key ID ([0-9A-Fa-f]{16})\s*$", re.M)
 SUMMARY_FILES = ("summary", "summary.sig")
+SUMMARY_STAGE = ".deb-bootc-summary-stage"  # where update_summary makes the pair before renaming it into place
 
 
 class PublishedRepo:
@@ -116,19 +118,39 @@ class PublishedRepo:
     def update_summary(self, signer: Signer, metadata: dict[str, str]) -> None:
         """Regenerate ``summary`` (refs, deltas, ``metadata`` in GVariant text) and sign it.
 
+        ``ostree summary --update`` removes ``summary.sig`` before it writes the new summary and signs it: for as
+        long as ``gpg`` takes, the repository would have no signature at all. So the summary is made in a staging
+        repository beside the real one (its own ``config``, links to the real ``objects``, ``refs`` and
+        ``deltas``) and the two files are renamed into place one right after the other.
+
         Web servers answer conditional requests (``If-Modified-Since``, which libostree sends for the summary)
         from the mtime in whole seconds: a summary rewritten within the second of the last one would be "not
         modified" for a client that fetched the old one in that second. So each file's mtime moves on by at
         least one whole second."""
-        before = {name: self._mtime(name) for name in SUMMARY_FILES}
-        args = ["summary", "--update", f"--gpg-homedir={signer.homedir}"]
-        args += [f"--gpg-sign={f}" for f in signer.fingerprints]
-        args += [f"--add-metadata={k}={v}" for k, v in sorted(metadata.items())]
-        self.ostree(*args)
-        for name, old in before.items():
-            new = self._mtime(name)
-            if old is not None and new is not None and new <= old:
-                os.utime(self.root / name, (old + 1, old + 1))
+        stage = self.root / SUMMARY_STAGE
+        shutil.rmtree(stage, ignore_errors=True)  # left by a killed publish
+        stage.mkdir()
+        try:
+            shutil.copyfile(self.root / "config", stage / "config")
+            for name in ("objects", "refs", "deltas"):
+                (self.root / name).mkdir(exist_ok=True)
+                (stage / name).symlink_to(Path("..") / name)
+            args = ["summary", "--update", f"--gpg-homedir={signer.homedir}"]
+            args += [f"--gpg-sign={f}" for f in signer.fingerprints]
+            args += [f"--add-metadata={k}={v}" for k, v in sorted(metadata.items())]
+            try:
+                run(["ostree", f"--repo={stage}", *args], log=self.log, timeout=3600)
+            except CommandError as exc:
+                raise PublishError(f"ostree summary failed for {self.root}:\n{exc.tail.strip()[-2000:]}") from None
+            for name in SUMMARY_FILES:
+                old = self._mtime(name)
+                new = int(os.stat(stage / name).st_mtime)
+                if old is not None and new <= old:
+                    os.utime(stage / name, (old + 1, old + 1))
+            for name in reversed(SUMMARY_FILES):  # the signature first: a microsecond's mismatch, never none
+                os.replace(stage / name, self.root / name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
     def _mtime(self, name: str) -> int | None:
         try:

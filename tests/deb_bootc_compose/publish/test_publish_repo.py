@@ -22,6 +22,7 @@ from deb_bootc_compose.cli import main
 from deb_bootc_compose.errors import PublishError
 from deb_bootc_compose.paths import ComposePaths
 from deb_bootc_compose.publish import HISTORY_FILE, History, KeySpec, publish
+from deb_bootc_compose.publish.repo import SUMMARY_STAGE
 from httpserve import free_port, serve_directory
 from nginxserve import nginx
 
@@ -293,6 +294,7 @@ def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], ser
         proc.wait()
         if home is not None and home.exists():
             left_behind.add(home)
+        assert (dest / "summary.sig").is_file(), delay  # never a summary without its signature (signing takes time)
         repo = client(tmp_path / f"c{n}", url, keys["good"].public)
         done = pull(repo)
         assert done.returncode == 0, (delay, done.stderr)
@@ -300,6 +302,7 @@ def test_kill_9_mid_publish_leaves_a_repo_clients_pull(composes: list[Path], ser
     result = publish(composes[1], dest, KeySpec(files=(good,)))
     v2 = result.refs[0].commit
     assert ostree(dest, "rev-parse", REF) == v2
+    assert not (dest / SUMMARY_STAGE).exists()  # a killed publish's staging directory is gone
     assert History.load(dest / HISTORY_FILE).refs[REF] == [v2, v1]
     done = pull(client(tmp_path / "final", url, keys["good"].public))
     assert done.returncode == 0, done.stderr
