@@ -42,6 +42,7 @@ from deb_orchestrator.wire import (
     CompleteAndClaimOut,
     CompleteOut,
     EventOut,
+    GcReport,
     HeartbeatOut,
     HostCreated,
     HostOut,
@@ -443,6 +444,12 @@ class HubClient:
 
     def events(self, after: int = 0, limit: int = 200) -> list[EventOut]:
         return self._many(EventOut, self.get("/events", after=after, limit=limit))
+
+    def gc(self, *, dry_run: bool = False, retention: dict[str, float] | None = None,
+           keep_forever: list[str] | None = None) -> GcReport:
+        """`deb-orchestrator gc` (scope admin): ``retention`` overrides the hub's days per kind (RetentionIn)."""
+        body = {"dry_run": dry_run, "retention": retention or {}, "keep_forever": keep_forever or []}
+        return self._one(GcReport, self.post("/gc", body, timeout=1800))
 
     # ------------------------------------------------------------------ builder protocol
     def claim(self, arches: list[str], capacity: int | None = None,

@@ -25,6 +25,7 @@ class BuildState(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     DEP_WAIT = "dep-wait"
+    DELETED = "deleted"  # its files were collected by `deb-orchestrator gc`; the row stays (built once per hub)
 
 
 class RepoState(StrEnum):
@@ -42,6 +43,6 @@ class TaskMethod(StrEnum):
 
 FINAL_TASK_STATES = (TaskState.CLOSED, TaskState.FAILED, TaskState.CANCELED)
 ACTIVE_TASK_STATES = (TaskState.FREE, TaskState.OPEN, TaskState.DEP_WAIT)
-FINAL_BUILD_STATES = (BuildState.COMPLETE, BuildState.FAILED, BuildState.CANCELED)
+FINAL_BUILD_STATES = (BuildState.COMPLETE, BuildState.FAILED, BuildState.CANCELED, BuildState.DELETED)
 ACTIVE_BUILD_STATES = (BuildState.BUILDING, BuildState.DEP_WAIT)
 LEAF_METHODS = (TaskMethod.BUILD_ARCH, TaskMethod.NOOP)  # what builders claim

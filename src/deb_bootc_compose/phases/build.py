@@ -318,6 +318,10 @@ class BuildPhase(Phase):
                     self.progress(f"{t.ident}: {summary}")
                     t.state = summary
             for t in tracked:
+                if _current(t).state == BuildState.DELETED:
+                    raise ComposeError(f"build of {t.ident} ({t.shown}) was deleted by the orchestrator's gc (its "
+                                       "files are gone) and a source version is built once per hub: build a new "
+                                       f"version; see {self._link(hub_url, t)}")
                 if _current(t).state in (BuildState.FAILED, BuildState.CANCELED):
                     raise ComposeError(self._failure(hub, hub_url, t))
             pending = [t for t in tracked if _current(t).state != BuildState.COMPLETE]

@@ -1,10 +1,11 @@
 """Hosts and tokens: list-hosts, add-host (prints the token last), enable/disable-host, create-token,
-list-tokens, revoke-token, whoami."""
+list-tokens, revoke-token, whoami; gc (cli/gc.py)."""
 
 from __future__ import annotations
 
 import argparse
 
+from deb_orchestrator.cli import gc
 from deb_orchestrator.cli.common import Subparsers, add_command, add_query, arg, client, emit_secret
 
 
@@ -28,6 +29,7 @@ def register(sub: Subparsers) -> None:
     add_query(sub, "revoke-token", lambda hub, a: hub.revoke_token(a.id), "revoke an API token by ID (see list-tokens)",
               arg("id", type=int), told=lambda _, a: f"token {a.id} revoked")
     add_query(sub, "whoami", lambda hub, _: hub.whoami(), "the user and scopes of the current token")
+    gc.register(sub)
 
 
 def cmd_add_host(args: argparse.Namespace) -> int:

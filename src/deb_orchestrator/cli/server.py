@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deb_orchestrator.cli import gc
 from deb_orchestrator.cli.common import UsageError, config_path, hub_and_token, load_config
 from deb_orchestrator.hub.config import DEFAULT_LISTEN, HubSettings
 
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    default=HubSettings.metrics_token_required,
                    help="GET /metrics needs a valid API token (any scope); without this option scraping is "
                         "anonymous, like the other reads")
+    p.add_argument("--retain", action="append", default=[], metavar="KIND=DAYS",
+                   help=gc.RETAIN_HELP + "; defaults: untagged-builds=30, failed-builds=14, logs=60, events=90, "
+                   "objects=1h, tmp=1 (docs/operations.md)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -116,7 +120,8 @@ def run_hub(args: argparse.Namespace) -> int:
                            allow_source_hosts=[h.strip().lower() for h in args.allow_source_host if h.strip()],
                            verify_source=not args.no_verify_source,
                            source_keyrings=[str(Path(k).absolute()) for k in args.source_keyring],
-                           metrics_token_required=args.metrics_token_required)
+                           metrics_token_required=args.metrics_token_required,
+                           retention=gc.retention_from(args.retain))
     for k in settings.source_keyrings:
         if not Path(k).is_file():
             raise UsageError(f"--source-keyring {k}: no such file")

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.staticfiles import StaticFiles
 
-from deb_orchestrator.hub.api import builds, events, hosts, metrics, repos, tags, targets, tasks, tokens
+from deb_orchestrator.hub.api import builds, events, gc, hosts, metrics, repos, tags, targets, tasks, tokens
 from deb_orchestrator.hub.api.common import SAFE_HEADERS
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import POOL_SIZE
@@ -135,7 +135,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app.state.hub = the_hub
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
-    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events):  # busiest first: routes match in order
+    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc):  # busiest first
         app.include_router(module.router, prefix=API)
     app.include_router(metrics.router)
 

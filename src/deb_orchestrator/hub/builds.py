@@ -119,6 +119,8 @@ def submit(
     """
     target = get_target(session, target_name)
     existing = session.scalar(select(Build).where(Build.ident == pkg.ident))
+    if existing is not None and existing.state == BuildState.DELETED:
+        raise Conflict(deleted_message(existing, "submitted again"))
     if existing is not None:
         task = session.get(Task, existing.task_id) if existing.task_id else None
         if task is None:
@@ -208,6 +210,8 @@ def cancel_task(session: Session, task: Task, actor: str) -> list[int]:
 
 def resubmit(session: Session, build: Build, actor: str, max_attempts: int) -> Task:
     """Build a failed, canceled or dep-waiting build again (same identity, new task tree)."""
+    if locked_state(session, build) == BuildState.DELETED:
+        raise Conflict(deleted_message(build, "built again"))
     if build.state == BuildState.COMPLETE:
         raise Conflict(f"build {build.ident} is complete; a source version is built once per hub")
     if build.state == BuildState.BUILDING:
@@ -282,7 +286,20 @@ def finish_parent(session: Session, store: Store, parent: Task) -> BuildState | 
     return None
 
 
+def locked_state(session: Session, build: Build) -> str | None:
+    """The build's state, its row locked for the transaction: gc marks builds deleted under the same lock
+    (hub/gc.py), so a tagging or a resubmit either sees ``deleted`` or keeps gc off the build."""
+    return session.scalar(select(Build.state).where(Build.id == build.id).with_for_update())
+
+
+def deleted_message(build: Build, what: str) -> str:
+    hint = "; a source version is built once per hub: build a new version" if what != "downloaded" else ""
+    return f"build {build.ident} was deleted by deb-orchestrator gc (its files are gone) and cannot be {what}{hint}"
+
+
 def tag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
+    if locked_state(session, build) == BuildState.DELETED:
+        raise Conflict(deleted_message(build, "tagged"))
     if build.state != BuildState.COMPLETE:
         raise Conflict(f"build {build.ident} is {build.state}; only complete builds can be tagged")
     if session.scalar(select(TagListing).where(TagListing.tag_id == tag.id, TagListing.build_id == build.id)):
@@ -297,6 +314,7 @@ def untag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
     if row is None:
         raise NotFound(f"build {build.ident} is not tagged in {tag.name}")
     session.delete(row)
+    build.untagged = time.time()  # gc's untagged retention counts from here
     events.record(session, "tag.build-removed", "tag", tag.id, actor, build=build.ident)
     mark_dirty(session, tag.id)
 

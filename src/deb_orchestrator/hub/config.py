@@ -9,6 +9,20 @@ DEFAULT_LISTEN = "127.0.0.1:8080"  # what `deb-orchestrator hub` listens on with
 
 
 @dataclass
+class Retention:
+    """What `deb-orchestrator gc` keeps (docs/operations.md "Retention"): days per kind; None keeps it forever.
+    ``hub --retain KIND=DAYS`` sets them, a gc call may override each. A new table with a retention of its own
+    adds a field here and an entry in hub/gc.py's ``TABLES``."""
+
+    untagged_build_days: float | None = 30.0  # complete builds in no tag, since completed or last untagged
+    failed_build_days: float | None = 14.0  # failed and canceled builds, since they ended
+    log_days: float | None = 60.0  # log files and log tails of finished tasks of builds in no tag
+    event_days: float | None = 90.0  # rows of the event log
+    object_grace_days: float = 1 / 24  # a store object no row names yet may be an upload under way
+    tmp_days: float = 1.0  # leftovers in DATA/store/tmp (an upload or fetch cut short)
+
+
+@dataclass
 class HubSettings:
     data: Path
     db_url: str | None = None  # default: sqlite:///DATA/hub.db
@@ -33,6 +47,7 @@ class HubSettings:
     source_keyrings: list[str] = field(default_factory=list)  # keys that may sign a .dsc in no signed index
     # GET /metrics (docs/operations.md): anonymous unless this is set (then any valid token may scrape)
     metrics_token_required: bool = False
+    retention: Retention = field(default_factory=Retention)  # deb-orchestrator gc
 
     @property
     def database_url(self) -> str:

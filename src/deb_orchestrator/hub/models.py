@@ -115,6 +115,8 @@ class Build(Base):
     source_verification: Mapped[str] = mapped_column(Text, default="", server_default="")
     created: Mapped[float] = mapped_column(Float, default=now)
     completed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # when it last left a tag (untag-build, remove-tag; migration 0004): gc's untagged age counts from here
+    untagged: Mapped[float | None] = mapped_column(Float, nullable=True)
     target: Mapped[Target | None] = relationship()
 
 

@@ -1,12 +1,19 @@
-"""Content-addressed artifact store: files live at ``objects/ab/cdef…`` named by their SHA-256."""
+"""Content-addressed artifact store: files live at ``objects/ab/cdef…`` named by their SHA-256.
+
+An object is written whole in ``tmp/`` and renamed into place, holding ``.lock`` shared; `deb-orchestrator gc`
+(hub/gcstore.py) holds it exclusive while it checks and removes objects, so an object written again while gc
+looks at it is seen as new (its mtime) and kept."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from debsandbox.locks import flock
 
 
 class ChecksumMismatch(ValueError):
@@ -23,6 +30,12 @@ class Store:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a SHA-256: {sha256!r}")
         return self.root / "objects" / sha256[:2] / sha256[2:]
+
+    @contextmanager
+    def locked(self, *, shared: bool) -> Iterator[None]:
+        """Writers hold it shared while they rename an object into place; gc exclusive while it removes."""
+        with flock(self.root / ".lock", shared=shared):
+            yield
 
     def has(self, sha256: str) -> bool:
         return self.path(sha256).exists()
@@ -46,7 +59,9 @@ class Store:
             dest = self.path(digest)
             dest.parent.mkdir(exist_ok=True)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
+            with self.locked(shared=True):
+                os.utime(tmp)  # its mtime says when it was (re)written into place: gc keeps new objects
+                os.replace(tmp, dest)
             return digest, size
         finally:
             if os.path.exists(tmp):

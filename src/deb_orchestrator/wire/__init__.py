@@ -55,6 +55,7 @@ from deb_orchestrator.wire.answers import (
     WhoAmI,
     Wire,
 )
+from deb_orchestrator.wire.gc import GcBuild, GcFile, GcIn, GcLog, GcObject, GcReport, RetentionIn, RetentionOut
 from deb_orchestrator.wire.requests import (
     BuildIn,
     BuildrootPackageIn,
@@ -99,6 +100,12 @@ __all__ = [
     "ExternalRepoIn",
     "ExternalRepoOut",
     "ExternalRepoRef",
+    "GcBuild",
+    "GcFile",
+    "GcIn",
+    "GcLog",
+    "GcObject",
+    "GcReport",
     "HeartbeatIn",
     "HeartbeatOut",
     "HostCreated",
@@ -116,6 +123,8 @@ __all__ = [
     "ResubmitOut",
     "ResultFileIn",
     "ResultIn",
+    "RetentionIn",
+    "RetentionOut",
     "SubmitOut",
     "TagBuildIn",
     "TagBuildOut",

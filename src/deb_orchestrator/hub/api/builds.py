@@ -18,6 +18,7 @@ from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.service import Hub
+from deb_orchestrator.states import BuildState
 from deb_orchestrator.wire import BuildCancelOut, BuildDetail, BuildIn, BuildOut, ResubmitOut, SubmitOut
 from debarchive import dsc
 from debarchive.sourceauth import Verification
@@ -163,6 +164,8 @@ def download(ref: str, name: str, request: Request, task: int | None = None) -> 
             found = list(s.scalars(q.where(Artifact.task_id == task)))
         else:
             found = list(s.scalars(q.where(Artifact.task_id.is_(None)))) or list(s.scalars(q.order_by(Artifact.id)))
+        if not found and b.state == BuildState.DELETED:
+            raise HubError(builds.deleted_message(b, "downloaded"), 410)
         if not found:
             raise NotFound(f"build {b.ident} has no file {name!r}" + (f" from task {task}" if task is not None else ""))
         if len({a.task_id for a in found}) > 1:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import builds, events, inheritance
 from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
-from deb_orchestrator.hub.models import ExternalRepo, Repo, Tag, TagListing, TagParent, Target
+from deb_orchestrator.hub.models import Build, ExternalRepo, Repo, Tag, TagListing, TagParent, Target
 from deb_orchestrator.wire import (
     ExternalRepoIn,
     TagBuildIn,
@@ -122,6 +123,8 @@ def remove_tag(name: str, request: Request, force: bool = False,
         affected = [t for t in inheritance.descendants(s, tag.id) if t != tag.id]
         tagged = sorted(b.ident for b, _ in builds.tagged_builds(s, tag.id, inherit=False))
         parents = inheritance.names(s, inheritance.parents(s, tag.id))
+        s.execute(update(Build).where(Build.id.in_(select(TagListing.build_id).where(TagListing.tag_id == tag.id)))
+                  .values(untagged=time.time()))  # gc's untagged retention counts from here
         for table in (TagListing, ExternalRepo, Repo):
             s.execute(delete(table).where(table.tag_id == tag.id))
         s.execute(delete(TagParent).where((TagParent.tag_id == tag.id) | (TagParent.parent_id == tag.id)))
