@@ -139,16 +139,16 @@ def check_repo_serves(url: str, tag: str, work: Path) -> int:
                          text=True, timeout=120)
     assert res.returncode == 0, f"apt-get update failed:\n{res.stdout}\n{res.stderr}"
     lists = work / "state" / "lists"
-    wanted: list[tuple[str, str]] = []
+    wanted: dict[str, str] = {}  # pool path -> sha256 (an arch:all package may be in two Packages files)
     for f in lists.glob("*_Packages"):
         with f.open() as fh:
-            wanted += [(p["Filename"], p["SHA256"]) for p in Packages.iter_paragraphs(fh)]
+            wanted.update((p["Filename"], p["SHA256"]) for p in Packages.iter_paragraphs(fh))
     for f in lists.glob("*_Sources"):
         with f.open() as fh:
             for s in Sources.iter_paragraphs(fh):
-                wanted += [(f"{s['Directory']}/{x['name']}", x["sha256"]) for x in s["Checksums-Sha256"]]
+                wanted.update((f"{s['Directory']}/{x['name']}", x["sha256"]) for x in s["Checksums-Sha256"])
     assert wanted, f"apt found no packages in {tag}: {sorted(p.name for p in lists.iterdir())}"
-    for path, sha in wanted:
+    for path, sha in wanted.items():
         resp = httpx.get(f"{url}/repos/{tag}/{path}", timeout=30)
         assert resp.status_code == 200, f"{path}: HTTP {resp.status_code}"
         assert hashlib.sha256(resp.content).hexdigest() == sha, f"{path}: not the file the index names"

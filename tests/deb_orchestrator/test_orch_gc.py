@@ -178,7 +178,8 @@ def test_gc_logs_events_tmp_and_unnamed_objects(hub: RunningHub, tmp_path: Path)
 
 def test_gc_leaves_busy_builds_alone(hub: RunningHub, tmp_path: Path) -> None:
     admin, fb = _builder(hub, tmp_path)
-    waiting = build(admin, fb, make_source(tmp_path, "orch-gc-wait", "1.0"), exit_code=3)
+    waiting = admin.submit("t", make_source(tmp_path, "orch-gc-wait", "1.0")).build.ident
+    fb.step(3, missing=[{"relation": "libnothing-dev", "packages": ["libnothing-dev"]}])  # nothing releases it
     again = build(admin, fb, make_source(tmp_path, "orch-gc-again", "1.0"), exit_code=1)
     admin.resubmit(again)
     queued = admin.submit("t", make_source(tmp_path, "orch-gc-queued", "1.0")).build.ident
