@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -26,11 +27,15 @@ from orch_gc import (
 )
 from orch_helpers import FakeBuilder, make_source
 from orch_hub import RunningHub
+from sqlalchemy import update
 
 from deb_orchestrator.cli import main
 from deb_orchestrator.cli.common import UsageError
 from deb_orchestrator.cli.gc import retention_from
 from deb_orchestrator.client import HubClient, HubError
+from deb_orchestrator.hub import builds
+from deb_orchestrator.hub.models import Build
+from deb_orchestrator.wire import GcReport
 from debsandbox.locks import flock
 
 NOW = {"untagged_build_days": 0, "failed_build_days": 0}
@@ -106,6 +111,28 @@ def test_gc_collects_untagged_and_failed_builds_only(hub: RunningHub, tmp_path: 
 
     again = admin.gc(retention=NOW)
     assert again.builds == [] and again.objects == [] and again.bytes == 0
+
+
+def test_gc_waits_for_a_tagging_under_way(hub: RunningHub, tmp_path: Path) -> None:
+    """A tag-build that locked the build's row first wins: gc waits for it, then sees the build tagged."""
+    admin, fb = _builder(hub, tmp_path)
+    ident = build(admin, fb, make_source(tmp_path, "orch-gc-race", "1.0"))
+    untag(admin, ident)
+    age_store(hub.settings.store_dir)
+    with hub.hub.db.session() as s:  # untagged two days ago: no grace for recent untaggings applies
+        s.execute(update(Build).where(Build.ident == ident).values(untagged=time.time() - 2 * DAY))
+    outcome: list[object] = []
+    with hub.hub.db.session() as s:  # the tagging's transaction, still open while gc starts
+        builds.tag_build(s, builds.get_tag(s, "dest"), builds.get_build(s, ident), "test")
+        worker = threading.Thread(target=lambda: outcome.append(admin.gc(retention=NOW)))
+        worker.start()
+        time.sleep(1.0)
+        assert worker.is_alive() and not outcome  # waiting for the build's row (SQLite: for the writer)
+    worker.join(60)
+    report = outcome[0]
+    assert isinstance(report, GcReport) and report.builds == [] and report.objects == []
+    assert admin.build(ident).state == "complete" and set(_files(admin, ident).values()) <= objects(
+        hub.settings.store_dir)
 
 
 def _object(store: Path, content: bytes, age_days: float) -> tuple[str, Path]:

@@ -20,7 +20,7 @@ from orch_hub import HubProcess, database_url
 from deb_orchestrator.client import HubClient
 
 pytestmark = pytest.mark.integration
-ORPHANS = 50_000  # unnamed objects: enough that a gc takes a while to remove them
+ORPHANS = 20_000  # unnamed objects: enough that a gc takes a while to remove them
 NOW = {"untagged_build_days": 0, "failed_build_days": 0}
 
 
