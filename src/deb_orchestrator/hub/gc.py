@@ -13,8 +13,9 @@ One run has two steps:
 
 Never collected: a build tagged anywhere, or listed by a published repository (its files are what the repo
 serves; repos hold hard links, so even a removed store entry would stay served), or untagged within the hour
-while a repository waits to be published, or with a task that is waiting or running; an object still hard-linked into a repository, or written less than ``object_grace_days``
-ago (an upload whose row is not committed yet).
+while a repository waits to be published, or with a task that is waiting or running; an object still
+hard-linked into a repository, or written less than ``object_grace_days`` ago (an upload whose row is not
+committed yet).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def _candidates(s: Session, r: Retention, now: float) -> list[tuple[int, str, st
 
 def mark_deleted(s: Session, r: Retention, now: float, actor: str) -> list[dict[str, Any]]:
     """Mark the builds past their retention deleted and drop their artifact rows."""
-    found = _candidates(s, r, now)
+    kept = _kept_build_ids(s, now)
+    found = [c for c in _candidates(s, r, now) if c[0] not in kept]
     if not found:
         return []
     # lock the rows (PostgreSQL; SQLite's writers are serialized already), then look again: a tag-build or a
