@@ -177,6 +177,17 @@ def test_failed_build_fails_with_reason_log_tail_and_link(hub: RunningHub, tmp_p
     assert [b["ident"] for b in hub.admin.builds()] == ["orch-bad_1.0"]
 
 
+def test_build_deleted_by_gc_fails_with_advice(hub: RunningHub, tmp_path: Path) -> None:
+    dsc = make_source(tmp_path, "orch-gone", "1.0")
+    hub.admin.submit("t", dsc)
+    FakeBuilder(hub.client(hub.admin.add_host("fb", ["amd64"])["token"]), tmp_path / "fb").step(1)
+    assert [b.ident for b in hub.admin.gc(retention={"failed_build_days": 0}).builds] == ["orch-gone_1.0"]
+    ctx, _ = context(tmp_path, hub.url, [dsc])
+    with pytest.raises(ComposeError, match=r"orch-gone_1\.0 .* was deleted by the orchestrator's gc .* build a new "
+                                           r"version; see http"):
+        build_phase.BuildPhase(ctx).run()
+
+
 def test_build_without_an_orchestrator_source_says_what_to_add(tmp_path: Path) -> None:
     ctx, _ = context(tmp_path, "http://127.0.0.1:9", [tmp_path / "x.dsc"])
     ctx.manifest.sources = [s for s in ctx.manifest.sources if s.orchestrator is None]
