@@ -49,7 +49,7 @@ class PackageIndex:
     newest_release_date: int | None = None
 
 
-def _fetch_key(spec: str, manifest_dir: Path, dest: Path, what: str) -> None:
+def fetch_key(spec: str, manifest_dir: Path, dest: Path, what: str) -> None:
     """Copy or download a keyring (binary or armored) to ``dest`` as a binary keyring."""
     if re.match(r"^https?://", spec):
         try:
@@ -150,10 +150,10 @@ class PrivateApt:
             else:
                 keyring = self.keyring(self.root, i)
                 if src.key:
-                    _fetch_key(src.key, self.manifest_dir, keyring, what)
+                    fetch_key(src.key, self.manifest_dir, keyring, what)
                 elif src.orchestrator is not None:
                     if src.orchestrator.key:
-                        _fetch_key(src.orchestrator.key, self.manifest_dir, keyring, what)
+                        fetch_key(src.orchestrator.key, self.manifest_dir, keyring, what)
                     else:
                         _orchestrator_key(src, keyring)
                 else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ TOPLEVEL_LINKS = {
     "usr/local": "../var/usrlocal",
 }
 DPKG_DB = "usr/lib/sysimage/dpkg"
+# the rule groups of :class:`_Rules`, in the order they run (``skip_groups`` names them)
+GROUPS = ("etc_location", "kernel", "machine_id", "dpkg", "var_empty", "toplevel_links", "etc_content", "api_dirs")
 VAR_ALLOWED = {"var/lib", "var/lib/dpkg"}
 
 
@@ -38,21 +41,27 @@ class Problem:
         return f"[{self.rule}] /{self.path}: {self.message}"
 
 
-def check(tree: Path, *, container_form: bool = True, scan_special_files: bool = True) -> list[Problem]:
+def check(tree: Path, *, container_form: bool = True, scan_special_files: bool = True,
+          skip_groups: Collection[str] = ()) -> list[Problem]:
     """Every broken rule in ``tree`` (an empty list when the tree is fine).
 
-    The tree is read the way the image would see it: links resolve inside it, never on the host."""
+    The tree is read the way the image would see it: links resolve inside it, never on the host.
+    ``skip_groups`` leaves out rule groups (:data:`GROUPS`; ``lint IMAGE`` judges /var its own way)."""
     if not tree.is_dir():
         return [Problem("etc-location", "", f"{tree} is not a directory")]
     with Tree(tree) as t:
-        return _check(t, container_form=container_form, scan_special_files=scan_special_files)
+        return _check(t, container_form=container_form, scan_special_files=scan_special_files,
+                      skip_groups=skip_groups)
 
 
-def _check(t: Tree, *, container_form: bool, scan_special_files: bool) -> list[Problem]:
+def _check(t: Tree, *, container_form: bool, scan_special_files: bool, skip_groups: Collection[str]) -> list[Problem]:
     rules = _Rules(t, container_form)
-    for group in (rules.etc_location, rules.kernel, rules.machine_id, rules.dpkg, rules.var_empty,
-                  rules.toplevel_links, rules.etc_content, rules.api_dirs):
-        group()
+    unknown = set(skip_groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown lint rule groups {sorted(unknown)} (known: {', '.join(GROUPS)})")
+    for name in GROUPS:
+        if name not in skip_groups:
+            getattr(rules, name)()
     if scan_special_files:
         rules.special_files()
     return rules.problems

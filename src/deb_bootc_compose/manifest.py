@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from deb_bootc_compose import yamlmarks
+from deb_bootc_compose.imagesources import COMPONENT, SUITE, URL, ImageSource
 from deb_bootc_compose.imagespec import (
     CONTROL,
     PACKAGE_NAME,
@@ -54,9 +55,6 @@ from deb_bootc_compose.variants import VariantSettings, settings_of
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
 # OSTree's own rule for a ref (ostree_validate_structureof_rev): components of [\w\d][-._\w\d]*, ASCII only
 OSTREE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
-SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)*$")
-COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)?$")
-URL = re.compile(r"^(https?|file)://[!#-~]+$")  # printable ASCII, no space or quote: it lands in apt's files
 LOCALE = re.compile(r"^[A-Za-z0-9_.@\-]+$")  # C.UTF-8, en_US.UTF-8, de_DE@euro
 KERNEL_ARG = re.compile(r"^[!#-&(-\[\]-~]+$")  # printable ASCII but space, quotes and backslash
 ARCHES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
@@ -227,6 +225,7 @@ class Manifest(StrictModel):
     disk: DiskSpec = Field(default_factory=DiskSpec)
     update: UpdateSpec | None = None  # where installed machines fetch signed updates (updatespec.py)
     os_release: OsRelease = Field(default_factory=dict)  # the image's identity over Debian's (osrelease.py)
+    image_sources: list[ImageSource] | None = None  # the image's apt sources; None: the reachable sources
 
     @field_validator("version")
     @classmethod

@@ -1,9 +1,9 @@
 """``deb-bootc-compose``: the compose itself, plus verbs. Each module registers its own verb on the parser
 (as deb-orchestrator's command line does): ``compose`` (:mod:`deb_bootc_compose.cli.compose`), ``diff``
 (:mod:`deb_bootc_compose.cli.diff`), ``boot-test`` (:mod:`deb_bootc_compose.boot.cli`),
-``install-to-disk`` (:mod:`deb_bootc_compose.disk.cli`), ``keygen`` and ``push``
-(:mod:`deb_bootc_compose.cli.registry`), ``publish`` (:mod:`deb_bootc_compose.cli.publish`), ``prune``
-(:mod:`deb_bootc_compose.cli.prune`) and ``init`` (:mod:`deb_bootc_compose.cli.init`). Each
+``install-to-disk`` (:mod:`deb_bootc_compose.disk.cli`), ``lint`` (:mod:`deb_bootc_compose.imagelint.cli`),
+``keygen`` and ``push`` (:mod:`deb_bootc_compose.cli.registry`), ``publish`` (:mod:`deb_bootc_compose.cli.publish`),
+``prune`` (:mod:`deb_bootc_compose.cli.prune`) and ``init`` (:mod:`deb_bootc_compose.cli.init`). Each
 ``register(sub)`` adds its sub-parser and sets ``func`` (the arguments in, an exit code out).
 
 ``deb-bootc-compose --config MANIFEST --target-dir DIR ...`` composes: without a verb, the arguments are the
@@ -18,6 +18,7 @@ import sys
 from deb_bootc_compose.boot import cli as boot_test
 from deb_bootc_compose.cli import compose, diff, init, prune, publish, registry
 from deb_bootc_compose.disk import cli as install_to_disk
+from deb_bootc_compose.imagelint import cli as lint
 
 USAGE = """deb-bootc-compose --config MANIFEST.yaml --target-dir DIR [--compose-type production|nightly|test] \
 [--lockfile FILE] [--skip-phase PHASE] ...
@@ -29,7 +30,7 @@ def parser() -> tuple[argparse.ArgumentParser, list[str]]:
     p = argparse.ArgumentParser(prog="deb-bootc-compose", usage=USAGE,
                                 description="Pungi for Debian bootc images: a manifest in, a compose out.")
     sub = p.add_subparsers(dest="verb", metavar="VERB", title="verbs", prog="deb-bootc-compose")
-    for module in (compose, diff, boot_test, install_to_disk, registry, publish, prune, init):
+    for module in (compose, diff, boot_test, install_to_disk, lint, registry, publish, prune, init):
         module.register(sub)
     return p, list(sub.choices)
 

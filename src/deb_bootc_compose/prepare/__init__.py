@@ -43,7 +43,7 @@ from deb_bootc_compose.prepare.base import PrepareJob, Step
 
 STEPS: list[Step] = [
     host_files.STEP,  # no /etc/hostname, empty /etc/resolv.conf
-    apt_sources.STEP,  # the manifest's sources in /etc/apt/sources.list.d/compose.sources
+    apt_sources.STEP,  # image_sources (the manifest's reachable sources) in /etc/apt/sources.list.d/compose.sources
     update_remote.STEP,  # update.ostree: /etc/ostree/remotes.d/NAME.conf (gpg-verify) and its public key
     toplevel.STEP,  # /home, /root, /opt, /srv, /mnt, /usr/local into /var; /media, /ostree, /sysroot
     os_release.STEP,  # os_release: the manifest's and the variant's keys over Debian's /usr/lib/os-release

@@ -76,6 +76,12 @@ class Skopeo:
             digest = digestfile.read_text().strip() if digestfile.is_file() else ""
         return out, digest
 
+    def pull(self, source: str, dest: str, host: str, extra: Sequence[str] = ()) -> None:
+        """``skopeo copy SOURCE DEST`` from a registry or local storage into a local layout (``extra``: the
+        source's TLS options); signatures are not kept (a layout cannot hold them)."""
+        self._run([*self.global_args(), "copy", "--remove-signatures", *extra, source, dest], f"reading {source}",
+                  host)
+
     def inspect_raw(self, ref: str, host: str) -> bytes:
         out = self._run([*self.global_args(), "inspect", "--raw", *self.src_args(), ref], f"reading {ref}", host)
         return out.encode()
