@@ -30,11 +30,11 @@ set -eu
 cd "$(dirname "$0")"
 mkdir -p out
 podman=podman
-[ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs"  # no systemd on this host
+[ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs --events-backend=file"  # no systemd here
 $podman build --tag localhost/{name}:latest .
 rm -f out/{name}.oci.tar
 $podman save --format oci-archive --output out/{name}.oci.tar localhost/{name}:latest
-deb-bootc-compose lint oci-archive:out/{name}.oci.tar
+deb-bootc-compose lint --fatal-warnings oci-archive:out/{name}.oci.tar
 deb-bootc-compose install-to-disk oci-archive:out/{name}.oci.tar out/{name}.qcow2 --stateroot {name}
 deb-bootc-compose boot-test out/{name}.qcow2 --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
 """
@@ -45,7 +45,7 @@ BUILD_MANIFEST = """\
 set -eu
 cd "$(dirname "$0")"
 compose=$(deb-bootc-compose --config {manifest} --target-dir composes | tail -n 1)
-deb-bootc-compose lint "$compose"
+deb-bootc-compose lint --fatal-warnings "$compose"
 deb-bootc-compose boot-test "$compose" --variant {variant} --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
 echo "$compose"
 """
