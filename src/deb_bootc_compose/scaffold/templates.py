@@ -45,7 +45,7 @@ BUILD_MANIFEST = """\
 set -eu
 cd "$(dirname "$0")"
 compose=$(deb-bootc-compose --config {manifest} --target-dir composes | tail -n 1)
-deb-bootc-compose lint --fatal-warnings "$compose"
+deb-bootc-compose lint --fatal-warnings --variant {variant} "$compose"
 deb-bootc-compose boot-test "$compose" --variant {variant} --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
 echo "$compose"
 """
