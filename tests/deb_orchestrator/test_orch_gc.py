@@ -55,6 +55,13 @@ def _builder(hub: RunningHub, tmp_path: Path) -> tuple[HubClient, FakeBuilder]:
     return admin, FakeBuilder(hub.client(token), tmp_path / "fb")
 
 
+def _quiet(hub: RunningHub) -> None:
+    """Wait for a publication under way (none is due: untag waited for that): no event or repository changes
+    behind the test's back."""
+    with hub.hub.publisher.lock:
+        pass
+
+
 def _files(admin: HubClient, ident: str) -> dict[str, str]:
     return {f.name: f.sha256 for f in admin.build(ident).files}
 
@@ -67,6 +74,7 @@ def test_gc_collects_untagged_and_failed_builds_only(hub: RunningHub, tmp_path: 
     gone = build(admin, fb, gone_dsc)
     failed = build(admin, fb, make_source(tmp_path, "orch-gc-bad", "1.0"), exit_code=1)
     untag(admin, gone)
+    _quiet(hub)
     store = hub.settings.store_dir
     age_store(store)  # two days pass
     files = {b: _files(admin, b) for b in (kept, gone, failed)}
@@ -171,6 +179,7 @@ def test_gc_logs_events_tmp_and_unnamed_objects(hub: RunningHub, tmp_path: Path)
         idents.append((sub.build.ident, payload.task_id))
     (tagged, tagged_task), (untagged, untagged_task) = idents
     untag(admin, untagged)
+    _quiet(hub)
     store = hub.settings.store_dir
     age_store(store)
     old_orphan, _ = _object(store, b"an object no row names", 2)
