@@ -78,11 +78,12 @@ def test_gc_killed_midway_and_finished_by_the_next(db_kind: str, tmp_path: Path,
         assert 0 < len(remaining) < ORPHANS - len(first_dir) + 1, "the kill did not land half-way"
         assert set(named_objects(db)) <= left  # every object a live build names is there
 
-        hub = hub_process(data, signing_home, *args)
+        hub = hub_process(data, signing_home, *args, "--retain", "untagged-builds=0", "--retain", "events=forever")
         try:
             admin = HubClient(hub.url, hub.token)
             assert admin.build(gone).state == "deleted" and admin.build(kept).state == "complete"
-            report = admin.gc(retention=NOW)
+            report = admin.gc()  # the hub's own retention now
+            assert (report.retention.untagged_build_days, report.retention.event_days) == (0, None)
             assert report.builds == [] and len(report.objects) >= len(remaining)
             assert objects(store) == set(named_objects(db)) < named  # what the builds name, nothing else
             settle(admin)
