@@ -23,6 +23,7 @@ from compose_helpers import EXAMPLES, harvest_target, run_cli, seed_target
 from deb_bootc_compose import osrelease
 from deb_bootc_compose.boot import cli
 from deb_bootc_compose.boot.runner import boot_test
+from deb_bootc_compose.metadata import variant_uid
 
 pytestmark = pytest.mark.boot
 MANIFEST = EXAMPLES / "debian-atomic" / "debian-atomic.yaml"
@@ -61,7 +62,7 @@ def test_one_compose_three_images_sharing_their_layers(atomic: Path) -> None:
     images = json.loads((atomic / "metadata/images.json").read_text())["payload"]["images"]
     packages = json.loads((atomic / "metadata/packages.json").read_text())["payload"]["packages"]
     for variant in VARIANTS:
-        assert sorted(i["format"] for i in images[variant]["amd64"]) == ["ociarchive", "qcow2"], variant
+        assert sorted(i["format"] for i in images[variant_uid(variant)]["amd64"]) == ["ociarchive", "qcow2"], variant
         release = osrelease.parse(ostree_cat(atomic, variant, "/usr/lib/os-release"))
         assert release["NAME"] == "Debian Atomic" and release["VARIANT_ID"] == variant, release
     names = {v: {str(p["name"]) for p in packages[v]["amd64"]} for v in VARIANTS}
