@@ -71,7 +71,7 @@ def test_containerfile_project(tmp_path: Path) -> None:
     assert init("particle-os", "--containerfile", "--from", compose, "--package", "tree", "--package", "htop",
                 "--dir", dest) == 0
     containerfile = (dest / "Containerfile").read_text()
-    assert f"FROM oci:{layout}\n" in containerfile
+    assert f"ARG BASE=oci:{layout}\nFROM ${{BASE}}\n" in containerfile
     assert "apt-get install -y --no-install-recommends tree htop" in containerfile
     assert "rm -rf /var/lib/apt/lists/*" in containerfile and "COPY os-release /usr/lib/os-release" in containerfile
     release = osrelease.parse((dest / "os-release").read_text())
@@ -82,7 +82,7 @@ def test_containerfile_project(tmp_path: Path) -> None:
     subprocess.run(["sh", "-n", str(dest / "build.sh")], check=True)
     assert init("x", "--containerfile", "--from", "docker://registry.example.org/atomic:13", "--dir",
                 tmp_path / "d") == 0
-    assert "FROM docker://registry.example.org/atomic:13" in (tmp_path / "d/Containerfile").read_text()
+    assert "ARG BASE=docker://registry.example.org/atomic:13\n" in (tmp_path / "d/Containerfile").read_text()
 
 
 @pytest.mark.parametrize(("args", "message"), [

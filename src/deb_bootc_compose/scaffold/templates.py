@@ -4,7 +4,9 @@ from __future__ import annotations
 
 CONTAINERFILE = """\
 # {pretty}: a custom variant of {base}, made by deb-bootc-compose init (docs/variants.md).
-FROM {image}
+# the base image: build with --build-arg BASE=... to start from another copy of it
+ARG BASE={image}
+FROM ${{BASE}}
 
 # Packages on top of the base, from the image's own apt sources (its manifest's image_sources). Leave no apt
 # lists or caches behind: `deb-bootc-compose lint` refuses an image that keeps them.
@@ -31,7 +33,8 @@ cd "$(dirname "$0")"
 mkdir -p out
 podman=podman
 [ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs --events-backend=file"  # no systemd here
-$podman build --tag localhost/{name}:latest .
+# BASE=oci-archive:/path/to/another.oci-archive ./build.sh builds FROM another copy of the base
+$podman build ${{BASE:+--build-arg BASE=$BASE}} --tag localhost/{name}:latest .
 rm -f out/{name}.oci.tar
 $podman save --format oci-archive --output out/{name}.oci.tar localhost/{name}:latest
 deb-bootc-compose lint --fatal-warnings oci-archive:out/{name}.oci.tar

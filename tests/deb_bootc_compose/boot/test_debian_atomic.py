@@ -121,3 +121,36 @@ def test_cloud_image_is_configured_by_cloud_init_from_a_seed(atomic: Path, tmp_p
         "grep -qx 'seeded by cloud-init' /etc/debian-atomic-seeded",
         "test -f /var/lib/debian-atomic-runcmd",
     ], [seed])
+
+
+PARTICLE = EXAMPLES / "particle-os" / "containerfile"
+
+
+def test_particle_os_from_its_containerfile_lints_installs_and_boots(atomic: Path, tmp_path: Path) -> None:
+    """examples/particle-os/containerfile built FROM this compose's base image (podman, apt-get from the image's
+    own sources), saved, linted, installed to a disk image and booted with its packages working."""
+    podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", str(tmp_path / "run"),
+              "--storage-driver", "overlay", "--cgroup-manager=cgroupfs", "--events-backend=file"]
+    base = f"oci:{atomic / 'compose/base/amd64/oci/layout'}"
+    archive, disk = tmp_path / "particle-os.oci.tar", tmp_path / "particle-os.qcow2"
+    try:
+        for argv in ([*podman, "build", "--network=host", "--pull=never", "--build-arg", f"BASE={base}",
+                      "-t", "localhost/particle-os:1", str(PARTICLE)],
+                     [*podman, "save", "--format", "oci-archive", "-o", str(archive), "localhost/particle-os:1"]):
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+            assert done.returncode == 0, f"{argv[8:10]}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    finally:
+        subprocess.run([*podman, "unmount", "--all"], capture_output=True)
+        subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+    lint = run_cli(["lint", "--fatal-warnings", f"oci-archive:{archive}"], timeout=900)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    installed = run_cli(["install-to-disk", f"oci-archive:{archive}", str(disk), "--stateroot", "particle-os"],
+                        timeout=1800)
+    assert installed.returncode == 0, installed.stderr[-4000:]
+    archive.unlink()
+    spec = cli.spec_for(cli.parser().parse_args([str(disk), "--log-dir", str(tmp_path / "logs")]))
+    spec.commands = ["grep -qx 'ID=\"particle-os\"' /usr/lib/os-release", "grep -q Particle-OS /etc/motd",
+                     "htop --version", "tmux -V", "vim.tiny --version | grep -q 'VIM - Vi IMproved'",
+                     "systemctl is-active ssh.service"]
+    report = boot_test(spec, net=True, net_setup=False)
+    assert report.ok, f"particle-os: {report.summary()}\nserial log: {report.serial_log}"

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Build particle-os from the Containerfile, check it is still a bootable bootc image, make a disk image of it and
+# boot that in QEMU. Needs podman, skopeo, qemu and deb-bootc-compose (run as root for install-to-disk).
+set -eu
+cd "$(dirname "$0")"
+mkdir -p out
+podman=podman
+[ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs --events-backend=file"  # no systemd here
+# BASE=oci-archive:/path/to/another.oci-archive ./build.sh builds FROM another copy of the base
+$podman build ${BASE:+--build-arg BASE=$BASE} --tag localhost/particle-os:latest .
+rm -f out/particle-os.oci.tar
+$podman save --format oci-archive --output out/particle-os.oci.tar localhost/particle-os:latest
+deb-bootc-compose lint --fatal-warnings oci-archive:out/particle-os.oci.tar
+deb-bootc-compose install-to-disk oci-archive:out/particle-os.oci.tar out/particle-os.qcow2 --stateroot particle-os
+deb-bootc-compose boot-test out/particle-os.qcow2 --command 'grep -qx ID=particle-os /usr/lib/os-release' \
+    --command 'dpkg -s htop' \
+    --command 'dpkg -s tmux' \
+    --command 'dpkg -s vim-tiny'
