@@ -26,6 +26,7 @@ from typing import Any
 
 from deb_bootc_compose import __version__, composeid, phaserecord, status, treeops
 from deb_bootc_compose.errors import ComposeError, Interrupted
+from deb_bootc_compose.hookspec import HooksSpec
 from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.manifest import load as load_manifest
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
@@ -35,6 +36,7 @@ from deb_bootc_compose.phases.gather import GatherPhase
 from deb_bootc_compose.phases.oci import remember_plans
 from deb_bootc_compose.phases.order import NAMES, OUTPUT_PHASE, PHASES, REUSE_PHASES, select_skipped
 from deb_bootc_compose.phases.ostree_commit import rev_parse
+from deb_bootc_compose.plugins.runner import PhaseHooks
 from deb_bootc_compose.variants import all_outputs
 from debsandbox.commands import CommandError
 from debsandbox.locks import flock
@@ -151,6 +153,7 @@ class Compose:
         self.phase = "start"  # the phase running now (for the record of an interruption)
         self.context: ComposeContext | None = None  # once the compose started: also after it failed
         self.result: ComposeResult | None = None
+        self.hooks = PhaseHooks([], HooksSpec())  # the manifest's plugins and hooks, once it is read (run)
         # PhaseSelectionError (a usage error) before anything is created
         self.skipped = select_skipped(skip_phases, just_phases)
         if compose_type not in composeid.TYPE_SUFFIX:
@@ -171,6 +174,7 @@ class Compose:
             for src in manifest.sources:
                 if src.orchestrator is not None:
                     src.orchestrator.url = self.orchestrator_url
+        self.hooks = PhaseHooks.for_manifest(manifest)  # PluginError (bad options, not loadable) before anything
         self.target.target.mkdir(parents=True, exist_ok=True)
         with target_lock(self.target, lambda m: self._say("compose", m)):
             return self._run_locked(manifest)
@@ -271,7 +275,9 @@ class Compose:
         self.phase = phase.name
         self._say(phase.name, "started")
         try:
+            self.hooks.before(phase.name, phase.ctx, self._say)
             phase.run()
+            self.hooks.after(phase.name, phase.ctx, self._say)
         except BaseException:
             result.phases.append(PhaseOutcome(phase.name, phaserecord.FAILED, round(time.monotonic() - t0, 1)))
             raise

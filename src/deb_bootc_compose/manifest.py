@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from deb_bootc_compose import yamlmarks
+from deb_bootc_compose.hookspec import HooksSpec, PluginSettings
 from deb_bootc_compose.imagesources import COMPONENT, SUITE, URL, ImageSource
 from deb_bootc_compose.imagespec import (
     CONTROL,
@@ -226,6 +227,8 @@ class Manifest(StrictModel):
     update: UpdateSpec | None = None  # where installed machines fetch signed updates (updatespec.py)
     os_release: OsRelease = Field(default_factory=dict)  # the image's identity over Debian's (osrelease.py)
     image_sources: list[ImageSource] | None = None  # the image's apt sources; None: the reachable sources
+    hooks: HooksSpec = Field(default_factory=HooksSpec)  # commands before/after phases (hookspec.py)
+    plugins: PluginSettings = Field(default_factory=dict)  # plugins on or off, with options (hookspec.py)
 
     @field_validator("version")
     @classmethod
@@ -324,6 +327,10 @@ class Manifest(StrictModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
+# errors whose ctx names the mapping key at fault: the message names that entry's own line
+KEYED_ERRORS = ("os_release", "hook_phase", "plugin_name")
+
+
 def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
     loc: tuple[str | int, ...] = tuple(p for p in err.get("loc", ()) if p not in UNION_TAGS and p != "[key]")
     # pydantic inserts model/union names into loc for some errors; keep the ones that are real keys
@@ -332,7 +339,7 @@ def _format_error(doc: yamlmarks.LocatedDocument, err: dict[str, Any]) -> str:
     if err.get("type") == "missing":
         where = doc.where(loc[:-1])
         return f"{where.rsplit(':', 1)[0]}:{'.'.join(map(str, loc))}: required key is missing"
-    if err.get("type") == "os_release" and err.get("ctx", {}).get("key") is not None:
+    if err.get("type") in KEYED_ERRORS and err.get("ctx", {}).get("key") is not None:
         loc = (*loc, err["ctx"]["key"])  # the bad entry's own line
     if err.get("type") == "extra_forbidden":
         return f"{doc.where(loc)}: unknown key (check the spelling; see docs/compose.md for the schema)"

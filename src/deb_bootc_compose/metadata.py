@@ -27,6 +27,8 @@ PACKAGES_TYPE = "deb-bootc-compose.packages"
 PACKAGES_VERSION = "1.0"
 OSTREE_TYPE = "deb-bootc-compose.ostree"
 OSTREE_VERSION = "1.0"
+EXTRA_FILES_TYPE = "deb-bootc-compose.extra-files"
+EXTRA_FILES_VERSION = "1.0"
 
 # productmd accepts RPM architecture names only; Debian's that it lacks are mapped to their RPM twin.
 PRODUCTMD_ARCH = {"armhf": "armhfp", "ppc64el": "ppc64le", "armel": "armv5tel"}
@@ -208,6 +210,43 @@ def ostree_manifest(meta: ComposeMeta, commits: Iterable[OstreeMeta]) -> dict[st
     return {"header": {"type": OSTREE_TYPE, "version": OSTREE_VERSION},
             "payload": {"compose": {"id": meta.compose_id, "date": date, "type": ctype, "respin": respin},
                         "variants": variants}}
+
+
+@dataclass(frozen=True)
+class ExtraFileMeta:
+    """A file of the compose that images.json has no place for (an SBOM, what a plugin writes)."""
+
+    path: str  # relative to the compose directory
+    kind: str  # sbom, ...
+    format: str  # spdx-2.3+json, ...
+    plugin: str  # the plugin that wrote it
+    variant: str = ""  # "" for a file of the whole compose
+    arch: str = ""
+    size: int = 0
+    sha256: str = ""
+
+
+def extra_files_manifest(meta: ComposeMeta, files: Iterable[ExtraFileMeta]) -> dict[str, Any]:
+    """The ``metadata/extra-files.json`` document: ``payload.files`` = every extra file with its checksum."""
+    date, ctype, respin = productmd.composeinfo.get_date_type_respin(meta.compose_id)
+    rows = []
+    for f in sorted(files, key=lambda f: f.path):
+        if not re.fullmatch(r"[0-9a-f]{64}", f.sha256):
+            raise MetadataError(f"{f.path}: no SHA-256 recorded")
+        rows.append(asdict(f))
+    return {"header": {"type": EXTRA_FILES_TYPE, "version": EXTRA_FILES_VERSION},
+            "payload": {"compose": {"id": meta.compose_id, "date": date, "type": ctype, "respin": respin},
+                        "files": rows}}
+
+
+def load_extra_files(path: Path) -> list[ExtraFileMeta]:
+    """Read ``metadata/extra-files.json`` back (checks the envelope)."""
+    data = _read_envelope(path, EXTRA_FILES_TYPE, EXTRA_FILES_VERSION, "extra-files.json")
+    known = set(ExtraFileMeta.__dataclass_fields__)
+    try:
+        return [ExtraFileMeta(**{k: v for k, v in row.items() if k in known}) for row in data["payload"]["files"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MetadataError(f"{path}: malformed payload ({exc!r})") from None
 
 
 def _read_envelope(path: Path, kind: str, version: str, what: str) -> Any:

@@ -59,6 +59,11 @@ class TargetPaths:
     def input_records(self) -> Path:
         return self.state / "inputs"
 
+    @property
+    def hook_roots(self) -> Path:
+        """Where a manifest hook's throwaway sandbox root is made (one per command, removed after it)."""
+        return self.state / "hook-roots"
+
     def input_record(self, input_hash: str) -> Path:
         """What a FINISHED compose with these inputs produced, for no-op recomposes."""
         return self.input_records / f"{input_hash}.json"
@@ -162,6 +167,33 @@ class ComposePaths:
     def phases_json(self) -> Path:
         """Which phases ran, which were skipped and why."""
         return self.metadata / "phases.json"
+
+    @property
+    def extra_files_json(self) -> Path:
+        """Our own list of the files besides images.json's (the SBOMs, what plugins add): path, variant, arch,
+        kind, format, size, sha256."""
+        return self.metadata / "extra-files.json"
+
+    @property
+    def sbom_dir(self) -> Path:
+        return self.metadata / "sbom"
+
+    def sbom(self, variant: str, arch: str) -> Path:
+        """The SPDX 2.3 JSON document of one variant/arch image (the ``sbom`` plugin)."""
+        return self.sbom_dir / f"{variant}.{arch}.spdx.json"
+
+    def plugin_dir(self, name: str) -> Path:
+        """Where plugin ``name`` writes its own metadata files (then lists them with ``ctx.add_file``)."""
+        return self.metadata / "plugins" / name
+
+    def plugin_log(self, name: str) -> Path:
+        """A plugin's own log (``hooks`` for the manifest's hook commands)."""
+        return self.logs / f"plugin-{name}.log"
+
+    @property
+    def hooks_log(self) -> Path:
+        """What the manifest's hook commands printed."""
+        return self.logs / "hooks.log"
 
     @property
     def logs(self) -> Path:

@@ -20,6 +20,7 @@ from deb_bootc_compose.clientdeb import ClientDeb
 from deb_bootc_compose.clientsource import TaggedClient
 from deb_bootc_compose.lockfile import LockedVariant, Lockfile
 from deb_bootc_compose.manifest import Manifest
+from deb_bootc_compose.metadata import ExtraFileMeta
 from deb_bootc_compose.oci import OciResult
 from deb_bootc_compose.paths import ComposePaths, TargetPaths
 
@@ -88,6 +89,7 @@ class ComposeContext:
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)  # disk: "variant/arch" -> its figures
     boot_test: dict[str, dict[str, Any]] = field(default_factory=dict)  # boot-test: "variant/arch" -> report
     incomplete: list[str] = field(default_factory=list)  # why the compose is FINISHED_INCOMPLETE (boot-test)
+    extra_files: list[ExtraFileMeta] = field(default_factory=list)  # plugins: files for extra-files.json
 
 
 class Phase(ABC):

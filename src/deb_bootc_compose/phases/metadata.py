@@ -6,6 +6,7 @@ reuses the previous deliverables.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -14,6 +15,7 @@ from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import LockedPackage, LockedVariant
 from deb_bootc_compose.lockfile import load as load_lockfile
 from deb_bootc_compose.phases.base import Phase, VariantState
+from debarchive.digest import file_digests
 from debarchive.dsc import strip_epoch
 
 
@@ -120,6 +122,20 @@ class MetadataPhase(Phase):
             md.write_json(paths.ostree_json, md.ostree_manifest(meta, commits))
         except md.MetadataError as exc:
             raise ComposeError(f"metadata: {exc}") from exc
+        extra = self.extra_files()
+        try:
+            md.write_json(paths.extra_files_json, md.extra_files_manifest(meta, extra))
+        except md.MetadataError as exc:
+            raise ComposeError(f"metadata: {exc}") from exc
         count = sum(len(rows) for per_arch in packages.values() for rows in per_arch.values())
         self.progress(f"wrote composeinfo.json, images.json ({len(images)} images), packages.json ({count} packages), "
-                      f"ostree.json ({len(commits)} commits)")
+                      f"ostree.json ({len(commits)} commits), extra-files.json ({len(extra)} files)")
+
+    def extra_files(self) -> list[md.ExtraFileMeta]:
+        """The files plugins listed (the SBOMs…), with their size and SHA-256 now."""
+        out = []
+        for f in self.ctx.extra_files:
+            path = self.ctx.paths.topdir / f.path
+            size, digests = file_digests(path, ["sha256"])
+            out.append(dataclasses.replace(f, size=size, sha256=digests["sha256"]))
+        return out
