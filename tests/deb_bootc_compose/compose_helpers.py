@@ -50,9 +50,11 @@ def expected_status() -> str:
     return "FINISHED"
 
 
-def run_cli(args: list[str], timeout: float = 3600) -> CliRun:
+def run_cli(args: list[str], timeout: float = 3600, env: dict[str, str] | None = None) -> CliRun:
+    """Run the CLI; ``env``: variables added to ours (e.g. PYTHONPATH for a plugin installed with --target)."""
     start = time.monotonic()
-    done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **env} if env else None)
     return CliRun([*CLI, *args], done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
 

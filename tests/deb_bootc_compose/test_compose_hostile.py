@@ -10,6 +10,7 @@ record only.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,20 +32,24 @@ from srcpkg import interactive_sigint
 
 pytestmark = pytest.mark.integration
 SUITE = "hostile"
-HOST_FILES = {"locale.conf": "LANG=host\n", "default-locale": "LANG=host\n", "ssh/ssh_host_ed25519_key": "host key\n"}
-HOST_DIRS = ("sources.list.d", "tmpfiles.d", "ssh")
+HOST_FILES = {"locale.conf": "LANG=host\n", "default-locale": "LANG=host\n", "ssh/ssh_host_ed25519_key": "host key\n",
+              # a copyright file the SBOM would take a licence from if it followed the package's links
+              "doc/copyright": "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+                               "Files: *\nCopyright: host\nLicense: host-marker-4711\n"}
+HOST_DIRS = ("sources.list.d", "tmpfiles.d", "ssh", "doc")
 
 
 def make_hostile_deb(work: Path, host: Path) -> Path:
-    """hostile-links: its postinst (run after systemd's and openssh-server's) points what ostree-prepare
+    """hostile-links: its postinst (run after systemd's, openssh-server's and hello's) points what ostree-prepare
     writes at ``host``: absolute links, a relative one climbing out with '..', directory links, and a link to a
     host file that does not exist yet (``/etc/machine-id``: mmdebstrap's clean-up keeps a dangling one, and
-    writing through it would create the file on the host)."""
+    writing through it would create the file on the host). And what the SBOM reads: its own documentation
+    directory and hello's copyright file become links to a host directory and a host copyright file."""
     pkg = work / "hostile-links"
     (pkg / "DEBIAN").mkdir(parents=True)
     (pkg / "DEBIAN/control").write_text(
         "Package: hostile-links\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\n"
-        "Depends: systemd, openssh-server, base-files\nDescription: plants links out of the image tree\n"
+        "Depends: systemd, openssh-server, base-files, hello\nDescription: plants links out of the image tree\n"
     )
     up = "../" * 12
     (pkg / "DEBIAN/postinst").write_text(f"""#!/bin/sh
@@ -56,6 +61,9 @@ ln -s {host}/default-locale /etc/default/locale
 ln -s {host}/sources.list.d /etc/apt/sources.list.d
 ln -s {host}/tmpfiles.d /etc/tmpfiles.d
 ln -s {host}/ssh /etc/ssh
+rm -rf /usr/share/doc/hostile-links
+ln -s {host}/doc /usr/share/doc/hostile-links
+ln -sf {host}/doc/copyright /usr/share/doc/hello/copyright
 """)
     (pkg / "DEBIAN/postinst").chmod(0o755)
     deb = work / "hostile-links_1.0_all.deb"
@@ -217,8 +225,22 @@ def test_sigterm_mid_rootfs_then_a_hostile_package_composes_safely(
         machine_id = subprocess.run(["ostree", f"--repo={repo}", "cat", ref, "/usr/etc/machine-id"], check=True,
                                     capture_output=True, text=True).stdout
         assert machine_id == ""
+        check_sbom_did_not_follow(new)
     finally:
         treeops.remove_tree(new / "work")
+
+
+def check_sbom_did_not_follow(topdir: Path) -> None:
+    """The SBOM took no licence through the package's links: hello's copyright and hostile-links' doc directory
+    lead to the host, so both are NOASSERTION, with the reason."""
+    doc = json.loads((topdir / "metadata/sbom/base.amd64.spdx.json").read_text())
+    pkgs = {p["name"]: p for p in doc["packages"]}
+    assert pkgs["hello"]["licenseDeclared"] == "NOASSERTION", pkgs["hello"]
+    assert "/usr/share/doc/hello/copyright" in pkgs["hello"]["comment"] and "not read" in pkgs["hello"]["comment"]
+    assert pkgs["hostile-links"]["licenseDeclared"] == "NOASSERTION"
+    assert "(not followed)" in pkgs["hostile-links"]["comment"]
+    assert "host-marker" not in json.dumps(doc)
+    assert pkgs["base-files"]["versionInfo"] and pkgs["systemd"]["licenseDeclared"] != "NOASSERTION"
 
 
 def test_sigint_mid_rootfs_is_recorded(minimal_compose: SessionCompose) -> None:

@@ -65,6 +65,8 @@ def test_debian_short_names_are_spdx_ids() -> None:
                                                           ("GFDL", ["1.2", "1.3"]), ("AGPL", ["3"]))
         for v in vs for s in ("", "+")}
     assert {i for i in ids if i is None or i.lower() not in valid} == set()
+    exceptions = {sym.key for sym in spdx_licensing.known_symbols.values() if sym.is_exception}
+    assert set(licenses.EXCEPTIONS.values()) - exceptions == set()
 
 
 @pytest.mark.parametrize(("synopsis", "expected", "refs"), [
@@ -72,6 +74,7 @@ def test_debian_short_names_are_spdx_ids() -> None:
     ("GPL-2+ or Artistic-2.0, and BSD-3-clause", "(GPL-2.0-or-later OR Artistic-2.0) AND BSD-3-Clause", {}),
     ("GPL-3+ with Autoconf-data exception", "LicenseRef-GPL-3-plus-with-Autoconf-data-exception",
      {"LicenseRef-GPL-3-plus-with-Autoconf-data-exception": "GPL-3+ with Autoconf-data exception"}),
+    ("GPL-2 with Linux-syscall-note exception", "GPL-2.0-only WITH Linux-syscall-note", {}),
     ("public-domain", "LicenseRef-public-domain", {"LicenseRef-public-domain": "public-domain"}),
     ("LGPL-2.1+ and  GPL-2+", "LGPL-2.1-or-later AND GPL-2.0-or-later", {}),
 ])

@@ -1,9 +1,10 @@
 """Debian copyright-format licence names (DEP-5 short names and synopses) as SPDX licence expressions.
 
 A synopsis such as ``GPL-2+ or Artistic`` becomes ``GPL-2.0-or-later OR Artistic-1.0-Perl``; commas group as
-the copyright format says (``GPL-2+ or Artistic-2.0, and BSD-3-clause`` is ``(…) AND BSD-3-Clause``). A name
-SPDX does not list (``public-domain``, ``GPL`` without a version, any ``X with Y exception``: SPDX 2.3 allows
-only its own exceptions) becomes a ``LicenseRef-`` whose text the document carries (``hasExtractedLicensingInfos``).
+the copyright format says (``GPL-2+ or Artistic-2.0, and BSD-3-clause`` is ``(…) AND BSD-3-Clause``);
+``GPL-2 with Linux-syscall-note exception`` is ``GPL-2.0-only WITH Linux-syscall-note``. A name SPDX does not
+list (``public-domain``, ``GPL`` without a version, an exception SPDX lacks: SPDX 2.3 allows only its own)
+becomes a ``LicenseRef-`` whose text the document carries (``hasExtractedLicensingInfos``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ SHORT_NAMES = {
     "mpl-2.0": "MPL-2.0", "ofl-1.1": "OFL-1.1", "openssl": "OpenSSL", "psf-2": "PSF-2.0", "psf-2.0": "PSF-2.0",
     "python-2.0": "Python-2.0", "sleepycat": "Sleepycat", "unicode-dfs-2016": "Unicode-DFS-2016",
     "unlicense": "Unlicense", "w3c": "W3C", "wtfpl": "WTFPL", "x11": "X11", "zlib": "Zlib", "zpl-2.1": "ZPL-2.1",
+}
+# Debian's names of licence exceptions SPDX lists (``GPL-2 with Linux-syscall-note exception``); others -> LicenseRef
+EXCEPTIONS = {
+    "linux-syscall-note": "Linux-syscall-note", "gcc-3.1": "GCC-exception-3.1",
+    "gcc-exception-3.1": "GCC-exception-3.1",
+    "autoconf": "Autoconf-exception-2.0", "autoconf-3.0": "Autoconf-exception-3.0", "bison": "Bison-exception-2.2",
+    "bison-2.2": "Bison-exception-2.2", "classpath": "Classpath-exception-2.0", "font": "Font-exception-2.0",
+    "libtool": "Libtool-exception",
 }
 GNU_NAME = re.compile(r"^(GPL|LGPL|AGPL|GFDL)-(\d)(?:\.(\d))?(\+|-only|-or-later)?$", re.IGNORECASE)
 EXCEPTION = re.compile(r"^(.+?)\s+with\s+(.+?)\s+exception$", re.IGNORECASE)
@@ -76,10 +85,15 @@ def _term(name: str, refs: dict[str, str]) -> str:
     name = " ".join(name.split())
     if not name:
         raise LicenseSyntaxError("an empty licence name")
-    if EXCEPTION.match(name) is None:
+    exception = EXCEPTION.match(name)
+    if exception is None:
         known = spdx_id(name)
         if known is not None:
             return known
+    else:
+        base, spdx_exception = spdx_id(exception.group(1)), EXCEPTIONS.get(exception.group(2).lower())
+        if base is not None and spdx_exception is not None:
+            return f"{base} WITH {spdx_exception}"
     ref = license_ref(name)
     refs[ref] = name
     return ref
