@@ -174,7 +174,7 @@ class Compose:
             for src in manifest.sources:
                 if src.orchestrator is not None:
                     src.orchestrator.url = self.orchestrator_url
-        self.hooks = PhaseHooks.for_manifest(manifest)  # PluginError (bad options, not loadable) before anything
+        self.hooks = PhaseHooks.for_manifest(manifest)  # PluginLoadError (bad options…) before anything
         self.target.target.mkdir(parents=True, exist_ok=True)
         with target_lock(self.target, lambda m: self._say("compose", m)):
             return self._run_locked(manifest)

@@ -210,6 +210,14 @@ def test_lockfile_recompose_same_commit_from_pool(
         (index,) = (top / "compose/base/amd64/oci").glob("*/index.json")
         digests.append([m["digest"] for m in json.loads(index.read_text())["manifests"]])
     assert digests[0] == digests[1] and digests[0]
+    # and the same SBOM but where each .deb came from (the lockfile's URLs were changed) and so its namespace
+    sboms = [json.loads((top / "metadata/sbom/base.amd64.spdx.json").read_text())
+             for top in (minimal_compose.topdir, topdir)]
+    for doc in sboms:
+        del doc["documentNamespace"]
+        for p in doc["packages"]:
+            p.pop("downloadLocation")
+    assert sboms[0] == sboms[1]
 
 
 def test_lockfile_missing_from_pool_and_mirror(tmp_path: Path) -> None:
@@ -275,6 +283,11 @@ def test_noop_recompose(minimal_compose: SessionCompose) -> None:
             assert "reusing that resolution (apt not run)" in gather_log, gather_log
         assert "apt-get update" not in gather_log
         assert run.seconds <= 6.0, f"no-op recompose {extra} took {run.seconds:.1f}s"
+        # no tree to read: the SBOM is the reused compose's, listed in extra-files.json all the same
+        sbom = "metadata/sbom/base.amd64.spdx.json"
+        assert (topdir / sbom).read_bytes() == (minimal_compose.target / reused.group(1) / sbom).read_bytes()
+        listed = json.loads((topdir / "metadata/extra-files.json").read_text())["payload"]["files"]
+        assert [f["path"] for f in listed] == [sbom]
 
 
 

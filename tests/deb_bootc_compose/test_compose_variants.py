@@ -1,12 +1,16 @@
 """One real compose (the CLI) of a manifest with two variants, in the session compose's target (its pool and apt
 lists make gather cheap): variant ``a`` takes the manifest's settings, ``b`` adds a package, a file, a postprocess
 script and an os-release identity, and asks for other outputs. Each variant's commit, os-release and entries
-in images.json, ostree.json and packages.json are checked."""
+in images.json, ostree.json and packages.json are checked. The same compose carries the plugins: manifest hooks
+(run sandboxed, reading the compose directory, failing to write it), the example third-party plugin of
+docs/plugins.md installed with pip, and each variant's SBOM."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,26 @@ from typing import Any
 import productmd.images
 import pytest
 import yaml
-from compose_helpers import EXAMPLES, SessionCompose, run_cli
+from compose_helpers import EXAMPLES, REPO, SessionCompose, run_cli
 
 from deb_bootc_compose import osrelease
 
 pytestmark = pytest.mark.integration
 NAME = "variants-bootc"  # its own compose IDs, refs and latest link: the session compose's stay as they are
 OWN = "/usr/share/variants-test"
+# after ostree-commit: the SBOMs are there to read; nothing in the compose directory can be written
+CHECK_HOOK = """m="$DEB_BOOTC_COMPOSE_METADATA"
+grep -q '"name": "tree"' "$m/sbom/b.amd64.spdx.json"
+if grep -q '"name": "tree"' "$m/sbom/a.amd64.spdx.json"; then echo "tree in a"; exit 1; fi
+echo "commit of b: $DEB_BOOTC_COMPOSE_COMMIT_B_AMD64 ($DEB_BOOTC_COMPOSE_VARIANTS)"
+for f in "$DEB_BOOTC_COMPOSE_DIR/hook-was-here" "$m/sbom/a.amd64.spdx.json" "$DEB_BOOTC_COMPOSE_LOGS/hooks.log" \\
+         "$DEB_BOOTC_COMPOSE_WORK/b/amd64/tree/etc/hook-was-here" "$DEB_BOOTC_COMPOSE_OSTREE_REPO/hook-was-here"; do
+  if (echo hook >> "$f") 2>/dev/null; then echo "WROTE $f"; exit 1; fi
+done
+echo "read-only: $(touch "$DEB_BOOTC_COMPOSE_DIR/x" 2>&1)"
+if getent ahosts deb.debian.org >/dev/null 2>&1; then echo "NETWORK"; exit 1; fi
+echo "uid $(id -u), no network"
+"""
 
 
 def ostree(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -31,6 +48,10 @@ def write_manifest(tmp_path: Path) -> Path:
     data = yaml.safe_load((EXAMPLES / "minimal.yaml").read_text())
     data.update({
         "name": NAME,
+        "hooks": {"before": {"gather": ['echo "hook $DEB_BOOTC_COMPOSE_HOOK $DEB_BOOTC_COMPOSE_PHASE of '
+                                        '$DEB_BOOTC_COMPOSE_ID in $DEB_BOOTC_COMPOSE_DIR"']},
+                  "after": {"ostree-commit": [CHECK_HOOK]}},
+        "plugins": {"pkgcount": {"max_packages": 1000}},  # docs/plugins.md's example, installed by the fixture
         "files": [{"path": f"{OWN}/from-manifest", "content": "manifest\n"}],
         "postprocess": [{"name": "order", "script": f"echo manifest > {OWN}/order\n"}],
         "outputs": ["oci", "qcow2"],
@@ -54,11 +75,23 @@ def write_manifest(tmp_path: Path) -> Path:
     return path
 
 
+def install_example_plugin(where: Path) -> Path:
+    """pip-installs examples/compose-plugin (from a copy: pip builds in the source tree) into ``where``; the
+    directory to put on PYTHONPATH."""
+    src = shutil.copytree(REPO / "examples/compose-plugin", where / "src")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(where / "site"), str(src)], check=True, capture_output=True)
+    return where / "site"
+
+
 @pytest.fixture(scope="module")
 def variants_compose(minimal_compose: SessionCompose, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two-variant compose (once for this module's tests); its directory."""
-    manifest = write_manifest(tmp_path_factory.mktemp("variants-manifest"))
-    run = run_cli(["--config", str(manifest), "--target-dir", str(minimal_compose.target), "--compose-type", "test"])
+    base = tmp_path_factory.mktemp("variants-manifest")
+    manifest = write_manifest(base)
+    site = install_example_plugin(base)
+    run = run_cli(["--config", str(manifest), "--target-dir", str(minimal_compose.target), "--compose-type", "test"],
+                  env={"PYTHONPATH": str(site)})
     assert run.returncode == 0, run.stderr[-4000:]
     return Path(run.last_line)
 
@@ -114,6 +147,36 @@ def check_metadata(topdir: Path) -> None:
     phases = {p["name"]: p["state"] for p in json.loads((topdir / "metadata/phases.json").read_text())["payload"]
               ["phases"]}
     assert phases["disk"] == "done" and phases["boot-test"] == "not-needed"
+
+
+def test_hooks_plugin_and_sboms_of_the_variants(variants_compose: Path) -> None:
+    """The manifest's hooks ran sandboxed with the compose's IDs and paths, read the SBOMs and wrote nothing; the
+    pip-installed example plugin wrote its file; both SBOMs are valid and listed in extra-files.json."""
+    topdir = variants_compose
+    log = (topdir / "logs/hooks.log").read_text()
+    assert f"hook before gather of {topdir.name} in {topdir}\n" in log
+    commit_b = json.loads((topdir / "metadata/ostree.json").read_text())["payload"]["variants"]["b"]["amd64"]["commit"]
+    assert f"commit of b: {commit_b} (a/amd64 b/amd64)" in log
+    assert "read-only: touch: cannot touch" in log and "Read-only file system" in log
+    assert "WROTE" not in log and "uid 0, no network" in log
+    assert not (topdir / "hook-was-here").exists() and not (topdir / "x").exists()
+    assert not (topdir / "work/b/amd64/tree/etc/hook-was-here").exists()
+    counts = json.loads((topdir / "metadata/plugins/pkgcount/counts.json").read_text())
+    packages = json.loads((topdir / "metadata/packages.json").read_text())["payload"]["packages"]
+    assert counts == {f"{v}/amd64": len(packages[v]["amd64"]) for v in ("a", "b")}
+    assert counts["b/amd64"] == counts["a/amd64"] + 1
+    assert f"compose {topdir.name}" in (topdir / "logs/plugin-pkgcount.log").read_text()
+    listed = json.loads((topdir / "metadata/extra-files.json").read_text())["payload"]["files"]
+    assert [(f["path"], f["plugin"], f["variant"]) for f in listed] == [
+        ("metadata/plugins/pkgcount/counts.json", "pkgcount", ""),
+        ("metadata/sbom/a.amd64.spdx.json", "sbom", "a"), ("metadata/sbom/b.amd64.spdx.json", "sbom", "b")]
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    for v in "ab":
+        path = topdir / f"metadata/sbom/{v}.amd64.spdx.json"
+        assert validate_full_spdx_document(parse_file(str(path))) == []
+        assert json.loads(path.read_text())["name"] == f"{NAME}-13-{v}.amd64"
 
 
 def image_layers(topdir: Path, variant: str) -> tuple[Path, list[dict[str, Any]]]:

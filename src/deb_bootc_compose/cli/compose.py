@@ -25,6 +25,7 @@ from deb_bootc_compose.errors import ComposeError, Interrupted
 from deb_bootc_compose.lockfile import LockfileError
 from deb_bootc_compose.manifest import ManifestError
 from deb_bootc_compose.phases.order import NAMES, skippable
+from deb_bootc_compose.plugins.api import PluginLoadError
 
 HELP = "compose a manifest into an OSTree commit, a bootc OCI image and disk images (the default verb)"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -169,7 +170,7 @@ def _run_compose(c: Compose, args: argparse.Namespace, err: Console) -> int:
         with stop_on_signals(c.cancel), Progress(args.quiet) as progress:
             c.progress_cb = progress
             result = c.run()
-    except ManifestError as exc:
+    except (ManifestError, PluginLoadError) as exc:
         err.print(f"deb-bootc-compose: {exc}", markup=False)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:

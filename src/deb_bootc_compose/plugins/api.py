@@ -28,7 +28,12 @@ BEFORE, AFTER = "before", "after"
 
 
 class PluginError(ComposeError):
-    """A plugin cannot run (bad options, it failed); the message names the plugin."""
+    """A plugin failed; the message names the plugin. Raise it from a plugin to fail the compose."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin the manifest enables cannot be made (not installed, does not import, bad options): bad input,
+    found before anything is created (exit 2)."""
 
 
 @dataclass(frozen=True)

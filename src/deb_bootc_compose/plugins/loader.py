@@ -8,7 +8,7 @@ from typing import Any
 
 from deb_bootc_compose.hookspec import ENTRY_POINT_GROUP, enabled_plugins
 from deb_bootc_compose.manifest import Manifest
-from deb_bootc_compose.plugins.api import Plugin, PluginError
+from deb_bootc_compose.plugins.api import Plugin, PluginLoadError
 
 
 def _builtin(name: str) -> type[Plugin] | None:
@@ -22,11 +22,11 @@ def _builtin(name: str) -> type[Plugin] | None:
 def _installed(name: str) -> Any:
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not found:
-        raise PluginError(f"plugin {name}: no '{ENTRY_POINT_GROUP}' entry point of that name is installed")
+        raise PluginLoadError(f"plugin {name}: no '{ENTRY_POINT_GROUP}' entry point of that name is installed")
     try:
         return found[0].load()
     except Exception as exc:  # an installed package that does not import: say which
-        raise PluginError(f"plugin {name}: cannot load {found[0].value}: {type(exc).__name__}: {exc}") from exc
+        raise PluginLoadError(f"plugin {name}: cannot load {found[0].value}: {type(exc).__name__}: {exc}") from exc
 
 
 def load(manifest: Manifest) -> list[tuple[str, Plugin]]:
@@ -37,9 +37,9 @@ def load(manifest: Manifest) -> list[tuple[str, Plugin]]:
         try:
             plugin = factory(options)
         except (ValueError, TypeError) as exc:
-            raise PluginError(f"plugin {name}: bad options {options!r}: {exc}") from exc
+            raise PluginLoadError(f"plugin {name}: bad options {options!r}: {exc}") from exc
         if not callable(getattr(plugin, "before", None)) or not callable(getattr(plugin, "after", None)):
-            raise PluginError(f"plugin {name}: {factory!r} made no plugin (it needs before() and after() methods; "
+            raise PluginLoadError(f"plugin {name}: {factory!r} made no plugin (it needs before() and after() methods; "
                               "subclass deb_bootc_compose.plugins.api.Plugin)")
         plugins.append((name, plugin))
     return plugins
