@@ -124,15 +124,16 @@ def test_copyright_never_follows_planted_links(tmp_path: Path) -> None:
     (host / "copyright").write_text(DEP5.replace("GPL-2+", "host-marker-4711"))
     with dcopyright.DocDir(make_tree(tmp_path, host)) as docs:
         got = {p: dcopyright.package_license(docs, p) for p in
-               ("plain", "sibling", "escape", "climb", "linked-file", "fifo", "big", "missing")}
+               ("plain", "sibling", "escape", "climb", "linked-file", "fifo", "big", "missing", "../../../etc")}
     assert got["plain"].expression is not None and "GPL-2.0-or-later" in got["plain"].expression.text
     assert got["sibling"].expression is not None and "MPL-2.0" in got["sibling"].expression.text
     assert "from /usr/share/doc/sibling-target" in got["sibling"].note
-    for name in ("escape", "climb", "linked-file", "fifo", "big", "missing"):
+    for name in ("escape", "climb", "linked-file", "fifo", "big", "missing", "../../../etc"):
         assert got[name].expression is None, name
     assert "not followed" in got["escape"].note and "not followed" in got["climb"].note
     assert "not read" in got["linked-file"].note and "not read" in got["fifo"].note
     assert "larger than" in got["big"].note and got["missing"].note == "no /usr/share/doc/missing"
+    assert got["../../../etc"].note == "'../../../etc' is not a package name"
     assert "host-marker" not in repr(got)
 
 

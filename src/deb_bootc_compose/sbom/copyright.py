@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deb_bootc_compose.sbom.licenses import Expression, LicenseSyntaxError, conjunction, from_synopsis
+from deb_bootc_compose.sbom.licenses import Expression, conjunction, from_synopsis
 from debian import copyright as dep5
 
 READ_LIMIT = 4 << 20  # the largest copyright file in trixie's main is ~2 MB
@@ -81,6 +81,8 @@ class DocDir:
 
     def read_copyright(self, package: str, limit: int = READ_LIMIT) -> tuple[bytes | None, str]:
         """(the file's bytes or None, a note saying where it came from or why there is none)."""
+        if not PACKAGE_DIR.match(package):  # a name from a --lockfile: never a path
+            return None, f"{package!r} is not a package name"
         try:
             st = os.stat(package, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -114,15 +116,15 @@ def parse(text: str) -> PackageLicense:
             doc = dep5.Copyright(sequence=io.StringIO(text), strict=False)
         except dep5.NotMachineReadableError:
             return PackageLicense(None, "the copyright file is not in the machine-readable format")
-        except (dep5.Error, ValueError, AttributeError) as exc:
-            return PackageLicense(None, f"the copyright file cannot be parsed: {exc}")
+        except Exception as exc:  # a package's file is untrusted input: whatever python-debian makes of it
+            return PackageLicense(None, f"the copyright file cannot be parsed: {type(exc).__name__}: {exc}")
         try:
             licences = [_licence(p) for p in [*doc.all_files_paragraphs(), doc.header]]
             synopses = [lic.synopsis for lic in licences if lic is not None]
             standalone = [lic for lic in map(_licence, doc.all_license_paragraphs()) if lic is not None]
             texts = {lic.synopsis.strip(): lic.text[:TEXT_LIMIT] for lic in standalone if lic.text.strip()}
             expression = conjunction([from_synopsis(s) for s in synopses if s.strip()])
-        except (dep5.Error, ValueError, AttributeError, LicenseSyntaxError) as exc:
+        except Exception as exc:  # LicenseSyntaxError, or python-debian on a malformed field
             return PackageLicense(None, f"the copyright file's License fields cannot be read: {exc}")
     if expression is None:
         return PackageLicense(None, "the copyright file names no licence")
