@@ -79,7 +79,7 @@ def install_example_plugin(where: Path) -> Path:
     """pip-installs examples/compose-plugin (from a copy: pip builds in the source tree) into ``where``; the
     directory to put on PYTHONPATH."""
     src = shutil.copytree(REPO / "examples/compose-plugin", where / "src")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(where / "site"), str(src)], check=True, capture_output=True)
     return where / "site"
 
