@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from compose_helpers import SessionCompose
@@ -42,7 +43,7 @@ def test_session_compose_sbom(minimal_compose: SessionCompose) -> None:
         lp = locked[name]
         assert p["versionInfo"] == lp.version and p["checksums"] == [{"algorithm": "SHA256",
                                                                        "checksumValue": lp.sha256}]
-        assert p["externalRefs"][0]["referenceLocator"].startswith(f"pkg:deb/debian/{name}@")
+        assert p["externalRefs"][0]["referenceLocator"].startswith(f"pkg:deb/debian/{quote(name, safe='')}@")
         assert p["externalRefs"][0]["referenceLocator"].endswith(f"?arch={lp.arch}&distro=trixie")
         assert p["sourceInfo"].startswith(f"built from the Debian source package {lp.source or name} ")
     hello = pkgs["hello"]

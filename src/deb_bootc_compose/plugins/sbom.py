@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,7 @@ class SbomPlugin(Plugin):
             self.copy_reused(ctx)
 
     def write(self, ctx: PluginContext, view: VariantView) -> None:
+        t0 = time.monotonic()
         lock = ctx.lockfile
         if lock is None or view.tree is None or not view.tree.is_dir():
             raise PluginError(f"sbom: {view.variant}/{view.arch}: no lockfile or no tree to describe")
@@ -86,8 +88,8 @@ class SbomPlugin(Plugin):
         os.replace(tmp, path)
         ctx.add_file(path, kind=KIND, format=FORMAT, variant=view.variant, arch=view.arch)
         known = sum(1 for p in packages if p.license is not None)
-        ctx.log(f"{view.variant}/{view.arch}: {path.name}: {len(packages)} packages, licence known for {known}",
-                show=True)
+        ctx.log(f"{view.variant}/{view.arch}: {path.name}: {len(packages)} packages, licence known for {known} "
+                f"({time.monotonic() - t0:.1f}s)", show=True)
 
     def licence(self, docs: dcopyright.DocDir, package: str) -> dcopyright.PackageLicense:
         data, note = docs.read_copyright(package)
