@@ -20,9 +20,7 @@ and :class:`HubUnreachable` when the hub cannot be reached; :meth:`HubClient.fro
 
 from __future__ import annotations
 
-import os
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,6 +29,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from deb_orchestrator.clientconfig import (
+    DEFAULT_HUB,
+    HubConfigError,
+    config_path,
+    hub_and_token,
+    load_config,
+)
+from deb_orchestrator.eventfeed import EventFeed
 from deb_orchestrator.states import FINAL_BUILD_STATES, FINAL_TASK_STATES, BuildState, RepoState, TaskMethod, TaskState
 from deb_orchestrator.wire import (
     CLAIM,
@@ -66,11 +72,11 @@ from deb_orchestrator.wire import (
     UploadOut,
     WhoAmI,
 )
+from deb_orchestrator.wire.webhooks import WebhookDeliveryOut, WebhookOut
 from debarchive.digest import sha256_file
 from debarchive.dsc import SourcePackageError, is_url, parse_dsc
 
 API = "/api/v1"
-DEFAULT_HUB = "http://127.0.0.1:8080"
 __all__ = ["API", "DEFAULT_HUB", "FINAL_BUILD_STATES", "FINAL_TASK_STATES", "BuildClaim", "BuildDetail", "BuildOut",
            "BuildState", "HubClient", "HubConfigError", "HubError", "HubUnreachable", "NoopClaim", "RepoState",
            "TaskDetail", "TaskMethod", "TaskOut", "TaskState", "config_path", "load_config"]
@@ -91,52 +97,6 @@ class HubUnreachable(HubError):
         super().__init__(0, f"cannot reach the hub at {url}: {reason}")
 
 
-class HubConfigError(ValueError):
-    """The configuration file or the token file named in it cannot be read."""
-
-
-def config_path() -> Path:
-    """``DEB_ORCHESTRATOR_CONFIG``, else ``$XDG_CONFIG_HOME/deb-orchestrator/config.toml``."""
-    env = os.environ.get("DEB_ORCHESTRATOR_CONFIG")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    return base / "deb-orchestrator" / "config.toml"
-
-
-def load_config() -> dict[str, Any]:
-    """The config file's keys (``hub``, ``token``, ``token_file``); empty when there is no file."""
-    path = config_path()
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise HubConfigError(f"cannot read the config file {path}: {exc}") from None
-
-
-def read_token_file(path: str | Path) -> str:
-    try:
-        return Path(path).expanduser().read_text().strip()
-    except OSError as exc:
-        raise HubConfigError(f"cannot read the token file {path}: {exc.strerror}") from None
-
-
-def hub_and_token(url: str | None = None, token: str | None = None,
-                  token_file: str | Path | None = None) -> tuple[str, str | None]:
-    """The hub URL and token: the arguments, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config
-    file (``hub``, ``token``, ``token_file``); the URL defaults to :data:`DEFAULT_HUB`."""
-    given_hub = url or os.environ.get("DEB_ORCHESTRATOR_HUB")
-    given_token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or token_file
-    cfg = {} if given_hub and given_token else load_config()
-    hub = given_hub or cfg.get("hub") or DEFAULT_HUB
-    token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
-    token_file = token_file or cfg.get("token_file")
-    if not token and token_file:
-        token = read_token_file(token_file)
-    return str(hub), None if token is None else str(token)
-
-
 class HubClient:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -145,6 +105,8 @@ class HubClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
                                  transport=transport)
+        self.feed_options: dict[str, float] = {}  # EventFeed's heartbeat and open_timeout (tests shorten them)
+        self.feed: EventFeed | None = None  # the latest (whether it streamed: feed.streaming, fallback_reason)
 
     @classmethod
     def from_environment(cls, url: str | None = None, *, token: str | None = None,
@@ -278,26 +240,40 @@ class HubClient:
     def cancel_task(self, task_id: int) -> CancelOut:
         return self._one(CancelOut, self.post(f"/tasks/{task_id}/cancel"))
 
+    def event_feed(self, *, poll: float = 1.0, **filters: Any) -> EventFeed:
+        """The hub's event stream for ``filters`` (task, build, tag, kind) as wake-ups, polling when streaming
+        fails (:mod:`deb_orchestrator.eventfeed`); use it as a context manager, before reading the state."""
+        self.feed = EventFeed(self.url, self.token, filters, poll=poll, **self.feed_options)
+        return self.feed
+
     def wait_task(self, task_id: int, *, timeout: float | None = None, poll: float = 1.0,
                   on_change: Callable[[TaskDetail], None] | None = None) -> TaskDetail:
-        """Follow a task (and its subtasks) until it is closed, failed or canceled; returns it.
+        """Follow a task (and its subtasks) until it is closed, failed or canceled; returns it. Woken by the
+        hub's event stream (polling every ``poll`` seconds when there is none).
 
         A build task waiting for build-dependencies (a ``dep-wait`` subtask) is not finished: it continues
         when the repository changes. ``on_change`` gets the task whenever a state in its tree changes.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         last: tuple[Any, ...] | None = None
-        while True:
-            task = self.task(task_id)
-            snapshot = (task.state, tuple((c.id, c.state) for c in task.children))
-            if snapshot != last and on_change is not None:
+        task = self.task(task_id)
+        if task.state in FINAL_TASK_STATES:  # nothing to wait for: no stream
+            if on_change is not None:
                 on_change(task)
-            last = snapshot
-            if task.state in FINAL_TASK_STATES:
-                return task
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} is still {task.state} after {timeout} s")
-            time.sleep(poll)
+            return task
+        with self.event_feed(task=task_id, poll=poll) as feed:
+            while True:
+                seen = feed.generation
+                task = self.task(task_id)
+                snapshot = (task.state, tuple((c.id, c.state) for c in task.children))
+                if snapshot != last and on_change is not None:
+                    on_change(task)
+                last = snapshot
+                if task.state in FINAL_TASK_STATES:
+                    return task
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"task {task_id} is still {task.state} after {timeout} s")
+                feed.wait(seen, 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic())))
 
     # ------------------------------------------------------------------ tags, targets, repos
     def add_tag(self, name: str, *, parents: list[str] | None = None, arches: list[str] | None = None,
@@ -387,26 +363,32 @@ class HubClient:
 
     def wait_repo(self, tag: str, *, build: str | int | None = None, after: int = 0,
                   timeout: float = 600.0) -> RepoWaitOut:
-        """Wait until the tag's repo is published (and holds ``build`` if given); returns its state.
+        """Wait until the tag's repo is published (and holds ``build`` if given); returns its state. Woken by
+        the hub's event stream (the hub's long-poll when there is none).
 
         Raises TimeoutError after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            info = self._one(RepoWaitOut, self.request(
-                "GET", f"/repos/{tag}/wait",
-                params={k: v for k, v in {"build": build, "after": after, "timeout": min(max(remaining, 0), 30)}
-                        .items() if v is not None},
-                timeout=60,
-            ).json())
-            if info.done:
-                return info
-            if info.state == RepoState.FAILED:
-                raise HubError(500, f"publishing the repo of {tag} failed: {info.error}")
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"repo {tag} did not get {build or 'published'} within {timeout} s "
-                                   f"(generation {info.generation}, state {info.state})")
+        with ExitStack() as stack:
+            feed: EventFeed | None = None  # opened after a first look found nothing yet
+            while True:
+                seen = 0 if feed is None else feed.generation
+                remaining = deadline - time.monotonic()
+                wait = 0 if feed is None or feed.streaming else min(max(remaining, 0), 30)
+                info = self._one(RepoWaitOut, self.request(
+                    "GET", f"/repos/{tag}/wait", params={k: v for k, v in {
+                        "build": build, "after": after, "timeout": wait}.items() if v is not None}, timeout=60).json())
+                if info.done:
+                    return info
+                if info.state == RepoState.FAILED:
+                    raise HubError(500, f"publishing the repo of {tag} failed: {info.error}")
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"repo {tag} did not get {build or 'published'} within {timeout} s "
+                                       f"(generation {info.generation}, state {info.state})")
+                if feed is None:
+                    feed = stack.enter_context(self.event_feed(tag=tag, kind="repo.*"))
+                elif feed.streaming:
+                    feed.wait(seen, min(30.0, max(0.0, deadline - time.monotonic())))
 
     def repo_url(self, tag: str) -> str:
         return f"{self.url}/repos/{tag}"
@@ -450,6 +432,20 @@ class HubClient:
         """`deb-orchestrator gc` (scope admin): ``retention`` overrides the hub's days per kind (RetentionIn)."""
         body = {"dry_run": dry_run, "retention": retention or {}, "keep_forever": keep_forever or []}
         return self._one(GcReport, self.post("/gc", body, timeout=1800))
+
+    def add_webhook(self, url: str, events: list[str], secret: str) -> WebhookOut:
+        return self._one(WebhookOut, self.post("/webhooks", {"url": url, "events": events, "secret": secret}))
+
+    def webhooks(self) -> list[WebhookOut]:
+        return self._many(WebhookOut, self.get("/webhooks"))
+
+    def remove_webhook(self, webhook_id: int) -> WebhookOut:
+        return self._one(WebhookOut, self.request("DELETE", f"/webhooks/{webhook_id}").json())
+
+    def webhook_deliveries(self, webhook_id: int, state: str | None = None,
+                           limit: int = 100) -> list[WebhookDeliveryOut]:
+        return self._many(WebhookDeliveryOut, self.get(f"/webhooks/{webhook_id}/deliveries", state=state,
+                                                       limit=limit))
 
     # ------------------------------------------------------------------ builder protocol
     def claim(self, arches: list[str], capacity: int | None = None,

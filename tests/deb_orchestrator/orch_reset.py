@@ -38,6 +38,8 @@ HUB_ATTRIBUTES = {
     "key": "kept: every hub of a session has the same key (a copy of signing_home)",
     "work": "a wake-up counter: only compared with itself (waiters re-check the database)",
     "repos_changed": "a wake-up counter, as work",
+    "events": "a wake-up counter, as work (event streams and the webhook sender re-read the database)",
+    "webhooks": "the webhook sender: its state is in the database (deliveries, its lease row); its thread runs on",
     "timing": "derived from the settings (frozen)",
     "publisher": "the reset holds its lock: no publication or removal runs meanwhile; its repositories go",
     "fetcher": "replaced by a new one (no fetch under way, its own pool)",

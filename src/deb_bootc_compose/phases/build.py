@@ -57,6 +57,7 @@ BUILDS_JSON = "builds.json"  # in the compose's metadata/ (ComposePaths.builds_j
 POLL_SECONDS = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_POLL", "2"))
 # after every other build of this compose finished and the repos settled, how long a dep-wait may stay
 DEP_WAIT_GRACE = float(os.environ.get("DEB_BOOTC_COMPOSE_DEP_WAIT_GRACE", "60"))
+STREAM_WAIT = 5.0  # seconds between two looks at the builds when the event stream brings nothing
 BUILD_TIMEOUT = float(os.environ.get("DEB_BOOTC_COMPOSE_BUILD_TIMEOUT", str(6 * 3600)))
 
 
@@ -306,41 +307,54 @@ class BuildPhase(Phase):
         return [x for x in build.tasks if x.state == TaskState.DEP_WAIT]
 
     def _follow(self, hub: HubClient, hub_url: str, tracked: list[Tracked]) -> None:
-        deadline = time.monotonic() + BUILD_TIMEOUT
-        while True:
-            self.check_cancelled()
-            for t in tracked:
-                if _current(t).state in FINAL_BUILD_STATES and t.state:
-                    continue
-                t.build = hub.build(_current(t).id)
-                summary = self._summary(t.build)
-                if summary != t.state:
-                    self.progress(f"{t.ident}: {summary}")
-                    t.state = summary
-            for t in tracked:
-                if _current(t).state == BuildState.DELETED:
-                    raise ComposeError(f"build of {t.ident} ({t.shown}) was deleted by the orchestrator's gc (its "
-                                       "files are gone) and a source version is built once per hub: build a new "
-                                       f"version; see {self._link(hub_url, t)}")
-                if _current(t).state in (BuildState.FAILED, BuildState.CANCELED):
-                    raise ComposeError(self._failure(hub, hub_url, t))
-            pending = [t for t in tracked if _current(t).state != BuildState.COMPLETE]
-            if not pending:
-                return
-            now = time.monotonic()
-            # a dep-wait can only be released by a build that is still running (of this compose or another)
-            active = [t for t in pending if not self._dep_waiting(_current(t))]
-            for t in pending:
-                if not self._dep_waiting(_current(t)):
-                    t.dep_wait_since = None
-                elif t.dep_wait_since is None or active:
-                    t.dep_wait_since = now
-                elif now - t.dep_wait_since > DEP_WAIT_GRACE:
-                    raise ComposeError(self._unsatisfiable(hub_url, t))
-            if now > deadline:
-                raise ComposeError(f"build: {', '.join(t.ident for t in pending)} not finished after "
-                                   f"{BUILD_TIMEOUT:.0f} s; see {', '.join(self._link(hub_url, t) for t in pending)}")
-            time.sleep(POLL_SECONDS)
+        """Until every build is complete: woken by the hub's build and task events (its event stream), polling
+        every POLL_SECONDS when the stream does not work (e.g. a proxy that buffers)."""
+        with hub.event_feed(kind="build.*,task.*", poll=POLL_SECONDS) as feed:
+            deadline = time.monotonic() + BUILD_TIMEOUT
+            while True:
+                seen = feed.generation
+                if self._look(hub, hub_url, tracked, deadline):
+                    return
+                # at most STREAM_WAIT: cancellation is checked; a dep-wait's grace ends when it ends
+                waits = [t.dep_wait_since + DEP_WAIT_GRACE - time.monotonic() + 0.05 for t in tracked
+                         if t.dep_wait_since is not None]
+                feed.wait(seen, max(0.05, min([STREAM_WAIT, *waits])))
+
+    def _look(self, hub: HubClient, hub_url: str, tracked: list[Tracked], deadline: float) -> bool:
+        """One look at the builds: progress, failures, time-outs; True when all are complete."""
+        self.check_cancelled()
+        for t in tracked:
+            if _current(t).state in FINAL_BUILD_STATES and t.state:
+                continue
+            t.build = hub.build(_current(t).id)
+            summary = self._summary(t.build)
+            if summary != t.state:
+                self.progress(f"{t.ident}: {summary}")
+                t.state = summary
+        for t in tracked:
+            if _current(t).state == BuildState.DELETED:
+                raise ComposeError(f"build of {t.ident} ({t.shown}) was deleted by the orchestrator's gc (its "
+                                   "files are gone) and a source version is built once per hub: build a new "
+                                   f"version; see {self._link(hub_url, t)}")
+            if _current(t).state in (BuildState.FAILED, BuildState.CANCELED):
+                raise ComposeError(self._failure(hub, hub_url, t))
+        pending = [t for t in tracked if _current(t).state != BuildState.COMPLETE]
+        if not pending:
+            return True
+        now = time.monotonic()
+        # a dep-wait can only be released by a build that is still running (of this compose or another)
+        active = [t for t in pending if not self._dep_waiting(_current(t))]
+        for t in pending:
+            if not self._dep_waiting(_current(t)):
+                t.dep_wait_since = None
+            elif t.dep_wait_since is None or active:
+                t.dep_wait_since = now
+            elif now - t.dep_wait_since > DEP_WAIT_GRACE:
+                raise ComposeError(self._unsatisfiable(hub_url, t))
+        if now > deadline:
+            raise ComposeError(f"build: {', '.join(t.ident for t in pending)} not finished after "
+                               f"{BUILD_TIMEOUT:.0f} s; see {', '.join(self._link(hub_url, t) for t in pending)}")
+        return False
 
     def _failure(self, hub: HubClient, hub_url: str, t: Tracked) -> str:
         b = _current(t)

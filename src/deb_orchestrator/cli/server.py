@@ -48,6 +48,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--retain", action="append", default=[], metavar="KIND=DAYS",
                    help=gc.RETAIN_HELP + "; defaults: untagged-builds=30, failed-builds=14, logs=60, events=90, "
                    "objects=1h, tmp=1 (docs/operations.md)")
+    p.add_argument("--allow-webhook-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a host webhooks may be sent to although it resolves to a private or loopback address "
+                        "(repeat; public hosts need no entry)")
+    p.add_argument("--webhook-lease", type=float, default=HubSettings.webhook_lease_seconds, metavar="SECONDS",
+                   help="how long the hub process sending webhooks holds its lease; another process takes over "
+                        "this long after it died")
+    p.add_argument("--webhook-retry", type=float, default=HubSettings.webhook_retry_base, metavar="SECONDS",
+                   help="first retry of a failed webhook delivery after this long, doubling up to an hour")
+    p.add_argument("--no-event-stream", action="store_true",
+                   help="turn GET /api/v1/events/stream off (clients then poll)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -121,7 +131,10 @@ def run_hub(args: argparse.Namespace) -> int:
                            verify_source=not args.no_verify_source,
                            source_keyrings=[str(Path(k).absolute()) for k in args.source_keyring],
                            metrics_token_required=args.metrics_token_required,
-                           retention=gc.retention_from(args.retain))
+                           retention=gc.retention_from(args.retain),
+                           allow_webhook_hosts=[h.strip().lower() for h in args.allow_webhook_host if h.strip()],
+                           webhook_lease_seconds=args.webhook_lease, webhook_retry_base=args.webhook_retry,
+                           event_stream=not args.no_event_stream)
     for k in settings.source_keyrings:
         if not Path(k).is_file():
             raise UsageError(f"--source-keyring {k}: no such file")

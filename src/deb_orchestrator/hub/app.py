@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.staticfiles import StaticFiles
 
-from deb_orchestrator.hub.api import builds, events, gc, hosts, metrics, repos, tags, targets, tasks, tokens
+from deb_orchestrator.hub.api import builds, events, gc, hosts, metrics, repos, tags, targets, tasks, tokens, webhooks
 from deb_orchestrator.hub.api.common import SAFE_HEADERS
 from deb_orchestrator.hub.config import HubSettings
 from deb_orchestrator.hub.db import POOL_SIZE
@@ -124,6 +124,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
         the_hub.work.bind(loop)
         the_hub.repos_changed.bind(loop)
+        the_hub.events.bind(loop)
         the_hub.start()
         try:
             yield
@@ -135,7 +136,8 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app.state.hub = the_hub
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
-    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc):  # busiest first
+    # busiest first: routes match in order
+    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks):
         app.include_router(module.router, prefix=API)
     app.include_router(metrics.router)
 

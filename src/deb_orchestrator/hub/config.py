@@ -48,6 +48,12 @@ class HubSettings:
     # GET /metrics (docs/operations.md): anonymous unless this is set (then any valid token may scrape)
     metrics_token_required: bool = False
     retention: Retention = field(default_factory=Retention)  # deb-orchestrator gc
+    # events and webhooks (docs/operations.md)
+    event_stream: bool = True  # GET /api/v1/events/stream; False: hub --no-event-stream (clients poll)
+    allow_webhook_hosts: list[str] = field(default_factory=list)  # besides hosts with public addresses only
+    webhook_lease_seconds: float = 30.0  # a dead sender's deliveries are taken over after this long
+    webhook_retry_base: float = 10.0  # seconds before the first retry; doubled each time, at most an hour
+    webhook_max_attempts: int = 12
 
     @property
     def database_url(self) -> str:

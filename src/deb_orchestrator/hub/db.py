@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FACTS = "deb_orchestrator.metrics"  # Session.info key of what a transaction noted for the metrics
+EVENTS_RECORDED = "deb_orchestrator.events"  # Session.info key set by events.insert_event
 POOL_SIZE = 20  # PostgreSQL connections kept per hub process; also the cap on concurrent request threads
 
 
@@ -40,6 +41,8 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # what a committed transaction noted for the metrics (hub/metrics.py note()), handed over after the commit
         self.on_commit: Callable[[list[Any]], None] | None = None
+        # called after the commit of a transaction that recorded an event (events.py): wakes the event streams
+        self.on_events: Callable[[], None] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -48,8 +51,11 @@ class Database:
             with s.begin():
                 yield s
             facts = s.info.pop(FACTS, None)
+            recorded = s.info.pop(EVENTS_RECORDED, None)
         if facts and self.on_commit is not None:
             self.on_commit(facts)
+        if recorded and self.on_events is not None:
+            self.on_events()
 
     def migrate(self) -> None:
         upgrade(self.engine)

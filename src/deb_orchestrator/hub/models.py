@@ -224,3 +224,47 @@ class Event(Base):
     object_id: Mapped[int] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(200), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Webhook(Base):
+    """An HTTP endpoint told about events (docs/operations.md). ``events`` holds the patterns wrapped in commas
+    (``,build.complete,repo.*,``) so that the outbox's INSERT … SELECT matches them with LIKE (events.py)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(500))  # the HMAC key; never answered by the API
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[float] = mapped_column(Float, default=now)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per event and matching webhook, written in the event's transaction; the sender
+    (webhooks.py) posts ``body`` until the receiver answers 2xx or the attempts run out."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(100), unique=True)  # the idempotency key (header)
+    kind: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[float] = mapped_column(Float, default=now)
+    last_attempt: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Lease(Base):
+    """A named lease one hub process holds at a time (e.g. the webhook sender), taken and renewed by UPDATE."""
+
+    __tablename__ = "hub_leases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires: Mapped[float] = mapped_column(Float)

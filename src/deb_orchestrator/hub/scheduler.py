@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import Table, bindparam, func, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from deb_mock.api import RETRYABLE_EXIT_CODES, ExitCode
 from deb_orchestrator.hub import builds, events, inheritance, metrics
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, Stale
-from deb_orchestrator.hub.models import Artifact, Build, Event, Host, Task
+from deb_orchestrator.hub.models import Artifact, Build, Host, Task
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import LEAF_METHODS, TaskMethod, TaskState
 from deb_orchestrator.wire import BuildClaim, NoopClaim
@@ -34,7 +34,6 @@ from debarchive.dsc import safe_name
 LOG_TAIL_LINES = 400
 TASKS: Table = Task.__table__  # type: ignore[assignment]
 HOSTS: Table = Host.__table__  # type: ignore[assignment]
-EVENTS: Table = Event.__table__  # type: ignore[assignment]
 ARTIFACTS: Table = Artifact.__table__  # type: ignore[assignment]
 
 
@@ -95,7 +94,6 @@ def _others_can_run(session: Session, task: Task, host: Host, now: float, timing
 
 # Hot-path statements, built once: SQLAlchemy memoizes a statement object's cache key, so executing a
 # prebuilt statement with new parameters skips building it and computing its key (both showed in profiles).
-_EVENT = insert(EVENTS)
 _RUNNING = (select(func.count()).select_from(TASKS)
             .where(TASKS.c.host_id == bindparam("b_host"), TASKS.c.state == TaskState.OPEN).scalar_subquery())
 _HOST = select(HOSTS.c.name, HOSTS.c.arches, HOSTS.c.capacity, HOSTS.c.enabled, HOSTS.c.last_heartbeat,
@@ -151,10 +149,9 @@ def _claim_statement(dialect: str, skip_locked: bool) -> Any:
             .returning(TASKS.c.id, TASKS.c.fence, TASKS.c.attempts, TASKS.c.method, TASKS.c.arch, TASKS.c.created))
 
 
-def _record(conn: Connection, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
-    """events.record for the Core hot path (one INSERT, no ORM object)."""
-    conn.execute(_EVENT, {"ts": now, "kind": kind, "object_type": "task", "object_id": task_id, "actor": actor,
-                          "data": data})
+def _record(session: Session, kind: str, task_id: int, actor: str, now: float, **data: Any) -> None:
+    """events.record for the Core hot path (no ORM object)."""
+    events.insert_event(session, kind, "task", task_id, actor, now, data)
 
 
 def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing, *, skip_locked: bool,
@@ -194,7 +191,7 @@ def claim_next(session: Session, host_id: int, arches: list[str], timing: Timing
         assert orm_host is not None
         task = claim(session, orm_host, arches, timing, skip_locked=skip_locked)
         return None if task is None else claim_payload(session, task, timing)
-    _record(conn, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
+    _record(session, "task.claimed", row.id, host.name, now, fence=row.fence, attempt=row.attempts)
     if row.attempts == 1:
         metrics.task_started(session, row.arch, now - row.created)
     if row.method == TaskMethod.NOOP:
@@ -334,7 +331,7 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
     if done is None:
         raise Stale(f"task {task_id}: attempt {fence} is no longer current (the task changed meanwhile); "
                     "drop this work")
-    _record(conn, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
+    _record(session, f"task.{'requeued' if requeued else values['state']}", task_id, task.host_name or "?", now,
             exit_code=code, error=values.get("error"), attempt=task.attempts)
     metrics.task_finished(session, metrics.result_of(code), now - (task.started or now))
     build_state = None

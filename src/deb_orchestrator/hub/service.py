@@ -25,6 +25,7 @@ from deb_orchestrator.hub.models import Repo, Tag, Task, Token
 from deb_orchestrator.hub.notify import PgBridge, Signal
 from deb_orchestrator.hub.repos import RepoPublisher
 from deb_orchestrator.hub.store import Store
+from deb_orchestrator.hub.webhook_sender import Sender, SenderSettings
 from deb_orchestrator.states import RepoState, TaskState
 from debarchive.signing import SigningKey
 
@@ -93,6 +94,11 @@ class Hub:
         private_files(settings, self._sqlite)
         self.work = Signal()  # free tasks appeared
         self.repos_changed = Signal()  # a repo was published
+        self.events = Signal()  # an event was committed (event streams, the webhook sender)
+        self.db.on_events = self.events.notify
+        self.webhooks = Sender(self.db, self.events, SenderSettings(
+            settings.webhook_lease_seconds, settings.webhook_retry_base, settings.webhook_max_attempts,
+            allowed_hosts=tuple(settings.allow_webhook_hosts)))
         self.timing = scheduler.Timing(settings.lease_seconds, settings.heartbeat_seconds)
         self.publisher = RepoPublisher(self.db, self.store, settings.repos_dir, self.key, settings.origin,
                                        self.work, self.repos_changed, self.metrics)
@@ -105,6 +111,7 @@ class Hub:
             self.bridge.attach("work", self.work)
             self.bridge.attach("repos_changed", self.repos_changed)
             self.bridge.attach("repos_dirty", self.publisher.wakeup)
+            self.bridge.attach("events", self.events)
         self.admin_token_path: Path | None = self._first_admin_token()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -125,6 +132,7 @@ class Hub:
     def start(self) -> None:
         if self.bridge is not None:
             self.bridge.start()
+        self.webhooks.start()  # in every process: the one holding the lease sends
         if not self.primary:
             return
         with self.db.session() as s:
@@ -145,8 +153,12 @@ class Hub:
         self._reaper = threading.Thread(target=self._reap_loop, name="lease-reaper", daemon=True)
         self._reaper.start()
 
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
+        self.webhooks.stop()
         self.fetcher.close()
         if self.primary:
             self.publisher.stop()
