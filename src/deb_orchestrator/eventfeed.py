@@ -26,15 +26,17 @@ import httpx
 
 log = logging.getLogger("deb_orchestrator.client")
 API_STREAM = "/api/v1/events/stream"
+OPEN_TIMEOUT = 5.0  # seconds for the stream's opening to arrive; later: a proxy buffers, poll instead
 
 
 class EventFeed:
     """A background reader of the event stream and a "something happened" counter (``generation``)."""
 
     def __init__(self, url: str, token: str | None, params: dict[str, Any], *, poll: float = 1.0,
-                 heartbeat: float = 15.0, open_timeout: float = 5.0) -> None:
+                 heartbeat: float = 15.0, open_timeout: float | None = None) -> None:
         self.params = {k: v for k, v in {**params, "heartbeat": heartbeat}.items() if v is not None}
-        self.poll, self.heartbeat, self.open_timeout = poll, heartbeat, open_timeout
+        self.poll, self.heartbeat = poll, heartbeat
+        self.open_timeout = OPEN_TIMEOUT if open_timeout is None else open_timeout
         headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {token}"} if token else {})}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=httpx.Timeout(
             10.0, read=2 * heartbeat + 5.0))

@@ -25,14 +25,18 @@ def buffering_proxy(upstream: str, hold: float = 2.0) -> Iterator[str]:
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "host"}
             chunks: list[bytes] = []
-            with httpx.Client(timeout=httpx.Timeout(60.0, read=hold)) as client:
+            status, answer = 504, httpx.Headers()
+            # a stream is cut after ``hold`` seconds (what a proxy's read timeout would do, later); other
+            # answers (the hub's long-polls too) are read whole
+            streaming = self.path.split("?", 1)[0].endswith("/events/stream")
+            with httpx.Client(timeout=httpx.Timeout(120.0, read=hold if streaming else 120.0)) as client:
                 try:
                     with client.stream(self.command, upstream + self.path, content=body, headers=headers) as resp:
                         status, answer = resp.status_code, resp.headers
                         deadline = time.monotonic() + hold
                         for chunk in resp.iter_raw():
                             chunks.append(chunk)
-                            if time.monotonic() > deadline:
+                            if streaming and time.monotonic() > deadline:
                                 break
                 except httpx.ReadTimeout:
                     pass

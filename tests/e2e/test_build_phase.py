@@ -367,3 +367,38 @@ def test_update_client_in_a_tag_the_manifest_does_not_follow_is_a_clear_error(
     msg = str(err.value)
     assert f"deb-bootc {client.version} was built by the orchestrator into the tag dest (build " in msg
     assert "the manifest's orchestrator source must be that tag or one inheriting from it" in msg
+
+
+def test_the_phase_waits_on_the_event_stream_and_polls_behind_a_buffering_proxy(
+    hub: RunningHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the hub's event stream the phase sees the build finish at once, although it would look only once a
+    minute without it; behind a proxy that buffers responses it notices and polls."""
+    from orch_proxy import buffering_proxy
+
+    from deb_orchestrator import eventfeed
+
+    def answer(p: dict[str, Any], fb: FakeBuilder) -> None:
+        time.sleep(1.0)  # the phase is waiting by then
+        fb.finish(p, 0)
+
+    monkeypatch.setattr(build_phase, "POLL_SECONDS", 60.0)
+    monkeypatch.setattr(build_phase, "STREAM_WAIT", 60.0)
+    (tmp_path / "a").mkdir()
+    ctx, _ = context(tmp_path / "a", hub.url, [make_source(tmp_path / "a", "orch-streamed", "1.0")])
+    started = time.monotonic()
+    with ScriptedBuilder(hub, tmp_path, answer):
+        build_phase.BuildPhase(ctx).run()
+    assert time.monotonic() - started < 30
+    assert list(ctx.orchestrator_builds) == ["orch-streamed_1.0"]
+
+    monkeypatch.setattr(build_phase, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(eventfeed, "OPEN_TIMEOUT", 1.0)
+    caplog.set_level("INFO", logger="deb_orchestrator.client")
+    (tmp_path / "b").mkdir()
+    with buffering_proxy(hub.url) as proxy:
+        ctx, _ = context(tmp_path / "b", proxy, [make_source(tmp_path / "b", "orch-polled", "1.0")])
+        with ScriptedBuilder(hub, tmp_path, answer):
+            build_phase.BuildPhase(ctx).run()
+    assert list(ctx.orchestrator_builds) == ["orch-polled_1.0"]
+    assert "event stream unusable (the stream's opening did not arrive within 1 s" in caplog.text

@@ -95,13 +95,16 @@ def render(spec: dict[str, Any]) -> str:
         out += [f"### {tag}", ""]
         for method, path, op in ops:
             out += [f"#### `{method} {path}`", "", op.get("summary", ""), ""]
+            if op.get("description"):
+                out += [op["description"].strip(), ""]
             params = op.get("parameters", [])
             if params:
                 out += ["| parameter | in | type | required | notes |", "|---|---|---|---|---|"]
                 for p in params:
                     sch = p.get("schema", {})
+                    notes = "; ".join(x for x in (p.get("description", ""), _constraints(sch)) if x)
                     out.append(f"| `{p['name']}` | {p['in']} | {_type(sch)} | {'yes' if p.get('required') else 'no'} "
-                               f"| {_constraints(sch)} |")
+                               f"| {notes} |")
                 out.append("")
             body = op.get("requestBody", {}).get("content", {})
             for media, content in body.items():

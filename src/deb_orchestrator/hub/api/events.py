@@ -73,10 +73,17 @@ subtasks and its build), `build` (SOURCE_VERSION or ID, with its tasks), `tag` (
 @router.get("/stream", summary="Live events (Server-Sent Events)", description=STREAM_DOC,
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
-async def stream(request: Request, task: int | None = None, build: str | None = None, tag: str | None = None,
-                 kind: str | None = None, heartbeat: Annotated[float, Query(ge=0.2, le=300)] = 15.0,
-                 last_event_id_param: Annotated[str | None, Query(alias="last_event_id")] = None,
-                 last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+async def stream(request: Request,
+                 task: Annotated[int | None, Query(description="a task, its subtasks and its build")] = None,
+                 build: Annotated[str | None, Query(description="SOURCE_VERSION or ID, with its tasks")] = None,
+                 tag: Annotated[str | None, Query(description="a tag: its events and its repository's")] = None,
+                 kind: Annotated[str | None, Query(description="comma-separated kinds, FAMILY.* or *")] = None,
+                 heartbeat: Annotated[float, Query(ge=0.2, le=300, description="seconds between comments")] = 15.0,
+                 last_event_id_param: Annotated[str | None, Query(
+                     alias="last_event_id", description="as the header, for clients that cannot set it")] = None,
+                 last_event_id: Annotated[str | None, Header(
+                     description="the `id` of the last message received: resume after it")] = None,
+                 ) -> StreamingResponse:
     hub = hub_of(request)
     if not hub.settings.event_stream:
         raise HubError("the event stream is turned off on this hub (hub --no-event-stream); poll "
