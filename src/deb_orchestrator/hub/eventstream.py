@@ -11,7 +11,8 @@ A new stream (no ``Last-Event-ID``) starts at the newest event and treats the id
 
 Streams are async generators: an open stream holds no request thread; each read is one short query in the
 thread pool, done when an event was committed in this process or (PostgreSQL, LISTEN/NOTIFY) in another hub
-process, and at least every :data:`IDLE_POLL` seconds. Heartbeats are SSE comments.
+process, and at least every :data:`IDLE_POLL` seconds, at most every :data:`MIN_INTERVAL` (so a stream costs
+at most four queries a second however busy the hub is). Heartbeats are SSE comments.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ MAX_GAPS = 1000
 START_WINDOW = 200  # a new stream re-checks this many ids below the newest one
 BATCH = 500
 IDLE_POLL = 5.0  # seconds between reads when nothing woke the stream (1 s while gaps are open)
+MIN_INTERVAL = 0.25  # seconds at least between two reads of one stream: a busy hub's commits are read in batches
 
 
 @dataclass
@@ -156,8 +158,11 @@ async def stream(db: Database, signal: Signal, cursor: Cursor, flt: Filter, hear
     sent = cursor.token()
     yield b"retry: 2000\n: deb-orchestrator event stream\n" + frame(sent)
     beat = time.monotonic()
+    last_read = 0.0
     while not stopping():
+        await anyio.sleep(max(0.0, last_read + MIN_INTERVAL - time.monotonic()))
         seen = signal.generation
+        last_read = time.monotonic()
         events, more = await anyio.to_thread.run_sync(read, db, cursor, flt)
         for event, token in events:
             yield frame(token, event)
