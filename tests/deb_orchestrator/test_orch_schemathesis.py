@@ -1,9 +1,9 @@
 """Property-based fuzzing of the REST API from its own OpenAPI schema (schemathesis): no answer may be a
 5xx, with and without an admin token, on SQLite and PostgreSQL.
 
-Excluded: the long-poll endpoints (claim, repo wait) and the event stream. The submission by URL is fuzzed too: the hub fetches
-only from the allow-listed host of the tag's external repository, so the random URLs are refused (4xx)
-without a connection. Examples are capped so the run takes under a minute per database."""
+Excluded: the long-poll endpoints (claim, repo wait) and the event stream. The submission by URL is fuzzed
+too: the hub fetches only from the allow-listed host of the tag's external repository, so the random URLs are
+refused (4xx) without a connection. Examples are capped so the run takes under a minute per database."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import events, sources
@@ -110,7 +110,7 @@ def remove(session: Session, webhook_id: int, actor: str) -> dict[str, Any]:
     """Delete a webhook with its deliveries (those not sent yet are dropped)."""
     hook = get(session, webhook_id)
     out = webhook_json(session, hook)
-    session.query(WebhookDelivery).filter(WebhookDelivery.webhook_id == hook.id).delete()
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
     session.delete(hook)
     events.record(session, "webhook.removed", "webhook", webhook_id, actor, url=out["url"])
     return out
