@@ -371,6 +371,8 @@ class HubClient:
         deadline = time.monotonic() + timeout
         with ExitStack() as stack:
             feed: EventFeed | None = None  # opened after a first look found nothing yet
+            news: list[dict[str, Any]] = []  # the events of the last wait
+            quiet = False  # the last wait ended without any event
             while True:
                 seen = 0 if feed is None else feed.generation
                 remaining = deadline - time.monotonic()
@@ -380,7 +382,10 @@ class HubClient:
                         "build": build, "after": after, "timeout": wait}.items() if v is not None}, timeout=60).json())
                 if info.done:
                     return info
-                if info.state == RepoState.FAILED:
+                # failed: after a long-poll, or a publication that failed (an event) or nothing for 30 s since;
+                # not a failure left from before that a publication under way may replace
+                if info.state == RepoState.FAILED and feed is not None and (
+                        not feed.streaming or quiet or any(e.get("kind") == "repo.failed" for e in news)):
                     raise HubError(500, f"publishing the repo of {tag} failed: {info.error}")
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"repo {tag} did not get {build or 'published'} within {timeout} s "
@@ -389,6 +394,8 @@ class HubClient:
                     feed = stack.enter_context(self.event_feed(tag=tag, kind="repo.*"))
                 elif feed.streaming:
                     feed.wait(seen, min(30.0, max(0.0, deadline - time.monotonic())))
+                    news = feed.since(seen)
+                    quiet = feed.generation == seen and time.monotonic() < deadline
 
     def repo_url(self, tag: str) -> str:
         return f"{self.url}/repos/{tag}"

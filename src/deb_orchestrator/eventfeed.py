@@ -44,7 +44,7 @@ class EventFeed:
         self.fallback_reason = ""
         self.generation = 0  # events received (and reconnects: something may have been missed before)
         self.last_id: str | None = None
-        self.events: list[dict[str, Any]] = []  # the events received, newest last (kept short)
+        self._log: list[tuple[int, dict[str, Any]]] = []  # (generation, event), the last 100 received
         self._cond = threading.Condition()
         self._opened = threading.Event()
         self._stop = threading.Event()
@@ -85,6 +85,17 @@ class EventFeed:
             except OSError:
                 pass
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The last events received (at most 100), oldest first."""
+        with self._cond:
+            return [e for _, e in self._log]
+
+    def since(self, seen: int) -> list[dict[str, Any]]:
+        """The events received after :attr:`generation` was ``seen`` (of the last 100)."""
+        with self._cond:
+            return [e for g, e in self._log if g > seen]
+
     def wait(self, seen: int, timeout: float) -> None:
         """Return when an event came after ``seen`` (a :attr:`generation` read before looking at the state),
         else after ``timeout`` seconds; without a stream after at most ``poll`` seconds."""
@@ -111,7 +122,7 @@ class EventFeed:
         with self._cond:
             self.generation += 1
             if event is not None:
-                self.events = [*self.events[-99:], event]
+                self._log = [*self._log[-99:], (self.generation, event)]
             self._cond.notify_all()
 
     def _run(self) -> None:
