@@ -35,7 +35,7 @@ from deb_orchestrator.hub.config import Retention
 from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.errors import Conflict, HubError
 from deb_orchestrator.hub.gcstore import StoreSweep
-from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Event, Repo, TagListing, Task
+from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Event, Repo, TagListing, Task, WebhookDelivery
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import ACTIVE_TASK_STATES, BuildState
 from deb_orchestrator.wire import GcIn, GcReport
@@ -61,7 +61,12 @@ class TableRetention:
     keep: Callable[[], ColumnElement[bool]] | None = None  # rows never deleted (e.g. undelivered webhooks)
 
 
-TABLES: list[TableRetention] = [TableRetention("events", Event.ts, "event_days")]
+TABLES: list[TableRetention] = [
+    TableRetention("events", Event.ts, "event_days"),
+    # sent or given up: with the events they carried; a delivery still pending is never dropped
+    TableRetention("webhook_deliveries", WebhookDelivery.created, "event_days",
+                   keep=lambda: WebhookDelivery.state == "pending"),
+]
 
 
 def effective(base: Retention, body: GcIn) -> Retention:

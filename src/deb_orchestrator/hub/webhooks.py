@@ -35,6 +35,7 @@ MAX_SECRET = 500
 # every kind of event the hub records (docs/operations.md); task.<state> comes from a finished attempt
 KINDS = frozenset({
     "build.submitted", "build.canceled", "build.resubmitted", "build.failed", "build.complete", "build.dep-wait",
+    "build.deleted",
     "task.claimed", "task.canceled", "task.released", "task.requeued", "task.closed", "task.failed", "task.dep-wait",
     "tag.created", "tag.edited", "tag.deleted", "tag.build-added", "tag.build-removed",
     "repo.regen-requested", "repo.published", "repo.failed", "target.created", "target.deleted",
