@@ -245,3 +245,21 @@ def test_one_sender_and_every_stream_across_hub_workers(tmp_path: Path, signing_
             assert sorted(json.loads(r.body)["object_id"] for r in rec.requests) == list(range(1, 13))
         finally:
             hub.stop()
+
+
+def test_gc_drops_sent_deliveries_and_keeps_pending_ones(hub: RunningHub) -> None:
+    admin = hub.admin
+    with receiver() as fast, receiver(lambda n: None) as stuck:  # stuck holds every request: pending
+        admin.add_webhook(fast.url, ["tag.created"], SECRET)
+        admin.add_webhook(stuck.url, ["tag.created"], SECRET)
+        admin.add_tag("dest")
+        fast.wait_for(1)
+        assert stuck.arrived.wait(10)
+        deadline = time.monotonic() + 10
+        while admin.webhook_deliveries(1)[0].state != "delivered":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        report = admin.gc(retention={"event_days": 0})
+        assert report.rows["webhook_deliveries"] == 1
+        assert admin.webhook_deliveries(1) == [] and [d.state for d in admin.webhook_deliveries(2)] == ["pending"]
+        stuck.release.set()
