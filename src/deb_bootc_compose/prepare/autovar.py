@@ -1,7 +1,7 @@
 """/var becomes tmpfiles.d lines (OSTree ships /var empty): every directory and link a ``d``/``L`` line of
 usr/lib/tmpfiles.d/deb-bootc-autovar.conf, the files of homes and /var/opt, /var/srv, /var/usrlocal copied
 to /usr/share/factory (``C`` lines); other files are dropped (listed in the log). /var is then emptied but
-for the /var/lib/dpkg link (tmpfiles never runs in a container)."""
+for the /var/lib/dpkg and /var/cache/debconf links (tmpfiles never runs in a container)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from deb_bootc_compose import treeops
 from deb_bootc_compose.intree import Tree
 from deb_bootc_compose.prepare.base import PrepareJob, Step
-from deb_bootc_compose.prepare.sysimage import SYSIMAGE_DPKG
+from deb_bootc_compose.prepare.sysimage import SYSIMAGE_DEBCONF, SYSIMAGE_DPKG
 from debsandbox.idmap import IdMap
 
 AUTOVAR = "usr/lib/tmpfiles.d/deb-bootc-autovar.conf"
@@ -76,11 +76,16 @@ def run(job: PrepareJob) -> None:
     t.write_text(AUTOVAR, "\n".join(lines) + "\n")
     if dropped:
         job.write_log(f"/var files not shipped ({len(dropped)}): " + " ".join(dropped))
-    # empty /var, but keep /var/lib/dpkg -> ../../usr/lib/sysimage/dpkg: tmpfiles never runs in a container
+    # empty /var, but keep the links to the databases under /usr: tmpfiles never runs in a container, and dpkg,
+    # apt and debconf in a Containerfile RUN must update the image's databases (debconf would otherwise make a
+    # fresh /var/cache/debconf without the image's answers)
     for child in t.listdir("var"):
         t.rmtree(f"var/{child}")
     t.mkdir("var/lib")
     t.symlink(f"../../{SYSIMAGE_DPKG}", "var/lib/dpkg")
+    if t.is_real_dir(SYSIMAGE_DEBCONF):
+        t.mkdir("var/cache")
+        t.symlink(f"../../{SYSIMAGE_DEBCONF}", "var/cache/debconf")
 
 
 STEP = Step("autovar", run)
