@@ -8,7 +8,9 @@ kernel fails."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,7 +45,8 @@ class Podman:
     """Debian's podman with its storage in one directory (overlay, cgroupfs: no systemd here), no network."""
 
     def __init__(self, top: Path) -> None:
-        self.root, self.runroot = top / "root", top / "run"
+        # podman refuses a run root longer than 50 characters: a short one under /tmp
+        self.root, self.runroot = top / "root", Path(tempfile.mkdtemp(prefix="lintpod-", dir="/tmp"))
         self.argv = ["podman", "--root", str(self.root), "--runroot", str(self.runroot), "--storage-driver",
                      "overlay", "--cgroup-manager=cgroupfs", "--events-backend=file"]
 
@@ -60,6 +63,7 @@ class Podman:
     def close(self) -> None:
         subprocess.run([*self.argv, "unmount", "--all"], capture_output=True)
         subprocess.run([*self.argv, "system", "reset", "--force"], capture_output=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
 
 def lint(image: str, scratch: Path) -> tuple[int, dict[str, object]]:
