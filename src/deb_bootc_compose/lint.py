@@ -28,7 +28,7 @@ TOPLEVEL_LINKS = {
 DPKG_DB = "usr/lib/sysimage/dpkg"
 # the rule groups of :class:`_Rules`, in the order they run (``skip_groups`` names them)
 GROUPS = ("etc_location", "kernel", "machine_id", "dpkg", "var_empty", "toplevel_links", "etc_content", "api_dirs")
-VAR_ALLOWED = {"var/lib", "var/lib/dpkg", "var/cache", "var/cache/debconf"}  # the links to the databases
+VAR_ALLOWED = {"var/lib", "var/lib/dpkg", "var/cache", "var/cache/debconf", "var/log"}  # links, apt's log dir
 
 
 @dataclass(frozen=True)

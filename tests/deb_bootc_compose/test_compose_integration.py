@@ -90,7 +90,8 @@ def test_tree_layout_rules(minimal_compose: SessionCompose) -> None:
     assert (t / "etc/default/grub").is_file()
     assert (t / "usr/lib/ostree/prepare-root.conf").read_text().count("readonly = true") == 1
     assert os.readlink(t / "var/lib/dpkg") == "../../usr/lib/sysimage/dpkg"
-    assert sorted(p.name for p in (t / "var").iterdir()) == ["cache", "lib"]
+    assert sorted(p.name for p in (t / "var").iterdir()) == ["cache", "lib", "log"]
+    assert not list((t / "var/log").iterdir())  # empty: apt in a Containerfile RUN needs it
     assert os.readlink(t / "var/cache/debconf") == "../../usr/lib/sysimage/debconf"  # debconf in a Containerfile RUN
     autovar = (t / "usr/lib/tmpfiles.d/deb-bootc-autovar.conf").read_text()
     assert "L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg" in autovar

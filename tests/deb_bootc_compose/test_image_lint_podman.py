@@ -102,7 +102,8 @@ def test_containerfile_images(minimal_compose: SessionCompose, tmp_path: Path) -
 
         code, report = lint(podman.ref("lint-good"), tmp_path / "scratch")
         assert (code, report["errors"]) == (0, 0), report
-        assert report["warnings"] == 0, messages(report)
+        # the one warning every podman build gets: its RUN leaves an empty /etc/hostname (bootc warns too)
+        assert messages(report) == {"buildah-injected": ["warning: /etc/hostname: an empty file"]}
 
         code, report = lint(podman.ref("lint-changed"), tmp_path / "scratch")
         found = messages(report)
@@ -110,8 +111,8 @@ def test_containerfile_images(minimal_compose: SessionCompose, tmp_path: Path) -
         kdir = next(p for p in found["initramfs-kernel"])
         assert kdir.startswith("error: /usr/lib/modules/") and "-new/initramfs.img: built for " in kdir
         assert "not for the kernel" in kdir
-        assert found["ssh-host-keys"] == ["error: /etc/ssh/ssh_host_ed25519_key: SSH host keys must be made at "
-                                          "first boot, not shipped"]
+        assert found["ssh-host-keys"] == [f"error: /etc/ssh/ssh_host_ed25519_key{pub}: SSH host keys must be made "
+                                          "at first boot, not shipped" for pub in ("", ".pub")]
         assert found["boot-empty"] == ["warning: /boot: must be empty in the image, holds leftover"]
         assert found["apt-cache"] == ["warning: /var/lib/apt/lists/deb.debian.org_debian_dists_trixie_InRelease: "
                                       "apt's package lists or caches: "

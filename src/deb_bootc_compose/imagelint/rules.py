@@ -74,7 +74,9 @@ RULES: dict[str, Rule] = {
     "apt-sources": Rule(WARNING, "name sources apt can reach from where the image is built and used "
                                  "(manifest image_sources:), signed by a keyring the image holds"),
     "utf8": Rule(ERROR, "rename it: OSTree commits only UTF-8 names"),
-    "buildah-injected": Rule(WARNING, "a container build left it empty: remove it (the system sets the hostname)"),
+    "buildah-injected": Rule(WARNING, "podman/buildah leave an empty /etc/hostname in a RUN's layer (it is mounted "
+                                      "there, a RUN cannot remove it); harmless: systemd takes an empty file for no "
+                                      "static hostname"),
     "labels": Rule(WARNING, "set the label in the Containerfile (LABEL containers.bootc=1 ostree.linux=VERSION)"),
 }
 

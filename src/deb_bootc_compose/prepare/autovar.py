@@ -1,7 +1,8 @@
 """/var becomes tmpfiles.d lines (OSTree ships /var empty): every directory and link a ``d``/``L`` line of
 usr/lib/tmpfiles.d/deb-bootc-autovar.conf, the files of homes and /var/opt, /var/srv, /var/usrlocal copied
 to /usr/share/factory (``C`` lines); other files are dropped (listed in the log). /var is then emptied but
-for the /var/lib/dpkg and /var/cache/debconf links (tmpfiles never runs in a container)."""
+for the /var/lib/dpkg and /var/cache/debconf links and an empty /var/log (tmpfiles never runs in a container,
+and apt and debconf in a Containerfile RUN need them)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,12 @@ def run(job: PrepareJob) -> None:
         job.write_log(f"/var files not shipped ({len(dropped)}): " + " ".join(dropped))
     # empty /var, but keep the links to the databases under /usr: tmpfiles never runs in a container, and dpkg,
     # apt and debconf in a Containerfile RUN must update the image's databases (debconf would otherwise make a
-    # fresh /var/cache/debconf without the image's answers)
+    # fresh /var/cache/debconf without the image's answers); and an empty /var/log (apt stops with "Directory
+    # '/var/log/apt/' missing" without it)
     for child in t.listdir("var"):
         t.rmtree(f"var/{child}")
     t.mkdir("var/lib")
+    t.mkdir("var/log")
     t.symlink(f"../../{SYSIMAGE_DPKG}", "var/lib/dpkg")
     if t.is_real_dir(SYSIMAGE_DEBCONF):
         t.mkdir("var/cache")
