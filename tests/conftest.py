@@ -41,7 +41,7 @@ GROUP_SECONDS: dict[str, float] = {
     "update-composes": 1300,
     # the session compose, the update-bytes bench (one lockfile compose, ~130 s), the two-variant compose (~160 s),
     # the hostile and recompose tests, installs from the compose (~80 s), the registry push and import tests
-    "minimal-compose": 700,
+    "minimal-compose": 800,  # + lint IMAGE with three podman builds (~85 s)
     # the three-variant Debian Atomic compose (~8 min cold) and one TCG boot per variant (3-5 min each)
     "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1200,
     "deb-mock-cache": 800,  # + the build options tests (test_flags_integration.py, ~40 s warm)
