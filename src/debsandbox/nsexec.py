@@ -312,9 +312,14 @@ def _assemble(spec: dict[str, Any]) -> str | None:
         _setup_dev(merged)
     for b in spec.get("binds", []):
         _bind(b["src"], merged, b["dst"], b.get("ro", False))
+    sizes = spec.get("tmpfs_size", {})
     for t in spec.get("tmpfs", []):
-        _mkdirs(merged + t)
-        _mount("tmpfs", merged + t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        opts = "mode=1777" + (f",size={sizes[t]}" if sizes.get(t) else "")  # the size checked by Sandbox.spec
+        fd = _mount_point(merged, t, True)  # made without following a link the root holds, as for binds
+        try:
+            _mount("tmpfs", f"/proc/self/fd/{fd}", "tmpfs", MS_NOSUID | MS_NODEV, opts)
+        finally:
+            os.close(fd)
     for fd in fds:  # every mount that needed a host path is made: no descriptor of one may survive
         os.close(fd)
     return merged

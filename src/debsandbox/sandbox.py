@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -24,6 +25,7 @@ from debsandbox.commands import Completed, run
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # what a networked sandbox takes from the host to resolve names (a chroot has no resolver set-up of its own)
 RESOLVER_FILES = ("/etc/resolv.conf", "/etc/hosts")
+TMPFS_SIZE = re.compile(r"^[0-9]+[kKmMgG%]?$")  # tmpfs's size= (bytes, k, m, g, or a percentage of RAM)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Sandbox:
     root: OverlayRoot | DirRoot | None = None
     binds: list[Bind] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
+    tmpfs_size: dict[str, str] = field(default_factory=dict)  # a tmpfs mount point -> its size= (e.g. "2G")
     network: bool = False
     uid: int = 0
     gid: int = 0
@@ -100,6 +103,9 @@ class Sandbox:
             root = {"dir": token("rootdir", self.root.dir)}
         else:
             root = None
+        for t, size in self.tmpfs_size.items():
+            if not TMPFS_SIZE.match(size):
+                raise ValueError(f"tmpfs {t}: not a size: {size!r} (a number with k, m, g or %)")
         all_binds = self.binds + (network_binds() if self.network and self.root is not None else [])
         binds = [{"src": token(f"bind{i}", b.src, b.ro), "dst": b.dst, "ro": b.ro} for i, b in enumerate(all_binds)]
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
@@ -114,6 +120,7 @@ class Sandbox:
             "ro_paths": readonly,
             "binds": binds,
             "tmpfs": list(self.tmpfs),
+            "tmpfs_size": {k: v for k, v in self.tmpfs_size.items() if k in self.tmpfs},
             "network": self.network,
             "uid": self.uid,
             "gid": self.gid,

@@ -138,3 +138,28 @@ def test_bind_destinations_never_follow_links_in_the_root(tmp_path: Path, lower:
     sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), binds=[Bind(data / "in.txt", "/a/b/c.txt")])
     assert sb.run(["cat", "/a/b/c.txt"], capture=True).output == "hello\n"
     assert (up / "upper" / "a" / "b" / "c.txt").is_file()
+
+
+def test_tmpfs_mounts_take_a_size_and_never_follow_links_in_the_root(
+    tmp_path: Path, lower: Path, host_dir: Path
+) -> None:
+    """deb-mock's tmpfs plugin: a tmpfs of the size asked (writes beyond it fail), its mount point made inside the
+    root without following a link a build-dependency planted there."""
+    up = tmp_path / "t"
+    (up / "upper").mkdir(parents=True)
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), tmpfs=["/scratch/deep"],
+                 tmpfs_size={"/scratch/deep": "2m"})
+    fill = ("i=0; while [ $i -lt 200 ]; do cat /bin/sh >> /scratch/deep/f 2>/dev/null || { echo FULL; break; }; "
+            "i=$((i+1)); done; wc -c < /scratch/deep/f")
+    out = sb.run(["sh", "-c", fill], capture=True).output.split()
+    assert out[0] == "FULL" and int(out[1]) <= 2 << 20
+    assert not (up / "upper" / "scratch" / "deep" / "f").exists()  # it was in RAM
+    with pytest.raises(ValueError, match="not a size"):
+        Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), tmpfs=["/x"], tmpfs_size={"/x": "2m,uid=0"}).run(
+            ["true"])
+    (up / "upper" / "linked").symlink_to(host_dir)
+    sb = Sandbox(root=OverlayRoot((lower,), up / "upper", up / "work"), tmpfs=["/linked/tmp"])
+    with pytest.raises(CommandError) as exc:
+        sb.run(["sh", "-c", ":"])
+    assert "/linked is a symbolic link in the root; refusing to use it" in exc.value.tail
+    assert sorted(p.name for p in host_dir.iterdir()) == ["marker"]
