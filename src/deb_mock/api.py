@@ -14,6 +14,6 @@ __all__ = ["RETRYABLE_EXIT_CODES", "AptSource", "BuildRequest", "BuildResult", "
 
 
 def build(request: BuildRequest) -> BuildResult:
-    from deb_mock.session.session import run_build
+    from deb_mock.session.run import run_build
 
     return run_build(request)

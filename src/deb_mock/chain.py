@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.request import AptSource, BuildRequest, BuildResult, ExitCode
-from deb_mock.session.session import run_build
+from deb_mock.session.run import run_build
 from debarchive import aptrepo
 from debarchive.signing import SigningKey
 

@@ -98,6 +98,8 @@ def _modes(p: argparse.ArgumentParser) -> None:
     modes.add_argument("--clean", action="store_true", help="remove the working chroot and kept failed root")
     modes.add_argument("--scrub", choices=working.SCRUB_CHOICES, help="remove chroots and/or caches")
     modes.add_argument("--list-configs", action="store_true", help="list the configs and where they come from")
+    modes.add_argument("--list-plugins", action="store_true",
+                       help="list the plugins (built-in and installed) and whether the config enables them")
     modes.add_argument("--copyin", nargs="+", metavar="PATH", help="copy host paths into the chroot --shell uses: "
                        "--copyin PATH... DEST (into DEST if it is a directory there)")
     modes.add_argument("--copyout", nargs="+", metavar="PATH", help="copy paths of the chroot --shell uses to the "
@@ -241,6 +243,20 @@ def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: P
         return 0
 
 
+def _list_plugins(args: argparse.Namespace) -> int:
+    from deb_mock.plugins import loader
+
+    try:
+        cfg = configmod.load_config(args.config, args.configdir, cliopts.overrides(args))
+    except configmod.ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    on = {e.name for e in loader.select(cfg.plugins, [], [], {})}
+    for name, target in loader.available().items():
+        where = "built-in" if name in loader.BUILTIN else target
+        print(f"{name:16} {'enabled' if name in on else 'disabled':9} {where}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.packages:
@@ -264,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 except configmod.ConfigError as exc:
                     print(f"{name:32} (invalid: {exc})")
             return 0
+        if args.list_plugins:
+            return _list_plugins(args)
         if not any(
             [
                 args.rebuild,

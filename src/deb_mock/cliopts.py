@@ -15,7 +15,8 @@ from deb_mock import aptsources, profiles
 from deb_mock.config import ConfigError, merge_defines
 from deb_mock.errors import BadInput
 
-BUILD_ONLY = ("nocheck", "profile", "with_", "without", "addrepo", "no_clean", "cleanup_after", "postinstall")
+BUILD_ONLY = ("nocheck", "profile", "with_", "without", "addrepo", "no_clean", "cleanup_after", "postinstall",
+              "enable_plugin", "disable_plugin", "plugin_option", "run_lintian", "run_autopkgtest")
 
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
@@ -39,9 +40,45 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                       help="remove the build's root even after a failed build")
     b.add_argument("--postinstall", action="store_true",
                    help="install the built .debs into the build's root after the build (fails if they do not)")
+    _plugin_options(p)
     p.add_argument("-D", "--define", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value for this run; VALUE is TOML (e.g. -D parallel=2, "
                    "-D 'packages=[\"ccache\"]', -D environment.FOO=bar)")
+
+
+def _plugin_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("plugins (docs/plugins.md; with --rebuild, --buildsrc, --chain)")
+    g.add_argument("--enable-plugin", action="append", default=[], metavar="NAME",
+                   help="run this plugin in this build (repeatable)")
+    g.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                   help="do not run this plugin, even if the config enables it (repeatable)")
+    g.add_argument("--plugin-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+                   help="set a plugin's option for this build (VALUE is TOML, or text), e.g. lintian:fail-on=warning")
+    lint = g.add_mutually_exclusive_group()
+    lint.add_argument("--run-lintian", dest="run_lintian", action="store_const", const=True, default=None,
+                      help="run lintian after a successful build (sbuild's flag: --enable-plugin lintian)")
+    lint.add_argument("--no-run-lintian", dest="run_lintian", action="store_const", const=False,
+                      help="do not run lintian (--disable-plugin lintian)")
+    tests = g.add_mutually_exclusive_group()
+    tests.add_argument("--run-autopkgtest", dest="run_autopkgtest", action="store_const", const=True, default=None,
+                       help="run the package's autopkgtests after a successful build (--enable-plugin autopkgtest)")
+    tests.add_argument("--no-run-autopkgtest", dest="run_autopkgtest", action="store_const", const=False,
+                       help="do not run them (--disable-plugin autopkgtest)")
+
+
+def plugin_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`BuildRequest` plugin fields the flags set."""
+    from deb_mock.plugins.loader import parse_option
+
+    enable, disable = list(args.enable_plugin), list(args.disable_plugin)
+    for flag, name in ((args.run_lintian, "lintian"), (args.run_autopkgtest, "autopkgtest")):
+        if flag is not None:
+            (enable if flag else disable).append(name)
+    options: dict[str, dict[str, Any]] = {}
+    for text in args.plugin_option:
+        name, key, value = parse_option(text)
+        options.setdefault(name, {})[key] = value
+    return {"enable_plugins": enable, "disable_plugins": disable, "plugin_options": options}
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +93,7 @@ def check_applicable(args: argparse.Namespace, building: bool) -> None:
     """Build options given without a build are a usage error (they would do nothing)."""
     if building:
         return
-    given = [name for name in BUILD_ONLY if getattr(args, name)]
+    given = [name for name in BUILD_ONLY if getattr(args, name) not in (None, False, [])]
     if given:
         flags = ", ".join("--" + g.rstrip("_").replace("_", "-") for g in given)
         raise BadInput(f"{flags}: build options; use them with --rebuild, --buildsrc or --chain")
@@ -78,4 +115,5 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "keep_root": args.no_clean,
         "keep_failed_root": not args.cleanup_after,
         "postinstall": args.postinstall,
+        **plugin_fields(args),
     }

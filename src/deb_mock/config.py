@@ -65,6 +65,8 @@ class MockConfig(BaseModel):
     source_suites: list[str] = []
     source_keyrings: list[str] = []
     source_file: str | None = None
+    # [plugins.NAME] tables: enabled = true|false and the plugin's options (deb_mock.plugins.loader)
+    plugins: dict[str, dict[str, Any]] = {}
 
     @field_validator("arch")
     @classmethod
@@ -174,19 +176,24 @@ def parse_define(text: str) -> dict[str, Any]:
         raise ConfigError(f"-D {text!r}: expected KEY=VALUE (e.g. parallel=2, environment.FOO=\"bar\")")
     if key.split(".")[0] in NOT_DEFINABLE:
         raise ConfigError(f"-D {text!r}: {key.split('.')[0]!r} is not a setting -D can change")
-    value = value.strip()
-    try:
-        parsed = tomllib.loads(f"v = {value}")
-        if set(parsed) != {"v"}:
-            raise ConfigError(f"-D {text!r}: the value must be one TOML value")
-        data: Any = parsed["v"]
-    except tomllib.TOMLDecodeError as exc:
-        if not value or value[0] in "[{\"'":
-            raise ConfigError(f"-D {text!r}: not a TOML value: {exc}") from None
-        data = value
+    data = parse_value(value.strip(), f"-D {text!r}")
     for part in reversed(key.split(".")):
         data = {part: data}
     return dict(data)
+
+
+def parse_value(value: str, where: str) -> Any:
+    """A value given on the command line: TOML (``2``, ``true``, ``["a"]``, ``"text"``), or the text itself if
+    it is not valid TOML and does not start like a TOML string, array or table."""
+    try:
+        parsed = tomllib.loads(f"v = {value}")
+        if set(parsed) != {"v"}:
+            raise ConfigError(f"{where}: the value must be one TOML value")
+        return parsed["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if not value or value[0] in "[{\"'":
+            raise ConfigError(f"{where}: not a TOML value: {exc}") from None
+        return value
 
 
 def merge_defines(defines: list[str]) -> dict[str, Any]:

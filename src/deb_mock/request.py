@@ -79,6 +79,10 @@ class BuildRequest:
     config_overrides: dict[str, Any] = field(default_factory=dict)  # -D KEY=VALUE, merged over the config
     keep_root: bool = False  # --no-clean: keep the build's root after a successful build too
     postinstall: bool = False  # --postinstall: install the built .debs into the build's root afterwards
+    # plugins (docs/plugins.md): --enable-plugin, --disable-plugin, --plugin-option NAME:KEY=VALUE
+    enable_plugins: list[str] = field(default_factory=list)
+    disable_plugins: list[str] = field(default_factory=list)
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,6 +125,7 @@ class BuildResult:
     source_trust: str | None = None  # archive | signature | checksum | caller | none
     source_verification: str | None = None  # one line for people
     kept_root: str | None = None  # where the build's root was kept (a failed build, or --no-clean)
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)  # each enabled plugin's results
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -155,6 +160,7 @@ class BuildResult:
             source_trust=data.get("source_trust"),
             source_verification=data.get("source_verification"),
             kept_root=data.get("kept_root"),
+            plugins=dict(data.get("plugins", {})),
         )
 
     @classmethod

@@ -221,6 +221,7 @@ def test_cli_maps_build_options_onto_the_request(tmp_path: Path, monkeypatch: py
     assert _fields() == {
         "nocheck": False, "profiles": [], "config_overrides": {}, "extra_sources": [],
         "keep_root": False, "keep_failed_root": True, "postinstall": False,
+        "enable_plugins": [], "disable_plugins": [], "plugin_options": {},
     }
     got = _fields(
         "--profile", "a,b", "--profile", "c", "--with", "d", "--without", "doc", "-D", "parallel=2",

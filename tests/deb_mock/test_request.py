@@ -31,6 +31,7 @@ def test_result_json_has_the_contract_shape(tmp_path: Path) -> None:
         "phases",
         "logs",
         "error",
+        "plugins",  # {} when no plugin was enabled (docs/plugins.md)
     }
     assert data["logs"] == {"build": "build.log", "root": "root.log", "state": "state.log"}
     assert data["files"][0] == {"name": "foo_1.0-1_amd64.deb", "sha256": "ab" * 32, "size": 10}

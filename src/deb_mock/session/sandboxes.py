@@ -99,13 +99,17 @@ def build_sandbox(
     binds: list[Bind],
     network: bool,
     profiles: list[str] | None = None,
+    tmpfs: dict[str, str | None] | None = None,
 ) -> Sandbox:
+    """The build's sandbox; ``tmpfs`` maps mount points to their size (the tmpfs plugin sets them: ``/tmp``
+    by default, see docs/plugins.md)."""
     env = {"HOME": "/build", "USER": config.build_user, "LOGNAME": config.build_user}
     env.update(build_env(config, profiles or []))
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
         binds=list(binds),
-        tmpfs=["/tmp"],  # like Mock's tmpfs plugin: configure scripts and tests hammer /tmp
+        tmpfs=list(tmpfs or {}),
+        tmpfs_size={k: v for k, v in (tmpfs or {}).items() if v},
         network=network,
         hostname=SANDBOX_HOSTNAME,
         uid=config.build_uid,

@@ -15,7 +15,6 @@ import re
 import shlex
 import stat
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,23 +22,22 @@ from deb_mock import aptsources
 from deb_mock import config as configmod
 from deb_mock import profiles as buildprofiles
 from deb_mock.chroot import depcache, rootcache
-from deb_mock.chroot.paths import CachePaths, default_cache_dir
-from deb_mock.errors import BadInput, BuildFailed, DebMockError, DepWait, InfraError, Interrupted
-from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ExitCode, MissingDependency, ResultFile
-from deb_mock.session import postinstall, prepare, relations
+from deb_mock.chroot.paths import CachePaths
+from deb_mock.errors import BadInput, BuildFailed, DepWait, InfraError
+from deb_mock.plugins.runner import PluginRunner
+from deb_mock.request import BuildRequest, BuildResult, BuildrootPackage, ResultFile
+from deb_mock.session import buildscript, postinstall, relations
 from deb_mock.session.logs import StateLog
 from deb_mock.session.sandboxes import EXTRA_LIST, ExtraSources, apt_script, build_sandbox, root_sandbox
 from deb_mock.session.source import BuildSource, from_dsc, from_tree
 from debarchive import safeio
 from debarchive.sourceauth import SourceTrust, Verification, authenticate_dsc, check_sha256
-from debsandbox.commands import CommandCancelled, CommandError, CommandTimeout
-from debsandbox.idmap import IdMapError
+from debsandbox.commands import CommandError, CommandTimeout
 from debsandbox.locks import flock
 from debsandbox.sandbox import Bind, remove_tree
 
 RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
 BUILDROOT_LIST = "/var/lib/deb-mock/buildroot.tsv"
-OUTPUT_DIR = "build/reproducible-path"  # where dpkg-buildpackage leaves the results, below the build's root
 DEBIAN_ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _RESULT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
 # what apt-get update says of a repository its key does not verify (not worth a retry elsewhere)
@@ -59,6 +57,9 @@ class Build:
     profiles: list[str] = field(default_factory=list)  # the active build profiles (deb_mock.profiles)
     extra: ExtraSources | None = None  # the extra apt sources, once prepared
     keep: bool = False  # keep the root when the build ends (see keep_root)
+    plugins: PluginRunner | None = None  # the enabled plugins (deb_mock.plugins)
+    cache: rootcache.RootCache | None = None  # once the root-cache phase has it
+    deps: depcache.DepsEntry | None = None  # once the deps phase has it
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -264,26 +265,19 @@ class Build:
     def run_build(self, cache: rootcache.RootCache, deps: depcache.DepsEntry) -> None:
         assert self.source is not None
         flag = _FLAGS[self.request.build_what][0]
-        workdir = f"/build/reproducible-path/{self.source.upstream_dir}"
+        workdir = f"{buildscript.BUILD_TREE}/{self.source.upstream_dir}"
         if self.source.is_tree:
             unpack = f"cp -a /deb-mock/src/. {shlex.quote(workdir)}/"
         else:
             unpack = (
                 f"dpkg-source --no-check --no-copy -x {shlex.quote(self.source.sandbox_path)} {shlex.quote(workdir)}"
             )
-        script = "\n".join(
-            [
-                "set -e",
-                "mkdir -p /build/reproducible-path",
-                f"mkdir -p {shlex.quote(workdir)}" if self.source.is_tree else "true",
-                unpack,
-                f"cd {shlex.quote(workdir)}",
-                f"dpkg-buildpackage -us -uc {flag}",
-            ]
-        )
+        tmpfs = self.tmpfs()
+        script = buildscript.script(workdir, unpack, self.source.is_tree, flag, tmpfs)
         timeout = self.request.timeout or self.config.build_timeout or None
         lower = (deps.layer, cache.root)
-        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network, self.profiles)
+        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network,
+                           self.profiles, tmpfs)
         try:
             sb.run(
                 ["sh", "-c", script],
@@ -295,8 +289,15 @@ class Build:
         except CommandTimeout:
             raise BuildFailed(f"the build ran longer than {timeout:.0f}s and was stopped; see build.log") from None
         except CommandError as exc:
-            last = next((t for t in reversed(exc.tail.splitlines()) if t.strip()), "")
+            full = buildscript.full_tmpfs(exc.tail, tmpfs)
+            if full:
+                raise BuildFailed(full) from None
+            last = next((t for t in reversed(exc.tail.splitlines()) if t.strip() and not t.startswith("@@@")), "")
             raise BuildFailed(f"dpkg-buildpackage failed: {last[:300]} (see build.log)") from None
+
+    def tmpfs(self) -> dict[str, str | None]:
+        """The build sandbox's tmpfs mounts: the plugins' choice (the tmpfs plugin: /tmp by default)."""
+        return dict(self.plugins.build_tmpfs) if self.plugins is not None else {}
 
     def collect(self, result: BuildResult, deps: depcache.DepsEntry) -> None:
         """Copy the results out of the build's upper layer without ever following what the build left.
@@ -306,8 +307,9 @@ class Build:
         build, by name, before anything is copied.
         """
         offenders: list[str] = []
+        output = buildscript.output_dir(self.tmpfs())
         try:
-            out = safeio.open_dir(self.builddir / "upper", OUTPUT_DIR, label="")
+            out = safeio.open_dir(self.builddir / "upper", output, label="")
         except FileNotFoundError:
             out = None
         except safeio.UnsafeEntry as exc:
@@ -318,7 +320,7 @@ class Build:
                 for name, mode in safeio.entries(out):
                     if not name.endswith(RESULT_SUFFIXES):
                         continue
-                    shown = f"/{OUTPUT_DIR}/{name}"
+                    shown = f"/{output}/{name}"
                     if not _RESULT_NAME.match(name):
                         offenders.append(f"{shown!r}: not a plain file name")
                     elif not stat.S_ISREG(mode):
@@ -339,7 +341,7 @@ class Build:
             copied: list[str] = []
             try:
                 for name in names:
-                    digest, size = safeio.copy_out(out, name, self.request.resultdir, label=f"/{OUTPUT_DIR}/{name}")
+                    digest, size = safeio.copy_out(out, name, self.request.resultdir, label=f"/{output}/{name}")
                     copied.append(name)
                     result.files.append(ResultFile(name, digest, size))
             except safeio.UnsafeEntry as exc:
@@ -399,75 +401,3 @@ class Build:
         (self.builddir / "meta.json").write_text(json.dumps(meta))
         self.builddir.rename(kept)
         return kept
-
-
-def run_build(request: BuildRequest) -> BuildResult:
-    resultdir = request.resultdir
-    resultdir.mkdir(parents=True, exist_ok=True)
-    for old in resultdir.iterdir():
-        if old.is_file() and (old.name.endswith(RESULT_SUFFIXES) or old.name == "result.json"):
-            old.unlink()
-    state = StateLog(resultdir, request.on_phase)
-    result = BuildResult(state="error", exit_code=int(ExitCode.INFRA_ERROR), source={}, arch=request.arch)
-    build: Build | None = None
-    cache: rootcache.RootCache | None = None
-    deps: depcache.DepsEntry | None = None
-    stack = contextlib.ExitStack()
-    try:
-        config = prepare.resolve_config(request)
-        result.arch = config.arch
-        paths = CachePaths(request.cache_dir or default_cache_dir())
-        paths.root.mkdir(parents=True, exist_ok=True)
-        builddir = paths.builds(config.name) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        builddir.mkdir(parents=True)
-        stack.enter_context(flock(paths.lock(f"build-{builddir.name}")))
-        prepare.remove_abandoned_builds(paths, config.name, keep=builddir)
-        build = Build(request, config, paths, state, builddir)
-        build.profiles = prepare.active_profiles(config, request)
-        with state.phase("source"):
-            try:
-                build.source = build.fetch_source()
-            finally:
-                prepare.record_verification(build.verification, result, state)
-        result.source = {"name": build.source.name, "version": build.source.version}
-        state.note(f"building {build.source.name} {build.source.version} for {config.arch} in {config.name}")
-        with state.phase("root-cache"):
-            cache = rootcache.ensure(config, paths, log=state.root_log, on_phase=request.on_phase)
-        with rootcache.using(cache, paths):
-            remove_tree(paths.failed(config.name))
-            with state.phase("deps"):
-                deps = build.deps_layer(cache)
-            with depcache.using(deps, paths):
-                build.build_collect_install(cache, deps, result)
-        result.state, result.exit_code = "success", int(ExitCode.SUCCESS)
-        build.keep = request.keep_root
-    except DepWait as exc:
-        result.state, result.exit_code, result.error = "dep-wait", int(exc.exit_code), str(exc)
-        result.missing = [MissingDependency(rel, pkgs) for rel, pkgs in exc.missing]
-    except DebMockError as exc:
-        result.state, result.exit_code, result.error = exc.state, int(exc.exit_code), str(exc)  # type: ignore[assignment]
-    except (CommandCancelled, KeyboardInterrupt) as exc:
-        why = "canceled" if isinstance(exc, CommandCancelled) else (str(exc) or "SIGINT")
-        state.note(f"interrupted ({why}): stopping the build, removing its root", root_log=True)
-        result.state, result.exit_code, result.error = "error", int(Interrupted.exit_code), f"interrupted ({why})"
-    except IdMapError as exc:
-        result.state, result.exit_code, result.error = "error", int(ExitCode.INFRA_ERROR), str(exc)
-    except OSError as exc:
-        msg = f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
-        if exc.errno == 28:
-            msg = f"disk full: {msg}"
-        result.state, result.exit_code, result.error = "error", int(ExitCode.INFRA_ERROR), msg
-    finally:
-        result.phases = dict(state.phases)
-        if build is not None:
-            with contextlib.suppress(OSError):
-                if build.keep and cache is not None:
-                    result.kept_root = str(build.keep_root(cache, deps, result.state))
-                    state.note(f"the build's root is kept in {result.kept_root} (--shell, --copyout; --clean)")
-                else:
-                    remove_tree(build.builddir)
-        stack.close()
-        result.resultdir = resultdir
-        result.write(resultdir)
-        state.note(f"result: {result.state} (exit {result.exit_code}){': ' + result.error if result.error else ''}")
-    return result

@@ -1,0 +1,125 @@
+"""Which plugins a build runs, with which options.
+
+Plugins are deb-mock's own (:data:`BUILTIN`) and those other distributions register in the entry point group
+``deb_mock.plugins`` (``NAME = "module:Class"``). A plugin runs when it is enabled: by default (deb-mock's own
+``default_enabled`` ones), by its config table (``[plugins.NAME]`` with ``enabled = true``/``false``) or by
+the run (``--enable-plugin NAME`` / ``--disable-plugin NAME``, which win). Options come from the config table,
+then ``--plugin-option NAME:KEY=VALUE``; they are checked against the plugin's ``Options`` before the build
+starts (a wrong one is exit 2). Third-party plugins are imported only when enabled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from deb_mock.errors import BadInput
+from deb_mock.plugins.base import Plugin, PluginOptions
+
+GROUP = "deb_mock.plugins"
+BUILTIN = {
+    "tmpfs": "deb_mock.plugins.tmpfs:TmpfsPlugin",
+    "lintian": "deb_mock.plugins.lintian:LintianPlugin",
+    "autopkgtest": "deb_mock.plugins.autopkgtest:AutopkgtestPlugin",
+    "sign": "deb_mock.plugins.sign:SignPlugin",
+}
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
+RESERVED = ("build", "root", "state", "result")  # their logs are deb-mock's own
+
+
+@dataclass(frozen=True)
+class Enabled:
+    plugin: Plugin
+    options: PluginOptions
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+
+def available() -> dict[str, str]:
+    """Every plugin name with where it comes from (``module:Class``); deb-mock's own win over others."""
+    found = {ep.name: ep.value for ep in entry_points(group=GROUP) if _NAME.match(ep.name)}
+    found.update(BUILTIN)
+    return dict(sorted(found.items()))
+
+
+def _load(name: str, target: str) -> type[Plugin]:
+    module, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BadInput(f"plugin {name}: cannot load {target}: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Plugin)):
+        raise BadInput(f"plugin {name}: {target} is not a deb_mock.plugins.Plugin subclass")
+    if obj.name != name:
+        raise BadInput(f"plugin {name}: {target} calls itself {obj.name!r}")
+    return obj
+
+
+def _default_enabled(name: str) -> bool:
+    if name not in BUILTIN:
+        return False
+    return _load(name, BUILTIN[name]).default_enabled
+
+
+def _options(cls: type[Plugin], values: dict[str, Any]) -> PluginOptions:
+    try:
+        return cls.Options.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors())
+        raise BadInput(f"plugin {cls.name}: invalid options: {problems}") from None
+
+
+def select(
+    tables: dict[str, dict[str, Any]],
+    enable: list[str],
+    disable: list[str],
+    options: dict[str, dict[str, Any]],
+) -> list[Enabled]:
+    """The enabled plugins in their order, each with its checked options (:class:`BadInput` if wrong)."""
+    known = available()
+    named = [*tables, *enable, *disable, *options]
+    unknown = sorted({n for n in named if n not in known})
+    if unknown:
+        raise BadInput(
+            f"unknown plugin(s): {', '.join(unknown)}; available: {', '.join(known)} "
+            f"(third-party plugins register in the entry point group {GROUP})"
+        )
+    both = sorted(set(enable) & set(disable))
+    if both:
+        raise BadInput(f"--enable-plugin and --disable-plugin both name {', '.join(both)}")
+    chosen = []
+    for name, target in known.items():
+        table = dict(tables.get(name, {}))
+        on = table.pop("enabled", None)
+        if not isinstance(on, bool | None):
+            raise BadInput(f"[plugins.{name}] enabled: expected true or false, got {on!r}")
+        enabled = name in enable or (name not in disable and (on if on is not None else _default_enabled(name)))
+        if not enabled:
+            continue
+        if name in RESERVED:
+            raise BadInput(f"plugin {name}: that name is reserved (its log would be deb-mock's {name}.log)")
+        cls = _load(name, target)
+        table.update(options.get(name, {}))
+        chosen.append(Enabled(cls(), _options(cls, table)))
+    return sorted(chosen, key=lambda e: (e.plugin.order, e.name))
+
+
+def parse_option(text: str) -> tuple[str, str, Any]:
+    """``NAME:KEY=VALUE`` (``--plugin-option``): VALUE is TOML, or a string if it is not valid TOML."""
+    from deb_mock.config import ConfigError, parse_value
+
+    name, sep, rest = text.partition(":")
+    key, eq, value = rest.partition("=")
+    if not sep or not eq or not _NAME.match(name) or not re.match(r"^[A-Za-z0-9_-]+$", key.strip()):
+        raise BadInput(f"--plugin-option {text!r}: expected NAME:KEY=VALUE (e.g. lintian:fail-on=warning)")
+    try:
+        return name, key.strip(), parse_value(value.strip(), f"--plugin-option {text!r}")
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None

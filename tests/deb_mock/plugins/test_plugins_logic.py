@@ -1,0 +1,193 @@
+"""Plugin logic without builds: which plugins run with which options, the flags, lintian's summary and
+verdict, debsign's .changes update, and the full-tmpfs diagnosis."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from deb_mock import cli, cliopts
+from deb_mock.errors import BadInput
+from deb_mock.plugins import loader
+from deb_mock.plugins.autopkgtest import dependencies_of_tests
+from deb_mock.plugins.lintian import summarise, verdict
+from deb_mock.plugins.sign import updated_changes
+from deb_mock.request import BuildResult
+from deb_mock.session import buildscript
+
+
+def names(enabled: list[loader.Enabled]) -> list[str]:
+    return [e.name for e in enabled]
+
+
+def test_only_tmpfs_runs_by_default_and_config_and_flags_choose_the_rest() -> None:
+    assert names(loader.select({}, [], [], {})) == ["tmpfs"]
+    assert names(loader.select({}, [], ["tmpfs"], {})) == []
+    tables: dict[str, dict[str, Any]] = {"lintian": {"enabled": True, "fail-on": "warning"}}
+    tables["tmpfs"] = {"enabled": False}
+    chosen = loader.select(tables, ["sign"], [], {"sign": {"key": "/k.asc"}, "lintian": {"pedantic": True}})
+    assert names(chosen) == ["lintian", "sign"]  # in their order; the config disabled tmpfs
+    lint: Any = chosen[0].options
+    assert (lint.fail_on, lint.pedantic) == ("warning", True)  # the config's option and the run's together
+    # the run wins over the config
+    assert names(loader.select({"lintian": {"enabled": True}}, [], ["lintian"], {})) == ["tmpfs"]
+
+
+@pytest.mark.parametrize(
+    ("tables", "enable", "disable", "options", "said"),
+    [
+        ({"nope": {}}, [], [], {}, "unknown plugin(s): nope; available: autopkgtest, lintian, sign, tmpfs"),
+        ({}, ["nope"], [], {}, "unknown plugin(s): nope"),
+        ({}, ["tmpfs"], ["tmpfs"], {}, "both name tmpfs"),
+        ({"lintian": {"enabled": "yes"}}, [], [], {}, "[plugins.lintian] enabled: expected true or false"),
+        ({}, ["lintian"], [], {"lintian": {"fail-on": "info"}}, "plugin lintian: invalid options: fail-on"),
+        ({}, ["lintian"], [], {"lintian": {"colour": True}}, "plugin lintian: invalid options: colour"),
+        ({}, ["sign"], [], {}, "plugin sign: invalid options: key: Field required"),
+        ({}, [], [], {"tmpfs": {"size": "lots"}}, "not a tmpfs size: 'lots'"),
+        ({}, ["sign"], [], {"sign": {"key": "k", "keyid": "$(id)"}}, "not a key id"),
+    ],
+)
+def test_wrong_plugin_names_and_options_are_bad_input(tables, enable, disable, options, said) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadInput) as exc:
+        loader.select(tables, enable, disable, options)
+    assert said in str(exc.value)
+
+
+def test_plugin_option_values_are_toml_or_text() -> None:
+    assert loader.parse_option("tmpfs:size=4G") == ("tmpfs", "size", "4G")
+    assert loader.parse_option("tmpfs:build_tree=true") == ("tmpfs", "build_tree", True)
+    assert loader.parse_option("lintian:suppress-tags=[\"a\", \"b\"]") == ("lintian", "suppress-tags", ["a", "b"])
+    tmpfs: Any = loader.select({}, [], [], {"tmpfs": {"size": 1048576}})[0].options
+    assert tmpfs.size == "1048576"
+    for bad in ("tmpfs", "tmpfs:size", "Tmpfs:size=1", "tmpfs:si ze=1", "lintian:x=[1"):
+        with pytest.raises(BadInput):
+            loader.parse_option(bad)
+
+
+def test_cli_maps_plugin_flags_onto_the_request() -> None:
+    args = cli.parser().parse_args(
+        ["--rebuild", "x.dsc", "--run-lintian", "--run-autopkgtest", "--enable-plugin", "sign",
+         "--disable-plugin", "tmpfs", "--plugin-option", "sign:key=/k.asc", "--plugin-option", "lintian:fail-on=none"]
+    )
+    assert cliopts.plugin_fields(args) == {
+        "enable_plugins": ["sign", "lintian", "autopkgtest"],
+        "disable_plugins": ["tmpfs"],
+        "plugin_options": {"sign": {"key": "/k.asc"}, "lintian": {"fail-on": "none"}},
+    }
+    args = cli.parser().parse_args(["--init", "--run-lintian"])
+    with pytest.raises(BadInput, match="--run-lintian: build options"):
+        cliopts.check_applicable(args, building=False)
+
+
+def test_result_json_carries_plugin_results() -> None:
+    r = BuildResult(state="failed", exit_code=1, source={}, arch="amd64",
+                    plugins={"lintian": {"state": "failed", "counts": {"error": 1}}})
+    data = r.to_json()
+    assert data["plugins"]["lintian"]["counts"] == {"error": 1}
+    assert BuildResult.from_json(data).plugins == r.plugins
+
+
+LINTIAN_OUTPUT = """\
+E: dm-lint: dir-or-file-in-home [home/dm-lint/README]
+E: dm-lint: dir-or-file-in-home [home/dm-lint/]
+W: dm-lint: initial-upload-closes-no-bugs [usr/share/doc/dm-lint/changelog.gz:1]
+W: dm-lint source: no-nmu-in-changelog
+I: dm-lint: extended-description-is-probably-too-short
+N: a note that is not a tag
+"""
+
+
+def test_lintian_summary_and_fail_on() -> None:
+    counts, tags = summarise(LINTIAN_OUTPUT)
+    assert counts == {"error": 2, "warning": 2, "info": 1, "pedantic": 0, "experimental": 0, "overridden": 0}
+    assert tags == {
+        "error": ["dir-or-file-in-home"],
+        "warning": ["initial-upload-closes-no-bugs", "no-nmu-in-changelog"],
+        "info": ["extended-description-is-probably-too-short"],
+    }
+    assert verdict(counts, tags, "error") == "2 error tag(s) (fail-on: error): dir-or-file-in-home"
+    assert verdict(counts, tags, "warning").startswith("2 error tag(s), 2 warning tag(s) (fail-on: warning)")  # type: ignore[union-attr]
+    assert verdict(counts, tags, "none") is None
+    clean, _ = summarise("W: x: some-warning\n")
+    assert verdict(clean, {}, "error") is None
+
+
+def test_signed_buildinfo_checksums_replace_the_old_ones_in_changes() -> None:
+    old, new = b"old buildinfo\n", b"-----BEGIN PGP SIGNED MESSAGE-----\nsigned buildinfo\n"
+    md5, sha1, sha256 = (hashlib.new(a, old).hexdigest() for a in ("md5", "sha1", "sha256"))
+    changes = (
+        "Format: 1.8\nChecksums-Sha1:\n"
+        f" {sha1} {len(old)} x_1_all.deb\n {sha1} {len(old)} x_1_amd64.buildinfo\n"
+        f"Checksums-Sha256:\n {sha256} {len(old)} x_1_amd64.buildinfo\n"
+        f"Files:\n {md5} {len(old)} misc optional x_1_all.deb\n {md5} {len(old)} misc optional x_1_amd64.buildinfo\n"
+    )
+    out = updated_changes(changes, "x_1_amd64.buildinfo", new)
+    n = len(new)
+    assert f" {hashlib.sha1(new).hexdigest()} {n} x_1_amd64.buildinfo\n" in out
+    assert f" {hashlib.sha256(new).hexdigest()} {n} x_1_amd64.buildinfo\n" in out
+    assert f" {hashlib.md5(new).hexdigest()} {n} misc optional x_1_amd64.buildinfo\n" in out
+    assert f" {sha1} {len(old)} x_1_all.deb\n" in out and f" {md5} {len(old)} misc optional x_1_all.deb\n" in out
+
+
+def test_a_full_tmpfs_is_named_with_the_option_to_raise() -> None:
+    tmpfs = {"/tmp": None, buildscript.BUILD_TREE: "8m"}
+    tail = (f"make: write error\n@@@ deb-mock tmpfs {buildscript.BUILD_TREE} 0 2048 4096\n"
+            "@@@ deb-mock tmpfs /tmp 900 1000 4096\n")
+    said = buildscript.full_tmpfs(tail, tmpfs)
+    assert said is not None and "tmpfs /build/reproducible-path (size 8m)" in said and "tmpfs:size=" in said
+    roomy = "@@@ deb-mock tmpfs /tmp 100000 200000 4096\n"
+    assert buildscript.full_tmpfs(roomy, tmpfs) is None
+    assert buildscript.output_dir(tmpfs) == "build/deb-mock-results"
+    assert buildscript.output_dir({"/tmp": None}) == "build/reproducible-path"
+
+
+THIRD_PARTY = '''
+from deb_mock.plugins import Plugin
+
+
+class Probe(Plugin):
+    name = "probe"
+'''
+
+
+def test_entry_point_plugins_are_listed_and_imported_only_when_enabled(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, capsys
+) -> None:
+    (tmp_path / "dm_probe_plugin.py").write_text(THIRD_PARTY)
+    info = tmp_path / "dm_probe_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dm-probe-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[deb_mock.plugins]\nprobe = dm_probe_plugin:Probe\nBad Name = x:y\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert loader.available()["probe"] == "dm_probe_plugin:Probe"  # a name that is no plugin name is ignored
+    assert names(loader.select({"probe": {"enabled": False}}, [], [], {})) == ["tmpfs"]
+    import sys
+
+    assert "dm_probe_plugin" not in sys.modules  # installed and configured, not enabled: not even imported
+    assert names(loader.select({}, ["probe"], [], {})) == ["tmpfs", "probe"]
+    assert cli.main(["--list-plugins", "-D", "plugins.probe.enabled=true"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in listed] == [
+        ["autopkgtest", "disabled", "built-in"],
+        ["lintian", "disabled", "built-in"],
+        ["probe", "enabled", "dm_probe_plugin:Probe"],
+        ["sign", "disabled", "built-in"],
+        ["tmpfs", "enabled", "built-in"],
+    ]
+
+
+def test_autopkgtest_dependencies_from_the_tests_control() -> None:
+    control = """\
+Tests: smoke
+Depends: @, hello (>= 2) | cowsay, python3:any
+
+Test-Command: true
+Restrictions: superficial
+
+Tests: build
+Depends: @builddeps@, gcc
+"""
+    names, missed = dependencies_of_tests(control, ["dm-a", "dm-b"])
+    assert (names, missed) == (["dm-a", "dm-b", "hello", "python3", "gcc"], ["@builddeps@"])
