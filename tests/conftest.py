@@ -44,7 +44,9 @@ GROUP_SECONDS: dict[str, float] = {
     "minimal-compose": 800,  # + lint IMAGE with three podman builds (~85 s)
     # the three-variant Debian Atomic compose (~8 min cold) and one TCG boot per variant (3-5 min each)
     "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1200,
-    "deb-mock-cache": 800,  # + the build options tests (test_flags_integration.py, ~40 s warm)
+    # + the build options tests (test_flags_integration.py, ~40 s warm), the plugin tests (plugins/, ~45 s warm, ~65 s
+    # with lintian and autopkgtest installed into the deps cache for the first time)
+    "deb-mock-cache": 850,
     "disk-fixture": 250,
     "tests/e2e/test_seed_loop.py": 230,  # + the deb-bootc client built by a real builder (~28 s)
     "tests/deb_orchestrator/test_orch_builder_integration.py": 170,
