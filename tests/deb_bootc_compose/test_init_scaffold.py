@@ -78,7 +78,7 @@ def test_containerfile_project(tmp_path: Path) -> None:
     release = osrelease.parse((dest / "os-release").read_text())
     assert release["ID"] == "particle-os" and release["ID_LIKE"] == "debian"
     build = (dest / "build.sh").read_text()
-    assert "lint --fatal-warnings --skip buildah-injected oci-archive:out/particle-os.oci.tar" in build
+    assert "deb-bootc-compose lint oci-archive:out/particle-os.oci.tar" in build
     assert "'dpkg -s htop'" in build
     subprocess.run(["sh", "-n", str(dest / "build.sh")], check=True)
     assert init("x", "--containerfile", "--from", "docker://registry.example.org/atomic:13", "--dir",

@@ -146,9 +146,10 @@ def test_particle_os_from_its_containerfile_lints_installs_and_boots(atomic: Pat
         subprocess.run([*podman, "unmount", "--all"], capture_output=True)
         subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
         shutil.rmtree(runroot, ignore_errors=True)
-    # what the example's build.sh runs: every warning but podman's empty /etc/hostname fails it
-    lint = run_cli(["lint", "--fatal-warnings", "--skip", "buildah-injected", f"oci-archive:{archive}"], timeout=900)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # what the example's build.sh runs: errors fail it; warnings (what apt's maintainer scripts leave in /var, the
+    # files podman leaves in /etc/hostname and /run) are shown, as bootc container lint does
+    lint = run_cli(["lint", f"oci-archive:{archive}"], timeout=900)
+    assert lint.returncode == 0 and "0 error(s)" in lint.stdout, lint.stdout + lint.stderr
     installed = run_cli(["install-to-disk", f"oci-archive:{archive}", str(disk), "--stateroot", "particle-os"],
                         timeout=1800)
     assert installed.returncode == 0, installed.stderr[-4000:]
