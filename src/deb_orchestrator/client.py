@@ -40,6 +40,7 @@ from deb_orchestrator.eventfeed import EventFeed
 from deb_orchestrator.states import FINAL_BUILD_STATES, FINAL_TASK_STATES, BuildState, RepoState, TaskMethod, TaskState
 from deb_orchestrator.wire import (
     CLAIM,
+    AuditOut,
     BuildCancelOut,
     BuildClaim,
     BuildDetail,
@@ -430,6 +431,15 @@ class HubClient:
 
     def whoami(self) -> WhoAmI:
         return self._one(WhoAmI, self.get("/whoami"))
+
+    def audit(self, *, since: str | float | None = None, until: str | float | None = None, user: str | None = None,
+              action: str | None = None, obj: str | None = None, before: int | None = None,
+              limit: int = 100) -> list[AuditOut]:
+        """Audit records, newest first (admin token). ``since``/``until``: ISO 8601 (UTC without a zone) or
+        seconds since the epoch; ``obj``: ``KIND``, ``KIND:NAME`` or ``KIND:ID``; ``before``: the next page after
+        a page whose last record had this ID."""
+        return self._many(AuditOut, self.get("/audit", since=since, until=until, user=user, action=action,
+                                             object=obj, before=before, limit=limit))
 
     def events(self, after: int = 0, limit: int = 200) -> list[EventOut]:
         return self._many(EventOut, self.get("/events", after=after, limit=limit))

@@ -46,3 +46,41 @@ ACTIVE_TASK_STATES = (TaskState.FREE, TaskState.OPEN, TaskState.DEP_WAIT)
 FINAL_BUILD_STATES = (BuildState.COMPLETE, BuildState.FAILED, BuildState.CANCELED, BuildState.DELETED)
 ACTIVE_BUILD_STATES = (BuildState.BUILDING, BuildState.DEP_WAIT)
 LEAF_METHODS = (TaskMethod.BUILD_ARCH, TaskMethod.NOOP)  # what builders claim
+
+
+class AuditAction(StrEnum):
+    """What an audit record is about (docs/operations.md): one stable name per state-changing API call, and the
+    token-guarded reads whose refusals are recorded. Never renamed: scripts filter on them."""
+
+    BUILD_SUBMIT = "build.submit"  # by URL or upload; also a version submitted before (changes: none)
+    BUILD_CANCEL = "build.cancel"
+    BUILD_RESUBMIT = "build.resubmit"
+    BUILD_TAG = "build.tag"  # tag-build
+    BUILD_UNTAG = "build.untag"  # untag-build
+    TASK_CANCEL = "task.cancel"
+    TASK_NOOP = "task.noop"  # no-op tasks queued (scheduler tests, benchmarks)
+    TASK_CLAIM = "task.claim"  # the builder protocol: a task handed to a host
+    TASK_UPLOAD = "task.upload"
+    TASK_COMPLETE = "task.complete"
+    TASK_RELEASE = "task.release"
+    TASK_HEARTBEAT = "task.heartbeat"  # only refused heartbeats are recorded
+    TAG_CREATE = "tag.create"
+    TAG_EDIT = "tag.edit"
+    TAG_REMOVE = "tag.remove"
+    TARGET_CREATE = "target.create"
+    TARGET_REMOVE = "target.remove"
+    REPO_REGEN = "repo.regen"
+    HOST_CREATE = "host.create"
+    HOST_EDIT = "host.edit"  # enable, disable, capacity
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+    # reads that need a token: only their refusals (401, 403) are recorded
+    TOKEN_LIST = "token.list"
+    AUDIT_READ = "audit.read"
+    WHOAMI = "auth.whoami"
+    METRICS_SCRAPE = "metrics.scrape"
+
+
+class AuditOutcome(StrEnum):
+    DONE = "done"  # committed with the change
+    REFUSED = "refused"  # 401 or 403: nothing changed

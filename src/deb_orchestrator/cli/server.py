@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="first retry of a failed webhook delivery after this long, doubling up to an hour")
     p.add_argument("--no-event-stream", action="store_true",
                    help="turn GET /api/v1/events/stream off (clients then poll)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR[/PREFIX]",
+                   help="a reverse proxy whose forwarding header names the client in the audit log (repeat; an "
+                        "address or a network). Without it, or from any other peer, the header is ignored")
+    p.add_argument("--forwarded-header", choices=("x-forwarded-for", "forwarded"),
+                   default=HubSettings.forwarded_header,
+                   help="the header your trusted proxies set: X-Forwarded-For (default) or RFC 7239 Forwarded; "
+                        "the other one is never read")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -79,6 +86,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "127.0.0.1:9465 (anonymous: bind an address only your Prometheus reaches)")
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=run_builder, json=False)
+
+
+def _trusted_proxies(specs: list[str]) -> list[str]:
+    from deb_orchestrator.hub.clientaddr import parse_network
+
+    try:
+        return [str(parse_network(s)) for s in specs]
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy {exc}") from None
 
 
 def _listen(text: str, option: str = "--listen", example: str = "127.0.0.1:8080") -> tuple[str, int]:
@@ -134,7 +150,9 @@ def run_hub(args: argparse.Namespace) -> int:
                            retention=gc.retention_from(args.retain),
                            allow_webhook_hosts=[h.strip().lower() for h in args.allow_webhook_host if h.strip()],
                            webhook_lease_seconds=args.webhook_lease, webhook_retry_base=args.webhook_retry,
-                           event_stream=not args.no_event_stream)
+                           event_stream=not args.no_event_stream,
+                           trusted_proxies=_trusted_proxies(args.trusted_proxy),
+                           forwarded_header=args.forwarded_header)
     for k in settings.source_keyrings:
         if not Path(k).is_file():
             raise UsageError(f"--source-keyring {k}: no such file")

@@ -17,6 +17,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Red
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.staticfiles import StaticFiles
 
+from deb_orchestrator.hub import audit
+from deb_orchestrator.hub.api import audit as audit_api
 from deb_orchestrator.hub.api import builds, events, gc, hosts, metrics, repos, tags, targets, tasks, tokens, webhooks
 from deb_orchestrator.hub.api.common import SAFE_HEADERS
 from deb_orchestrator.hub.config import HubSettings
@@ -109,6 +111,7 @@ Reads (GET) are open; changes need a token (`Authorization: Bearer TOKEN`) with 
 `admin` (everything), `build` (submit, cancel, resubmit), `tag` (tag, untag, regen-repo),
 `builder` (claim and report tasks; tokens made by `add-host`). Errors answer `{"detail": "…"}`.
 Tag repositories are served at `/repos/<tag>/` (signed; key at `/repos/<tag>/key.asc`).
+Every change, and every refused attempt (401, 403), is recorded in the audit log (`GET /audit`, scope admin).
 """
 
 
@@ -137,12 +140,16 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
     # busiest first: routes match in order
-    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks):
+    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks, audit_api):
         app.include_router(module.router, prefix=API)
     app.include_router(metrics.router)
 
     @app.exception_handler(HubError)
-    async def hub_error(_: Request, exc: HubError) -> JSONResponse:
+    async def hub_error(request: Request, exc: HubError) -> JSONResponse:
+        who = getattr(request.state, "audit", None)
+        if exc.status in (401, 403) and isinstance(who, audit.Actor):  # refused by the route (not your build…)
+            await anyio.to_thread.run_sync(audit.refused, the_hub.db, settings.audit_refused_window, who, exc.status,
+                                           exc.message)
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     @app.exception_handler(DataError)

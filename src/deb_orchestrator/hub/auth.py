@@ -19,7 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from deb_orchestrator.hub import audit
 from deb_orchestrator.hub.models import Token, User
+from deb_orchestrator.states import AuditAction
 
 SCOPES = ("admin", "build", "tag", "builder")
 TOKEN_PREFIX = "dob_"
@@ -137,10 +139,22 @@ def lookup(session: Session, secret: str) -> Principal | None:
     return Principal(row.name, row.user_id, frozenset(row.scopes.split(",")), row.host_id, row.id)
 
 
-async def current_principal(
-    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> Principal:
+async def _refuse(request: Request, action: AuditAction, status: int, reason: str, *,
+                  principal: Principal | None = None, token_hash: str | None = None) -> None:
+    """Record a refused attempt in the audit log (rate-limited there; nothing secret)."""
+    hub = request.app.state.hub
+    client, peer = audit.where(request, hub.settings)
+    who = audit.Actor(action, client, peer, principal.token_id if principal else None,
+                      principal.user if principal else None)
+    await run_in_threadpool(audit.refused, hub.db, hub.settings.audit_refused_window, who, status, reason,
+                            token_hash=token_hash)
+
+
+async def authenticate(request: Request, creds: HTTPAuthorizationCredentials | None,
+                       action: AuditAction) -> Principal:
+    """The principal of the request's token; 401 (recorded as a refused ``action``) without a valid one."""
     if creds is None or not creds.credentials:
+        await _refuse(request, action, 401, "no API token")
         raise HTTPException(401, "missing API token: pass `Authorization: Bearer TOKEN` (CLI: --token-file)",
                             headers={"WWW-Authenticate": "Bearer"})
     hub = request.app.state.hub
@@ -157,19 +171,40 @@ async def current_principal(
         if principal is not None:
             cache.put(creds.credentials, principal, epoch)
     if principal is None:
+        await _refuse(request, action, 401, "unknown API token", token_hash=hash_token(creds.credentials))
         raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
     return principal
 
 
-def require(scope: str):  # type: ignore[no-untyped-def]
-    """A FastAPI dependency: the caller's token must carry ``scope`` (or admin)."""
+def _acting(request: Request, action: AuditAction, principal: Principal) -> None:
+    """The request's audit actor (audit.actor): routes record their changes with it."""
+    client, peer = audit.where(request, request.app.state.hub.settings)
+    request.state.audit = audit.Actor(action, client, peer, principal.token_id, principal.user)
 
-    async def dep(principal: Principal = Depends(current_principal)) -> Principal:
+
+def authenticated(action: AuditAction):  # type: ignore[no-untyped-def]
+    """A FastAPI dependency: any valid token (refusals recorded as ``action``)."""
+
+    async def dep(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        principal = await authenticate(request, creds, action)
+        _acting(request, action, principal)
+        return principal
+
+    return dep
+
+
+def require(scope: str, action: AuditAction):  # type: ignore[no-untyped-def]
+    """A FastAPI dependency: the caller's token must carry ``scope`` (or admin). ``action`` names what the route
+    does in the audit log: its refusals are recorded here, its changes by the route (audit.record)."""
+
+    async def dep(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        principal = await authenticate(request, creds, action)
         if not principal.has(scope):
-            raise HTTPException(
-                403, f"this token ({principal.user}, scopes {','.join(sorted(principal.scopes))}) "
-                f"lacks the '{scope}' scope"
-            )
+            message = (f"this token ({principal.user}, scopes {','.join(sorted(principal.scopes))}) "
+                       f"lacks the '{scope}' scope")
+            await _refuse(request, action, 403, message, principal=principal)
+            raise HTTPException(403, message)
+        _acting(request, action, principal)
         return principal
 
     return dep

@@ -54,6 +54,12 @@ class HubSettings:
     webhook_lease_seconds: float = 30.0  # a dead sender's deliveries are taken over after this long
     webhook_retry_base: float = 10.0  # seconds before the first retry; doubled each time, at most an hour
     webhook_max_attempts: int = 12
+    # the audit log (hub/audit.py): proxies whose forwarding header names the client (hub --trusted-proxy), the
+    # header they set (x-forwarded-for or forwarded), and the window within which refused attempts of one client
+    # and action share one record
+    trusted_proxies: list[str] = field(default_factory=list)
+    forwarded_header: str = "x-forwarded-for"
+    audit_refused_window: float = 60.0
 
     @property
     def database_url(self) -> str:

@@ -268,3 +268,28 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires: Mapped[float] = mapped_column(Float)
+
+
+class AuditRecord(Base):
+    """Who did what, from where (hub/audit.py): written in the transaction of the change it records, so a change
+    that rolled back leaves none. Refused attempts (401, 403) are recorded too, at most one per client address,
+    action and status within the hub's window, counting the others (``count``, ``last_ts``)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_object", "object_kind", "object_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[float] = mapped_column(Float, default=now, index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)  # an AuditAction
+    outcome: Mapped[str] = mapped_column(String(10))  # an AuditOutcome
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the refusal's HTTP status
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no foreign key: records outlive tokens
+    user_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    client: Mapped[str] = mapped_column(String(100))  # the client's address (through trusted proxies)
+    peer: Mapped[str] = mapped_column(String(100))  # the address the hub's socket saw
+    object_kind: Mapped[str] = mapped_column(String(20), default="")
+    object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    object_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field -> [old, new]
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was refused
+    count: Mapped[int] = mapped_column(Integer, default=1)  # refused attempts this record stands for
+    last_ts: Mapped[float | None] = mapped_column(Float, nullable=True)  # the last of them

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from deb_orchestrator.wire.answers import (
     CLAIM,
+    AuditObject,
+    AuditOut,
     BuildCancelOut,
     BuildClaim,
     BuildDetail,
@@ -80,6 +82,8 @@ from deb_orchestrator.wire.requests import (
 
 __all__ = [
     "CLAIM",
+    "AuditObject",
+    "AuditOut",
     "BuildCancelOut",
     "BuildClaim",
     "BuildDetail",

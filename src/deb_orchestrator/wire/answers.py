@@ -346,3 +346,29 @@ class EventOut(Wire):
     object_id: int
     actor: str
     data: dict[str, Any]
+
+
+class AuditObject(Wire):
+    kind: str = Field(description="build, task, tag, target, repo, host or token; empty for a refused attempt")
+    id: int | None = None
+    name: str | None = Field(default=None, description="e.g. the build's SOURCE_VERSION, the tag's name")
+
+
+class AuditOut(Wire):
+    """One record of the audit log (docs/operations.md)."""
+
+    id: int
+    ts: float = Field(description="seconds since the epoch")
+    time: str = Field(description="the same, ISO 8601 in UTC")
+    action: str = Field(description="an AuditAction: build.submit, tag.create, token.revoke…")
+    outcome: str = Field(description="done (committed with the change) or refused (401, 403: nothing changed)")
+    status: int | None = Field(default=None, description="the refusal's HTTP status")
+    token_id: int | None = Field(default=None, description="the token used (known ones also when refused)")
+    user: str | None = None
+    client: str = Field(description="the client's address (proxy headers only from hub --trusted-proxy peers)")
+    peer: str = Field(description="the address that connected to the hub (a proxy, or the client itself)")
+    object: AuditObject
+    changes: dict[str, Any] = Field(description="what changed: field -> [old, new] (null: did not exist)")
+    reason: str | None = Field(default=None, description="why it was refused")
+    count: int = Field(description="attempts this record stands for (refusals within the hub's window: >= 1)")
+    last_ts: float | None = Field(default=None, description="the last of them")

@@ -12,24 +12,28 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from deb_orchestrator.hub import builds, inheritance, packages, sources
+from deb_orchestrator.hub import audit, builds, inheritance, packages, sources
 from deb_orchestrator.hub.api.common import build_json, file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.service import Hub
-from deb_orchestrator.states import BuildState
+from deb_orchestrator.states import AuditAction, BuildState
 from deb_orchestrator.wire import BuildCancelOut, BuildDetail, BuildIn, BuildOut, ResubmitOut, SubmitOut
 from debarchive import dsc
 from debarchive.sourceauth import Verification
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 
-def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: Principal, requested_by: str,
+def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: audit.Actor, requested_by: str,
             arches: list[str] | None, priority: int, verification: Verification) -> dict[str, Any]:
     with hub.db.session() as s:
-        sub = builds.submit(s, hub.store, pkg, target, who.user, requested_by=requested_by, arches=arches,
+        sub = builds.submit(s, hub.store, pkg, target, who.user or "", requested_by=requested_by, arches=arches,
                             priority=priority, max_attempts=hub.settings.max_attempts, verification=verification)
+        b = sub.build
+        audit.record(s, who, "build", b.id, b.ident, {} if sub.existing else audit.created(
+            state=b.state, target=target, task=sub.task.id, arches=[t.arch for t in builds.children(s, sub.task.id)],
+            priority=priority, requested_by=b.requested_by, source_trust=b.source_trust))
         out = {
             "existing": sub.existing,
             "message": (f"{pkg.ident} was submitted before: build {sub.build.id} ({sub.build.state}), task "
@@ -64,14 +68,16 @@ def _origins(hub: Hub, target: str) -> tuple[frozenset[str], list[sources.Extern
                          "instead, or run the hub with `--no-verify-source`). The build records how: "
                          "`source_trust` (archive, signature, caller for uploads, none) and "
                          "`source_verification`.", response_model=SubmitOut)
-async def submit_url(body: BuildIn, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+async def submit_url(body: BuildIn, request: Request,
+                     who: Principal = Depends(require("build", AuditAction.BUILD_SUBMIT))) -> dict[str, Any]:
     hub = hub_of(request)
     sources.split_url(body.source_url)  # 400 for a URL that cannot be parsed
     allowed, origins = await run_in_threadpool(_origins, hub, body.target)
     tmp = Path(await run_in_threadpool(tempfile.mkdtemp, "", "fetch-", hub.store.root / "tmp"))
     try:
         pkg, verification = await hub.fetcher.fetch(body.source_url, allowed, tmp, origins)
-        return await run_in_threadpool(_submit, hub, pkg, body.target, who, body.requested_by or body.source_url,
+        return await run_in_threadpool(_submit, hub, pkg, body.target, audit.actor(request),
+                                       body.requested_by or body.source_url,
                                        body.arches, body.priority, verification)
     finally:
         await run_in_threadpool(shutil.rmtree, tmp, True)
@@ -86,7 +92,7 @@ def submit_upload(
     arches: Annotated[str, Form(max_length=200, description="space separated; empty: all")] = "",
     priority: Annotated[int, Form(ge=0, le=1000)] = 20,
     requested_by: Annotated[str, Form(max_length=300, description="who asked for it; default: upload:NAME.dsc")] = "",
-    who: Principal = Depends(require("build")),
+    who: Principal = Depends(require("build", AuditAction.BUILD_SUBMIT)),
 ) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
@@ -117,8 +123,8 @@ def submit_upload(
         pkg = sources.load(incoming / dscs[0])
         names = " ".join(a for a in arches.split() if a) or None
         how = Verification(True, "caller", f"uploaded by {who.user} (a token holder's own source)")
-        return _submit(hub, pkg, target, who, requested_by or f"upload:{dscs[0]}", names.split() if names else None,
-                       priority, how)
+        return _submit(hub, pkg, target, audit.actor(request), requested_by or f"upload:{dscs[0]}",
+                       names.split() if names else None, priority, how)
 
 
 @router.get("", summary="List builds (newest first)", response_model=list[BuildOut])
@@ -184,23 +190,32 @@ def _owned(who: Principal, b: Build, action: str) -> None:
 
 @router.post("/{ref}/cancel", summary="Cancel a build (scope build; your own builds, admins any)",
              response_model=BuildCancelOut)
-def cancel(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+def cancel(ref: str, request: Request,
+           who: Principal = Depends(require("build", AuditAction.BUILD_CANCEL))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         b = builds.get_build(s, ref)
         _owned(who, b, "cancel")
         task = builds.get_task(s, b.task_id or 0)
-        return {"build": b.ident, "canceled_tasks": builds.cancel_task(s, task, who.user)}
+        was = b.state
+        canceled = builds.cancel_task(s, task, who.user)
+        audit.record(s, audit.actor(request), "build", b.id, b.ident,
+                     {**audit.changed({"state": was}, {"state": b.state}), "canceled_tasks": [None, canceled]})
+        return {"build": b.ident, "canceled_tasks": canceled}
 
 
 @router.post("/{ref}/resubmit",
              summary="Build a failed, canceled or dep-waiting build again (scope build; your own builds, admins any)",
              response_model=ResubmitOut)
-def resubmit(ref: str, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+def resubmit(ref: str, request: Request,
+             who: Principal = Depends(require("build", AuditAction.BUILD_RESUBMIT))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         b = builds.get_build(s, ref)
         _owned(who, b, "resubmit")
+        was = {"state": b.state, "task": b.task_id}
         task = builds.resubmit(s, b, who.user, hub.settings.max_attempts)
+        audit.record(s, audit.actor(request), "build", b.id, b.ident,
+                     audit.changed(was, {"state": b.state, "task": task.id}))
         out = {"build": build_json(s, b), "task": task_json(task)}
     hub.work.notify()
     return out

@@ -12,7 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from deb_orchestrator.hub.api.common import hub_of
-from deb_orchestrator.hub.auth import bearer, current_principal
+from deb_orchestrator.hub.auth import authenticate, bearer
+from deb_orchestrator.states import AuditAction
 
 router = APIRouter(tags=["hub"])
 
@@ -24,6 +25,6 @@ router = APIRouter(tags=["hub"])
 async def metrics(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
     hub = hub_of(request)
     if hub.settings.metrics_token_required:
-        await current_principal(request, creds)
+        await authenticate(request, creds, AuditAction.METRICS_SCRAPE)
     body = await run_in_threadpool(generate_latest, hub.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from deb_orchestrator.hub import builds, events
+from deb_orchestrator.hub import audit, builds, events
 from deb_orchestrator.hub.api.common import hub_of
 from deb_orchestrator.hub.auth import Principal, require
-from deb_orchestrator.hub.models import Tag
+from deb_orchestrator.hub.models import Repo, Tag
 from deb_orchestrator.hub.repos import repo_info
-from deb_orchestrator.states import RepoState
+from deb_orchestrator.states import AuditAction, RepoState
 from deb_orchestrator.wire import RepoOut, RepoWaitOut
 
 router = APIRouter(prefix="/repos", tags=["repos"])
@@ -34,12 +34,15 @@ def get_repo(tag: str, request: Request) -> dict[str, Any]:
 
 @router.post("/{tag}/regen", status_code=202, summary="Publish a tag's repository again (scope tag)",
              response_model=RepoOut)
-def regen(tag: str, request: Request, who: Principal = Depends(require("tag"))) -> dict[str, Any]:
+def regen(tag: str, request: Request,
+          who: Principal = Depends(require("tag", AuditAction.REPO_REGEN))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         t = builds.get_tag(s, tag)
+        was = s.scalar(select(Repo.dirty).where(Repo.tag_id == t.id))
         builds.mark_dirty(s, t.id)
         events.record(s, "repo.regen-requested", "tag", t.id, who.user)
+        audit.record(s, audit.actor(request), "repo", t.id, t.name, {"dirty": [was, True]})
         s.flush()
         out = repo_info(s, t)
     hub.repos_dirty()

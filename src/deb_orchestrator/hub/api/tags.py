@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from deb_orchestrator.hub import builds, events, inheritance
+from deb_orchestrator.hub import audit, builds, events, inheritance
 from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
 from deb_orchestrator.hub.models import Build, ExternalRepo, Repo, Tag, TagListing, TagParent, Target
+from deb_orchestrator.states import AuditAction
 from deb_orchestrator.wire import (
     ExternalRepoIn,
     TagBuildIn,
@@ -47,6 +48,14 @@ def _set_externals(s: Session, tag: Tag, repos: list[ExternalRepoIn]) -> None:
                            key=e.key, priority=i))
 
 
+def _audited(s: Session, tag: Tag) -> dict[str, Any]:
+    """What the audit log shows of a tag: arches, parents, external repos (their keys as digests)."""
+    externals = s.scalars(select(ExternalRepo).where(ExternalRepo.tag_id == tag.id).order_by(ExternalRepo.priority))
+    return {"arches": tag.arches.split(), "parents": inheritance.names(s, inheritance.parents(s, tag.id)),
+            "external_repos": [{"url": e.url, "suite": e.suite, "components": e.components.split(),
+                                "key": audit.key_digest(e.key)} for e in externals]}
+
+
 @router.get("", summary="List tags", response_model=list[TagOut])
 def list_tags(request: Request) -> list[dict[str, Any]]:
     with hub_of(request).db.session() as s:
@@ -54,7 +63,8 @@ def list_tags(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("", status_code=201, summary="Create a tag (scope admin)", response_model=TagOut)
-def add_tag(body: TagIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+def add_tag(body: TagIn, request: Request,
+            who: Principal = Depends(require("admin", AuditAction.TAG_CREATE))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         if s.scalar(select(Tag).where(Tag.name == body.name)) is not None:
@@ -67,6 +77,7 @@ def add_tag(body: TagIn, request: Request, who: Principal = Depends(require("adm
         s.add(Repo(tag_id=tag.id, dirty=True))
         events.record(s, "tag.created", "tag", tag.id, who.user, parents=body.parents)
         s.flush()
+        audit.record(s, audit.actor(request), "tag", tag.id, tag.name, audit.created(**_audited(s, tag)))
         out = tag_json(s, tag)
     hub.repos_dirty()
     return out
@@ -81,11 +92,12 @@ def get_tag(name: str, request: Request) -> dict[str, Any]:
 @router.patch("/{name}", summary="Change a tag's parents, external repos or arches (scope admin)",
               response_model=TagOut)
 def edit_tag(
-    name: str, body: TagUpdate, request: Request, who: Principal = Depends(require("admin"))
+    name: str, body: TagUpdate, request: Request, who: Principal = Depends(require("admin", AuditAction.TAG_EDIT))
 ) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         tag = builds.get_tag(s, name)
+        old = _audited(s, tag)
         if body.parents is not None:
             _set_parents(s, tag, body.parents)
         if body.external_repos is not None:
@@ -95,6 +107,7 @@ def edit_tag(
         events.record(s, "tag.edited", "tag", tag.id, who.user)
         builds.mark_dirty(s, tag.id)
         s.flush()
+        audit.record(s, audit.actor(request), "tag", tag.id, tag.name, audit.changed(old, _audited(s, tag)))
         out = tag_json(s, tag)
     hub.repos_dirty()
     return out
@@ -103,7 +116,7 @@ def edit_tag(
 @router.delete("/{name}", summary="Remove a tag and its published repository (scope tag; remove-tag)",
                responses={409: {"description": "still used by tags or targets"}}, response_model=TagRemoved)
 def remove_tag(name: str, request: Request, force: bool = False,
-               who: Principal = Depends(require("tag"))) -> dict[str, Any]:
+               who: Principal = Depends(require("tag", AuditAction.TAG_REMOVE))) -> dict[str, Any]:
     """Refused (409) while a target builds in or lands in the tag, and while other tags inherit from it
     unless ``force`` (they then lose this parent and are republished)."""
     hub = hub_of(request)
@@ -125,6 +138,8 @@ def remove_tag(name: str, request: Request, force: bool = False,
         parents = inheritance.names(s, inheritance.parents(s, tag.id))
         s.execute(update(Build).where(Build.id.in_(select(TagListing.build_id).where(TagListing.tag_id == tag.id)))
                   .values(untagged=time.time()))  # gc's untagged retention counts from here
+        audit.record(s, audit.actor(request), "tag", tag.id, name,
+                     audit.removed(**_audited(s, tag), builds=tagged, children=sorted(children)))
         for table in (TagListing, ExternalRepo, Repo):
             s.execute(delete(table).where(table.tag_id == tag.id))
         s.execute(delete(TagParent).where((TagParent.tag_id == tag.id) | (TagParent.parent_id == tag.id)))
@@ -162,25 +177,28 @@ def latest_build(name: str, package: str, request: Request) -> dict[str, Any]:
 
 @router.post("/{name}/builds", status_code=201, summary="Tag a build (scope tag)", response_model=TagBuildOut)
 def tag_build(
-    name: str, body: TagBuildIn, request: Request, who: Principal = Depends(require("tag"))
+    name: str, body: TagBuildIn, request: Request, who: Principal = Depends(require("tag", AuditAction.BUILD_TAG))
 ) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         tag = builds.get_tag(s, name)
         build = builds.get_build(s, body.build)
         builds.tag_build(s, tag, build, who.user)
+        audit.record(s, audit.actor(request), "build", build.id, build.ident, {"tags": [None, tag.name]})
         out = {"tag": tag.name, "build": build.ident}
     hub.repos_dirty()
     return out
 
 
 @router.delete("/{name}/builds/{build}", summary="Untag a build (scope tag)", response_model=TagBuildOut)
-def untag_build(name: str, build: str, request: Request, who: Principal = Depends(require("tag"))) -> dict[str, Any]:
+def untag_build(name: str, build: str, request: Request,
+                who: Principal = Depends(require("tag", AuditAction.BUILD_UNTAG))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         tag = builds.get_tag(s, name)
         b = builds.get_build(s, build)
         builds.untag_build(s, tag, b, who.user)
+        audit.record(s, audit.actor(request), "build", b.id, b.ident, {"tags": [tag.name, None]})
         out = {"tag": tag.name, "build": b.ident}
     hub.repos_dirty()
     return out

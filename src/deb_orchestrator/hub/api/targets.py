@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select, update
 
-from deb_orchestrator.hub import builds, events
+from deb_orchestrator.hub import audit, builds, events
 from deb_orchestrator.hub.api.common import hub_of, target_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict
 from deb_orchestrator.hub.models import Build, Target
+from deb_orchestrator.states import AuditAction
 from deb_orchestrator.wire import TargetIn, TargetOut, TargetRemoved
 
 router = APIRouter(prefix="/targets", tags=["targets"])
@@ -24,7 +25,8 @@ def list_targets(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("", status_code=201, summary="Create a target (scope admin)", response_model=TargetOut)
-def add_target(body: TargetIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+def add_target(body: TargetIn, request: Request,
+               who: Principal = Depends(require("admin", AuditAction.TARGET_CREATE))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         if s.scalar(select(Target).where(Target.name == body.name)) is not None:
             raise Conflict(f"target {body.name} exists already")
@@ -34,6 +36,8 @@ def add_target(body: TargetIn, request: Request, who: Principal = Depends(requir
         s.flush()
         events.record(s, "target.created", "target", target.id, who.user, build_tag=body.build_tag,
                       dest_tag=body.dest_tag)
+        audit.record(s, audit.actor(request), "target", target.id, target.name,
+                     audit.created(build_tag=body.build_tag, dest_tag=body.dest_tag))
         s.refresh(target)
         return target_json(target)
 
@@ -46,7 +50,8 @@ def get_target(name: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/{name}", summary="Remove a target (scope admin; remove-target)",
                responses={409: {"description": "builds for it are still running"}}, response_model=TargetRemoved)
-def remove_target(name: str, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+def remove_target(name: str, request: Request,
+                  who: Principal = Depends(require("admin", AuditAction.TARGET_REMOVE))) -> dict[str, Any]:
     """Refused (409) while builds submitted to it are building or waiting for dependencies; the finished
     ones keep their tags and files but no longer name a target (the event log keeps the name)."""
     with hub_of(request).db.session() as s:
@@ -60,5 +65,7 @@ def remove_target(name: str, request: Request, who: Principal = Depends(require(
         s.execute(update(Build).where(Build.target_id == target.id).values(target_id=None))
         events.record(s, "target.deleted", "target", target.id, who.user, name=name,
                       build_tag=target.build_tag.name, dest_tag=target.dest_tag.name, builds=detached)
+        audit.record(s, audit.actor(request), "target", target.id, name,
+                     audit.removed(build_tag=target.build_tag.name, dest_tag=target.dest_tag.name, builds=detached))
         s.delete(target)
         return {"target": name, "deleted": True, "builds_detached": detached}

@@ -20,14 +20,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import func, select
 
-from deb_orchestrator.hub import builds, packages, scheduler
+from deb_orchestrator.hub import audit, builds, packages, scheduler
 from deb_orchestrator.hub.api.common import file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.models import Artifact, Build, Task
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
-from deb_orchestrator.states import BuildState, TaskState
+from deb_orchestrator.states import AuditAction, BuildState, TaskState
 from deb_orchestrator.wire import (
     BuildClaim,
     CancelOut,
@@ -91,7 +91,8 @@ def log_tail(task_id: int, request: Request) -> str:
 
 @router.post("/{task_id}/cancel", summary="Cancel a task and its whole tree (scope build; your own, admins any)",
              response_model=CancelOut)
-def cancel(task_id: int, request: Request, who: Principal = Depends(require("build"))) -> dict[str, Any]:
+def cancel(task_id: int, request: Request,
+           who: Principal = Depends(require("build", AuditAction.TASK_CANCEL))) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         task = builds.get_task(s, task_id)
         build = s.get(Build, task.build_id) if task.build_id is not None else None
@@ -99,23 +100,35 @@ def cancel(task_id: int, request: Request, who: Principal = Depends(require("bui
         if not who.has("admin") and owner != who.user:
             raise HubError(f"task {task_id} belongs to {owner}; {who.user} may cancel only their own tasks "
                            "(admins may any)", 403)
-        return {"canceled_tasks": builds.cancel_task(s, task, who.user)}
+        was = task.state
+        canceled = builds.cancel_task(s, task, who.user)
+        audit.record(s, audit.actor(request), "task", task.id, None,
+                     {**audit.changed({"state": was}, {"state": task.state}), "canceled_tasks": [None, canceled]})
+        return {"canceled_tasks": canceled}
 
 
 @router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)",
              response_model=NoopOut)
-def noop(body: NoopIn, request: Request, who: Principal = Depends(require("admin"))) -> dict[str, Any]:
+def noop(body: NoopIn, request: Request,
+         who: Principal = Depends(require("admin", AuditAction.TASK_NOOP))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         ids = scheduler.create_noop(s, body.count, body.arch, who.user, body.priority)
+        audit.record(s, audit.actor(request), "task", ids[0] if ids else None, None,
+                     audit.created(tasks=ids, arch=body.arch, priority=body.priority))
     hub.work.notify()
     return {"tasks": ids}
 
 
-def _try_claim(hub: Hub, host_id: int, body: ClaimIn) -> BuildClaim | NoopClaim | None:
+def _try_claim(hub: Hub, host_id: int, body: ClaimIn, who: audit.Actor) -> BuildClaim | NoopClaim | None:
     with hub.db.session() as s:
-        return scheduler.claim_next(s, host_id, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite,
-                                    capacity=body.capacity)
+        got = scheduler.claim_next(s, host_id, body.arches, hub.timing, skip_locked=not hub.db.is_sqlite,
+                                   capacity=body.capacity)
+        if got is not None:
+            audit.record(s, who, "task", got.task_id, None,
+                         {"state": [TaskState.FREE, TaskState.OPEN], "host": [None, who.user],
+                          "fence": [got.fence - 1, got.fence]}, action=AuditAction.TASK_CLAIM)
+        return got
 
 
 async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
@@ -126,7 +139,7 @@ async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
     while True:
         if seen is None:
             seen = hub.work.generation
-            payload = await run_in_threadpool(_try_claim, hub, host_id, body)
+            payload = await run_in_threadpool(_try_claim, hub, host_id, body, audit.actor(request))
             if payload is not None:
                 return payload
         remaining = deadline - time.monotonic()
@@ -141,7 +154,8 @@ async def _long_poll(hub: Hub, host_id: int, body: ClaimIn, request: Request,
 
 @router.post("/claim", summary="Long-poll for a task (scope builder); 204 when none came within `wait`",
              responses={204: {"description": "no task"}}, response_model=Claim)
-async def claim(body: ClaimIn, request: Request, who: Principal = Depends(require("builder"))) -> Response:
+async def claim(body: ClaimIn, request: Request,
+                who: Principal = Depends(require("builder", AuditAction.TASK_CLAIM))) -> Response:
     hub = hub_of(request)
     payload = await _long_poll(hub, _host_id(who), body, request)
     return Response(status_code=204) if payload is None else _json(payload.model_dump())
@@ -149,8 +163,8 @@ async def claim(body: ClaimIn, request: Request, who: Principal = Depends(requir
 
 @router.post("/{task_id}/heartbeat", summary="Renew the lease and send new log lines (scope builder)",
              response_model=HeartbeatOut)
-def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
-              who: Principal = Depends(require("builder"))) -> Response:
+def heartbeat(task_id: int, body: HeartbeatIn, request: Request,  # not recorded when accepted: a lease renewal
+              who: Principal = Depends(require("builder", AuditAction.TASK_HEARTBEAT))) -> Response:
     hub = hub_of(request)
     with hub.db.session() as s:
         return _json(scheduler.heartbeat(s, task_id, body.fence, _host_id(who), body.log, hub.timing))
@@ -159,7 +173,7 @@ def heartbeat(task_id: int, body: HeartbeatIn, request: Request,
 @router.put("/{task_id}/files/{name}", status_code=201,
             summary="Upload a result file (raw body; scope builder). Query: fence, sha256", response_model=UploadOut)
 async def upload(task_id: int, name: str, fence: int, sha256: str, request: Request,
-                 who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+                 who: Principal = Depends(require("builder", AuditAction.TASK_UPLOAD))) -> dict[str, Any]:
     hub = hub_of(request)
     host_id = _host_id(who)
     scheduler.check_upload_name(name)
@@ -200,10 +214,16 @@ async def upload(task_id: int, name: str, fence: int, sha256: str, request: Requ
     finally:
         tmp.unlink(missing_ok=True)
 
+    actor = audit.actor(request)
+
     def record() -> dict[str, Any]:
         with hub.db.session() as s:
             task = scheduler._attempt(s, task_id, fence, host_id)
+            old = s.execute(select(Artifact.sha256, Artifact.size).where(
+                Artifact.task_id == task_id, Artifact.name == name)).first()
             scheduler.add_artifact(s, task, name, digest, size)
+            audit.record(s, actor, "task", task_id, None, {name: [
+                None if old is None else {"sha256": old.sha256, "size": old.size}, {"sha256": digest, "size": size}]})
         return {"name": name, "sha256": digest, "size": size}
 
     return await run_in_threadpool(record)
@@ -220,10 +240,14 @@ def download(task_id: int, name: str, request: Request) -> Any:
     return file_response(hub.store.path(sha), name)
 
 
-def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[str, Any]:
+def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int, who: audit.Actor) -> dict[str, Any]:
     with hub.db.session() as s:
         result = body.result.model_dump(exclude_none=True)
         out = scheduler.complete(s, hub.store, task_id, body.fence, host_id, result, hub.settings.max_attempts)
+        audit.record(s, who, "task", task_id, None,
+                     {"state": [TaskState.OPEN, out["state"]],
+                      "result": [None, {"state": result.get("state"), "exit_code": result.get("exit_code")}]},
+                     action=AuditAction.TASK_COMPLETE)
     if out["requeued"]:
         hub.work.notify()
     if out["build_state"] == BuildState.COMPLETE:
@@ -234,8 +258,8 @@ def _complete(hub: Hub, task_id: int, body: CompleteIn, host_id: int) -> dict[st
 @router.post("/{task_id}/complete", summary="Report deb-mock's result for this attempt (scope builder)",
              response_model=CompleteOut)
 def complete(task_id: int, body: CompleteIn, request: Request,
-             who: Principal = Depends(require("builder"))) -> Response:
-    return _json(_complete(hub_of(request), task_id, body, _host_id(who)))
+             who: Principal = Depends(require("builder", AuditAction.TASK_COMPLETE))) -> Response:
+    return _json(_complete(hub_of(request), task_id, body, _host_id(who), audit.actor(request)))
 
 
 @router.post("/{task_id}/complete-and-claim",
@@ -246,14 +270,15 @@ def complete(task_id: int, body: CompleteIn, request: Request,
                          "to `next.wait` seconds. Answers `{\"completed\": …, \"next\": payload or null}`.",
                          response_model=CompleteAndClaimOut)
 async def complete_and_claim(task_id: int, body: CompleteAndClaimIn, request: Request,
-                             who: Principal = Depends(require("builder"))) -> Response:
+                             who: Principal = Depends(require("builder", AuditAction.TASK_COMPLETE))) -> Response:
     hub = hub_of(request)
     host_id = _host_id(who)
+    actor = audit.actor(request)
 
     def both() -> tuple[dict[str, Any], int, BuildClaim | NoopClaim | None]:
-        done = _complete(hub, task_id, body, host_id)
+        done = _complete(hub, task_id, body, host_id, actor)
         seen = hub.work.generation
-        return done, seen, _try_claim(hub, host_id, body.next)
+        return done, seen, _try_claim(hub, host_id, body.next, actor)
 
     done, seen, nxt = await run_in_threadpool(both)
     if nxt is None and body.next.wait > 0:
@@ -264,9 +289,12 @@ async def complete_and_claim(task_id: int, body: CompleteAndClaimIn, request: Re
 @router.post("/{task_id}/release", summary="Hand a task back to the queue (builder stopping; scope builder)",
              response_model=ReleaseOut)
 def release(task_id: int, body: ReleaseIn, request: Request,
-            who: Principal = Depends(require("builder"))) -> dict[str, Any]:
+            who: Principal = Depends(require("builder", AuditAction.TASK_RELEASE))) -> dict[str, Any]:
     hub = hub_of(request)
     with hub.db.session() as s:
         scheduler.release(s, task_id, body.fence, _host_id(who), body.reason)
+        audit.record(s, audit.actor(request), "task", task_id, None,
+                     {"state": [TaskState.OPEN, TaskState.FREE], "host": [who.user, None],
+                      "reason": [None, body.reason]})
     hub.work.notify()
     return {"task": task_id, "state": TaskState.FREE}
