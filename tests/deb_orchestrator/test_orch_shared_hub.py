@@ -32,6 +32,7 @@ def use(h: RunningHub, tmp_path: Path) -> None:
     carol = admin.create_token("carol", ["tag"])
     assert h.client(carol["token"]).whoami()["user"] == "carol"  # cached by the hub
     admin.revoke_token(carol["id"])  # writes the revocation epoch file
+    assert httpx.post(f"{h.url}/api/v1/tags", json={"name": "x"}).status_code == 401  # a refusal, audited
     admin.submit("t", make_source(tmp_path, "orch-reset", "1.0"))
     FakeBuilder(h.client(token), tmp_path / "fb").step(0)
     admin.wait_repo("build", build="orch-reset_1.0", timeout=60)
@@ -67,7 +68,7 @@ def test_a_reset_hub_is_a_fresh_hub(make_hub: HubFactory, hub: RunningHub, tmp_p
     assert after == fresh, {k: (fresh[k], after[k]) for k in fresh if after[k] != fresh[k]}
     # what the next test sees: ids from 1, a new first admin token, the old tokens refused, no repository
     assert h.admin_token != old_admin
-    assert h.admin.builds() == [] and h.admin.events() == [] and h.admin.tags() == []
+    assert h.admin.builds() == [] and h.admin.events() == [] and h.admin.tags() == [] and h.admin.audit() == []
     assert httpx.get(f"{h.url}/repos/dest/dists/dest/InRelease").status_code == 404
     assert h.admin.whoami()["token_id"] == 1
     with pytest.raises(HubError) as err:

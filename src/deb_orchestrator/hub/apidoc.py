@@ -17,24 +17,11 @@ from fastapi.openapi.utils import get_openapi
 def schema() -> dict[str, Any]:
     from fastapi import FastAPI
 
-    from deb_orchestrator.hub.api import (
-        builds,
-        events,
-        gc,
-        hosts,
-        metrics,
-        repos,
-        tags,
-        targets,
-        tasks,
-        tokens,
-        webhooks,
-    )
-    from deb_orchestrator.hub.app import API, DESCRIPTION
+    from deb_orchestrator.hub.api import metrics
+    from deb_orchestrator.hub.app import API, API_ROUTERS, DESCRIPTION
 
     app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION)
-    # busiest first: routes match in order
-    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks):
+    for module in API_ROUTERS:
         app.include_router(module.router, prefix=API)
     app.include_router(metrics.router)
     return get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)

@@ -32,6 +32,8 @@ from deb_orchestrator.hub.web import pages
 log = logging.getLogger("deb_orchestrator.hub")
 API = "/api/v1"
 MULTIPART_UPLOADS = (f"{API}/builds/upload",)  # bodies parsed by the framework: counted by BodyLimit
+# the routers under /api/v1, busiest first (routes match in order); apidoc.py documents the same
+API_ROUTERS = (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks, audit_api)
 
 
 class RepoFiles(StaticFiles):
@@ -139,8 +141,7 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
     app.state.hub = the_hub
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
-    # busiest first: routes match in order
-    for module in (tasks, builds, tags, targets, repos, hosts, tokens, events, gc, webhooks, audit_api):
+    for module in API_ROUTERS:
         app.include_router(module.router, prefix=API)
     app.include_router(metrics.router)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ AUDIT: Table = AuditRecord.__table__  # type: ignore[assignment]
 _INSERT = insert(AUDIT)
 MAX_STRING = 300  # characters of one recorded string
 MAX_ITEMS = 50  # items of one recorded list or dict
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")  # user:password@ in a URL
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,10 @@ def actor(request: Request) -> Actor:
 
 
 def bounded(value: Any) -> Any:
-    """``value`` small enough for a record: strings cut at MAX_STRING characters, lists and dicts at MAX_ITEMS
-    items (a list then ends with ``"… and N more"``)."""
+    """``value`` fit for a record: credentials in URLs (``user:password@``) replaced by ``***@``, strings cut
+    at MAX_STRING characters, lists and dicts at MAX_ITEMS items (a list then ends with ``"… and N more"``)."""
     if isinstance(value, str):
+        value = _USERINFO.sub(r"\1***@", value)
         return value if len(value) <= MAX_STRING else value[:MAX_STRING] + "…"
     if isinstance(value, list | tuple):
         items = [bounded(v) for v in value[:MAX_ITEMS]]
@@ -162,7 +165,8 @@ def _object_filter(obj: str) -> Any:
     kind, sep, ref = obj.partition(":")
     cond = AUDIT.c.object_kind == kind
     if sep and ref:
-        cond = cond & ((AUDIT.c.object_name == ref) | (AUDIT.c.object_id == int(ref)) if ref.isdigit()
+        by_id = ref.isascii() and ref.isdigit() and int(ref) < 2**31
+        cond = cond & ((AUDIT.c.object_name == ref) | (AUDIT.c.object_id == int(ref)) if by_id
                        else (AUDIT.c.object_name == ref))
     return cond
 

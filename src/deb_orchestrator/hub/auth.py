@@ -190,6 +190,7 @@ def authenticated(action: AuditAction):  # type: ignore[no-untyped-def]
         _acting(request, action, principal)
         return principal
 
+    dep.audit_action = action  # type: ignore[attr-defined]  # tests check that every change declares one
     return dep
 
 
@@ -207,4 +208,5 @@ def require(scope: str, action: AuditAction):  # type: ignore[no-untyped-def]
         _acting(request, action, principal)
         return principal
 
+    dep.audit_action = action  # type: ignore[attr-defined]  # tests check that every change declares one
     return dep

@@ -26,10 +26,10 @@ def list_audit(
     since: Annotated[str | None, Query(max_length=40, description=f"records at or after this time: {TIME}")] = None,
     until: Annotated[str | None, Query(max_length=40, description=f"records before this time: {TIME}")] = None,
     user: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=40, description="e.g. build.submit, token.revoke")] = None,
+    action: Annotated[str | None, Query(max_length=40, description=f"one of {', '.join(AuditAction)}")] = None,
     obj: Annotated[str | None, Query(alias="object", max_length=320, description="KIND, KIND:NAME or KIND:ID, e.g. "
                                                                      "build:hello_2.10-3, task:7, host")] = None,
-    before: Annotated[int | None, Query(ge=1, le=2**62, description="only records with a smaller ID")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="only records with a smaller ID")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     who: Principal = Depends(require("admin", AuditAction.AUDIT_READ)),
 ) -> list[dict[str, Any]]:
