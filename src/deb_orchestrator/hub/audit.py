@@ -57,7 +57,7 @@ def where(request: Request, settings: HubSettings) -> tuple[str, str]:
     header = settings.forwarded_header
     client = clientaddr.client_address(peer, request.headers.getlist(header),
                                        clientaddr.networks(tuple(settings.trusted_proxies)), header)
-    return client, str(clientaddr.parse_address(peer or "") or peer or "unknown")
+    return client[:100], str(clientaddr.parse_address(peer or "") or peer or "unknown")[:100]
 
 
 def actor(request: Request) -> Actor:
@@ -108,7 +108,8 @@ def record(session: Session, who: Actor, kind: str, object_id: int | None, name:
     session.execute(_INSERT, {
         "ts": time.time(), "action": str(action or who.action), "outcome": AuditOutcome.DONE.value, "status": None,
         "token_id": who.token_id, "user_name": who.user, "client": who.client, "peer": who.peer,
-        "object_kind": kind, "object_id": object_id, "object_name": None if name is None else bounded(str(name)),
+        "object_kind": kind, "object_id": object_id,
+        "object_name": None if name is None else str(bounded(str(name)))[:MAX_STRING],
         "changes": bounded(changes or {}), "reason": None, "count": 1, "last_ts": None,
     })
 
