@@ -112,7 +112,7 @@ def start_hub(settings: HubSettings, signing: Path | None, port: int | None = No
     app = create_app(settings, hub)
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=2)
+                            timeout_graceful_shutdown=2, proxy_headers=False)  # as `deb-orchestrator hub` runs it
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -120,9 +120,11 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
     import uvicorn
 
-    # uvicorn picks uvloop and httptools when they are installed (they are dependencies of this project)
+    # uvicorn picks uvloop and httptools when they are installed (they are dependencies of this project).
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS) as
+    # the client's address; the hub reads proxy headers itself, from --trusted-proxy peers only (clientaddr.py)
     return uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                          timeout_graceful_shutdown=5)
+                          timeout_graceful_shutdown=5, proxy_headers=False)
 
 
 def run_hub(args: argparse.Namespace) -> int:
@@ -170,7 +172,7 @@ def run_hub(args: argparse.Namespace) -> int:
     if workers == 1:
         _bind(host, port, reuse_port=False).close()  # a clear error now if the address is taken
         uvicorn.run(app=create_app(settings, hub), host=host, port=port, log_level=args.log_level.lower(),
-                    access_log=False, timeout_graceful_shutdown=5)
+                    access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)  # see _uvicorn_config
         return 0
     hub.db.dispose()
     _bind(host, port, reuse_port=True).close()
