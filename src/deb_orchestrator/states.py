@@ -74,6 +74,7 @@ class AuditAction(StrEnum):
     HOST_EDIT = "host.edit"  # enable, disable, capacity
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    HUB_GC = "hub.gc"  # deb-orchestrator gc (a dry run changes nothing and is not recorded)
     # reads that need a token: only their refusals (401, 403) are recorded
     TOKEN_LIST = "token.list"
     AUDIT_READ = "audit.read"

@@ -79,6 +79,8 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     as_alice.cancel_build("orch-audit-b_1.0")
     resubmitted = as_alice.resubmit("orch-audit-b_1.0")
     as_alice.cancel_task(resubmitted["task"]["id"])
+    admin.gc(dry_run=True)  # changes nothing: no record
+    admin.gc(retention={"failed_build_days": 0})
     noop = admin.noop(1)
     noop_claim = fb.claim()
     assert noop_claim is not None and noop_claim["task_id"] == noop[0]
@@ -157,6 +159,9 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     task_cancel = a["task.cancel"][0]
     assert task_cancel["object"] == {"kind": "task", "id": resubmitted["task"]["id"], "name": None}
     assert task_cancel["changes"]["state"] == ["open", "canceled"]
+    assert len(a["hub.gc"]) == 1 and a["hub.gc"][0]["object"] == {"kind": "hub", "id": None, "name": "gc"}
+    assert a["hub.gc"][0]["changes"]["deleted_builds"] == [None, ["orch-audit-b_1.0"]]
+    assert set(a["hub.gc"][0]["changes"]) == {"deleted_builds", "log_files", "rows_deleted"}
     assert a["task.noop"][0]["changes"] == {"tasks": [None, noop], "arch": [None, "amd64"], "priority": [None, 20]}
     assert a["task.release"][0]["changes"] == {"state": ["open", "free"], "host": ["host/b1", None],
                                                "reason": [None, "builder stopping"]}

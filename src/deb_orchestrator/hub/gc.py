@@ -197,20 +197,25 @@ def referenced(s: Session) -> set[str]:
     return shas
 
 
-def run(db: Database, store: Store, repos: Path, base: Retention, body: GcIn, actor: str) -> GcReport:
-    """One gc (see the module's docstring); 409 when another one is running (any hub process)."""
+Recorder = Callable[[Session, dict[str, Any]], None]
+
+
+def run(db: Database, store: Store, repos: Path, base: Retention, body: GcIn, actor: str,
+        record: Recorder | None = None) -> GcReport:
+    """One gc (see the module's docstring); 409 when another one is running (any hub process). ``record``
+    writes the audit record of a real run in its database transaction (what it changed there)."""
     started = time.monotonic()
     r = effective(base, body)
     now = time.time()
     try:
         with flock(store.root / ".gc.lock", blocking=False):
-            return _run(db, store, repos, r, body.dry_run, now, actor, started)
+            return _run(db, store, repos, r, body.dry_run, now, actor, started, record)
     except LockBusy:
         raise Conflict("a gc is running already (another call, maybe from another hub process); try later") from None
 
 
 def _run(db: Database, store: Store, repos: Path, r: Retention, dry_run: bool, now: float, actor: str,
-         started: float) -> GcReport:
+         started: float, record: Recorder | None = None) -> GcReport:
     with db.sessions() as s:
         s.begin()
         try:
@@ -218,6 +223,9 @@ def _run(db: Database, store: Store, repos: Path, r: Retention, dry_run: bool, n
             logs, tails = drop_logs(s, r, now)
             rows = drop_rows(s, r, now)
             live = referenced(s)  # what the database names once this commits
+            if record is not None and not dry_run:
+                record(s, {"deleted_builds": [None, [b["ident"] for b in builds]], "log_files": [None, len(logs)],
+                           "rows_deleted": [None, rows]})
         except BaseException:
             s.rollback()
             raise

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Any
 
-from deb_orchestrator.hub import gc
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
+
+from deb_orchestrator.hub import audit, gc
 from deb_orchestrator.hub.api.common import hub_of
 from deb_orchestrator.hub.auth import Principal, require
+from deb_orchestrator.states import AuditAction
 from deb_orchestrator.wire import GcIn, GcReport
 
 router = APIRouter(tags=["hub"])
@@ -20,6 +24,11 @@ router = APIRouter(tags=["hub"])
                          "repository lists or one with a task waiting or running. The retention is the hub's "
                          "(`hub --retain`) with the call's overrides. 409 while another gc runs.",
              response_model=GcReport)
-def run_gc(body: GcIn, request: Request, who: Principal = Depends(require("admin"))) -> GcReport:
+def run_gc(body: GcIn, request: Request, who: Principal = Depends(require("admin", AuditAction.HUB_GC))) -> GcReport:
     hub = hub_of(request)
-    return gc.run(hub.db, hub.store, hub.settings.repos_dir, hub.settings.retention, body, who.user)
+    actor = audit.actor(request)
+
+    def record(s: Session, changes: dict[str, Any]) -> None:
+        audit.record(s, actor, "hub", None, "gc", changes)
+
+    return gc.run(hub.db, hub.store, hub.settings.repos_dir, hub.settings.retention, body, who.user, record)
