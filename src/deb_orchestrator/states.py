@@ -75,8 +75,11 @@ class AuditAction(StrEnum):
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
     HUB_GC = "hub.gc"  # deb-orchestrator gc (a dry run changes nothing and is not recorded)
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_REMOVE = "webhook.remove"
     # reads that need a token: only their refusals (401, 403) are recorded
     TOKEN_LIST = "token.list"
+    WEBHOOK_LIST = "webhook.list"  # webhooks and their deliveries
     AUDIT_READ = "audit.read"
     WHOAMI = "auth.whoami"
     METRICS_SCRAPE = "metrics.scrape"

@@ -5,6 +5,7 @@ filters and pages; the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -23,11 +24,12 @@ from deb_orchestrator.hub import audit
 from deb_orchestrator.states import AuditAction
 
 # the module's hub trusts 127.0.0.2 as a proxy; the tests' clients connect from 127.0.0.1 unless they bind .2
-HUB_SETTINGS = {"trusted_proxies": ["127.0.0.2"]}
+HUB_SETTINGS = {"trusted_proxies": ["127.0.0.2"], "allow_webhook_hosts": ["127.0.0.1:9"]}
 MIRROR = "http://deb.debian.org/debian"
 KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFAKEKEYMATERIAL\n-----END PGP PUBLIC KEY BLOCK-----\n"
 REFUSAL_ONLY = {AuditAction.TASK_HEARTBEAT, AuditAction.TOKEN_LIST, AuditAction.AUDIT_READ, AuditAction.WHOAMI,
-                AuditAction.METRICS_SCRAPE}
+                AuditAction.METRICS_SCRAPE, AuditAction.WEBHOOK_LIST}
+HOOK_URL = "http://127.0.0.1:9/hooks/T0SECRETPATH?token=QUERYSECRET"  # a URL that is a credential itself
 
 
 def records(hub: RunningHub, **filters: Any) -> list[dict[str, Any]]:
@@ -88,6 +90,8 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     admin.edit_host("b1", enabled=False)
     admin.edit_host("b1", enabled=True, capacity=2)
     admin.revoke_token(alice["id"])
+    hook = admin.add_webhook(HOOK_URL, ["tag.*"], "a-webhook-secret-of-32-characters!")
+    admin.remove_webhook(hook["id"])
     admin.remove_target("t")
     admin.remove_tag("build")
     ended = time.time()
@@ -102,7 +106,8 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     dumped = json.dumps(rows) + raw_audit_table(hub)
     for secret in (hub.admin_token, alice["token"], host["token"]):
         assert secret[:10] not in dumped
-    assert "FAKEKEYMATERIAL" not in dumped
+    for secret in ("FAKEKEYMATERIAL", "a-webhook-secret", "T0SECRETPATH", "QUERYSECRET"):
+        assert secret not in dumped
 
     a = by_action(rows)
     admin_id = admin.whoami()["token_id"]
@@ -169,6 +174,10 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
                                                       {"enabled": [False, True], "capacity": [1, 2]}]
     assert a["token.revoke"][0]["object"]["id"] == alice["id"]
     assert a["token.revoke"][0]["changes"] == {"revoked": [False, True]}
+    hook_url = {"url": "http://127.0.0.1:9/…", "url_sha256": hashlib.sha256(HOOK_URL.encode()).hexdigest()}
+    assert a["webhook.create"][0]["object"] == {"kind": "webhook", "id": hook["id"], "name": None}
+    assert a["webhook.create"][0]["changes"] == audit.created(**hook_url, events=["tag.*"])
+    assert a["webhook.remove"][0]["changes"] == audit.removed(**hook_url, events=["tag.*"], pending=0)
     assert a["target.remove"][0]["changes"] == {"build_tag": ["build", None], "dest_tag": ["dest", None],
                                                 "builds": [["orch-audit-a_1.0", "orch-audit-b_1.0"], None]}
     assert a["tag.remove"][0]["changes"] == {"arches": [["amd64"], None], "parents": [["dest"], None],

@@ -102,6 +102,14 @@ def key_digest(key: str | None) -> str | None:
     return None if not key else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def url_digest(url: str) -> dict[str, str]:
+    """What a record says of a URL that may carry a credential in its path or query (a chat service's webhook
+    URL): its scheme, host and port, and the SHA-256 of the whole URL."""
+    scheme, sep, rest = url.partition("://")
+    origin = scheme + sep + rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1] if sep else "?"
+    return {"url": origin + "/…", "url_sha256": hashlib.sha256(url.encode()).hexdigest()}
+
+
 def record(session: Session, who: Actor, kind: str, object_id: int | None, name: str | None = None,
            changes: dict[str, Any] | None = None, *, action: AuditAction | None = None) -> None:
     """Record ``who``'s action on an object (``kind``, ID, name) in ``session``'s transaction."""
