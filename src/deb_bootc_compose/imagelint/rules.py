@@ -11,16 +11,15 @@ true.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from deb_bootc_compose import lint
 from deb_bootc_compose.imagelint import initramfs
+from deb_bootc_compose.imagesources import local_url_reason
 from deb_bootc_compose.intree import Tree
 
 ERROR, WARNING = "error", "warning"
@@ -191,22 +190,6 @@ def _var(t: Tree, out: list[ImageProblem]) -> None:
                             f"tmpfiles.d entry: {_listing(untracked)}"))
 
 
-def _local_url(url: str) -> str | None:
-    """Why apt outside the compose host cannot use ``url`` (None when it can)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return f"a {parts.scheme or 'relative'}: URL"
-    host = (parts.hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return "a loopback host"
-    try:
-        if ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified:
-            return "a loopback address"
-    except ValueError:
-        pass
-    return None
-
-
 def _apt_sources(t: Tree, out: list[ImageProblem]) -> None:
     d = "etc/apt/sources.list.d"
     for name in sorted(t.listdir(d)) if t.is_dir(d) else []:
@@ -218,7 +201,7 @@ def _apt_sources(t: Tree, out: list[ImageProblem]) -> None:
             if fields.get("Enabled", "yes").strip().lower() == "no":
                 continue
             for url in fields.get("URIs", "").split():
-                if why := _local_url(url):
+                if why := local_url_reason(url):
                     out.append(_problem("apt-sources", rel, f"{url} is {why}: apt-get in a container or on a "
                                         "machine cannot reach it"))
             for key in fields.get("Signed-By", "").split():
