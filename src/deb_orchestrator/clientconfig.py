@@ -45,14 +45,16 @@ def read_token_file(path: str | Path) -> str:
 
 def hub_and_token(url: str | None = None, token: str | None = None,
                   token_file: str | Path | None = None) -> tuple[str, str | None]:
-    """The hub URL and token: the arguments, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config
-    file (``hub``, ``token``, ``token_file``); the URL defaults to :data:`DEFAULT_HUB`."""
+    """The hub URL and token: the arguments (``token``, then ``token_file``), then
+    DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file (``hub``, ``token``, ``token_file``); the URL
+    defaults to :data:`DEFAULT_HUB`. What the command line names always wins over the environment."""
     given_hub = url or os.environ.get("DEB_ORCHESTRATOR_HUB")
-    given_token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or token_file
-    cfg = {} if given_hub and given_token else load_config()
-    hub = given_hub or cfg.get("hub") or DEFAULT_HUB
-    token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN") or cfg.get("token")
-    token_file = token_file or cfg.get("token_file")
     if not token and token_file:
         token = read_token_file(token_file)
+    token = token or os.environ.get("DEB_ORCHESTRATOR_TOKEN")
+    cfg = {} if given_hub and token else load_config()
+    hub = given_hub or cfg.get("hub") or DEFAULT_HUB
+    token = token or cfg.get("token")
+    if not token and cfg.get("token_file"):
+        token = read_token_file(cfg["token_file"])
     return str(hub), None if token is None else str(token)
