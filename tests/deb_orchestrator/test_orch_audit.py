@@ -448,3 +448,22 @@ def test_hub_process_trusts_its_proxy_option(tmp_path: Path) -> None:
         hub.stop()
     assert main(["hub", "--data", str(tmp_path / "other"), "--trusted-proxy", "proxy.example.org"]) == 2
 
+
+
+def test_gc_keeps_audit_records_for_their_own_retention(hub: RunningHub) -> None:
+    """Audit records outlive events (365 days by default); gc drops older ones, then records itself."""
+    admin = hub.admin
+    admin.add_tag("aged")
+    admin.add_tag("fresh")
+    with hub.hub.db.engine.begin() as c:  # the first record is two years old
+        c.execute(text("UPDATE audit SET ts = ts - :age WHERE object_name = 'aged'"), {"age": 2 * 365 * 86400})
+    before = {r["object"]["name"] for r in records(hub, action="tag.create")}
+    assert before == {"aged", "fresh"}
+    dry = admin.gc(dry_run=True)
+    assert dry.rows["audit"] == 1 and dry.retention.audit_days == 365
+    assert {r["object"]["name"] for r in records(hub, action="tag.create")} == before  # a dry run changes nothing
+    report = admin.gc()
+    assert report.rows["audit"] == 1
+    assert {r["object"]["name"] for r in records(hub, action="tag.create")} == {"fresh"}
+    assert [r["changes"]["rows_deleted"][1]["audit"] for r in records(hub, action="hub.gc")] == [1]
+    assert admin.gc(keep_forever=["audit_days"], retention={"event_days": 0}).rows.get("audit") is None

@@ -202,7 +202,7 @@ def test_gc_logs_events_tmp_and_unnamed_objects(hub: RunningHub, tmp_path: Path)
     assert r.kept_objects == 2 and {new_orphan, linked} <= objects(store)
     assert sorted(f.name for f in r.tmp) == ["fetch-old.d", "upload-old"]
     assert sorted(p.name for p in (store / "tmp").iterdir()) == ["upload-now"]
-    assert r.rows == {"events": n_events, "webhook_deliveries": 0} and admin.events(limit=5000) == []
+    assert r.rows == {"events": n_events, "webhook_deliveries": 0, "audit": 0} and admin.events(limit=5000) == []
 
     assert "build.log" in _files(admin, tagged) and admin.task(tagged_task).log_tail == "building orch-gc-tagged"
     assert "build.log" not in _files(admin, untagged) and admin.task(untagged_task).log_tail == ""

@@ -18,6 +18,7 @@ KINDS = {
     "failed-builds": "failed_build_days",
     "logs": "log_days",
     "events": "event_days",
+    "audit": "audit_days",
     "objects": "object_grace_days",
     "tmp": "tmp_days",
 }

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "anonymous, like the other reads")
     p.add_argument("--retain", action="append", default=[], metavar="KIND=DAYS",
                    help=gc.RETAIN_HELP + "; defaults: untagged-builds=30, failed-builds=14, logs=60, events=90, "
-                   "objects=1h, tmp=1 (docs/operations.md)")
+                   "audit=365, objects=1h, tmp=1 (docs/operations.md)")
     p.add_argument("--allow-webhook-host", action="append", default=[], metavar="HOST[:PORT]",
                    help="a host webhooks may be sent to although it resolves to a private or loopback address "
                         "(repeat; public hosts need no entry)")

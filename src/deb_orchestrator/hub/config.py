@@ -18,6 +18,7 @@ class Retention:
     failed_build_days: float | None = 14.0  # failed and canceled builds, since they ended
     log_days: float | None = 60.0  # log files and log tails of finished tasks of builds in no tag
     event_days: float | None = 90.0  # rows of the event log
+    audit_days: float | None = 365.0  # rows of the audit log (a gc's own record is written after it ran)
     object_grace_days: float = 1 / 24  # a store object no row names yet may be an upload under way
     tmp_days: float = 1.0  # leftovers in DATA/store/tmp (an upload or fetch cut short)
 

@@ -35,7 +35,17 @@ from deb_orchestrator.hub.config import Retention
 from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.errors import Conflict, HubError
 from deb_orchestrator.hub.gcstore import StoreSweep
-from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Event, Repo, TagListing, Task, WebhookDelivery
+from deb_orchestrator.hub.models import (
+    Artifact,
+    AuditRecord,
+    BinaryPackage,
+    Build,
+    Event,
+    Repo,
+    TagListing,
+    Task,
+    WebhookDelivery,
+)
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import ACTIVE_TASK_STATES, BuildState
 from deb_orchestrator.wire import GcIn, GcReport
@@ -43,7 +53,7 @@ from debsandbox.locks import LockBusy, flock
 
 log = logging.getLogger("deb_orchestrator.hub.gc")
 DAY = 86400.0
-FOREVER_ALLOWED = ("untagged_build_days", "failed_build_days", "log_days", "event_days")
+FOREVER_ALLOWED = ("untagged_build_days", "failed_build_days", "log_days", "event_days", "audit_days")
 # whatever the retention says, an object or tmp file this new stays: it may belong to a request under way
 MIN_OBJECT_AGE = 60.0
 MIN_TMP_AGE = 600.0
@@ -66,6 +76,7 @@ TABLES: list[TableRetention] = [
     # sent or given up: with the events they carried; a delivery still pending is never dropped
     TableRetention("webhook_deliveries", WebhookDelivery.created, "event_days",
                    keep=lambda: WebhookDelivery.state == "pending"),
+    TableRetention("audit", AuditRecord.ts, "audit_days"),
 ]
 
 

@@ -20,6 +20,7 @@ class RetentionIn(BaseModel):
     failed_build_days: float | None = DAYS
     log_days: float | None = DAYS
     event_days: float | None = DAYS
+    audit_days: float | None = DAYS
     object_grace_days: float | None = DAYS
     tmp_days: float | None = DAYS
 
@@ -41,6 +42,7 @@ class RetentionOut(Wire):
     failed_build_days: float | None
     log_days: float | None
     event_days: float | None
+    audit_days: float | None
     object_grace_days: float
     tmp_days: float
 
@@ -85,6 +87,6 @@ class GcReport(Wire):
     kept_objects: int = Field(description="unreferenced objects kept: too new (maybe an upload under way), or "
                                           "still hard-linked into a tag repository")
     tmp: list[GcFile]
-    rows: dict[str, int] = Field(description="old rows deleted per table (events, and what plugs in)")
+    rows: dict[str, int] = Field(description="old rows deleted per table (events, webhook_deliveries, audit)")
     bytes: int = Field(description="the store objects' and tmp leftovers' bytes")
     seconds: float
