@@ -432,5 +432,10 @@ def test_users_groups_files_on_the_real_tree(minimal_compose: SessionCompose, tm
     assert ("C /var/home/admin/.ssh/authorized_keys - - - - /usr/share/factory/var/home/admin/.ssh/authorized_keys"
             in autovar)
     assert (tree / "usr/share/factory/var/home/admin/.ssh/authorized_keys").stat().st_uid == ids.host_uid(1000)
-    assert sorted(p.name for p in (tree / "var").iterdir()) == ["lib"]
+    # /var keeps only what images ship there: lib, an empty log (apt in a Containerfile RUN needs it) and the
+    # debconf link into /usr (docs/variants.md)
+    assert sorted(p.name for p in (tree / "var").iterdir()) == ["cache", "lib", "log"]
+    assert not any((tree / "var/log").iterdir())
+    assert [(p.name, os.readlink(p)) for p in (tree / "var/cache").iterdir()] == [
+        ("debconf", "../../usr/lib/sysimage/debconf")]
     treeops.remove_tree(tree)
