@@ -310,12 +310,16 @@ def _assemble(spec: dict[str, Any]) -> str | None:
         _mount("proc", merged + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if spec.get("dev", True):
         _setup_dev(merged)
-    for b in spec.get("binds", []):
-        _bind(b["src"], merged, b["dst"], b.get("ro", False))
+    # parents before children, whatever their kind: a bind under a tmpfs (the compose directory under /tmp) must
+    # land inside it, not be covered by it; at the same depth binds come first, as they always did
+    mounts = [(b["dst"], 0, b) for b in spec.get("binds", [])] + [(t, 1, t) for t in spec.get("tmpfs", [])]
     sizes = spec.get("tmpfs_size", {})
-    for t in spec.get("tmpfs", []):
-        opts = "mode=1777" + (f",size={sizes[t]}" if sizes.get(t) else "")  # the size checked by Sandbox.spec
-        fd = _mount_point(merged, t, True)  # made without following a link the root holds, as for binds
+    for _dst, kind, item in sorted(mounts, key=lambda m: (len([p for p in m[0].split("/") if p]), m[1])):
+        if kind == 0:
+            _bind(item["src"], merged, item["dst"], item.get("ro", False))
+            continue
+        opts = "mode=1777" + (f",size={sizes[item]}" if sizes.get(item) else "")  # checked by Sandbox.spec
+        fd = _mount_point(merged, item, True)  # made without following a link the root holds, as for binds
         try:
             _mount("tmpfs", f"/proc/self/fd/{fd}", "tmpfs", MS_NOSUID | MS_NODEV, opts)
         finally:

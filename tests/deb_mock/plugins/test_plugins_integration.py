@@ -165,6 +165,8 @@ def secret_key(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str
     colons = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], check=True, capture_output=True, text=True)
     fpr = re.search(r"^fpr:+([0-9A-F]{40}):", colons.stdout, re.M)
     assert fpr
+    # gpg started an agent for this home: stop it (the session guards fail on agents left running)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
     return {"secret": d / "secret.asc", "pass": d / "pass", "public": d / "public.gpg", "fpr": fpr.group(1)}
 
 
