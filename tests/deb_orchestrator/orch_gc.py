@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -32,14 +33,14 @@ def setup_tags(admin: HubClient) -> None:
 
 
 def quilt_source(root: Path, name: str, version: str, orig: Path) -> Path:
-    """A 3.0 (quilt) source of ``orig`` (name_UPSTREAM.orig.tar.gz, shared by every revision); returns the .dsc."""
+    """A 3.0 (quilt) source of ``orig`` (name_UPSTREAM.orig.tar.gz from :func:`make_orig`, shared by every
+    revision); returns the .dsc."""
     upstream = version.split("-")[0]
     work = root / f"{name}_{version}"
     work.mkdir(parents=True)
     os.link(orig, work / orig.name)
     tree = work / f"{name}-{upstream}"
-    with tarfile.open(orig) as tar:
-        tar.extractall(work, filter="data")
+    shutil.copytree(orig.parent / "orig" / tree.name, tree)  # what make_orig packed (no archive to unpack)
     (tree / "debian" / "source").mkdir(parents=True)
     (tree / "debian" / "source" / "format").write_text("3.0 (quilt)\n")
     (tree / "debian" / "control").write_text(
