@@ -65,11 +65,12 @@ def _components(rel: str | Path) -> list[str]:
     return parts
 
 
-def open_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None) -> int:
+def open_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None, create: bool = False) -> int:
     """Open directory ``rel`` below ``base`` (a trusted path or directory fd) without following any link.
 
     Returns a directory fd (the caller closes it). Raises :class:`UnsafeEntry` if a component is a
-    symbolic link or not a directory, :class:`FileNotFoundError` if one is missing.
+    symbolic link or not a directory, :class:`FileNotFoundError` if one is missing (``create``: it is made,
+    mode 0755).
     """
     fd = os.open(base, _DIR_FLAGS) if not isinstance(base, int) else os.dup(base)
     walked = label if label is not None else (str(base) if not isinstance(base, int) else "")
@@ -77,6 +78,11 @@ def open_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None
         for part in _components(rel):
             walked = f"{walked.rstrip('/')}/{part}"
             try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
                 nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -93,13 +99,32 @@ def open_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None
 
 
 @contextmanager
-def opened_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None) -> Iterator[int]:
+def opened_dir(base: Path | int, rel: str | Path = "", *, label: str | None = None,
+               create: bool = False) -> Iterator[int]:
     """:func:`open_dir` as a context manager."""
-    fd = open_dir(base, rel, label=label)
+    fd = open_dir(base, rel, label=label, create=create)
     try:
         yield fd
     finally:
         os.close(fd)
+
+
+def remove_entry(dir_fd: int, name: str) -> None:
+    """Delete ``name`` in ``dir_fd`` (a directory with all it holds), never following a link; gone already is fine."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            for child in os.listdir(fd):
+                remove_entry(fd, child)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
 
 
 def entries(dir_fd: int) -> list[tuple[str, int]]:

@@ -73,3 +73,23 @@ def test_read_named_file_refuses_what_is_not_a_small_regular_file(tmp_path: Path
             safeio.read_named_file(tmp_path / name, 10)
     with pytest.raises(FileNotFoundError):
         safeio.read_named_file(tmp_path / "missing", 10)
+
+
+def test_open_dir_creates_and_remove_entry_never_follows_links(tmp_path: Path, host_dir: Path) -> None:
+    """The image layer applier's two moves: make missing directories below a root, and delete a tree whose
+    entries a hostile layer planted (a link to a host directory is removed, what it points at stays)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with safeio.opened_dir(root, "usr/lib/x", create=True) as fd:
+        os.symlink(host_dir, "planted", dir_fd=fd)
+        os.mkdir("sub", dir_fd=fd)
+        os.symlink(host_dir / "marker", "sub/file-link", dir_fd=fd)
+    assert (root / "usr/lib/x").is_dir()
+    with pytest.raises(safeio.UnsafeEntry):  # creating never goes through a link either
+        safeio.open_dir(root, "usr/lib/x/planted/new", create=True)
+    assert not (host_dir / "new").exists()
+    with safeio.opened_dir(root, "usr") as fd:
+        safeio.remove_entry(fd, "lib")
+        safeio.remove_entry(fd, "lib")  # gone already: fine
+    assert not (root / "usr/lib").exists()
+    assert (host_dir / "marker").is_file()  # the links' targets are untouched

@@ -14,13 +14,10 @@ the entries and the bytes written are bounded (:class:`~.fetch.Limits`).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +25,7 @@ from typing import BinaryIO
 from isal import isal_zlib
 
 from deb_bootc_compose.imagelint.fetch import Image, ImageError, Layer, Limits
+from debarchive.safeio import UnsafeEntry, opened_dir, remove_entry
 
 GZIP_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 WHITEOUT = ".wh."
@@ -127,54 +125,12 @@ def member_parts(name: str) -> list[str]:
     return parts
 
 
-def remove(dirfd: int, name: str) -> None:
-    """Delete ``name`` in ``dirfd`` (a directory with its contents), never following a link."""
-    try:
-        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, DIR_FLAGS, dir_fd=dirfd)
-        try:
-            for child in os.listdir(fd):
-                remove(fd, child)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=dirfd)
-    else:
-        os.unlink(name, dir_fd=dirfd)
-
-
-@contextmanager
-def open_dir(rootfd: int, parts: list[str], create: bool) -> Iterator[int]:
-    """The directory ``parts`` below ``rootfd``, walked without following links (ValueError through one)."""
-    fd = os.dup(rootfd)
-    try:
-        for p in parts:
-            try:
-                nxt = os.open(p, DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(p, 0o755, dir_fd=fd)
-                nxt = os.open(p, DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ValueError(f"{'/'.join(parts)} goes through {p!r}, which is a link or a file") from None
-                raise
-            os.close(fd)
-            fd = nxt
-        yield fd
-    finally:
-        os.close(fd)
-
-
 def _prune(dirfd: int, prefix: str, created: set[str]) -> None:
     """An opaque directory: remove what lower layers put below it, keep what this layer made."""
     for child in os.listdir(dirfd):
         path = f"{prefix}/{child}" if prefix else child
         if path not in created:
-            remove(dirfd, child)
+            remove_entry(dirfd, child)
         elif stat.S_ISDIR(os.stat(child, dir_fd=dirfd, follow_symlinks=False).st_mode):
             fd = os.open(child, DIR_FLAGS, dir_fd=dirfd)
             try:
@@ -189,7 +145,7 @@ class _Applier:
 
     def whiteout(self, parts: list[str], created: set[str]) -> None:
         try:
-            with open_dir(self.rootfd, parts[:-1], create=False) as dfd:
+            with opened_dir(self.rootfd, "/".join(parts[:-1]), create=False) as dfd:
                 if parts[-1] == OPAQUE:
                     _prune(dfd, "/".join(parts[:-1]), created)
                     return
@@ -197,13 +153,13 @@ class _Applier:
                 if target in ("", ".", ".."):
                     raise ValueError(f"bad whiteout {parts[-1]!r}")
                 if "/".join([*parts[:-1], target]) not in created:
-                    remove(dfd, target)
+                    remove_entry(dfd, target)
         except FileNotFoundError:
             return  # nothing below to hide
 
     def extract(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: list[str]) -> None:
         rel = "/".join(parts)
-        with open_dir(self.rootfd, parts[:-1], create=True) as dfd:
+        with opened_dir(self.rootfd, "/".join(parts[:-1]), create=True) as dfd:
             name = parts[-1]
             try:
                 old = os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -211,20 +167,20 @@ class _Applier:
                 old = None
             if m.isdir():
                 if old is not None and not stat.S_ISDIR(old.st_mode):
-                    remove(dfd, name)
+                    remove_entry(dfd, name)
                     old = None
                 if old is None:
                     os.mkdir(name, 0o755, dir_fd=dfd)
                 return
             if old is not None:
-                remove(dfd, name)
+                remove_entry(dfd, name)
             if m.isreg():
                 self._file(tar, m, dfd, name, rel)
             elif m.issym():
                 os.symlink(m.linkname, name, dir_fd=dfd)
             elif m.islnk():
                 target = member_parts(m.linkname)
-                with open_dir(self.rootfd, target[:-1], create=False) as sfd:
+                with opened_dir(self.rootfd, "/".join(target[:-1])) as sfd:
                     st = os.stat(target[-1], dir_fd=sfd, follow_symlinks=False) if target else None
                     if st is None or not stat.S_ISREG(st.st_mode):
                         raise ValueError(f"a hard link to {m.linkname!r}, which is not a file of the tree")
@@ -279,7 +235,7 @@ def apply_layer(layer: Layer, applier: _Applier) -> None:
                         else:
                             applier.extract(tar, m, parts)
                             created.add("/".join(parts))
-                    except ValueError as exc:
+                    except (ValueError, UnsafeEntry) as exc:  # a name or link that leaves the tree
                         raise ImageError(f"layer {layer.digest}: member {m.name!r}: {exc}: refused") from None
             stream.drain()
         except (tarfile.TarError, EOFError, GZIP_ERROR) as exc:
