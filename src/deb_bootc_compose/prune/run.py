@@ -62,15 +62,15 @@ def prune(target_dir: Path, policy: Policy, *, dry_run: bool = False, now: dt.da
             stack.enter_context(_locked(target))
             _empty_trash(target, say)
         found = {c.compose_id: c for c in scan.composes(target)}
-        plan = decide(list(found.values()), policy, now or dt.datetime.now(dt.UTC), scan.latest_links(target),
-                      scan.used_commits(target))
+        used = scan.used_commits(target)
+        plan = decide(list(found.values()), policy, now or dt.datetime.now(dt.UTC), scan.latest_links(target), used)
         report = PruneReport(plan, found, dry_run)
         report.compose_bytes = scan.tree_bytes([target.target / cid for cid in plan.remove])
         for cid in plan.remove:
             say(f"{'would remove' if dry_run else 'removing'} compose {cid} ({found[cid].status})")
             if not dry_run:
                 _remove_compose(target, cid)
-        _prune_commits(target, plan, report, say)
+        _prune_commits(target, plan, set(used), report, say)
         _prune_pool(target, plan, report, say)
         return report
 
@@ -114,7 +114,7 @@ def _remove_compose(target: TargetPaths, compose_id: str) -> None:
     treeops.remove_tree(gone)
 
 
-def _prune_commits(target: TargetPaths, plan: Plan, report: PruneReport, say: Say) -> None:
+def _prune_commits(target: TargetPaths, plan: Plan, used: set[str], report: PruneReport, say: Say) -> None:
     repo = PublishedRepo(target.ostree_repo)
     if not repo.exists():
         return
@@ -122,7 +122,7 @@ def _prune_commits(target: TargetPaths, plan: Plan, report: PruneReport, say: Sa
     if kept is None:
         report.notes.append("commits: a kept compose's metadata/ostree.json is unreadable, so no commit is deleted")
         return
-    held = kept | set(repo.heads().values()) | set(scan.used_commits(target))
+    held = kept | set(repo.heads().values()) | used
     report.commits = [c for c in repo.commits() if c not in held]
     if report.dry_run or not report.commits:
         if report.commits:
@@ -158,9 +158,14 @@ def _prune_pool(target: TargetPaths, plan: Plan, report: PruneReport, say: Say) 
     if kept is None:
         report.notes.append("pool: a kept FINISHED compose has no readable lockfile, so no .deb is removed")
         return
-    by_sha = target.pool / "by-sha256"
-    debs = sorted(p for p in by_sha.glob("??/*.deb") if p.stem not in kept) if by_sha.is_dir() else []
-    kept_inodes = {(st.st_dev, st.st_ino) for st in (os.lstat(p) for p in by_sha.glob("??/*.deb") if p.stem in kept)}
+    debs: list[Path] = []
+    kept_inodes: set[tuple[int, int]] = set()
+    for deb in sorted((target.pool / "by-sha256").glob("??/*.deb")):
+        if deb.stem in kept:
+            st = deb.lstat()
+            kept_inodes.add((st.st_dev, st.st_ino))
+        else:
+            debs.append(deb)
     by_source = target.pool / "by-source"
     for built in sorted(by_source.glob("*/*")) if by_source.is_dir() else ():
         files = [p for p in built.rglob("*") if p.is_file() and not p.is_symlink()]
@@ -171,5 +176,9 @@ def _prune_pool(target: TargetPaths, plan: Plan, report: PruneReport, say: Say) 
     for p in debs:
         rel = p.relative_to(target.pool)
         say(f"{'would remove' if report.dry_run else 'removing'} pool/{rel}")
-        if not report.dry_run:
-            treeops.remove_tree(p)
+        if report.dry_run:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            treeops.remove_tree(p)  # a built client's directory
+        else:
+            p.unlink(missing_ok=True)  # a pool file: no rm process, no mount table read per file
