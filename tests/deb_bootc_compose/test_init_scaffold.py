@@ -107,3 +107,40 @@ def test_an_existing_project_is_not_overwritten(tmp_path: Path, capsys: pytest.C
     assert init("ok", "--from", ATOMIC, "--dir", dest) == 2
     assert "already exists" in capsys.readouterr().err
     assert [p.name for p in dest.iterdir()] == ["mine"]
+
+
+def test_a_hostile_base_manifest_cannot_copy_host_files(tmp_path: Path, host_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A base manifest naming a file through a link (or above its directory) gets nothing copied: init reads
+    below the manifest's directory without following links, before writing anything."""
+    base_dir = tmp_path / "base"
+    (base_dir / "files").mkdir(parents=True)
+    (base_dir / "files/leak").symlink_to(host_dir / "marker")
+    data = yaml.safe_load(ATOMIC.read_text())
+    data["files"].append({"path": "/etc/leak", "source": "files/leak"})
+    (base_dir / "atomic.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    compose = tmp_path / "atomic-13-20261205.t.0"  # a compose directory's copy is loaded without file checks
+    (compose / "metadata").mkdir(parents=True)
+    (compose / "STATUS").write_text("FINISHED\n")
+    data["files"][-1]["source"] = "../../../../../../../../../../" + str(host_dir / "marker")
+    (compose / "metadata/manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    # the manifest file: its own loader refuses the link; the compose's copy: init's no-follow read refuses it
+    cases = ((base_dir / "atomic.yaml", "through a symlink"), (compose, "cannot be copied from beside it"))
+    for base, message in cases:
+        dest = tmp_path / f"p-{base.name}"
+        assert init("ok", "--from", base, "--dir", dest) == 2
+        assert message in capsys.readouterr().err
+        assert not dest.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pretty-name", "Evil\nRUN curl x | sh"], "must not hold newlines"),
+    (["--containerfile", "--package", "htop && curl x"], "not a Debian package name"),
+])
+def test_identity_and_packages_cannot_inject_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   args: list[str], message: str) -> None:
+    dest = tmp_path / "proj"
+    assert init("ok", "--from", "oci-archive:/x.tar" if "--containerfile" in args else ATOMIC, *args,
+                "--dir", dest) == 2
+    assert message in capsys.readouterr().err
+    assert not dest.exists()

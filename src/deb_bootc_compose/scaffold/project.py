@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,17 @@ from typing import Any
 import yaml
 
 from deb_bootc_compose import manifest as manifest_mod
+from deb_bootc_compose import osrelease
 from deb_bootc_compose.errors import ComposeError
+from deb_bootc_compose.imagespec import CONTROL, PACKAGE_NAME
 from deb_bootc_compose.paths import ComposePaths
+from debarchive.safeio import read_below
 
 from . import templates
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # what os-release allows for ID, and a compose name
 TRANSPORTS = ("oci-archive:", "oci:", "docker://", "containers-storage:")
+MAX_COPIED_FILE = 64 << 20  # one file the base manifest names
 
 
 class ScaffoldError(ComposeError):
@@ -33,8 +36,13 @@ class Identity:
     suite: str
 
     def os_release(self, variant: str) -> dict[str, str]:
-        return {"ID": self.name, "ID_LIKE": "debian", "NAME": self.pretty, "VERSION_ID": self.version,
+        """The os-release keys, checked as a manifest's ``os_release`` is (no newline can reach the files made)."""
+        keys = {"ID": self.name, "ID_LIKE": "debian", "NAME": self.pretty, "VERSION_ID": self.version,
                 "VARIANT_ID": variant, "PRETTY_NAME": f"{self.pretty} {self.version} (Debian {self.suite} based)"}
+        try:
+            return osrelease.check(keys)
+        except osrelease.OsReleaseProblem as exc:
+            raise ScaffoldError(f"the identity: {exc}") from None
 
     @property
     def issue(self) -> str:
@@ -89,14 +97,18 @@ def manifest_project(name: str, base: Path, variant: str, dest: Path, identity: 
                     {"path": "/etc/motd", "content": identity.motd}]
     data.pop("os_release", None)
     data["variants"] = {variant: own}
+    copies = _read_sources(data, own, source)  # everything read (and refused) before anything is written
     _new_dir(dest)
-    written = _copy_sources(data, own, source.parent, dest)
+    written = [_write(dest / rel, content) for rel, content in copies]
     out = dest / f"{name}.yaml"
     out.write_text(f"# {identity.pretty}: a variant of {base} ({variant}), made by deb-bootc-compose init.\n"
                    f"#   deb-bootc-compose --config {out.name} --target-dir composes\n"
                    + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=110), encoding="utf-8")
-    manifest_mod.load(out)  # what was written loads
-    checks = "".join(f" \\\n    --command {_quote(c)}" for c in parsed.for_variant(variant).boot_test.commands)
+    try:
+        manifest_mod.load(out)  # what was written loads
+    except manifest_mod.ManifestError as exc:
+        raise ScaffoldError(f"the project's manifest does not load:\n{exc}") from None
+    checks = "".join(f" \\\n    --command {shlex.quote(c)}" for c in parsed.for_variant(variant).boot_test.commands)
     extra = [_write(dest / "build.sh", templates.BUILD_MANIFEST.format(name=name, manifest=out.name,
                                                                      variant=variant, checks=checks), 0o755),
              _write(dest / "README.md", templates.README.format(
@@ -110,8 +122,11 @@ def containerfile_project(name: str, base: str, variant: str, arch: str, dest: P
                           packages: list[str]) -> list[Path]:
     """The Containerfile flavour: write the project under ``dest``; the files written."""
     image = image_reference(base, variant, arch)
+    bad = [p for p in packages if not PACKAGE_NAME.match(p)]
+    if bad:
+        raise ScaffoldError(f"--package {', '.join(map(repr, bad))}: not a Debian package name")
+    release = "".join(f"{k}={osrelease.quote(v)}\n" for k, v in identity.os_release(variant).items())
     _new_dir(dest)
-    release = "".join(f'{k}="{v}"\n' for k, v in identity.os_release(variant).items())
     return [
         _write(dest / "Containerfile", templates.CONTAINERFILE.format(pretty=identity.pretty, base=base, image=image,
                                                                       packages=" ".join(packages))),
@@ -119,7 +134,7 @@ def containerfile_project(name: str, base: str, variant: str, arch: str, dest: P
         _write(dest / "issue", identity.issue),
         _write(dest / "motd", identity.motd),
         _write(dest / "build.sh", templates.BUILD_CONTAINERFILE.format(
-            name=name, checks="".join(f" \\\n    --command {_quote(f'dpkg -s {p}')}" for p in packages)), 0o755),
+            name=name, checks="".join(f" \\\n    --command {shlex.quote(f'dpkg -s {p}')}" for p in packages)), 0o755),
         _write(dest / "README.md", templates.README.format(
             pretty=identity.pretty, base=base, how="a Containerfile", source="Containerfile",
             what=f"`FROM` {image}, the packages it installs and the identity files",
@@ -127,14 +142,11 @@ def containerfile_project(name: str, base: str, variant: str, arch: str, dest: P
     ]
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text, encoding="utf-8")
+def _write(path: Path, content: str | bytes, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     path.chmod(mode)
     return path
-
-
-def _quote(command: str) -> str:
-    return "'" + command.replace("'", "'\\''") + "'"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -148,30 +160,30 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _copy_sources(data: dict[str, Any], own: dict[str, Any], base_dir: Path, dest: Path) -> list[Path]:
-    """Copy the files the manifest reads (``files[].source``, ``postprocess[].file``) beside the new one."""
-    written = []
+def _read_sources(data: dict[str, Any], own: dict[str, Any], source: Path) -> list[tuple[str, bytes]]:
+    """The files the base manifest reads (``files[].source``, ``postprocess[].file``), read below its directory
+    without following a link (a manifest is untrusted input); the entries are left naming the same relative
+    paths, which the project gets."""
+    copies: dict[str, bytes] = {}
     entries = [*(data.get("files") or []), *(own.get("files") or []), *(data.get("postprocess") or []),
                *(own.get("postprocess") or [])]
     for entry in entries:
-        if not isinstance(entry, dict):
-            continue
         for key in ("source", "file"):
-            rel = entry.get(key)
-            if isinstance(rel, str):
-                src = (base_dir / rel).resolve()
-                target = dest / os.path.normpath(rel).lstrip("./")
-                if not src.is_file() or target.exists():
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, target)
-                entry[key] = str(target.relative_to(dest))
-                written.append(target)
-    return written
+            rel = entry.get(key) if isinstance(entry, dict) else None
+            if not isinstance(rel, str) or rel in copies:
+                continue
+            try:
+                copies[rel] = read_below(source.parent, rel, limit=MAX_COPIED_FILE)
+            except (OSError, ValueError) as exc:
+                raise ScaffoldError(f"{source}: {key} {rel!r} cannot be copied from beside it ({exc}); init from "
+                                    "the manifest itself, next to the files it names") from None
+    return [(str(Path(*Path(rel).parts)), content) for rel, content in copies.items()]
 
 
 def image_reference(base: str, variant: str, arch: str) -> str:
     """``BASE`` as a reference podman's ``FROM`` takes."""
+    if CONTROL.search(base) or " " in base:
+        raise ScaffoldError(f"{base!r}: an image reference has no spaces or control characters")
     if base.startswith(TRANSPORTS):
         return base
     path = Path(base)
