@@ -138,10 +138,7 @@ class PublishedRepo:
             args = ["summary", "--update", f"--gpg-homedir={signer.homedir}"]
             args += [f"--gpg-sign={f}" for f in signer.fingerprints]
             args += [f"--add-metadata={k}={v}" for k, v in sorted(metadata.items())]
-            try:
-                run(["ostree", f"--repo={stage}", *args], log=self.log, timeout=3600)
-            except CommandError as exc:
-                raise PublishError(f"ostree summary failed for {self.root}:\n{exc.tail.strip()[-2000:]}") from None
+            PublishedRepo(stage, self.log).ostree(*args)
             for name in SUMMARY_FILES:
                 old = self._mtime(name)
                 new = int(os.stat(stage / name).st_mtime)
