@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from deb_orchestrator import client as hubclient
+from deb_orchestrator import clientconfig
 from deb_orchestrator.client import DEFAULT_HUB, HubClient, HubConfigError, config_path
 from deb_orchestrator.wire import Wire
 
@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 def load_config() -> dict[str, Any]:
     try:
-        return hubclient.load_config()
+        return clientconfig.load_config()
     except HubConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -35,7 +35,7 @@ def load_config() -> dict[str, Any]:
 def hub_and_token(args: argparse.Namespace) -> tuple[str, str | None]:
     """--hub/--token/--token-file, then DEB_ORCHESTRATOR_HUB/DEB_ORCHESTRATOR_TOKEN, then the config file."""
     try:
-        return hubclient.hub_and_token(args.hub, args.token, getattr(args, "token_file", None))
+        return clientconfig.hub_and_token(args.hub, args.token, getattr(args, "token_file", None))
     except HubConfigError as exc:
         raise UsageError(str(exc)) from None
 

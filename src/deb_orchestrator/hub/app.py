@@ -117,33 +117,8 @@ Every change, and every refused attempt (401, 403), is recorded in the audit log
 """
 
 
-def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
-    """Build the app. The hub (database, threads) starts with the app's lifespan."""
-    the_hub = hub or Hub(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        # request threads (sync endpoints, run_in_threadpool) each hold a database connection: no more of
-        # them than the pool keeps, so connections are reused instead of opened and closed per request
-        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
-        the_hub.work.bind(loop)
-        the_hub.repos_changed.bind(loop)
-        the_hub.events.bind(loop)
-        the_hub.start()
-        try:
-            yield
-        finally:
-            the_hub.stop()
-
-    app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
-    app.state.hub = the_hub
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
-    app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
-    for module in API_ROUTERS:
-        app.include_router(module.router, prefix=API)
-    app.include_router(metrics.router)
+def add_error_handlers(app: FastAPI, the_hub: Hub, settings: HubSettings) -> None:
+    """Errors as JSON ``{"detail": …}`` with their status; a 401/403 a route raised is audited."""
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> JSONResponse:
@@ -172,6 +147,37 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
         return JSONResponse({"detail": f"{where}: {first['msg']}", "errors": errors}, status_code=422)
+
+
+def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
+    """Build the app. The hub (database, threads) starts with the app's lifespan."""
+    the_hub = hub or Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # request threads (sync endpoints, run_in_threadpool) each hold a database connection: no more of
+        # them than the pool keeps, so connections are reused instead of opened and closed per request
+        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+        the_hub.work.bind(loop)
+        the_hub.repos_changed.bind(loop)
+        the_hub.events.bind(loop)
+        the_hub.start()
+        try:
+            yield
+        finally:
+            the_hub.stop()
+
+    app = FastAPI(title="deb-orchestrator hub", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+    app.state.hub = the_hub
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(RequestCounter, metrics=the_hub.metrics)  # the outermost: counts the answers of BodyLimit too
+    for module in API_ROUTERS:
+        app.include_router(module.router, prefix=API)
+    app.include_router(metrics.router)
+
+    add_error_handlers(app, the_hub, settings)
 
     @app.get(f"{API}/health", tags=["hub"], summary="Liveness and versions")
     def health() -> dict[str, Any]:
