@@ -28,6 +28,8 @@ APT_PACKAGES=(
   # promtool: the metrics tests check the hub's /metrics output and test contrib/prometheus/alerts.yml
   # (a service package too: its Prometheus server is never started here)
   prometheus
+  # the hub's web UI tests: selenium drives Debian's headless chromium (nothing downloads a browser)
+  chromium chromium-driver
   # benchmarks compare against sbuild and debos (debos runs only with --disable-fakemachine here)
   sbuild debos
   python3-venv

@@ -77,6 +77,8 @@ class AuditAction(StrEnum):
     HUB_GC = "hub.gc"  # deb-orchestrator gc (a dry run changes nothing and is not recorded)
     WEBHOOK_CREATE = "webhook.create"
     WEBHOOK_REMOVE = "webhook.remove"
+    SESSION_CREATE = "session.create"  # signing in to the web pages (a token exchanged for a session cookie)
+    SESSION_END = "session.end"  # signing out
     # reads that need a token: only their refusals (401, 403) are recorded
     TOKEN_LIST = "token.list"
     WEBHOOK_LIST = "webhook.list"  # webhooks and their deliveries

@@ -27,7 +27,7 @@ from deb_orchestrator.hub.errors import HubError, NotFound
 from deb_orchestrator.hub.metrics import RequestCounter
 from deb_orchestrator.hub.packages import mib
 from deb_orchestrator.hub.service import Hub
-from deb_orchestrator.hub.web import pages
+from deb_orchestrator.hub.web import dashboard, forms, lists, pages
 
 log = logging.getLogger("deb_orchestrator.hub")
 API = "/api/v1"
@@ -200,10 +200,12 @@ def create_app(settings: HubSettings, hub: Hub | None = None) -> FastAPI:
 
     settings.repos_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/repos", RepoFiles(directory=Path(settings.repos_dir), follow_symlink=True), name="repos")
-    app.include_router(pages.router)
+    for web in (dashboard, lists, pages, forms):
+        app.include_router(web.router)
+    app.add_exception_handler(forms.WebRefused, forms.refused_page)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/tasks")
+        return RedirectResponse("/dashboard")
 
     return app

@@ -49,6 +49,7 @@ class Actor:
     peer: str
     token_id: int | None = None
     user: str | None = None
+    via: str = "api"  # "web": an action of the web pages (a signed-in session)
 
 
 def where(request: Request, settings: HubSettings) -> tuple[str, str]:
@@ -118,7 +119,7 @@ def record(session: Session, who: Actor, kind: str, object_id: int | None, name:
         "token_id": who.token_id, "user_name": who.user, "client": who.client, "peer": who.peer,
         "object_kind": kind, "object_id": object_id,
         "object_name": None if name is None else str(bounded(str(name)))[:MAX_STRING],
-        "changes": bounded(changes or {}), "reason": None, "count": 1, "last_ts": None,
+        "changes": bounded(changes or {}), "reason": None, "count": 1, "last_ts": None, "via": who.via,
     })
 
 
@@ -163,7 +164,7 @@ def refused(db: Database, window: float, who: Actor, status: int, reason: str, *
                 "ts": now, "action": str(who.action), "outcome": AuditOutcome.REFUSED.value, "status": status,
                 "token_id": token_id, "user_name": user, "client": who.client, "peer": who.peer,
                 "object_kind": "", "object_id": None, "object_name": None, "changes": {},
-                "reason": bounded(reason), "count": 1, "last_ts": now,
+                "reason": bounded(reason), "count": 1, "last_ts": now, "via": who.via,
             })
     except Exception:
         log.exception("could not record a refused %s from %s", who.action, who.client)
@@ -204,7 +205,8 @@ def as_json(r: AuditRecord) -> dict[str, Any]:
     return {"id": r.id, "ts": r.ts, "time": iso(r.ts), "action": r.action, "outcome": r.outcome,
             "status": r.status, "token_id": r.token_id, "user": r.user_name, "client": r.client, "peer": r.peer,
             "object": {"kind": r.object_kind, "id": r.object_id, "name": r.object_name},
-            "changes": r.changes or {}, "reason": r.reason, "count": r.count, "last_ts": r.last_ts}
+            "changes": r.changes or {}, "reason": r.reason, "count": r.count, "last_ts": r.last_ts,
+            "via": r.via}
 
 
 def iso(ts: float) -> str:

@@ -293,3 +293,18 @@ class AuditRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was refused
     count: Mapped[int] = mapped_column(Integer, default=1)  # refused attempts this record stands for
     last_ts: Mapped[float | None] = mapped_column(Float, nullable=True)  # the last of them
+    via: Mapped[str] = mapped_column(String(10), default="api", server_default="api")  # api or web (pages)
+
+
+class WebSession(Base):
+    """A signed-in browser (hub/web/session.py): made by exchanging an API token for a cookie. Only the cookie's
+    SHA-256 is stored; the session acts with its token's user and scopes and dies with the token (every request
+    reads the token's row) or when it expires or signs out. ``csrf``: the secret its forms carry."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created: Mapped[float] = mapped_column(Float, default=now)
+    expires: Mapped[float] = mapped_column(Float, index=True)

@@ -372,3 +372,4 @@ class AuditOut(Wire):
     reason: str | None = Field(default=None, description="why it was refused")
     count: int = Field(description="attempts this record stands for (refusals within the hub's window: >= 1)")
     last_ts: float | None = Field(default=None, description="the last of them")
+    via: str = Field(default="api", description="api (the API, CLI) or web (an action in the hub's web pages)")

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from deb_orchestrator.hub import audit, builds, inheritance, packages, sources
+from deb_orchestrator.hub import actions, audit, builds, inheritance, packages, sources
 from deb_orchestrator.hub.api.common import build_json, file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
@@ -181,26 +181,11 @@ def download(ref: str, name: str, request: Request, task: int | None = None) -> 
     return file_response(hub.store.path(sha), name)
 
 
-def _owned(who: Principal, b: Build, action: str) -> None:
-    """Users with the build scope act on their own builds only; admins on any."""
-    if not who.has("admin") and b.owner != who.user:
-        raise HubError(f"build {b.ident} belongs to {b.owner}; {who.user} may {action} only their own builds "
-                       "(admins may any)", 403)
-
-
 @router.post("/{ref}/cancel", summary="Cancel a build (scope build; your own builds, admins any)",
              response_model=BuildCancelOut)
 def cancel(ref: str, request: Request,
            who: Principal = Depends(require("build", AuditAction.BUILD_CANCEL))) -> dict[str, Any]:
-    with hub_of(request).db.session() as s:
-        b = builds.get_build(s, ref)
-        _owned(who, b, "cancel")
-        task = builds.get_task(s, b.task_id or 0)
-        was = b.state
-        canceled = builds.cancel_task(s, task, who.user)
-        audit.record(s, audit.actor(request), "build", b.id, b.ident,
-                     {**audit.changed({"state": was}, {"state": b.state}), "canceled_tasks": [None, canceled]})
-        return {"build": b.ident, "canceled_tasks": canceled}
+    return actions.cancel_build(hub_of(request), who, audit.actor(request), ref)
 
 
 @router.post("/{ref}/resubmit",
@@ -208,14 +193,4 @@ def cancel(ref: str, request: Request,
              response_model=ResubmitOut)
 def resubmit(ref: str, request: Request,
              who: Principal = Depends(require("build", AuditAction.BUILD_RESUBMIT))) -> dict[str, Any]:
-    hub = hub_of(request)
-    with hub.db.session() as s:
-        b = builds.get_build(s, ref)
-        _owned(who, b, "resubmit")
-        was = {"state": b.state, "task": b.task_id}
-        task = builds.resubmit(s, b, who.user, hub.settings.max_attempts)
-        audit.record(s, audit.actor(request), "build", b.id, b.ident,
-                     audit.changed(was, {"state": b.state, "task": task.id}))
-        out = {"build": build_json(s, b), "task": task_json(task)}
-    hub.work.notify()
-    return out
+    return actions.resubmit_build(hub_of(request), who, audit.actor(request), ref)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from deb_orchestrator.hub import audit, auth, events
+from deb_orchestrator.hub import actions, audit, auth, events
 from deb_orchestrator.hub.api.common import host_json, hub_of
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, NotFound
@@ -54,16 +54,5 @@ def get_host(name: str, request: Request) -> dict[str, Any]:
 @router.patch("/{name}", summary="Enable, disable or resize a host (scope admin)", response_model=HostOut)
 def edit_host(name: str, body: HostUpdate, request: Request,
               who: Principal = Depends(require("admin", AuditAction.HOST_EDIT))) -> dict[str, Any]:
-    with hub_of(request).db.session() as s:
-        host = s.scalar(select(Host).where(Host.name == name))
-        if host is None:
-            raise NotFound(f"no host {name!r}; list them with list-hosts")
-        old = {"enabled": host.enabled, "capacity": host.capacity}
-        if body.enabled is not None:
-            host.enabled = body.enabled
-        if body.capacity is not None:
-            host.capacity = body.capacity
-        events.record(s, "host.edited", "host", host.id, who.user, enabled=host.enabled, capacity=host.capacity)
-        audit.record(s, audit.actor(request), "host", host.id, host.name,
-                     audit.changed(old, {"enabled": host.enabled, "capacity": host.capacity}))
-        return host_json(s, host)
+    return actions.edit_host(hub_of(request), who, audit.actor(request), name, enabled=body.enabled,
+                             capacity=body.capacity)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from deb_orchestrator.hub import audit, builds, events, inheritance
+from deb_orchestrator.hub import actions, audit, builds, events, inheritance
 from deb_orchestrator.hub.api.common import build_json, hub_of, tag_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
@@ -179,26 +179,10 @@ def latest_build(name: str, package: str, request: Request) -> dict[str, Any]:
 def tag_build(
     name: str, body: TagBuildIn, request: Request, who: Principal = Depends(require("tag", AuditAction.BUILD_TAG))
 ) -> dict[str, Any]:
-    hub = hub_of(request)
-    with hub.db.session() as s:
-        tag = builds.get_tag(s, name)
-        build = builds.get_build(s, body.build)
-        builds.tag_build(s, tag, build, who.user)
-        audit.record(s, audit.actor(request), "build", build.id, build.ident, {"tags": [None, tag.name]})
-        out = {"tag": tag.name, "build": build.ident}
-    hub.repos_dirty()
-    return out
+    return actions.tag_build(hub_of(request), who, audit.actor(request), name, body.build)
 
 
 @router.delete("/{name}/builds/{build}", summary="Untag a build (scope tag)", response_model=TagBuildOut)
 def untag_build(name: str, build: str, request: Request,
                 who: Principal = Depends(require("tag", AuditAction.BUILD_UNTAG))) -> dict[str, Any]:
-    hub = hub_of(request)
-    with hub.db.session() as s:
-        tag = builds.get_tag(s, name)
-        b = builds.get_build(s, build)
-        builds.untag_build(s, tag, b, who.user)
-        audit.record(s, audit.actor(request), "build", b.id, b.ident, {"tags": [tag.name, None]})
-        out = {"tag": tag.name, "build": b.ident}
-    hub.repos_dirty()
-    return out
+    return actions.untag_build(hub_of(request), who, audit.actor(request), name, build)

@@ -20,11 +20,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import func, select
 
-from deb_orchestrator.hub import audit, builds, packages, scheduler
+from deb_orchestrator.hub import actions, audit, builds, packages, scheduler
 from deb_orchestrator.hub.api.common import file_response, hub_of, task_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import HubError, NotFound
-from deb_orchestrator.hub.models import Artifact, Build, Task
+from deb_orchestrator.hub.models import Artifact, Task
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.hub.store import ChecksumMismatch
 from deb_orchestrator.states import AuditAction, BuildState, TaskState
@@ -93,18 +93,7 @@ def log_tail(task_id: int, request: Request) -> str:
              response_model=CancelOut)
 def cancel(task_id: int, request: Request,
            who: Principal = Depends(require("build", AuditAction.TASK_CANCEL))) -> dict[str, Any]:
-    with hub_of(request).db.session() as s:
-        task = builds.get_task(s, task_id)
-        build = s.get(Build, task.build_id) if task.build_id is not None else None
-        owner = build.owner if build is not None else task.owner
-        if not who.has("admin") and owner != who.user:
-            raise HubError(f"task {task_id} belongs to {owner}; {who.user} may cancel only their own tasks "
-                           "(admins may any)", 403)
-        was = task.state
-        canceled = builds.cancel_task(s, task, who.user)
-        audit.record(s, audit.actor(request), "task", task.id, None,
-                     {**audit.changed({"state": was}, {"state": task.state}), "canceled_tasks": [None, canceled]})
-        return {"canceled_tasks": canceled}
+    return actions.cancel_task(hub_of(request), who, audit.actor(request), task_id)
 
 
 @router.post("/noop", status_code=201, summary="Queue no-op leaf tasks (scope admin; scheduler tests)",

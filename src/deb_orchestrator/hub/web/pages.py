@@ -1,18 +1,16 @@
-"""Read-only web pages (server-rendered with Jinja2, escaped, no JavaScript): lists of tasks, builds, tags,
-targets and hosts, and a detail page for each build, task, tag and host, linked to one another."""
+"""The detail pages (server-rendered with Jinja2, escaped): each build, task, tag and host, linked to one another,
+with the forms of their actions for a signed-in viewer (web/forms.py) and live updates of running tasks and
+builds (static/webui.js). The lists are in web/lists.py, the dashboard in web/dashboard.py."""
 
 from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -22,18 +20,12 @@ from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.errors import NotFound
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Event, Host, Tag, TagListing, Target, Task
 from deb_orchestrator.hub.repos import repo_info
+from deb_orchestrator.hub.web.render import Paging, page
 from deb_orchestrator.states import TaskState
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 BUILDINFO_SHOWN = 256 << 10  # a .buildinfo larger than this is only linked
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts)) if ts else ""
-
-
-templates.env.filters["when"] = _when
+RECENT = 20  # a host's recent tasks shown; /tasks?host=NAME pages through them all
 
 
 @dataclass
@@ -42,76 +34,14 @@ class TaskNode:
     children: list[TaskNode] = field(default_factory=list)
 
 
-def _page(request: Request, template: str, title: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"title": title, **context}, status_code=status_code)
-
-
 def _not_found(request: Request, exc: NotFound) -> HTMLResponse:
-    return _page(request, "error.html", "Not found", 404, message=exc.message)
-
-
-def _render(request: Request, title: str, columns: list[str], rows: list[list[Any]],
-            links: dict[int, str] | None = None) -> HTMLResponse:
-    """A list page; ``links`` maps a column to a URL pattern whose ``{}`` is the cell's value."""
-    return _page(request, "table.html", title, columns=columns, rows=rows, links=links or {})
+    return page(request, "error.html", "Not found", 404, message=exc.message)
 
 
 def _session(request: Request) -> AbstractContextManager[Session]:
     """A read transaction; pages render inside it (lazy relations load while the template runs)."""
     db: Database = request.app.state.hub.db
     return db.session()
-
-
-# ---------------------------------------------------------------------------------------------- lists
-@router.get("/tasks", response_class=HTMLResponse)
-def tasks(request: Request) -> HTMLResponse:
-    with _session(request) as s:
-        rows = [[t.id, t.parent_id or "", t.method, t.arch, t.state, t.host.name if t.host else "", t.attempts,
-                 _when(t.created), t.error or ""]
-                for t in s.scalars(select(Task).order_by(Task.id.desc()).limit(200))]
-    return _render(request, "Tasks", ["ID", "Parent", "Method", "Arch", "State", "Host", "Attempts", "Created",
-                                      "Error"], rows, {0: "/tasks/{}", 1: "/tasks/{}", 5: "/hosts/{}"})
-
-
-@router.get("/builds", response_class=HTMLResponse)
-def builds(request: Request) -> HTMLResponse:
-    with _session(request) as s:
-        rows = [[b.id, b.ident, b.state, b.target.name if b.target else "", b.owner, b.task_id or "",
-                 _when(b.created), _when(b.completed)]
-                for b in s.scalars(select(Build).order_by(Build.id.desc()).limit(200))]
-    return _render(request, "Builds", ["ID", "Build", "State", "Target", "Owner", "Task", "Created", "Completed"],
-                   rows, {0: "/builds/{}", 1: "/builds/{}", 5: "/tasks/{}"})
-
-
-@router.get("/tags", response_class=HTMLResponse)
-def tags(request: Request) -> HTMLResponse:
-    with _session(request) as s:
-        rows = []
-        for t in s.scalars(select(Tag).order_by(Tag.name)):
-            info = repo_info(s, t)
-            visible = buildlogic.tagged_builds(s, t.id, inherit=True)
-            parents = ", ".join(inheritance.names(s, inheritance.parents(s, t.id)))
-            rows.append([t.name, t.arches, parents, len(visible), info["generation"], info["state"],
-                         _when(info["published"])])  # type: ignore[arg-type]
-    return _render(request, "Tags", ["Tag", "Arches", "Parents", "Builds (inherited too)", "Repo generation",
-                                     "Repo state", "Published"], rows, {0: "/tags/{}"})
-
-
-@router.get("/targets", response_class=HTMLResponse)
-def targets(request: Request) -> HTMLResponse:
-    with _session(request) as s:
-        rows = [[t.name, t.build_tag.name, t.dest_tag.name] for t in s.scalars(select(Target).order_by(Target.name))]
-    return _render(request, "Targets", ["Target", "Build tag", "Destination tag"], rows,
-                   {1: "/tags/{}", 2: "/tags/{}"})
-
-
-@router.get("/hosts", response_class=HTMLResponse)
-def hosts(request: Request) -> HTMLResponse:
-    with _session(request) as s:
-        rows = [[h.name, h.arches, h.capacity, "yes" if h.enabled else "no", _when(h.last_heartbeat)]
-                for h in s.scalars(select(Host).order_by(Host.name))]
-    return _render(request, "Hosts", ["Host", "Arches", "Capacity", "Enabled", "Last heartbeat"], rows,
-                   {0: "/hosts/{}"})
 
 
 # ---------------------------------------------------------------------------------------------- details
@@ -138,8 +68,8 @@ def build_page(ref: str, request: Request) -> HTMLResponse:
         leaves = s.scalars(select(Task).where(Task.build_id == b.id, Task.method == "buildArch").order_by(Task.id))
         tagged = list(s.scalars(select(Tag.name).join(TagListing, TagListing.tag_id == Tag.id)
                                 .where(TagListing.build_id == b.id).order_by(Tag.name)))
-        return _page(
-            request, "build.html", f"Build {b.ident}", b=b, trees=[_tree(s, r) for r in roots], files=files,
+        return page(
+            request, "build.html", f"Build {b.ident}", s=s, b=b, trees=[_tree(s, r) for r in roots], files=files,
             logs=[f for f in files if f.kind in ("log", "result") and f.task_id],
             file_url=lambda f: f"/api/v1/builds/{b.id}/files/{quote(f.name)}"
             + (f"?task={f.task_id}" if f.task_id else ""),
@@ -161,8 +91,8 @@ def task_page(task_id: str, request: Request) -> HTMLResponse:
             return _not_found(request, exc)
         history = list(s.scalars(select(Event).where(Event.object_type == "task", Event.object_id == t.id)
                                  .order_by(Event.id)))
-        return _page(
-            request, "task.html", f"Task {t.id}: {t.method}{' ' + t.arch if t.arch else ''}", t=t,
+        return page(
+            request, "task.html", f"Task {t.id}: {t.method}{' ' + t.arch if t.arch else ''}", s=s, t=t,
             build=s.get(Build, t.build_id) if t.build_id else None,
             parent=s.get(Task, t.parent_id) if t.parent_id else None,
             children=buildlogic.children(s, t.id), history=history,
@@ -178,19 +108,25 @@ def tag_page(name: str, request: Request) -> HTMLResponse:
             tag = buildlogic.get_tag(s, name)
         except NotFound as exc:
             return _not_found(request, exc)
+        paging = Paging.of(request)
+        text = request.query_params.get("q", "").strip()[:200]
+        paging.query = {"q": text}
+        visible = buildlogic.tagged_builds(s, tag.id, inherit=True)
+        matching = [(b, t) for b, t in visible if text in b.source] if text else visible
+        shown = paging.rows(matching[paging.offset:paging.offset + paging.limit])
         chain = inheritance.order(s, tag.id)
         tag_names = dict(zip(chain, inheritance.names(s, chain), strict=True))
         children = list(s.scalars(select(Tag.name).where(Tag.id.in_(
             [i for i in inheritance.descendants(s, tag.id) if i != tag.id])).order_by(Tag.name)))
-        return _page(
-            request, "tag.html", f"Tag {tag.name}", tag=tag,
+        return page(
+            request, "tag.html", f"Tag {tag.name}", s=s, tag=tag,
             parents=inheritance.names(s, inheritance.parents(s, tag.id)), chain=list(tag_names.values()),
             children=children,
             targets=list(s.scalars(select(Target).where(or_(Target.build_tag_id == tag.id,
                                                             Target.dest_tag_id == tag.id)).order_by(Target.name))),
             repo=repo_info(s, tag), base_url=str(request.base_url).rstrip("/"),
             externals=[(tag_names[e.tag_id], e) for e in inheritance.external_repos(s, tag.id)],
-            builds=buildlogic.tagged_builds(s, tag.id, inherit=True),
+            builds=shown, builds_total=len(visible), paging=paging, search=text,
         )
 
 
@@ -203,6 +139,6 @@ def host_page(name: str, request: Request) -> HTMLResponse:
         current = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state == TaskState.OPEN)
                                  .order_by(Task.id)))
         recent = list(s.scalars(select(Task).where(Task.host_id == host.id, Task.state != TaskState.OPEN)
-                                .order_by(Task.id.desc()).limit(50)))
+                                .order_by(Task.id.desc()).limit(RECENT)))
         ago = round(time.time() - host.last_heartbeat) if host.last_heartbeat else None
-        return _page(request, "host.html", f"Host {host.name}", host=host, current=current, recent=recent, ago=ago)
+        return page(request, "host.html", f"Host {host.name}", s=s, host=host, current=current, recent=recent, ago=ago)
