@@ -23,6 +23,7 @@ from fastapi import Request, Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from deb_orchestrator.hub import clientaddr
 from deb_orchestrator.hub.auth import Principal, hash_token
 from deb_orchestrator.hub.models import Token, User, WebSession
 
@@ -42,8 +43,16 @@ class SignedIn:
 
 
 def secure(request: Request) -> bool:
-    """Whether the page was served over https (uvicorn reports a trusted proxy's X-Forwarded-Proto here)."""
-    return request.url.scheme == "https"
+    """Whether the page was served over https: directly, or by a ``hub --trusted-proxy`` peer that says so in
+    ``X-Forwarded-Proto`` (the header counts from no one else)."""
+    if request.url.scheme == "https":
+        return True
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if proto != "https" or request.client is None:
+        return False
+    settings = request.app.state.hub.settings
+    peer = clientaddr.parse_address(request.client.host)
+    return peer is not None and any(peer in net for net in clientaddr.networks(tuple(settings.trusted_proxies)))
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: float) -> None:

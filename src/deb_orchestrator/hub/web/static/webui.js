@@ -28,6 +28,9 @@
       if (log && typeof data.log_tail === "string" && log.textContent !== data.log_tail) {
         const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
         log.textContent = data.log_tail;
+        log.hidden = data.log_tail === "";
+        const empty = document.getElementById("log-empty");
+        if (empty) empty.hidden = !log.hidden;
         if (atEnd) log.scrollTop = log.scrollHeight;
       }
       show("live: " + data.state + ", updated " + new Date().toLocaleTimeString());
