@@ -53,6 +53,9 @@ def test_sign_in_actions_csrf_and_revocation(hub: RunningHub, browser: Browser, 
         == 401
     assert browser.post("/login", {"token": builder["token"]}, csrf=browser.http.cookies["dob_signin"]) \
         .status_code == 401  # a builder host's token
+    big = browser.http.post("/login", content=b"token=" + b"x" * 70_000,
+                            headers={"content-type": "application/x-www-form-urlencoded"})
+    assert big.status_code == 413  # forms are small: refused before the body is read
     signed = browser.sign_in(alice["token"])
     assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
     cookie = signed.headers["set-cookie"]
@@ -155,6 +158,26 @@ def test_queries_per_page_do_not_grow_with_rows(hub: RunningHub, browser: Browse
     small = costs()
     fill(hub.hub.db, 300, prefix="web")
     large = costs()
+
+    # what the pages show of those rows: the dashboard's parts, one page of a list at a time, searches
+    text = browser.get("/dashboard").text
+    queue = text.split('id="queue"')[1].split("</table>")[0]
+    assert all(arch in queue for arch in ("amd64", "arm64", "riscv64", "ppc64el")) and "/tasks?state=failed" in queue
+    assert text.count("web-h") >= 8 and "/4</td>" in text  # builders with running/capacity
+    assert 'id="running"' in text and 'id="failed-builds"' in text and 'id="failed-tasks"' in text
+    assert 'href="/tasks?state=open"' in text  # more running tasks than shown
+    tasks = browser.get("/tasks").text
+    assert tasks.count('<tr><td><a href="/tasks/') == 50 and 'rel="next"' in tasks and 'rel="prev"' not in tasks
+    last = browser.get("/tasks?offset=650").text
+    assert last.count('<tr><td><a href="/tasks/') == 10 and 'rel="next"' not in last and 'rel="prev"' in last
+    failed = browser.get("/tasks?state=failed&size=500").text
+    assert failed.count("dpkg-buildpackage failed") == 60 and "<td>closed</td>" not in failed
+    found = browser.get("/builds?q=web-77_").text  # a source name's part (LIKE's _ is escaped)
+    assert found.count('<tr><td><a href="/builds/') == 0
+    found = browser.get("/builds?q=web-77").text
+    assert found.count('<tr><td><a href="/builds/') == 1 and "web-77_1.0" in found
+    tag = browser.get("/tags/web-dest?q=web-1").text
+    assert "web-1_1.0" in tag and "web-2_1.0" not in tag
     assert large == small
     assert max(small.values()) <= 16, small
     assert browser.sign_in(hub.admin_token).status_code == 303

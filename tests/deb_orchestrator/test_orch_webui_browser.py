@@ -67,7 +67,7 @@ def hub(tmp_path: Path, signing_home: Path) -> Iterator[HubProcess]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "apt-get install chromium chromium-driver " \
         "(scripts/install-deps.sh)"
     options = webdriver.ChromeOptions()
@@ -75,7 +75,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(arg)
-    os.environ["SE_OFFLINE"] = "true"  # selenium's manager: never fetch a driver or a browser
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium's manager: never fetch a driver or a browser
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
@@ -127,6 +127,8 @@ def test_watch_cancel_resubmit_csrf_and_revocation(hub: HubProcess, browser: Any
     browser.find_element(By.ID, "token").send_keys(op["token"])
     browser.find_element(By.ID, "sign-in-button").click()
     wait_for("the dashboard, signed in", lambda: text_of(browser, "#signed-in-user") == "operator")
+    assert "b1" in text_of(browser, "#builders") and "0/1" in text_of(browser, "#builders")
+    shot("dashboard-signed-in")
     cookie = browser.get_cookie("dob_session")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
 
@@ -200,4 +202,4 @@ def test_watch_cancel_resubmit_csrf_and_revocation(hub: HubProcess, browser: Any
     assert any(r["action"] == "build.cancel" and r["status"] == 403 and "CSRF" in r["reason"]
                and r["user"] == "operator" for r in refused)
     assert any(r["action"] == "build.cancel" and r["status"] == 401 for r in refused)
-    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 8
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 9

@@ -61,7 +61,8 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     else:
         outcome = "done"
         changes = "; ".join(f"{k}: {_value(old)} → {_value(new)}" for k, (old, new) in (r.get("changes") or {}).items())
-    return {"id": r["id"], "when": when(r["ts"]), "user": r.get("user") or "-", "client": r["client"],
+    return {"id": r["id"], "when": when(r["ts"]), "user": r.get("user") or "-",
+            "client": r["client"] + (" (web)" if r.get("via") == "web" else ""),
             "action": r["action"], "what": what, "changes": changes, "outcome": outcome}
 
 

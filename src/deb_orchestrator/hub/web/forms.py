@@ -26,6 +26,18 @@ router = APIRouter(include_in_schema=False)
 SCRIPT = Path(__file__).parent / "static" / "webui.js"
 
 
+MAX_FORM_BYTES = 64 << 10  # the pages' forms are a few fields
+
+
+async def _form(request: Request) -> Any:
+    """The posted form, refused (413) past MAX_FORM_BYTES before it is read."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+        raise WebRefused(413 if declared.isdigit() else 411, f"a form of at most {MAX_FORM_BYTES} bytes, with its "
+                         "Content-Length, is expected here")
+    return await request.form()
+
+
 class WebRefused(Exception):
     """A form post refused: answered as an HTML page (app.py registers :func:`refused_page`)."""
 
@@ -34,10 +46,10 @@ class WebRefused(Exception):
         self.status, self.message = status, message
 
 
-def refused_page(request: Request, exc: Exception) -> Response:
+async def refused_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WebRefused)
-    title = "Sign in first" if exc.status == 401 else "Refused"
-    return page(request, "error.html", title, exc.status, message=exc.message)
+    title = {401: "Sign in first", 403: "Refused"}.get(exc.status, "Not accepted")
+    return await run_in_threadpool(page, request, "error.html", title, exc.status, message=exc.message)
 
 
 async def _refuse(request: Request, action: AuditAction, status: int, reason: str,
@@ -68,7 +80,7 @@ def web_require(scope: str | None, action: AuditAction) -> Callable[..., Any]:
         if who is None:
             raise await _refuse(request, action, 401, "not signed in (or the session ended: its token was "
                                 "revoked, it expired, or it signed out); sign in again")
-        form = await request.form()
+        form = await _form(request)
         if not websession.same_origin(request):
             raise await _refuse(request, action, 403, "CSRF check failed: the form was not posted from this "
                                 "hub's pages (Origin/Referer names another site)", who)
@@ -98,7 +110,7 @@ async def _act(request: Request, who: websession.SignedIn, then: str,
     except HubError as exc:
         if exc.status in (401, 403):
             raise await _refuse(request, actor.action, exc.status, exc.message, who) from None
-        return page(request, "error.html", "Not done", exc.status, message=exc.message)
+        return await run_in_threadpool(page, request, "error.html", "Not done", exc.status, message=exc.message)
     return RedirectResponse(then, status_code=303)
 
 
@@ -115,7 +127,7 @@ def login_form(request: Request) -> Response:
 async def _signin_guard(request: Request) -> None:
     """The sign-in form came from this hub's sign-in page: same origin, and its secret equals the cookie that
     page set (login CSRF: nobody signs a victim in to the attacker's account)."""
-    form = await request.form()
+    form = await _form(request)
     client, peer = audit.where(request, request.app.state.hub.settings)
     request.state.audit = audit.Actor(AuditAction.SESSION_CREATE, client, peer, via="web")
     if not websession.same_origin(request) or not websession.same_secret(
