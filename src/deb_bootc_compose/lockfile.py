@@ -1,5 +1,8 @@
 """``metadata/lockfile.yaml``: the exact package set of every variant/arch, where each .deb came from, and
-the SOURCE_DATE_EPOCH derived from those packages. ``--lockfile FILE`` composes exactly this."""
+the SOURCE_DATE_EPOCH derived from those packages. ``--lockfile FILE`` composes exactly this.
+
+Version 2 adds ``base``: the compose a derived manifest was built on (compose ID and directory, variant, and per
+arch its OSTree commit and OCI image digest); ``prune`` keeps that compose. Version 1 files still read."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deb_bootc_compose import yamlmarks
 
-LOCKFILE_VERSION = 1
+LOCKFILE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class LockfileError(ValueError):
@@ -50,6 +54,17 @@ class LockedVariant(BaseModel):
     packages: list[LockedPackage]
 
 
+class LockedBase(BaseModel):
+    """The base a derived compose was built on (``base:`` in its manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    compose_id: str
+    compose_dir: str  # absolute, as resolved when the derived compose ran
+    variant: str
+    commits: dict[str, str]  # arch -> the base variant's OSTree commit
+    images: dict[str, str]  # arch -> the base variant's OCI manifest digest
+
+
 class Lockfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lockfile_version: int = LOCKFILE_VERSION
@@ -60,6 +75,7 @@ class Lockfile(BaseModel):
     sources: list[dict[str, Any]]
     # variants[variant][arch]
     variants: dict[str, dict[str, LockedVariant]]
+    base: LockedBase | None = None  # version 2: the compose a derived manifest was built on
 
     def variant(self, variant: str, arch: str) -> LockedVariant:
         try:
@@ -71,20 +87,28 @@ class Lockfile(BaseModel):
                 "was it written for another manifest?"
             ) from None
 
+    def dump(self) -> dict[str, Any]:
+        """The document (without ``base`` unless there is one)."""
+        return self.model_dump(mode="json", exclude={"base"} if self.base is None else None)
+
     def canonical(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.dump(), sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()
 
+    def text(self) -> str:
+        return yaml.safe_dump(self.dump(), sort_keys=False, width=200)
+
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
+        self.lockfile_version = LOCKFILE_VERSION  # a version-1 lockfile composed again is written as the current
         header = (
             "# deb-bootc-compose lockfile: the exact packages of this compose.\n"
             "# Compose exactly these again with: deb-bootc-compose --config MANIFEST --lockfile THIS-FILE ...\n"
         )
-        tmp.write_text(header + yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=200))
+        tmp.write_text(header + self.text())
         tmp.replace(path)
 
 
@@ -95,10 +119,10 @@ def load(path: Path) -> Lockfile:
         raise LockfileError(str(exc)) from None
     if not isinstance(doc.data, dict):
         raise LockfileError(f"{path}:1: not a deb-bootc-compose lockfile (expected a YAML mapping)")
-    if doc.data.get("lockfile_version") != LOCKFILE_VERSION:
+    if doc.data.get("lockfile_version") not in READABLE_VERSIONS:
         raise LockfileError(
             f"{doc.where(('lockfile_version',))}: lockfile_version {doc.data.get('lockfile_version')!r} "
-            f"is not supported (this tool reads version {LOCKFILE_VERSION})"
+            f"is not supported (this tool reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     try:
         return Lockfile.model_validate(doc.data)

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import (
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -30,6 +31,8 @@ from pydantic import (
 )
 
 from deb_bootc_compose import yamlmarks
+from deb_bootc_compose.derive.basecompose import BaseCompose, BaseError, load_base
+from deb_bootc_compose.derive.inherit import merged
 from deb_bootc_compose.hookspec import HooksSpec, PluginSettings
 from deb_bootc_compose.imagesources import COMPONENT, SUITE, URL, ImageSource
 from deb_bootc_compose.imagespec import (
@@ -190,6 +193,29 @@ BuildSource = Annotated[
 ]
 
 
+class BaseSpec(StrictModel):
+    """``base: {compose: DIR, variant: NAME}``: a derived manifest starts from that compose's variant
+    (:mod:`deb_bootc_compose.derive`). DIR is relative to the manifest; a ``latest-`` link is followed."""
+
+    compose: str
+    variant: str = "base"
+
+    @field_validator("compose")
+    @classmethod
+    def _compose(cls, v: str) -> str:
+        if not v or CONTROL.search(v):
+            raise ValueError("must be the path of a compose directory (or its latest- link), without control "
+                             "characters")
+        return v
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} is not a variant name (letters, digits, '.', '_', '+' and '-')")
+        return v
+
+
 class BuildSpec(StrictModel):
     target: str
     sources: list[BuildSource] = Field(default_factory=list)
@@ -229,6 +255,13 @@ class Manifest(StrictModel):
     image_sources: list[ImageSource] | None = None  # the image's apt sources; None: the reachable sources
     hooks: HooksSpec = Field(default_factory=HooksSpec)  # commands before/after phases (hookspec.py)
     plugins: PluginSettings = Field(default_factory=dict)  # plugins on or off, with options (hookspec.py)
+    base: BaseSpec | None = None  # a derived manifest: the compose variant it starts from (derive/)
+    _derived_from: Any = PrivateAttr(default=None)  # the loaded BaseCompose of ``base`` (set by parse)
+
+    @property
+    def derived_from(self) -> BaseCompose | None:
+        """The base compose of a derived manifest (loaded and checked when the manifest was), else None."""
+        return self._derived_from
 
     @field_validator("version")
     @classmethod
@@ -403,12 +436,32 @@ def _file_problems(m: Manifest, doc: yamlmarks.LocatedDocument, allow_host_paths
     return problems
 
 
+def _with_base(doc: yamlmarks.LocatedDocument, data: dict[str, Any]) -> tuple[dict[str, Any], BaseCompose]:
+    """A derived manifest's data with its base's settings merged in (derive/inherit.py), and the base."""
+    try:
+        spec = BaseSpec.model_validate(data["base"])
+    except ValidationError as exc:
+        raise ManifestError([_format_error(doc, {**e, "loc": ("base", *e["loc"])}) for e in exc.errors()]) from None
+    arches = data.get("arches") if isinstance(data.get("arches"), list) else None
+    suite = data.get("suite") if isinstance(data.get("suite"), str) else None
+    try:
+        base = load_base(spec.compose, doc.path.parent, spec.variant, arches, suite)
+        return merged(data, base), base
+    except BaseError as exc:
+        key = "base.variant" if "has no variant" in str(exc) else "base.compose"
+        raise ManifestError([f"{doc.where(tuple(key.split('.')))}: {exc}"]) from None
+
+
 def parse(doc: yamlmarks.LocatedDocument, *, allow_host_paths: bool = False, check_files: bool = True) -> Manifest:
     """Validate a loaded document. ``check_files`` resolves the files the manifest copies into the image
-    (relative to ``doc.path``; see :func:`resolve_manifest_file`)."""
+    (relative to ``doc.path``; see :func:`resolve_manifest_file`). A derived manifest (``base:``) gets its
+    base's settings (:mod:`deb_bootc_compose.derive.inherit`); the base is loaded and checked here."""
     if not isinstance(doc.data, dict):
         raise ManifestError([f"{doc.path}:1: the manifest must be a YAML mapping (name:, version:, suite:, ...)"])
     data = dict(doc.data)
+    base = None
+    if "base" in data:
+        data, base = _with_base(doc, data)
     # YAML reads 13 as an int; versions are strings
     if isinstance(data.get("version"), int | float):
         data["version"] = str(data["version"])
@@ -416,6 +469,7 @@ def parse(doc: yamlmarks.LocatedDocument, *, allow_host_paths: bool = False, che
         m = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError([_format_error(doc, dict(e)) for e in exc.errors()]) from None
+    m._derived_from = base
     problems = _ref_problems(m, doc, data)
     if check_files:
         problems += _file_problems(m, doc, allow_host_paths)

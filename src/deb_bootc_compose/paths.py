@@ -88,6 +88,11 @@ class TargetPaths:
         """``publish``'s records of where this target's commits were published (one JSON file per repository)."""
         return self.state / "published"
 
+    @property
+    def derived_uses(self) -> Path:
+        """Records of derived composes (anywhere) built on a compose of this target (one JSON file each)."""
+        return self.state / "derived"
+
     def oci_plan(self, name: str, variant: str, arch: str) -> Path:
         """The layer plan of the last FINISHED compose of manifest ``name``'s variant/arch (the next one's start)."""
         return self.state / "oci-plans" / f"{name}-{variant}.{arch}.json"
@@ -129,7 +134,7 @@ class ComposePaths:
 
     @property
     def manifest_copy(self) -> Path:
-        """The manifest the compose was made from, as given."""
+        """The manifest the compose was made from, as given (a derived manifest: with its base merged in)."""
         return self.metadata / "manifest.yaml"
 
     @property

@@ -276,6 +276,16 @@ def header_for(
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), info.size if info.isreg() else 0
 
 
+def empty_file_header(name: str, source_date_epoch: int) -> bytes:
+    """The header of an empty regular file owned by root, mode 0644 (an OCI whiteout)."""
+    header = ustar_header(name, 0o644, 0, 0, 0, source_date_epoch, tarfile.REGTYPE, "", None)
+    if header is not None:
+        return header
+    info = tarfile.TarInfo(name)
+    info.mode, info.mtime, info.uname, info.gname = 0o644, source_date_epoch, "", ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
 def _copy_file(abs_path: str, size: int, sink: _DigestingGzipSink) -> None:
     try:
         fd = os.open(abs_path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -307,6 +317,7 @@ def write_layer(
     should_stop: Callable[[], bool] | None = None,
     ids: IdMap | None = None,
     sources: Mapping[str, tuple[Path, TreeEntry]] | None = None,
+    whiteouts: frozenset[str] = frozenset(),
 ) -> LayerBlob:
     """Write ``members`` (already in order) as one gzip layer into ``dest_dir/<hex digest>``.
 
@@ -314,6 +325,7 @@ def write_layer(
     was made in a user namespace with that map (the members' owners are already inner ids, see
     :func:`~deb_bootc_compose.oci.tree.scan_tree`); xattrs are written as the namespace reads them.
     ``sources``: directories written as another tree has them (path → that tree and its entry; no data).
+    ``whiteouts``: member paths (``DIR/.wh.NAME``, not in the tree) written as empty files (OCI whiteouts).
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir / f".layer-{os.getpid()}-{id(members):x}.tmp"
@@ -324,6 +336,9 @@ def write_layer(
             for entry in members:
                 if should_stop is not None and should_stop():
                     raise OciCancelled("the OCI image write was cancelled")
+                if entry.path in whiteouts:
+                    sink.write(empty_file_header(entry.path, source_date_epoch))
+                    continue
                 root, entry = sources[entry.path] if sources and entry.path in sources else (tree, entry)
                 made = header_for(root, entry, source_date_epoch, hardlinks.get(entry.path), ids)
                 if made is None:

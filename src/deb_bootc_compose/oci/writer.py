@@ -208,8 +208,8 @@ def _write_blobs(
     return [blobs_by_job[job.id] for job in jobs_list]
 
 
-def _image_labels(labels: dict[str, str], created: str, kernel_version: str | None,
-                  ostree_commit: str | None) -> dict[str, str]:
+def final_labels(labels: dict[str, str], created: str, kernel_version: str | None,
+                 ostree_commit: str | None) -> dict[str, str]:
     all_labels = dict(labels)
     all_labels.update({"containers.bootc": "1", "ostree.bootable": "1", "org.opencontainers.image.created": created})
     if kernel_version:
@@ -347,7 +347,7 @@ def write_planned_image(
                                    o.compression_level, jobs, cancel, ids)
         say(f"wrote {len(jobs_list)} layers with {jobs} threads")
         created = rfc3339(o.source_date_epoch)
-        all_labels = _image_labels(o.labels, created, o.kernel_version, o.ostree_commit)
+        all_labels = final_labels(o.labels, created, o.kernel_version, o.ostree_commit)
         manifest_digest, config_digest = _write_manifest(staging, tree, jobs_list, layer_blobs, all_labels,
                                                          arch=o.arch, created=created, ref_name=o.ref_name)
         layout_dir = _replace_layout(out_dir, o.layout_name, staging)

@@ -12,6 +12,7 @@ from deb_bootc_compose import pool
 from deb_bootc_compose.aptconfig import PackageIndex, PrivateApt, ResolvedPackage
 from deb_bootc_compose.clientdeb import ClientDeb
 from deb_bootc_compose.clientsource import TaggedClient
+from deb_bootc_compose.derive import pins as derive_pins
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.lockfile import AddedPackage, LockedPackage, LockedVariant, Lockfile, LockfileError
 from deb_bootc_compose.lockfile import load as load_lockfile
@@ -53,9 +54,10 @@ class GatherPhase(Phase):
         if given:
             lock = self._from_lockfile(given)
         else:
-            client = self.ctx.client_deb
+            client, base = self.ctx.client_deb, self.ctx.manifest.derived_from
+            extra = (client.cache_key if client else "") + (f"base:{base.lockfile.digest()}" if base else "")
             cache = ResolutionCache(self.ctx.target.state, self.ctx.manifest, self.ctx.manifest_path.parent,
-                                    extra=client.cache_key if client else "")
+                                    extra=extra)
             releases, why = cache.check()
             previous, why_not = cache.reusable(releases)
             if previous is not None:
@@ -75,6 +77,8 @@ class GatherPhase(Phase):
                 not_recorded = cache.record(releases, lock, lists, self.ctx.compose_id)
                 if not_recorded:
                     self.progress(f"resolution not remembered: {not_recorded}")
+        base = self.ctx.manifest.derived_from
+        lock.base = derive_pins.record(base) if base is not None else None
         lock.write(self.ctx.paths.lockfile)
         self.ctx.source_date_epoch = lock.source_date_epoch
         self.ctx.lockfile = lock
@@ -128,7 +132,19 @@ class GatherPhase(Phase):
                     f"{vs.variant}/{arch}: resolving {len(requested)} requested + {len(added)} added packages "
                     f"+ the essential/required base"
                 )
-                resolved = self._apt_resolve(apt, [*base, *requested, *(a.name for a in added)])
+                names = [*base, *requested, *(a.name for a in added)]
+                if m.derived_from is not None:
+                    versions = derive_pins.pins(m.derived_from, arch, m, vs.variant)
+                    self.progress(f"{vs.variant}/{arch}: {len(versions)} packages at the versions of the base "
+                                  f"{m.derived_from.compose_id} ({m.derived_from.variant})")
+                    names = derive_pins.pinned(names, versions)
+                try:
+                    resolved = self._apt_resolve(apt, names)
+                except ComposeError as exc:
+                    if m.derived_from is None or "was not found" not in str(exc):
+                        raise
+                    raise ComposeError(f"{exc}\nthe versions of the base {m.derived_from.compose_id} are no longer "
+                                       "in the sources: compose the base again, then this manifest") from None
                 client = self.ctx.client_deb
                 locked = [client.locked()] if isinstance(client, ClientDeb) else []
                 for r in resolved:

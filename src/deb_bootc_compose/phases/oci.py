@@ -20,6 +20,8 @@ import shutil
 from pathlib import Path
 
 from deb_bootc_compose import treeops
+from deb_bootc_compose.derive.basecompose import BaseCompose
+from deb_bootc_compose.derive.layers import write_derived_image
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.manifest import Manifest
 from deb_bootc_compose.oci import (
@@ -108,9 +110,14 @@ class OciPhase(Phase):
         by_arch: dict[str, list[VariantState]] = {}
         for vs in self.ctx.variants:
             by_arch.setdefault(vs.arch, []).append(vs)
+        base = self.ctx.manifest.derived_from
         for states in by_arch.values():
             self.check_cancelled()
-            self.write_together(states)
+            if base is None:
+                self.write_together(states)
+            else:
+                for vs in states:
+                    self.write_derived(vs, base)
 
     def write(self, vs: VariantState) -> OciResult:
         """One variant's image, planned alone."""
@@ -155,25 +162,49 @@ class OciPhase(Phase):
             raise ComposeError(f"{'/'.join(vs.variant for vs in states)}: OCI layer plan: {exc}") from exc
         return [self.write_planned(vs, analyses[vs.variant], plans[vs.variant]) for vs in states]
 
-    def write_planned(self, vs: VariantState, analysis: TreeAnalysis, plan: LayerPlan) -> OciResult:
-        label = f"{vs.variant}/{vs.arch}"
+    def options(self, vs: VariantState) -> ImageOptions:
         m = self.ctx.manifest
-        self.check_cancelled()
-        shared = [x.id for x in plan.layers if len(x.variants) > 1]
-        if shared:
-            self.progress(f"{label}: {len(shared)} package layers shared with other variants")
-        options = ImageOptions(
+        return ImageOptions(
             ref_name=image_tag(m), labels=image_labels(m, vs.variant), source_date_epoch=int(
                 self.ctx.source_date_epoch or 0), kernel_version=vs.kernel_version, ostree_commit=vs.commit,
             plan_out=self.ctx.paths.oci_plan(vs.variant, vs.arch), arch=vs.arch,
             archive_name=archive_name(m, vs.variant, vs.arch))
+
+    def write_planned(self, vs: VariantState, analysis: TreeAnalysis, plan: LayerPlan) -> OciResult:
+        label = f"{vs.variant}/{vs.arch}"
+        self.check_cancelled()
+        shared = [x.id for x in plan.layers if len(x.variants) > 1]
+        if shared:
+            self.progress(f"{label}: {len(shared)} package layers shared with other variants")
         try:
-            result = write_planned_image(analysis, plan, self.ctx.paths.oci_dir(vs.variant, vs.arch), options,
-                                         progress=lambda msg: self.progress(f"{label}: {msg}"), cancel=self.ctx.cancel)
+            result = write_planned_image(analysis, plan, self.ctx.paths.oci_dir(vs.variant, vs.arch),
+                                         self.options(vs), progress=lambda msg: self.progress(f"{label}: {msg}"),
+                                         cancel=self.ctx.cancel)
         except OciCancelled:
             raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
         except (OciError, ValueError) as exc:
             raise ComposeError(f"{label}: OCI image: {exc}") from exc
+        return self.record(vs, result)
+
+    def write_derived(self, vs: VariantState, base: BaseCompose) -> OciResult:
+        """A derived manifest's image: its base image's layers verbatim, then its own (derive/layers.py)."""
+        label = f"{vs.variant}/{vs.arch}"
+        analysis = self.analyze(vs)
+        image = base.images[vs.arch]
+        self.progress(f"{label}: layering on the base image {image.manifest_digest} ({base.compose_id}, "
+                      f"{base.variant})")
+        try:
+            result = write_derived_image(analysis, image, self.ctx.paths.oci_dir(vs.variant, vs.arch),
+                                         self.options(vs), progress=lambda msg: self.progress(f"{label}: {msg}"),
+                                         cancel=self.ctx.cancel)
+        except OciCancelled:
+            raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
+        except (OciError, ValueError) as exc:
+            raise ComposeError(f"{label}: OCI image: {exc}") from exc
+        return self.record(vs, result)
+
+    def record(self, vs: VariantState, result: OciResult) -> OciResult:
+        label = f"{vs.variant}/{vs.arch}"
         vs.oci = result
         vs.images = [img for img in vs.images if img.path != result.archive_path]
         vs.images.append(

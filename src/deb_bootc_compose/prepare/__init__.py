@@ -19,6 +19,7 @@ from deb_bootc_compose.prepare import (
     apt_sources,
     autovar,
     boot_dir,
+    compose_record,
     files,
     grub_defaults,
     host_files,
@@ -51,6 +52,7 @@ STEPS: list[Step] = [
     files.STEP,  # the manifest's files, then the variant's
     postprocess.STEP,  # the manifest's postprocess scripts, then the variant's (sandboxed, no network)
     registry_policy.STEP,  # update.registry: its key, /etc/containers/policy.json, registries.d
+    compose_record.STEP,  # /usr/lib/deb-bootc/manifest.yaml and lockfile.yaml
     ssh_host_keys.STEP,  # none in the image; made at first boot
     root_locked.STEP,  # root's password locked
     locale_conf.STEP,  # the manifest's locale

@@ -3,7 +3,8 @@
 Composes are grouped by name and type (Pungi's compose IDs: ``NAME-VERSION-DATE[.n|.t].RESPIN``), newest
 first (the ID's date, then when STATUS was written, then the respin). In each group a compose is kept when it
 is one of the ``keep`` newest, younger than ``keep_days``, the group's newest FINISHED compose, the target of
-a ``latest-`` link, or the holder of a commit something outside the target uses (a published ref). Everything
+a ``latest-`` link, the holder of a commit something outside the target uses (a published ref), or the base of
+a derived compose that still exists (derive/records.py). Everything
 else goes. A kept compose whose records cannot be read makes the run keep what it might use: when in doubt,
 nothing is removed.
 """
@@ -89,8 +90,9 @@ class Plan:
 
 
 def decide(composes: list[Compose], policy: Policy, now: dt.datetime, linked: dict[str, str],
-           used: dict[str, list[str]]) -> Plan:
-    """The plan: ``linked`` maps compose ID -> the ``latest-`` link naming it, ``used`` maps commit -> who uses it."""
+           used: dict[str, list[str]], bases: dict[str, list[str]] | None = None) -> Plan:
+    """The plan: ``linked`` maps compose ID -> the ``latest-`` link naming it, ``used`` maps commit -> who uses it,
+    ``bases`` maps compose ID -> the derived composes built on it."""
     groups: dict[tuple[str, str], list[Compose]] = defaultdict(list)
     for c in composes:
         groups[c.group].append(c)
@@ -109,6 +111,7 @@ def decide(composes: list[Compose], policy: Policy, now: dt.datetime, linked: di
                 why.append("the newest FINISHED compose of its name and type")
             if c.compose_id in linked:
                 why.append(f"{linked[c.compose_id]} points at it")
+            why.extend((bases or {}).get(c.compose_id, []))
             for commit in sorted(c.commits or ()):
                 why.extend(f"commit {commit[:12]} {who}" for who in used.get(commit, []))
             if c.commits is None and c.status is not Status.DOOMED:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deb_bootc_compose import treeops
+from deb_bootc_compose.derive.records import bases_in_use
 from deb_bootc_compose.errors import PruneError
 from deb_bootc_compose.paths import TargetPaths
 from deb_bootc_compose.publish.repo import PublishedRepo
@@ -63,13 +64,19 @@ def prune(target_dir: Path, policy: Policy, *, dry_run: bool = False, now: dt.da
             _empty_trash(target, say)
         found = {c.compose_id: c for c in scan.composes(target)}
         used = scan.used_commits(target)
-        plan = decide(list(found.values()), policy, now or dt.datetime.now(dt.UTC), scan.latest_links(target), used)
+        bases, stale = bases_in_use(target)
+        plan = decide(list(found.values()), policy, now or dt.datetime.now(dt.UTC), scan.latest_links(target), used,
+                      bases)
         report = PruneReport(plan, found, dry_run)
         report.compose_bytes = scan.tree_bytes([target.target / cid for cid in plan.remove])
         for cid in plan.remove:
             say(f"{'would remove' if dry_run else 'removing'} compose {cid} ({found[cid].status})")
             if not dry_run:
                 _remove_compose(target, cid)
+        for record in stale:
+            say(f"{'would remove' if dry_run else 'removing'} {record} (its derived compose is gone)")
+            if not dry_run:
+                record.unlink(missing_ok=True)
         _prune_commits(target, plan, set(used), report, say)
         _prune_pool(target, plan, report, say)
         return report
