@@ -1,5 +1,6 @@
 #!/bin/sh
-# Compose particle-os from particle-os.yaml, check its image, and boot it in QEMU (run as root, or with subordinate ids).
+# Compose particle-os from particle-os.yaml on its base (a Debian Atomic compose, see particle-os.yaml), check its
+# image, and boot it in QEMU (run as root, or with subordinate ids).
 set -eu
 cd "$(dirname "$0")"
 compose=$(deb-bootc-compose --config particle-os.yaml --target-dir composes | tail -n 1)

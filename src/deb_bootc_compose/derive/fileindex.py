@@ -15,6 +15,7 @@ from pathlib import Path
 
 from isal import igzip
 
+from deb_bootc_compose.oci.errors import OciError
 from deb_bootc_compose.oci.tarlayer import CHUNK, tarinfo_for
 from deb_bootc_compose.oci.tree import TreeEntry
 from debsandbox.idmap import IdMap
@@ -24,7 +25,7 @@ OPAQUE = ".wh..wh..opq"
 MAX_MEMBERS = 2_000_000  # a layer with more entries than any real image is refused
 
 
-class IndexError_(ValueError):
+class LayerReadError(OciError):
     """A base image layer cannot be read; the message says which and why."""
 
 
@@ -66,7 +67,7 @@ def _members(blob: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
                                                       errors="surrogateescape") as tar:
         for n, info in enumerate(tar):
             if n >= MAX_MEMBERS:
-                raise IndexError_(f"{blob}: more than {MAX_MEMBERS} entries in one layer")
+                raise LayerReadError(f"{blob}: more than {MAX_MEMBERS} entries in one layer")
             yield info, tar
 
 
@@ -85,7 +86,7 @@ def apply_layer(index: dict[str, FileRecord], blob: Path) -> None:
         for info, tar in _members(blob):
             name = _norm(info.name)
             if not name or ".." in name.split("/"):
-                raise IndexError_(f"{blob}: member {info.name!r} leaves the image's root")
+                raise LayerReadError(f"{blob}: member {info.name!r} leaves the image's root")
             parent, _, leaf = name.rpartition("/")
             if leaf == OPAQUE:
                 prefix = f"{parent}/" if parent else ""
@@ -105,7 +106,7 @@ def apply_layer(index: dict[str, FileRecord], blob: Path) -> None:
                 info.linkname = _norm(info.linkname)
             index[name] = _record(info, _content_digest(tar, info) if info.isreg() else "")
     except (OSError, EOFError, tarfile.TarError) as exc:
-        raise IndexError_(f"{blob}: not a readable gzip tar layer ({exc})") from None
+        raise LayerReadError(f"{blob}: not a readable gzip tar layer ({exc})") from None
 
 
 def image_index(blobs: list[Path], check: Callable[[], None] | None = None) -> dict[str, FileRecord]:

@@ -133,20 +133,20 @@ def write_derived_image(analysis: TreeAnalysis, image: BaseImage, out_dir: Path,
             raise OciCancelled("the OCI image write was cancelled")
 
     base = BaseLayers.read(image)
-    index = image_index(base.blobs, check)
-    progress(f"base image {image.manifest_digest}: {len(base.blobs)} layers, {len(index)} paths")
-    diff = difference(analysis, index, check)
-    progress(f"derived layer: {len(diff.changed)} entries written, {diff.removed} paths of the base removed "
-             f"({len(diff.whiteouts)} whiteouts)")
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f".{o.layout_name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     blobs = staging / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     try:
-        for src, desc in zip(base.blobs, base.descriptors, strict=True):
+        for src, desc in zip(base.blobs, base.descriptors, strict=True):  # checked, then read from the copy
             check()
             _copy_verified(src, blobs / src.name, str(desc["digest"]))
+        index = image_index([blobs / src.name for src in base.blobs], check)
+        progress(f"base image {image.manifest_digest}: {len(base.blobs)} layers, {len(index)} paths")
+        diff = difference(analysis, index, check)
+        progress(f"derived layer: {len(diff.changed)} entries written, {diff.removed} paths of the base removed "
+                 f"({len(diff.whiteouts)} whiteouts)")
         members = [analysis.entries.get(p) or TreeEntry(p, _EMPTY) for p in
                    sorted([*diff.changed, *diff.whiteouts], key=_sort_key)]
         own = write_layer(analysis.tree, members, analysis.hardlinks, o.source_date_epoch, blobs,
@@ -180,7 +180,7 @@ def write_derived_image(analysis: TreeAnalysis, image: BaseImage, out_dir: Path,
              for i, (b, n) in enumerate(zip(layers, notes, strict=True))]
     seconds = time.monotonic() - started
     progress(f"image {manifest_digest}: {len(layers)} layers ({len(base.blobs)} of the base), own layer "
-             f"{own.size} bytes, in {seconds:.1f} s")
+             f"{own.size} bytes ({len(diff.changed)} entries, {len(diff.whiteouts)} whiteouts), in {seconds:.1f} s")
     return OciResult(layout_dir=layout_dir, archive_path=archive, manifest_digest=manifest_digest,
                      config_digest=config_digest, layers=infos, plan_path=o.plan_out, ref_name=o.ref_name,
                      labels=labels, seconds=seconds)

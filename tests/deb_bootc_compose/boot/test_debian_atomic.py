@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from atomicfixtures import CONTAINER_SAYS, SEED_HOSTNAME, nocloud_seed_disk, tiny_container_disk
 from compose_helpers import EXAMPLES, harvest_target, run_cli, seed_target
 
@@ -160,3 +163,63 @@ def test_particle_os_from_its_containerfile_lints_installs_and_boots(atomic: Pat
                      "systemctl is-active ssh.service"]
     report = boot_test(spec, net=True, net_setup=False)
     assert report.ok, f"particle-os: {report.summary()}\nserial log: {report.serial_log}"
+
+
+DERIVED = EXAMPLES / "particle-os" / "manifest" / "particle-os.yaml"
+
+
+def oci_layers(layout: Path) -> list[dict[str, Any]]:
+    index = json.loads((layout / "index.json").read_text())
+    found: list[dict[str, Any]] = json.loads(
+        (layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())["layers"]
+    return found
+
+
+def layer_members(layout: Path, digest: str) -> list[str]:
+    with tarfile.open(layout / "blobs/sha256" / digest.split(":")[1], "r:gz") as tar:
+        return tar.getnames()
+
+
+def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atomic: Path, tmp_path: Path) -> None:
+    """examples/particle-os/manifest (``base:`` this compose's base variant), with iproute2 removed as well,
+    composed in the same target (no disk phase: the OCI image is what is checked and installed). Its image holds
+    the base image's layers unchanged plus one of its own with whiteouts; skopeo reads it, lint passes, and the
+    image installed from its OCI archive boots with its identity, its packages, and without iproute2."""
+    data = yaml.safe_load(DERIVED.read_text())
+    data["base"]["compose"] = str(atomic)
+    data["variants"] = {"base": {"remove": ["iproute2"]}}
+    config = tmp_path / "particle-os.yaml"
+    config.write_text(yaml.safe_dump(data))
+    run = run_cli(["--config", str(config), "--target-dir", str(atomic.parent), "--compose-type", "test",
+                   "--skip-phase", "disk"], timeout=2400)
+    assert run.returncode == 0, f"the derived compose failed ({run.returncode}):\n{run.stderr[-6000:]}"
+    derived = Path(run.last_line)
+    assert (derived / "STATUS").read_text().strip() == "FINISHED"
+    lock = yaml.safe_load((derived / "metadata/lockfile.yaml").read_text())
+    assert lock["lockfile_version"] == 2 and lock["base"]["compose_id"] == atomic.name, lock.get("base")
+    base_layout, layout = (c / "compose/base/amd64/oci/layout" for c in (atomic, derived))
+    base_layers = [str(x["digest"]) for x in oci_layers(base_layout)]
+    own = oci_layers(layout)
+    assert [str(x["digest"]) for x in own[:-1]] == base_layers  # the base's layers, verbatim
+    assert own[-1]["annotations"]["org.debian.bootc.layer"] == "derived"
+    members = layer_members(layout, str(own[-1]["digest"]))
+    assert "usr/share/doc/.wh.iproute2" in members and "usr/bin/htop" in members, members[:50]
+    assert len(members) < 3000, f"{len(members)} entries: the derived layer repeats the base's files"
+    inspect = subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"], capture_output=True, text=True)
+    assert inspect.returncode == 0, inspect.stderr
+    assert json.loads(inspect.stdout)["Labels"]["org.opencontainers.image.title"] == "particle-os"
+    archive = next((derived / "compose/base/amd64/oci").glob("*.oci-archive"))
+    lint = run_cli(["lint", f"oci-archive:{archive}"], timeout=900)
+    assert lint.returncode == 0 and "0 error(s)" in lint.stdout, lint.stdout + lint.stderr
+    disk = tmp_path / "particle-os.qcow2"
+    installed = run_cli(["install-to-disk", f"oci-archive:{archive}", str(disk), "--stateroot", "particle-os"],
+                        timeout=1800)
+    assert installed.returncode == 0, installed.stderr[-4000:]
+    spec = cli.spec_for(cli.parser().parse_args([str(disk), "--log-dir", str(tmp_path / "logs")]))
+    spec.commands = ["grep -qx 'ID=particle-os' /usr/lib/os-release", "grep -q Particle-OS /etc/motd",
+                     "htop --version", "tmux -V", "test ! -e /usr/share/doc/iproute2", "! command -v ip",
+                     f"grep -q 'compose_id: {atomic.name}' /usr/lib/deb-bootc/lockfile.yaml",
+                     "grep -q 'name: particle-os' /usr/lib/deb-bootc/manifest.yaml",
+                     "systemctl is-active ssh.service"]
+    report = boot_test(spec, net=True, net_setup=False)
+    assert report.ok, f"particle-os (derived): {report.summary()}\nserial log: {report.serial_log}"
