@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from basecomposes import make_base
 from compose_helpers import EXAMPLES
 
 from deb_bootc_compose import manifest, osrelease
@@ -119,13 +120,10 @@ def test_a_hostile_base_manifest_cannot_copy_host_files(tmp_path: Path, host_dir
     data = yaml.safe_load(ATOMIC.read_text())
     data["files"].append({"path": "/etc/leak", "source": "files/leak"})
     (base_dir / "atomic.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    compose = tmp_path / "atomic-13-20261205.t.0"  # a compose directory's copy is loaded without file checks
-    (compose / "metadata").mkdir(parents=True)
-    (compose / "STATUS").write_text("FINISHED\n")
     data["files"][-1]["source"] = "../../../../../../../../../../" + str(host_dir / "marker")
-    (compose / "metadata/manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    # the manifest file: its own loader refuses the link; the compose's copy: init's no-follow read refuses it
-    cases = ((base_dir / "atomic.yaml", "through a symlink"), (compose, "cannot be copied from beside it"))
+    compose = make_base(tmp_path, data)  # a compose directory: init writes a derived manifest, which copies nothing
+    # the manifest file: its own loader refuses the link; a compose's manifest naming files: refused as a base
+    cases = ((base_dir / "atomic.yaml", "through a symlink"), (compose, "names files by path (files[2])"))
     for base, message in cases:
         dest = tmp_path / f"p-{base.name}"
         assert init("ok", "--from", base, "--dir", dest) == 2
@@ -144,3 +142,22 @@ def test_identity_and_packages_cannot_inject_lines(tmp_path: Path, capsys: pytes
                 "--dir", dest) == 2
     assert message in capsys.readouterr().err
     assert not dest.exists()
+
+
+def test_manifest_project_from_a_compose_is_a_derived_manifest(tmp_path: Path) -> None:
+    """From a compose directory (its latest- link), the project names it as its ``base:``, relative to itself."""
+    make_base(tmp_path)
+    dest = tmp_path / "projects/particle-os"
+    assert init("particle-os", "--from", tmp_path / "target/latest-atomic-13", "--variant", "cloud",
+                "--pretty-name", "Particle-OS", "--os-version", "2", "--dir", dest) == 0
+    data = yaml.safe_load((dest / "particle-os.yaml").read_text())
+    assert data["base"] == {"compose": "../../target/latest-atomic-13", "variant": "cloud"}
+    assert "update" not in data and "sources" not in data
+    m = manifest.load(dest / "particle-os.yaml")
+    assert m.derived_from is not None and list(m.variants) == ["cloud"]
+    assert m.variant_packages("cloud") == ["systemd", "sudo", "iproute2", "cloud-init"]
+    assert dict(m.for_variant("cloud").os_release)["ID"] == "particle-os"
+    assert "--variant cloud" in (dest / "build.sh").read_text()
+    missing = tmp_path / "p2"
+    assert init("x", "--from", tmp_path / "target/latest-atomic-13", "--variant", "desktop", "--dir", missing) == 2
+    assert not missing.exists()

@@ -78,7 +78,12 @@ def _base_manifest(base: Path) -> Path:
 
 
 def manifest_project(name: str, base: Path, variant: str, dest: Path, identity: Identity) -> list[Path]:
-    """The manifest flavour: write the project under ``dest``; the files written."""
+    """The manifest flavour: write the project under ``dest``; the files written. From a compose directory the
+    project is a derived manifest (``base:``, scaffold/derived.py); from a manifest, a copy of it."""
+    if base.is_dir() and ComposePaths.at(base).status.is_file():
+        from .derived import derived_project
+
+        return derived_project(name, base, variant, dest, identity)
     source = _base_manifest(base)
     try:
         parsed = manifest_mod.load(source, check_files=not base.is_dir())

@@ -162,3 +162,37 @@ def test_a_prune_killed_half_way_leaves_a_usable_target(tmp_path: Path, stop_aft
     assert done.returncode == 0, done.stderr
     assert state_of(target) == want
     assert not target.trash.exists() or not any(target.trash.iterdir())
+
+
+def test_a_base_a_derived_compose_uses_is_kept_until_the_derived_compose_goes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A derived compose in another target names A as its base (its lockfile, and the record it left in A's target):
+    ``--keep 1`` keeps A. Once the derived compose is gone, A goes and so does the stale record."""
+    from deb_bootc_compose.derive.records import record_use
+    from deb_bootc_compose.lockfile import LockedBase
+    from deb_bootc_compose.lockfile import load as load_lockfile
+
+    target = build(tmp_path / "target")
+    other = TargetPaths(tmp_path / "derived-target")
+    derived = make_compose(other, "particle-1-20261205.n.0", 5, "FINISHED", [pool_deb(other, "htop")])
+    lock = load_lockfile(derived.lockfile)
+    lock.base = LockedBase(compose_id=A, compose_dir=str(target.compose(A).topdir), variant="base",
+                           commits={"x86_64": commit_of(target.compose(A))}, images={})
+    lock.write(derived.lockfile)
+
+    class Base:  # what record_use reads of a loaded base compose
+        compose_id = A
+        paths = target.compose(A)
+
+    record_use(Base(), derived)  # type: ignore[arg-type]
+    assert main(["prune", str(target.target), "--keep", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"keeping {A}: the derived compose {derived.topdir} is built on it" in out
+    assert target.compose(A).topdir.is_dir() and not target.compose(C).topdir.exists()
+    assert ostree(target.ostree_repo, "cat", commit_of(target.compose(A)), "/usr/lib/os-release") == A
+
+    subprocess.run(["rm", "-rf", str(derived.topdir)], check=True)
+    assert main(["prune", str(target.target), "--keep", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"removing compose {A}" in out and "its derived compose is gone" in out
+    assert not target.compose(A).topdir.exists() and not list(target.derived_uses.glob("*.json"))
