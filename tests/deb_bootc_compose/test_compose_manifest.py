@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from basecomposes import make_base
 
 from deb_bootc_compose import manifest
 from deb_bootc_compose.manifest import ManifestError
@@ -46,12 +48,22 @@ def test_minimal_manifest_defaults(tmp_path: Path) -> None:
     assert m.short_name == "debian-bootc"
 
 
-def test_examples_load() -> None:
+def test_examples_load(tmp_path: Path) -> None:
     found = sorted(EXAMPLES.rglob("*.yaml"))  # examples/debian-atomic, examples/particle-os/manifest too
     assert len(found) >= 7
+    atomic = yaml.safe_load((EXAMPLES / "debian-atomic/debian-atomic.yaml").read_text())
+    base = make_base(tmp_path, atomic)  # a derived example is loaded on a (synthetic) Debian Atomic compose
     for path in found:
+        data = yaml.safe_load(path.read_text())
+        if "base" in data:
+            data["base"]["compose"] = str(base)
+            path = tmp_path / path.name
+            path.write_text(yaml.safe_dump(data))
         m = manifest.load(path)
         assert m.name and m.sources
+        if "base" in data:
+            assert m.derived_from is not None and "htop" in m.variant_packages("base")
+            assert "openssh-server" in m.variant_packages("base")  # the base's
 
 
 def test_security_example_has_updates_and_security() -> None:
