@@ -7,11 +7,14 @@ compose's SOURCE_DATE_EPOCH is the newest build time of *every* package, and dra
 initramfs (``systemd-sysusers --root`` sets the last-password-change day of /etc/shadow from it): with it, an
 update of any package -- one the initramfs does not contain -- rewrote the whole 40 MB compressed image, and a
 one-package update downloaded it again (bench/ostree_update_bytes.py). A change to a package whose files are in
-the initramfs changes it anyway, whatever its timestamp."""
+the initramfs changes it anyway, whatever its timestamp.
+
+A derived image keeps its base's initramfs when nothing that makes it changed (derive/initramfs.py)."""
 
 from __future__ import annotations
 
 from deb_bootc_compose import pool
+from deb_bootc_compose.derive import initramfs as derived_initramfs
 from deb_bootc_compose.errors import ComposeError
 from deb_bootc_compose.prepare.base import PrepareJob, Step
 from debsandbox.commands import CommandError
@@ -36,6 +39,8 @@ def run(job: PrepareJob) -> None:
     t, kver = job.tree, job.kver
     job.own_dir("usr/lib/ostree")
     t.write_text("usr/lib/ostree/prepare-root.conf", PREPARE_ROOT_CONF)
+    if derived_initramfs.reuse(job):
+        return
     epoch = initramfs_epoch(job)
     if epoch is not None:
         job.write_log(f"initramfs SOURCE_DATE_EPOCH={epoch} (the kernel's and dracut's packages)")

@@ -184,7 +184,8 @@ def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atom
     """examples/particle-os/manifest (``base:`` this compose's base variant), with iproute2 removed as well,
     composed in the same target (no disk phase: the OCI image is what is checked and installed). Its image holds
     the base image's layers unchanged plus one of its own with whiteouts; skopeo reads it, lint passes, and the
-    image installed from its OCI archive boots with its identity, its packages, and without iproute2."""
+    image installed from its OCI archive boots with its identity, its packages, and without iproute2. Its
+    initramfs is the base's (nothing that makes it changed)."""
     data = yaml.safe_load(DERIVED.read_text())
     data["base"]["compose"] = str(atomic)
     data["variants"] = {"base": {"remove": ["iproute2"]}}
@@ -205,6 +206,9 @@ def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atom
     members = layer_members(layout, str(own[-1]["digest"]))
     assert "usr/share/doc/.wh.iproute2" in members and "usr/bin/htop" in members, members[:50]
     assert len(members) < 3000, f"{len(members)} entries: the derived layer repeats the base's files"
+    # the kernel, dracut, ostree and systemd are the base's: its initramfs is kept, not made again
+    assert "the base image's initramfs" in run.stdout + run.stderr, run.stderr[-3000:]
+    assert not [m for m in members if m.startswith("usr/lib/modules/")], "the kernel or initramfs changed"
     inspect = subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"], capture_output=True, text=True)
     assert inspect.returncode == 0, inspect.stderr
     assert json.loads(inspect.stdout)["Labels"]["org.opencontainers.image.title"] == "particle-os"
