@@ -16,7 +16,8 @@ from deb_mock.config import ConfigError, merge_defines
 from deb_mock.errors import BadInput
 
 BUILD_ONLY = ("nocheck", "profile", "with_", "without", "addrepo", "no_clean", "cleanup_after", "postinstall",
-              "enable_plugin", "disable_plugin", "plugin_option", "run_lintian", "run_autopkgtest")
+              "enable_plugin", "disable_plugin", "plugin_option", "run_lintian", "run_autopkgtest",
+              "run_piuparts")
 
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
@@ -64,6 +65,12 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
                        help="run the package's autopkgtests after a successful build (--enable-plugin autopkgtest)")
     tests.add_argument("--no-run-autopkgtest", dest="run_autopkgtest", action="store_const", const=False,
                        help="do not run them (--disable-plugin autopkgtest)")
+    piu = g.add_mutually_exclusive_group()
+    piu.add_argument("--run-piuparts", dest="run_piuparts", action="store_const", const=True, default=None,
+                     help="install, remove and purge the built packages in a clean root after a successful build "
+                     "and check what is left (piuparts-style checks: --enable-plugin piuparts)")
+    piu.add_argument("--no-run-piuparts", dest="run_piuparts", action="store_const", const=False,
+                     help="do not (--disable-plugin piuparts)")
 
 
 def plugin_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,7 +78,8 @@ def plugin_fields(args: argparse.Namespace) -> dict[str, Any]:
     from deb_mock.plugins.loader import parse_option
 
     enable, disable = list(args.enable_plugin), list(args.disable_plugin)
-    for flag, name in ((args.run_lintian, "lintian"), (args.run_autopkgtest, "autopkgtest")):
+    flags = ((args.run_lintian, "lintian"), (args.run_autopkgtest, "autopkgtest"), (args.run_piuparts, "piuparts"))
+    for flag, name in flags:
         if flag is not None:
             (enable if flag else disable).append(name)
     options: dict[str, dict[str, Any]] = {}

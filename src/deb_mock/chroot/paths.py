@@ -8,12 +8,13 @@ CACHE/builds/<config>/<id>/                              throw-away build roots
 CACHE/failed/<config>/                                   the root of the last failed build of a config
 CACHE/chroots/<config>/                                  the persistent working chroot (--init/--shell)
 CACHE/scratch/<name>/                                    short-lived work directories (--copyout's staging)
+CACHE/ccache/<config>/<source>/                          the ccache plugin's caches (one per config and source)
 CACHE/locks/                                             flock files (removed when free)
 ```
 
-Run by root, the directories holding trees (root-cache, deps-cache, builds, failed, chroots, scratch) are
-root's and 0700: the trees in them are owned by the sandbox's mapped ids (the overlay shows them with their real
-owners), so no host path may lead a mapped id to them. Sandboxes reach their layers only through bind
+Run by root, the directories holding trees (root-cache, deps-cache, builds, failed, chroots, scratch, ccache)
+are root's and 0700: the trees in them are owned by the sandbox's mapped ids (the overlay shows them with their
+real owners), so no host path may lead a mapped id to them. Sandboxes reach their layers only through bind
 mounts that real root makes for them (see :mod:`debsandbox.nsexec`).
 """
 
@@ -58,6 +59,14 @@ class CachePaths:
         """A short-lived work directory (the caller makes it and removes it)."""
         return self.root / "scratch" / name
 
+    def ccaches(self, config: str) -> Path:
+        """The ccache plugin's caches of one config (``--scrub c-cache`` removes them)."""
+        return self.root / "ccache" / config
+
+    def ccache(self, config: str, source: str) -> Path:
+        """The ccache plugin's cache of one source package built with one config (written by its builds)."""
+        return self.ccaches(config) / source
+
     def lock(self, name: str) -> Path:
         """The lock file ``name`` (its directory made if need be)."""
         (self.root / "locks").mkdir(parents=True, exist_ok=True)
@@ -77,6 +86,7 @@ class CachePaths:
             self.root / "failed",
             self.root / "chroots",
             self.root / "scratch",
+            self.root / "ccache",
         ):
             d.mkdir(exist_ok=True)
             st = d.lstat()

@@ -96,11 +96,12 @@ def clean(config: MockConfig, paths: CachePaths) -> list[Path]:
     return removed
 
 
-SCRUB_CHOICES = ("all", "chroot", "cache", "root-cache", "deps-cache")
+SCRUB_CHOICES = ("all", "chroot", "cache", "root-cache", "deps-cache", "c-cache")
 
 
 def scrub(config: MockConfig, paths: CachePaths, what: str) -> list[Path]:
-    """mock's ``--scrub``: chroot, root-cache, deps-cache, cache (= every cache), all (= everything)."""
+    """mock's ``--scrub``: chroot, root-cache, deps-cache, c-cache (the ccache plugin's caches of the config),
+    cache (= every cache), all (= everything)."""
     if what not in SCRUB_CHOICES:
         raise BadInput(f"unknown --scrub value {what!r}; choose from {', '.join(SCRUB_CHOICES)}")
     removed: list[Path] = []
@@ -111,6 +112,10 @@ def scrub(config: MockConfig, paths: CachePaths, what: str) -> list[Path]:
         if rc.exists():
             remove_tree(rc)
             removed.append(rc)
+    ccache = paths.ccaches(config.name)
+    if what in ("c-cache", "cache", "all") and (ccache.exists() or ccache.is_symlink()):
+        remove_tree(ccache)
+        removed.append(ccache)
     if what in ("deps-cache", "cache", "all") and paths.deps_cache.exists():
         key = config.root_cache_key()
         for entry in paths.deps_cache.iterdir():

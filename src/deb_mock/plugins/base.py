@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from deb_mock.chroot.paths import CachePaths
 from deb_mock.config import MockConfig
 from deb_mock.request import BuildResult
 from debsandbox.commands import Completed
@@ -29,7 +30,7 @@ class Hook(StrEnum):
     ROOT_READY = "root_ready"  # the config's root cache is ready (before the build-dependencies)
     BEFORE_DEPS = "before_deps"  # before the build-dependencies are resolved and installed (or found cached)
     AFTER_DEPS = "after_deps"  # the build-dependency layer is ready
-    BEFORE_BUILD = "before_build"  # just before dpkg-buildpackage's sandbox is made (ctx.build_tmpfs applies)
+    BEFORE_BUILD = "before_build"  # just before dpkg-buildpackage's sandbox is made (ctx.build_* apply)
     AFTER_BUILD = "after_build"  # the build succeeded; its files are in the result directory
     ON_FAILURE = "on_failure"  # the build did not succeed (errors here are logged, never change the result)
 
@@ -85,6 +86,13 @@ class PluginContext:
     source_bind: Bind | None = None
     source_path: str | None = None
     replace_result_file: Callable[[str, bytes], None] = lambda name, content: None
+    # packages installed with the build-dependencies (part of the cached layer's key); add in ROOT_READY or
+    # BEFORE_DEPS. Binds into the build's sandbox and variables of its environment; add up to BEFORE_BUILD.
+    # All three are shared by every plugin of the build.
+    build_packages: list[str] = field(default_factory=list)
+    cache_paths: CachePaths | None = None  # deb-mock's cache directory (from root_ready on)
+    build_binds: list[Bind] = field(default_factory=list)
+    build_env: dict[str, str] = field(default_factory=dict)
 
     def note(self, message: str) -> None:
         """A line in the plugin's log."""

@@ -27,6 +27,8 @@ BUILTIN = {
     "lintian": "deb_mock.plugins.lintian:LintianPlugin",
     "autopkgtest": "deb_mock.plugins.autopkgtest:AutopkgtestPlugin",
     "sign": "deb_mock.plugins.sign:SignPlugin",
+    "ccache": "deb_mock.plugins.ccache:CcachePlugin",
+    "piuparts": "deb_mock.plugins.piuparts:PiupartsPlugin",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 RESERVED = ("build", "root", "state", "result")  # their logs are deb-mock's own

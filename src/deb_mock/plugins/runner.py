@@ -42,13 +42,17 @@ class _Active:
 
 
 class PluginRunner:
-    """The enabled plugins of one build. ``build_tmpfs`` is shared by every plugin's context."""
+    """The enabled plugins of one build. ``build_tmpfs``, ``build_packages``, ``build_binds`` and ``build_env``
+    are shared by every plugin's context."""
 
     def __init__(self, request: BuildRequest, config: MockConfig, result: BuildResult, state: StateLog) -> None:
         enabled = loader.select(config.plugins, request.enable_plugins, request.disable_plugins,
                                 request.plugin_options)
         self.request, self.config, self.result, self.state = request, config, result, state
         self.build_tmpfs: dict[str, str | None] = {}
+        self.build_packages: list[str] = []
+        self.build_binds: list[Bind] = []
+        self.build_env: dict[str, str] = {}
         self.roots: dict[str, ToolRoots] = {}
         self.active = [_Active(e, self._context(e)) for e in enabled]
         for a in self.active:
@@ -69,6 +73,9 @@ class PluginRunner:
             log=log,
             run_in_root=lambda *a, **k: self._no_root(e.name),
             build_tmpfs=self.build_tmpfs,
+            build_packages=self.build_packages,
+            build_binds=self.build_binds,
+            build_env=self.build_env,
             replace_result_file=self._replace_result_file,
         )
 
@@ -80,6 +87,7 @@ class PluginRunner:
         """The root cache is ready: plugins may run things in roots made from it."""
         for a in self.active:
             a.ctx.source_bind, a.ctx.source_path = source
+            a.ctx.cache_paths = paths
             roots = ToolRoots(self.config, paths, cache, builddir / f"plugin-{a.enabled.name}", a.ctx.log,
                               self.request.cancel)
             roots.workdir.mkdir(parents=True, exist_ok=True)

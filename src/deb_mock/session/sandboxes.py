@@ -100,11 +100,13 @@ def build_sandbox(
     network: bool,
     profiles: list[str] | None = None,
     tmpfs: dict[str, str | None] | None = None,
+    plugin_env: dict[str, str] | None = None,
 ) -> Sandbox:
     """The build's sandbox; ``tmpfs`` maps mount points to their size (the tmpfs plugin sets them: ``/tmp``
-    by default, see docs/plugins.md)."""
+    by default, see docs/plugins.md); ``plugin_env`` is what plugins add to its environment (ccache's)."""
     env = {"HOME": "/build", "USER": config.build_user, "LOGNAME": config.build_user}
     env.update(build_env(config, profiles or []))
+    env.update(plugin_env or {})
     return Sandbox(
         root=OverlayRoot(lower, builddir / "upper", builddir / "upper.work"),
         binds=list(binds),

@@ -39,6 +39,7 @@ from debsandbox.sandbox import Bind, remove_tree
 RESULT_SUFFIXES = (".deb", ".udeb", ".ddeb", ".changes", ".buildinfo")
 BUILDROOT_LIST = "/var/lib/deb-mock/buildroot.tsv"
 DEBIAN_ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _RESULT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]*$")
 # what apt-get update says of a repository its key does not verify (not worth a retry elsewhere)
 UNVERIFIED_REPO = ("NO_PUBKEY", "is not signed", "couldn't be verified", "were invalid", "BADSIG")
@@ -109,6 +110,14 @@ class Build:
         assert self.source is not None
         return Bind(self.source.path if self.source.is_tree else self.source.path.parent, "/deb-mock/src", ro=True)
 
+    def plugin_packages(self) -> list[str]:
+        """Packages the plugins install with the build-dependencies (the ccache plugin's ccache), checked."""
+        names = sorted(set(self.plugins.build_packages)) if self.plugins is not None else []
+        bad = [n for n in names if not _PACKAGE.match(n)]
+        if bad:
+            raise BadInput(f"plugins asked to install what are not Debian package names: {', '.join(bad)}")
+        return names
+
     def apt_options(self) -> str:
         return f"{_FLAGS[self.request.build_what][1]} {buildprofiles.apt_option(self.profiles)}".strip()
 
@@ -133,6 +142,7 @@ class Build:
             s.build_depends_arch,
             s.build_depends_indep,
             ",".join(self.profiles),
+            ",".join(self.plugin_packages()),
         ]
         digest = hashlib.sha256("\0".join(fields).encode()).hexdigest()[:24]
         return self.paths.deps_cache / ".resolved" / f"{digest}.json"
@@ -149,6 +159,10 @@ class Build:
                 return list(json.loads(memo.read_text())), False
         opt = self.apt_options()
         body = f"echo '@@@ simulate'\napt-get build-dep -s {opt} {shlex.quote(self.source.sandbox_path)}"
+        extras = self.plugin_packages()
+        if extras:  # simulated on their own: a failure here is the plugin's, never a dep-wait of the source
+            body += (f"\necho '@@@ plugins'\napt-get install -s --no-install-recommends {shlex.join(extras)} "
+                     "|| exit 43")
         sb = root_sandbox((cache.root,), self.builddir, "deps", self.apt_binds(extra), network=True)
         res = sb.run(
             ["sh", "-c", apt_script(full_update=full_update, extra=extra.present, body=body)],
@@ -163,9 +177,13 @@ class Build:
             raise InfraError(
                 f"apt-get update failed (mirror or extra repository unreachable?); see {self.state.root_log}"
             )
+        if res.returncode == 43:
+            raise InfraError(f"apt cannot install the packages plugins asked for ({', '.join(extras)}) in "
+                             f"{self.config.name}: {' '.join(res.tail_lines[-3:])[:400]}")
         if res.returncode != 0:
             self.explain_dep_wait(cache, extra, "\n".join(res.tail_lines))
-        resolved = relations.parse_simulation(res.output.split("@@@ simulate", 1)[-1])
+        simulated = res.output.split("@@@ simulate", 1)[-1].replace("@@@ plugins", "")
+        resolved = sorted(set(relations.parse_simulation(simulated)))
         if memo is not None:
             memo.parent.mkdir(parents=True, exist_ok=True)
             tmp = memo.with_suffix(f".tmp{os.getpid()}")
@@ -212,10 +230,13 @@ class Build:
         opt = self.apt_options()
         dsc = shlex.quote(self.source.sandbox_path)
         build_dep = f"apt-get build-dep -y -o APT::Install-Recommends=false {opt} {dsc}"
+        extras = self.plugin_packages()
+        plugin_install = f"apt-get install -y --no-install-recommends {shlex.join(extras)}" if extras else "true"
         install = "\n".join(
             [
                 "set -e",
                 build_dep,
+                plugin_install,
                 "apt-get clean",
                 f"rm -f /etc/apt/sources.list.d/{EXTRA_LIST} /etc/apt/keyrings/deb-mock-*",
                 "rm -rf /var/lib/apt/lists/*" if full_update else "true",
@@ -225,7 +246,9 @@ class Build:
         )
         # apt downloads (and verifies) with network; dpkg and the build-dependencies' maintainer scripts,
         # which are untrusted code, then run in a sandbox without network
-        steps = [(apt_script(full_update=False, extra=extra.present, body=f"{build_dep} --download-only"), True)]
+        download = f"{build_dep} --download-only\n{plugin_install} --download-only" if extras else (
+            f"{build_dep} --download-only")
+        steps = [(apt_script(full_update=False, extra=extra.present, body=download), True)]
         steps.append((install, False))
         try:
             for script, network in steps:
@@ -276,8 +299,9 @@ class Build:
         script = buildscript.script(workdir, unpack, self.source.is_tree, flag, tmpfs)
         timeout = self.request.timeout or self.config.build_timeout or None
         lower = (deps.layer, cache.root)
-        sb = build_sandbox(self.config, lower, self.builddir, [self.source_bind()], self.request.network,
-                           self.profiles, tmpfs)
+        binds = [self.source_bind(), *(self.plugins.build_binds if self.plugins is not None else [])]
+        sb = build_sandbox(self.config, lower, self.builddir, binds, self.request.network, self.profiles, tmpfs,
+                           self.plugins.build_env if self.plugins is not None else None)
         try:
             sb.run(
                 ["sh", "-c", script],

@@ -1,5 +1,6 @@
 """Plugin logic without builds: which plugins run with which options, the flags, lintian's summary and
-verdict, debsign's .changes update, and the full-tmpfs diagnosis."""
+verdict, debsign's .changes update, the full-tmpfs diagnosis, ccache's stats log and sizes, and the
+piuparts-style checks' dependencies and leftovers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from deb_mock import cli, cliopts
 from deb_mock.errors import BadInput
 from deb_mock.plugins import loader
 from deb_mock.plugins.autopkgtest import dependencies_of_tests
+from deb_mock.plugins.ccache import parse_stats_log, size_bytes
 from deb_mock.plugins.lintian import summarise, verdict
+from deb_mock.plugins.piuparts import leftovers, relation_names
 from deb_mock.plugins.sign import updated_changes
 from deb_mock.request import BuildResult
 from deb_mock.session import buildscript
@@ -38,7 +41,8 @@ def test_only_tmpfs_runs_by_default_and_config_and_flags_choose_the_rest() -> No
 @pytest.mark.parametrize(
     ("tables", "enable", "disable", "options", "said"),
     [
-        ({"nope": {}}, [], [], {}, "unknown plugin(s): nope; available: autopkgtest, lintian, sign, tmpfs"),
+        ({"nope": {}}, [], [], {},
+         "unknown plugin(s): nope; available: autopkgtest, ccache, lintian, piuparts, sign, tmpfs"),
         ({}, ["nope"], [], {}, "unknown plugin(s): nope"),
         ({}, ["tmpfs"], ["tmpfs"], {}, "both name tmpfs"),
         ({"lintian": {"enabled": "yes"}}, [], [], {}, "[plugins.lintian] enabled: expected true or false"),
@@ -47,6 +51,9 @@ def test_only_tmpfs_runs_by_default_and_config_and_flags_choose_the_rest() -> No
         ({}, ["sign"], [], {}, "plugin sign: invalid options: key: Field required"),
         ({}, [], [], {"tmpfs": {"size": "lots"}}, "not a tmpfs size: 'lots'"),
         ({}, ["sign"], [], {"sign": {"key": "k", "keyid": "$(id)"}}, "not a key id"),
+        ({}, ["ccache"], [], {"ccache": {"max-size": "lots"}}, "not a size: 'lots'"),
+        ({}, ["ccache"], [], {"ccache": {"max-size": "10K"}}, "too small for a compiler cache"),
+        ({}, ["piuparts"], [], {"piuparts": {"fail-on": "leftovers"}}, "plugin piuparts: invalid options: fail-on"),
     ],
 )
 def test_wrong_plugin_names_and_options_are_bad_input(tables, enable, disable, options, said) -> None:  # type: ignore[no-untyped-def]
@@ -68,11 +75,11 @@ def test_plugin_option_values_are_toml_or_text() -> None:
 
 def test_cli_maps_plugin_flags_onto_the_request() -> None:
     args = cli.parser().parse_args(
-        ["--rebuild", "x.dsc", "--run-lintian", "--run-autopkgtest", "--enable-plugin", "sign",
+        ["--rebuild", "x.dsc", "--run-lintian", "--run-autopkgtest", "--run-piuparts", "--enable-plugin", "sign",
          "--disable-plugin", "tmpfs", "--plugin-option", "sign:key=/k.asc", "--plugin-option", "lintian:fail-on=none"]
     )
     assert cliopts.plugin_fields(args) == {
-        "enable_plugins": ["sign", "lintian", "autopkgtest"],
+        "enable_plugins": ["sign", "lintian", "autopkgtest", "piuparts"],
         "disable_plugins": ["tmpfs"],
         "plugin_options": {"sign": {"key": "/k.asc"}, "lintian": {"fail-on": "none"}},
     }
@@ -171,7 +178,9 @@ def test_entry_point_plugins_are_listed_and_imported_only_when_enabled(  # type:
     listed = capsys.readouterr().out.splitlines()
     assert [line.split() for line in listed] == [
         ["autopkgtest", "disabled", "built-in"],
+        ["ccache", "disabled", "built-in"],
         ["lintian", "disabled", "built-in"],
+        ["piuparts", "disabled", "built-in"],
         ["probe", "enabled", "dm_probe_plugin:Probe"],
         ["sign", "disabled", "built-in"],
         ["tmpfs", "enabled", "built-in"],
@@ -191,3 +200,40 @@ Depends: @builddeps@, gcc
 """
     names, missed = dependencies_of_tests(control, ["dm-a", "dm-b"])
     assert (names, missed) == (["dm-a", "dm-b", "hello", "python3", "gcc"], ["@builddeps@"])
+
+
+STATS_LOG = """\
+# /build/reproducible-path/x-1.0/a.c
+direct_cache_hit
+local_storage_hit
+# /build/reproducible-path/x-1.0/b.c
+preprocessed_cache_hit
+direct_cache_miss
+# /build/reproducible-path/x-1.0/c.c
+cache_miss
+direct_cache_miss
+preprocessed_cache_miss
+local_storage_write
+# conftest.c
+called_for_link
+"""
+
+
+def test_ccache_stats_log_and_sizes() -> None:
+    assert parse_stats_log(STATS_LOG) == {"hits": 2, "direct_hits": 1, "preprocessed_hits": 1, "misses": 1,
+                                          "uncacheable": 1}
+    assert parse_stats_log("")["hits"] == 0
+    assert [size_bytes(s) for s in ("2G", "500M", "1.5Gi", "16M", "4096")] == [
+        2 * 10**9, 5 * 10**8, int(1.5 * 2**30), 16 * 10**6, 4096]
+    with pytest.raises(ValueError):
+        size_bytes("2 gallons")
+
+
+def test_piuparts_dependencies_and_leftovers() -> None:
+    fields = "libc6 (>= 2.34), hello | cowsay\nperl:any, ${misc:Depends}\n"
+    assert relation_names(fields) == ["libc6", "hello", "perl"]
+    before = {"/etc", "/var/lib/dpkg/status", "/usr/bin/x"}
+    after = before | {"/etc/leaked.conf", "/var/lib/dpkg/info/p.list", "/var/log/dpkg.log", "/etc/ld.so.cache",
+                      "/var/lib/p", "/var/lib/p/state"}
+    assert leftovers(before, after) == ["/etc/leaked.conf", "/var/lib/p", "/var/lib/p/state"]
+    assert leftovers(after, before) == []  # what is gone is not a leftover
