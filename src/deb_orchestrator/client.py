@@ -20,6 +20,7 @@ and :class:`HubUnreachable` when the hub cannot be reached; :meth:`HubClient.fro
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -85,18 +86,19 @@ class HubClient(HubTransport):
     """Every call of the hub's API, typed (the module's docstring shows a use)."""
 
     # ------------------------------------------------------------------ builds
-    def submit(self, target: str, source: str | Path, *, arches: list[str] | None = None,
-               priority: int = 20, requested_by: str | None = None) -> SubmitOut:
+    def submit(self, target: str, source: str | Path, *, arches: list[str] | None = None, priority: int = 20,
+               requested_by: str | None = None, plugins: dict[str, dict[str, Any]] | None = None) -> SubmitOut:
         """Submit a .dsc (http(s) URL: the hub downloads it; local path: it and its files are uploaded).
 
         ``requested_by`` is recorded on a new build (e.g. ``compose hello-bootc-1-20261122.t.0``); the hub
         records the source URL (or ``upload:NAME.dsc``) when it is not given.
 
         ``existing`` in the answer is true when this source version was submitted before (the answer then
-        names that build and its task).
+        names that build and its task). ``plugins``: deb-mock plugins to add, where the target allows them.
         """
         if isinstance(source, str) and is_url(source):
-            body: dict[str, Any] = {"target": target, "source_url": source, "arches": arches, "priority": priority}
+            body: dict[str, Any] = {"target": target, "source_url": source, "arches": arches, "priority": priority,
+                                    "plugins": plugins or {}}
             if requested_by:
                 body["requested_by"] = requested_by
             return self._one(SubmitOut, self.post("/builds", body, timeout=600))
@@ -110,7 +112,8 @@ class HubClient(HubTransport):
         with ExitStack() as stack:
             files = [("files", (p.name, stack.enter_context(p.open("rb")), "application/octet-stream"))
                      for p in paths]
-            data = {"target": target, "arches": " ".join(arches or []), "priority": str(priority)}
+            data = {"target": target, "arches": " ".join(arches or []), "priority": str(priority),
+                    "plugins": json.dumps(plugins or {})}
             if requested_by:
                 data["requested_by"] = requested_by
             resp = self.request("POST", "/builds/upload", data=data, files=files, timeout=600)
@@ -214,8 +217,14 @@ class HubClient(HubTransport):
     def tag(self, name: str) -> TagOut:
         return self._one(TagOut, self.get(f"/tags/{name}"))
 
-    def add_target(self, name: str, build_tag: str, dest_tag: str) -> TargetOut:
-        return self._one(TargetOut, self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag}))
+    def add_target(self, name: str, build_tag: str, dest_tag: str, **plugins: Any) -> TargetOut:
+        """``plugins``: ``plugins``, ``request_plugins`` and ``policy`` (docs/plugins.md)."""
+        return self._one(TargetOut, self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag,
+                                                           **plugins}))
+
+    def edit_target(self, name: str, **fields: Any) -> TargetOut:
+        """Replace a target's ``plugins``, ``request_plugins`` or ``policy`` (those given)."""
+        return self._one(TargetOut, self.request("PATCH", f"/targets/{name}", json=fields).json())
 
     def targets(self) -> list[TargetOut]:
         return self._many(TargetOut, self.get("/targets"))

@@ -69,6 +69,7 @@ class AuditAction(StrEnum):
     TAG_REMOVE = "tag.remove"
     TARGET_CREATE = "target.create"
     TARGET_REMOVE = "target.remove"
+    TARGET_EDIT = "target.edit"  # its plugins, the plugins a request may add, its policy
     REPO_REGEN = "repo.regen"
     HOST_CREATE = "host.create"
     HOST_EDIT = "host.edit"  # enable, disable, capacity

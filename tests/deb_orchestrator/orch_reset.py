@@ -45,6 +45,7 @@ HUB_ATTRIBUTES = {
     "fetcher": "replaced by a new one (no fetch under way, its own pool)",
     "tokens": "replaced by a new one (no cached principal; the epoch file goes with reset_files)",
     "deb_limits": "derived from the settings (frozen)",
+    "plugins": "the hub plugins loaded from the settings at the start (the built-in ones keep no state)",
     "bridge": "kept: its LISTEN/NOTIFY connections carry no state of the database",
     "admin_token_path": "the first admin token is made again, as at a first start",
     "_stop": "the hub keeps running",

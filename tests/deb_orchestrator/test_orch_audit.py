@@ -64,6 +64,7 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     admin.add_tag("build", parents=["dest"])
     admin.request("PATCH", "/tags/base", json={"arches": ["amd64", "arm64"]})
     admin.add_target("t", "build", "dest")
+    admin.edit_target("t", plugins={"lintian": {"fail-on": "none"}}, request_plugins=["autopkgtest"])
     host = admin.add_host("b1", ["amd64"])
     alice = admin.create_token("alice", ["build"], "alice's laptop")
     as_alice = hub.client(alice["token"])
@@ -123,6 +124,8 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
     assert a["tag.edit"][0]["changes"] == {"arches": [["amd64"], ["amd64", "arm64"]]}
     assert a["target.create"][0]["object"]["name"] == "t"
     assert a["target.create"][0]["changes"] == {"build_tag": [None, "build"], "dest_tag": [None, "dest"]}
+    assert a["target.edit"][0]["changes"] == {"plugins": [{}, {"lintian": {"fail-on": "none"}}],
+                                              "request_plugins": [[], ["autopkgtest"]]}
     host_token_id = next(t["id"] for t in admin.tokens() if t["user"] == "host/b1")
     assert a["host.create"][0]["object"] == {"kind": "host", "id": host["id"], "name": "b1"}
     assert a["host.create"][0]["changes"] == {"arches": [None, ["amd64"]], "capacity": [None, 1],
@@ -138,7 +141,8 @@ def test_every_change_is_recorded(hub: RunningHub, tmp_path: Path) -> None:
         assert r["object"] == {"kind": "build", "id": build_a["id"], "name": "orch-audit-a_1.0"}
     assert first["changes"] == {"state": [None, "building"], "target": [None, "t"], "task": [None, sub["task"]["id"]],
                                 "arches": [None, ["amd64"]], "priority": [None, 20],
-                                "requested_by": [None, "upload:orch-audit-a_1.0.dsc"], "source_trust": [None, "caller"]}
+                                "requested_by": [None, "upload:orch-audit-a_1.0.dsc"], "source_trust": [None, "caller"],
+                                "plugins": [None, {"lintian": {"fail-on": "none"}}]}  # the target's (edit-target)
     assert repeat["changes"] == {}  # submitted before: nothing changed
 
     claims = a["task.claim"]

@@ -30,6 +30,11 @@ from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
 from debarchive.digest import sha256_file
 
 TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
+# deb-mock plugins a builder runs when a claim asks (a target's or a request's): deb-mock's own that act only
+# inside the build's sandbox and take no path on this machine. Others (third-party ones, sign with its key
+# file) only when the builder's own config allows them (builder --allow-plugin NAME): a hub must not make a
+# builder import code or read its files
+HUB_PLUGINS = ("autopkgtest", "lintian", "piuparts", "tmpfs")
 
 log = logging.getLogger("deb_orchestrator.builder")
 
@@ -56,6 +61,7 @@ class BuilderConfig:
     build_fn: BuildFn = _default_build
     keep_work: bool = False
     report_retry: float = 900.0  # seconds to keep retrying a finished task's upload while the hub is away
+    allow_plugins: list[str] = field(default_factory=list)  # plugins a claim may enable besides HUB_PLUGINS
 
 
 class Lost(Exception):
@@ -323,6 +329,11 @@ class Builder:
         base, extra = externals[0], externals[1:]
         if p.dsc is None:
             return infra(f"build {p.build}: the hub lists no .dsc among its source files", ExitCode.BAD_INPUT)
+        allowed = (*HUB_PLUGINS, *self.cfg.allow_plugins)
+        refused = sorted(n for n in p.plugins if n not in allowed)
+        if refused:  # exit 4: the hub gives the task to another builder, which may allow them
+            return infra(f"this builder does not run plugin(s) {', '.join(refused)} for the hub (it runs "
+                         f"{', '.join(allowed)}; builder --allow-plugin NAME allows another)")
         sources = [AptSource(url=f"{hub.url}{p.tag_repo.path}", suite=p.tag_repo.suite,
                              components=tuple(p.tag_repo.components), key=key_text)]
         sources += [AptSource(url=e.url, suite=e.suite, components=tuple(e.components), key=e.key) for e in extra]
@@ -333,6 +344,7 @@ class Builder:
             # the hub's stored copy (uploaded by a token holder or fetched by the hub), each file checked above
             # against the sha256 the hub recorded: trusted as the hub's own (docs/security.md)
             trusted_source=f"stored on the hub {hub.url}; each file's sha256 checked against the hub's record",
+            enable_plugins=list(p.plugins), plugin_options={name: dict(o) for name, o in p.plugins.items() if o},
         )
         try:
             result = self.cfg.build_fn(request)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from deb_orchestrator.cli import admin, audit, builds, server, tags, webhooks
+from deb_orchestrator.cli import admin, audit, builds, plugins, server, tags, webhooks
 from deb_orchestrator.cli.common import UsageError
 from deb_orchestrator.client import HubError, HubUnreachable
 from debarchive.dsc import SourcePackageError
@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
         "~/.config/deb-orchestrator/config.toml (hub = \"…\", token = \"…\" or token_file = \"…\").",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (server, builds, tags, admin, webhooks, audit):
+    for module in (server, builds, tags, plugins, admin, webhooks, audit):
         module.register(sub)
     return p
 

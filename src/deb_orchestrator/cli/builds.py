@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from deb_orchestrator.cli.common import Subparsers, add_command, add_query, arg, client, emit, say, when
+from deb_orchestrator.cli.plugins import parse as parse_plugins
+from deb_orchestrator.cli.plugins import plugin_args
 from deb_orchestrator.client import HubClient
 from deb_orchestrator.states import BuildState, TaskState
 from deb_orchestrator.wire import TaskDetail
@@ -22,7 +24,8 @@ def register(sub: Subparsers) -> None:
                 arg("source", help="http(s) URL of a .dsc, or a local .dsc (uploaded with its files)"),
                 arg("--wait", action="store_true", help="follow the task until it finishes"),
                 arg("--arch", action="append", dest="arches", help="build only these arches (repeat)"),
-                arg("--priority", type=int, default=20, help="lower runs first (default 20)"))
+                arg("--priority", type=int, default=20, help="lower runs first (default 20)"),
+                *plugin_args("a deb-mock plugin the target lets requests add"))
     add_command(sub, "watch-task", cmd_watch, "follow a task until it finishes", arg("task", type=int))
     add_query(sub, "list-tasks", lambda hub, a: hub.tasks(state=a.state, limit=a.limit), "list tasks, newest first",
               arg("--state", help=", ".join(TaskState)), arg("--limit", type=int, default=50), columns=TASK_COLUMNS)
@@ -59,7 +62,8 @@ def _watch(hub: HubClient, task_id: int, args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     with client(args) as hub:
-        out = hub.submit(args.target, args.source, arches=args.arches, priority=args.priority)
+        out = hub.submit(args.target, args.source, arches=args.arches, priority=args.priority,
+                         plugins=parse_plugins(args.plugin, args.plugin_option))
         if not args.json or not args.wait:
             if args.json:
                 emit(args, out)

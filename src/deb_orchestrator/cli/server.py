@@ -14,6 +14,7 @@ from typing import Any
 
 from deb_orchestrator.cli import gc
 from deb_orchestrator.cli.common import UsageError, config_path, hub_and_token, load_config
+from deb_orchestrator.cli.plugins import parse as parse_plugins
 from deb_orchestrator.hub.config import DEFAULT_LISTEN, HubSettings
 
 
@@ -65,6 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    default=HubSettings.forwarded_header,
                    help="the header your trusted proxies set: X-Forwarded-For (default) or RFC 7239 Forwarded; "
                         "the other one is never read")
+    p.add_argument("--plugin", action="append", default=[], metavar="NAME",
+                   help="load this installed hub plugin (entry point group deb_orchestrator.plugins; repeat)")
+    p.add_argument("--plugin-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+                   help="an option of a hub plugin (VALUE is TOML or text; repeat); loads it too")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run_hub)
 
@@ -84,6 +89,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--metrics-listen", metavar="ADDR:PORT",
                    help="serve the builder's own metrics (Prometheus) at http://ADDR:PORT/metrics, e.g. "
                         "127.0.0.1:9465 (anonymous: bind an address only your Prometheus reaches)")
+    b.add_argument("--allow-plugin", action="append", default=[], metavar="NAME",
+                   help="a deb-mock plugin the hub may enable besides autopkgtest, lintian, piuparts, tmpfs (a "
+                        "third-party one, or sign; repeat)")
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=run_builder, json=False)
 
@@ -132,6 +140,7 @@ def run_hub(args: argparse.Namespace) -> int:
 
     from deb_orchestrator.hub.app import create_app
     from deb_orchestrator.hub.metrics import enable_multiprocess
+    from deb_orchestrator.hub.plugins.loader import PluginError
     from deb_orchestrator.hub.service import Hub
 
     host, port = _listen(args.listen)
@@ -154,7 +163,8 @@ def run_hub(args: argparse.Namespace) -> int:
                            webhook_lease_seconds=args.webhook_lease, webhook_retry_base=args.webhook_retry,
                            event_stream=not args.no_event_stream,
                            trusted_proxies=_trusted_proxies(args.trusted_proxy),
-                           forwarded_header=args.forwarded_header)
+                           forwarded_header=args.forwarded_header,
+                           plugins=parse_plugins(args.plugin, args.plugin_option))
     for k in settings.source_keyrings:
         if not Path(k).is_file():
             raise UsageError(f"--source-keyring {k}: no such file")
@@ -162,7 +172,10 @@ def run_hub(args: argparse.Namespace) -> int:
         logging.getLogger("deb_orchestrator.hub").warning(
             "--no-verify-source: .dsc URLs that cannot be authenticated are accepted (recorded on each build)")
     enable_multiprocess(settings.metrics_dir)  # counters of every worker in one place, emptied now
-    hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
+    try:
+        hub = Hub(settings)  # migrations, first admin token and signing key, once, before any worker starts
+    except PluginError as exc:
+        raise UsageError(str(exc)) from None
     if hub.admin_token_path is not None:
         print(f"admin token: {hub.admin_token_path} (mode 0600; "
               f"export DEB_ORCHESTRATOR_TOKEN=$(cat {hub.admin_token_path}))", flush=True)
@@ -285,7 +298,7 @@ def run_builder(args: argparse.Namespace) -> int:
     listen = _listen(args.metrics_listen, "--metrics-listen", "127.0.0.1:9465") if args.metrics_listen else None
     cfg = BuilderConfig(hub=url, token=token, capacity=args.capacity, arches=args.arches or [],
                         cache_dir=args.cache_dir, work_dir=args.work_dir, once=args.once,
-                        idle_exit=args.idle_exit)
+                        idle_exit=args.idle_exit, allow_plugins=args.allow_plugin)
     builder = Builder(cfg)
     if listen is not None:
         try:

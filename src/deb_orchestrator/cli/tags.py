@@ -6,6 +6,7 @@ import argparse
 
 from deb_orchestrator.cli.builds import BUILD_COLUMNS
 from deb_orchestrator.cli.common import Subparsers, UsageError, add_command, add_query, arg, client, emit, plain, say
+from deb_orchestrator.cli.plugins import TARGET_ARGS, target_fields
 
 TAGGED_COLUMNS = [*BUILD_COLUMNS[:3], ("tag", "From tag")]
 
@@ -23,8 +24,8 @@ def register(sub: Subparsers) -> None:
                     help="also when other tags inherit from it (they lose this parent)"))
     add_command(sub, "list-tags", cmd_list_tags, "list tags")
     add_query(sub, "taginfo", lambda hub, a: hub.tag(a.name), "show a tag", "name")
-    add_query(sub, "add-target", lambda hub, a: hub.add_target(a.name, a.build_tag, a.dest_tag),
-              "create a build target", "name", "build_tag", "dest_tag")
+    add_query(sub, "add-target", lambda hub, a: hub.add_target(a.name, a.build_tag, a.dest_tag, **target_fields(a)),
+              "create a build target", "name", "build_tag", "dest_tag", *TARGET_ARGS)
     add_query(sub, "remove-target", lambda hub, a: hub.remove_target(a.name), "remove a build target", "name",
               told=lambda out, _: f"removed target {out['target']}")
     add_query(sub, "list-targets", lambda hub, _: hub.targets(), "list build targets",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deb_orchestrator.hub import events, inheritance
-from deb_orchestrator.hub.errors import Conflict, HubError, NotFound
+from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, PolicyRefused
 from deb_orchestrator.hub.models import Artifact, Build, Repo, Tag, TagListing, Target, Task
+from deb_orchestrator.hub.plugins.hooks import hooks_of
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import (
     ACTIVE_BUILD_STATES,
@@ -112,12 +114,15 @@ def submit(
     priority: int = 20,
     max_attempts: int = 3,
     verification: Verification | None = None,
+    plugins: dict[str, dict[str, Any]] | None = None,
 ) -> Submitted:
     """Create the build and its task tree, or return the existing build of the same source version.
 
-    ``verification`` says how the source was authenticated (recorded on a new build).
+    ``verification`` says how the source was authenticated (recorded on a new build); ``plugins`` are the
+    deb-mock plugins the request adds to the target's (only those the target allows).
     """
     target = get_target(session, target_name)
+    chosen = plugins_for(target, plugins or {})
     existing = session.scalar(select(Build).where(Build.ident == pkg.ident))
     if existing is not None and existing.state == BuildState.DELETED:
         raise Conflict(deleted_message(existing, "submitted again"))
@@ -144,6 +149,7 @@ def submit(
         source_stanza=stanza,
         source_trust=verification.trust if verification else "",
         source_verification=verification.how if verification else "",
+        plugins=chosen,
     )
     session.add(build)
     try:
@@ -157,6 +163,21 @@ def submit(
     events.record(session, "build.submitted", "build", build.id, owner, ident=build.ident, target=target.name,
                   task=parent.id)
     return Submitted(build, parent, False)
+
+
+def plugins_for(target: Target, requested: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The deb-mock plugins a build of ``target`` runs: the target's, plus those the request adds where the
+    target's ``request_plugins`` allows; for a plugin both name, the target's options win."""
+    allowed = set(target.request_plugins or [])
+    refused = sorted(set(requested) - allowed - set(target.plugins or {}))
+    if refused:
+        raise HubError(f"target {target.name} does not let a build request add plugin(s) {', '.join(refused)} "
+                       f"(it allows: {', '.join(sorted(allowed)) or 'none'}; an admin changes that with "
+                       "edit-target --request-plugin NAME)", 403)
+    merged = {name: dict(options) for name, options in requested.items()}
+    for name, options in (target.plugins or {}).items():
+        merged[name] = {**merged.get(name, {}), **options}
+    return dict(sorted(merged.items()))
 
 
 def _task_tree(session: Session, build: Build, plan: list[tuple[str, str]], owner: str, priority: int,
@@ -251,6 +272,7 @@ def finish_parent(session: Session, store: Store, parent: Task) -> BuildState | 
         build.state = BuildState.FAILED
         build.completed = time.time()
         events.record(session, "build.failed", "build", build.id, "hub")
+        hooks_of(session).build_done(session, build)
         return BuildState.FAILED
     if all(t.state == TaskState.CLOSED for t in kids):
         from deb_orchestrator.hub import packages
@@ -263,18 +285,16 @@ def finish_parent(session: Session, store: Store, parent: Task) -> BuildState | 
             parent.completed = build.completed = time.time()
             build.state = BuildState.FAILED
             events.record(session, "build.failed", "build", build.id, "hub", error=exc.message)
+            hooks_of(session).build_done(session, build)
             return BuildState.FAILED
         parent.state = TaskState.CLOSED
         parent.completed = time.time()
         build.state = BuildState.COMPLETE
         build.completed = time.time()
         events.record(session, "build.complete", "build", build.id, "hub")
+        hooks_of(session).build_done(session, build)
         if build.target is not None:
-            tag_task = Task(parent_id=parent.id, build_id=build.id, method=TaskMethod.TAG, state=TaskState.CLOSED,
-                            owner=parent.owner, started=time.time(), completed=time.time(),
-                            result={"tag": build.target.dest_tag.name})
-            session.add(tag_task)
-            tag_build(session, build.target.dest_tag, build, "hub")
+            _tag_finished(session, parent, build, build.target.dest_tag)
         return BuildState.COMPLETE
     if any(t.state == TaskState.DEP_WAIT for t in kids) and build.state != BuildState.DEP_WAIT:
         build.state = BuildState.DEP_WAIT
@@ -284,6 +304,21 @@ def finish_parent(session: Session, store: Store, parent: Task) -> BuildState | 
         build.state = BuildState.BUILDING
         return BuildState.BUILDING
     return None
+
+
+def _tag_finished(session: Session, parent: Task, build: Build, tag: Tag) -> None:
+    """Tag a finished build into its target's destination, recorded as a ``tag`` task; a hub plugin's policy
+    may refuse (the build stays complete and untagged, the tag task failed with the refusal)."""
+    tag_task = Task(parent_id=parent.id, build_id=build.id, method=TaskMethod.TAG, state=TaskState.CLOSED,
+                    owner=parent.owner, started=time.time(), completed=time.time(), result={"tag": tag.name})
+    session.add(tag_task)
+    try:
+        tag_build(session, tag, build, "hub")
+    except PolicyRefused as exc:
+        tag_task.state = TaskState.FAILED
+        tag_task.error = exc.message
+        session.flush()
+        events.record(session, "tag.refused", "tag", tag.id, "hub", build=build.ident, reason=exc.message)
 
 
 def locked_state(session: Session, build: Build) -> str | None:
@@ -304,9 +339,12 @@ def tag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:
         raise Conflict(f"build {build.ident} is {build.state}; only complete builds can be tagged")
     if session.scalar(select(TagListing).where(TagListing.tag_id == tag.id, TagListing.build_id == build.id)):
         raise Conflict(f"build {build.ident} is already tagged in {tag.name}")
+    hooks = hooks_of(session)
+    hooks.before_tag(session, tag, build, actor)  # a policy may refuse (PolicyRefused), nothing changed yet
     session.add(TagListing(tag_id=tag.id, build_id=build.id, by=actor))
     events.record(session, "tag.build-added", "tag", tag.id, actor, build=build.ident)
     mark_dirty(session, tag.id)
+    hooks.after_tag(session, tag, build, actor)
 
 
 def untag_build(session: Session, tag: Tag, build: Build, actor: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:8080"  # what `deb-orchestrator hub` listens on without --listen
 
@@ -61,6 +62,9 @@ class HubSettings:
     trusted_proxies: list[str] = field(default_factory=list)
     forwarded_header: str = "x-forwarded-for"
     audit_refused_window: float = 60.0
+    # hub plugins (docs/plugins.md): the third-party ones to load, with their options (hub --plugin NAME,
+    # --plugin-option NAME:KEY=VALUE); the built-in ones always run
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:

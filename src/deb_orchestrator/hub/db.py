@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 FACTS = "deb_orchestrator.metrics"  # Session.info key of what a transaction noted for the metrics
 EVENTS_RECORDED = "deb_orchestrator.events"  # Session.info key set by events.insert_event
+AFTER_COMMIT = "deb_orchestrator.after_commit"  # Session.info key: callables run after the commit (hub plugins)
+HOOKS = "deb_orchestrator.hooks"  # Session.info key: the hub's plugins (hub/plugins/hooks.py)
 POOL_SIZE = 20  # PostgreSQL connections kept per hub process; also the cap on concurrent request threads
 
 
@@ -43,19 +45,26 @@ class Database:
         self.on_commit: Callable[[list[Any]], None] | None = None
         # called after the commit of a transaction that recorded an event (events.py): wakes the event streams
         self.on_events: Callable[[], None] | None = None
+        # the hub's plugins (hub/plugins/hooks.py HubHooks), handed to every session; None: the built-in ones
+        self.hooks: Any = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on an exception."""
         with self.sessions() as s:
+            if self.hooks is not None:
+                s.info[HOOKS] = self.hooks
             with s.begin():
                 yield s
             facts = s.info.pop(FACTS, None)
             recorded = s.info.pop(EVENTS_RECORDED, None)
+            later = s.info.pop(AFTER_COMMIT, None)
         if facts and self.on_commit is not None:
             self.on_commit(facts)
         if recorded and self.on_events is not None:
             self.on_events()
+        for call in later or ():
+            call()  # hub plugins' after-hooks: each catches and logs its own errors
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -23,3 +23,7 @@ class Conflict(HubError):
 
 class Stale(Conflict):
     """A builder's answer for an attempt that is no longer current (its lease expired; fencing token)."""
+
+
+class PolicyRefused(Conflict):
+    """A hub plugin's ``before_tag`` refused a tagging (hub/plugins)."""

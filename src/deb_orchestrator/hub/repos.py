@@ -26,6 +26,7 @@ from deb_orchestrator.hub.db import Database
 from deb_orchestrator.hub.metrics import HubMetrics
 from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Repo, Tag, Target, Task
 from deb_orchestrator.hub.notify import Signal
+from deb_orchestrator.hub.plugins.hooks import hooks_of
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import RepoState, TaskState
 from debarchive import aptrepo
@@ -166,6 +167,7 @@ class RepoPublisher:
             repo.seconds = seconds
             events.record(s, "repo.published", "repo", repo_id, "hub", tag=tag_name, generation=repo.generation,
                           packages=len(pkgs), seconds=round(seconds, 3))
+            hooks_of(s).repo_published(s, tag_name, repo.generation, len(pkgs), build_ids)
             provided = _provided_names([p[0] for p in pkgs])
             requeued = release_dep_waits(s, self.store, tag_id, provided)
         self.changed.notify()

@@ -29,6 +29,7 @@ from deb_orchestrator.hub.models import Artifact, Build, Host, Task
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.states import LEAF_METHODS, TaskMethod, TaskState
 from deb_orchestrator.wire import BuildClaim, NoopClaim
+from deb_orchestrator.wire.plugins import bound_results
 from debarchive.dsc import safe_name
 
 LOG_TAIL_LINES = 400
@@ -292,7 +293,9 @@ def complete(session: Session, store: Store, task_id: int, fence: int, host_id: 
         session.get(Task, task.parent_id, with_for_update=True, populate_existing=True)
     code = int(result.get("exit_code", ExitCode.INFRA_ERROR))
     now = time.time()
-    values: dict[str, Any] = {"result": result, "buildroot": result.get("buildroot") or [], "lease_expires": None}
+    plugins = bound_results(result.pop("plugins", None)) if task.method != TaskMethod.NOOP else None
+    values: dict[str, Any] = {"result": result, "buildroot": result.get("buildroot") or [], "lease_expires": None,
+                              "plugins": plugins}
     requeued = False
     if code == ExitCode.SUCCESS and task.method == TaskMethod.NOOP:
         values["state"] = TaskState.CLOSED
@@ -404,6 +407,7 @@ def claim_payload(session: Session, task: Task, timing: Timing) -> BuildClaim | 
         ],
         "lease_seconds": timing.lease_seconds,
         "heartbeat_seconds": timing.heartbeat_seconds,
+        "plugins": build.plugins or {},
     })
 
 

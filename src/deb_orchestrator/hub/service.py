@@ -23,6 +23,8 @@ from deb_orchestrator.hub.dbgauges import DatabaseGauges
 from deb_orchestrator.hub.metrics import HubMetrics
 from deb_orchestrator.hub.models import Repo, Tag, Task, Token
 from deb_orchestrator.hub.notify import PgBridge, Signal
+from deb_orchestrator.hub.plugins import loader as plugin_loader
+from deb_orchestrator.hub.plugins.hooks import HubHooks
 from deb_orchestrator.hub.repos import RepoPublisher
 from deb_orchestrator.hub.store import Store
 from deb_orchestrator.hub.webhook_sender import Sender, SenderSettings
@@ -80,7 +82,9 @@ class Hub:
         self._sqlite = _sqlite_path(settings.database_url)
         if self._sqlite is not None:  # created private (SQLite would make it 0644 under the usual umask)
             os.close(os.open(self._sqlite, os.O_RDWR | os.O_CREAT, 0o600))
+        self.plugins = HubHooks(plugin_loader.load(settings.plugins))  # before the database: a wrong plugin stops here
         self.db = Database(settings.database_url)
+        self.db.hooks = self.plugins
         self.db.migrate()
         self.metrics = HubMetrics()
         self.metrics.add(DatabaseGauges(self.db, settings))

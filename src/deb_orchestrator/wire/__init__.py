@@ -77,6 +77,7 @@ from deb_orchestrator.wire.requests import (
     TagIn,
     TagUpdate,
     TargetIn,
+    TargetUpdate,
     TokenIn,
 )
 
@@ -141,6 +142,7 @@ __all__ = [
     "TargetIn",
     "TargetOut",
     "TargetRemoved",
+    "TargetUpdate",
     "TaskDetail",
     "TaskFile",
     "TaskOut",

@@ -85,6 +85,9 @@ class BuildClaim(Wire):
     external_repos: list[ExternalRepoRef] = Field(description="in inheritance order; the first is the base")
     lease_seconds: float
     heartbeat_seconds: float
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="deb-mock plugins to enable, with their options (the target's and the "
+                                          "request's); a builder runs only those its own config allows")
 
 
 class NoopClaim(Wire):
@@ -171,6 +174,8 @@ class TaskDetail(TaskOut):
     log_tail: str
     children: list[TaskOut]
     files: list[TaskFile]
+    plugins: dict[str, Any] = Field(default_factory=dict, description="each deb-mock plugin's results "
+                                                                      "(result.json's plugins, bounded in size)")
 
 
 class CancelOut(Wire):
@@ -211,6 +216,10 @@ class BuildDetail(BuildOut):
     files: list[BuildFile]
     packages: list[BuildPackage]
     buildroots: dict[str, list[Any]] = Field(description="buildArch task ID → its buildroot's packages")
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="the deb-mock plugins its builds run, with options")
+    plugin_results: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="buildArch task ID → each plugin's results (bounded in size)")
 
 
 class TaggedBuild(BuildOut):
@@ -270,6 +279,10 @@ class TargetOut(Wire):
     name: str
     build_tag: str
     dest_tag: str
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="deb-mock plugins its builds run, with options")
+    request_plugins: list[str] = Field(default_factory=list, description="plugins a build request may add")
+    policy: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hub plugins' per-target options")
 
 
 class TargetRemoved(Wire):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+
+from deb_orchestrator.wire.plugins import PluginMap, PluginNames
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _ARCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -63,15 +66,32 @@ class TagUpdate(BaseModel):
         return None if v is None else _check_arches(v)
 
 
+_PLUGINS = ("deb-mock plugins every build of the target runs, with their options (NAME -> {OPTION: VALUE}, as "
+            "deb-mock's --plugin-option takes them); builders run only the plugins their own config allows")
+_REQUEST_PLUGINS = "plugins a build request may add with options of its own (the target's options win)"
+_POLICY = "per-target options of hub plugins, e.g. {\"lintian-gate\": {\"refuse-on\": \"error\"}}"
+
+
 class TargetIn(BaseModel):
     name: str
     build_tag: str = Field(max_length=100)
     dest_tag: str = Field(max_length=100)
+    plugins: PluginMap = Field(default_factory=dict, description=_PLUGINS)
+    request_plugins: PluginNames = Field(default_factory=list, description=_REQUEST_PLUGINS)
+    policy: PluginMap = Field(default_factory=dict, description=_POLICY)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "target name")
+
+
+class TargetUpdate(BaseModel):
+    """What to change (the fields given replace the target's)."""
+
+    plugins: PluginMap | None = Field(default=None, description=_PLUGINS)
+    request_plugins: PluginNames | None = Field(default=None, description=_REQUEST_PLUGINS)
+    policy: PluginMap | None = Field(default=None, description=_POLICY)
 
 
 class BuildIn(BaseModel):
@@ -82,6 +102,9 @@ class BuildIn(BaseModel):
     priority: int = Field(default=20, ge=0, le=1000, description="lower runs first")
     requested_by: str | None = Field(default=None, max_length=300,
                                      description="who asked for it, e.g. 'compose ID'; default: the source URL")
+    plugins: PluginMap = Field(default_factory=dict, description="deb-mock plugins to add to the target's, with "
+                                                                 "options; only those the target's request_plugins "
+                                                                 "names")
 
     @field_validator("arches")
     @classmethod
@@ -164,6 +187,8 @@ class ResultIn(BaseModel, extra="allow"):
     missing: list[MissingIn] = Field(default_factory=list, max_length=200)
     buildroot: list[BuildrootPackageIn] = Field(default_factory=list, max_length=20_000)
     error: str | None = Field(default=None, max_length=5000)
+    plugins: dict[str, Any] = Field(default_factory=dict, description="each plugin's results; the hub keeps them "
+                                                                      "bounded in size (wire/plugins.py)")
 
 
 class CompleteIn(BaseModel):

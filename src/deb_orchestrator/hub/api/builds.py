@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from pydantic import RootModel, ValidationError
 from sqlalchemy import select
 
 from deb_orchestrator.hub import actions, audit, builds, inheritance, packages, sources
@@ -20,20 +21,25 @@ from deb_orchestrator.hub.models import Artifact, BinaryPackage, Build, Task
 from deb_orchestrator.hub.service import Hub
 from deb_orchestrator.states import AuditAction, BuildState
 from deb_orchestrator.wire import BuildCancelOut, BuildDetail, BuildIn, BuildOut, ResubmitOut, SubmitOut
+from deb_orchestrator.wire.plugins import PluginMap
 from debarchive import dsc
 from debarchive.sourceauth import Verification
 
 router = APIRouter(prefix="/builds", tags=["builds"])
+BuildPlugins = RootModel[PluginMap]
 
 def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: audit.Actor, requested_by: str,
-            arches: list[str] | None, priority: int, verification: Verification) -> dict[str, Any]:
+            arches: list[str] | None, priority: int, verification: Verification,
+            plugins: dict[str, dict[str, Any]]) -> dict[str, Any]:
     with hub.db.session() as s:
         sub = builds.submit(s, hub.store, pkg, target, who.user or "", requested_by=requested_by, arches=arches,
-                            priority=priority, max_attempts=hub.settings.max_attempts, verification=verification)
+                            priority=priority, max_attempts=hub.settings.max_attempts, verification=verification,
+                            plugins=plugins)
         b = sub.build
         audit.record(s, who, "build", b.id, b.ident, {} if sub.existing else audit.created(
             state=b.state, target=target, task=sub.task.id, arches=[t.arch for t in builds.children(s, sub.task.id)],
-            priority=priority, requested_by=b.requested_by, source_trust=b.source_trust))
+            priority=priority, requested_by=b.requested_by, source_trust=b.source_trust,
+            **({"plugins": b.plugins} if b.plugins else {})))
         out = {
             "existing": sub.existing,
             "message": (f"{pkg.ident} was submitted before: build {sub.build.id} ({sub.build.state}), task "
@@ -46,11 +52,13 @@ def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: audit.Actor, req
     return out
 
 
-def _origins(hub: Hub, target: str) -> tuple[frozenset[str], list[sources.ExternalOrigin]]:
+def _origins(hub: Hub, target: str, plugins: dict[str, dict[str, Any]]
+             ) -> tuple[frozenset[str], list[sources.ExternalOrigin]]:
     """Where this target's sources may come from (the hosts of its tags' external repos, and the extras), and
     the external repos that may vouch for them."""
     with hub.db.session() as s:
         t = builds.get_target(s, target)  # fail fast before downloading
+        builds.plugins_for(t, plugins)
         repos = [e for tag in (t.build_tag, t.dest_tag) for e in inheritance.external_repos(s, tag.id)]
         origins = [sources.ExternalOrigin(e.url, e.suite, tuple(e.components.split()), e.key) for e in repos]
     return sources.allowed_hosts([o.url for o in origins], hub.settings.allow_source_hosts), origins
@@ -72,13 +80,13 @@ async def submit_url(body: BuildIn, request: Request,
                      who: Principal = Depends(require("build", AuditAction.BUILD_SUBMIT))) -> dict[str, Any]:
     hub = hub_of(request)
     sources.split_url(body.source_url)  # 400 for a URL that cannot be parsed
-    allowed, origins = await run_in_threadpool(_origins, hub, body.target)
+    allowed, origins = await run_in_threadpool(_origins, hub, body.target, body.plugins)
     tmp = Path(await run_in_threadpool(tempfile.mkdtemp, "", "fetch-", hub.store.root / "tmp"))
     try:
         pkg, verification = await hub.fetcher.fetch(body.source_url, allowed, tmp, origins)
         return await run_in_threadpool(_submit, hub, pkg, body.target, audit.actor(request),
                                        body.requested_by or body.source_url,
-                                       body.arches, body.priority, verification)
+                                       body.arches, body.priority, verification, body.plugins)
     finally:
         await run_in_threadpool(shutil.rmtree, tmp, True)
 
@@ -92,11 +100,14 @@ def submit_upload(
     arches: Annotated[str, Form(max_length=200, description="space separated; empty: all")] = "",
     priority: Annotated[int, Form(ge=0, le=1000)] = 20,
     requested_by: Annotated[str, Form(max_length=300, description="who asked for it; default: upload:NAME.dsc")] = "",
+    plugins: Annotated[str, Form(max_length=20_000, description="JSON: deb-mock plugins to add, as in the "
+                                                                "URL submission's plugins")] = "{}",
     who: Principal = Depends(require("build", AuditAction.BUILD_SUBMIT)),
 ) -> dict[str, Any]:
     hub = hub_of(request)
+    wanted = _plugins_form(plugins)
     with hub.db.session() as s:
-        builds.get_target(s, target)
+        builds.plugins_for(builds.get_target(s, target), wanted)
     limit = hub.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(dir=hub.store.root / "tmp") as tmp:
         incoming = Path(tmp) / "in"
@@ -124,7 +135,15 @@ def submit_upload(
         names = " ".join(a for a in arches.split() if a) or None
         how = Verification(True, "caller", f"uploaded by {who.user} (a token holder's own source)")
         return _submit(hub, pkg, target, audit.actor(request), requested_by or f"upload:{dscs[0]}",
-                       names.split() if names else None, priority, how)
+                       names.split() if names else None, priority, how, wanted)
+
+
+def _plugins_form(text: str) -> dict[str, dict[str, Any]]:
+    try:
+        return BuildPlugins.model_validate_json(text).root
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise HubError(f"plugins: {problems}") from None
 
 
 @router.get("", summary="List builds (newest first)", response_model=list[BuildOut])
@@ -154,6 +173,8 @@ def get_build(ref: str, request: Request) -> dict[str, Any]:
             "packages": [{"name": p.name, "version": p.version, "arch": p.arch, "filename": p.filename}
                          for p in pkgs],
             "buildroots": {str(t.id): t.buildroot or [] for t in tasks if t.method == "buildArch"},
+            "plugins": b.plugins or {},
+            "plugin_results": {str(t.id): t.plugins for t in tasks if t.method == "buildArch" and t.plugins},
         }
 
 

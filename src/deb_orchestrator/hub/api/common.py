@@ -53,7 +53,7 @@ def task_json(t: Task, *, full: bool = False) -> dict[str, Any]:
     }
     if full:
         data.update(result=t.result, buildroot=t.buildroot or [], fence=t.fence, lease_expires=t.lease_expires,
-                    log_tail=t.log_tail)
+                    log_tail=t.log_tail, plugins=t.plugins or {})
     return data
 
 
@@ -70,7 +70,8 @@ def tag_json(s: Session, t: Tag) -> dict[str, Any]:
 
 
 def target_json(t: Target) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "build_tag": t.build_tag.name, "dest_tag": t.dest_tag.name}
+    return {"id": t.id, "name": t.name, "build_tag": t.build_tag.name, "dest_tag": t.dest_tag.name,
+            "plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {}}
 
 
 def host_json(s: Session, h: Host) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict
 from deb_orchestrator.hub.models import Build, Target
 from deb_orchestrator.states import AuditAction
-from deb_orchestrator.wire import TargetIn, TargetOut, TargetRemoved
+from deb_orchestrator.wire import TargetIn, TargetOut, TargetRemoved, TargetUpdate
 
 router = APIRouter(prefix="/targets", tags=["targets"])
 
@@ -30,14 +30,17 @@ def add_target(body: TargetIn, request: Request,
     with hub_of(request).db.session() as s:
         if s.scalar(select(Target).where(Target.name == body.name)) is not None:
             raise Conflict(f"target {body.name} exists already")
+        hub_of(request).plugins.check_policy(body.policy)
         target = Target(name=body.name, build_tag_id=builds.get_tag(s, body.build_tag).id,
-                        dest_tag_id=builds.get_tag(s, body.dest_tag).id)
+                        dest_tag_id=builds.get_tag(s, body.dest_tag).id, plugins=body.plugins,
+                        request_plugins=body.request_plugins, policy=body.policy)
         s.add(target)
         s.flush()
         events.record(s, "target.created", "target", target.id, who.user, build_tag=body.build_tag,
                       dest_tag=body.dest_tag)
         audit.record(s, audit.actor(request), "target", target.id, target.name,
-                     audit.created(build_tag=body.build_tag, dest_tag=body.dest_tag))
+                     audit.created(build_tag=body.build_tag, dest_tag=body.dest_tag,
+                                   **{k: v for k, v in _plugins(target).items() if v}))
         s.refresh(target)
         return target_json(target)
 
@@ -46,6 +49,33 @@ def add_target(body: TargetIn, request: Request,
 def get_target(name: str, request: Request) -> dict[str, Any]:
     with hub_of(request).db.session() as s:
         return target_json(builds.get_target(s, name))
+
+
+def _plugins(t: Target) -> dict[str, Any]:
+    return {"plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {}}
+
+
+@router.patch("/{name}", summary="Change a target's plugins, the plugins requests may add, its policy (scope admin)",
+              description="The fields given replace the target's. Builds submitted from then on use them; a build "
+                          "keeps the plugins it was submitted with (also when resubmitted). The policy applies to "
+                          "every tagging into the target's destination tag from then on.",
+              response_model=TargetOut)
+def edit_target(name: str, body: TargetUpdate, request: Request,
+                who: Principal = Depends(require("admin", AuditAction.TARGET_EDIT))) -> dict[str, Any]:
+    with hub_of(request).db.session() as s:
+        target = builds.get_target(s, name)
+        old = _plugins(target)
+        if body.policy is not None:
+            hub_of(request).plugins.check_policy(body.policy)
+            target.policy = body.policy
+        if body.plugins is not None:
+            target.plugins = body.plugins
+        if body.request_plugins is not None:
+            target.request_plugins = body.request_plugins
+        new = _plugins(target)
+        events.record(s, "target.edited", "target", target.id, who.user, **new)
+        audit.record(s, audit.actor(request), "target", target.id, target.name, audit.changed(old, new))
+        return target_json(target)
 
 
 @router.delete("/{name}", summary="Remove a target (scope admin; remove-target)",

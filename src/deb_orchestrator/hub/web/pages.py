@@ -65,7 +65,8 @@ def build_page(ref: str, request: Request) -> HTMLResponse:
             if f.kind == "buildinfo" and f.size <= BUILDINFO_SHOWN and store.has(f.sha256):
                 buildinfos.append((f"{f.name} (task {f.task_id})",
                                    store.path(f.sha256).read_text(encoding="utf-8", errors="replace")))
-        leaves = s.scalars(select(Task).where(Task.build_id == b.id, Task.method == "buildArch").order_by(Task.id))
+        leaves = list(s.scalars(select(Task).where(Task.build_id == b.id, Task.method == "buildArch")
+                                .order_by(Task.id)))
         tagged = list(s.scalars(select(Tag.name).join(TagListing, TagListing.tag_id == Tag.id)
                                 .where(TagListing.build_id == b.id).order_by(Tag.name)))
         return page(
@@ -77,6 +78,7 @@ def build_page(ref: str, request: Request) -> HTMLResponse:
                                     .order_by(BinaryPackage.name, BinaryPackage.arch))),
             buildinfos=buildinfos, tagged=tagged,
             buildroots=[(t.id, t.arch, t.buildroot) for t in leaves if t.buildroot],
+            plugin_results=[(t.id, t.arch, t.plugins) for t in leaves if t.plugins],  # build_plugins.html
         )
 
 
