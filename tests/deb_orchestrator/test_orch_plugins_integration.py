@@ -1,0 +1,89 @@
+"""Plugins through the whole orchestrator, for real: a hub process loading docs/plugins.md's example hub plugin,
+a builder process running deb-mock with the lintian plugin the target enables (the target suite's own lintian,
+as in deb-mock's plugin tests, on the same kind of package made to have a lintian error), the results kept and
+shown by the hub, and the lintian-gate policy refusing to tag the build, naming the tag. One real build."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from orch_hub import CLI, HubProcess, stop_builder
+from test_orch_builder_integration import debmock_cache
+
+from deb_orchestrator.client import HubClient
+from srcpkg import make_source
+
+pytestmark = pytest.mark.integration
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubProcess]:
+    """A hub process with the example hub plugin installed (a .dist-info on its PYTHONPATH) and enabled."""
+    code = re.search(r"<!-- orchestrator-example-plugin -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
+    assert code, "docs/plugins.md has lost its example hub plugin"
+    site = tmp_path / "site"
+    info = site / "orch_journal-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "orch_journal.py").write_text(code.group(1))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-journal\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[deb_orchestrator.plugins]\njournal = orch_journal:Journal\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    h = HubProcess(tmp_path / "data", "--plugin-option", f"journal:path={tmp_path / 'journal.jsonl'}",
+                   log=tmp_path / "hub.log")
+    yield h
+    h.stop()
+
+
+def test_lintian_results_reach_the_hub_and_its_policy_refuses_the_tag(hub: HubProcess, tmp_path: Path,
+                                                                      test_cache: Path, mirror: str) -> None:
+    bad = subprocess.run([*CLI, "hub", "--data", str(tmp_path / "other"), "--plugin", "nope"], capture_output=True,
+                         text=True, timeout=60)  # a hub plugin that is not installed: the hub does not start
+    assert bad.returncode == 2 and "hub plugin nope: not installed" in bad.stderr, bad.stderr
+    with HubClient(hub.url, hub.token) as admin:
+        admin.setup_target("qa", mirror=mirror, suite="trixie")
+    hub.cli("edit-target", "qa", "--plugin", "lintian", "--plugin-option", "lintian:fail-on=none",
+            "--policy", "lintian-gate:refuse-on=error")
+    token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
+    (tmp_path / "src").mkdir()
+    # a file in /home: lintian's error tag dir-or-file-in-home (deb-mock's plugin tests build the same package)
+    dsc = make_source(tmp_path / "src", "orch-lint", "1.0", files={"README": "lint\n"},
+                      install={"orch-lint": "README home/orch-lint\n"})
+    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log")
+    try:
+        hub.cli("build", "qa", str(dsc), "--wait", timeout=1800)
+    finally:
+        stop_builder(builder)
+    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+    with HubClient(hub.url) as client:
+        build = client.build("orch-lint_1.0")
+        assert build["state"] == "complete" and build["plugins"] == {"lintian": {"fail-on": "none"}}
+        (task_id, results), = build["plugin_results"].items()
+        lint = results["lintian"]
+        assert lint["state"] == "ok" and lint["fail_on"] == "none" and lint["version"].startswith("Lintian v2.")
+        assert lint["counts"]["error"] >= 1 and "dir-or-file-in-home" in lint["tags"]["error"]
+        assert client.task(int(task_id))["plugins"] == results
+        tag_task = next(t for t in build["tasks"] if t["method"] == "tag")
+        assert tag_task["state"] == "failed"
+        assert tag_task["error"].startswith("refused by hub plugin lintian-gate: target qa refuses to tag "
+                                            "orch-lint_1.0 into qa-dest: lintian found amd64: ")
+        assert "dir-or-file-in-home" in tag_task["error"]
+        assert client.list_tagged("qa-dest") == []
+        logs = {f["name"] for f in build["files"] if f["task_id"]}
+        assert {"lintian.log", "result.json"} <= logs
+    refused = subprocess.run([*CLI, "tag-build", "qa-dest", "orch-lint_1.0"], env=hub.env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and "dir-or-file-in-home (HTTP 409)" in refused.stderr, refused.stderr
+    page = httpx.get(f"{hub.url}/builds/orch-lint_1.0").text
+    assert re.search(r"<td>lintian</td><td>ok</td><td>error \d+.*; error: [^<]*dir-or-file-in-home", page)
+    journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert {"hook": "build_done", "build": "orch-lint_1.0", "state": "complete",
+            "plugins": {"amd64": ["lintian", "tmpfs"]}} in journal
+    assert not [r for r in journal if r["hook"] == "after_tag"]  # refused: never tagged
