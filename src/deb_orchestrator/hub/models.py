@@ -93,7 +93,7 @@ class Target(Base):
     dest_tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
     build_tag: Mapped[Tag] = relationship(foreign_keys=[build_tag_id])
     dest_tag: Mapped[Tag] = relationship(foreign_keys=[dest_tag_id])
-    # plugins (migration 0007, docs/plugins.md): deb-mock plugins its builds run {NAME: {OPTION: VALUE}}, those a
+    # plugins (migration 0008, docs/plugins.md): deb-mock plugins its builds run {NAME: {OPTION: VALUE}}, those a
     # build request may add, and hub plugins' per-target options ({"lintian-gate": {"refuse-on": "error"}})
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     request_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -122,7 +122,7 @@ class Build(Base):
     completed: Mapped[float | None] = mapped_column(Float, nullable=True)
     # when it last left a tag (untag-build, remove-tag; migration 0004): gc's untagged age counts from here
     untagged: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # the deb-mock plugins its builds run, decided at submission: the target's and the request's (migration 0007)
+    # the deb-mock plugins its builds run, decided at submission: the target's and the request's (migration 0008)
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     target: Mapped[Target | None] = relationship()
 
@@ -197,7 +197,7 @@ class Task(Base):
     missing: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     buildroot: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    plugins: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # plugin results (bounded; 0007)
+    plugins: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # plugin results (bounded; 0008)
     log_tail: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[float] = mapped_column(Float, default=now, index=True)
     started: Mapped[float | None] = mapped_column(Float, nullable=True)

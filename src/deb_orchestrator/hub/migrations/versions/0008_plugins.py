@@ -1,8 +1,8 @@
 """Plugins (docs/plugins.md, "deb-orchestrator"): a target's deb-mock plugins, those a request may add and hub
 plugins' per-target options; the plugins each build runs; each task's plugin results.
 
-Revision ID: 0007_plugins
-Revises: 0006_audit_log
+Revision ID: 0008_plugins
+Revises: 0007_web_sessions
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_plugins"
-down_revision = "0006_audit_log"
+revision = "0008_plugins"
+down_revision = "0007_web_sessions"
 branch_labels = None
 depends_on = None
 
