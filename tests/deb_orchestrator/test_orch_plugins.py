@@ -125,7 +125,8 @@ def test_target_and_request_plugins_reach_deb_mock_and_results_are_kept_bounded(
 
 
 def test_builders_run_only_the_plugins_they_allow(hub: RunningHub, tmp_path: Path) -> None:
-    token = setup(hub, plugins={"hello": {"greeting": "hi"}, "lintian": {}})
+    # a third-party plugin (code deb-mock would import), sign (a path on the builder: here a secret of the host)
+    token = setup(hub, plugins={"hello": {"greeting": "hi"}, "sign": {"key": "/root/.ssh/id_rsa"}, "lintian": {}})
     admin = hub.admin
     admin.submit("t", make_source(tmp_path, "orch-third", "1.0"))
     seen: list[BuildRequest] = []
@@ -135,12 +136,12 @@ def test_builders_run_only_the_plugins_they_allow(hub: RunningHub, tmp_path: Pat
     task = next(t for t in admin.tasks() if t["method"] == "buildArch")
     # an infrastructure error (exit 4): another builder may take it; with none, it fails when the attempts run out
     assert task["state"] == "failed" and task["attempts"] == 3
-    assert "this builder does not run plugin(s) hello for the hub" in task["error"]
+    assert "this builder does not run plugin(s) hello, sign for the hub (it runs autopkgtest, ccache" in task["error"]
     assert "builder --allow-plugin NAME" in task["error"]
     admin.resubmit("orch-third_1.0")  # the same plugins (kept on the build)
-    build_all(hub, token, tmp_path / "w2", build_fn, allow=["hello"])  # its operator allows it
+    build_all(hub, token, tmp_path / "w2", build_fn, allow=["hello", "sign"])  # its operator allows them
     assert [(r.enable_plugins, r.plugin_options) for r in seen] == [
-        (["hello", "lintian"], {"hello": {"greeting": "hi"}})]
+        (["hello", "lintian", "sign"], {"hello": {"greeting": "hi"}, "sign": {"key": "/root/.ssh/id_rsa"}})]
     assert admin.build("orch-third_1.0")["state"] == "complete"
 
 

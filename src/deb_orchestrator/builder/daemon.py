@@ -34,7 +34,7 @@ TRANSIENT_STATUSES = (0, 502, 503, 504)  # 0: no answer at all (HubUnreachable)
 # inside the build's sandbox and take no path on this machine. Others (third-party ones, sign with its key
 # file) only when the builder's own config allows them (builder --allow-plugin NAME): a hub must not make a
 # builder import code or read its files
-HUB_PLUGINS = ("autopkgtest", "lintian", "piuparts", "tmpfs")
+HUB_PLUGINS = ("autopkgtest", "ccache", "lintian", "piuparts", "tmpfs")
 
 log = logging.getLogger("deb_orchestrator.builder")
 

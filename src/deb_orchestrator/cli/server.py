@@ -90,8 +90,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="serve the builder's own metrics (Prometheus) at http://ADDR:PORT/metrics, e.g. "
                         "127.0.0.1:9465 (anonymous: bind an address only your Prometheus reaches)")
     b.add_argument("--allow-plugin", action="append", default=[], metavar="NAME",
-                   help="a deb-mock plugin the hub may enable besides autopkgtest, lintian, piuparts, tmpfs (a "
-                        "third-party one, or sign; repeat)")
+                   help="a deb-mock plugin the hub may enable besides autopkgtest, ccache, lintian, piuparts, tmpfs "
+                        "(a third-party one, or sign; repeat)")
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=run_builder, json=False)
 
