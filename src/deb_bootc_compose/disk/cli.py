@@ -12,6 +12,7 @@ from debsandbox.commands import CommandError
 from .errors import DiskError, NotEnoughSpace, SourceError, UsageError
 from .install import InstallRequest, install, parse_size
 from .layout import DiskOptions, MiB
+from .source import IMAGE_FORMS, Registry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 HELP = "install a compose, an OSTree ref or an OCI bootc image onto a disk image file or block device"
@@ -32,8 +33,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a compose directory, ostree:REPO[:REF], an OSTree repo directory, "
-                   "oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
+    p.add_argument("source", help=f"a compose directory, ostree:REPO[:REF], an OSTree repo directory, or a bootc "
+                   f"OCI image: {IMAGE_FORMS}")
     p.add_argument("disk", type=Path, help="the disk image to write (.raw or .qcow2) or a block device")
     p.add_argument("--ref", help="the ref to install when the repository holds several")
     p.add_argument("--variant", default="base", help="for a compose directory: the variant to install (default "
@@ -47,9 +48,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote-url", help="where the installed system pulls updates from, unverified (default: the "
                    "signed update remote the image carries, manifest update.ostree; else a remote with no URL)")
     p.add_argument("--scratch", type=Path, help="directory for temporary files (default: next to DISK)")
+    add_registry_arguments(p)
     p.add_argument("--log", type=Path, help="log file (default: DISK.install.log next to the scratch files)")
     p.add_argument("--i-know-this-wipes", dest="wipe", metavar="DEVICE",
                    help="required to write a block device: repeat the device path")
+
+
+def add_registry_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", default="true", choices=["true", "false"],
+                   help="docker://: verify the registry's certificate (default true)")
+    p.add_argument("--cert-dir", type=Path, help="docker://: the registry's CA (DIR/ca.crt)")
+
+
+def registry_of(args: argparse.Namespace) -> Registry:
+    return Registry(tls_verify=args.tls_verify == "true", cert_dir=args.cert_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         result = install(InstallRequest(source=args.source, disk=args.disk, ref=args.ref, variant=args.variant,
                                         arch=args.arch, options=options,
                                         stateroot=args.stateroot, remote_url=args.remote_url,
-                                        scratch=args.scratch, wipe_confirmation=args.wipe, log=args.log))
+                                        scratch=args.scratch, wipe_confirmation=args.wipe, log=args.log,
+                                        registry=registry_of(args)))
     except (SourceError, NotEnoughSpace, UsageError) as exc:
         print(f"install-to-disk: {exc}", file=sys.stderr)
         return EXIT_USAGE

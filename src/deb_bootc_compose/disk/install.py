@@ -16,6 +16,7 @@ from . import source
 from .builder import DiskResult, build_disk
 from .errors import DiskError, UsageError
 from .layout import DiskOptions, MiB, copy_into
+from .source import Registry
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": MiB, "mb": 10**6, "mib": MiB,
           "g": 1024**3, "gb": 10**9, "gib": 1024**3, "t": 1024**4, "tb": 10**12, "tib": 1024**4}
@@ -64,6 +65,7 @@ class InstallRequest:
     wipe_confirmation: str | None = None  # must equal the device path for block devices
     log: Path | None = None
     cancel: threading.Event | None = None
+    registry: Registry = field(default_factory=Registry)  # docker:// sources: TLS settings
 
 
 def install(req: InstallRequest) -> DiskResult:
@@ -81,7 +83,8 @@ def install(req: InstallRequest) -> DiskResult:
         raise UsageError(f"{target.parent} does not exist; create it first")
     scratch = req.scratch or (Path(tempfile.gettempdir()) if block else target.parent)
     log = req.log or scratch / f"{target.name}.install.log"
-    with source.resolve(req.source, scratch, log, req.ref, req.remote_url, req.variant, req.arch) as src:
+    with source.resolve(req.source, scratch, log, req.ref, req.remote_url, req.variant, req.arch,
+                        req.registry) as src:
         if not block:
             return build_disk(src, {disk_format(target): target}, scratch, log, req.options, req.stateroot,
                               req.cancel)

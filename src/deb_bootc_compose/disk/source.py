@@ -3,29 +3,34 @@
 * compose directory: the ref and commit its ``metadata/ostree.json`` records for the variant/arch, from the
   target's shared repo (``TARGET/ostree/repo``) -- that commit even when the ref has moved on since;
 * ``ostree:REPO[:REF]`` or a repository directory (``--ref`` when it holds more than one ref);
-* ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``: the image's layers are unpacked with umoci (whiteouts,
-  owners and xattrs kept), ``/etc`` moves to ``/usr/etc``, and the tree is committed into a temporary
-  repository; from there the installation is the same.
+* an OCI image, ``oci:DIR[:TAG]`` (read in place), ``oci-archive:FILE[:TAG]``, ``containers-storage:REF`` or
+  ``docker://REF`` (copied into a layout by :func:`deb_bootc_compose.imagelint.fetch.copy_to_layout`, as
+  ``lint`` does): its layers are unpacked with umoci (whiteouts, owners and xattrs kept), an image that cannot
+  boot (lint's kernel and initramfs rules) is refused, ``/etc`` moves to ``/usr/etc``, and the tree is
+  committed into a temporary repository; from there the installation is the same.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from debsandbox.commands import CommandError, run
 
+from ..imagelint import fetch
+from ..imagelint.rules import boot_problems
 from ..intree import Tree
 from ..paths import ComposePaths
 from .errors import SourceError
 from .sysroot import InstallSource
 
 OCI_DEFAULT_REF = "deb-bootc/oci"
+IMAGE_FORMS = "oci:DIR[:TAG], oci-archive:FILE[:TAG], containers-storage:REF or docker://REF"
 
 
 def list_refs(repo: Path) -> list[str]:
@@ -110,15 +115,6 @@ def is_compose_dir(path: Path) -> bool:
     return path.is_dir() and paths.status.is_file() and paths.deliverables.is_dir()
 
 
-def _split_tag(spec: str) -> tuple[str, str | None]:
-    # oci:/path/dir:tag — the tag is what follows the last colon, if the remainder exists as a path
-    if ":" in spec:
-        head, tail = spec.rsplit(":", 1)
-        if "/" not in tail and Path(head).exists():
-            return head, tail
-    return spec, None
-
-
 def _oci_tag(layout: Path, tag: str | None, where: str) -> str:
     index_path = layout / "index.json"
     if not index_path.is_file():
@@ -135,42 +131,56 @@ def _oci_tag(layout: Path, tag: str | None, where: str) -> str:
     raise SourceError(f"{where}: {layout} has tags {', '.join(tags) or 'none'}; name one as oci:DIR:TAG")
 
 
+@dataclass(frozen=True)
+class Registry:
+    """How ``docker://`` sources are reached."""
+
+    tls_verify: bool = True
+    cert_dir: Path | None = None  # DIR/ca.crt: the registry's CA
+
+
+def _layout(spec: str, work: Path, log: Path, registry: Registry) -> tuple[Path, str]:
+    """The OCI layout holding ``spec`` and the image's tag in it: an ``oci:`` layout in place, anything else
+    copied by lint's fetch (the one way the project fetches an image)."""
+    try:
+        if spec.startswith("oci:"):
+            fetch.check_reference(spec)
+            path, tag = fetch.split_tag(spec[len("oci:"):])
+            return path, _oci_tag(path, tag, spec)
+        return fetch.copy_to_layout(spec, work, log=log, tls_verify=registry.tls_verify,
+                                    cert_dir=registry.cert_dir), fetch.COPIED_TAG
+    except fetch.ImageError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def refuse_unbootable(spec: str, rootfs: Path) -> None:
+    """SourceError naming the cause when the image's tree cannot boot (lint's kernel and initramfs rules)."""
+    problems = boot_problems(rootfs)
+    if problems:
+        causes = "; ".join(f"/{p.path}: {p.message} (→ {p.hint})" for p in problems)
+        raise SourceError(f"{spec} is not a bootable image, refusing to install it: {causes}. "
+                          f"'deb-bootc-compose lint {spec}' shows every problem")
+
+
 @contextmanager
-def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None
-             ) -> Iterator[InstallSource]:
+def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None,
+             registry: Registry = Registry()) -> Iterator[InstallSource]:
     """Unpack an OCI image into a tree, commit it into a temporary bare repo, yield the install source."""
-    transport, _, rest = spec.partition(":")
-    path_s, tag = _split_tag(rest)
-    path = Path(path_s)
-    if not path.exists():
-        raise SourceError(f"{spec}: {path} does not exist")
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".oci-import-", dir=scratch))
     try:
-        if transport == "oci-archive":
-            layout = work / "layout"
-            layout.mkdir()
-            try:
-                with tarfile.open(path) as tar:
-                    tar.extractall(layout, filter="tar")
-            except (tarfile.TarError, OSError) as exc:
-                raise SourceError(f"{spec}: {path} is not a readable OCI archive ({exc})") from exc
-        else:
-            layout = path
-        tag = _oci_tag(layout, tag, spec)
+        layout, tag = _layout(spec, work, log, registry)
         rootfs = work / "rootfs"
         try:
             run(["umoci", "raw", "unpack", "--image", f"{layout}:{tag}", str(rootfs)], log=log)
         except CommandError as exc:
             raise SourceError(f"{spec}: umoci could not unpack the image ({exc.tail.splitlines()[-1:]})") from exc
+        if (work / "layout").is_dir():
+            shutil.rmtree(work / "layout")  # the copy is unpacked: its space is the commit's now
+        refuse_unbootable(spec, rootfs)
         with Tree(rootfs) as image:  # the image's links resolve inside it, never on the host
             if image.is_real_dir("etc") and not image.lexists("usr/etc"):
                 image.rename("etc", "usr/etc")
-            modules = "usr/lib/modules"
-            kernels = [k for k in image.listdir(modules) if image.is_file(f"{modules}/{k}/vmlinuz")] if (
-                image.is_dir(modules)) else []
-        if not kernels:
-            raise SourceError(f"{spec} is not a bootable image: no kernel at /usr/lib/modules/<version>/vmlinuz")
         repo = work / "repo"
         run(["ostree", "init", f"--repo={repo}", "--mode=bare"], log=log)
         ref = ref or OCI_DEFAULT_REF
@@ -184,10 +194,10 @@ def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote
 
 @contextmanager
 def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_url: str | None = None,
-            variant: str = "base", arch: str = "amd64") -> Iterator[InstallSource]:
+            variant: str = "base", arch: str = "amd64", registry: Registry = Registry()) -> Iterator[InstallSource]:
     """Any SOURCE form the CLI accepts, as an :class:`InstallSource` valid inside the ``with`` block."""
-    if spec.startswith(("oci:", "oci-archive:")):
-        with from_oci(spec, scratch, log, ref, remote_url) as src:
+    if spec.startswith(fetch.TRANSPORTS):
+        with from_oci(spec, scratch, log, ref, remote_url, registry) as src:
             yield src
         return
     if spec.startswith("ostree:"):
@@ -199,8 +209,7 @@ def resolve(spec: str, scratch: Path, log: Path, ref: str | None = None, remote_
         return
     path = Path(spec)
     if not path.exists():
-        raise SourceError(f"{spec} does not exist (expected a compose directory, ostree:REPO[:REF], "
-                          "oci:DIR[:TAG] or oci-archive:FILE)")
+        raise SourceError(f"{spec} does not exist (expected a compose directory, ostree:REPO[:REF], {IMAGE_FORMS})")
     if is_compose_dir(path):
         if ref:
             raise SourceError(f"{spec} is a compose directory: choose what to install with --variant/--arch, "

@@ -4,7 +4,8 @@
 * ``oci:DIR[:TAG]``: the layout, read in place (the tag may be left out when the layout holds one image);
 * ``oci-archive:FILE[:TAG]``, ``containers-storage:REF`` (also ``containers-storage:[DRIVER@ROOT+RUNROOT]REF``)
   and ``docker://REF``: copied by skopeo into a layout under the scratch directory first (a private policy:
-  lint reads, it verifies no signature).
+  lint reads, it verifies no signature). :func:`copy_to_layout` is the one way the project fetches an image
+  it reads: ``install-to-disk`` and ``boot-test`` use it too.
 
 Every blob read is checked against its descriptor's size and digest; an image bigger than the limits is
 refused before anything is read (``docker://``: before anything is downloaded).
@@ -32,6 +33,12 @@ LAYER_MEDIA = {
     "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
 }
 COPIED = ("oci-archive:", "containers-storage:", "docker://")
+TRANSPORTS = ("oci:", *COPIED)
+COPIED_TAG = "image"  # the tag of the image in the layout copy_to_layout writes
+# a registry reference: [HOST[:PORT]/]PATH[:TAG][@sha256:DIGEST] (the distribution spec's grammar, lower-case path)
+_COMPONENT = r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+DOCKER_REF = re.compile(rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+                        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_JSON = 4 << 20
 
@@ -166,9 +173,31 @@ def _precheck(skopeo: Skopeo, ref: str, host: str, limits: Limits) -> None:
                              f"({limits.layers} layers, {limits.image_bytes} bytes)")
 
 
+def check_reference(spec: str) -> None:
+    """Refuse a reference skopeo would misread, before anything runs: an unknown transport, an empty or
+    malformed name, an archive that is not there."""
+    if not spec.startswith(TRANSPORTS):
+        raise ImageError(f"{spec}: not an image reference: give oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                         "containers-storage:REF or docker://REF")
+    transport, rest = (("docker://", spec[len("docker://"):]) if spec.startswith("docker://")
+                       else (spec.split(":", 1)[0] + ":", spec.split(":", 1)[1]))
+    if not rest.strip():
+        raise ImageError(f"{spec}: the reference names no image (e.g. {transport}"
+                         f"{'registry.example.org/debian-atomic/base:13' if transport == 'docker://' else 'NAME'})")
+    if transport == "docker://" and not DOCKER_REF.match(rest):
+        raise ImageError(f"{spec}: not a registry reference: expected docker://[HOST[:PORT]/]PATH[:TAG][@DIGEST] "
+                         "with a lower-case path, e.g. docker://registry.example.org/debian-atomic/base:13")
+    if transport == "oci-archive:" and not split_tag(rest)[0].is_file():
+        raise ImageError(f"{spec}: no such file")
+    if transport == "oci:" and not split_tag(rest)[0].is_dir():
+        raise ImageError(f"{spec}: {split_tag(rest)[0]} is not a directory (an OCI image layout)")
+
+
 def copy_to_layout(spec: str, scratch: Path, *, log: Path | None, tls_verify: bool = True,
                    cert_dir: Path | None = None, limits: Limits = Limits()) -> Path:
-    """``skopeo copy SPEC oci:SCRATCH/layout:lint``; the layout's path."""
+    """``skopeo copy SPEC oci:SCRATCH/layout:image`` (tag :data:`COPIED_TAG`, layers decompressed); the layout's
+    path. ImageError for a bad reference, a missing image, an unreachable registry, an image too big."""
+    check_reference(spec)
     sk = Skopeo(workdir=scratch / "skopeo", log=log, cert_dir=cert_dir, tls_verify=tls_verify)
     host = spec.removeprefix("docker://").split("/", 1)[0] if spec.startswith("docker://") else "localhost"
     extra = ["--dest-decompress"]  # plain tar layers: read once, not decompressed again
@@ -182,7 +211,7 @@ def copy_to_layout(spec: str, scratch: Path, *, log: Path | None, tls_verify: bo
             raise ImageError(str(exc)) from None
     layout = scratch / "layout"
     try:
-        sk.pull(spec, f"oci:{layout}:lint", host, extra)
+        sk.pull(spec, f"oci:{layout}:{COPIED_TAG}", host, extra)
     except PushError as exc:
         raise ImageError(str(exc)) from None
     return layout
@@ -192,15 +221,12 @@ def open_image(spec: str, scratch: Path, *, variant: str = "base", arch: str = "
                tls_verify: bool = True, cert_dir: Path | None = None, limits: Limits = Limits()) -> Image:
     """The image ``spec`` names (see the module's doc), its blobs on this machine."""
     if spec.startswith("oci:"):
+        check_reference(spec)
         path, tag = split_tag(spec[len("oci:"):])
-        if not path.is_dir():
-            raise ImageError(f"{spec}: {path} is not a directory (an OCI image layout)")
         return read_layout(path, tag, spec, arch=arch, limits=limits)
     if spec.startswith(COPIED):
-        if spec.startswith("oci-archive:") and not split_tag(spec[len("oci-archive:"):])[0].is_file():
-            raise ImageError(f"{spec}: no such file")
         return read_layout(copy_to_layout(spec, scratch, log=log, tls_verify=tls_verify, cert_dir=cert_dir,
-                                          limits=limits), "lint", spec, arch=arch, limits=limits)
+                                          limits=limits), COPIED_TAG, spec, arch=arch, limits=limits)
     path = Path(spec)
     paths = ComposePaths.at(path)
     if path.is_dir() and paths.status.is_file():

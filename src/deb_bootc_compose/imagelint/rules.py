@@ -221,6 +221,19 @@ def _labels(t: Tree, labels: dict[str, str], out: list[ImageProblem]) -> None:
                             "came from the base image)"))
 
 
+BOOT_RULES = frozenset({"kernel", "initramfs", "kernel-modules", "initramfs-kernel", "initramfs-ostree"})
+
+
+def boot_problems(root: Path) -> list[ImageProblem]:
+    """The errors that make the image at ``root`` unbootable (:data:`BOOT_RULES`: no kernel, no initramfs or one
+    for another kernel or without ostree): what ``install-to-disk`` refuses an image for."""
+    found = [_problem(p.rule, p.path, p.message) for p in lint.check(
+        root, scan_special_files=False, skip_groups=set(lint.GROUPS) - {"kernel"})]
+    with Tree(root) as t:
+        _kernels(t, found)
+    return [p for p in found if p.rule in BOOT_RULES and p.severity == ERROR]
+
+
 def lint_tree(root: Path, *, labels: dict[str, str] | None = None, non_utf8: list[str] | None = None,
               skip: set[str] | frozenset[str] = frozenset()) -> list[ImageProblem]:
     """Every problem of the image whose tree (or skeleton) is ``root``; errors first, then warnings."""

@@ -15,6 +15,8 @@ from debsandbox.commands import CommandTimeout, run
 UNREACHABLE = re.compile(r"connection refused|no such host|i/o timeout|network is unreachable|no route to host|"
                          r"server misbehaving|connection reset", re.I)
 TLS = re.compile(r"x509:|tls:|certificate|http: server gave HTTP response to HTTPS client", re.I)
+NOT_FOUND = re.compile(r"identifier is not an image|does not resolve to an image ID|manifest unknown|name unknown|"
+                       r"repository name not known|no such image", re.I)
 AUTH = re.compile(r"unauthorized|authentication required|requested access to the resource is denied", re.I)
 # from ``skopeo --debug copy``: every blob is "Copying blob …"; the registry's own are then "Skipping blob …"
 SKIPPED = re.compile(r'msg="Skipping blob sha256:[0-9a-f]+ \(already present\)')
@@ -100,6 +102,9 @@ def explain(output: str, what: str, host: str) -> str:
                 f"install it as /etc/containers/certs.d/{host}/ca.crt")
     if AUTH.search(output):
         return f"{what}: the registry {host} refused the credentials ({last}); log in first: skopeo login {host}"
+    if NOT_FOUND.search(output):
+        return (f"{what}: no such image ({last}); check its name and tag ('podman images' lists the local ones, "
+                "'skopeo list-tags docker://HOST/REPOSITORY' a registry's)")
     return f"{what}: skopeo failed: {last}"
 
 
