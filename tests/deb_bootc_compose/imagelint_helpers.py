@@ -102,7 +102,8 @@ def write_layout(layout: Path, layers: list[bytes], labels: dict[str, str] | Non
 
     config = {"architecture": "amd64", "os": "linux",
               "config": {"Labels": {"containers.bootc": "1", **(labels or {})}},
-              "rootfs": {"type": "layers", "diff_ids": []}}
+              "rootfs": {"type": "layers",  # umoci checks them
+                         "diff_ids": [f"sha256:{hashlib.sha256(gzip.decompress(x)).hexdigest()}" for x in layers]}}
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            **blob(json.dumps(config).encode())},

@@ -174,7 +174,10 @@ def from_oci(spec: str, scratch: Path, log: Path, ref: str | None = None, remote
         try:
             run(["umoci", "raw", "unpack", "--image", f"{layout}:{tag}", str(rootfs)], log=log)
         except CommandError as exc:
-            raise SourceError(f"{spec}: umoci could not unpack the image ({exc.tail.splitlines()[-1:]})") from exc
+            said = [ln.strip() for ln in exc.tail.splitlines() if ln.strip() and not ln[0].isspace()
+                    and not ln.startswith(("goroutine ", "+ ", "# "))]
+            said = [ln for ln in said if any(w in ln.lower() for w in ("error", "panic", "invalid"))] or said
+            raise SourceError(f"{spec}: umoci could not unpack the image: {said[-1] if said else exc}") from exc
         if (work / "layout").is_dir():
             shutil.rmtree(work / "layout")  # the copy is unpacked: its space is the commit's now
         refuse_unbootable(spec, rootfs)

@@ -1,17 +1,26 @@
-"""``install-to-disk`` from an OCI bootc image for real, and every refusal it must make before touching anything."""
+"""``install-to-disk`` from an OCI bootc image for real, and every refusal it must make before touching anything:
+bad sources, bad image references (unknown transport, malformed, missing image, unreachable registry) and
+images that cannot boot (no kernel, no initramfs, an initramfs for another kernel), which ``boot-test`` refuses
+the same way. (``docker://`` for real: tests/deb_bootc_compose/registry/test_registry_push.py;
+``containers-storage:``: the Particle-OS test in tests/deb_bootc_compose/boot/test_debian_atomic.py.)"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import imagefixtures
 import pytest
 from diskinspect import DiskImage
+from imagelint_helpers import good_image_tree, initramfs, tree_layer, write_layout
+from test_compose_lint import KVER
 
+from deb_bootc_compose.boot import cli as boot_cli
 from deb_bootc_compose.cli import main as compose_main
 from deb_bootc_compose.disk import cli
+from httpserve import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +75,67 @@ def test_bad_sources_are_named(commit_v1: imagefixtures.FixtureCommit, tmp_path:
     rc, err = run_cli([str(commit_v1.repo), str(tmp_path / "missing-dir" / "d.raw")], capsys)
     assert rc == 2 and "does not exist; create it first" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _no_kernel(t: Path) -> None:
+    (t / f"usr/lib/modules/{KVER}/vmlinuz").unlink()
+
+
+def _no_initramfs(t: Path) -> None:
+    (t / f"usr/lib/modules/{KVER}/initramfs.img").unlink()
+
+
+def _other_initramfs(t: Path) -> None:
+    (t / f"usr/lib/modules/{KVER}/initramfs.img").write_bytes(initramfs("6.1.0-99-amd64"))
+
+
+@pytest.mark.parametrize("damage, cause", [
+    (_no_kernel, "/usr/lib/modules: no usr/lib/modules/$kver/vmlinuz: the image has no bootable kernel"),
+    (_no_initramfs, f"/usr/lib/modules/{KVER}/initramfs.img: missing or empty: build it with dracut --add ostree"),
+    (_other_initramfs, f"/usr/lib/modules/{KVER}/initramfs.img: built for 6.1.0-99-amd64, not for the kernel "
+                       f"{KVER} it sits beside (→ regenerate it in the Containerfile, after the kernel change: "
+                       f"RUN dracut --no-hostonly --reproducible --add ostree --force "
+                       f"/usr/lib/modules/{KVER}/initramfs.img {KVER})"),
+])
+def test_unbootable_images_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       damage: Callable[[Path], None], cause: str) -> None:
+    """A Containerfile image that removed its kernel or initramfs (or changed the kernel without a new one):
+    install-to-disk and boot-test refuse it, naming the cause, and leave nothing behind."""
+    tree = good_image_tree(tmp_path / "tree")
+    damage(tree)
+    layout = write_layout(tmp_path / "layout", [tree_layer(tree)])
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run_cli([f"oci:{layout}", str(out / "d.raw")], capsys)
+    assert rc == 2 and f"oci:{layout} is not a bootable image, refusing to install it: " in err and cause in err, err
+    assert f"'deb-bootc-compose lint oci:{layout}' shows every problem" in err
+    assert sorted(p.name for p in out.iterdir()) == ["d.raw.install.log"]
+    rc = boot_cli.main([f"oci:{layout}:1", "--log-dir", str(out / "boot")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"boot-test: cannot install oci:{layout}:1 to boot it: " in err and cause in err, err
+    assert sorted(p.name for p in (out / "boot").iterdir()) == ["install.log"]  # no disk image left
+
+
+def test_bad_image_references_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each reference form, wrong in each way a user gets it wrong; nothing is written but the log."""
+    store = f"[vfs@{tmp_path / 'storage'}+{tmp_path / 'run'}]"
+    port = free_port()  # nothing listens there
+    out = str(tmp_path / "out" / "d.raw")
+    (tmp_path / "out").mkdir()
+    for ref, words in [
+        ("containers-storage:", "the reference names no image (e.g. containers-storage:NAME)"),
+        ("docker://", "the reference names no image (e.g. docker://registry.example.org/debian-atomic/base:13)"),
+        ("docker://registry.example.org/Debian Atomic:13", "not a registry reference: expected docker://[HOST"),
+        (f"oci-archive:{tmp_path}/none.tar", "no such file"),
+        (f"oci:{tmp_path}/none", "is not a directory (an OCI image layout)"),
+        (f"containers-storage:{store}localhost/no-such-image:1",
+         "); check its name and tag ('podman images' lists the local ones"),
+        (f"docker://127.0.0.1:{port}/debian-atomic/base:13",
+         f"the registry 127.0.0.1:{port} is unreachable"),
+    ]:
+        rc, err = run_cli([ref, out, "--tls-verify", "false"], capsys)
+        assert rc == 2 and err.startswith("install-to-disk: ") and words in err, (ref, err)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["d.raw.install.log"]
 
 
 def test_install_onto_a_loop_device(commit_v1: imagefixtures.FixtureCommit, tmp_path: Path,
