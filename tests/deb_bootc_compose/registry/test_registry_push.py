@@ -1,10 +1,13 @@
 """The session compose pushed to a real registry (Debian's docker-registry over TLS, a test CA), signed with an
 OpenPGP key, and pulled by podman under the policy :mod:`deb_bootc_compose.registry.policy` writes; a second push
-uploads no blob. (Bookworm's podman verifies OpenPGP signatures only: its sigstore support is disabled;
-sigstore signatures are checked with trixie's skopeo in test_registry_sigstore.py.)"""
+uploads no blob; ``lint`` and ``install-to-disk`` read the pushed image by ``docker://``. (Bookworm's podman
+verifies OpenPGP signatures only: its sigstore support is disabled; sigstore signatures are checked with trixie's
+skopeo in test_registry_sigstore.py.)"""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -84,3 +87,28 @@ def test_second_push_uploads_no_blob(signed_push: dict[str, object], registry: R
     log = signed_push["log"]
     assert isinstance(log, Path)
     assert "(already present)" in log.read_text()  # skopeo --debug: "Skipping blob sha256:… (already present)"
+
+
+def test_lint_and_install_to_disk_from_the_registry(signed_push: dict[str, object], registry: Registry,
+                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``docker://``: the pushed image is linted and installed from the registry (TLS with the test CA), after the
+    refusals a user meets first: a tag the registry does not have, a registry whose CA is not given."""
+    ref = f"docker://{registry.host}/debian-bootc/base:13"
+    tls = ["--cert-dir", str(registry.cert_dir)]
+    assert main(["lint", ref, *tls, "--scratch", str(tmp_path / "lint")]) == 0
+    assert f"{ref}: 0 error(s), 0 warning(s)" in capsys.readouterr().out
+    disk = tmp_path / "out" / "base.raw"
+    disk.parent.mkdir()
+    assert main(["install-to-disk", ref.replace(":13", ":nosuchtag"), str(disk), *tls]) == 2
+    err = capsys.readouterr().err
+    assert f"reading {ref.replace(':13', ':nosuchtag')}: no such image (" in err, err
+    assert main(["install-to-disk", ref, str(disk)]) == 2
+    err = capsys.readouterr().err
+    assert f"TLS failure talking to {registry.host}" in err and "--cert-dir" in err, err
+    assert main(["install-to-disk", ref, str(disk), *tls, "--free-space", "128MiB"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(disk)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    assert [p["name"] for p in table["partitions"]] == ["EFI-SYSTEM", "boot", "root"]
+    assert sorted(p.name for p in disk.parent.iterdir()) == ["base.raw", "base.raw.install.log"]  # no leftovers
+    assert f"--subject=imported from {ref}" in (disk.parent / "base.raw.install.log").read_text()
