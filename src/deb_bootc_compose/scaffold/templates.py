@@ -35,11 +35,10 @@ podman=podman
 [ -d /run/systemd/system ] || podman="podman --cgroup-manager=cgroupfs --events-backend=file"  # no systemd here
 # BASE=oci-archive:/path/to/another.oci-archive ./build.sh builds FROM another copy of the base
 $podman build ${{BASE:+--build-arg BASE=$BASE}} --tag localhost/{name}:latest .
-rm -f out/{name}.oci.tar
-$podman save --format oci-archive --output out/{name}.oci.tar localhost/{name}:latest
+image=containers-storage:localhost/{name}:latest  # read from podman's storage: no podman save needed
 # errors fail the build; warnings (e.g. what maintainer scripts leave in /var) are for you to judge
-deb-bootc-compose lint oci-archive:out/{name}.oci.tar
-deb-bootc-compose install-to-disk oci-archive:out/{name}.oci.tar out/{name}.qcow2 --stateroot {name}
+deb-bootc-compose lint "$image"
+deb-bootc-compose install-to-disk "$image" out/{name}.qcow2 --stateroot {name}
 deb-bootc-compose boot-test out/{name}.qcow2 --command 'grep -qx ID={name} /usr/lib/os-release'{checks}
 """
 
