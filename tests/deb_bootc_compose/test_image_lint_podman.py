@@ -2,8 +2,9 @@
 apt sources are the manifest's reachable ones (image_sources' default), and images built FROM its OCI layout
 with Debian's podman (no network, storage in the test's directory) are judged as they should be: one that removes
 a package with apt-get and cleans up as docs/variants.md says is clean; one whose kernel changed without a new
-initramfs, with /boot content, an SSH host key and apt's lists left behind gets each message; one without its
-kernel fails."""
+initramfs, with /boot content, an SSH host key and apt's lists left behind gets each message; the same image
+repaired as docs/variants.md says (dracut for the kernel that stays, then clean up) is clean again; one without
+its kernel fails, and install-to-disk refuses it from podman's storage, naming the cause."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ RUN kdir=$(ls -d /usr/lib/modules/*) && mv "$kdir" "$kdir-new" && \\
     touch /boot/leftover && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && \\
     mkdir -p /var/lib/apt/lists && \\
     echo 'Origin: Debian' > /var/lib/apt/lists/deb.debian.org_debian_dists_trixie_InRelease
+"""
+REPAIRED = """\
+FROM localhost/lint-changed:1
+# docs/variants.md, after a kernel change: dracut for the kernel that stays, in /usr/lib/modules/KVER; clean up
+RUN kver=$(ls /usr/lib/modules) && \\
+    dracut --no-hostonly --reproducible --add ostree --force /usr/lib/modules/$kver/initramfs.img $kver && \\
+    rm -rf /boot/* /etc/ssh/ssh_host_* /var/lib/apt
 """
 NO_KERNEL = """\
 FROM localhost/lint-good:1
@@ -98,6 +106,7 @@ def test_containerfile_images(minimal_compose: SessionCompose, tmp_path: Path) -
     try:
         podman.build(GOOD.format(base=f"oci:{layout}:{tag}"), "lint-good", tmp_path)
         podman.build(CHANGED, "lint-changed", tmp_path)
+        podman.build(REPAIRED, "lint-repaired", tmp_path)
         podman.build(NO_KERNEL, "lint-nokernel", tmp_path)
 
         code, report = lint(podman.ref("lint-good"), tmp_path / "scratch")
@@ -119,9 +128,20 @@ def test_containerfile_images(minimal_compose: SessionCompose, tmp_path: Path) -
                                       "/var/lib/apt/lists/deb.debian.org_debian_dists_trixie_InRelease"]
         assert any("label ostree.linux=" in m for m in found["labels"])
 
+        code, report = lint(podman.ref("lint-repaired"), tmp_path / "scratch")
+        found = messages(report)
+        assert (code, report["errors"]) == (0, 0), report
+        assert set(found) == {"buildah-injected", "labels"}, found  # the label still names the old kernel
+
         code, report = lint(podman.ref("lint-nokernel"), tmp_path / "scratch")
         found = messages(report)
         assert code == 1 and found["kernel"] == [
             "error: /usr/lib/modules: no usr/lib/modules/$kver/vmlinuz: the image has no bootable kernel"]
+        (tmp_path / "out").mkdir()
+        done = run_cli(["install-to-disk", podman.ref("lint-nokernel"), str(tmp_path / "out/d.raw")], timeout=900)
+        assert done.returncode == 2, done.stderr
+        assert (f"install-to-disk: {podman.ref('lint-nokernel')} is not a bootable image, refusing to install it: "
+                "/usr/lib/modules: no usr/lib/modules/$kver/vmlinuz: the image has no bootable kernel") in done.stderr
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["d.raw.install.log"]
     finally:
         podman.close()
