@@ -79,7 +79,7 @@ def test_containerfile_project(tmp_path: Path) -> None:
     release = osrelease.parse((dest / "os-release").read_text())
     assert release["ID"] == "particle-os" and release["ID_LIKE"] == "debian"
     build = (dest / "build.sh").read_text()
-    assert "image=containers-storage:localhost/particle-os:latest " in build and "oci-archive" not in build
+    assert "image=containers-storage:localhost/particle-os:latest " in build and "oci.tar" not in build
     assert 'deb-bootc-compose lint "$image"' in build
     assert 'deb-bootc-compose install-to-disk "$image" out/particle-os.qcow2 --stateroot particle-os' in build
     assert "'dpkg -s htop'" in build
