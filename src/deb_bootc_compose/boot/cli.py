@@ -163,5 +163,6 @@ def run(args: argparse.Namespace, then: Continuation | None = None) -> int:
     print(f"report: {spec.log_dir / (spec.name + '.json')}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
+
 if __name__ == "__main__":
     sys.exit(main())
