@@ -40,7 +40,8 @@ REPAIRED = """\
 FROM localhost/lint-changed:1
 # docs/variants.md, after a kernel change: dracut for the kernel that stays, in /usr/lib/modules/KVER; clean up
 RUN kver=$(ls /usr/lib/modules) && \\
-    dracut --no-hostonly --reproducible --add ostree --force /usr/lib/modules/$kver/initramfs.img $kver && \\
+    dracut --no-hostonly --reproducible --add ostree --tmpdir /tmp --force \\
+        /usr/lib/modules/$kver/initramfs.img $kver && \\
     rm -rf /boot/* /etc/ssh/ssh_host_* /var/lib/apt
 """
 NO_KERNEL = """\

@@ -24,8 +24,9 @@ from deb_bootc_compose.intree import Tree
 
 ERROR, WARNING = "error", "warning"
 MODULES = "usr/lib/modules"
+# --tmpdir /tmp: dracut's default, /var/tmp, does not exist in an image (tmpfiles.d makes it at boot)
 REGEN = ("regenerate it in the Containerfile, after the kernel change: RUN dracut --no-hostonly --reproducible "
-         "--add ostree --force /usr/lib/modules/{kver}/initramfs.img {kver}")
+         "--add ostree --tmpdir /tmp --force /usr/lib/modules/{kver}/initramfs.img {kver}")
 SHOWN = 5  # paths named per message
 
 

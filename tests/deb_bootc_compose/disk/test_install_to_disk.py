@@ -94,7 +94,7 @@ def _other_initramfs(t: Path) -> None:
     (_no_initramfs, f"/usr/lib/modules/{KVER}/initramfs.img: missing or empty: build it with dracut --add ostree"),
     (_other_initramfs, f"/usr/lib/modules/{KVER}/initramfs.img: built for 6.1.0-99-amd64, not for the kernel "
                        f"{KVER} it sits beside (→ regenerate it in the Containerfile, after the kernel change: "
-                       f"RUN dracut --no-hostonly --reproducible --add ostree --force "
+                       f"RUN dracut --no-hostonly --reproducible --add ostree --tmpdir /tmp --force "
                        f"/usr/lib/modules/{KVER}/initramfs.img {KVER})"),
 ])
 def test_unbootable_images_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
