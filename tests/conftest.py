@@ -55,6 +55,7 @@ GROUP_SECONDS: dict[str, float] = {
     "tests/e2e/test_scaleout.py": 130,
     "tests/deb_orchestrator/test_orch_hub_restart.py": 100,
     "tests/deb_orchestrator/test_orch_interrupt.py": 80,
+    "tests/deb_orchestrator/test_orch_plugins_integration.py": 90,  # one real build with lintian (31-46 s warm)
     "tests/deb_bootc_compose/registry/test_registry_image_policy.py": 180,  # a compose with update.registry
 }
 SLOW_MARKS = ("integration", "boot", "bench")
