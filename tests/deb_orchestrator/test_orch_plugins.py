@@ -18,10 +18,12 @@ import httpx
 import pytest
 from orch_helpers import make_deb, make_source, sha256
 from orch_hub import HubFactory, RunningHub
+from sqlalchemy import update
 
 from deb_mock.request import BuildRequest, BuildResult, ResultFile
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 from deb_orchestrator.client import HubError
+from deb_orchestrator.hub.models import Target
 from deb_orchestrator.hub.plugins import loader
 from debarchive.dsc import parse_dsc
 
@@ -181,6 +183,13 @@ def test_lintian_gate_refuses_to_tag_a_build_with_lintian_errors(hub: RunningHub
     admin.untag_build("other", "orch-unlinted_1.0")
     err = refused(lambda: admin.tag_build("other", "orch-unlinted_1.0"))
     assert "its amd64 build has no lintian summary (lintian did not run)" in err.detail
+    # policies fail closed: stored ones the hub cannot apply (a plugin gone, options it no longer takes) refuse
+    for stored, message in (({"gone": {}}, "target t's policy names hub plugin(s) gone, which this hub does not run"),
+                            ({"lintian-gate": {"refuse-on": "bogus"}},
+                             "hub plugin lintian-gate failed (ValidationError")):
+        with hub.hub.db.session() as s:
+            s.execute(update(Target).where(Target.name == "t").values(policy=stored))
+        assert message in refused(lambda: admin.tag_build("dest", "orch-dirty_1.0")).detail
     admin.edit_target("t", policy={})
     admin.tag_build("dest", "orch-dirty_1.0")
 

@@ -67,9 +67,8 @@ class HubHooks:
                                     f"hub does not run; {build.ident} is not tagged into {tag.name}")
         info = build_info(session, build)
         for plugin in self.plugins:
-            event = TagEvent(tag.name, info, actor, self._policies(plugin, targets))
-            try:
-                plugin.before_tag(event)
+            try:  # a stored policy the plugin no longer accepts refuses too, as any error of the hook
+                plugin.before_tag(TagEvent(tag.name, info, actor, self._policies(plugin, targets)))
             except TagRefused as exc:
                 raise PolicyRefused(f"refused by hub plugin {plugin.name}: {exc}") from None
             except Exception as exc:
