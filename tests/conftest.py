@@ -40,11 +40,12 @@ GROUP_SECONDS: dict[str, float] = {
     # registry switch: ~1010 s under TCG); the longest group, handed out first
     "update-composes": 1300,
     # the session compose, the update-bytes bench (one lockfile compose, ~130 s), the two-variant compose (~160 s),
-    # the hostile and recompose tests, installs from the compose (~80 s), the registry push and import tests
-    "minimal-compose": 800,  # + lint IMAGE with three podman builds (~85 s)
+    # the hostile and recompose tests, installs from the compose (~80 s), the registry push and import tests,
+    # lint and install-to-disk from the registry by docker:// (~110 s)
+    "minimal-compose": 950,  # + lint IMAGE with four podman builds (one runs dracut) and a refused install (~110 s)
     # the three-variant Debian Atomic compose, one TCG boot per variant, the Particle-OS Containerfile path and the
     # Particle-OS derived manifest (its compose in the same target, lint, install, one boot)
-    "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1100,  # 338 + 122 + 128 + 110 + 174 + ~190 s (derived)
+    "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1100,  # 338 + 122 + 128 + 110 + 165 + ~190 s (derived)
     # + the build options tests (test_flags_integration.py, ~40 s warm), the plugin tests (plugins/, ~45 s warm, ~65 s
     # with lintian and autopkgtest installed into the deps cache for the first time)
     "deb-mock-cache": 850,
