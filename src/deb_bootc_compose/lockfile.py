@@ -58,8 +58,9 @@ class LockedBase(BaseModel):
     """The base a derived compose was built on (``base:`` in its manifest)."""
 
     model_config = ConfigDict(extra="forbid")
-    compose_id: str
-    compose_dir: str  # absolute, as resolved when the derived compose ran
+    compose_id: str  # "" for a base given as an image reference
+    compose_dir: str  # absolute, as resolved when the derived compose ran ("" for an image reference)
+    image: str = ""  # the image reference a base given as one was read from
     variant: str
     commits: dict[str, str]  # arch -> the base variant's OSTree commit
     images: dict[str, str]  # arch -> the base variant's OCI manifest digest

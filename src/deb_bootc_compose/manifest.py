@@ -33,6 +33,7 @@ from pydantic import (
 from deb_bootc_compose import yamlmarks
 from deb_bootc_compose.derive.basecompose import BaseCompose, BaseError, load_base
 from deb_bootc_compose.derive.inherit import merged
+from deb_bootc_compose.derive.spec import BaseSpec
 from deb_bootc_compose.hookspec import HooksSpec, PluginSettings
 from deb_bootc_compose.imagesources import COMPONENT, SUITE, URL, ImageSource
 from deb_bootc_compose.imagespec import (
@@ -66,7 +67,7 @@ REF_FIELDS = {"name", "suite", "arch", "variant", "version"}
 DEFAULT_ORCHESTRATOR_PRIORITY = 990
 DEFAULT_MIRROR_PRIORITY = 500
 
-__all__ = ["PACKAGE_NAME", "Manifest", "ManifestError", "OutputName", "VariantSettings", "load", "parse"]
+__all__ = ["PACKAGE_NAME", "BaseSpec", "Manifest", "ManifestError", "OutputName", "VariantSettings", "load", "parse"]
 
 
 class ManifestError(ValueError):
@@ -191,29 +192,6 @@ BuildSource = Annotated[
     Discriminator(_build_source_kind, custom_error_type="build_source",
                   custom_error_message="each entry is a .dsc URL or path, or a mapping {git: URL, ref: REF}"),
 ]
-
-
-class BaseSpec(StrictModel):
-    """``base: {compose: DIR, variant: NAME}``: a derived manifest starts from that compose's variant
-    (:mod:`deb_bootc_compose.derive`). DIR is relative to the manifest; a ``latest-`` link is followed."""
-
-    compose: str
-    variant: str = "base"
-
-    @field_validator("compose")
-    @classmethod
-    def _compose(cls, v: str) -> str:
-        if not v or CONTROL.search(v):
-            raise ValueError("must be the path of a compose directory (or its latest- link), without control "
-                             "characters")
-        return v
-
-    @field_validator("variant")
-    @classmethod
-    def _variant(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError(f"{v!r} is not a variant name (letters, digits, '.', '_', '+' and '-')")
-        return v
 
 
 class BuildSpec(StrictModel):
@@ -445,10 +423,15 @@ def _with_base(doc: yamlmarks.LocatedDocument, data: dict[str, Any]) -> tuple[di
     arches = data.get("arches") if isinstance(data.get("arches"), list) else None
     suite = data.get("suite") if isinstance(data.get("suite"), str) else None
     try:
-        base = load_base(spec.compose, doc.path.parent, spec.variant, arches, suite)
+        if spec.compose is not None:
+            base = load_base(spec.compose, doc.path.parent, spec.variant or "base", arches, suite)
+        else:
+            from deb_bootc_compose.derive.baseimage import load_base_image  # (imports registry, which imports us)
+
+            base = load_base_image(str(spec.image), doc.path.parent, spec.variant, arches, suite)
         return merged(data, base), base
     except BaseError as exc:
-        key = "base.variant" if "has no variant" in str(exc) else "base.compose"
+        key = "base.variant" if "has no variant" in str(exc) else "base.compose" if spec.compose else "base.image"
         raise ManifestError([f"{doc.where(tuple(key.split('.')))}: {exc}"]) from None
 
 

@@ -30,16 +30,36 @@ class BaseImage:
 
 @dataclass(frozen=True)
 class BaseCompose:
-    paths: ComposePaths
+    """A base: a compose directory's variant, or an image reference (``paths`` None, ``image_ref`` set; its
+    manifest and lockfile are the ones the image carries under /usr/lib/deb-bootc, see baseimage.py)."""
+
+    paths: ComposePaths | None
     variant: str
     lockfile: Lockfile
-    data: dict[str, object]  # the base compose's manifest (metadata/manifest.yaml), as loaded YAML
-    commits: dict[str, str]  # arch -> OSTree commit of the variant
+    data: dict[str, object]  # the base's manifest (metadata/manifest.yaml or the image's), as loaded YAML
+    commits: dict[str, str]  # arch -> OSTree commit of the variant ("" when an image does not say)
     images: dict[str, BaseImage]  # arch -> its OCI image
+    image_ref: str = ""  # the image reference a base given as one was read from
 
     @property
     def compose_id(self) -> str:
-        return self.paths.compose_id
+        """The base compose's ID ("" for an image reference)."""
+        return self.paths.compose_id if self.paths is not None else ""
+
+    @property
+    def label(self) -> str:
+        """How messages name the base: its compose ID, or the image reference and digest."""
+        if self.paths is not None:
+            return self.paths.compose_id
+        digests = ", ".join(i.manifest_digest for i in self.images.values())
+        return f"{self.image_ref} ({digests})"
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the base's manifest was read (for messages)."""
+        if self.paths is not None:
+            return self.paths.manifest_copy
+        return Path(f"{self.image_ref}:/usr/lib/deb-bootc/manifest.yaml")
 
 
 def image_of(layout: Path) -> str:

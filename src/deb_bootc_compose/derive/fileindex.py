@@ -139,3 +139,28 @@ def tree_record(tree: Path, entry: TreeEntry, hardlink_to: str | None, ids: IdMa
     if like is not None and info.isreg() and rec == FileRecord(**{**like.__dict__, "sha256": ""}):
         rec = _record(info, file_digest(os.path.join(os.fspath(tree), entry.path)))
     return rec
+
+
+def read_files(blobs: list[Path], wanted: set[str], limit: int) -> dict[str, bytes]:
+    """The contents of the regular files ``wanted`` (paths without a leading slash) in the image of the layers
+    ``blobs`` (bottom first): a later layer's file replaces an earlier one's, a whiteout removes it. Each at most
+    ``limit`` bytes."""
+    found: dict[str, bytes] = {}
+    for blob in blobs:
+        try:
+            for info, tar in _members(blob):
+                name = _norm(info.name)
+                parent, _, leaf = name.rpartition("/")
+                if leaf.startswith(WHITEOUT):
+                    gone = f"{parent}/{leaf[len(WHITEOUT):]}" if leaf != OPAQUE else parent
+                    for path in [p for p in found if p == gone or p.startswith(gone + "/")]:
+                        del found[path]
+                elif name in wanted:
+                    fh = tar.extractfile(info) if info.isreg() and info.size <= limit else None
+                    if fh is None:
+                        found.pop(name, None)
+                    else:
+                        found[name] = fh.read()
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise LayerReadError(f"{blob}: not a readable gzip tar layer ({exc})") from None
+    return found

@@ -38,7 +38,7 @@ def base_manifest(base: BaseCompose) -> Manifest:
     """The base compose's manifest, validated (its files are not looked for: the compose keeps none)."""
     from deb_bootc_compose import manifest, yamlmarks
 
-    doc = yamlmarks.LocatedDocument(base.paths.manifest_copy, base.data)
+    doc = yamlmarks.LocatedDocument(base.manifest_path, base.data)
     try:
         return manifest.parse(doc, check_files=False)
     except manifest.ManifestError as exc:
@@ -52,7 +52,7 @@ def _no_host_files(bm: Manifest, variant: str, base: BaseCompose) -> None:
     named += [k.key for k in settings.postprocess if k.spec.file is not None]
     named += [f"sources[{i}].key" for i, s in enumerate(bm.sources) if s.key and "://" not in s.key]
     if named:
-        raise BaseError(f"the base manifest ({base.paths.manifest_copy}) names files by path ({', '.join(named)}), "
+        raise BaseError(f"the base manifest ({base.manifest_path}) names files by path ({', '.join(named)}), "
                         "which its compose does not keep: give them inline in the base manifest (content:, "
                         "script:, a key URL) and compose the base again")
 
@@ -88,7 +88,7 @@ def effective_yaml(m: Manifest, base: BaseCompose | None) -> str:
 
     head = f"# The manifest {m.name} {m.version} was composed with"
     if base is not None:
-        head += (f": derived from {base.compose_id} variant {base.variant}\n# (its settings merged in; the "
+        head += (f": derived from {base.label} variant {base.variant}\n# (its settings merged in; the "
                  "lockfile records the base)")
     head += ".\n"
     body = m.model_dump(mode="json", exclude_none=True, exclude={"base"})

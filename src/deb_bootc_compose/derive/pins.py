@@ -30,5 +30,6 @@ def pinned(names: list[str], versions: dict[str, str]) -> list[str]:
 
 
 def record(base: BaseCompose) -> LockedBase:
-    return LockedBase(compose_id=base.compose_id, compose_dir=str(base.paths.topdir), variant=base.variant,
-                      commits=dict(base.commits), images={a: i.manifest_digest for a, i in base.images.items()})
+    return LockedBase(compose_id=base.compose_id, compose_dir=str(base.paths.topdir) if base.paths else "",
+                      image=base.image_ref, variant=base.variant, commits=dict(base.commits),
+                      images={a: i.manifest_digest for a, i in base.images.items()})

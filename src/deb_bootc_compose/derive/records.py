@@ -24,7 +24,9 @@ def _record_path(target: TargetPaths, derived: ComposePaths) -> Path:
 
 
 def record_use(base: BaseCompose, derived: ComposePaths) -> None:
-    """Tell the base's target that ``derived`` is built on ``base``."""
+    """Tell the base's target that ``derived`` is built on ``base`` (a compose's; an image has no target)."""
+    if base.paths is None:
+        return
     path = _record_path(base.paths.target, derived)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -136,14 +136,14 @@ class GatherPhase(Phase):
                 if m.derived_from is not None:
                     versions = derive_pins.pins(m.derived_from, arch, m, vs.variant)
                     self.progress(f"{vs.variant}/{arch}: {len(versions)} packages at the versions of the base "
-                                  f"{m.derived_from.compose_id} ({m.derived_from.variant})")
+                                  f"{m.derived_from.label} ({m.derived_from.variant})")
                     names = derive_pins.pinned(names, versions)
                 try:
                     resolved = self._apt_resolve(apt, names)
                 except ComposeError as exc:
                     if m.derived_from is None or "was not found" not in str(exc):
                         raise
-                    raise ComposeError(f"{exc}\nthe versions of the base {m.derived_from.compose_id} are no longer "
+                    raise ComposeError(f"{exc}\nthe versions of the base {m.derived_from.label} are no longer "
                                        "in the sources: compose the base again, then this manifest") from None
                 client = self.ctx.client_deb
                 locked = [client.locked()] if isinstance(client, ClientDeb) else []

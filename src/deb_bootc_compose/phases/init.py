@@ -28,7 +28,7 @@ class InitPhase(Phase):
         else:
             p.manifest_copy.write_text(effective_yaml(m, base))
             record_use(base, p)
-            self.progress(f"derived from {base.compose_id} variant {base.variant} ({base.paths.topdir})")
+            self.progress(f"derived from {base.label} variant {base.variant}")
         self.ctx.variants = [
             VariantState(variant=v, arch=a, packages=m.variant_packages(v), ref=m.ref_for(v, a))
             for v in m.variants

@@ -191,7 +191,7 @@ class OciPhase(Phase):
         label = f"{vs.variant}/{vs.arch}"
         analysis = self.analyze(vs)
         image = base.images[vs.arch]
-        self.progress(f"{label}: layering on the base image {image.manifest_digest} ({base.compose_id}, "
+        self.progress(f"{label}: layering on the base image {image.manifest_digest} ({base.label}, "
                       f"{base.variant})")
         try:
             result = write_derived_image(analysis, image, self.ctx.paths.oci_dir(vs.variant, vs.arch),

@@ -181,7 +181,8 @@ def layer_members(layout: Path, digest: str) -> list[str]:
 
 def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atomic: Path, tmp_path: Path) -> None:
     """examples/particle-os/manifest (``base:`` this compose's base variant), with iproute2 removed as well,
-    composed in the same target (no disk phase: the OCI image is what is checked and installed). Its image holds
+    composed in the same target (no disk phase: the OCI image is what is checked and installed), then again on the
+    base's OCI archive (``base: {image: …}``) instead of its compose directory. Its image holds
     the base image's layers unchanged plus one of its own with whiteouts; skopeo reads it, lint passes, and the
     image installed from its OCI archive boots with its identity, its packages, and without iproute2. Its
     initramfs is the base's (nothing that makes it changed)."""
@@ -208,6 +209,17 @@ def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atom
     # the kernel, dracut, ostree and systemd are the base's: its initramfs is kept, not made again
     assert "the base image's initramfs" in run.stdout + run.stderr, run.stderr[-3000:]
     assert not [m for m in members if m.startswith("usr/lib/modules/")], "the kernel or initramfs changed"
+    # the same manifest on the base's image instead of its compose directory: the image carries what it needs
+    archive = next((atomic / "compose/base/amd64/oci").glob("*.oci-archive"))
+    data["base"] = {"image": f"oci-archive:{archive}"}
+    config.write_text(yaml.safe_dump(data))
+    again = run_cli(["--config", str(config), "--target-dir", str(atomic.parent), "--compose-type", "test",
+                     "--skip-phase", "disk"], timeout=2400)
+    assert again.returncode == 0, f"the derived compose on an image failed:\n{again.stderr[-6000:]}"
+    on_image = Path(again.last_line)
+    lock = yaml.safe_load((on_image / "metadata/lockfile.yaml").read_text())
+    assert lock["base"]["image"] == f"oci-archive:{archive}" and lock["base"]["variant"] == "base", lock["base"]
+    assert [str(x["digest"]) for x in oci_layers(on_image / "compose/base/amd64/oci/layout")[:-1]] == base_layers
     inspect = subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"], capture_output=True, text=True)
     assert inspect.returncode == 0, inspect.stderr
     assert json.loads(inspect.stdout)["Labels"]["org.opencontainers.image.title"] == "particle-os"
