@@ -58,8 +58,8 @@ class LockedBase(BaseModel):
     """The base a derived compose was built on (``base:`` in its manifest)."""
 
     model_config = ConfigDict(extra="forbid")
-    compose_id: str  # "" for a base given as an image reference
-    compose_dir: str  # absolute, as resolved when the derived compose ran ("" for an image reference)
+    compose_id: str = ""  # "" for a base given as an image reference, and in an image's copy
+    compose_dir: str = ""  # absolute, as resolved when the derived compose ran ("" likewise)
     image: str = ""  # the image reference a base given as one was read from
     variant: str
     commits: dict[str, str]  # arch -> the base variant's OSTree commit
@@ -100,6 +100,20 @@ class Lockfile(BaseModel):
 
     def text(self) -> str:
         return yaml.safe_dump(self.dump(), sort_keys=False, width=200)
+
+    def image_text(self) -> str:
+        """The lockfile as an image carries it (``/usr/lib/deb-bootc/lockfile.yaml``): content only, so that the same
+        inputs still give the same commit and image. No download URLs (where a .deb was fetched from is not what it
+        is: a lockfile recompose from the pool gives the same image) and, of the base, not its compose ID,
+        directory or reference (its variant, commits and image digests are what it is)."""
+        doc = self.dump()
+        for arches in doc["variants"].values():
+            for locked in arches.values():
+                for pkg in locked["packages"]:
+                    pkg["url"] = ""
+        if doc.get("base"):
+            doc["base"].update(compose_id="", compose_dir="", image="")
+        return yaml.safe_dump(doc, sort_keys=False, width=200)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

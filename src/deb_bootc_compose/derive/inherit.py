@@ -87,9 +87,8 @@ def effective_yaml(m: Manifest, base: BaseCompose | None) -> str:
     import yaml
 
     head = f"# The manifest {m.name} {m.version} was composed with"
-    if base is not None:
-        head += (f": derived from {base.label} variant {base.variant}\n# (its settings merged in; the "
-                 "lockfile records the base)")
+    if base is not None:  # no compose ID or path here: the image carries this file, and only content
+        head += f" (derived from a base's variant {base.variant}: its settings merged in; the lockfile records it)"
     head += ".\n"
     body = m.model_dump(mode="json", exclude_none=True, exclude={"base"})
     return head + yaml.safe_dump(body, sort_keys=False, width=200)

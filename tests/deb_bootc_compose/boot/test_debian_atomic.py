@@ -200,6 +200,8 @@ def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atom
     assert lock["lockfile_version"] == 2 and lock["base"]["compose_id"] == atomic.name, lock.get("base")
     base_layout, layout = (c / "compose/base/amd64/oci/layout" for c in (atomic, derived))
     base_layers = [str(x["digest"]) for x in oci_layers(base_layout)]
+    base_digest = json.loads((base_layout / "index.json").read_text())["manifests"][0]["digest"]
+    assert lock["base"]["images"] == {"amd64": base_digest}
     own = oci_layers(layout)
     assert [str(x["digest"]) for x in own[:-1]] == base_layers  # the base's layers, verbatim
     assert own[-1]["annotations"]["org.debian.bootc.layer"] == "derived"
@@ -233,7 +235,7 @@ def test_particle_os_from_its_derived_manifest_layers_on_the_base_and_boots(atom
     spec = cli.spec_for(cli.parser().parse_args([str(disk), "--log-dir", str(tmp_path / "logs")]))
     spec.commands = ["grep -qx 'ID=particle-os' /usr/lib/os-release", "grep -q Particle-OS /etc/motd",
                      "htop --version", "tmux -V", "test ! -e /usr/share/doc/iproute2", "! command -v ip",
-                     f"grep -q 'compose_id: {atomic.name}' /usr/lib/deb-bootc/lockfile.yaml",
+                     f"grep -q '{base_digest}' /usr/lib/deb-bootc/lockfile.yaml",  # the base it was built on
                      "grep -q 'name: particle-os' /usr/lib/deb-bootc/manifest.yaml",
                      "systemctl is-active ssh.service"]
     report = boot_test(spec, net=True, net_setup=False)

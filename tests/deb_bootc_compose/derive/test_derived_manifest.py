@@ -28,7 +28,8 @@ def test_a_derived_manifest_inherits_the_base_variant_but_not_its_update(tmp_pat
     m = manifest.load(derived(tmp_path, os_release={"ID": "particle", "NAME": "Particle"},
                               files=[{"path": "/etc/motd", "content": "hi\n"}],
                               variants={"base": {"remove": ["iproute2"]}}))
-    assert m.derived_from is not None and m.derived_from.paths.topdir == topdir  # the latest- link followed
+    assert m.derived_from is not None and m.derived_from.paths is not None
+    assert m.derived_from.paths.topdir == topdir  # the latest- link followed
     assert (m.suite, m.locale, m.update, m.arches) == ("trixie", "en_US.UTF-8", None, ["amd64"])
     assert [s.url for s in m.sources] == ["http://deb.debian.org/debian"]
     assert m.variant_packages("base") == ["systemd", "sudo", "htop"]
@@ -100,3 +101,21 @@ def test_lockfile_version_1_still_reads_and_version_2_records_the_base(tmp_path:
     versions = pins(removing.derived_from, "amd64", removing, "base")
     assert versions == {"systemd": "1.0"}
     assert pinned(["apt", "systemd", "htop"], versions) == ["apt", "systemd=1.0", "htop"]
+
+
+def test_an_image_carries_only_the_content_of_its_lockfile(tmp_path: Path) -> None:
+    """/usr/lib/deb-bootc/lockfile.yaml: no download URL and no compose ID or path of the base (the same inputs
+    give the same image wherever the .debs came from and whatever the base compose was called)."""
+    make_base(tmp_path)
+    m = manifest.load(derived(tmp_path))
+    from deb_bootc_compose.derive.pins import record
+    assert m.derived_from is not None
+    lock = lockfile.load(tmp_path / "target/latest-atomic-13/metadata/lockfile.yaml")
+    lock.base = record(m.derived_from)
+    text = lock.image_text()
+    assert "http://x/" not in text and CID not in text and str(tmp_path) not in text
+    assert "a" * 64 in text and "sha256:" + "b" * 64 in text  # the base's commit and image digest
+    (tmp_path / "image-lock.yaml").write_text(text)
+    again = lockfile.load(tmp_path / "image-lock.yaml")  # it still reads (an image base uses it)
+    assert again.base is not None and again.base.variant == "base"
+    assert CID not in effective_yaml(m, m.derived_from)
