@@ -113,7 +113,7 @@ class Lockfile(BaseModel):
                     pkg["url"] = ""
         if doc.get("base"):
             doc["base"].update(compose_id="", compose_dir="", image="")
-        return yaml.safe_dump(doc, sort_keys=False, width=200)
+        return yaml.safe_dump(doc, sort_keys=True, width=200)  # keys sorted: how a file wrote them is not content
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -119,3 +119,6 @@ def test_an_image_carries_only_the_content_of_its_lockfile(tmp_path: Path) -> No
     again = lockfile.load(tmp_path / "image-lock.yaml")  # it still reads (an image base uses it)
     assert again.base is not None and again.base.variant == "base"
     assert CID not in effective_yaml(m, m.derived_from)
+    lock.sources = [{"url": "http://a", "components": ["main"]}]  # the order of keys a file had is not content
+    swapped = lock.model_copy(update={"sources": [{"components": ["main"], "url": "http://a"}]})
+    assert lock.image_text() == swapped.image_text()
