@@ -91,4 +91,4 @@ def effective_yaml(m: Manifest, base: BaseCompose | None) -> str:
         head += f" (derived from a base's variant {base.variant}: its settings merged in; the lockfile records it)"
     head += ".\n"
     body = m.model_dump(mode="json", exclude_none=True, exclude={"base"})
-    return head + yaml.safe_dump(body, sort_keys=False, width=200)
+    return head + yaml.safe_dump(body, sort_keys=True, width=200)  # content: the order of keys in a file is not
