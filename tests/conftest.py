@@ -45,7 +45,7 @@ GROUP_SECONDS: dict[str, float] = {
     "minimal-compose": 950,  # + lint IMAGE with four podman builds (one runs dracut) and a refused install (~110 s)
     # the three-variant Debian Atomic compose, one TCG boot per variant, the Particle-OS Containerfile path and the
     # Particle-OS derived manifest (its compose in the same target, lint, install, one boot)
-    "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1100,  # 338 + 122 + 128 + 110 + 165 + ~190 s (derived)
+    "tests/deb_bootc_compose/boot/test_debian_atomic.py": 1100,  # 338 + 122 + 128 + 110 + 165 + ~220 s (derived)
     # + the build options tests (test_flags_integration.py, ~40 s warm), the plugin tests (plugins/, ~45 s warm, ~65 s
     # with lintian and autopkgtest installed into the deps cache for the first time)
     "deb-mock-cache": 850,
