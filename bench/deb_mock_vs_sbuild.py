@@ -14,6 +14,11 @@ in this order:
     in a root that already holds the build-dependencies: sbuild's tarball extracted once, the
     build-dependencies installed once, then each run in bubblewrap (no network, fresh /build).
 
+``--tmpfs`` (tmpfs mode): the build-dependency layer is made once (not measured), then each repetition runs
+(a) ``sbuild``, (c) ``warm``, (e) ``tmpfs`` — the warm build with the tmpfs plugin holding the whole build tree
+in RAM (``--plugin-option tmpfs:build_tree=true``) — and (d) ``floor``; the ratios are tmpfs/floor (target
+<= 1.0), tmpfs/sbuild (target <= 0.5) and warm/floor.
+
 All builds use ``DEB_BUILD_OPTIONS=parallel=<cpus>`` (deb-mock's default). Times are wall-clock seconds of the
 whole command. The table shows medians (min–max) and the ratios warm/sbuild (target <= 0.5), warm/floor
 (target <= 1.2) and cold/sbuild (target <= 0.8). ``--quick``: one repetition of hello only (CI).
@@ -63,6 +68,10 @@ FLOOR_UID = 1000
 TIMEOUT = 3 * 3600
 VARIANTS = ("sbuild", "cold", "warm", "floor")
 TARGETS = {"warm/sbuild": 0.5, "warm/floor": 1.2, "cold/sbuild": 0.8}
+TMPFS_VARIANTS = ("sbuild", "warm", "tmpfs", "floor")
+TMPFS_TARGETS = {"tmpfs/floor": 1.0, "tmpfs/sbuild": 0.5, "warm/floor": 1.2}
+# the deb-mock variants and their extra arguments (tmpfs: the whole build tree in RAM)
+MOCK_ARGS = {"cold": (), "warm": (), "tmpfs": ("--plugin-option", "tmpfs:build_tree=true")}
 
 
 class BenchError(RuntimeError):
@@ -222,18 +231,20 @@ class DebMock:
                 out.add((d.name, os.readlink(cur) if cur.is_symlink() else ""))
         return out
 
-    def build(self, pkg: SourcePackage, resultdir: Path, *, cold: bool) -> tuple[float, dict[str, float]]:
+    def build(
+        self, pkg: SourcePackage, resultdir: Path, *, cold: bool, args: tuple[str, ...] = ()
+    ) -> tuple[float, dict[str, float]]:
         """One measured build; measured again if it had to bootstrap a root cache (not what is measured)."""
         kind = "cold" if cold else "warm"
         before = self.generations()
-        took, phases, hit = self._build(pkg, resultdir, cold=cold)
+        took, phases, hit = self._build(pkg, resultdir, cold=cold, args=args)
         if self.generations() != before:
             print(
                 f"note: the {kind} run of {pkg.ident} bootstrapped a root cache (root-cache phase "
                 f"{phases.get('root-cache', 0):.1f}s; the config or deb-mock changed?): measuring it again",
                 flush=True,
             )
-            took, phases, hit = self._build(pkg, resultdir, cold=cold)
+            took, phases, hit = self._build(pkg, resultdir, cold=cold, args=args)
         if hit == cold:
             raise BenchError(
                 f"deb-mock's {kind} run of {pkg.ident} was a build-dependency cache {'hit' if hit else 'miss'}; "
@@ -241,7 +252,9 @@ class DebMock:
             )
         return took, phases
 
-    def _build(self, pkg: SourcePackage, resultdir: Path, *, cold: bool) -> tuple[float, dict[str, float], bool]:
+    def _build(
+        self, pkg: SourcePackage, resultdir: Path, *, cold: bool, args: tuple[str, ...] = ()
+    ) -> tuple[float, dict[str, float], bool]:
         fresh_dir(resultdir)
         if cold:
             deps = self.cache / "deps-cache"
@@ -249,7 +262,7 @@ class DebMock:
                 shutil.rmtree(deps)
         start = time.monotonic()
         proc = run(
-            self.argv("--resultdir", str(resultdir), "--rebuild", str(pkg.dsc_path), "-q"),
+            self.argv("--resultdir", str(resultdir), *args, "--rebuild", str(pkg.dsc_path), "-q"),
             log=resultdir / "deb-mock.out",
             timeout=TIMEOUT,
             check=False,
@@ -335,6 +348,8 @@ class Floor:
 
 @dataclass
 class Results:
+    variants: tuple[str, ...] = VARIANTS
+    targets: dict[str, float] = field(default_factory=lambda: dict(TARGETS))
     times: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     phases: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
     debs: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
@@ -346,12 +361,12 @@ class Results:
         return statistics.median(self.times[pkg][variant])
 
     def ratios(self, pkg: str) -> dict[str, float]:
-        m = {v: self.median(pkg, v) for v in VARIANTS}
-        return {
-            "warm/sbuild": m["warm"] / m["sbuild"],
-            "warm/floor": m["warm"] / m["floor"],
-            "cold/sbuild": m["cold"] / m["sbuild"],
-        }
+        m = {v: self.median(pkg, v) for v in self.variants}
+        out = {}
+        for k in self.targets:
+            a, b = k.split("/")
+            out[k] = m[a] / m[b]
+        return out
 
 
 def debs_of(outdir: Path) -> dict[str, str]:
@@ -363,10 +378,11 @@ def loadavg() -> str:
 
 
 def report(res: Results, packages: dict[str, SourcePackage], out: list[str]) -> None:
-    label = {"sbuild": "sbuild (unshare)", "cold": "deb-mock cold", "warm": "deb-mock warm", "floor": "floor"}
+    label = {"sbuild": "sbuild (unshare)", "cold": "deb-mock cold", "warm": "deb-mock warm", "floor": "floor",
+             "tmpfs": "deb-mock tmpfs"}
     out.append(f"{'package':24} {'variant':18} {'median s':>9} {'min–max s':>15} {'runs':>5}")
     for name, pkg in packages.items():
-        for v in VARIANTS:
+        for v in res.variants:
             t = res.times[name][v]
             out.append(
                 f"{pkg.ident:24} {label[v]:18} {statistics.median(t):9.1f} "
@@ -375,7 +391,7 @@ def report(res: Results, packages: dict[str, SourcePackage], out: list[str]) -> 
     out.append("")
     out.append("deb-mock phases (medians, s):")
     for name, pkg in packages.items():
-        for v in ("cold", "warm"):
+        for v in (v for v in res.variants if v in MOCK_ARGS):
             runs = res.phases[name][v]
             keys = list(runs[0])
             phases = ", ".join(f"{k} {statistics.median(r.get(k, 0.0) for r in runs):.1f}" for k in keys)
@@ -385,8 +401,8 @@ def report(res: Results, packages: dict[str, SourcePackage], out: list[str]) -> 
     for name, pkg in packages.items():
         parts = []
         for k, r in res.ratios(name).items():
-            verdict = "met" if r <= TARGETS[k] else "MISSED"
-            parts.append(f"{k} = {r:.2f} (target <= {TARGETS[k]}: {verdict})")
+            verdict = "met" if r <= res.targets[k] else "MISSED"
+            parts.append(f"{k} = {r:.2f} (target <= {res.targets[k]}: {verdict})")
         out.append(f"  {pkg.ident}: " + "; ".join(parts))
     out.append("")
     for name in packages:
@@ -408,7 +424,7 @@ def write_json(
         "packages": {n: p.ident for n, p in packages.items()},
         "times": res.times,
         "phases": res.phases,
-        "ratios": {n: res.ratios(n) for n in packages if len(res.times.get(n, {})) == len(VARIANTS)},
+        "ratios": {n: res.ratios(n) for n in packages if len(res.times.get(n, {})) == len(res.variants)},
         "debs": res.debs,
         "load_before": load_before,
         "load_after": loadavg(),
@@ -422,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per package and variant (default 3)")
     ap.add_argument("--quick", action="store_true", help="one repetition of hello only (CI)")
+    ap.add_argument("--tmpfs", action="store_true",
+                    help="tmpfs mode: warm builds with the whole build tree in RAM against sbuild and the floor")
     ap.add_argument(
         "--package",
         action="append",
@@ -457,7 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         mock.prepare(work / "deb-mock-init.log")
         for pkg in packages.values():
             floor.prepare(pkg)
-        res = Results()
+        res = Results(TMPFS_VARIANTS, dict(TMPFS_TARGETS)) if args.tmpfs else Results()
+        if args.tmpfs:  # the build-dependency layers, made once (not measured)
+            for name, pkg in packages.items():
+                mock._build(pkg, work / "runs" / name / "prep", cold=False)
         load_before = loadavg()
         print(f"{platform.node()}: {os.cpu_count()} CPUs, load average {load_before}; {reps} repetition(s)")
         started = time.monotonic()
@@ -469,15 +490,15 @@ def main(argv: list[str] | None = None) -> int:
                 res.add(name, "sbuild", t)
                 res.debs.setdefault(name, {})["sbuild"] = debs_of(sb_out)
                 shutil.rmtree(sb_out)
-                for v in ("cold", "warm"):
-                    t, ph = mock.build(pkg, runs / v, cold=v == "cold")
+                for v in (v for v in res.variants if v in MOCK_ARGS):
+                    t, ph = mock.build(pkg, runs / v, cold=v == "cold", args=MOCK_ARGS[v])
                     res.add(name, v, t)
                     res.phases.setdefault(name, {}).setdefault(v, []).append(ph)
                 res.debs[name]["deb-mock"] = debs_of(runs / "warm")
                 t = floor.build(pkg, runs / "floor", args.jobs)
                 res.add(name, "floor", t)
                 res.debs[name]["floor"] = debs_of(runs / "floor")
-                times = ", ".join(f"{v} {res.times[name][v][-1]:.1f}s" for v in VARIANTS)
+                times = ", ".join(f"{v} {res.times[name][v][-1]:.1f}s" for v in res.variants)
                 print(f"round {rep} {pkg.ident}: {times} (load {loadavg()})", flush=True)
                 if args.json:
                     write_json(args.json, res, packages, load_before, complete=False)
