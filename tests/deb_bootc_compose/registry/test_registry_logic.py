@@ -277,8 +277,10 @@ def test_skopeo_failures_in_one_line() -> None:
     assert "--cert-dir" in explain(tls, "pushing", "h:1")
     assert "skopeo login h:1" in explain("unauthorized: authentication required", "pushing", "h:1")
     debug = 'time="2026-01-01T00:00:00Z" level=debug msg="Looking for TLS certificates in /etc/docker/certs.d"\n'
-    assert explain(debug + "Error: manifest unknown", "pushing", "h:1") == (
-        "pushing: skopeo failed: Error: manifest unknown")
+    assert explain(debug + "Error: disk quota exceeded", "pushing", "h:1") == (
+        "pushing: skopeo failed: Error: disk quota exceeded")  # the last line that is not a debug line
+    assert explain(debug + "Error: manifest unknown", "reading", "h:1").startswith(
+        "reading: no such image (Error: manifest unknown); check its name and tag")
     out = ("Copying blob sha256:aaa\nCopying blob sha256:bbb\n"
            'time="2026-01-01T00:00:00Z" level=debug msg="Skipping blob sha256:bbb (already present):"\n'
            "Copying blob sha256:ccc\n"
