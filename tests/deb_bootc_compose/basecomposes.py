@@ -4,6 +4,7 @@ tests: what ``base:`` loads and checks, without composing."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 
 from deb_bootc_compose import metadata as md
 from deb_bootc_compose.lockfile import LockedPackage, LockedVariant, Lockfile
+from deb_bootc_compose.oci import write_oci_image
 from deb_bootc_compose.paths import TargetPaths
 
 CID = "atomic-13-20261205.t.0"
@@ -50,3 +52,22 @@ def make_base(root: Path, data: dict[str, Any] = BASE, status: str = "FINISHED",
         (layout / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:" + "b" * 64}]}))
     (root / "target" / "latest-atomic-13").symlink_to(CID)
     return paths.topdir
+
+
+IMAGE_COMMIT = "c" * 64
+
+
+def image(tmp_path: Path, records: bool = True) -> Path:
+    """A small image of the synthetic base's ``cloud`` variant, carrying the base's manifest and lockfile under
+    /usr/lib/deb-bootc (unless ``records`` is false) as our images do; its OCI layout (tag ``13``)."""
+    compose = make_base(tmp_path)
+    tree = tmp_path / "tree"
+    (tree / "usr/lib/deb-bootc").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    if records:
+        shutil.copyfile(compose / "metadata/manifest.yaml", tree / "usr/lib/deb-bootc/manifest.yaml")
+        shutil.copyfile(compose / "metadata/lockfile.yaml", tree / "usr/lib/deb-bootc/lockfile.yaml")
+    out = tmp_path / "oci"
+    write_oci_image(tree, out, ref_name="13", labels={"org.debian.bootc.variant": "cloud"}, source_date_epoch=1,
+                    kernel_version=None, ostree_commit=IMAGE_COMMIT, previous_plan=None, plan_out=out / "plan.json")
+    return out / "layout"

@@ -4,34 +4,15 @@ the OCI writer; skopeo for the archive). Bad references and images without those
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from basecomposes import BASE, make_base
+from basecomposes import BASE, IMAGE_COMMIT, image
 
 from deb_bootc_compose import lockfile, manifest
 from deb_bootc_compose.derive.pins import record
-from deb_bootc_compose.oci import write_oci_image
-
-COMMIT = "c" * 64
-
-
-def image(tmp_path: Path, records: bool = True) -> Path:
-    """A small image of the synthetic base's ``cloud`` variant; its OCI layout."""
-    compose = make_base(tmp_path)
-    tree = tmp_path / "tree"
-    (tree / "usr/lib/deb-bootc").mkdir(parents=True)
-    (tree / "etc").mkdir()
-    if records:
-        shutil.copyfile(compose / "metadata/manifest.yaml", tree / "usr/lib/deb-bootc/manifest.yaml")
-        shutil.copyfile(compose / "metadata/lockfile.yaml", tree / "usr/lib/deb-bootc/lockfile.yaml")
-    out = tmp_path / "oci"
-    write_oci_image(tree, out, ref_name="13", labels={"org.debian.bootc.variant": "cloud"}, source_date_epoch=1,
-                    kernel_version=None, ostree_commit=COMMIT, previous_plan=None, plan_out=out / "plan.json")
-    return out / "layout"
 
 
 def derived(root: Path, base: dict[str, str]) -> Path:
@@ -46,7 +27,7 @@ def test_an_image_serves_as_base_from_a_layout_and_from_an_archive(tmp_path: Pat
     base = m.derived_from
     assert base is not None and base.paths is None and base.variant == "cloud"  # the image's own label
     assert m.variant_packages("base") == [*BASE["packages"], "cloud-init", "htop"]
-    assert base.commits == {"amd64": COMMIT} and base.images["amd64"].layout == layout
+    assert base.commits == {"amd64": IMAGE_COMMIT} and base.images["amd64"].layout == layout
     locked = record(base)
     assert (locked.image, locked.compose_id, locked.compose_dir) == (f"oci:{layout}:13", "", "")
     lock = lockfile.load(tmp_path / "target" / "latest-atomic-13" / "metadata/lockfile.yaml")
