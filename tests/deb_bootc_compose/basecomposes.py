@@ -29,28 +29,32 @@ BASE: dict[str, Any] = {
 }
 
 
-def pkg(name: str) -> LockedPackage:
-    return LockedPackage(name=name, version="1.0", arch="amd64", sha256="0" * 64, size=1, url=f"http://x/{name}.deb",
+def pkg(name: str, version: str = "1.0") -> LockedPackage:
+    return LockedPackage(name=name, version=version, arch="amd64", sha256="0" * 64, size=1, url=f"http://x/{name}.deb",
                          repo="http://deb.debian.org/debian")
 
 
-def make_base(root: Path, data: dict[str, Any] = BASE, status: str = "FINISHED", oci: bool = True) -> Path:
-    paths = TargetPaths(root / "target").compose(CID)
+def make_base(root: Path, data: dict[str, Any] = BASE, status: str = "FINISHED", oci: bool = True, cid: str = CID,
+              version: str = "1.0") -> Path:
+    """The compose ``cid`` (its packages at ``version``) in ``root/target``, ``latest-atomic-13`` pointing at it."""
+    paths = TargetPaths(root / "target").compose(cid)
     paths.metadata.mkdir(parents=True)
     paths.status.write_text(status + "\n")
     paths.manifest_copy.write_text(yaml.safe_dump(data))
-    variants = {v: {"amd64": LockedVariant(requested=[], packages=[pkg("systemd"), pkg("sudo")])}
+    variants = {v: {"amd64": LockedVariant(requested=[], packages=[pkg("systemd", version), pkg("sudo", version)])}
                 for v in ("base", "cloud")}
     Lockfile(name="atomic", version="13", suite="trixie", source_date_epoch=1, sources=[], variants=variants) \
         .write(paths.lockfile)
-    meta = md.ComposeMeta(CID, "atomic", "atomic", "13")
+    meta = md.ComposeMeta(cid, "atomic", "atomic", "13")
     md.write_json(paths.ostree_json, md.ostree_manifest(meta, [md.OstreeMeta(v, "amd64", f"atomic/{v}", "a" * 64)
                                                               for v in ("base", "cloud")]))
     for variant in ("base", "cloud") if oci else ():
         layout = paths.oci_dir(variant, "amd64") / "layout"
         layout.mkdir(parents=True)
         (layout / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:" + "b" * 64}]}))
-    (root / "target" / "latest-atomic-13").symlink_to(CID)
+    latest = root / "target" / "latest-atomic-13"
+    latest.unlink(missing_ok=True)
+    latest.symlink_to(cid)
     return paths.topdir
 
 

@@ -12,6 +12,7 @@ from basecomposes import BASE, CID, make_base
 
 from deb_bootc_compose import lockfile, manifest
 from deb_bootc_compose.derive.inherit import effective_yaml
+from deb_bootc_compose.derive.pins import pins, record
 
 
 def derived(root: Path, **extra: object) -> Path:
@@ -122,3 +123,19 @@ def test_an_image_carries_only_the_content_of_its_lockfile(tmp_path: Path) -> No
     lock.sources = [{"url": "http://a", "components": ["main"]}]  # the order of keys a file had is not content
     swapped = lock.model_copy(update={"sources": [{"components": ["main"], "url": "http://a"}]})
     assert lock.image_text() == swapped.image_text()
+
+
+def test_a_new_base_compose_gives_the_derived_manifest_a_new_base(tmp_path: Path) -> None:
+    """The derived manifest names the base through its ``latest-`` link: composed again after a new base compose,
+    it is built on the new one (its versions pinned, its ID recorded), with no edit of the manifest."""
+    make_base(tmp_path)
+    path = derived(tmp_path)
+    old = manifest.load(path).derived_from
+    assert old is not None and old.compose_id == CID
+    new_id = CID.replace(".t.0", ".t.1")
+    make_base(tmp_path, cid=new_id, version="2.0")
+    m = manifest.load(path)
+    new = m.derived_from
+    assert new is not None and new.compose_id == new_id and record(new).compose_id == new_id
+    assert pins(new, "amd64", m, "base") == {"systemd": "2.0", "sudo": "2.0"}
+    assert pins(old, "amd64", m, "base") == {"systemd": "1.0", "sudo": "1.0"}
