@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from basecomposes import make_base
+from basecomposes import image, make_base
 from compose_helpers import EXAMPLES
 
 from deb_bootc_compose import manifest, osrelease
@@ -163,3 +163,27 @@ def test_manifest_project_from_a_compose_is_a_derived_manifest(tmp_path: Path) -
     missing = tmp_path / "p2"
     assert init("x", "--from", tmp_path / "target/latest-atomic-13", "--variant", "desktop", "--dir", missing) == 2
     assert not missing.exists()
+
+
+def test_manifest_project_from_an_image_is_a_derived_manifest(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """From one of our images (an OCI archive here), the project's ``base:`` is that image, its path relative to
+    the project, its variant the image's own label; an image that is not ours is refused, writing nothing."""
+    archive = tmp_path / "cloud.oci-archive"
+    subprocess.run(["skopeo", "copy", f"oci:{image(tmp_path)}:13", f"oci-archive:{archive}:13"], check=True,
+                   capture_output=True)
+    dest = tmp_path / "projects/particle-os"
+    assert init("particle-os", "--from", f"oci-archive:{archive}", "--dir", dest) == 0
+    data = yaml.safe_load((dest / "particle-os.yaml").read_text())
+    assert data["base"] == {"image": "oci-archive:../../cloud.oci-archive"}
+    m = manifest.load(dest / "particle-os.yaml")
+    assert m.derived_from is not None and m.derived_from.variant == "cloud" and list(m.variants) == ["cloud"]
+    assert "cloud-init" in m.variant_packages("cloud")
+    assert dict(m.for_variant("cloud").os_release)["ID"] == "particle-os"
+    foreign = tmp_path / "foreign"
+    subprocess.run(["skopeo", "copy", f"oci:{image(tmp_path / 'f', records=False)}:13", f"oci:{foreign}:13"],
+                   check=True, capture_output=True)
+    capsys.readouterr()
+    assert init("x", "--from", f"oci:{foreign}:13", "--dir", tmp_path / "p3") == 2
+    assert "was not made by deb-bootc-compose" in capsys.readouterr().err
+    assert not (tmp_path / "p3").exists()

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "init", help=HELP,
         description="Write a project directory for a variant of BASE with its own identity (os-release ID, NAME, "
         "VERSION_ID, VARIANT_ID, ID_LIKE=debian, /etc/issue, /etc/motd): NAME.yaml, a copy of BASE's manifest "
-        "with one variant and without its update section (BASE: a manifest or a compose directory), or with "
+        "with one variant and without its update section (BASE: a manifest; a compose directory or one of our "
+        "images, oci:DIR, oci-archive:FILE or docker://REF, gives a derived manifest with base:), or with "
         "--containerfile a Containerfile FROM BASE (oci-archive:FILE, oci:DIR, docker://REF, "
         "containers-storage:REF or a compose directory). Each comes with a README.md and a build.sh that "
         "builds, lints and boot-tests the result. Exit codes: 0 written, 2 bad input (nothing written).",
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", metavar="NAME", help="the variant's name: its os-release ID and compose name")
     p.add_argument("--from", dest="base", required=True, metavar="BASE", help="the image or manifest to start from")
     p.add_argument("--containerfile", action="store_true", help="a Containerfile project instead of a manifest")
-    p.add_argument("--variant", default="base", help="the base's variant (default base)")
+    p.add_argument("--variant", help="the base's variant (default: base; an image's own variant label)")
     p.add_argument("--arch", default="amd64", help="the base's architecture, for a compose directory (default amd64)")
     p.add_argument("--pretty-name", help="the NAME in os-release (default: NAME with capitals)")
     p.add_argument("--os-version", default="1", help="VERSION_ID and the compose version (default 1)")
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         identity = Identity(args.name, pretty, args.os_version, args.suite)
         dest = args.dir or Path(args.name)
         if args.containerfile:
-            written = containerfile_project(args.name, args.base, args.variant, args.arch, dest, identity,
+            written = containerfile_project(args.name, args.base, args.variant or "base", args.arch, dest, identity,
                                             args.packages or ["hello"])
         else:
-            written = manifest_project(args.name, Path(args.base), args.variant, dest, identity)
+            written = manifest_project(args.name, args.base, args.variant, dest, identity)
     except ScaffoldError as exc:
         print(f"deb-bootc-compose init: {exc}", file=sys.stderr)
         return EXIT_USAGE

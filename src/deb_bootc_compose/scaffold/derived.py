@@ -1,6 +1,6 @@
-"""The manifest flavour of ``init`` from a compose directory: a derived manifest (``base: {compose, variant}``)
-that names the compose, relative to the project, and adds only the new identity; everything else comes from
-the base when it is composed (:mod:`deb_bootc_compose.derive`)."""
+"""The manifest flavour of ``init`` from a compose directory or one of our images: a derived manifest
+(``base: {compose, variant}`` or ``base: {image}``) that names the base, a path relative to the project, and adds
+only the new identity; everything else comes from the base when it is composed (:mod:`deb_bootc_compose.derive`)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,44 @@ from typing import Any
 import yaml
 
 from deb_bootc_compose import manifest as manifest_mod
-from deb_bootc_compose.derive.basecompose import BaseError, load_base
+from deb_bootc_compose.derive.basecompose import BaseCompose, BaseError, load_base
+from deb_bootc_compose.derive.baseimage import TRANSPORTS, load_base_image
 from deb_bootc_compose.derive.inherit import merged
 
 from . import templates
 from .project import Identity, ScaffoldError, _Dumper, _new_dir, _write
 
 
-def derived_project(name: str, base: Path, variant: str, dest: Path, identity: Identity) -> list[Path]:
-    """Write the project under ``dest`` (the base checked first: nothing is written for a bad one)."""
+def _base_entry(base: Path | str, variant: str | None, dest: Path) -> tuple[dict[str, str], BaseCompose]:
+    """The manifest's ``base:`` (paths relative to the project) and the base it names, loaded and checked."""
+    here = os.path.abspath(dest)
+    if isinstance(base, str) and base.startswith(TRANSPORTS):
+        transport = next(t for t in TRANSPORTS if base.startswith(t))
+        rest = base[len(transport):]
+        local = transport != "docker://"  # a path: relative to the project, like a compose directory
+        ref = transport + os.path.abspath(rest) if local else base
+        loaded = load_base_image(ref, Path.cwd(), variant, None, None)
+        entry = {"image": transport + os.path.relpath(ref[len(transport):], here) if local else ref}
+        return ({**entry, "variant": variant} if variant else entry), loaded
     given = Path(os.path.abspath(base))  # a latest- link stays a link: the project follows the newest base
+    loaded = load_base(str(given), Path.cwd(), variant or "base", None, None)
+    return {"compose": os.path.relpath(given, here), "variant": loaded.variant}, loaded
+
+
+def derived_project(name: str, base: Path | str, variant: str | None, dest: Path,
+                    identity: Identity) -> list[Path]:
+    """Write the project under ``dest`` (the base checked first: nothing is written for a bad one). ``base``: a
+    compose directory, or an image reference (``oci:``, ``oci-archive:``, ``docker://``) whose variant is its
+    label's unless ``variant`` is given."""
     try:
-        merged({}, load_base(str(given), Path.cwd(), variant, None, None))  # all the base's checks
+        entry, loaded = _base_entry(base, variant, dest)
+        merged({}, loaded)  # all the base's checks
     except BaseError as exc:
         raise ScaffoldError(str(exc)) from None
+    variant = loaded.variant
     _new_dir(dest)
     data: dict[str, Any] = {
-        "base": {"compose": os.path.relpath(given, os.path.abspath(dest)), "variant": variant},
+        "base": entry,
         "name": name, "version": identity.version, "packages": [],
         "os_release": identity.os_release(variant),
         "files": [{"path": "/etc/issue", "content": identity.issue}, {"path": "/etc/motd", "content": identity.motd}],

@@ -77,13 +77,21 @@ def _base_manifest(base: Path) -> Path:
     return base
 
 
-def manifest_project(name: str, base: Path, variant: str, dest: Path, identity: Identity) -> list[Path]:
-    """The manifest flavour: write the project under ``dest``; the files written. From a compose directory the
-    project is a derived manifest (``base:``, scaffold/derived.py); from a manifest, a copy of it."""
-    if base.is_dir() and ComposePaths.at(base).status.is_file():
-        from .derived import derived_project
+def manifest_project(name: str, given: str | Path, variant: str | None, dest: Path,
+                     identity: Identity) -> list[Path]:
+    """The manifest flavour: write the project under ``dest``; the files written. From a compose directory or an
+    image reference (``oci:``, ``oci-archive:``, ``docker://``) the project is a derived manifest (``base:``,
+    scaffold/derived.py); from a manifest, a copy of it (``variant``: ``base`` unless given)."""
+    from deb_bootc_compose.derive.baseimage import TRANSPORTS
 
+    from .derived import derived_project
+
+    if isinstance(given, str) and given.startswith(TRANSPORTS):
+        return derived_project(name, given, variant, dest, identity)
+    base = Path(given)
+    if base.is_dir() and ComposePaths.at(base).status.is_file():
         return derived_project(name, base, variant, dest, identity)
+    variant = variant or "base"
     source = _base_manifest(base)
     try:
         parsed = manifest_mod.load(source, check_files=not base.is_dir())
