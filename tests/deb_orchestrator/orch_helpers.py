@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -168,3 +169,19 @@ def put_file(client: HubClient, payload: BuildClaim | NoopClaim, path: Path, nam
     return httpx.put(f"{client.url}/api/v1/tasks/{payload['task_id']}/files/{name or path.name}",
                      params={"fence": payload["fence"], "sha256": sha256(path)}, content=path.read_bytes(),
                      headers={"Authorization": f"Bearer {client.token}"}, timeout=120)
+
+
+PLUGINS_DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+
+
+def install_example_hub_plugin(site: Path) -> Path:
+    """docs/plugins.md's example hub plugin (``journal``) installed as a distribution in ``site`` (its module and a
+    .dist-info with the ``deb_orchestrator.plugins`` entry point); put ``site`` on sys.path or PYTHONPATH."""
+    code = re.search(r"<!-- orchestrator-example-plugin -->\n```python\n(.*?)```", PLUGINS_DOC.read_text(), re.S)
+    assert code, "docs/plugins.md has lost its example hub plugin"
+    info = site / "orch_journal-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "orch_journal.py").write_text(code.group(1))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-journal\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[deb_orchestrator.plugins]\njournal = orch_journal:Journal\n")
+    return site

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from orch_helpers import make_deb, make_source, sha256
+from orch_helpers import install_example_hub_plugin, make_deb, make_source, sha256
 from orch_hub import HubFactory, RunningHub
 from sqlalchemy import update
 
@@ -28,7 +28,6 @@ from deb_orchestrator.hub.plugins import loader
 from debarchive.dsc import parse_dsc
 
 MIRROR = "http://deb.debian.org/debian"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 LINT_ERRORS = {"state": "ok", "version": "Lintian v2.122.0", "fail_on": "none",
                "counts": {"error": 1, "warning": 2, "info": 0, "pedantic": 0, "experimental": 0, "overridden": 0},
                "tags": {"error": ["dir-or-file-in-home"],
@@ -198,14 +197,7 @@ def test_lintian_gate_refuses_to_tag_a_build_with_lintian_errors(hub: RunningHub
 def journal_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """docs/plugins.md's example hub plugin, installed as a distribution (a .dist-info with its entry point) in a
     directory on sys.path."""
-    code = re.search(r"<!-- orchestrator-example-plugin -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
-    assert code, "docs/plugins.md has lost its example hub plugin"
-    site = tmp_path / "site"
-    info = site / "orch_journal-1.0.dist-info"
-    info.mkdir(parents=True)
-    (site / "orch_journal.py").write_text(code.group(1))
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-journal\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[deb_orchestrator.plugins]\njournal = orch_journal:Journal\n")
+    site = install_example_hub_plugin(tmp_path / "site")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "orch_journal", raising=False)
     return site

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from orch_helpers import install_example_hub_plugin
 from orch_hub import CLI, HubProcess, stop_builder
 from test_orch_builder_integration import debmock_cache
 
@@ -21,20 +22,12 @@ from srcpkg import make_source
 
 pytestmark = pytest.mark.integration
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubProcess]:
     """A hub process with the example hub plugin installed (a .dist-info on its PYTHONPATH) and enabled."""
-    code = re.search(r"<!-- orchestrator-example-plugin -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
-    assert code, "docs/plugins.md has lost its example hub plugin"
-    site = tmp_path / "site"
-    info = site / "orch_journal-1.0.dist-info"
-    info.mkdir(parents=True)
-    (site / "orch_journal.py").write_text(code.group(1))
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-journal\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[deb_orchestrator.plugins]\njournal = orch_journal:Journal\n")
+    site = install_example_hub_plugin(tmp_path / "site")
     monkeypatch.setenv("PYTHONPATH", str(site))
     h = HubProcess(tmp_path / "data", "--plugin-option", f"journal:path={tmp_path / 'journal.jsonl'}",
                    log=tmp_path / "hub.log")

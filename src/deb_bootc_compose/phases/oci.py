@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from deb_bootc_compose import treeops
@@ -176,15 +177,8 @@ class OciPhase(Phase):
         shared = [x.id for x in plan.layers if len(x.variants) > 1]
         if shared:
             self.progress(f"{label}: {len(shared)} package layers shared with other variants")
-        try:
-            result = write_planned_image(analysis, plan, self.ctx.paths.oci_dir(vs.variant, vs.arch),
-                                         self.options(vs), progress=lambda msg: self.progress(f"{label}: {msg}"),
-                                         cancel=self.ctx.cancel)
-        except OciCancelled:
-            raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
-        except (OciError, ValueError) as exc:
-            raise ComposeError(f"{label}: OCI image: {exc}") from exc
-        return self.record(vs, result)
+        return self.run_writer(vs, lambda out, opts, progress: write_planned_image(
+            analysis, plan, out, opts, progress=progress, cancel=self.ctx.cancel))
 
     def write_derived(self, vs: VariantState, base: BaseCompose) -> OciResult:
         """A derived manifest's image: its base image's layers verbatim, then its own (derive/layers.py)."""
@@ -193,10 +187,17 @@ class OciPhase(Phase):
         image = base.images[vs.arch]
         self.progress(f"{label}: layering on the base image {image.manifest_digest} ({base.label}, "
                       f"{base.variant})")
+        return self.run_writer(vs, lambda out, opts, progress: write_derived_image(
+            analysis, image, out, opts, progress=progress, cancel=self.ctx.cancel))
+
+    def run_writer(self, vs: VariantState,
+                   writer: Callable[[Path, ImageOptions, Callable[[str], None]], OciResult]) -> OciResult:
+        """Run one image writer for ``vs`` (its output directory, options and progress), its errors as the
+        compose's, then record the image."""
+        label = f"{vs.variant}/{vs.arch}"
         try:
-            result = write_derived_image(analysis, image, self.ctx.paths.oci_dir(vs.variant, vs.arch),
-                                         self.options(vs), progress=lambda msg: self.progress(f"{label}: {msg}"),
-                                         cancel=self.ctx.cancel)
+            result = writer(self.ctx.paths.oci_dir(vs.variant, vs.arch), self.options(vs),
+                            lambda msg: self.progress(f"{label}: {msg}"))
         except OciCancelled:
             raise KeyboardInterrupt(f"compose interrupted during {self.name} ({label})") from None
         except (OciError, ValueError) as exc:
