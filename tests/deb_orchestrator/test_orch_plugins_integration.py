@@ -23,7 +23,6 @@ from srcpkg import make_source
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubProcess]:
     """A hub process with the example hub plugin installed (a .dist-info on its PYTHONPATH) and enabled."""
