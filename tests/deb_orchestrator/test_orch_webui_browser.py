@@ -21,6 +21,7 @@ import pytest
 from orch_helpers import make_deb, make_source, sha256
 from orch_hub import CLI, POSTGRES_URL, HubProcess, postgres_database
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from deb_mock.request import BuildRequest, BuildResult, ResultFile
@@ -107,8 +108,15 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> Non
 
 
 def text_of(driver: Any, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return str(found[0].text) if found else ""
+    """The text of the first element ``css`` selects ("" for none). The live pages reload themselves when a
+    state changes, so an element found may be gone before it is read: then it is looked up again."""
+    for _ in range(50):
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        try:
+            return str(found[0].text) if found else ""
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{css}: the page kept reloading for 5 s")
 
 
 def test_watch_cancel_resubmit_csrf_and_revocation(hub: HubProcess, browser: Any, tmp_path: Path) -> None:
