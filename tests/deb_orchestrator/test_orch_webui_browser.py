@@ -21,7 +21,7 @@ import pytest
 from orch_helpers import make_deb, make_source, sha256
 from orch_hub import CLI, POSTGRES_URL, HubProcess, postgres_database
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
 from deb_mock.request import BuildRequest, BuildResult, ResultFile
@@ -108,13 +108,13 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> Non
 
 
 def text_of(driver: Any, css: str) -> str:
-    """The text of the first element ``css`` selects ("" for none). The live pages reload themselves when a
-    state changes, so an element found may be gone before it is read: then it is looked up again."""
+    """The text of the first element ``css`` selects ("" for none), read in the page in one step. The live pages
+    reload themselves when a state changes, so a read during a reload is tried again."""
     for _ in range(50):
-        found = driver.find_elements(By.CSS_SELECTOR, css)
         try:
-            return str(found[0].text) if found else ""
-        except StaleElementReferenceException:
+            return str(driver.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css))
+        except WebDriverException:  # the document went away under the read (a reload)
             time.sleep(0.1)
     raise AssertionError(f"{css}: the page kept reloading for 5 s")
 
