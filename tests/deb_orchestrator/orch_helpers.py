@@ -11,8 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from deb_mock.request import BuildRequest, BuildResult, ResultFile
 from deb_orchestrator.client import HubClient
 from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
+from debarchive.dsc import parse_dsc
 
 CHANGELOG = """{name} ({version}) unstable; urgency=medium
 
@@ -185,3 +187,17 @@ def install_example_hub_plugin(site: Path) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-journal\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[deb_orchestrator.plugins]\njournal = orch_journal:Journal\n")
     return site
+
+
+def built(request: BuildRequest, *, log: bool = True, plugins: dict[str, Any] | None = None) -> BuildResult:
+    """What a successful deb-mock build leaves for ``request`` (its source's .deb made with dpkg-deb, a build log
+    unless ``log`` is false, result.json): deb-mock's place in builder tests that need no real build."""
+    pkg = parse_dsc(Path(request.source))
+    deb = make_deb(request.resultdir, pkg.source, pkg.version)
+    if log:
+        (request.resultdir / "build.log").write_text(f"built {deb.name}\n")
+    result = BuildResult(state="success", exit_code=0, source={"name": pkg.source, "version": pkg.version},
+                         arch=request.arch, files=[ResultFile(deb.name, sha256(deb), deb.stat().st_size)],
+                         logs={"build": "build.log"} if log else {}, plugins=plugins or {})
+    result.write(request.resultdir)
+    return result

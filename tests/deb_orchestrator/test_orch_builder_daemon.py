@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from orch_helpers import make_deb, make_source, sha256
+from orch_helpers import built, make_source
 from orch_hub import HubFactory, RunningHub
 
-from deb_mock.request import BuildRequest, BuildResult, ResultFile
+from deb_mock.request import BuildRequest, BuildResult
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 from debarchive.dsc import parse_dsc
 from debsandbox.commands import CommandCancelled, run
@@ -36,13 +36,7 @@ def dpkg_deb_build(request: BuildRequest) -> BuildResult:
     assert [s.suite for s in request.extra_sources] == ["build"] and request.extra_sources[0].key
     if request.on_log_line:
         request.on_log_line(f"building {pkg.ident}")
-    deb = make_deb(request.resultdir, pkg.source, pkg.version)
-    (request.resultdir / "build.log").write_text(f"built {deb.name}\n")
-    result = BuildResult(state="success", exit_code=0, source={"name": pkg.source, "version": pkg.version},
-                         arch=request.arch, files=[ResultFile(deb.name, sha256(deb), deb.stat().st_size)],
-                         logs={"build": "build.log"})
-    result.write(request.resultdir)
-    return result
+    return built(request)
 
 
 def run_builder(cfg: BuilderConfig) -> tuple[Builder, threading.Thread, list[int]]:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from orch_helpers import install_example_hub_plugin, make_deb, make_source, sha256
+from orch_helpers import built, install_example_hub_plugin, make_source
 from orch_hub import HubFactory, RunningHub
 from sqlalchemy import update
 
-from deb_mock.request import BuildRequest, BuildResult, ResultFile
+from deb_mock.request import BuildRequest, BuildResult
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 from deb_orchestrator.client import HubError
 from deb_orchestrator.hub.models import Target
@@ -41,13 +41,7 @@ def fake_deb_mock(plugins: Callable[[BuildRequest], dict[str, Any]], seen: list[
 
     def build(request: BuildRequest) -> BuildResult:
         seen.append(request)
-        pkg = parse_dsc(Path(request.source))
-        deb = make_deb(request.resultdir, pkg.source, pkg.version)
-        result = BuildResult(state="success", exit_code=0, source={"name": pkg.source, "version": pkg.version},
-                             arch=request.arch, files=[ResultFile(deb.name, sha256(deb), deb.stat().st_size)],
-                             logs={}, plugins=plugins(request))
-        result.write(request.resultdir)
-        return result
+        return built(request, log=False, plugins=plugins(request))
 
     return build
 

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orch_helpers import make_deb, make_source, sha256
+from orch_helpers import built, make_source
 from orch_hub import CLI, POSTGRES_URL, HubProcess, postgres_database
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
-from deb_mock.request import BuildRequest, BuildResult, ResultFile
+from deb_mock.request import BuildRequest, BuildResult
 from deb_orchestrator.builder.daemon import Builder, BuilderConfig
 from deb_orchestrator.client import HubClient
 from debarchive.dsc import parse_dsc
@@ -42,13 +42,7 @@ def slow_build(request: BuildRequest) -> BuildResult:
         if request.on_log_line:
             request.on_log_line(f"step {i + 1} of {STEPS} building {pkg.ident}")
         time.sleep(0.5)
-    deb = make_deb(request.resultdir, pkg.source, pkg.version)
-    (request.resultdir / "build.log").write_text(f"built {deb.name}\n")
-    result = BuildResult(state="success", exit_code=0, source={"name": pkg.source, "version": pkg.version},
-                         arch=request.arch, files=[ResultFile(deb.name, sha256(deb), deb.stat().st_size)],
-                         logs={"build": "build.log"})
-    result.write(request.resultdir)
-    return result
+    return built(request)
 
 
 @pytest.fixture
