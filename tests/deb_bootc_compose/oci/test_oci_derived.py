@@ -88,3 +88,37 @@ def test_unchanged_tree_gives_an_empty_own_layer_and_a_damaged_base_is_refused(t
     victim.write_bytes(bytes(data))
     with pytest.raises(OciError, match="does not match its digest"):
         derive(base_tree, image, tmp_path / "damaged")
+
+
+def hostile_layer(path: Path, members: list[tuple[str, int]]) -> Path:
+    """A gzip tar layer of regular files ``(name, mode)``, owned by root, each holding b"x"."""
+    import io
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode, info.size = mode, 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    return path
+
+
+def test_a_hostile_base_layer_cannot_escape_or_hide_a_set_id_bit(tmp_path: Path) -> None:
+    """The base's layers are read as data. A member naming a path outside the image is refused (no whiteout for
+    ``../…`` can come of it), and the index keeps set-id and sticky bits (``mode & 0o7777``): a base file that is
+    set-uid where the derived tree's is not differs, so the derived layer writes the tree's own mode over it."""
+    from deb_bootc_compose.derive.fileindex import FileRecord, LayerReadError, apply_layer
+
+    for name in ("../etc/passwd", "usr/../../etc/shadow"):
+        with pytest.raises(LayerReadError, match="leaves the image's root"):
+            apply_layer({}, hostile_layer(tmp_path / "escape.tar.gz", [(name, 0o644)]))
+    index: dict[str, FileRecord] = {}
+    apply_layer(index, hostile_layer(tmp_path / "suid.tar.gz", [("usr/bin/tool", 0o4755)]))
+    tree = tmp_path / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "usr/bin/tool").write_bytes(b"x")
+    os.chmod(tree / "usr/bin/tool", 0o755)
+    base = index["usr/bin/tool"]
+    entry = next(e for p, e in analyze_tree(tree, None).entries.items() if p == "usr/bin/tool")
+    mine = tree_record(tree, entry, None, None, base)
+    assert base.mode == 0o4755 and mine is not None and mine.mode == 0o755
+    assert mine != base  # so the derived layer carries usr/bin/tool with mode 0755
