@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from deb_mock.errors import BadInput
-from deb_mock.plugins.base import Plugin, PluginOptions
+from deb_mock.plugins.base import Plugin, PluginOptions, _dashed
 
 GROUP = "deb_mock.plugins"
 BUILTIN = {
@@ -125,3 +125,37 @@ def parse_option(text: str) -> tuple[str, str, Any]:
         return name, key.strip(), parse_value(value.strip(), f"--plugin-option {text!r}")
     except ConfigError as exc:
         raise BadInput(str(exc)) from None
+
+
+def option_problems(name: str, options: dict[str, Any]) -> list[str]:
+    """What is wrong with ``options`` for plugin ``name`` as a build would check them (its ``Options`` model),
+    each naming the plugin, the option and what it takes; empty when they are fine. Only deb-mock's own plugins
+    are checked (nothing third-party is imported): any other name gives no problem unless it is a near-copy of a
+    built-in name (a typo such as ``lintan``). A required option that is missing is no problem here: the config
+    table of the machine that builds may give it."""
+    if name not in BUILTIN:
+        import difflib
+
+        close = difflib.get_close_matches(name, BUILTIN, n=1, cutoff=0.8)
+        if close:
+            return [f"unknown plugin {name!r}: did you mean {close[0]}? (deb-mock's own plugins: "
+                    f"{', '.join(sorted(BUILTIN))}; a third-party plugin's name must not be a near-copy of one)"]
+        return []
+    cls = _load(name, BUILTIN[name])
+    fields = cls.Options.model_fields
+    known = ", ".join(_dashed(f) for f in fields) or "none"
+    try:
+        cls.Options.model_validate(options)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            key = ".".join(str(x) for x in e["loc"]) or "options"
+            if e["type"] == "missing":
+                continue
+            if e["type"] == "extra_forbidden":
+                problems.append(f"plugin {name}: unknown option {key!r} (its options: {known})")
+            else:
+                why = e["msg"].removeprefix("Value error, ")
+                problems.append(f"plugin {name}: option {key}={e.get('input')!r}: {why}")
+        return problems
+    return []
