@@ -218,12 +218,12 @@ class HubClient(HubTransport):
         return self._one(TagOut, self.get(f"/tags/{name}"))
 
     def add_target(self, name: str, build_tag: str, dest_tag: str, **plugins: Any) -> TargetOut:
-        """``plugins``: ``plugins``, ``request_plugins`` and ``policy`` (docs/plugins.md)."""
+        """``plugins``: ``plugins``, ``request_plugins``, ``disable_plugins`` and ``policy`` (docs/plugins.md)."""
         return self._one(TargetOut, self.post("/targets", {"name": name, "build_tag": build_tag, "dest_tag": dest_tag,
                                                            **plugins}))
 
     def edit_target(self, name: str, **fields: Any) -> TargetOut:
-        """Replace a target's ``plugins``, ``request_plugins`` or ``policy`` (those given)."""
+        """Replace a target's ``plugins``, ``request_plugins``, ``disable_plugins`` or ``policy`` (those given)."""
         return self._one(TargetOut, self.request("PATCH", f"/targets/{name}", json=fields).json())
 
     def targets(self) -> list[TargetOut]:

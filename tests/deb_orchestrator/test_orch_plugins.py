@@ -47,10 +47,10 @@ def fake_deb_mock(plugins: Callable[[BuildRequest], dict[str, Any]], seen: list[
 
 
 def build_all(hub: RunningHub, token: str, work: Path, build_fn: Callable[[BuildRequest], BuildResult],
-              allow: list[str] | None = None) -> None:
-    """Run the builder daemon until it has been idle for a second."""
+              allow: list[str] | None = None, own: dict[str, dict[str, Any]] | None = None) -> None:
+    """Run the builder daemon until it has been idle for a second (``own``: the plugins its config enables)."""
     cfg = BuilderConfig(hub=hub.url, token=token, work_dir=work, idle_exit=1.0, claim_wait=0.5, build_fn=build_fn,
-                        allow_plugins=allow or [])
+                        allow_plugins=allow or [], plugins=own or {})
     codes: list[int] = []
     t = threading.Thread(target=lambda: codes.append(Builder(cfg)._loop()))
     t.start()
@@ -138,6 +138,76 @@ def test_builders_run_only_the_plugins_they_allow(hub: RunningHub, tmp_path: Pat
     assert [(r.enable_plugins, r.plugin_options) for r in seen] == [
         (["hello", "lintian", "sign"], {"hello": {"greeting": "hi"}, "sign": {"key": "/root/.ssh/id_rsa"}})]
     assert admin.build("orch-third_1.0")["state"] == "complete"
+
+
+def test_wrong_deb_mock_plugin_options_are_refused_naming_plugin_option_and_what_it_takes(hub: RunningHub,
+                                                                                        tmp_path: Path) -> None:
+    admin = hub.admin
+    setup(hub, plugins={"lintian": {"fail-on": "none"}}, request_plugins=["autopkgtest", "tmpfs"])
+    wrong = [
+        ({"plugins": {"tmpfs": {"size": "banana"}}},
+         "plugins: plugin tmpfs: option size='banana': not a tmpfs size: 'banana' (e.g. 4G, 512m, 50%)"),
+        ({"plugins": {"lintian": {"fail-on": "nonsense", "colour": 1}}},
+         "plugins: plugin lintian: option fail-on='nonsense': Input should be 'error', 'warning' or 'none'; "
+         "plugin lintian: unknown option 'colour' (its options: fail-on, info, pedantic, profile, suppress-tags)"),
+        ({"plugins": {"lintan": {}}}, "plugins: unknown plugin 'lintan': did you mean lintian? (deb-mock's own "
+                                      "plugins: autopkgtest, ccache, lintian, piuparts, sign, tmpfs"),
+        ({"request_plugins": ["piupart"]}, "request_plugins: unknown plugin 'piupart': did you mean piuparts?"),
+        ({"disable_plugins": ["ccach"]}, "disable_plugins: unknown plugin 'ccach': did you mean ccache?"),
+        ({"plugins": {"lintian": {}}, "request_plugins": ["tmpfs"], "disable_plugins": ["lintian", "tmpfs", "ccache"]},
+         "disable_plugins: lintian, tmpfs also enabled (plugins) or allowed to requests (request_plugins)"),
+    ]
+    for fields, message in wrong:
+        err = refused(lambda f=fields: admin.add_target("t2", "build", "dest", **f))  # type: ignore[misc]
+        assert (err.status, err.detail[:len(message)]) == (400, message), err.detail
+        err = refused(lambda f=fields: admin.edit_target("t", **f))  # type: ignore[misc]
+        assert (err.status, err.detail[:len(message)]) == (400, message), err.detail
+    assert [t["name"] for t in admin.targets()] == ["t"]
+    assert admin.target("t")["plugins"] == {"lintian": {"fail-on": "none"}}  # nothing changed
+    err = refused(lambda: admin.edit_target("t", disable_plugins=["lintian"]))  # against the kept plugins
+    assert err.status == 400 and err.detail.startswith("disable_plugins: lintian also enabled"), err.detail
+    # with the plugins replaced in the same edit, switching lintian off is no contradiction
+    admin.edit_target("t", plugins={"tmpfs": {"size": "2G"}}, disable_plugins=["lintian"], request_plugins=[])
+    admin.edit_target("t", plugins={}, disable_plugins=[], request_plugins=["autopkgtest", "tmpfs"])
+    # a third-party plugin's options are its own: accepted as given, checked by the builders that allow it
+    admin.edit_target("t", plugins={"hello": {"greeting": "hi", "anything": [1, 2]}})
+    for plugins, message in (({"autopkgtest": {"fail-on": "sometimes"}},
+                              "build request for target t: plugins: plugin autopkgtest: option fail-on='sometimes': "
+                              "Input should be 'failure' or 'none'"),
+                             ({"tmpfs": {"size": "banana"}}, "build request for target t: plugins: plugin tmpfs: "
+                                                             "option size='banana': not a tmpfs size")):
+        err = refused(lambda p=plugins: admin.submit("t", make_source(tmp_path, "orch-wrong", "1.0"),  # type: ignore[misc]
+                                                     plugins=p))
+        assert err.status == 400 and err.detail.startswith(message), err.detail
+        err = refused(lambda p=plugins: admin.submit("t", "http://deb.debian.org/x_1.dsc", plugins=p))  # type: ignore[misc]
+        assert err.status == 400 and err.detail.startswith(message), err.detail  # before anything is fetched
+    assert admin.builds() == []
+
+
+def test_a_target_switches_off_plugins_a_builder_config_enables(hub: RunningHub, tmp_path: Path) -> None:
+    admin = hub.admin
+    token = setup(hub, plugins={"lintian": {"fail-on": "none"}}, disable_plugins=["ccache", "tmpfs", "hello"])
+    assert admin.target("t")["disable_plugins"] == ["ccache", "tmpfs", "hello"]
+    admin.submit("t", make_source(tmp_path, "orch-off", "1.0"))
+    admin.edit_target("t", disable_plugins=[])  # a build keeps what it was submitted with
+    assert admin.target("t")["disable_plugins"] == []
+    build = admin.build("orch-off_1.0")
+    assert build["disable_plugins"] == ["ccache", "tmpfs", "hello"]
+    page = httpx.get(f"{hub.url}/builds/orch-off_1.0").text
+    assert "Its builds switch off: <code>ccache</code>, <code>tmpfs</code>, <code>hello</code>" in page
+    seen: list[BuildRequest] = []
+    build_all(hub, token, tmp_path / "work", fake_deb_mock(lambda r: {"lintian": LINT_CLEAN}, seen),
+              own={"ccache": {"max-size": "5G"}, "lintian": {"info": False}})
+    (request,) = seen
+    # hello is not installed on this builder: nothing to switch off (deb-mock would refuse the unknown name)
+    assert request.disable_plugins == ["ccache", "tmpfs"]
+    assert request.enable_plugins == ["lintian"] and request.plugin_options == {"lintian": {"fail-on": "none"}}
+    assert request.config_overrides == {"plugins": {"ccache": {"max-size": "5G", "enabled": True},
+                                                    "lintian": {"info": False, "enabled": True}}}
+    assert admin.build("orch-off_1.0")["state"] == "complete"
+    admin.edit_target("t", disable_plugins=["piuparts"])
+    listing = httpx.get(f"{hub.url}/targets").text
+    assert "lintian (fail-on=none); off: piuparts" in listing
 
 
 def test_lintian_gate_refuses_to_tag_a_build_with_lintian_errors(hub: RunningHub, tmp_path: Path) -> None:

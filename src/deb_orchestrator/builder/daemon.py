@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deb_mock.api import AptSource, BuildRequest, BuildResult, ExitCode, ResultState
+from deb_mock.api import AptSource, BuildRequest, BuildResult, ExitCode, ResultState, plugin_names
 from deb_orchestrator.builder.metrics import BuilderMetrics
 from deb_orchestrator.client import HubClient, HubError
 from deb_orchestrator.wire import BuildClaim, CompleteOut, NoopClaim
@@ -62,6 +62,9 @@ class BuilderConfig:
     keep_work: bool = False
     report_retry: float = 900.0  # seconds to keep retrying a finished task's upload while the hub is away
     allow_plugins: list[str] = field(default_factory=list)  # plugins a claim may enable besides HUB_PLUGINS
+    # deb-mock plugins this builder's config enables for every build, with options ([plugins.NAME] tables: builder
+    # --plugin, --plugin-option); a claim's disable_plugins (a target's) switch them off
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Lost(Exception):
@@ -345,6 +348,9 @@ class Builder:
             # against the sha256 the hub recorded: trusted as the hub's own (docs/security.md)
             trusted_source=f"stored on the hub {hub.url}; each file's sha256 checked against the hub's record",
             enable_plugins=list(p.plugins), plugin_options={name: dict(o) for name, o in p.plugins.items() if o},
+            # one not installed here runs anyway not; deb-mock would refuse its name
+            disable_plugins=[n for n in p.disable_plugins if n in plugin_names()],
+            config_overrides=self._config_tables(),
         )
         try:
             result = self.cfg.build_fn(request)
@@ -353,6 +359,12 @@ class Builder:
             return infra(f"deb-mock raised {type(exc).__name__}: {exc}")
         result.resultdir = resultdir
         return result
+
+    def _config_tables(self) -> dict[str, Any]:
+        """The builder's own plugins as deb-mock config tables (-D plugins.NAME...): a run's --disable-plugin wins."""
+        if not self.cfg.plugins:
+            return {}
+        return {"plugins": {name: {**options, "enabled": True} for name, options in self.cfg.plugins.items()}}
 
     def _report(self, hub: HubClient, job: Job, result: BuildResult) -> None:
         resultdir = result.resultdir

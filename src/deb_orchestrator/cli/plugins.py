@@ -43,12 +43,39 @@ def parse(names: list[str], options: list[str], flag: str = "--plugin-option") -
     return out
 
 
+def add_builder_plugin_args(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--allow-plugin", action="append", default=[], metavar="NAME",
+                   help="a deb-mock plugin the hub may enable besides autopkgtest, ccache, lintian, piuparts, tmpfs "
+                        "(a third-party one, or sign; repeat)")
+    b.add_argument("--plugin", action="append", default=[], metavar="NAME",
+                   help="a deb-mock plugin this builder runs for every build, as its deb-mock config's "
+                        "[plugins.NAME] enabled = true (repeat); a target's --disable-plugin switches it off")
+    b.add_argument("--plugin-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+                   help="an option of such a plugin (VALUE is TOML or text; repeat); enables it too")
+
+
+def builder_plugins(names: list[str], options: list[str]) -> dict[str, dict[str, Any]]:
+    """``builder --plugin``/``--plugin-option``: plugins installed here, their options as deb-mock checks them."""
+    from deb_mock.api import check_plugin_options, plugin_names
+
+    plugins = parse(names, options)
+    installed = plugin_names()
+    problems = [f"plugin {n}: not installed here (deb-mock has {', '.join(installed)})" for n in plugins
+                if n not in installed]
+    problems += [p for n, o in plugins.items() if n in installed for p in check_plugin_options(n, o)]
+    if problems:
+        raise UsageError("; ".join(problems))
+    return plugins
+
+
 def target_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if args.plugin or args.plugin_option or getattr(args, "no_plugins", False):
         fields["plugins"] = parse(args.plugin, args.plugin_option)
     if args.request_plugin is not None:
         fields["request_plugins"] = [n for n in args.request_plugin if n]
+    if args.disable_plugin is not None:
+        fields["disable_plugins"] = [n for n in args.disable_plugin if n]
     if args.policy is not None:
         fields["policy"] = parse([p for p in args.policy if p and ":" not in p],
                                  [p for p in args.policy if ":" in p], "--policy")
@@ -59,6 +86,9 @@ TARGET_ARGS = [
     *plugin_args("a deb-mock plugin for every build of the target"),
     arg("--request-plugin", action="append", metavar="NAME",
         help="a plugin build requests may add (repeat; edit-target: --request-plugin '' for none)"),
+    arg("--disable-plugin", action="append", metavar="NAME",
+        help="a deb-mock plugin the target's builds run without, also one a builder's config enables (deb-mock "
+             "--disable-plugin; repeat; edit-target: --disable-plugin '' for none)"),
     arg("--policy", action="append", metavar="NAME:KEY=VALUE",
         help="a hub plugin's option for this target, e.g. lintian-gate:refuse-on=error, or NAME alone for its "
              "defaults (repeat; edit-target: --policy '' for none)"),
@@ -67,7 +97,8 @@ TARGET_ARGS = [
 
 def register(sub: Subparsers) -> None:
     add_query(sub, "edit-target", lambda hub, a: hub.edit_target(a.name, **_edits(a)),
-              "change a target's plugins, the plugins requests may add, its policy (those given)", "name",
+              "change a target's plugins, the plugins requests may add, those it switches off, its policy (those "
+              "given)", "name",
               *TARGET_ARGS, arg("--no-plugins", action="store_true", help="its builds run no plugin of their own"))
 
 
@@ -75,5 +106,5 @@ def _edits(args: argparse.Namespace) -> dict[str, Any]:
     fields = target_fields(args)
     if not fields:
         raise UsageError("edit-target: nothing to change (--plugin, --plugin-option, --no-plugins, "
-                         "--request-plugin, --policy)")
+                         "--request-plugin, --disable-plugin, --policy)")
     return fields

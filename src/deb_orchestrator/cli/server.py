@@ -14,6 +14,7 @@ from typing import Any
 
 from deb_orchestrator.cli import gc
 from deb_orchestrator.cli.common import UsageError, config_path, hub_and_token, load_config
+from deb_orchestrator.cli.plugins import add_builder_plugin_args, builder_plugins
 from deb_orchestrator.cli.plugins import parse as parse_plugins
 from deb_orchestrator.hub.config import DEFAULT_LISTEN, HubSettings
 
@@ -89,9 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--metrics-listen", metavar="ADDR:PORT",
                    help="serve the builder's own metrics (Prometheus) at http://ADDR:PORT/metrics, e.g. "
                         "127.0.0.1:9465 (anonymous: bind an address only your Prometheus reaches)")
-    b.add_argument("--allow-plugin", action="append", default=[], metavar="NAME",
-                   help="a deb-mock plugin the hub may enable besides autopkgtest, ccache, lintian, piuparts, tmpfs "
-                        "(a third-party one, or sign; repeat)")
+    add_builder_plugin_args(b)
     b.add_argument("--log-level", default="info")
     b.set_defaults(func=run_builder, json=False)
 
@@ -298,7 +297,8 @@ def run_builder(args: argparse.Namespace) -> int:
     listen = _listen(args.metrics_listen, "--metrics-listen", "127.0.0.1:9465") if args.metrics_listen else None
     cfg = BuilderConfig(hub=url, token=token, capacity=args.capacity, arches=args.arches or [],
                         cache_dir=args.cache_dir, work_dir=args.work_dir, once=args.once,
-                        idle_exit=args.idle_exit, allow_plugins=args.allow_plugin)
+                        idle_exit=args.idle_exit, allow_plugins=args.allow_plugin,
+                        plugins=builder_plugins(args.plugin, args.plugin_option))
     builder = Builder(cfg)
     if listen is not None:
         try:

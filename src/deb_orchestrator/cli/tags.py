@@ -29,7 +29,9 @@ def register(sub: Subparsers) -> None:
     add_query(sub, "remove-target", lambda hub, a: hub.remove_target(a.name), "remove a build target", "name",
               told=lambda out, _: f"removed target {out['target']}")
     add_query(sub, "list-targets", lambda hub, _: hub.targets(), "list build targets",
-              columns=[("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag")])
+              columns=[("name", "Target"), ("build_tag", "Build tag"), ("dest_tag", "Dest tag"),
+                       ("plugins", "Plugins"), ("request_plugins", "Requests may add"),
+                       ("disable_plugins", "Plugins off")])
     add_query(sub, "tag-build", lambda hub, a: hub.tag_build(a.tag, a.build), "tag a build", "tag", "build",
               told=lambda out, _: f"tagged {out['build']} in {out['tag']}")
     add_query(sub, "untag-build", lambda hub, a: hub.untag_build(a.tag, a.build), "untag a build", "tag", "build",

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from deb_orchestrator.hub import events, inheritance
+from deb_orchestrator.hub import buildplugins, events, inheritance
 from deb_orchestrator.hub.errors import Conflict, HubError, NotFound, PolicyRefused
 from deb_orchestrator.hub.models import Artifact, Build, Repo, Tag, TagListing, Target, Task
 from deb_orchestrator.hub.plugins.hooks import hooks_of
@@ -150,6 +150,7 @@ def submit(
         source_trust=verification.trust if verification else "",
         source_verification=verification.how if verification else "",
         plugins=chosen,
+        disable_plugins=list(target.disable_plugins or []),
     )
     session.add(build)
     try:
@@ -167,13 +168,15 @@ def submit(
 
 def plugins_for(target: Target, requested: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The deb-mock plugins a build of ``target`` runs: the target's, plus those the request adds where the
-    target's ``request_plugins`` allows; for a plugin both name, the target's options win."""
+    target's ``request_plugins`` allows; for a plugin both name, the target's options win. The request's
+    options of deb-mock's own plugins are checked (400 naming the plugin, the option and what it takes)."""
     allowed = set(target.request_plugins or [])
     refused = sorted(set(requested) - allowed - set(target.plugins or {}))
     if refused:
         raise HubError(f"target {target.name} does not let a build request add plugin(s) {', '.join(refused)} "
                        f"(it allows: {', '.join(sorted(allowed)) or 'none'}; an admin changes that with "
                        "edit-target --request-plugin NAME)", 403)
+    buildplugins.check_request(requested, target.name)
     merged = {name: dict(options) for name, options in requested.items()}
     for name, options in (target.plugins or {}).items():
         merged[name] = {**merged.get(name, {}), **options}

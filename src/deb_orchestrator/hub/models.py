@@ -98,6 +98,9 @@ class Target(Base):
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     request_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # deb-mock plugins its builds switch off (deb-mock --disable-plugin), e.g. one a builder's config enables
+    # (migration 0009)
+    disable_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Build(Base):
@@ -124,6 +127,7 @@ class Build(Base):
     untagged: Mapped[float | None] = mapped_column(Float, nullable=True)
     # the deb-mock plugins its builds run, decided at submission: the target's and the request's (migration 0008)
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    disable_plugins: Mapped[list[Any]] = mapped_column(JSON, default=list)  # and those they switch off (0009)
     target: Mapped[Target | None] = relationship()
 
 

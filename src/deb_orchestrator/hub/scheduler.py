@@ -408,6 +408,7 @@ def claim_payload(session: Session, task: Task, timing: Timing) -> BuildClaim | 
         "lease_seconds": timing.lease_seconds,
         "heartbeat_seconds": timing.heartbeat_seconds,
         "plugins": build.plugins or {},
+        "disable_plugins": build.disable_plugins or [],
     })
 
 

@@ -88,6 +88,9 @@ class BuildClaim(Wire):
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="deb-mock plugins to enable, with their options (the target's and the "
                                           "request's); a builder runs only those its own config allows")
+    disable_plugins: list[str] = Field(
+        default_factory=list, description="deb-mock plugins to switch off (deb-mock --disable-plugin), also those the "
+                                          "builder's own config enables")
 
 
 class NoopClaim(Wire):
@@ -218,6 +221,8 @@ class BuildDetail(BuildOut):
     buildroots: dict[str, list[Any]] = Field(description="buildArch task ID → its buildroot's packages")
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="the deb-mock plugins its builds run, with options")
+    disable_plugins: list[str] = Field(default_factory=list,
+                                       description="the deb-mock plugins its builds switch off")
     plugin_results: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="buildArch task ID → each plugin's results (bounded in size)")
 
@@ -282,6 +287,8 @@ class TargetOut(Wire):
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="deb-mock plugins its builds run, with options")
     request_plugins: list[str] = Field(default_factory=list, description="plugins a build request may add")
+    disable_plugins: list[str] = Field(default_factory=list,
+                                       description="deb-mock plugins its builds switch off (--disable-plugin)")
     policy: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hub plugins' per-target options")
 
 

@@ -69,6 +69,8 @@ class TagUpdate(BaseModel):
 _PLUGINS = ("deb-mock plugins every build of the target runs, with their options (NAME -> {OPTION: VALUE}, as "
             "deb-mock's --plugin-option takes them); builders run only the plugins their own config allows")
 _REQUEST_PLUGINS = "plugins a build request may add with options of its own (the target's options win)"
+_DISABLE_PLUGINS = ("deb-mock plugins every build of the target runs without (deb-mock's --disable-plugin), also "
+                    "those a builder's own config enables; none may be among plugins or request_plugins")
 _POLICY = "per-target options of hub plugins, e.g. {\"lintian-gate\": {\"refuse-on\": \"error\"}}"
 
 
@@ -78,6 +80,7 @@ class TargetIn(BaseModel):
     dest_tag: str = Field(max_length=100)
     plugins: PluginMap = Field(default_factory=dict, description=_PLUGINS)
     request_plugins: PluginNames = Field(default_factory=list, description=_REQUEST_PLUGINS)
+    disable_plugins: PluginNames = Field(default_factory=list, description=_DISABLE_PLUGINS)
     policy: PluginMap = Field(default_factory=dict, description=_POLICY)
 
     @field_validator("name")
@@ -91,6 +94,7 @@ class TargetUpdate(BaseModel):
 
     plugins: PluginMap | None = Field(default=None, description=_PLUGINS)
     request_plugins: PluginNames | None = Field(default=None, description=_REQUEST_PLUGINS)
+    disable_plugins: PluginNames | None = Field(default=None, description=_DISABLE_PLUGINS)
     policy: PluginMap | None = Field(default=None, description=_POLICY)
 
 

@@ -39,7 +39,8 @@ def _submit(hub: Hub, pkg: dsc.SourcePackage, target: str, who: audit.Actor, req
         audit.record(s, who, "build", b.id, b.ident, {} if sub.existing else audit.created(
             state=b.state, target=target, task=sub.task.id, arches=[t.arch for t in builds.children(s, sub.task.id)],
             priority=priority, requested_by=b.requested_by, source_trust=b.source_trust,
-            **({"plugins": b.plugins} if b.plugins else {})))
+            **({"plugins": b.plugins} if b.plugins else {}),
+            **({"disable_plugins": b.disable_plugins} if b.disable_plugins else {})))
         out = {
             "existing": sub.existing,
             "message": (f"{pkg.ident} was submitted before: build {sub.build.id} ({sub.build.state}), task "
@@ -174,6 +175,7 @@ def get_build(ref: str, request: Request) -> dict[str, Any]:
                          for p in pkgs],
             "buildroots": {str(t.id): t.buildroot or [] for t in tasks if t.method == "buildArch"},
             "plugins": b.plugins or {},
+            "disable_plugins": b.disable_plugins or [],
             "plugin_results": {str(t.id): t.plugins for t in tasks if t.method == "buildArch" and t.plugins},
         }
 

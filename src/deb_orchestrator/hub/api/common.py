@@ -71,7 +71,8 @@ def tag_json(s: Session, t: Tag) -> dict[str, Any]:
 
 def target_json(t: Target) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "build_tag": t.build_tag.name, "dest_tag": t.dest_tag.name,
-            "plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {}}
+            "plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {},
+            "disable_plugins": t.disable_plugins or []}
 
 
 def host_json(s: Session, h: Host) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select, update
 
-from deb_orchestrator.hub import audit, builds, events
+from deb_orchestrator.hub import audit, buildplugins, builds, events
 from deb_orchestrator.hub.api.common import hub_of, target_json
 from deb_orchestrator.hub.auth import Principal, require
 from deb_orchestrator.hub.errors import Conflict
@@ -31,9 +31,12 @@ def add_target(body: TargetIn, request: Request,
         if s.scalar(select(Target).where(Target.name == body.name)) is not None:
             raise Conflict(f"target {body.name} exists already")
         hub_of(request).plugins.check_policy(body.policy)
+        _check(body.plugins, body.request_plugins, body.disable_plugins)
+        buildplugins.check_target(body.plugins, body.request_plugins, body.disable_plugins)
         target = Target(name=body.name, build_tag_id=builds.get_tag(s, body.build_tag).id,
                         dest_tag_id=builds.get_tag(s, body.dest_tag).id, plugins=body.plugins,
-                        request_plugins=body.request_plugins, policy=body.policy)
+                        request_plugins=body.request_plugins, policy=body.policy,
+                        disable_plugins=body.disable_plugins)
         s.add(target)
         s.flush()
         events.record(s, "target.created", "target", target.id, who.user, build_tag=body.build_tag,
@@ -52,10 +55,20 @@ def get_target(name: str, request: Request) -> dict[str, Any]:
 
 
 def _plugins(t: Target) -> dict[str, Any]:
-    return {"plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {}}
+    return {"plugins": t.plugins or {}, "request_plugins": t.request_plugins or [], "policy": t.policy or {},
+            "disable_plugins": t.disable_plugins or []}
 
 
-@router.patch("/{name}", summary="Change a target's plugins, the plugins requests may add, its policy (scope admin)",
+def _check(plugins: dict[str, dict[str, Any]] | None, request_plugins: list[str] | None,
+           disable_plugins: list[str] | None) -> None:
+    """deb-mock's own plugins' options and names as given (400 naming plugin, option and what it takes)."""
+    buildplugins.check_options(plugins or {}, "plugins")
+    buildplugins.check_names(request_plugins or [], "request_plugins")
+    buildplugins.check_names(disable_plugins or [], "disable_plugins")
+
+
+@router.patch("/{name}", summary="Change a target's plugins, the plugins requests may add, those its builds switch "
+                                 "off, its policy (scope admin)",
               description="The fields given replace the target's. Builds submitted from then on use them; a build "
                           "keeps the plugins it was submitted with (also when resubmitted). The policy applies to "
                           "every tagging into the target's destination tag from then on.",
@@ -68,10 +81,14 @@ def edit_target(name: str, body: TargetUpdate, request: Request,
         if body.policy is not None:
             hub_of(request).plugins.check_policy(body.policy)
             target.policy = body.policy
+        _check(body.plugins, body.request_plugins, body.disable_plugins)
         if body.plugins is not None:
             target.plugins = body.plugins
         if body.request_plugins is not None:
             target.request_plugins = body.request_plugins
+        if body.disable_plugins is not None:
+            target.disable_plugins = body.disable_plugins
+        buildplugins.check_target(target.plugins or {}, target.request_plugins or [], target.disable_plugins or [])
         new = _plugins(target)
         events.record(s, "target.edited", "target", target.id, who.user, **new)
         audit.record(s, audit.actor(request), "target", target.id, target.name, audit.changed(old, new))

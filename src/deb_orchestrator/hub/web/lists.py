@@ -131,9 +131,18 @@ def targets(request: Request) -> HTMLResponse:
         if text.value:
             q = q.where(Target.name.like(_like(text.value), escape="\\"))
         found = paging.rows(list(s.scalars(q.order_by(Target.name).offset(paging.offset).limit(paging.limit))))
-        rows = [[t.name, t.build_tag.name, t.dest_tag.name] for t in found]
-        return _list(request, s, "Targets", ["Target", "Build tag", "Destination tag"], rows,
+        rows = [[t.name, t.build_tag.name, t.dest_tag.name, _plugins(t)] for t in found]
+        return _list(request, s, "Targets", ["Target", "Build tag", "Destination tag", "deb-mock plugins"], rows,
                      {1: "/tags/{}", 2: "/tags/{}"}, paging, [text])
+
+
+def _plugins(t: Target) -> str:
+    """What a target's builds run (with options), what requests may add, what they switch off."""
+    runs = ", ".join(f"{n} ({', '.join(f'{k}={v}' for k, v in o.items())})" if o else n
+                     for n, o in (t.plugins or {}).items())
+    parts = [runs, f"requests may add {', '.join(t.request_plugins)}" if t.request_plugins else "",
+             f"off: {', '.join(t.disable_plugins)}" if t.disable_plugins else ""]
+    return "; ".join(p for p in parts if p)
 
 
 @router.get("/hosts", response_class=HTMLResponse)
