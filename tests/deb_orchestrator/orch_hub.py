@@ -160,11 +160,12 @@ class HubProcess:
         assert res.returncode == 0, f"{args} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
         return res
 
-    def builder(self, token: str, cache: Path, log: Path, work: Path | None = None) -> subprocess.Popen[bytes]:
-        """``deb-orchestrator builder`` with a host's token (in its environment: ``ps`` would show --token), in
-        its own process group; its work directory defaults to LOG.work (under the test's tmp_path)."""
+    def builder(self, token: str, cache: Path, log: Path, work: Path | None = None, *extra: str
+                ) -> subprocess.Popen[bytes]:
+        """``deb-orchestrator builder [EXTRA…]`` with a host's token (in its environment: ``ps`` would show
+        --token), in its own process group; its work directory defaults to LOG.work (under the test's tmp_path)."""
         return subprocess.Popen([*CLI, "builder", "--hub", self.url, "--cache-dir", str(cache), "--work-dir",
-                                 str(work or log.with_suffix(".work"))],
+                                 str(work or log.with_suffix(".work")), *extra],
                                 env={**os.environ, "DEB_ORCHESTRATOR_TOKEN": token}, stdout=log.open("w"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -1,7 +1,9 @@
 """Plugins through the whole orchestrator, for real: a hub process loading docs/plugins.md's example hub plugin,
 a builder process running deb-mock with the lintian plugin the target enables (the target suite's own lintian,
 as in deb-mock's plugin tests, on the same kind of package made to have a lintian error), the results kept and
-shown by the hub, and the lintian-gate policy refusing to tag the build, naming the tag. One real build."""
+shown by the hub, and the lintian-gate policy refusing to tag the build, naming the tag. A target switching off
+the lintian plugin a builder's config enables, for real; wrong plugin options refused by the hub through the
+CLI. One real build each."""
 
 from __future__ import annotations
 
@@ -79,3 +81,48 @@ def test_lintian_results_reach_the_hub_and_its_policy_refuses_the_tag(hub: HubPr
     assert {"hook": "build_done", "build": "orch-lint_1.0", "state": "complete",
             "plugins": {"amd64": ["lintian", "tmpfs"]}} in journal
     assert not [r for r in journal if r["hook"] == "after_tag"]  # refused: never tagged
+
+
+def test_a_target_switches_off_the_lintian_a_builder_config_enables(hub: HubProcess, tmp_path: Path,
+                                                                    test_cache: Path, mirror: str) -> None:
+    with HubClient(hub.url, hub.token) as admin:
+        admin.setup_target("qa", mirror=mirror, suite="trixie")
+    for args, said in ((["--plugin-option", "tmpfs:size=banana"],
+                        "plugins: plugin tmpfs: option size='banana': not a tmpfs size: 'banana' (e.g. 4G, 512m, 50%)"),
+                       (["--plugin-option", "lintian:fail-on=nonsense"],
+                        "plugin lintian: option fail-on='nonsense': Input should be 'error', 'warning' or 'none'"),
+                       (["--plugin", "lintian", "--disable-plugin", "lintian"],
+                        "disable_plugins: lintian also enabled")):
+        wrong = subprocess.run([*CLI, "edit-target", "qa", *args], env=hub.env, capture_output=True, text=True,
+                               timeout=60)
+        assert wrong.returncode == 1 and said in wrong.stderr and "(HTTP 400)" in wrong.stderr, wrong.stderr
+    # a third-party name too: this builder has no such plugin, so it passes nothing for it (deb-mock would refuse it)
+    hub.cli("edit-target", "qa", "--disable-plugin", "lintian", "--disable-plugin", "hello")
+    listed = json.loads(hub.cli("list-targets", "--json").stdout)
+    assert [t["disable_plugins"] for t in listed] == [["lintian", "hello"]]
+    assert "Plugins off" in hub.cli("list-targets").stdout
+    token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
+    (tmp_path / "src").mkdir()
+    # lintian's error tag dir-or-file-in-home: had the builder's lintian (fail-on=error by default) run, the build
+    # would have failed
+    dsc = make_source(tmp_path / "src", "orch-nolint", "1.0", files={"README": "lint\n"},
+                      install={"orch-nolint": "README home/orch-nolint\n"})
+    bad = subprocess.run([*CLI, "builder", "--hub", hub.url, "--plugin-option", "lintian:fail-on=often"],
+                         env={**hub.env, "DEB_ORCHESTRATOR_TOKEN": token}, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "plugin lintian: option fail-on='often'" in bad.stderr, bad.stderr
+    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log", None, "--plugin", "lintian")
+    try:
+        hub.cli("build", "qa", str(dsc), "--wait", timeout=1800)
+    finally:
+        stop_builder(builder)
+    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+    with HubClient(hub.url) as client:
+        build = client.build("orch-nolint_1.0")
+        assert build["state"] == "complete", build
+        assert build["disable_plugins"] == ["lintian", "hello"] and build["plugins"] == {}
+        (results,) = build["plugin_results"].values()
+        assert sorted(results) == ["tmpfs"] and results["tmpfs"]["state"] == "ok"  # lintian did not run
+        assert "lintian.log" not in {f["name"] for f in build["files"] if f["task_id"]}
+    journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert {"hook": "build_done", "build": "orch-nolint_1.0", "state": "complete",
+            "plugins": {"amd64": ["tmpfs"]}} in journal
