@@ -38,7 +38,7 @@ def test_tags_targets_inheritance(hub: RunningHub) -> None:
     assert tag["inheritance"] == ["build", "dest", "base"]
     assert admin.get("/targets/trixie-test") == {"id": 1, "name": "trixie-test", "build_tag": "build",
                                                  "dest_tag": "dest", "plugins": {}, "request_plugins": [],
-                                                 "policy": {}}
+                                                 "policy": {}, "disable_plugins": []}
     with pytest.raises(HubError) as err:
         admin.request("PATCH", "/tags/base", json={"parents": ["build"]})
     assert err.value.status == 400 and "loop" in err.value.detail

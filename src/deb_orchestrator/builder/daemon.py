@@ -348,7 +348,7 @@ class Builder:
             # against the sha256 the hub recorded: trusted as the hub's own (docs/security.md)
             trusted_source=f"stored on the hub {hub.url}; each file's sha256 checked against the hub's record",
             enable_plugins=list(p.plugins), plugin_options={name: dict(o) for name, o in p.plugins.items() if o},
-            # one not installed here runs anyway not; deb-mock would refuse its name
+            # a plugin not installed here does not run anyway, and deb-mock would refuse its name
             disable_plugins=[n for n in p.disable_plugins if n in plugin_names()],
             config_overrides=self._config_tables(),
         )
