@@ -18,6 +18,7 @@ from pathlib import Path
 from .firmware import Firmware, find_firmware
 
 ACCEL_ENV = "DEB_BOOTC_ACCEL"  # "kvm" or "tcg" forces the choice
+KVM_ERROR = "KVM internal error"
 
 
 def _probe(fw: Firmware, seconds: float = 20.0) -> tuple[bool, str]:
@@ -34,21 +35,28 @@ def _probe(fw: Firmware, seconds: float = 20.0) -> tuple[bool, str]:
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
             "-serial", f"file:{serial}",
         ]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        output = Path(tmp) / "qemu.out"
+        with open(output, "wb") as out_fh:
+            proc = subprocess.Popen(argv, stdout=out_fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + seconds
-        ok = False
+        ok = failed = False
         try:
+            # QEMU says "KVM internal error" at once and then sits paused: stop there, not at the deadline
             while time.monotonic() < deadline and proc.poll() is None:
                 text = serial.read_text(errors="replace") if serial.exists() else ""
                 if "BdsDxe" in text or "Shell>" in text or "Boot" in text:
                     ok = True
                     break
-                time.sleep(0.5)
+                if KVM_ERROR in output.read_text(errors="replace"):
+                    failed = True
+                    break
+                time.sleep(0.2)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
-            out = proc.communicate()[0].decode(errors="replace")
-        if "KVM internal error" in out:
+            proc.wait()
+            out = output.read_text(errors="replace")
+        if failed or KVM_ERROR in out:
             return False, "KVM internal error when running OVMF (nested/PVM KVM)"
         if not ok:
             return False, f"OVMF under KVM printed nothing in {seconds:.0f}s: {out.strip()[-200:]}"
