@@ -60,6 +60,8 @@ RestartSec=1
 SHELL_DROPIN = f"[Unit]\nWants={SHELL_UNIT}\n"
 NET_USER = "user,model=virtio-net-pci"  # --net: the host is 10.0.2.2 from the guest
 HOST_FROM_GUEST = "10.0.2.2"
+# a panicked kernel never reaches the shell: the boot fails when the console says so, not at its timeout
+PANIC = b"Kernel panic - not syncing"
 # slirp's fixed addresses, configured by systemd-networkd (in trixie's systemd package) from a runtime file:
 # images carry no network configuration, and nothing is written to the image
 GUEST_NETWORK = """\
@@ -260,9 +262,15 @@ class VirtualMachine:
             if not self.running:
                 raise BootTestError(f"QEMU exited during boot {self.boots}; serial log: {self.cfg.serial_log}; "
                                     f"QEMU said: {self._qemu_tail()}")
+            console = self._console()
+            if PANIC in console:
+                raise BootTestError(
+                    f"the guest's kernel panicked during boot {self.boots} (seen on the console after "
+                    f"{now - self._started:.0f}s); serial log: {self.cfg.serial_log}; the console's last lines:\n"
+                    f"{self._console_tail()}")
             # QEMU holds what we send until the guest's bash opens the port, so pings pile up there: ping
             # only once the kernel runs (a few, not one per 5 s of firmware and GRUB)
-            if now >= next_ping and self._kernel_started():
+            if now >= next_ping and b"Linux version" in console:
                 self._send(f"\necho {token[:8]}''{token[8:]}\n")
                 next_ping = now + 5
             self._buf += self._read(1.0)
@@ -294,13 +302,14 @@ class VirtualMachine:
             return "(unreadable)"
         return "\n".join(text.replace("\r", "").splitlines()[-lines:])
 
-    def _kernel_started(self) -> bool:
+    def _console(self) -> bytes:
+        """This boot's console output so far."""
         try:
             with open(self.cfg.serial_log, "rb") as fh:
                 fh.seek(self._console_offset)
-                return b"Linux version" in fh.read()
+                return fh.read()
         except OSError:
-            return False
+            return b""
 
     def shell(self, command: str, timeout: float = 300) -> CommandResult:
         """Run ``command`` with bash in the guest; stdout and stderr merged."""
