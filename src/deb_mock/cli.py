@@ -14,8 +14,7 @@ from types import FrameType
 
 from deb_mock import __version__, cliopts
 from deb_mock import config as configmod
-from deb_mock.chain import run_chain
-from deb_mock.chroot import copy, rootcache, working
+from deb_mock.chroot import rootcache, working
 from deb_mock.chroot.paths import CachePaths, default_cache_dir
 from deb_mock.errors import BadInput, DebMockError
 from deb_mock.progress import Progress
@@ -163,6 +162,8 @@ def _request(args: argparse.Namespace, source: str | Path, resultdir: Path, prog
 def _builds(args: argparse.Namespace, cfg: configmod.MockConfig, progress: Progress) -> int:
     resultdir = args.resultdir or Path("deb-mock-result") / cfg.name
     if args.chain:
+        from deb_mock.chain import run_chain  # with the signing and repository code only --chain needs
+
         code, results = run_chain(
             _request(args, "", resultdir, progress),
             list(args.chain),
@@ -202,6 +203,8 @@ def _chroot_ops(args: argparse.Namespace, cfg: configmod.MockConfig, progress: P
         return 0
     with rootcache.using(cache, paths):
         if args.shell is not None or args.copyin or args.copyout:
+            from deb_mock.chroot import copy
+
             root = working.shell_root(cfg, paths, cache)
             if args.copyin:
                 copy.copy_in(root, args.copyin, log)

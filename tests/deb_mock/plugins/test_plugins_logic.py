@@ -38,6 +38,14 @@ def test_only_tmpfs_runs_by_default_and_config_and_flags_choose_the_rest() -> No
     assert names(loader.select({"lintian": {"enabled": True}}, [], ["lintian"], {})) == ["tmpfs"]
 
 
+def test_the_default_enabled_list_matches_the_plugin_classes() -> None:
+    """loader.DEFAULT_ENABLED spares a build importing the plugins it does not run: it must say what the
+    classes say."""
+    for name, target in loader.BUILTIN.items():
+        assert loader._load(name, target).default_enabled == (name in loader.DEFAULT_ENABLED), name
+    assert set(loader.BUILTIN) >= loader.DEFAULT_ENABLED
+
+
 @pytest.mark.parametrize(
     ("tables", "enable", "disable", "options", "said"),
     [
