@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from dm_helpers import HELLO, deb_contents
+
+from srcpkg import make_source
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +75,34 @@ def test_second_build_hits_the_dependency_cache_and_never_touches_the_root_cache
     assert a == b
     assert not abandoned.parent.exists()
     assert not any((mock_cache / "builds").rglob("upper")), "throw-away roots must be removed after success"
+
+
+def test_stale_apt_lists_are_refreshed_once_for_the_builds_that_follow(  # type: ignore[no-untyped-def]
+    hello, deb_mock, mock_cache, tmp_path
+) -> None:
+    """apt lists older than apt_lists_max_age_hours: the first build refreshes them into a snapshot next to the
+    root cache (bound read-only where apt resolves and installs), the next one reuses it, and its resolution is
+    memoised again (no apt run at all in its deps phase)."""
+    assert hello.rc == 0
+    from deb_mock.config import load_config
+
+    key = load_config("debian-trixie-amd64", []).root_cache_key()
+    gen = (mock_cache / "root-cache" / f"debian-trixie-amd64-{key}" / "current").resolve()
+    now = time.time()
+    ages = [now - json.loads((gen / "meta.json").read_text())["created"]]
+    ages += [now - int(d.name) / 1000 for d in (gen / "lists").glob("[0-9]*")]  # hello's builds may have made one
+    max_age = 0.9 * min(ages)  # the root cache's lists and any snapshot so far are too old for these builds
+    assert max_age > 30, f"the root cache or a lists snapshot is only {min(ages):.0f}s old"
+    src = make_source(tmp_path, "dm-lists", "1.0", build_depends="debhelper-compat (= 13), tree")
+    runs = [deb_mock("-D", f"apt_lists_max_age_hours={max_age / 3600:.6f}", "--rebuild", str(src)) for _ in "12"]
+    for run in runs:
+        assert run.rc == 0, run.out
+    first, second = (run.log("root.log") for run in runs)
+    assert "refreshing them for this and later builds" in first
+    snapshot = first.split("apt lists: snapshot ", 1)[1].split()[0]
+    assert f"apt lists: snapshot {snapshot} " in second and "refreshing" not in second
+    assert "apt-get update" not in second and "@@@ simulate" not in second  # memoised with the snapshot
+    assert [d.name for d in (gen / "lists").iterdir()] == [snapshot]  # older ones removed once unused
 
 
 def test_arch_all_package_from_the_mirror(deb_mock) -> None:  # type: ignore[no-untyped-def]

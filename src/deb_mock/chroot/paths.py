@@ -3,6 +3,7 @@
 ```
 CACHE/root-cache/<config>-<key>/current -> gen-<n>    root caches (one generation per bootstrap)
 CACHE/root-cache/<config>-<key>/gen-<n>/root/          the bootstrapped tree (ns-owned)
+CACHE/root-cache/<config>-<key>/gen-<n>/lists/<ms>/    fresh apt lists once the tree's are stale (aptlists)
 CACHE/deps-cache/<entry>/upper/                          build-dependency snapshots (overlay upper dirs)
 CACHE/builds/<config>/<id>/                              throw-away build roots
 CACHE/failed/<config>/                                   the root of the last failed build of a config

@@ -21,7 +21,7 @@ from pathlib import Path
 from deb_mock import aptsources
 from deb_mock import config as configmod
 from deb_mock import profiles as buildprofiles
-from deb_mock.chroot import depcache, rootcache
+from deb_mock.chroot import aptlists, depcache, rootcache
 from deb_mock.chroot.paths import CachePaths
 from deb_mock.errors import BadInput, BuildFailed, DepWait, InfraError
 from deb_mock.plugins.runner import PluginRunner
@@ -61,6 +61,7 @@ class Build:
     plugins: PluginRunner | None = None  # the enabled plugins (deb_mock.plugins)
     cache: rootcache.RootCache | None = None  # once the root-cache phase has it
     deps: depcache.DepsEntry | None = None  # once the deps phase has it
+    lists: aptlists.ListsSnapshot | None = None  # fresh apt lists in the deps phase, when the root cache's are stale
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -125,6 +126,8 @@ class Build:
         binds = [self.source_bind(), *extra.binds]
         if extra.present:
             binds.append(Bind(extra.dir, "/deb-mock/extra", ro=True))
+        if self.lists is not None:
+            binds.append(Bind(self.lists.path, aptlists.LISTS, ro=True))
         return binds
 
     def lists_stale(self, cache: rootcache.RootCache) -> bool:
@@ -144,15 +147,18 @@ class Build:
             ",".join(self.profiles),
             ",".join(self.plugin_packages()),
         ]
+        if self.lists is not None:
+            fields.append(f"lists {self.lists.name}")
         digest = hashlib.sha256("\0".join(fields).encode()).hexdigest()[:24]
         return self.paths.deps_cache / ".resolved" / f"{digest}.json"
 
     def resolve(self, cache: rootcache.RootCache, extra: ExtraSources) -> tuple[list[str], bool]:
         """Simulate the build-dependency install; return (resolved set, whether lists were refreshed)."""
         assert self.source is not None
-        full_update = self.lists_stale(cache)
-        # Without extra sources and with the root cache's own lists, the resolution is a pure function of
-        # the root cache and the build-dependency fields: remember it (saves an apt run per warm build).
+        full_update = self.lists is None and self.lists_stale(cache)
+        # Without extra sources and with the root cache's own lists (or a lists snapshot), the resolution is a
+        # pure function of the root cache, the lists and the build-dependency fields: remember it (saves an apt
+        # run per warm build).
         memo = None if (extra.present or full_update) else self._memo_path(cache)
         if memo is not None and memo.is_file():
             with contextlib.suppress(OSError, ValueError):
@@ -172,11 +178,7 @@ class Build:
             cancel=self.request.cancel,
         )
         if res.returncode == 42:
-            if any(sign in res.output for sign in UNVERIFIED_REPO):
-                raise BadInput(f"an apt repository could not be verified with its key (see {self.state.root_log})")
-            raise InfraError(
-                f"apt-get update failed (mirror or extra repository unreachable?); see {self.state.root_log}"
-            )
+            self.update_failed(res.output)
         if res.returncode == 43:
             raise InfraError(f"apt cannot install the packages plugins asked for ({', '.join(extras)}) in "
                              f"{self.config.name}: {' '.join(res.tail_lines[-3:])[:400]}")
@@ -190,6 +192,26 @@ class Build:
             tmp.write_text(json.dumps(resolved))
             tmp.replace(memo)
         return resolved, full_update
+
+    def update_failed(self, output: str) -> None:
+        if any(sign in output for sign in UNVERIFIED_REPO):
+            raise BadInput(f"an apt repository could not be verified with its key (see {self.state.root_log})")
+        raise InfraError(f"apt-get update failed (mirror or extra repository unreachable?); see {self.state.root_log}")
+
+    def refresh_lists(self, cache: rootcache.RootCache, into: Path) -> None:
+        """Fresh apt lists for the root cache in ``into`` (ns-root's, empty): a copy of its own, updated."""
+        self.state.note(f"apt lists older than {self.config.apt_lists_max_age_hours:g} h: refreshing them for "
+                        "this and later builds", root_log=True)
+        body = (f"cp -a {aptlists.LISTS}/. /deb-mock/lists/\napt-get update --error-on=any "
+                "-o Dir::State::Lists=/deb-mock/lists/ || { echo 'deb-mock: apt-get update failed' >&2; exit 42; }")
+        sb = root_sandbox((cache.root,), self.builddir, "lists", [Bind(into, "/deb-mock/lists", ro=False)],
+                          network=True)
+        res = sb.run(["sh", "-c", apt_script(full_update=False, extra=False, body=body)], log=self.state.root_log,
+                     capture=True, check=False, cancel=self.request.cancel)
+        if res.returncode == 42:
+            self.update_failed(res.output)
+        if res.returncode != 0:
+            raise InfraError(f"refreshing the apt lists failed (see root.log): {' '.join(res.tail_lines[-3:])[:400]}")
 
     def applicable_relations(self) -> list[relations.Relation]:
         assert self.source is not None
@@ -262,6 +284,18 @@ class Build:
     def deps_layer(self, cache: rootcache.RootCache) -> depcache.DepsEntry:
         sources = [*aptsources.config_sources(self.config), *self.request.extra_sources]
         extra = self.extra = ExtraSources.prepare(sources, self.builddir)
+        with contextlib.ExitStack() as stack:
+            if not extra.present and self.lists_stale(cache):  # (with extra sources: one full update per build)
+                self.lists = stack.enter_context(aptlists.fresh(
+                    cache, self.paths, self.config.apt_lists_max_age_hours * 3600,
+                    lambda into: self.refresh_lists(cache, into)))
+                self.state.note(f"apt lists: snapshot {self.lists.name} (the root cache's are stale)", root_log=True)
+            try:
+                return self._deps_layer(cache, extra)
+            finally:
+                self.lists = None
+
+    def _deps_layer(self, cache: rootcache.RootCache, extra: ExtraSources) -> depcache.DepsEntry:
         resolved, full_update = self.resolve(cache, extra)
         key = depcache.key_for(cache.ident + self.request.build_what, resolved)
         self.state.note(f"build-dependency set: {len(resolved)} packages to install, key {key}", root_log=True)
