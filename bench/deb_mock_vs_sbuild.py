@@ -23,6 +23,11 @@ All builds use ``DEB_BUILD_OPTIONS=parallel=<cpus>`` (deb-mock's default). Times
 whole command. The table shows medians (min–max) and the ratios warm/sbuild (target <= 0.5), warm/floor
 (target <= 1.2) and cold/sbuild (target <= 0.8). ``--quick``: one repetition of hello only (CI).
 
+deb-mock runs byte-compiled, as an installed package does (pip and dpkg compile a package's modules when they
+install it): before the runs, the script compiles the modules of deb-mock and the libraries it imports from this
+tree. Without that, an editable install run with ``PYTHONDONTWRITEBYTECODE=1`` (as here) compiles about 60
+modules from source on every start, about 0.1 s of every build, which no installed deb-mock pays.
+
 Must run as root; sbuild runs as ``--user`` (default debmock-test, created with /etc/subuid and /etc/subgid
 ranges if missing). The sbuild tarball and the staged sources live in ``--sbuild-dir`` (readable by that
 user; kept between runs); deb-mock's cache, the floor's roots and the results live in ``--work``.
@@ -31,6 +36,7 @@ user; kept between runs); deb-mock's cache, the floor's roots and the results li
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import hashlib
 import json
@@ -46,6 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import deb_mock
+import debarchive
+import debsandbox
 from debarchive.dsc import SourcePackage, fetch
 from debsandbox.bwrap import bwrap_argv
 from debsandbox.commands import CommandError, run
@@ -214,7 +223,12 @@ class DebMock:
         return [self.exe, "-r", self.config, "--cache-dir", str(self.cache), *args]
 
     def prepare(self, log: Path) -> None:
-        """Make the root cache (if missing) so that no measured run includes a bootstrap."""
+        """Byte-compile deb-mock as an installed package is, and make the root cache (if missing), so that no
+        measured run includes a bootstrap."""
+        for package in (deb_mock, debarchive, debsandbox):
+            for where in package.__path__:
+                if not compileall.compile_dir(where, quiet=1):
+                    raise BenchError(f"cannot byte-compile {where}")
         self.cache.mkdir(parents=True, exist_ok=True)
         try:
             run(self.argv("--init", "-q"), log=log, timeout=TIMEOUT)
