@@ -61,7 +61,17 @@ class RunInRoot(Protocol):
         stdin: bytes | None = None,
         capture: bool = False,
         check: bool = True,
+        cap_add: Sequence[str] = (),
     ) -> Completed: ...
+
+
+class Fetch(Protocol):
+    def __call__(self, wanted: Sequence[str], into: Path, binds: Sequence[Bind] = (),
+                 base: Path | None = None) -> None: ...
+
+
+def _no_fetch(wanted: Sequence[str], into: Path, binds: Sequence[Bind] = (), base: Path | None = None) -> None:
+    raise PluginFailed("fetch is available once the root cache is ready (from root_ready on)")
 
 
 @dataclass
@@ -86,6 +96,9 @@ class PluginContext:
     source_bind: Bind | None = None
     source_path: str | None = None
     replace_result_file: Callable[[str, bytes], None] = lambda name, content: None
+    # apt downloads what packages (or .deb files in binds) need beyond the root cache into a directory, and
+    # optionally copies the root cache (ToolRoots.fetch; from root_ready on)
+    fetch: Fetch = _no_fetch
     # packages installed with the build-dependencies (part of the cached layer's key); add in ROOT_READY or
     # BEFORE_DEPS. Binds into the build's sandbox and variables of its environment; add up to BEFORE_BUILD.
     # All three are shared by every plugin of the build.

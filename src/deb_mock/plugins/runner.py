@@ -93,6 +93,7 @@ class PluginRunner:
             roots.workdir.mkdir(parents=True, exist_ok=True)
             a.ctx.workdir = roots.workdir
             a.ctx.run_in_root = roots.run
+            a.ctx.fetch = roots.fetch
             self.roots[a.enabled.name] = roots
 
     def _replace_result_file(self, name: str, content: bytes) -> None:

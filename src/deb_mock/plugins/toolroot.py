@@ -28,10 +28,11 @@ from deb_mock.session import relations
 from deb_mock.session.sandboxes import apt_script, root_sandbox
 from debsandbox.commands import CommandError, Completed
 from debsandbox.locks import flock
-from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, remove_tree
+from debsandbox.sandbox import Bind, OverlayRoot, Sandbox, owned_dir, remove_tree
 
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _DEB_INSIDE = re.compile(r"^/deb-mock/[A-Za-z0-9][A-Za-z0-9/._+~-]*\.deb$")
+FETCHED = "/deb-mock/fetched"  # where fetch() puts what apt downloads
 
 
 @dataclass
@@ -102,10 +103,14 @@ class ToolRoots:
         stdin: bytes | None = None,
         capture: bool = False,
         check: bool = True,
+        cap_add: Sequence[str] = (),
     ) -> Completed:
         """Run ``script`` (sh) in a fresh throw-away root with ``packages`` installed (a cached layer) and
         ``install`` installed into this root alone (package names, or .deb files inside ``binds``), without
-        network but for apt's downloads."""
+        network but for apt's downloads. ``cap_add``: capabilities ns-root keeps beyond a root container's
+        (``SYS_ADMIN`` to mount, in the sandbox's namespaces only; ``as_root`` only)."""
+        if cap_add and not as_root:
+            raise ValueError("cap_add needs as_root")
         entry = None
         if packages:
             if tuple(packages) not in self._layers:
@@ -121,7 +126,7 @@ class ToolRoots:
                 if install:
                     self._install(lower, n, list(binds), install)
                 uid = 0 if as_root else self.config.build_uid
-                sb = self._sandbox(lower, n, list(binds), uid, network=False)
+                sb = self._sandbox(lower, n, list(binds), uid, network=False, cap_add=tuple(cap_add))
                 return sb.run(["sh", "-c", script], log=self.log, stdin=stdin, capture=capture, check=check,
                               cancel=self.cancel)
             except CommandError as exc:
@@ -130,7 +135,8 @@ class ToolRoots:
                 remove_tree(self.workdir / f"root{n}")
                 remove_tree(self.workdir / f"root{n}.work")
 
-    def _sandbox(self, lower: tuple[Path, ...], n: int, binds: list[Bind], uid: int, network: bool) -> Sandbox:
+    def _sandbox(self, lower: tuple[Path, ...], n: int, binds: list[Bind], uid: int, network: bool,
+                 cap_add: tuple[str, ...] = ()) -> Sandbox:
         return Sandbox(
             root=OverlayRoot(lower, self.workdir / f"root{n}", self.workdir / f"root{n}.work"),
             binds=binds,
@@ -141,7 +147,36 @@ class ToolRoots:
             gid=uid,
             cwd="/tmp",
             env={"HOME": "/tmp", "USER": "root" if uid == 0 else self.config.build_user},
+            cap_add=cap_add,
         )
+
+    def fetch(self, wanted: Sequence[str], into: Path, binds: Sequence[Bind] = (), base: Path | None = None) -> None:
+        """apt downloads what ``wanted`` (package names, or .deb files inside ``binds``) needs beyond the root
+        cache into ``into`` (a directory; nothing is installed), as ns-root with the network; with ``base``,
+        a copy of the root cache is made there too (for tools that make a chroot of their own from it)."""
+        bad = [a for a in wanted if not (_PACKAGE.match(a) or _DEB_INSIDE.match(a)) or ".." in a.split("/")]
+        if bad:
+            raise BadInput(f"not package names or .deb files inside the root: {', '.join(bad)}")
+        owned_dir(into)
+        mounts = [*binds, Bind(into, FETCHED, ro=False)]
+        body = ("apt-get install -y --no-install-recommends --download-only "
+                f"-o Dir::Cache::Archives={FETCHED}/ " + " ".join(shlex.quote(a) for a in wanted)
+                + f"\nrm -rf {FETCHED}/partial {FETCHED}/lock\n")
+        if base is not None:
+            owned_dir(base)
+            mounts += [Bind(self.cache.root, "/deb-mock/rootfs", ro=True), Bind(base, "/deb-mock/base", ro=False)]
+            body += "cp -a /deb-mock/rootfs/. /deb-mock/base/\n"
+        n = next(self._count)
+        sb = root_sandbox((self.cache.root,), self.workdir, f"fetch{n}", mounts, network=True)
+        try:
+            res = sb.run(["sh", "-c", apt_script(full_update=self._stale(), extra=False, body=body)], log=self.log,
+                         check=False, cancel=self.cancel)
+        finally:
+            remove_tree(self.workdir / f"fetch{n}")
+            remove_tree(self.workdir / f"fetch{n}.work")
+        if res.returncode != 0:
+            tail = " ".join(res.tail_lines[-3:])[:400]
+            raise InstallFailed(f"apt cannot fetch what {', '.join(wanted)} need: {tail}")
 
     def _install(self, lower: tuple[Path, ...], n: int, binds: list[Bind], install: Sequence[str]) -> None:
         """apt downloads ``install`` with the network (ns-root), then installs it without (dpkg, maintainer scripts)."""
