@@ -1,6 +1,6 @@
 """Plugin logic without builds: which plugins run with which options, the flags, lintian's summary and
-verdict, debsign's .changes update, the full-tmpfs diagnosis, ccache's stats log and sizes, and the
-piuparts-style checks' dependencies and leftovers."""
+verdict, debsign's .changes update, the full-tmpfs diagnosis, ccache's stats log and sizes, and what piuparts'
+log says (its findings, the command that failed, the leftovers) and the command line it gets."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 
 from deb_mock import cli, cliopts
 from deb_mock.errors import BadInput
-from deb_mock.plugins import loader
+from deb_mock.plugins import loader, piupartslog
 from deb_mock.plugins.autopkgtest import dependencies_of_tests
 from deb_mock.plugins.ccache import parse_stats_log, size_bytes
 from deb_mock.plugins.lintian import summarise, verdict
-from deb_mock.plugins.piuparts import leftovers, relation_names
+from deb_mock.plugins.piuparts import piuparts_argv
 from deb_mock.plugins.sign import updated_changes
 from deb_mock.request import BuildResult
 from deb_mock.session import buildscript
@@ -237,11 +237,43 @@ def test_ccache_stats_log_and_sizes() -> None:
         size_bytes("2 gallons")
 
 
-def test_piuparts_dependencies_and_leftovers() -> None:
-    fields = "libc6 (>= 2.34), hello | cowsay\nperl:any, ${misc:Depends}\n"
-    assert relation_names(fields) == ["libc6", "hello", "perl"]
-    before = {"/etc", "/var/lib/dpkg/status", "/usr/bin/x"}
-    after = before | {"/etc/leaked.conf", "/var/lib/dpkg/info/p.list", "/var/log/dpkg.log", "/etc/ld.so.cache",
-                      "/var/lib/p", "/var/lib/p/state"}
-    assert leftovers(before, after) == ["/etc/leaked.conf", "/var/lib/p", "/var/lib/p/state"]
-    assert leftovers(after, before) == []  # what is gone is not a leftover
+PIUPARTS_FAILED_PURGE = """\
+0m0.0s INFO: piuparts version 1.6.0 starting up.
+0m0.5s INFO: apt-cache does not know about any of the requested packages
+0m1.6s INFO: Installation of ['./tmp/dm-leaky_1.0_all.deb'] ok
+0m3.9s ERROR: FAIL: Package purging left files on system:
+  /etc/dm-leaky.conf\t not owned
+  /var/lib/dm-leaky/\t not owned
+
+0m3.9s ERROR: FAIL: Installation and purging test.
+0m4.3s ERROR: piuparts run ends.
+"""
+PIUPARTS_FAILED_POSTINST = """\
+0m0.0s INFO: piuparts version 1.6.0 starting up.
+0m1.8s ERROR: Command failed (status=100): ['chroot', '/x/tmp1', 'apt-get', '-y', 'install', './tmp/p.deb']
+  Setting up p (1.0) ...
+  dpkg: error processing package p (--configure):
+  E: Sub-process /usr/bin/dpkg returned an error code (1)
+
+0m1.8s ERROR: piuparts run ends.
+"""
+
+
+def test_piuparts_log_findings_and_command_line() -> None:
+    ok = piupartslog.parse("0m0.0s INFO: piuparts version 1.6.0 starting up.\n"
+                           "0m3.9s INFO: PASS: Installation and purging test.\n0m4.3s INFO: PASS: All tests.\n")
+    assert (ok.version, ok.passed, ok.failed, ok.failed_command) == (
+        "1.6.0", ["Installation and purging test", "All tests"], [], None)
+    purge = piupartslog.parse(PIUPARTS_FAILED_PURGE)
+    assert purge.failed == ["Package purging left files on system", "Installation and purging test"]
+    assert purge.leftovers == ["/etc/dm-leaky.conf", "/var/lib/dm-leaky/"] and purge.ended
+    assert piupartslog.summary(purge) == ("Package purging left files on system: /etc/dm-leaky.conf, "
+                                          "/var/lib/dm-leaky/; Installation and purging test")
+    post = piupartslog.parse(PIUPARTS_FAILED_POSTINST)
+    assert post.failed == [] and post.failed_command is not None and post.failed_command.endswith("(status 100)")
+    assert "returned an error code (1)" in post.command_output[-1]
+    assert piupartslog.summary(post).startswith("command failed: ['chroot', '/x/tmp1', 'apt-get'")
+    assert piupartslog.summary(piupartslog.parse("")).startswith("piuparts failed without saying why")
+    argv = piuparts_argv("trixie", ["a_1_all.deb"])
+    assert argv[-1] == "/deb-mock/piuparts/debs/a_1_all.deb" and "--no-upgrade-test" in argv
+    assert argv[argv.index("--distribution") + 1] == "trixie" and "--keep-sources-list" in argv

@@ -1,11 +1,9 @@
-"""The piuparts and ccache plugins on real builds.
+"""The ccache plugin on real builds (piuparts: test_piuparts_integration.py).
 
-piuparts: a package (with a dependency from the mirror) that installs, removes and purges cleanly passes;
-one whose postinst leaves files that its purge does not remove fails, naming them. ccache: the second build of
-a C package, with a new changelog entry (a new version, so a new build directory), hits ccache for every
-compilation; a build cannot see another source's cache, and the links and junk it plants in its own are
-never followed by the host (its stats log replaced by a link is refused, its size measured and its cache
-removed without following them).
+The second build of a C package, with a new changelog entry (a new version, so a new build directory), hits
+ccache for every compilation; a build cannot see another source's cache, and the links and junk it plants in
+its own are never followed by the host (its stats log replaced by a link is refused, its size measured and
+its cache removed without following them).
 """
 
 from __future__ import annotations
@@ -23,16 +21,6 @@ from srcpkg import make_source
 pytestmark = pytest.mark.integration
 
 CONFIG = "debian-trixie-amd64"
-
-LEAKY_POSTINST = """#!/bin/sh
-set -e
-if [ "$1" = configure ]; then
-    mkdir -p /var/lib/dm-piu-leaky
-    echo state > /var/lib/dm-piu-leaky/state
-    echo generated > /etc/dm-piu-leaky.conf
-fi
-#DEBHELPER#
-"""
 
 C_FILES = {f"src/part{i}.c": f'#include "parts.h"\nint part{i}(int x) {{ return x * {i + 2} + PARTS_BASE; }}\n'
            for i in range(4)}
@@ -68,34 +56,6 @@ def run(mock_cache: Path, resultdir: Path, *args: str) -> Run:
     argv = [DEB_MOCK, "--cache-dir", str(mock_cache), "--resultdir", str(resultdir), "-r", CONFIG, *args]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
     return Run(proc.returncode, proc.stdout + proc.stderr, resultdir)
-
-
-def test_piuparts_passes_a_clean_package_and_names_what_a_purge_leaves(  # type: ignore[no-untyped-def]
-    mock_cache, tmp_path
-) -> None:
-    ok = make_source(tmp_path, "dm-piu-ok", "1.0", files={"README": "ok\n"},
-                     binaries={"dm-piu-ok": "Depends: hello, ${misc:Depends}"},
-                     install={"dm-piu-ok": "README usr/share/doc/dm-piu-ok-data\n"})
-    passed = run(mock_cache, tmp_path / "ok", "--run-piuparts", "--rebuild", str(ok))
-    assert passed.rc == 0, passed.out
-    piu = passed.result["plugins"]["piuparts"]
-    assert piu["tool"] == "piuparts-style" and "piuparts itself is not run" in piu["note"]
-    assert piu["result"] == "pass" and piu["failed"] == [], piu
-    assert piu["checks"] == {"install": "pass", "remove": "pass", "purge": "pass", "leftovers": "pass"}
-    assert piu["leftovers"] == [] and piu["packages"] == ["dm-piu-ok"]
-    assert "dependencies installed first: hello" in passed.log("piuparts.log")  # hello came from the mirror
-
-    leaky = make_source(tmp_path, "dm-piu-leaky", "1.0", files={"debian/dm-piu-leaky.postinst": LEAKY_POSTINST})
-    failed = run(mock_cache, tmp_path / "leaky", "--run-piuparts", "--rebuild", str(leaky))
-    assert failed.rc == 1, failed.out
-    res = failed.result
-    piu = res["plugins"]["piuparts"]
-    assert piu["state"] == "failed" and piu["result"] == "fail" and piu["failed"] == ["leftovers"], piu
-    assert piu["checks"] == {"install": "pass", "remove": "pass", "purge": "pass", "leftovers": "fail"}
-    assert piu["leftovers"] == ["/etc/dm-piu-leaky.conf", "/var/lib/dm-piu-leaky", "/var/lib/dm-piu-leaky/state"]
-    assert res["error"].startswith("plugin piuparts: piuparts-style checks failed (fail-on: failure): 3 file(s) "
-                                   "left after purge: /etc/dm-piu-leaky.conf, /var/lib/dm-piu-leaky"), res["error"]
-    assert sorted(p.name for p in failed.resultdir.glob("*.deb")) == ["dm-piu-leaky_1.0_all.deb"]
 
 
 def c_source(d: Path, name: str, version: str, rules: str | None = None) -> Path:
