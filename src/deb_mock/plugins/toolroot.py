@@ -5,7 +5,10 @@ apt resolves them in the networked apt sandbox, the resolved set keys a layer in
 (``depcache``, so it is shared by later builds and evicted with the others), and on a miss apt downloads
 with the network while dpkg and the maintainer scripts run without it. The command itself runs in an
 overlay over that layer and the root cache with a fresh upper directory, without network, as the config's
-build user unless the plugin asks for ns-root: never on the host.
+build user unless the plugin asks for ns-root (with ``cap_add``, ns-root keeps more capabilities, in the
+sandbox's user namespace only): never on the host. :meth:`ToolRoots.fetch` has apt download, with the
+network and installing nothing, what given packages need beyond the root cache (a local repository for a tool
+that makes its own chroot, such as piuparts), and copies the root cache for such a tool's base system.
 """
 
 from __future__ import annotations
