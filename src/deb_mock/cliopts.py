@@ -67,8 +67,8 @@ def _plugin_options(p: argparse.ArgumentParser) -> None:
                        help="do not run them (--disable-plugin autopkgtest)")
     piu = g.add_mutually_exclusive_group()
     piu.add_argument("--run-piuparts", dest="run_piuparts", action="store_const", const=True, default=None,
-                     help="install, remove and purge the built packages in a clean root after a successful build "
-                     "and check what is left (piuparts-style checks: --enable-plugin piuparts)")
+                     help="test the built packages with the target suite's piuparts (install, remove, purge) "
+                     "after a successful build, without network (--enable-plugin piuparts)")
     piu.add_argument("--no-run-piuparts", dest="run_piuparts", action="store_const", const=False,
                      help="do not (--disable-plugin piuparts)")
 
