@@ -15,9 +15,13 @@
    that drops ``CAP_SYS_ADMIN`` and ``CAP_SYS_CHROOT`` from the bounding set after entering the chroot: a
    maintainer script can neither mount nor leave the chroot (and the processes outside it hold capabilities
    it lacks, so it cannot reach them through ``/proc`` either).
-   No upgrade test (``--no-upgrade-test``): the suite's previous version is not fetched.
+
+The upgrade test runs when the suite has some of the built packages: step 1 then also fetches the suite's own
+versions of them (and what they need), and piuparts installs those from the local repository, upgrades to the
+built ones and purges. Otherwise it is left out (``--no-upgrade-test``).
 
 ``result.json``'s ``plugins.piuparts``: ``tool`` (``piuparts``), ``version``, ``result`` (``pass``/``fail``),
+``upgrade_from`` (the suite's versions the upgrade test started from, by package; empty: no upgrade test),
 ``passed`` and ``failed`` (piuparts' own ``PASS:``/``FAIL:`` findings), ``failed_command`` (what piuparts saw
 fail: a maintainer script's ``apt-get install``, say), ``leftovers`` (up to 100 paths a purge left),
 ``packages``, ``exit_code`` and ``fail_on`` (``failure``, the default, or ``none``). piuparts' whole log is
@@ -26,8 +30,10 @@ fail: a maintainer script's ``apt-get install``, say), ``leftovers`` (up to 100 
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from deb_mock.plugins import piupartslog
@@ -41,6 +47,7 @@ INSIDE = "/deb-mock/piuparts"
 REPO = f"{INSIDE}/repo"
 LOG = "piuparts-run.log"  # piuparts' own log file (--log-file), read back bounded
 LOG_LIMIT = 32 << 20
+_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 TOOLS = ["piuparts", "apt-utils"]  # apt-utils: apt-ftparchive indexes the local repository
 # piuparts runs "chroot DIR COMMAND…" for everything it runs inside its chroot: this one (first in PATH)
 # enters the chroot, then drops CAP_SYS_ADMIN (21) and CAP_SYS_CHROOT (18) from the bounding set, so
@@ -62,19 +69,35 @@ class PiupartsOptions(PluginOptions):
     fail_on: Literal["failure", "none"] = "failure"
 
 
-def piuparts_argv(suite: str, debs: list[str]) -> list[str]:
+def piuparts_argv(suite: str, debs: list[str], upgrade: bool) -> list[str]:
     """piuparts' command line (see the module's docstring for why each option)."""
     return [
         "piuparts", "--existing-chroot", f"{INSIDE}/base", "--hard-link", "--tmpdir", f"{INSIDE}/tmp",
         "--distribution", suite, "--mirror", f"file://{REPO}", "--keep-sources-list", "--bindmount", REPO,
-        "--no-upgrade-test", "--log-level", "info", "--log-file", f"{INSIDE}/{LOG}",
+        *([] if upgrade else ["--no-upgrade-test"]), "--log-level", "info", "--log-file", f"{INSIDE}/{LOG}",
         *[f"{INSIDE}/debs/{d}" for d in debs],
     ]
 
 
-def script(suite: str, debs: list[str]) -> str:
+def in_suite(listing: str, names: list[str]) -> list[str]:
+    """The built packages the suite has too (``NAME VERSION`` lines of apt-cache), for the upgrade test."""
+    found = {line.split()[0] for line in listing.splitlines() if len(line.split()) == 2}
+    return [n for n in names if n in found]
+
+
+def fetched_versions(files: list[str], names: list[str]) -> dict[str, str]:
+    """The versions of ``names`` among the fetched .debs (``NAME_VERSION_ARCH.deb``, epochs as ``%3a``)."""
+    out = {}
+    for f in files:
+        parts = f.removesuffix(".deb").split("_")
+        if len(parts) == 3 and parts[0] in names:
+            out[parts[0]] = parts[1].replace("%3a", ":")
+    return out
+
+
+def script(suite: str, debs: list[str], upgrade: bool) -> str:
     """The shell script run in piuparts' root (ns-root, no network)."""
-    argv = shlex.join(piuparts_argv(suite, debs))
+    argv = shlex.join(piuparts_argv(suite, debs, upgrade))
     return "\n".join([
         "set -e",
         f"cat > /usr/local/sbin/chroot <<'EOF'\n{CHROOT}EOF",
@@ -112,10 +135,12 @@ class PiupartsPlugin(Plugin):
             ctx.data.update(result="fail", failed=["the dependencies cannot be fetched"])
             self._verdict(ctx, f"apt cannot resolve the packages' dependencies: {exc}")
             return
+        upgrade_from = self._previous(ctx, [d.split("_")[0] for d in debs], staging)
         fetched = sorted(p.name for p in (staging / "repo").glob("*.deb"))
-        ctx.note(f"dependencies fetched for piuparts' chroot: {', '.join(fetched) or '(none)'}")
-        res = ctx.run_in_root(script(ctx.config.suite, debs), packages=TOOLS, as_root=True, check=False,
-                              cap_add=["SYS_ADMIN"], binds=[Bind(staging, INSIDE, ro=False)])
+        ctx.note(f"fetched for piuparts' chroot: {', '.join(fetched) or '(nothing)'}")
+        ctx.data.update(upgrade_from=upgrade_from)
+        res = ctx.run_in_root(script(ctx.config.suite, debs, bool(upgrade_from)), packages=TOOLS, as_root=True,
+                              check=False, cap_add=["SYS_ADMIN"], binds=[Bind(staging, INSIDE, ro=False)])
         try:
             log = safeio.read_below(staging, LOG, limit=LOG_LIMIT).decode("utf-8", "replace")
         except (OSError, safeio.UnsafeEntry):
@@ -132,6 +157,23 @@ class PiupartsPlugin(Plugin):
             raise PluginFailed(f"piuparts did not run (exit {res.returncode}): {' '.join(res.tail_lines[-2:])[:300]}")
         if not ok:
             self._verdict(ctx, piupartslog.summary(found))
+
+    def _previous(self, ctx: PluginContext, names: list[str], staging: Path) -> dict[str, str]:
+        """Fetch the suite's own versions of the built packages it has (and what they need), for piuparts'
+        upgrade test; returns them by name (empty: no upgrade test)."""
+        names = [n for n in names if _NAME.match(n)]
+        listing = ctx.run_in_root(
+            f"for n in {' '.join(shlex.quote(n) for n in names)}; do apt-cache show --no-all-versions \"$n\" "
+            "2>/dev/null | sed -n \"s/^Version: /$n /p\"; done", capture=True, check=False).output
+        known = in_suite(listing, names)
+        if not known:
+            return {}
+        try:
+            ctx.fetch(known, staging / "repo")
+        except InstallFailed as exc:
+            ctx.note(f"no upgrade test: the suite's {', '.join(known)} cannot be fetched: {exc}")
+            return {}
+        return fetched_versions([p.name for p in (staging / "repo").glob("*.deb")], known)
 
     def _verdict(self, ctx: PluginContext, why: str) -> None:
         if ctx.options.fail_on == "failure":

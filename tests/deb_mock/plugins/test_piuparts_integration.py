@@ -1,11 +1,12 @@
 """The piuparts plugin on real builds: the target suite's own piuparts, in deb-mock's sandbox.
 
 A package with a dependency from the mirror (fetched into piuparts' local repository) that installs, removes
-and purges cleanly passes; one whose postinst leaves files that its purge does not remove fails with
-piuparts' own finding and the files named, its .debs kept. A hostile postinst, run by piuparts in its chroot,
-reaches neither the host nor the network nor anything outside the chroot (it cannot mount, chroot out, or
-read another process's root), and piuparts names the install that failed; ``fail-on: none`` keeps that build
-a success with the failure recorded.
+and purges cleanly passes, and so does the upgrade from the suite's own version of a package it has (its
+``native-architecture``: fetched too, upgraded to the built one). One whose postinst leaves files that its
+purge does not remove fails with piuparts' own finding and the files named, its .debs kept. A hostile
+postinst, run by piuparts in its chroot, reaches neither the host nor the network nor anything outside the
+chroot (it cannot mount, chroot out, or read another process's root), and piuparts names the install that
+failed; ``fail-on: none`` keeps that build a success with the failure recorded.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def test_piuparts_passes_a_clean_package_and_names_what_a_purge_leaves(  # type:
     mock_cache, tmp_path
 ) -> None:
     ok = make_source(tmp_path, "dm-piu-ok", "1.0", files={"README": "ok\n"},
-                     binaries={"dm-piu-ok": "Depends: hello, ${misc:Depends}"},
+                     binaries={"dm-piu-ok": "Depends: hello, ${misc:Depends}", "native-architecture": ""},
                      install={"dm-piu-ok": "README usr/share/doc/dm-piu-ok-data\n"})
     passed = run(mock_cache, tmp_path / "ok", "--run-piuparts", "--rebuild", str(ok))
     assert passed.rc == 0, passed.out
@@ -71,11 +72,14 @@ def test_piuparts_passes_a_clean_package_and_names_what_a_purge_leaves(  # type:
     piu = res["plugins"]["piuparts"]
     assert piu["tool"] == "piuparts" and piu["version"].startswith("1."), piu
     assert piu["state"] == "ok" and piu["result"] == "pass" and piu["exit_code"] == 0, piu
-    assert piu["passed"] == ["Installation and purging test", "All tests"] and piu["failed"] == [], piu
-    assert piu["leftovers"] == [] and piu["packages"] == ["dm-piu-ok"]
+    assert piu["passed"] == ["Installation and purging test", "Installation, upgrade and purging tests",
+                             "All tests"] and piu["failed"] == [], piu
+    assert piu["leftovers"] == [] and piu["packages"] == ["dm-piu-ok", "native-architecture"]
+    assert list(piu["upgrade_from"]) == ["native-architecture"], piu  # the suite's version (0.2.6 in trixie)
     log = passed.log("piuparts.log")
     assert res["logs"]["plugin-piuparts"] == "piuparts.log"
-    assert "dependencies fetched for piuparts' chroot: hello_" in log  # from the mirror, into its repository
+    assert "fetched for piuparts' chroot: hello_" in log  # from the mirror, into its repository
+    assert "native-architecture_" in log.split("fetched for piuparts' chroot: ")[1].splitlines()[0]
     assert "piuparts version" in log and "INFO: PASS: All tests." in log  # piuparts' own log
 
     leaky = make_source(tmp_path, "dm-piu-leaky", "1.0", files={"debian/dm-piu-leaky.postinst": LEAKY_POSTINST})
@@ -85,6 +89,7 @@ def test_piuparts_passes_a_clean_package_and_names_what_a_purge_leaves(  # type:
     piu = res["plugins"]["piuparts"]
     assert res["state"] == "failed" and piu["state"] == "failed" and piu["result"] == "fail", piu
     assert piu["failed"] == ["Package purging left files on system", "Installation and purging test"], piu
+    assert piu["upgrade_from"] == {}, piu  # the suite has no dm-piu-leaky: no upgrade test
     assert piu["leftovers"] == ["/etc/dm-piu-leaky.conf", "/var/lib/dm-piu-leaky/",
                                 "/var/lib/dm-piu-leaky/state"], piu
     assert res["error"].startswith("plugin piuparts: piuparts failed (fail-on: failure): Package purging left "

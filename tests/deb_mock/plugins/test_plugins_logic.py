@@ -15,7 +15,7 @@ from deb_mock.plugins import loader, piupartslog
 from deb_mock.plugins.autopkgtest import dependencies_of_tests
 from deb_mock.plugins.ccache import parse_stats_log, size_bytes
 from deb_mock.plugins.lintian import summarise, verdict
-from deb_mock.plugins.piuparts import piuparts_argv
+from deb_mock.plugins.piuparts import fetched_versions, in_suite, piuparts_argv
 from deb_mock.plugins.sign import updated_changes
 from deb_mock.request import BuildResult
 from deb_mock.session import buildscript
@@ -274,6 +274,10 @@ def test_piuparts_log_findings_and_command_line() -> None:
     assert "returned an error code (1)" in post.command_output[-1]
     assert piupartslog.summary(post).startswith("command failed: ['chroot', '/x/tmp1', 'apt-get'")
     assert piupartslog.summary(piupartslog.parse("")).startswith("piuparts failed without saying why")
-    argv = piuparts_argv("trixie", ["a_1_all.deb"])
+    argv = piuparts_argv("trixie", ["a_1_all.deb"], upgrade=False)
     assert argv[-1] == "/deb-mock/piuparts/debs/a_1_all.deb" and "--no-upgrade-test" in argv
     assert argv[argv.index("--distribution") + 1] == "trixie" and "--keep-sources-list" in argv
+    assert "--no-upgrade-test" not in piuparts_argv("trixie", ["a_1_all.deb"], upgrade=True)
+    assert in_suite("hello 2.10-5\nbad\n", ["hello", "dm-x"]) == ["hello"]
+    assert fetched_versions(["hello_2.10-5_amd64.deb", "libc6_2.41_amd64.deb", "e_1%3a2.0-1_all.deb"],
+                            ["hello", "e"]) == {"hello": "2.10-5", "e": "1:2.0-1"}
