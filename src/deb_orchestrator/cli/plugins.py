@@ -56,13 +56,10 @@ def add_builder_plugin_args(b: argparse.ArgumentParser) -> None:
 
 def builder_plugins(names: list[str], options: list[str]) -> dict[str, dict[str, Any]]:
     """``builder --plugin``/``--plugin-option``: plugins installed here, their options as deb-mock checks them."""
-    from deb_mock.api import check_plugin_options, plugin_names
+    from deb_orchestrator.builder import plugincheck
 
     plugins = parse(names, options)
-    installed = plugin_names()
-    problems = [f"plugin {n}: not installed here (deb-mock has {', '.join(installed)})" for n in plugins
-                if n not in installed]
-    problems += [p for n, o in plugins.items() if n in installed for p in check_plugin_options(n, o)]
+    problems = plugincheck.problems(plugins)
     if problems:
         raise UsageError("; ".join(problems))
     return plugins
