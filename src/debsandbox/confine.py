@@ -20,13 +20,12 @@ just before ``execve``. Everything goes straight to the kernel through ctypes (n
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
 import struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library through the process's own symbols
 
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38

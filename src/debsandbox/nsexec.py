@@ -19,17 +19,14 @@ Kept free of imports that could be needed lazily after ``pivot_root``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
 import os
-import platform
 import signal
 import socket
 import stat
 import struct
-import subprocess
 import sys
 from typing import Any, NoReturn
 
@@ -57,7 +54,9 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# the C library through the process's own symbols (dlopen(NULL)): ctypes.util.find_library would import
+# shutil and subprocess and run ldconfig, a quarter of the launcher's start
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class SandboxSetupError(RuntimeError):
@@ -90,9 +89,9 @@ def _remount(target: str, flags: int) -> None:
 
 def _pivot_root(newroot: str) -> None:
     """Make ``newroot`` the root of this mount namespace and detach the old root entirely."""
-    nr = SYS_PIVOT_ROOT.get(platform.machine())
+    nr = SYS_PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
-        raise SandboxSetupError(f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise SandboxSetupError(f"pivot_root: unknown syscall number on {os.uname().machine}")
     os.chdir(newroot)
     _check(_libc.syscall(nr, b".", b"."), f"pivot_root {newroot}")
     _check(_libc.umount2(b".", MNT_DETACH), "detaching the old root")
@@ -125,6 +124,8 @@ def _write_maps(pid: int, spec: dict[str, Any]) -> None:
         return
     for tool, ranges in (("newuidmap", uids), ("newgidmap", gids)):
         args = [tool, str(pid)] + [str(x) for r in ranges for x in r]
+        import subprocess  # here only (the host side, before anything pivots): newuidmap for a normal user
+
         res = subprocess.run(args, capture_output=True, text=True)
         if res.returncode != 0:
             raise SandboxSetupError(f"{' '.join(args)} failed: {res.stderr.strip()} (is the uidmap package installed?)")
@@ -497,4 +498,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown: the sandbox has ended, nothing is left to clean up
