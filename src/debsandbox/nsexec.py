@@ -54,8 +54,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
-# the C library through the process's own symbols (dlopen(NULL)): ctypes.util.find_library would import
-# shutil and subprocess and run ldconfig, a quarter of the launcher's start
+# dlopen(NULL): ctypes.util.find_library would import shutil and subprocess and run ldconfig
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -74,9 +73,8 @@ def _unshare(flags: int) -> None:
 
 
 def _mount(src: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
-    ret = _libc.mount(
-        src.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode() if data else None
-    )
+    ret = _libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                      data.encode() if data else None)
     _check(ret, f"mount {fstype or 'bind'} {src} on {target}")
 
 
@@ -124,8 +122,7 @@ def _write_maps(pid: int, spec: dict[str, Any]) -> None:
         return
     for tool, ranges in (("newuidmap", uids), ("newgidmap", gids)):
         args = [tool, str(pid)] + [str(x) for r in ranges for x in r]
-        import subprocess  # here only (the host side, before anything pivots): newuidmap for a normal user
-
+        import subprocess  # here only: the host side, before anything pivots
         res = subprocess.run(args, capture_output=True, text=True)
         if res.returncode != 0:
             raise SandboxSetupError(f"{' '.join(args)} failed: {res.stderr.strip()} (is the uidmap package installed?)")
@@ -500,4 +497,4 @@ def main() -> int:
 if __name__ == "__main__":
     code = main()
     sys.stderr.flush()
-    os._exit(code)  # no interpreter teardown: the sandbox has ended, nothing is left to clean up
+    os._exit(code)  # no interpreter teardown: the sandbox has ended
