@@ -87,7 +87,10 @@ def test_tree_layout_rules(minimal_compose: SessionCompose) -> None:
     root = next(line for line in (t / "etc/shadow").read_text().splitlines() if line.startswith("root:"))
     assert root.split(":")[1].startswith("!")
     assert (t / "etc/locale.conf").read_text() == "LANG=C.UTF-8\n"
-    assert (t / "etc/default/grub").is_file()
+    # Debian's template, with the 1 s menu of the disk image's own grub.cfg (ostree regenerates it from this)
+    grub = (t / "etc/default/grub").read_text()
+    template = (t / "usr/share/grub/default/grub").read_text()
+    assert "GRUB_TIMEOUT=5" in template and grub == template.replace("GRUB_TIMEOUT=5", "GRUB_TIMEOUT=1")
     assert (t / "usr/lib/ostree/prepare-root.conf").read_text().count("readonly = true") == 1
     assert os.readlink(t / "var/lib/dpkg") == "../../usr/lib/sysimage/dpkg"
     assert sorted(p.name for p in (t / "var").iterdir()) == ["cache", "lib", "log"]
