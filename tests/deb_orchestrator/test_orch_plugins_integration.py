@@ -36,6 +36,21 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubProcess]
     h.stop()
 
 
+def build_lint_error_package(hub: HubProcess, token: str, test_cache: Path, tmp_path: Path, name: str,
+                             *builder_args: str) -> None:
+    """Build for target qa, with one builder process (``builder_args`` added), a package with a file in /home:
+    lintian's error tag dir-or-file-in-home (deb-mock's plugin tests build the same package)."""
+    (tmp_path / "src").mkdir()
+    dsc = make_source(tmp_path / "src", name, "1.0", files={"README": "lint\n"},
+                      install={name: f"README home/{name}\n"})
+    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log", None, *builder_args)
+    try:
+        hub.cli("build", "qa", str(dsc), "--wait", timeout=1800)
+    finally:
+        stop_builder(builder)
+    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+
+
 def test_lintian_results_reach_the_hub_and_its_policy_refuses_the_tag(hub: HubProcess, tmp_path: Path,
                                                                       test_cache: Path, mirror: str) -> None:
     bad = subprocess.run([*CLI, "hub", "--data", str(tmp_path / "other"), "--plugin", "nope"], capture_output=True,
@@ -46,16 +61,7 @@ def test_lintian_results_reach_the_hub_and_its_policy_refuses_the_tag(hub: HubPr
     hub.cli("edit-target", "qa", "--plugin", "lintian", "--plugin-option", "lintian:fail-on=none",
             "--policy", "lintian-gate:refuse-on=error")
     token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
-    (tmp_path / "src").mkdir()
-    # a file in /home: lintian's error tag dir-or-file-in-home (deb-mock's plugin tests build the same package)
-    dsc = make_source(tmp_path / "src", "orch-lint", "1.0", files={"README": "lint\n"},
-                      install={"orch-lint": "README home/orch-lint\n"})
-    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log")
-    try:
-        hub.cli("build", "qa", str(dsc), "--wait", timeout=1800)
-    finally:
-        stop_builder(builder)
-    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+    build_lint_error_package(hub, token, test_cache, tmp_path, "orch-lint")
     with HubClient(hub.url) as client:
         build = client.build("orch-lint_1.0")
         assert build["state"] == "complete" and build["plugins"] == {"lintian": {"fail-on": "none"}}
@@ -102,20 +108,11 @@ def test_a_target_switches_off_the_lintian_a_builder_config_enables(hub: HubProc
     assert [t["disable_plugins"] for t in listed] == [["lintian", "hello"]]
     assert "Plugins off" in hub.cli("list-targets").stdout
     token = hub.cli("add-host", "b1", "--arch", "amd64").stdout.strip().splitlines()[-1]
-    (tmp_path / "src").mkdir()
-    # lintian's error tag dir-or-file-in-home: had the builder's lintian (fail-on=error by default) run, the build
-    # would have failed
-    dsc = make_source(tmp_path / "src", "orch-nolint", "1.0", files={"README": "lint\n"},
-                      install={"orch-nolint": "README home/orch-nolint\n"})
     bad = subprocess.run([*CLI, "builder", "--hub", hub.url, "--plugin-option", "lintian:fail-on=often"],
                          env={**hub.env, "DEB_ORCHESTRATOR_TOKEN": token}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "plugin lintian: option fail-on='often'" in bad.stderr, bad.stderr
-    builder = hub.builder(token, debmock_cache(test_cache), tmp_path / "builder.log", None, "--plugin", "lintian")
-    try:
-        hub.cli("build", "qa", str(dsc), "--wait", timeout=1800)
-    finally:
-        stop_builder(builder)
-    assert builder.returncode == 0, (tmp_path / "builder.log").read_text()[-3000:]
+    # had the builder's lintian (fail-on=error by default) run, the build would have failed on the error tag
+    build_lint_error_package(hub, token, test_cache, tmp_path, "orch-nolint", "--plugin", "lintian")
     with HubClient(hub.url) as client:
         build = client.build("orch-nolint_1.0")
         assert build["state"] == "complete", build

@@ -157,9 +157,7 @@ class ToolRoots:
         """apt downloads what ``wanted`` (package names, or .deb files inside ``binds``) needs beyond the root
         cache into ``into`` (a directory; nothing is installed), as ns-root with the network; with ``base``,
         a copy of the root cache is made there too (for tools that make a chroot of their own from it)."""
-        bad = [a for a in wanted if not (_PACKAGE.match(a) or _DEB_INSIDE.match(a)) or ".." in a.split("/")]
-        if bad:
-            raise BadInput(f"not package names or .deb files inside the root: {', '.join(bad)}")
+        _check_names(wanted)
         owned_dir(into)
         mounts = [*binds, Bind(into, FETCHED, ro=False)]
         body = ("apt-get install -y --no-install-recommends --download-only "
@@ -183,9 +181,7 @@ class ToolRoots:
 
     def _install(self, lower: tuple[Path, ...], n: int, binds: list[Bind], install: Sequence[str]) -> None:
         """apt downloads ``install`` with the network (ns-root), then installs it without (dpkg, maintainer scripts)."""
-        bad = [a for a in install if not (_PACKAGE.match(a) or _DEB_INSIDE.match(a)) or ".." in a.split("/")]
-        if bad:
-            raise BadInput(f"not package names or .deb files inside the root: {', '.join(bad)}")
+        _check_names(install)
         command = "apt-get install -y --no-install-recommends " + " ".join(shlex.quote(a) for a in install)
         steps = [(apt_script(full_update=self._stale(), extra=False, body=f"{command} --download-only"), True),
                  (f"set -e\nexport DEBIAN_FRONTEND=noninteractive\n{command}\n", False)]
@@ -194,6 +190,13 @@ class ToolRoots:
                                                                   cancel=self.cancel)
             if res.returncode != 0:
                 raise InstallFailed(f"apt cannot install {', '.join(install)}: {' '.join(res.tail_lines[-3:])[:400]}")
+
+
+def _check_names(wanted: Sequence[str]) -> None:
+    """What apt is given: package names, or .deb files inside the root (no ``..``), nothing else."""
+    bad = [a for a in wanted if not (_PACKAGE.match(a) or _DEB_INSIDE.match(a)) or ".." in a.split("/")]
+    if bad:
+        raise BadInput(f"not package names or .deb files inside the root: {', '.join(bad)}")
 
 
 class InstallFailed(Exception):

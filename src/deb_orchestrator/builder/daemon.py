@@ -349,7 +349,7 @@ class Builder:
             trusted_source=f"stored on the hub {hub.url}; each file's sha256 checked against the hub's record",
             enable_plugins=list(p.plugins), plugin_options={name: dict(o) for name, o in p.plugins.items() if o},
             # a plugin not installed here does not run anyway, and deb-mock would refuse its name
-            disable_plugins=[n for n in p.disable_plugins if n in plugin_names()],
+            disable_plugins=self._installed(p.disable_plugins),
             config_overrides=self._config_tables(),
         )
         try:
@@ -359,6 +359,14 @@ class Builder:
             return infra(f"deb-mock raised {type(exc).__name__}: {exc}")
         result.resultdir = resultdir
         return result
+
+    @staticmethod
+    def _installed(names: list[str]) -> list[str]:
+        """Those of ``names`` deb-mock has here (its entry points are read once, and only when there are names)."""
+        if not names:
+            return []
+        here = set(plugin_names())
+        return [n for n in names if n in here]
 
     def _config_tables(self) -> dict[str, Any]:
         """The builder's own plugins as deb-mock config tables (-D plugins.NAME...): a run's --disable-plugin wins."""

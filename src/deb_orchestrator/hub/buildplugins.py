@@ -22,6 +22,14 @@ def check_names(names: list[str], where: str) -> None:
     check_options({name: {} for name in names}, where)
 
 
+def check_fields(plugins: dict[str, dict[str, Any]] | None, request_plugins: list[str] | None,
+                 disable_plugins: list[str] | None) -> None:
+    """A target's plugin fields as given (None: not given): deb-mock's own plugins' options and names."""
+    check_options(plugins or {}, "plugins")
+    check_names(request_plugins or [], "request_plugins")
+    check_names(disable_plugins or [], "disable_plugins")
+
+
 def check_target(plugins: dict[str, dict[str, Any]], request_plugins: list[str], disable_plugins: list[str]) -> None:
     """A target's plugins as they will be stored (each field as given or as kept)."""
     both = sorted(set(disable_plugins) & {*plugins, *request_plugins})

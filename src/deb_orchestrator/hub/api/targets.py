@@ -31,7 +31,7 @@ def add_target(body: TargetIn, request: Request,
         if s.scalar(select(Target).where(Target.name == body.name)) is not None:
             raise Conflict(f"target {body.name} exists already")
         hub_of(request).plugins.check_policy(body.policy)
-        _check(body.plugins, body.request_plugins, body.disable_plugins)
+        buildplugins.check_fields(body.plugins, body.request_plugins, body.disable_plugins)
         buildplugins.check_target(body.plugins, body.request_plugins, body.disable_plugins)
         target = Target(name=body.name, build_tag_id=builds.get_tag(s, body.build_tag).id,
                         dest_tag_id=builds.get_tag(s, body.dest_tag).id, plugins=body.plugins,
@@ -59,14 +59,6 @@ def _plugins(t: Target) -> dict[str, Any]:
             "disable_plugins": t.disable_plugins or []}
 
 
-def _check(plugins: dict[str, dict[str, Any]] | None, request_plugins: list[str] | None,
-           disable_plugins: list[str] | None) -> None:
-    """deb-mock's own plugins' options and names as given (400 naming plugin, option and what it takes)."""
-    buildplugins.check_options(plugins or {}, "plugins")
-    buildplugins.check_names(request_plugins or [], "request_plugins")
-    buildplugins.check_names(disable_plugins or [], "disable_plugins")
-
-
 @router.patch("/{name}", summary="Change a target's plugins, the plugins requests may add, those its builds switch "
                                  "off, its policy (scope admin)",
               description="The fields given replace the target's. Builds submitted from then on use them; a build "
@@ -81,7 +73,7 @@ def edit_target(name: str, body: TargetUpdate, request: Request,
         if body.policy is not None:
             hub_of(request).plugins.check_policy(body.policy)
             target.policy = body.policy
-        _check(body.plugins, body.request_plugins, body.disable_plugins)
+        buildplugins.check_fields(body.plugins, body.request_plugins, body.disable_plugins)
         if body.plugins is not None:
             target.plugins = body.plugins
         if body.request_plugins is not None:
