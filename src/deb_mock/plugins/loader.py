@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from deb_mock.errors import BadInput
-from deb_mock.plugins.base import Plugin, PluginOptions, _dashed
+from deb_mock.plugins.base import Plugin, PluginOptions
 
 GROUP = "deb_mock.plugins"
 BUILTIN = {
@@ -145,7 +145,7 @@ def option_problems(name: str, options: dict[str, Any]) -> list[str]:
         return []
     cls = _load(name, BUILTIN[name])
     fields = cls.Options.model_fields
-    known = ", ".join(_dashed(f) for f in fields) or "none"
+    known = ", ".join(info.alias or f for f, info in fields.items()) or "none"
     try:
         cls.Options.model_validate(options)
     except ValidationError as exc:
